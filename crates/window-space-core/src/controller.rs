@@ -1,0 +1,692 @@
+//! The controller: bootstrap of a state directory, and every operation engines
+//! and operators call (symbols, claims, fills, clears, admin transitions,
+//! reads, payload stores, artifacts, metrics).
+//!
+//! A controller is `Send + Sync`; share it in an `Arc`. Any number of
+//! controllers, in one process or many, may have the same state directory
+//! open; they coordinate only through the shared mappings and file locks
+//! (see `lock.rs` and docs/design.md).
+
+use std::path::{Path, PathBuf};
+use std::sync::RwLock;
+use std::time::{Instant, SystemTime, UNIX_EPOCH};
+
+use crate::artifact::{self, ArtifactInfo};
+use crate::error::{Error, Result, SlotWriteError};
+use crate::ledger::{Ledger, LedgerEvent, LedgerScan};
+use crate::lock::DirLock;
+use crate::mapping::require_lock_free_u128;
+use crate::payload::{PayloadRecord, PayloadStore, RecoveryMode, StoreKind};
+use crate::schedule::{Schedule, ScheduleRelation, WindowMeta, WindowSpace};
+use crate::slot::{ClaimGrant, LedgerKind, SlotKind, SlotSnapshot, SlotStatus, Transition};
+use crate::symbols::SymbolMap;
+use crate::fsutil::write_atomic;
+
+/// Name of the persisted schedule.
+pub const SCHEDULE_FILE: &str = "schedule.json";
+
+/// When a call's effects reach the disk.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub enum Durability {
+    /// Survives the death of the process (`kill -9`) at any instant: writes go
+    /// to the shared page cache before a call returns. The default.
+    #[default]
+    Buffered,
+    /// Also survives power loss: fdatasync/msync before a call returns.
+    Sync,
+}
+
+/// Bootstrap options.
+#[derive(Debug, Clone)]
+pub struct Config {
+    pub state_dir: PathBuf,
+    pub window_space: WindowSpace,
+    pub durability: Durability,
+    /// Lease of a claim when the caller gives none.
+    pub default_lease_ms: u64,
+}
+
+impl Config {
+    pub fn new(state_dir: impl Into<PathBuf>, window_space: WindowSpace) -> Self {
+        Self { state_dir: state_dir.into(), window_space, durability: Durability::Buffered, default_lease_ms: 30_000 }
+    }
+}
+
+/// One file of the state directory in the storage report.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct FileReport {
+    pub name: String,
+    pub bytes: u64,
+}
+
+/// One mapping table in the storage report.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct StoreReport {
+    pub store: StoreKind,
+    pub records: u64,
+    pub bytes: u64,
+    pub torn_tail_bytes: u64,
+    pub torn_tail_repaired: bool,
+}
+
+/// One ledger in the storage report.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct LedgerReport {
+    pub ledger: LedgerKind,
+    pub chunks: u64,
+    pub rows_allocated: u64,
+    pub bytes: u64,
+    pub stale_claims: u64,
+}
+
+/// What bootstrap did and found.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct StorageReport {
+    /// True when the state directory was created by this bootstrap.
+    pub created: bool,
+    /// "created", "same", "rolledForward" or "behind".
+    pub schedule: &'static str,
+    pub window_count: u32,
+    pub symbols: u32,
+    /// True when no other controller had the directory open (repairs allowed).
+    pub exclusive: bool,
+    pub files: Vec<FileReport>,
+    pub ledgers: Vec<LedgerReport>,
+    pub stores: Vec<StoreReport>,
+    /// Pending slots whose lease had expired (claimable by anyone).
+    pub stale_claims: u64,
+    /// Non-Empty slots counted by the bootstrap scan.
+    pub nonempty_slots: u64,
+    pub elapsed_ns: u64,
+}
+
+/// Counts of one slot kind by status.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct SlotMetric {
+    pub kind: SlotKind,
+    /// Indexed by `SlotStatus as usize`.
+    pub counts: [u64; 5],
+}
+
+/// The controller of one state directory.
+pub struct Controller {
+    state_dir: PathBuf,
+    schedule: RwLock<Schedule>,
+    symbols: SymbolMap,
+    trade: Ledger,
+    enrichment: Ledger,
+    stores: Vec<PayloadStore>,
+    dir_lock: DirLock,
+    default_lease_ms: u64,
+    sync: bool,
+}
+
+/// Milliseconds since the Unix epoch.
+pub fn now_ms() -> u64 {
+    SystemTime::now().duration_since(UNIX_EPOCH).map_or(0, |d| d.as_millis() as u64)
+}
+
+fn now_ns() -> u64 {
+    SystemTime::now().duration_since(UNIX_EPOCH).map_or(0, |d| d.as_nanos() as u64)
+}
+
+/// Names of every state file (besides the lock file).
+pub fn state_file_names() -> Vec<&'static str> {
+    let mut v = vec![LedgerKind::Trade.file_name(), LedgerKind::Enrichment.file_name(), SymbolMap::FILE_NAME];
+    v.extend(StoreKind::ALL.iter().map(|s| s.file_name()));
+    v.push(SCHEDULE_FILE);
+    v
+}
+
+fn file_len(path: &Path) -> Option<u64> {
+    std::fs::metadata(path).ok().map(|m| m.len())
+}
+
+impl Controller {
+    /// Opens (or creates) the state directory. A failed bootstrap changes
+    /// nothing on disk, except creating an empty directory and its lock file.
+    pub fn bootstrap(config: Config) -> Result<(Controller, StorageReport)> {
+        let started = Instant::now();
+        require_lock_free_u128()?;
+        let given = Schedule::new(config.window_space.clone())?;
+        let dir = config.state_dir.clone();
+        match std::fs::metadata(&dir) {
+            Ok(m) if !m.is_dir() => return Err(Error::invalid(format!("state directory {} is not a directory", dir.display()))),
+            Ok(_) => {}
+            Err(e) if e.kind() == std::io::ErrorKind::NotFound => {
+                std::fs::create_dir_all(&dir).map_err(|e| Error::io("mkdir", &dir, e))?;
+            }
+            Err(e) => return Err(Error::io("stat", &dir, e)),
+        }
+        let dir_lock = DirLock::open(&dir)?;
+        let gate = dir_lock.enter()?;
+        let alone = gate.alone;
+        let sync = config.durability == Durability::Sync;
+
+        let schedule_path = dir.join(SCHEDULE_FILE);
+        let created = !schedule_path.exists();
+        let (schedule, relation) = if created {
+            Self::create_files(&dir, &given)?;
+            (given, "created")
+        } else {
+            for name in state_file_names() {
+                if !dir.join(name).exists() {
+                    return Err(Error::corrupt(dir.join(name), None, "state file is missing (the directory holds a schedule, so it is not new)"));
+                }
+            }
+            let text = std::fs::read_to_string(&schedule_path).map_err(|e| Error::io("read", &schedule_path, e))?;
+            let persisted = Schedule::from_json(&schedule_path, &text)?;
+            match persisted.relation_to(&given)? {
+                ScheduleRelation::Same => (given, "same"),
+                ScheduleRelation::RollsForward => (given, "rolledForward"),
+                ScheduleRelation::Behind => (persisted, "behind"),
+            }
+        };
+
+        // Open and validate everything before changing anything.
+        let symbols = SymbolMap::load(&dir)?;
+        let trade = Ledger::open(&dir.join(LedgerKind::Trade.file_name()), LedgerKind::Trade, sync)?;
+        let enrichment = Ledger::open(&dir.join(LedgerKind::Enrichment.file_name()), LedgerKind::Enrichment, sync)?;
+        let mut stores = Vec::new();
+        let mut store_reports = Vec::new();
+        for kind in StoreKind::ALL {
+            let (store, replay) = PayloadStore::open(&dir.join(kind.file_name()), kind, sync)?;
+            store_reports.push(StoreReport {
+                store: kind,
+                records: replay.records,
+                bytes: replay.bytes,
+                torn_tail_bytes: replay.torn_tail_bytes,
+                torn_tail_repaired: false,
+            });
+            stores.push(store);
+        }
+        let now = now_ms();
+        let symbol_count = symbols.len();
+        let scans: Vec<LedgerScan> = [&trade, &enrichment]
+            .iter()
+            .map(|l| l.scan(now, symbol_count, schedule.window_count()))
+            .collect::<Result<_>>()?;
+
+        // Every check passed: now repairs and roll-forward.
+        let recovery = if alone { RecoveryMode::TruncateTornTail } else { RecoveryMode::ReportTornTail };
+        if recovery == RecoveryMode::TruncateTornTail {
+            for (store, report) in stores.iter().zip(store_reports.iter_mut()) {
+                if report.torn_tail_bytes > 0 {
+                    store.repair_torn_tail()?;
+                    report.torn_tail_repaired = true;
+                }
+            }
+            trade.store_counts(&scans[0]);
+            enrichment.store_counts(&scans[1]);
+            trade.set_symbol_count(u64::from(symbol_count));
+        } else {
+            trade.publish_symbol_count(u64::from(symbol_count));
+        }
+        if relation == "rolledForward" {
+            write_atomic(&schedule_path, schedule.to_json().as_bytes())?;
+        }
+        trade.publish_window_count(u64::from(schedule.window_count()));
+        gate.admit()?;
+
+        let mut files = Vec::new();
+        for name in state_file_names() {
+            files.push(FileReport { name: name.to_string(), bytes: file_len(&dir.join(name)).unwrap_or(0) });
+        }
+        let ledgers = [(&trade, &scans[0]), (&enrichment, &scans[1])]
+            .iter()
+            .map(|(l, s)| LedgerReport {
+                ledger: l.geometry().kind,
+                chunks: s.chunks,
+                rows_allocated: s.chunks * u64::from(l.geometry().rows_per_chunk),
+                bytes: l.file_len().unwrap_or(0),
+                stale_claims: s.stale_claims,
+            })
+            .collect::<Vec<_>>();
+        let report = StorageReport {
+            created,
+            schedule: relation,
+            window_count: schedule.window_count(),
+            symbols: symbol_count,
+            exclusive: alone,
+            files,
+            stale_claims: scans.iter().map(|s| s.stale_claims).sum(),
+            nonempty_slots: scans.iter().flat_map(|s| s.counts.iter()).map(|c| c[1..].iter().sum::<u64>()).sum(),
+            ledgers,
+            stores: store_reports,
+            elapsed_ns: started.elapsed().as_nanos() as u64,
+        };
+        let controller = Controller {
+            state_dir: dir,
+            schedule: RwLock::new(schedule),
+            symbols,
+            trade,
+            enrichment,
+            stores,
+            dir_lock,
+            default_lease_ms: config.default_lease_ms,
+            sync,
+        };
+        Ok((controller, report))
+    }
+
+    /// Creates the files of a new state directory; `schedule.json` last, as the
+    /// commit mark. Leftovers of an earlier bootstrap that died before writing
+    /// `schedule.json` are replaced only if they hold no data.
+    fn create_files(dir: &Path, schedule: &Schedule) -> Result<()> {
+        for name in state_file_names() {
+            let p = dir.join(name);
+            let Some(len) = file_len(&p) else { continue };
+            let empty = match name {
+                n if n == SymbolMap::FILE_NAME => SymbolMap::load(dir).map(|m| m.is_empty()).unwrap_or(len == 0),
+                n if n.ends_with(".dat") => {
+                    let kind = if n == LedgerKind::Trade.file_name() { LedgerKind::Trade } else { LedgerKind::Enrichment };
+                    len == 0 || Ledger::open(&p, kind, false).map(|l| l.chunk_count() == 0).unwrap_or(false)
+                }
+                _ => len <= crate::payload::HEADER_BYTES,
+            };
+            if !empty {
+                return Err(Error::corrupt(&p, None, format!("{SCHEDULE_FILE} is missing but this file holds data; refusing to start a new state directory over it")));
+            }
+        }
+        for name in state_file_names() {
+            let p = dir.join(name);
+            if p.exists() {
+                std::fs::remove_file(&p).map_err(|e| Error::io("remove", &p, e))?;
+            }
+        }
+        let created = now_ns();
+        for kind in LedgerKind::ALL {
+            Ledger::create(&dir.join(kind.file_name()), kind, created)?;
+        }
+        for kind in StoreKind::ALL {
+            PayloadStore::create(&dir.join(kind.file_name()), kind, created)?;
+        }
+        SymbolMap::create(dir)?;
+        write_atomic(&dir.join(SCHEDULE_FILE), schedule.to_json().as_bytes())
+    }
+
+    pub fn state_dir(&self) -> &Path {
+        &self.state_dir
+    }
+
+    pub fn default_lease_ms(&self) -> u64 {
+        self.default_lease_ms
+    }
+
+    // ---- schedule -----------------------------------------------------------------
+
+    pub fn window_count(&self) -> u32 {
+        self.schedule.read().unwrap_or_else(|p| p.into_inner()).window_count()
+    }
+
+    pub fn window_space(&self) -> WindowSpace {
+        self.schedule.read().unwrap_or_else(|p| p.into_inner()).space().clone()
+    }
+
+    /// Checks a window index, adopting a roll-forward another process persisted.
+    pub fn check_window(&self, window_idx: u32) -> Result<()> {
+        let err = match self.schedule.read().unwrap_or_else(|p| p.into_inner()).check(window_idx) {
+            Ok(()) => return Ok(()),
+            Err(e) => e,
+        };
+        if u64::from(window_idx) < self.trade.shared_window_count() && self.reload_schedule()? {
+            return self.schedule.read().unwrap_or_else(|p| p.into_inner()).check(window_idx);
+        }
+        Err(err)
+    }
+
+    /// Re-reads `schedule.json`; true if it rolled forward.
+    fn reload_schedule(&self) -> Result<bool> {
+        let path = self.state_dir.join(SCHEDULE_FILE);
+        let text = std::fs::read_to_string(&path).map_err(|e| Error::io("read", &path, e))?;
+        let fresh = Schedule::from_json(&path, &text)?;
+        let mut cur = self.schedule.write().unwrap_or_else(|p| p.into_inner());
+        if cur.relation_to(&fresh)? == ScheduleRelation::RollsForward {
+            *cur = fresh;
+            return Ok(true);
+        }
+        Ok(false)
+    }
+
+    pub fn window_idx_for_timestamp(&self, ts_ns: i128) -> Result<u32> {
+        let r = self.schedule.read().unwrap_or_else(|p| p.into_inner()).window_idx_for_timestamp(ts_ns);
+        if r.is_err() && self.reload_schedule()? {
+            return self.schedule.read().unwrap_or_else(|p| p.into_inner()).window_idx_for_timestamp(ts_ns);
+        }
+        r
+    }
+
+    pub fn window_meta(&self, window_idx: u32) -> Result<WindowMeta> {
+        self.check_window(window_idx)?;
+        self.schedule.read().unwrap_or_else(|p| p.into_inner()).window_meta(window_idx)
+    }
+
+    // ---- symbols ------------------------------------------------------------------
+
+    /// Id of `symbol`, created if missing.
+    pub fn resolve_symbol(&self, symbol: &str) -> Result<u32> {
+        let (id, added) = self.symbols.resolve(symbol, || self.dir_lock.gate())?;
+        if added {
+            self.trade.publish_symbol_count(u64::from(id) + 1);
+        }
+        Ok(id)
+    }
+
+    /// Id of a known symbol.
+    pub fn symbol_id(&self, symbol: &str) -> Result<u32> {
+        crate::symbols::validate_symbol(symbol)?;
+        self.symbols.lookup(symbol)?.ok_or_else(|| Error::UnknownSymbol { symbol: symbol.to_string() })
+    }
+
+    /// Id of a symbol if known, without creating it.
+    pub fn lookup_symbol(&self, symbol: &str) -> Result<Option<u32>> {
+        crate::symbols::validate_symbol(symbol)?;
+        self.symbols.lookup(symbol)
+    }
+
+    pub fn symbol_name(&self, id: u32) -> Result<String> {
+        self.symbols.name(id)?.ok_or_else(|| Error::UnknownSymbol { symbol: format!("id {id}") })
+    }
+
+    pub fn symbols(&self) -> Result<Vec<String>> {
+        self.symbols.reload()?;
+        Ok(self.symbols.all())
+    }
+
+    // ---- slots --------------------------------------------------------------------
+
+    fn ledger(&self, kind: SlotKind) -> &Ledger {
+        match kind.ledger() {
+            LedgerKind::Trade => &self.trade,
+            LedgerKind::Enrichment => &self.enrichment,
+        }
+    }
+
+    pub fn ledger_of(&self, kind: LedgerKind) -> &Ledger {
+        match kind {
+            LedgerKind::Trade => &self.trade,
+            LedgerKind::Enrichment => &self.enrichment,
+        }
+    }
+
+    fn check(&self, symbol: u32, window_idx: u32) -> Result<()> {
+        self.symbols.check_id(symbol)?;
+        self.check_window(window_idx)
+    }
+
+    fn after(&self, kind: SlotKind, symbol: u32, window_idx: u32, t: Transition, event: LedgerEvent) -> Result<()> {
+        let ledger = self.ledger(kind);
+        ledger.count_transition(kind.column(), t);
+        ledger.count_event(event, 1);
+        ledger.flush_slot(symbol, window_idx, kind.column())
+    }
+
+    fn refused(&self, kind: SlotKind, e: SlotWriteError) -> Error {
+        let event = match e {
+            SlotWriteError::SlotBusy { .. } => LedgerEvent::Busy,
+            _ => LedgerEvent::Conflicts,
+        };
+        self.ledger(kind).count_event(event, 1);
+        Error::SlotWrite(e)
+    }
+
+    /// Claims a slot: `Empty | Cleared → Pending`, or takes over an expired claim.
+    pub fn claim(&self, symbol: u32, window_idx: u32, kind: SlotKind, lease_ms: Option<u64>) -> Result<ClaimGrant> {
+        self.check(symbol, window_idx)?;
+        let lease = lease_ms.unwrap_or(self.default_lease_ms);
+        let cell = self.ledger(kind).slot_for_write(symbol, window_idx, kind.column())?;
+        let g = cell.claim(now_ms(), lease).map_err(|e| self.refused(kind, e))?;
+        if g.previous == SlotStatus::Pending {
+            self.ledger(kind).count_event(LedgerEvent::Takeovers, 1);
+        }
+        self.after(kind, symbol, window_idx, Transition { from: g.previous, to: SlotStatus::Pending, version: g.version }, LedgerEvent::Claims)?;
+        Ok(g)
+    }
+
+    /// Extends a live claim's lease; returns the new deadline (ms since epoch).
+    pub fn renew(&self, symbol: u32, window_idx: u32, kind: SlotKind, claim_version: u32, lease_ms: Option<u64>) -> Result<u64> {
+        self.check(symbol, window_idx)?;
+        let lease = lease_ms.unwrap_or(self.default_lease_ms);
+        let Some(cell) = self.ledger(kind).slot(symbol, window_idx, kind.column())? else {
+            return Err(self.refused(kind, SlotWriteError::VersionConflict { expected_version: claim_version, current: SlotSnapshot::EMPTY }));
+        };
+        let d = cell.renew(claim_version, now_ms(), lease).map_err(|e| self.refused(kind, e))?;
+        self.ledger(kind).flush_slot(symbol, window_idx, kind.column())?;
+        Ok(d)
+    }
+
+    /// Fills a slot the caller claimed at `claim_version`. The payload id must
+    /// exist in the kind's mapping table.
+    pub fn fill(
+        &self,
+        symbol: u32,
+        window_idx: u32,
+        kind: SlotKind,
+        claim_version: u32,
+        payload_type: u8,
+        payload_id: u64,
+        checksum: u64,
+    ) -> Result<Transition> {
+        self.check(symbol, window_idx)?;
+        self.store(kind.store()).check_exists(payload_id)?;
+        let Some(cell) = self.ledger(kind).slot(symbol, window_idx, kind.column())? else {
+            return Err(self.refused(kind, SlotWriteError::VersionConflict { expected_version: claim_version, current: SlotSnapshot::EMPTY }));
+        };
+        let t = cell.fill(claim_version, payload_type, payload_id, checksum).map_err(|e| self.refused(kind, e))?;
+        self.after(kind, symbol, window_idx, t, LedgerEvent::Fills)?;
+        Ok(t)
+    }
+
+    /// The claim holder gives the slot back: `Pending → Cleared`.
+    pub fn clear(&self, symbol: u32, window_idx: u32, kind: SlotKind, claim_version: u32) -> Result<Transition> {
+        self.check(symbol, window_idx)?;
+        let Some(cell) = self.ledger(kind).slot(symbol, window_idx, kind.column())? else {
+            return Err(self.refused(kind, SlotWriteError::VersionConflict { expected_version: claim_version, current: SlotSnapshot::EMPTY }));
+        };
+        let t = cell.clear(claim_version).map_err(|e| self.refused(kind, e))?;
+        self.after(kind, symbol, window_idx, t, LedgerEvent::Clears)?;
+        Ok(t)
+    }
+
+    /// Admin: any status but Retired → Cleared. An Empty slot stays Empty (it is
+    /// claimable already); the returned transition then has `from == to`.
+    pub fn force_clear(&self, symbol: u32, window_idx: u32, kind: SlotKind) -> Result<Transition> {
+        self.check(symbol, window_idx)?;
+        let Some(cell) = self.ledger(kind).slot(symbol, window_idx, kind.column())? else {
+            return Ok(Transition { from: SlotStatus::Empty, to: SlotStatus::Empty, version: 0 });
+        };
+        if cell.status() == Some(SlotStatus::Empty) {
+            return Ok(Transition { from: SlotStatus::Empty, to: SlotStatus::Empty, version: cell.read().version });
+        }
+        let t = cell.force_clear().map_err(|e| self.refused(kind, e))?;
+        self.after(kind, symbol, window_idx, t, LedgerEvent::ForceClears)?;
+        Ok(t)
+    }
+
+    /// Admin: any status → Retired (terminal).
+    pub fn retire(&self, symbol: u32, window_idx: u32, kind: SlotKind) -> Result<Transition> {
+        self.check(symbol, window_idx)?;
+        let cell = self.ledger(kind).slot_for_write(symbol, window_idx, kind.column())?;
+        let t = cell.retire().map_err(|e| self.refused(kind, e))?;
+        if t.from != t.to {
+            self.after(kind, symbol, window_idx, t, LedgerEvent::Retires)?;
+        }
+        Ok(t)
+    }
+
+    fn check_range(&self, symbol: u32, from: u32, to: u32) -> Result<()> {
+        if from > to {
+            return Err(Error::invalid(format!("window range {from}..{to} is reversed")));
+        }
+        self.symbols.check_id(symbol)?;
+        if to > from {
+            self.check_window(to - 1)?;
+        }
+        Ok(())
+    }
+
+    /// Admin: force-clears windows `from..to` (exclusive); returns how many slots changed.
+    /// Retired slots in the range are skipped.
+    pub fn force_clear_range(&self, symbol: u32, from: u32, to: u32, kind: SlotKind) -> Result<u64> {
+        self.check_range(symbol, from, to)?;
+        let mut changed = 0;
+        for w in from..to {
+            match self.force_clear(symbol, w, kind) {
+                Ok(t) if t.from != t.to => changed += 1,
+                Ok(_) | Err(Error::SlotWrite(SlotWriteError::SlotRetired { .. })) => {}
+                Err(e) => return Err(e),
+            }
+        }
+        Ok(changed)
+    }
+
+    /// Admin: retires windows `from..to` (exclusive); returns how many slots changed.
+    pub fn retire_range(&self, symbol: u32, from: u32, to: u32, kind: SlotKind) -> Result<u64> {
+        self.check_range(symbol, from, to)?;
+        let mut changed = 0;
+        for w in from..to {
+            let t = self.retire(symbol, w, kind)?;
+            if t.from != t.to {
+                changed += 1;
+            }
+        }
+        Ok(changed)
+    }
+
+    /// A consistent copy of one slot.
+    pub fn read_slot(&self, symbol: u32, window_idx: u32, kind: SlotKind) -> Result<SlotSnapshot> {
+        self.check(symbol, window_idx)?;
+        self.ledger(kind).read(symbol, window_idx, kind.column())
+    }
+
+    /// Every slot of a row of `ledger`, in column order.
+    pub fn read_row(&self, ledger: LedgerKind, symbol: u32, window_idx: u32) -> Result<Vec<SlotSnapshot>> {
+        self.check(symbol, window_idx)?;
+        let l = self.ledger_of(ledger);
+        (0..ledger.slot_kinds().len()).map(|c| l.read(symbol, window_idx, c)).collect()
+    }
+
+    /// First window `>= start` whose slot is neither Filled nor Retired.
+    pub fn next_unfilled_window(&self, symbol: u32, start: u32, kind: SlotKind) -> Result<Option<u32>> {
+        self.symbols.check_id(symbol)?;
+        let end = self.window_count();
+        if start >= end {
+            return Ok(None);
+        }
+        self.ledger(kind)
+            .find_window(symbol, start, end, kind.column(), |_, s| !matches!(s, SlotStatus::Filled | SlotStatus::Retired))
+    }
+
+    /// Claims up to `n` windows `>= start` of one symbol and slot kind, in window
+    /// order, skipping windows that are Filled, Retired or held by a live claim.
+    /// Returns (window, grant) pairs.
+    pub fn claim_next_unfilled(
+        &self,
+        symbol: u32,
+        start: u32,
+        kind: SlotKind,
+        n: u32,
+        lease_ms: Option<u64>,
+    ) -> Result<Vec<(u32, ClaimGrant)>> {
+        self.symbols.check_id(symbol)?;
+        let end = self.window_count();
+        let mut out = Vec::with_capacity(n.min(4096) as usize);
+        let mut w = start;
+        let now = now_ms();
+        while (out.len() as u32) < n && w < end {
+            let found = self.ledger(kind).find_window(symbol, w, end, kind.column(), |cell, s| match s {
+                SlotStatus::Empty | SlotStatus::Cleared => true,
+                SlotStatus::Pending => cell.is_some_and(|c| c.read().lease_deadline_ms <= now),
+                _ => false,
+            })?;
+            let Some(win) = found else { break };
+            match self.claim(symbol, win, kind, lease_ms) {
+                Ok(g) => out.push((win, g)),
+                Err(Error::SlotWrite(_)) => {}
+                Err(e) => return Err(e),
+            }
+            w = win + 1;
+        }
+        Ok(out)
+    }
+
+    // ---- payload stores -----------------------------------------------------------
+
+    pub fn store(&self, kind: StoreKind) -> &PayloadStore {
+        &self.stores[kind as usize]
+    }
+
+    /// Appends a payload record; returns its id.
+    pub fn append_payload(&self, kind: StoreKind, record: PayloadRecord) -> Result<u64> {
+        self.store(kind).append(record)
+    }
+
+    // ---- artifacts ----------------------------------------------------------------
+
+    pub fn write_artifact(&self, rel: &str, data: &[u8]) -> Result<ArtifactInfo> {
+        artifact::write_artifact(&self.state_dir, rel, data)
+    }
+
+    pub fn resolve_artifact(&self, uri: &str) -> Result<PathBuf> {
+        artifact::resolve_uri(&self.state_dir, uri)
+    }
+
+    // ---- metrics ------------------------------------------------------------------
+
+    /// Slot counts per kind and status, from the shared counters (O(1)).
+    pub fn slot_metrics(&self) -> Vec<SlotMetric> {
+        let symbols = self.trade.shared_symbol_count().max(u64::from(self.symbols.len()));
+        let windows = u64::from(self.window_count()).max(self.trade.shared_window_count());
+        let total = symbols * windows;
+        SlotKind::ALL
+            .iter()
+            .map(|&kind| {
+                let l = self.ledger(kind);
+                let mut counts = [0u64; 5];
+                for s in &SlotStatus::ALL[1..] {
+                    counts[*s as usize] = l.status_count(kind.column(), *s);
+                }
+                counts[0] = total.saturating_sub(counts[1..].iter().sum());
+                SlotMetric { kind, counts }
+            })
+            .collect()
+    }
+
+    /// Exact counts by scanning the ledgers (for verification).
+    pub fn recount(&self) -> Result<Vec<SlotMetric>> {
+        self.symbols.reload()?;
+        let symbols = self.symbols.len();
+        let windows = self.window_count();
+        let now = now_ms();
+        let mut out = Vec::new();
+        for ledger in LedgerKind::ALL {
+            let scan = self.ledger_of(ledger).scan(now, symbols, windows)?;
+            for (column, kind) in ledger.slot_kinds().iter().enumerate() {
+                let mut counts = scan.counts[column];
+                counts[0] = u64::from(symbols) * u64::from(windows) - counts[1..].iter().sum::<u64>();
+                out.push(SlotMetric { kind: *kind, counts });
+            }
+        }
+        Ok(out)
+    }
+
+    /// Event counters of a ledger (claims, fills, conflicts, ...).
+    pub fn events(&self, ledger: LedgerKind) -> Vec<(LedgerEvent, u64)> {
+        let l = self.ledger_of(ledger);
+        LedgerEvent::ALL.iter().map(|e| (*e, l.event_count(*e))).collect()
+    }
+
+    /// Makes every change durable now (msync + fdatasync), whatever the mode.
+    pub fn flush(&self) -> Result<()> {
+        self.trade.flush_all()?;
+        self.enrichment.flush_all()?;
+        for s in &self.stores {
+            s.sync()?;
+        }
+        Ok(())
+    }
+
+    pub fn is_sync(&self) -> bool {
+        self.sync
+    }
+}

@@ -1,0 +1,696 @@
+//! A memory-mapped ledger file (`trade-ledger.dat` or `enrichment-ledger.dat`):
+//! its byte layout, chunk allocation, growth while other processes have it
+//! mapped, slot lookup, shared metric counters and the bootstrap scan.
+//!
+//! ## File format (version 1), little-endian
+//!
+//! ```text
+//! Header page, bytes 0..4096
+//!   0    8  magic           89 57 53 4C 45 44 0D 0A   ("\x89WSLED\r\n")
+//!   8    4  format version  1
+//!  12    4  ledger kind     1 = trade, 2 = enrichment
+//!  16    4  schema version  1 (the slot kinds of the row, see slot.rs)
+//!  20    4  slots per row   7 (trade) or 2 (enrichment)
+//!  24    4  slot bytes      32
+//!  28    4  rows per chunk  (CHUNK_BYTES - 64) / (slots per row * 32): 146 or 511
+//!  32    4  chunk bytes     32768
+//!  36    4  reserved        0
+//!  40    8  created at      ns since the Unix epoch
+//!  48    8  header checksum xxh3-64 of bytes 0..48
+//!  56  200  reserved        0
+//!  -- shared mutable words (atomics; validated against the file, not checksummed)
+//! 256    8  chunk count     chunks published so far
+//! 264    8  symbol count    (trade ledger) symbols in symbol-map.json, for metrics
+//! 272    8  window count    windows of the schedule, for metrics
+//! 320  512  status counts   [16 columns][Pending, Filled, Cleared, Retired] u64
+//! 832  128  event counts    [claims, takeovers, fills, conflicts, clears,
+//!                            force-clears, retires, busy] u64
+//! Chunk n, at 4096 + n * 32768
+//!   0    4  magic           "WSCK"
+//!   4    4  symbol id
+//!   8    4  chunk index     first window = chunk index * rows per chunk
+//!  12    4  reserved        0
+//!  16    8  checksum        xxh3-64 of chunk bytes 0..16
+//!  24   40  reserved        0
+//!  64       rows            rows per chunk * slots per row * 32-byte slots (slot.rs)
+//! ```
+//!
+//! Chunks are allocated lazily, the first time a slot of a (symbol, window
+//! range) is written, under an exclusive `flock` on the ledger file: the
+//! allocator extends the file with `fallocate` (so a full disk is an error now,
+//! not a SIGBUS later), writes the chunk header with `pwrite`, then publishes
+//! it by incrementing `chunk count` (release). Other processes learn of new
+//! chunks by reading `chunk count` (acquire) when a lookup misses, map the range
+//! the file grew by, and read the new chunk headers. Chunks are never moved or
+//! freed, so pointers into them stay valid. A chunk that was written but not
+//! published (crash in between) is overwritten by the next allocation.
+
+use std::fs::{File, OpenOptions};
+use std::os::unix::fs::FileExt;
+use std::path::{Path, PathBuf};
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::RwLock;
+
+use crate::error::{Error, Result};
+use crate::lock::FileLock;
+use crate::mapping::{ChunkAddr, SharedMapping, PAGE};
+use crate::slot::{LedgerKind, SlotCell, SlotKind, SlotSnapshot, SlotStatus, Transition, SLOT_BYTES};
+
+pub(crate) const MAGIC: [u8; 8] = *b"\x89WSLED\r\n";
+pub(crate) const FORMAT_VERSION: u32 = 1;
+pub(crate) const SCHEMA_VERSION: u32 = 1;
+pub(crate) const CHUNK_BYTES: u32 = 32 * 1024;
+pub(crate) const CHUNK_HEADER_BYTES: u32 = 64;
+const CHUNK_MAGIC: [u8; 4] = *b"WSCK";
+const HEADER_CHECKED_BYTES: usize = 48;
+
+const OFF_CHUNK_COUNT: usize = 256;
+const OFF_SYMBOL_COUNT: usize = 264;
+const OFF_WINDOW_COUNT: usize = 272;
+const OFF_STATUS_COUNTS: usize = 320;
+const MAX_COLUMNS: usize = 16;
+const COUNTED_STATUSES: usize = 4; // Pending, Filled, Cleared, Retired
+const OFF_EVENT_COUNTS: usize = OFF_STATUS_COUNTS + MAX_COLUMNS * COUNTED_STATUSES * 8;
+
+/// Chunks the file grows by at least, each time it must grow.
+const MIN_GROWTH_CHUNKS: u64 = 8;
+
+/// Counters of events (not statuses) kept in the ledger header.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[repr(usize)]
+pub enum LedgerEvent {
+    Claims = 0,
+    Takeovers = 1,
+    Fills = 2,
+    Conflicts = 3,
+    Clears = 4,
+    ForceClears = 5,
+    Retires = 6,
+    Busy = 7,
+}
+
+impl LedgerEvent {
+    pub const ALL: [LedgerEvent; 8] = [
+        Self::Claims,
+        Self::Takeovers,
+        Self::Fills,
+        Self::Conflicts,
+        Self::Clears,
+        Self::ForceClears,
+        Self::Retires,
+        Self::Busy,
+    ];
+
+    pub fn name(self) -> &'static str {
+        match self {
+            Self::Claims => "claims",
+            Self::Takeovers => "takeovers",
+            Self::Fills => "fills",
+            Self::Conflicts => "conflicts",
+            Self::Clears => "clears",
+            Self::ForceClears => "forceClears",
+            Self::Retires => "retires",
+            Self::Busy => "busy",
+        }
+    }
+}
+
+/// What the bootstrap scan of a ledger found.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct LedgerScan {
+    /// `counts[column][status code]` for the non-Empty statuses found in chunks.
+    pub counts: Vec<[u64; 5]>,
+    /// Pending slots whose lease has expired.
+    pub stale_claims: u64,
+    /// Chunks scanned.
+    pub chunks: u64,
+}
+
+/// Immutable header fields.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct LedgerGeometry {
+    pub kind: LedgerKind,
+    pub slots_per_row: u32,
+    pub rows_per_chunk: u32,
+    pub created_at_ns: u64,
+}
+
+impl LedgerGeometry {
+    pub fn for_kind(kind: LedgerKind) -> Self {
+        let slots_per_row = kind.slot_kinds().len() as u32;
+        let rows_per_chunk = (CHUNK_BYTES - CHUNK_HEADER_BYTES) / (slots_per_row * SLOT_BYTES as u32);
+        Self { kind, slots_per_row, rows_per_chunk, created_at_ns: 0 }
+    }
+
+    fn row_bytes(&self) -> usize {
+        self.slots_per_row as usize * SLOT_BYTES
+    }
+
+    fn encode(&self) -> [u8; PAGE as usize] {
+        let mut h = [0u8; PAGE as usize];
+        h[0..8].copy_from_slice(&MAGIC);
+        h[8..12].copy_from_slice(&FORMAT_VERSION.to_le_bytes());
+        let kind: u32 = match self.kind {
+            LedgerKind::Trade => 1,
+            LedgerKind::Enrichment => 2,
+        };
+        h[12..16].copy_from_slice(&kind.to_le_bytes());
+        h[16..20].copy_from_slice(&SCHEMA_VERSION.to_le_bytes());
+        h[20..24].copy_from_slice(&self.slots_per_row.to_le_bytes());
+        h[24..28].copy_from_slice(&(SLOT_BYTES as u32).to_le_bytes());
+        h[28..32].copy_from_slice(&self.rows_per_chunk.to_le_bytes());
+        h[32..36].copy_from_slice(&CHUNK_BYTES.to_le_bytes());
+        h[40..48].copy_from_slice(&self.created_at_ns.to_le_bytes());
+        let sum = xxhash_rust::xxh3::xxh3_64(&h[..HEADER_CHECKED_BYTES]);
+        h[48..56].copy_from_slice(&sum.to_le_bytes());
+        h
+    }
+
+    /// Parses and checks a header page; errors name the file and the offset.
+    pub fn decode(path: &Path, kind: LedgerKind, h: &[u8]) -> Result<Self> {
+        let u32_at = |o: usize| u32::from_le_bytes(h[o..o + 4].try_into().expect("4 bytes"));
+        if h.len() < PAGE as usize {
+            return Err(Error::corrupt(path, Some(h.len() as u64), "file is shorter than its 4096-byte header"));
+        }
+        if h[0..8] != MAGIC {
+            return Err(Error::corrupt(path, Some(0), "wrong magic number: not a window-space ledger"));
+        }
+        let stored = u64::from_le_bytes(h[48..56].try_into().expect("8 bytes"));
+        if stored != xxhash_rust::xxh3::xxh3_64(&h[..HEADER_CHECKED_BYTES]) {
+            return Err(Error::corrupt(path, Some(48), "header checksum mismatch"));
+        }
+        let version = u32_at(8);
+        if version != FORMAT_VERSION {
+            return Err(Error::corrupt(
+                path,
+                Some(8),
+                format!("format version {version} is not supported (this library reads version {FORMAT_VERSION})"),
+            ));
+        }
+        let expected = Self::for_kind(kind);
+        let stored_kind = u32_at(12);
+        let want_kind = if kind == LedgerKind::Trade { 1 } else { 2 };
+        if stored_kind != want_kind {
+            return Err(Error::corrupt(path, Some(12), format!("ledger kind {stored_kind}, expected {want_kind} ({})", kind.name())));
+        }
+        let schema = u32_at(16);
+        if schema != SCHEMA_VERSION {
+            return Err(Error::corrupt(path, Some(16), format!("schema version {schema} is not supported (expected {SCHEMA_VERSION})")));
+        }
+        if u32_at(20) != expected.slots_per_row
+            || u32_at(24) != SLOT_BYTES as u32
+            || u32_at(28) != expected.rows_per_chunk
+            || u32_at(32) != CHUNK_BYTES
+        {
+            return Err(Error::corrupt(path, Some(20), "row geometry does not match schema version 1"));
+        }
+        Ok(Self { created_at_ns: u64::from_le_bytes(h[40..48].try_into().expect("8 bytes")), ..expected })
+    }
+}
+
+/// Directory of published chunks: symbol → chunk index → address.
+#[derive(Default)]
+struct Directory {
+    by_symbol: Vec<Vec<Option<ChunkAddr>>>,
+    known_chunks: u64,
+}
+
+impl Directory {
+    #[inline]
+    fn get(&self, symbol: u32, chunk_idx: u32) -> Option<ChunkAddr> {
+        *self.by_symbol.get(symbol as usize)?.get(chunk_idx as usize)?
+    }
+
+    fn insert(&mut self, symbol: u32, chunk_idx: u32, addr: ChunkAddr) -> bool {
+        let s = symbol as usize;
+        if self.by_symbol.len() <= s {
+            self.by_symbol.resize_with(s + 1, Vec::new);
+        }
+        let row = &mut self.by_symbol[s];
+        if row.len() <= chunk_idx as usize {
+            row.resize(chunk_idx as usize + 1, None);
+        }
+        let was_empty = row[chunk_idx as usize].is_none();
+        row[chunk_idx as usize] = Some(addr);
+        was_empty
+    }
+}
+
+/// An open ledger file.
+pub struct Ledger {
+    path: PathBuf,
+    file: File,
+    geometry: LedgerGeometry,
+    map: SharedMapping,
+    dir: RwLock<Directory>,
+    sync: bool,
+}
+
+/// File offset of chunk `n`.
+fn chunk_offset(n: u64) -> u64 {
+    PAGE + n * u64::from(CHUNK_BYTES)
+}
+
+impl Ledger {
+    /// Creates a new ledger file (the caller holds the state-directory gate lock
+    /// and has checked the file does not exist).
+    pub fn create(path: &Path, kind: LedgerKind, created_at_ns: u64) -> Result<()> {
+        let geometry = LedgerGeometry { created_at_ns, ..LedgerGeometry::for_kind(kind) };
+        let file = OpenOptions::new()
+            .read(true)
+            .write(true)
+            .create_new(true)
+            .open(path)
+            .map_err(|e| Error::io("create", path, e))?;
+        file.write_all_at(&geometry.encode(), 0).map_err(|e| Error::io("write", path, e))?;
+        file.sync_all().map_err(|e| Error::io("fsync", path, e))?;
+        Ok(())
+    }
+
+    /// Opens and validates an existing ledger; read-only of the file's bytes
+    /// (nothing is written until a transition or growth happens).
+    pub fn open(path: &Path, kind: LedgerKind, sync: bool) -> Result<Self> {
+        let file = OpenOptions::new().read(true).write(true).open(path).map_err(|e| Error::io("open", path, e))?;
+        let len = file.metadata().map_err(|e| Error::io("fstat", path, e))?.len();
+        if len < PAGE {
+            return Err(Error::corrupt(path, Some(len), "file is shorter than its 4096-byte header"));
+        }
+        let mut header = vec![0u8; PAGE as usize];
+        file.read_exact_at(&mut header, 0).map_err(|e| Error::io("read", path, e))?;
+        let geometry = LedgerGeometry::decode(path, kind, &header)?;
+        if len % PAGE != 0 {
+            return Err(Error::corrupt(path, Some(len), format!("file length {len} is not a multiple of {PAGE}")));
+        }
+        let map = SharedMapping::new(&file, path)?;
+        let ledger = Self { path: path.to_path_buf(), file, geometry, map, dir: RwLock::new(Directory::default()), sync };
+        ledger.catch_up()?;
+        Ok(ledger)
+    }
+
+    pub fn geometry(&self) -> LedgerGeometry {
+        self.geometry
+    }
+
+    pub fn path(&self) -> &Path {
+        &self.path
+    }
+
+    pub fn file_len(&self) -> Result<u64> {
+        Ok(self.file.metadata().map_err(|e| Error::io("fstat", &self.path, e))?.len())
+    }
+
+    fn header(&self, off: usize) -> &AtomicU64 {
+        self.map.header_u64(off)
+    }
+
+    /// Published chunk count (shared word).
+    pub fn chunk_count(&self) -> u64 {
+        self.header(OFF_CHUNK_COUNT).load(Ordering::Acquire)
+    }
+
+    /// Shared symbol-count word (kept in the trade ledger).
+    pub fn shared_symbol_count(&self) -> u64 {
+        self.header(OFF_SYMBOL_COUNT).load(Ordering::Acquire)
+    }
+
+    /// Raises the shared symbol count to at least `n`.
+    pub fn publish_symbol_count(&self, n: u64) {
+        self.header(OFF_SYMBOL_COUNT).fetch_max(n, Ordering::AcqRel);
+    }
+
+    pub fn set_symbol_count(&self, n: u64) {
+        self.header(OFF_SYMBOL_COUNT).store(n, Ordering::Release);
+    }
+
+    pub fn shared_window_count(&self) -> u64 {
+        self.header(OFF_WINDOW_COUNT).load(Ordering::Acquire)
+    }
+
+    pub fn publish_window_count(&self, n: u64) {
+        self.header(OFF_WINDOW_COUNT).fetch_max(n, Ordering::AcqRel);
+    }
+
+    /// Reads chunk headers published since we last looked (and maps what the file grew by).
+    pub fn catch_up(&self) -> Result<()> {
+        let count = self.chunk_count();
+        if count == self.dir.read().unwrap_or_else(|p| p.into_inner()).known_chunks {
+            return Ok(());
+        }
+        let mut dir = self.dir.write().unwrap_or_else(|p| p.into_inner());
+        self.catch_up_locked(&mut dir, count)
+    }
+
+    fn catch_up_locked(&self, dir: &mut Directory, count: u64) -> Result<()> {
+        if count <= dir.known_chunks {
+            return Ok(());
+        }
+        let end = chunk_offset(count);
+        self.map.map_to(&self.file, end).map_err(|e| match e {
+            Error::CorruptState { file, offset, what } => Error::CorruptState {
+                file,
+                offset,
+                what: format!("{what} ({count} chunks are published in the header at offset {OFF_CHUNK_COUNT})"),
+            },
+            other => other,
+        })?;
+        let mut hdr = [0u8; CHUNK_HEADER_BYTES as usize];
+        for n in dir.known_chunks..count {
+            let off = chunk_offset(n);
+            self.file.read_exact_at(&mut hdr, off).map_err(|e| Error::io("read", &self.path, e))?;
+            let (symbol, chunk_idx) = decode_chunk_header(&self.path, off, &hdr)?;
+            let addr = self.map.chunk_addr(off, CHUNK_BYTES)?;
+            if !dir.insert(symbol, chunk_idx, addr) {
+                return Err(Error::corrupt(
+                    &self.path,
+                    Some(off),
+                    format!("chunk for symbol {symbol}, chunk index {chunk_idx} appears twice"),
+                ));
+            }
+        }
+        dir.known_chunks = count;
+        Ok(())
+    }
+
+    /// Splits a window index into (chunk index, byte offset of the slot in the chunk).
+    #[inline]
+    fn locate(&self, window_idx: u32, column: usize) -> (u32, usize) {
+        let rpc = self.geometry.rows_per_chunk;
+        let chunk_idx = window_idx / rpc;
+        let row = (window_idx % rpc) as usize;
+        (chunk_idx, CHUNK_HEADER_BYTES as usize + row * self.geometry.row_bytes() + column * SLOT_BYTES)
+    }
+
+    /// The slot, if its chunk exists (after catching up with other processes).
+    pub fn slot(&self, symbol: u32, window_idx: u32, column: usize) -> Result<Option<SlotCell<'_>>> {
+        let (chunk_idx, off) = self.locate(window_idx, column);
+        let found = self.dir.read().unwrap_or_else(|p| p.into_inner()).get(symbol, chunk_idx);
+        let addr = match found {
+            Some(a) => a,
+            None => {
+                self.catch_up()?;
+                match self.dir.read().unwrap_or_else(|p| p.into_inner()).get(symbol, chunk_idx) {
+                    Some(a) => a,
+                    None => return Ok(None),
+                }
+            }
+        };
+        Ok(self.map.slot(addr, off))
+    }
+
+    /// The slot, allocating its chunk if needed.
+    pub fn slot_for_write(&self, symbol: u32, window_idx: u32, column: usize) -> Result<SlotCell<'_>> {
+        if let Some(c) = self.slot(symbol, window_idx, column)? {
+            return Ok(c);
+        }
+        let (chunk_idx, off) = self.locate(window_idx, column);
+        let addr = self.allocate(symbol, chunk_idx)?;
+        self.map
+            .slot(addr, off)
+            .ok_or_else(|| Error::corrupt(&self.path, None, "slot offset outside its chunk"))
+    }
+
+    /// Reads one slot (Empty if its chunk was never allocated).
+    pub fn read(&self, symbol: u32, window_idx: u32, column: usize) -> Result<SlotSnapshot> {
+        Ok(self.slot(symbol, window_idx, column)?.map_or(SlotSnapshot::EMPTY, |c| c.read()))
+    }
+
+    /// Allocates the chunk (symbol, chunk_idx) under the ledger's file lock.
+    fn allocate(&self, symbol: u32, chunk_idx: u32) -> Result<ChunkAddr> {
+        let _lock = FileLock::exclusive(&self.file, &self.path)?;
+        let mut dir = self.dir.write().unwrap_or_else(|p| p.into_inner());
+        let count = self.chunk_count();
+        self.catch_up_locked(&mut dir, count)?;
+        if let Some(a) = dir.get(symbol, chunk_idx) {
+            return Ok(a);
+        }
+        let n = count;
+        let needed = chunk_offset(n + 1);
+        let len = self.file_len()?;
+        if len < needed {
+            let capacity = (len.saturating_sub(PAGE)) / u64::from(CHUNK_BYTES);
+            let grow_to = (capacity + MIN_GROWTH_CHUNKS).max(capacity + capacity / 2).max(n + 1);
+            let new_len = chunk_offset(grow_to);
+            allocate_file(&self.file, &self.path, len, new_len)?;
+        }
+        let off = chunk_offset(n);
+        let mut chunk = vec![0u8; CHUNK_BYTES as usize];
+        encode_chunk_header(&mut chunk[..CHUNK_HEADER_BYTES as usize], symbol, chunk_idx);
+        self.file.write_all_at(&chunk, off).map_err(|e| Error::io("write", &self.path, e))?;
+        if self.sync {
+            self.file.sync_data().map_err(|e| Error::io("fdatasync", &self.path, e))?;
+        }
+        self.map.map_to(&self.file, chunk_offset(n + 1))?;
+        let addr = self.map.chunk_addr(off, CHUNK_BYTES)?;
+        self.header(OFF_CHUNK_COUNT).store(n + 1, Ordering::Release);
+        if self.sync {
+            self.map.flush_header()?;
+        }
+        dir.insert(symbol, chunk_idx, addr);
+        dir.known_chunks = n + 1;
+        Ok(addr)
+    }
+
+    /// Makes a slot transition durable in the synchronous mode (msync of its page).
+    pub fn flush_slot(&self, symbol: u32, window_idx: u32, column: usize) -> Result<()> {
+        if !self.sync {
+            return Ok(());
+        }
+        let (chunk_idx, off) = self.locate(window_idx, column);
+        if let Some(addr) = self.dir.read().unwrap_or_else(|p| p.into_inner()).get(symbol, chunk_idx) {
+            self.map.flush(addr, off, SLOT_BYTES)?;
+        }
+        Ok(())
+    }
+
+    /// Makes every slot transition durable (msync of the whole mapping).
+    pub fn flush_all(&self) -> Result<()> {
+        let dir = self.dir.read().unwrap_or_else(|p| p.into_inner());
+        for addr in dir.by_symbol.iter().flatten().flatten() {
+            self.map.flush(*addr, 0, CHUNK_BYTES as usize)?;
+        }
+        self.map.flush_header()
+    }
+
+    fn status_counter(&self, column: usize, status: SlotStatus) -> Option<&AtomicU64> {
+        if status == SlotStatus::Empty || column >= MAX_COLUMNS {
+            return None;
+        }
+        let idx = column * COUNTED_STATUSES + (status as usize - 1);
+        Some(self.header(OFF_STATUS_COUNTS + idx * 8))
+    }
+
+    /// Moves one slot from `from` to `to` in the shared status counts.
+    pub fn count_transition(&self, column: usize, t: Transition) {
+        if t.from == t.to {
+            return;
+        }
+        if let Some(c) = self.status_counter(column, t.from) {
+            c.fetch_sub(1, Ordering::AcqRel);
+        }
+        if let Some(c) = self.status_counter(column, t.to) {
+            c.fetch_add(1, Ordering::AcqRel);
+        }
+    }
+
+    /// Adds to an event counter.
+    pub fn count_event(&self, event: LedgerEvent, n: u64) {
+        self.header(OFF_EVENT_COUNTS + event as usize * 8).fetch_add(n, Ordering::Relaxed);
+    }
+
+    pub fn event_count(&self, event: LedgerEvent) -> u64 {
+        self.header(OFF_EVENT_COUNTS + event as usize * 8).load(Ordering::Relaxed)
+    }
+
+    /// Shared count of slots of `column` in `status` (not Empty).
+    pub fn status_count(&self, column: usize, status: SlotStatus) -> u64 {
+        self.status_counter(column, status).map_or(0, |c| c.load(Ordering::Acquire))
+    }
+
+    /// Overwrites the shared status counts with an exact scan (only when no other
+    /// process has the directory open).
+    pub fn store_counts(&self, scan: &LedgerScan) {
+        for (column, counts) in scan.counts.iter().enumerate() {
+            for status in &SlotStatus::ALL[1..] {
+                if let Some(c) = self.status_counter(column, *status) {
+                    c.store(counts[*status as usize], Ordering::Release);
+                }
+            }
+        }
+    }
+
+    /// Scans every published chunk: exact status counts and expired claims.
+    /// Rows of symbols at or past `symbol_count`, or windows at or past
+    /// `window_count`, must be Empty; anything else is reported as damage.
+    pub fn scan(&self, now_ms: u64, symbol_count: u32, window_count: u32) -> Result<LedgerScan> {
+        self.catch_up()?;
+        let columns = self.geometry.slots_per_row as usize;
+        let mut scan = LedgerScan { counts: vec![[0; 5]; columns], stale_claims: 0, chunks: 0 };
+        let dir = self.dir.read().unwrap_or_else(|p| p.into_inner());
+        let rpc = self.geometry.rows_per_chunk;
+        for (symbol, chunks) in dir.by_symbol.iter().enumerate() {
+            for (chunk_idx, addr) in chunks.iter().enumerate() {
+                let Some(addr) = addr else { continue };
+                scan.chunks += 1;
+                for row in 0..rpc {
+                    let window = chunk_idx as u64 * u64::from(rpc) + u64::from(row);
+                    for column in 0..columns {
+                        let off = CHUNK_HEADER_BYTES as usize + row as usize * self.geometry.row_bytes() + column * SLOT_BYTES;
+                        let Some(cell) = self.map.slot(*addr, off) else { continue };
+                        let raw = cell.raw_status();
+                        let Some(status) = SlotStatus::from_u8(raw) else {
+                            return Err(Error::corrupt(
+                                &self.path,
+                                Some(chunk_offset(0)),
+                                format!("slot (symbol {symbol}, window {window}, column {column}) has unknown status byte {raw}"),
+                            ));
+                        };
+                        if status == SlotStatus::Empty {
+                            continue;
+                        }
+                        if symbol as u64 >= u64::from(symbol_count) || window >= u64::from(window_count) {
+                            return Err(Error::corrupt(
+                                &self.path,
+                                None,
+                                format!(
+                                    "slot (symbol {symbol}, window {window}, column {column}) is {status} but lies outside the {symbol_count} symbols × {window_count} windows of the state directory"
+                                ),
+                            ));
+                        }
+                        scan.counts[column][status as usize] += 1;
+                        if status == SlotStatus::Pending && cell.read().lease_deadline_ms <= now_ms {
+                            scan.stale_claims += 1;
+                        }
+                    }
+                }
+            }
+        }
+        Ok(scan)
+    }
+
+    /// Symbols that own at least one chunk (for tests and tooling).
+    pub fn symbols_with_chunks(&self) -> Vec<u32> {
+        let dir = self.dir.read().unwrap_or_else(|p| p.into_inner());
+        dir.by_symbol.iter().enumerate().filter(|(_, c)| c.iter().any(Option::is_some)).map(|(s, _)| s as u32).collect()
+    }
+
+    /// Counts of slots per status for one symbol (for per-symbol summaries).
+    pub fn symbol_counts(&self, symbol: u32, window_count: u32) -> Result<Vec<[u64; 5]>> {
+        let columns = self.geometry.slots_per_row as usize;
+        let mut out = vec![[0u64; 5]; columns];
+        for column in 0..columns {
+            out[column][0] = u64::from(window_count);
+        }
+        self.catch_up()?;
+        let dir = self.dir.read().unwrap_or_else(|p| p.into_inner());
+        let Some(chunks) = dir.by_symbol.get(symbol as usize) else { return Ok(out) };
+        let rpc = self.geometry.rows_per_chunk;
+        for (chunk_idx, addr) in chunks.iter().enumerate() {
+            let Some(addr) = addr else { continue };
+            for row in 0..rpc {
+                let window = chunk_idx as u64 * u64::from(rpc) + u64::from(row);
+                if window >= u64::from(window_count) {
+                    break;
+                }
+                for (column, counts) in out.iter_mut().enumerate() {
+                    let off = CHUNK_HEADER_BYTES as usize + row as usize * self.geometry.row_bytes() + column * SLOT_BYTES;
+                    if let Some(status) = self.map.slot(*addr, off).and_then(|c| c.status()) {
+                        if status != SlotStatus::Empty {
+                            counts[0] -= 1;
+                            counts[status as usize] += 1;
+                        }
+                    }
+                }
+            }
+        }
+        Ok(out)
+    }
+
+    /// First window in `start..end` whose slot in `column` satisfies `pred`
+    /// (rows of unallocated chunks are Empty). One directory lookup per chunk.
+    pub fn find_window(
+        &self,
+        symbol: u32,
+        start: u32,
+        end: u32,
+        column: usize,
+        mut pred: impl FnMut(Option<SlotCell<'_>>, SlotStatus) -> bool,
+    ) -> Result<Option<u32>> {
+        self.catch_up()?;
+        let dir = self.dir.read().unwrap_or_else(|p| p.into_inner());
+        let rpc = self.geometry.rows_per_chunk;
+        let mut w = start;
+        while w < end {
+            let (chunk_idx, _) = self.locate(w, column);
+            let chunk_end = ((chunk_idx as u64 + 1) * u64::from(rpc)).min(u64::from(end)) as u32;
+            match dir.get(symbol, chunk_idx) {
+                None => {
+                    if pred(None, SlotStatus::Empty) {
+                        return Ok(Some(w));
+                    }
+                    w = chunk_end;
+                }
+                Some(addr) => {
+                    while w < chunk_end {
+                        let (_, off) = self.locate(w, column);
+                        let cell = self.map.slot(addr, off);
+                        let status = cell.and_then(|c| c.status()).unwrap_or(SlotStatus::Empty);
+                        if pred(cell, status) {
+                            return Ok(Some(w));
+                        }
+                        w += 1;
+                    }
+                }
+            }
+        }
+        Ok(None)
+    }
+
+    /// Kind of slot for a column of this ledger.
+    pub fn kind_of_column(&self, column: usize) -> Option<SlotKind> {
+        self.geometry.kind.slot_kinds().get(column).copied()
+    }
+}
+
+fn encode_chunk_header(buf: &mut [u8], symbol: u32, chunk_idx: u32) {
+    buf[0..4].copy_from_slice(&CHUNK_MAGIC);
+    buf[4..8].copy_from_slice(&symbol.to_le_bytes());
+    buf[8..12].copy_from_slice(&chunk_idx.to_le_bytes());
+    buf[12..16].fill(0);
+    let sum = xxhash_rust::xxh3::xxh3_64(&buf[0..16]);
+    buf[16..24].copy_from_slice(&sum.to_le_bytes());
+}
+
+fn decode_chunk_header(path: &Path, off: u64, buf: &[u8]) -> Result<(u32, u32)> {
+    if buf[0..4] != CHUNK_MAGIC {
+        return Err(Error::corrupt(path, Some(off), "chunk header has the wrong magic number"));
+    }
+    let stored = u64::from_le_bytes(buf[16..24].try_into().expect("8 bytes"));
+    if stored != xxhash_rust::xxh3::xxh3_64(&buf[0..16]) {
+        return Err(Error::corrupt(path, Some(off + 16), "chunk header checksum mismatch"));
+    }
+    let symbol = u32::from_le_bytes(buf[4..8].try_into().expect("4 bytes"));
+    let chunk_idx = u32::from_le_bytes(buf[8..12].try_into().expect("4 bytes"));
+    Ok((symbol, chunk_idx))
+}
+
+/// Extends `file` from `old_len` to `new_len` with real blocks (fallocate), so
+/// that a full disk shows up here as `ERR_DISK_FULL` and never as a SIGBUS when
+/// a mapped page is first written.
+fn allocate_file(file: &File, path: &Path, old_len: u64, new_len: u64) -> Result<()> {
+    use rustix::fs::{fallocate, FallocateFlags};
+    match fallocate(file, FallocateFlags::empty(), old_len, new_len - old_len) {
+        Ok(()) => Ok(()),
+        Err(e) if e == rustix::io::Errno::OPNOTSUPP => {
+            // File systems without fallocate: write zeros so blocks exist.
+            let zeros = vec![0u8; 1 << 20];
+            let mut at = old_len;
+            while at < new_len {
+                let n = ((new_len - at) as usize).min(zeros.len());
+                file.write_all_at(&zeros[..n], at).map_err(|e| Error::io("write", path, e))?;
+                at += n as u64;
+            }
+            Ok(())
+        }
+        Err(e) => Err(Error::io("fallocate", path, e.into())),
+    }
+}

@@ -1,0 +1,31 @@
+//! window-space core: the restart-safe, memory-mapped ledger in which data
+//! pipeline engines claim (symbol, window, slot) work items, publish the
+//! artifacts they produced, and let operators see and repair what happened.
+//!
+//! This crate knows nothing of Node; `crates/window-space-node` binds it.
+//! Start at [`Controller::bootstrap`]. The file formats are described at the
+//! top of the modules that write them (`ledger`, `slot`, `payload`, `symbols`,
+//! `schedule`) and together in `docs/design.md`.
+
+#![deny(unsafe_code)]
+
+pub mod artifact;
+pub mod controller;
+pub mod error;
+mod fsutil;
+pub mod ledger;
+mod lock;
+#[allow(unsafe_code)]
+mod mapping;
+pub mod payload;
+pub mod schedule;
+pub mod slot;
+pub mod symbols;
+
+pub use artifact::ArtifactInfo;
+pub use controller::{Config, Controller, Durability, SlotMetric, StorageReport};
+pub use error::{Error, Result, SlotWriteError};
+pub use ledger::LedgerEvent;
+pub use payload::{PayloadRecord, StoreKind};
+pub use schedule::{Schedule, Session, WindowMeta, WindowSpace};
+pub use slot::{ClaimGrant, LedgerKind, SlotKind, SlotSnapshot, SlotStatus, Transition};

@@ -1,0 +1,194 @@
+//! Shared, growable, writable mappings of ledger files: the only module of the
+//! core that contains `unsafe` code.
+//!
+//! ## Safety
+//!
+//! A [`SharedMapping`] maps a file in *segments*: the first segment covers the
+//! file as it was when opened, and each later segment covers a range the file
+//! grew by (page-aligned, appended in file order). Segments are never unmapped
+//! or moved before the `SharedMapping` is dropped, so a pointer into a segment
+//! stays valid for as long as a shared borrow of the `SharedMapping` lives.
+//!
+//! Mapped memory is shared with other threads and processes that map the same
+//! file. Within this crate it is only ever accessed through atomics
+//! (`AtomicU64`, `AtomicU128`) created from pointers that this module
+//! validates; no plain loads or stores touch the shared bytes (headers are
+//! read and written with `pread`/`pwrite` before they are published, which the
+//! kernel keeps coherent with the mapping). So there is no mixed atomic and
+//! non-atomic access to the same location.
+//!
+//! Every atomic is created at an offset whose alignment is checked (8 bytes for
+//! `AtomicU64`, 16 for `AtomicU128`; segment bases are page-aligned) and whose
+//! whole extent lies inside a mapped segment. Before a range is mapped the
+//! file's length is checked with `fstat`, so mapping a short file yields an
+//! error instead of pages that would raise SIGBUS when touched. (A file that
+//! another program truncates *after* it was mapped can still raise SIGBUS; no
+//! user-space check can prevent that, see docs/design.md, "Assumptions".)
+
+use std::fs::File;
+use std::path::{Path, PathBuf};
+use std::sync::atomic::AtomicU64;
+use std::sync::{Mutex, RwLock};
+
+use memmap2::{MmapOptions, MmapRaw};
+use portable_atomic::AtomicU128;
+
+use crate::error::{Error, Result};
+use crate::slot::{SlotCell, SLOT_BYTES};
+
+/// Page size the format aligns segment boundaries to (the file header is one page).
+pub(crate) const PAGE: u64 = 4096;
+
+/// A validated address of a chunk inside a mapped segment of one [`SharedMapping`].
+/// Only [`SharedMapping::chunk_addr`] creates it.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) struct ChunkAddr {
+    base: usize,
+    len: u32,
+    segment: u32,
+    offset_in_segment: u64,
+}
+
+struct Segment {
+    file_offset: u64,
+    len: u64,
+    map: MmapRaw,
+}
+
+/// A writable shared mapping of a file, in segments that only grow.
+pub(crate) struct SharedMapping {
+    path: PathBuf,
+    segments: RwLock<Vec<Segment>>,
+    grow: Mutex<()>,
+}
+
+impl SharedMapping {
+    /// Maps `[0, file length)` of `file`. The length must be a non-zero multiple of [`PAGE`].
+    pub(crate) fn new(file: &File, path: &Path) -> Result<Self> {
+        let this = Self { path: path.to_path_buf(), segments: RwLock::new(Vec::new()), grow: Mutex::new(()) };
+        let len = file.metadata().map_err(|e| Error::io("fstat", path, e))?.len();
+        this.map_to(file, len)?;
+        Ok(this)
+    }
+
+    /// End of the mapped range.
+    pub(crate) fn mapped_len(&self) -> u64 {
+        let segs = self.segments.read().unwrap_or_else(|p| p.into_inner());
+        segs.last().map_or(0, |s| s.file_offset + s.len)
+    }
+
+    /// Makes sure `[0, end)` is mapped, mapping what the file grew by. Fails
+    /// with `CorruptState` if the file is shorter than `end`.
+    pub(crate) fn map_to(&self, file: &File, end: u64) -> Result<()> {
+        let _g = self.grow.lock().unwrap_or_else(|p| p.into_inner());
+        let mapped = self.mapped_len();
+        if end <= mapped {
+            return Ok(());
+        }
+        let file_len = file.metadata().map_err(|e| Error::io("fstat", &self.path, e))?.len();
+        if file_len < end {
+            return Err(Error::corrupt(
+                &self.path,
+                Some(file_len),
+                format!("file is {file_len} bytes but its header says it holds at least {end}"),
+            ));
+        }
+        if file_len % PAGE != 0 {
+            return Err(Error::corrupt(
+                &self.path,
+                Some(file_len),
+                format!("file length {file_len} is not a multiple of the {PAGE}-byte page"),
+            ));
+        }
+        let len = file_len - mapped;
+        let map = MmapOptions::new()
+            .offset(mapped)
+            .len(usize::try_from(len).map_err(|_| Error::invalid("mapping larger than the address space"))?)
+            .map_raw(file)
+            .map_err(|e| Error::io("mmap", &self.path, e))?;
+        let mut segs = self.segments.write().unwrap_or_else(|p| p.into_inner());
+        segs.push(Segment { file_offset: mapped, len, map });
+        Ok(())
+    }
+
+    /// The address of the chunk `[offset, offset + len)`, which must lie inside
+    /// one mapped segment and be 64-byte aligned.
+    pub(crate) fn chunk_addr(&self, offset: u64, len: u32) -> Result<ChunkAddr> {
+        let segs = self.segments.read().unwrap_or_else(|p| p.into_inner());
+        for (i, s) in segs.iter().enumerate() {
+            if offset >= s.file_offset && offset + u64::from(len) <= s.file_offset + s.len {
+                let offset_in_segment = offset - s.file_offset;
+                let base = s.map.as_mut_ptr() as usize + offset_in_segment as usize;
+                if base % 64 != 0 {
+                    break;
+                }
+                return Ok(ChunkAddr { base, len, segment: i as u32, offset_in_segment });
+            }
+        }
+        Err(Error::corrupt(&self.path, Some(offset), format!("chunk of {len} bytes at this offset is not inside one mapped segment")))
+    }
+
+    /// The slot at `byte_offset` inside the chunk at `addr`.
+    ///
+    /// # Panics
+    /// Never in practice: callers compute `byte_offset` from the row layout;
+    /// an offset past the chunk is refused by the explicit check below.
+    #[inline]
+    pub(crate) fn slot<'a>(&'a self, addr: ChunkAddr, byte_offset: usize) -> Option<SlotCell<'a>> {
+        if byte_offset % 16 != 0 || byte_offset + SLOT_BYTES > addr.len as usize {
+            return None;
+        }
+        let p = (addr.base + byte_offset) as *mut u128;
+        // SAFETY: `addr` was produced by `chunk_addr` of this mapping, so
+        // `[addr.base, addr.base + addr.len)` lies inside a segment that stays
+        // mapped while `&'a self` lives (segments are never unmapped before
+        // drop). We just checked that the 32 bytes of the slot are inside the
+        // chunk and 16-byte aligned (chunk bases are 64-byte aligned). The
+        // memory is only accessed through atomics (module-level `## Safety`).
+        let (head, tail) = unsafe { (AtomicU128::from_ptr(p), AtomicU128::from_ptr(p.add(1))) };
+        Some(SlotCell::new(head, tail))
+    }
+
+    /// An `AtomicU64` in the first segment (the file header page) at `offset`.
+    pub(crate) fn header_u64(&self, offset: usize) -> &AtomicU64 {
+        assert!(offset % 8 == 0 && offset + 8 <= PAGE as usize, "header atomic offset {offset} outside the header page");
+        let segs = self.segments.read().unwrap_or_else(|p| p.into_inner());
+        let base = segs.first().expect("a SharedMapping always has its first segment").map.as_mut_ptr() as usize;
+        drop(segs);
+        // SAFETY: the first segment starts at file offset 0 and is at least one
+        // page long (files are created with a full header page and `new` maps
+        // the whole file); `offset + 8 <= PAGE` and 8-byte alignment were
+        // asserted above, and the segment base is page-aligned. The segment is
+        // never unmapped while `&self` lives, and the bytes are only accessed
+        // atomically (module-level `## Safety`).
+        unsafe { AtomicU64::from_ptr((base + offset) as *mut u64) }
+    }
+
+    /// Writes dirty pages of `[byte_offset, byte_offset + len)` of a chunk to the disk (msync).
+    pub(crate) fn flush(&self, addr: ChunkAddr, byte_offset: usize, len: usize) -> Result<()> {
+        let segs = self.segments.read().unwrap_or_else(|p| p.into_inner());
+        let s = &segs[addr.segment as usize];
+        s.map
+            .flush_range(addr.offset_in_segment as usize + byte_offset, len)
+            .map_err(|e| Error::io("msync", &self.path, e))
+    }
+
+    /// Writes dirty pages of the header page to the disk (msync).
+    pub(crate) fn flush_header(&self) -> Result<()> {
+        let segs = self.segments.read().unwrap_or_else(|p| p.into_inner());
+        segs[0].map.flush_range(0, PAGE as usize).map_err(|e| Error::io("msync", &self.path, e))
+    }
+}
+
+/// Checks, once per process, that 128-bit atomics are lock-free: a lock-based
+/// fallback would only exclude threads of this process, not other processes.
+pub(crate) fn require_lock_free_u128() -> Result<()> {
+    if AtomicU128::is_lock_free() {
+        Ok(())
+    } else {
+        Err(Error::Unsupported { what: "this CPU has no lock-free 128-bit compare-and-swap (cmpxchg16b)".into() })
+    }
+}
+
+#[cfg(target_endian = "big")]
+compile_error!("window-space ledgers are little-endian; big-endian targets are not supported");

@@ -1,0 +1,563 @@
+//! Payload mapping tables: one append-only file per store family
+//! (`trades.map`, `quotes.map`, `aggressor.map`, `rf_rate.map`, `greeks.map`,
+//! `aggregations.map`). A payload id is the position of its record in the
+//! file; ids are dense, never reused, and unique across processes.
+//!
+//! ## File format (version 1), little-endian
+//!
+//! ```text
+//! Header, bytes 0..64
+//!   0   8  magic            89 57 53 4D 41 50 0D 0A   ("\x89WSMAP\r\n")
+//!   8   4  format version   1
+//!  12   4  store kind       0 trades, 1 quotes, 2 aggressor, 3 rf_rate, 4 greeks, 5 aggregations
+//!  16   8  created at       ns since the Unix epoch
+//!  24  32  reserved         0
+//!  56   8  header checksum  xxh3-64 of bytes 0..56
+//! Records, from offset 64, each padded to a multiple of 8 bytes
+//!   0   4  record magic     "WSR1"
+//!   4   4  body length      n (48 ..= 48 + 4096)
+//!   8   8  body checksum    xxh3-64 of the body
+//!  16   n  body
+//!     0   8  payload id       must equal the record's position
+//!     8   4  symbol id
+//!    12   4  window index
+//!    16   1  slot kind        global slot-kind code (slot.rs)
+//!    17   1  payload type     artifact format code
+//!    18   2  flags            0
+//!    20   4  URI length       u (≤ 4096)
+//!    24   8  artifact checksum
+//!    32   8  artifact size    bytes
+//!    40   8  created at       ns since the Unix epoch
+//!    48   u  URI              UTF-8
+//! ```
+//!
+//! **Appends** take an exclusive `flock` on the file, first read any records
+//! other processes appended (so the next id is known), cut an incomplete
+//! record left at the tail by a writer that died (nobody else can be writing
+//! while we hold the lock), then write the record with one `pwrite` at the end,
+//! and, in the synchronous durability mode, `fdatasync` before returning.
+//!
+//! **Replay** at bootstrap reads every record and keeps only its offset in
+//! memory (8 bytes a record). The recovery policy is [`RecoveryMode`]: a bad
+//! record at the very end is a torn tail (cut off when no other controller has
+//! the directory open, and reported); a bad record followed by data is damage
+//! and fails the bootstrap with the file and offset, changing nothing.
+
+use std::fs::{File, OpenOptions};
+use std::os::unix::fs::FileExt;
+use std::path::{Path, PathBuf};
+use std::sync::Mutex;
+
+use crate::error::{Error, Result};
+use crate::lock::FileLock;
+
+pub(crate) const MAGIC: [u8; 8] = *b"\x89WSMAP\r\n";
+pub(crate) const FORMAT_VERSION: u32 = 1;
+pub(crate) const HEADER_BYTES: u64 = 64;
+const RECORD_MAGIC: [u8; 4] = *b"WSR1";
+const RECORD_HEADER_BYTES: usize = 16;
+const BODY_FIXED_BYTES: usize = 48;
+/// Longest artifact URI, in bytes.
+pub const MAX_URI_BYTES: usize = 4096;
+const MAX_BODY_BYTES: usize = BODY_FIXED_BYTES + MAX_URI_BYTES;
+
+/// The six mapping tables.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+#[repr(u8)]
+pub enum StoreKind {
+    Trades = 0,
+    Quotes = 1,
+    Aggressor = 2,
+    RfRate = 3,
+    Greeks = 4,
+    Aggregations = 5,
+}
+
+impl StoreKind {
+    pub const ALL: [StoreKind; 6] = [Self::Trades, Self::Quotes, Self::Aggressor, Self::RfRate, Self::Greeks, Self::Aggregations];
+
+    pub fn from_code(code: u32) -> Option<Self> {
+        Self::ALL.get(code as usize).copied()
+    }
+
+    pub fn file_name(self) -> &'static str {
+        match self {
+            Self::Trades => "trades.map",
+            Self::Quotes => "quotes.map",
+            Self::Aggressor => "aggressor.map",
+            Self::RfRate => "rf_rate.map",
+            Self::Greeks => "greeks.map",
+            Self::Aggregations => "aggregations.map",
+        }
+    }
+
+    /// camelCase name as the TypeScript API spells it.
+    pub fn name(self) -> &'static str {
+        match self {
+            Self::Trades => "trades",
+            Self::Quotes => "quotes",
+            Self::Aggressor => "aggressor",
+            Self::RfRate => "rfRate",
+            Self::Greeks => "greeks",
+            Self::Aggregations => "aggregations",
+        }
+    }
+}
+
+/// What happens to a bad record at the tail of a mapping table.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum RecoveryMode {
+    /// Report the torn tail and cut it off (bootstrap when alone, appenders).
+    TruncateTornTail,
+    /// Report the torn tail and leave the file as it is (bootstrap while other
+    /// controllers are open: the tail may be an append in progress).
+    ReportTornTail,
+}
+
+/// One payload record.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct PayloadRecord {
+    pub payload_id: u64,
+    pub symbol_id: u32,
+    pub window_idx: u32,
+    pub slot_kind: u8,
+    pub payload_type: u8,
+    pub checksum: u64,
+    pub size: u64,
+    pub created_at_ns: u64,
+    pub uri: String,
+}
+
+/// What replay found.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct ReplayReport {
+    pub records: u64,
+    pub bytes: u64,
+    /// Bytes of a torn tail found after the last good record.
+    pub torn_tail_bytes: u64,
+    /// Whether the torn tail was cut off.
+    pub torn_tail_repaired: bool,
+}
+
+#[derive(Default)]
+struct Index {
+    /// File offset of each record, by payload id.
+    offsets: Vec<u64>,
+    /// End of the last good record.
+    end: u64,
+}
+
+/// An open mapping table.
+pub struct PayloadStore {
+    kind: StoreKind,
+    path: PathBuf,
+    file: File,
+    index: Mutex<Index>,
+    sync: bool,
+}
+
+fn pad8(n: usize) -> usize {
+    (n + 7) & !7
+}
+
+fn encode_header(kind: StoreKind, created_at_ns: u64) -> [u8; HEADER_BYTES as usize] {
+    let mut h = [0u8; HEADER_BYTES as usize];
+    h[0..8].copy_from_slice(&MAGIC);
+    h[8..12].copy_from_slice(&FORMAT_VERSION.to_le_bytes());
+    h[12..16].copy_from_slice(&u32::from(kind as u8).to_le_bytes());
+    h[16..24].copy_from_slice(&created_at_ns.to_le_bytes());
+    let sum = xxhash_rust::xxh3::xxh3_64(&h[..56]);
+    h[56..64].copy_from_slice(&sum.to_le_bytes());
+    h
+}
+
+/// Checks a mapping-table header.
+pub fn decode_header(path: &Path, kind: StoreKind, h: &[u8]) -> Result<()> {
+    if h.len() < HEADER_BYTES as usize {
+        return Err(Error::corrupt(path, Some(h.len() as u64), "file is shorter than its 64-byte header"));
+    }
+    if h[0..8] != MAGIC {
+        return Err(Error::corrupt(path, Some(0), "wrong magic number: not a window-space mapping table"));
+    }
+    if u64::from_le_bytes(h[56..64].try_into().expect("8 bytes")) != xxhash_rust::xxh3::xxh3_64(&h[..56]) {
+        return Err(Error::corrupt(path, Some(56), "header checksum mismatch"));
+    }
+    let version = u32::from_le_bytes(h[8..12].try_into().expect("4 bytes"));
+    if version != FORMAT_VERSION {
+        return Err(Error::corrupt(path, Some(8), format!("format version {version} is not supported (expected {FORMAT_VERSION})")));
+    }
+    let stored = u32::from_le_bytes(h[12..16].try_into().expect("4 bytes"));
+    if stored != u32::from(kind as u8) {
+        return Err(Error::corrupt(path, Some(12), format!("store kind {stored}, expected {} ({})", kind as u8, kind.file_name())));
+    }
+    Ok(())
+}
+
+/// Encodes a record (with its framing) for `payload_id`.
+pub fn encode_record(rec: &PayloadRecord) -> Result<Vec<u8>> {
+    let uri = rec.uri.as_bytes();
+    if uri.len() > MAX_URI_BYTES {
+        return Err(Error::invalid(format!("artifact URI is {} bytes; at most {MAX_URI_BYTES} are allowed", uri.len())));
+    }
+    let body_len = BODY_FIXED_BYTES + uri.len();
+    let mut out = vec![0u8; pad8(RECORD_HEADER_BYTES + body_len)];
+    {
+        let body = &mut out[RECORD_HEADER_BYTES..RECORD_HEADER_BYTES + body_len];
+        body[0..8].copy_from_slice(&rec.payload_id.to_le_bytes());
+        body[8..12].copy_from_slice(&rec.symbol_id.to_le_bytes());
+        body[12..16].copy_from_slice(&rec.window_idx.to_le_bytes());
+        body[16] = rec.slot_kind;
+        body[17] = rec.payload_type;
+        body[20..24].copy_from_slice(&(uri.len() as u32).to_le_bytes());
+        body[24..32].copy_from_slice(&rec.checksum.to_le_bytes());
+        body[32..40].copy_from_slice(&rec.size.to_le_bytes());
+        body[40..48].copy_from_slice(&rec.created_at_ns.to_le_bytes());
+        body[48..].copy_from_slice(uri);
+    }
+    let sum = xxhash_rust::xxh3::xxh3_64(&out[RECORD_HEADER_BYTES..RECORD_HEADER_BYTES + body_len]);
+    out[0..4].copy_from_slice(&RECORD_MAGIC);
+    out[4..8].copy_from_slice(&(body_len as u32).to_le_bytes());
+    out[8..16].copy_from_slice(&sum.to_le_bytes());
+    Ok(out)
+}
+
+/// Outcome of parsing one record from a byte slice.
+#[derive(Debug, PartialEq, Eq)]
+pub enum Parsed {
+    /// A good record of this many bytes (padding included).
+    Record(PayloadRecord, usize),
+    /// Not enough bytes for the record the framing announces.
+    Incomplete,
+    /// Bad framing or checksum; `announced` is the record length when the
+    /// framing could be read, to tell a bad last record from damage mid-file.
+    Bad { what: String, announced: Option<usize> },
+}
+
+/// Parses the record at the start of `buf`.
+pub fn parse_record(buf: &[u8]) -> Parsed {
+    if buf.len() < RECORD_HEADER_BYTES {
+        return Parsed::Incomplete;
+    }
+    if buf[0..4] != RECORD_MAGIC {
+        return Parsed::Bad { what: "record magic missing".into(), announced: None };
+    }
+    let body_len = u32::from_le_bytes(buf[4..8].try_into().expect("4 bytes")) as usize;
+    if !(BODY_FIXED_BYTES..=MAX_BODY_BYTES).contains(&body_len) {
+        return Parsed::Bad { what: format!("record length {body_len} out of range"), announced: None };
+    }
+    let total = pad8(RECORD_HEADER_BYTES + body_len);
+    if buf.len() < total {
+        return Parsed::Incomplete;
+    }
+    let body = &buf[RECORD_HEADER_BYTES..RECORD_HEADER_BYTES + body_len];
+    let stored = u64::from_le_bytes(buf[8..16].try_into().expect("8 bytes"));
+    if stored != xxhash_rust::xxh3::xxh3_64(body) {
+        return Parsed::Bad { what: "record checksum mismatch".into(), announced: Some(total) };
+    }
+    let u64_at = |o: usize| u64::from_le_bytes(body[o..o + 8].try_into().expect("8 bytes"));
+    let u32_at = |o: usize| u32::from_le_bytes(body[o..o + 4].try_into().expect("4 bytes"));
+    let uri_len = u32_at(20) as usize;
+    if BODY_FIXED_BYTES + uri_len != body_len {
+        return Parsed::Bad { what: format!("URI length {uri_len} does not match record length {body_len}"), announced: Some(total) };
+    }
+    let Ok(uri) = std::str::from_utf8(&body[48..]) else {
+        return Parsed::Bad { what: "URI is not UTF-8".into(), announced: Some(total) };
+    };
+    Parsed::Record(
+        PayloadRecord {
+            payload_id: u64_at(0),
+            symbol_id: u32_at(8),
+            window_idx: u32_at(12),
+            slot_kind: body[16],
+            payload_type: body[17],
+            checksum: u64_at(24),
+            size: u64_at(32),
+            created_at_ns: u64_at(40),
+            uri: uri.to_string(),
+        },
+        total,
+    )
+}
+
+/// Bytes read per `pread` during replay.
+const REPLAY_BLOCK: usize = 4 << 20;
+
+impl PayloadStore {
+    /// Creates an empty table (first bootstrap).
+    pub fn create(path: &Path, kind: StoreKind, created_at_ns: u64) -> Result<()> {
+        let file = OpenOptions::new().write(true).create_new(true).open(path).map_err(|e| Error::io("create", path, e))?;
+        file.write_all_at(&encode_header(kind, created_at_ns), 0).map_err(|e| Error::io("write", path, e))?;
+        file.sync_all().map_err(|e| Error::io("fsync", path, e))
+    }
+
+    /// Opens and replays a table. With [`RecoveryMode::TruncateTornTail`] a torn
+    /// tail is cut off (call that only after every other check of the bootstrap
+    /// passed, see `Controller::bootstrap`).
+    pub fn open(path: &Path, kind: StoreKind, sync: bool) -> Result<(Self, ReplayReport)> {
+        let file = OpenOptions::new().read(true).write(true).open(path).map_err(|e| Error::io("open", path, e))?;
+        let mut header = [0u8; HEADER_BYTES as usize];
+        let len = file.metadata().map_err(|e| Error::io("fstat", path, e))?.len();
+        if len < HEADER_BYTES {
+            return Err(Error::corrupt(path, Some(len), "file is shorter than its 64-byte header"));
+        }
+        file.read_exact_at(&mut header, 0).map_err(|e| Error::io("read", path, e))?;
+        decode_header(path, kind, &header)?;
+        let store = Self { kind, path: path.to_path_buf(), file, index: Mutex::new(Index { offsets: Vec::new(), end: HEADER_BYTES }), sync };
+        let report = {
+            let mut index = store.index.lock().unwrap_or_else(|p| p.into_inner());
+            let torn = store.read_new_records(&mut index)?;
+            ReplayReport { records: index.offsets.len() as u64, bytes: index.end, torn_tail_bytes: torn, torn_tail_repaired: false }
+        };
+        Ok((store, report))
+    }
+
+    /// Cuts a torn tail found by replay; the caller knows no other process is
+    /// appending (it is alone, or it holds the file lock).
+    pub fn repair_torn_tail(&self) -> Result<u64> {
+        let _lock = FileLock::exclusive(&self.file, &self.path)?;
+        let mut index = self.index.lock().unwrap_or_else(|p| p.into_inner());
+        let torn = self.read_new_records(&mut index)?;
+        if torn > 0 {
+            self.cut(&index)?;
+        }
+        Ok(torn)
+    }
+
+    fn cut(&self, index: &Index) -> Result<()> {
+        self.file.set_len(index.end).map_err(|e| Error::io("truncate", &self.path, e))?;
+        self.file.sync_all().map_err(|e| Error::io("fsync", &self.path, e))
+    }
+
+    /// Reads records past `index.end` and adds them; returns the number of
+    /// bytes of a torn tail after them (0 if the file ends cleanly). Damage
+    /// followed by more data is an error naming the offset.
+    fn read_new_records(&self, index: &mut Index) -> Result<u64> {
+        let file_len = self.file.metadata().map_err(|e| Error::io("fstat", &self.path, e))?.len();
+        let mut buf: Vec<u8> = Vec::new();
+        let mut buf_start = index.end; // file offset of buf[0]
+        let mut pos = 0usize; // position in buf
+        loop {
+            let at = buf_start + pos as u64;
+            if at >= file_len {
+                return Ok(0);
+            }
+            match parse_record(&buf[pos..]) {
+                Parsed::Record(rec, n) => {
+                    let expected = index.offsets.len() as u64;
+                    if rec.payload_id != expected {
+                        return Err(Error::corrupt(
+                            &self.path,
+                            Some(at),
+                            format!("record holds payload id {} where id {expected} belongs", rec.payload_id),
+                        ));
+                    }
+                    index.offsets.push(at);
+                    pos += n;
+                    index.end = buf_start + pos as u64;
+                }
+                Parsed::Incomplete => {
+                    let have = buf.len() - pos;
+                    if buf_start + buf.len() as u64 >= file_len {
+                        // Nothing more in the file: a record cut short at the end.
+                        return Ok(file_len - at);
+                    }
+                    // Refill: keep the unparsed bytes, read more.
+                    buf.drain(..pos);
+                    buf_start = at;
+                    pos = 0;
+                    let want = (REPLAY_BLOCK.max(have + MAX_BODY_BYTES + RECORD_HEADER_BYTES)).min((file_len - buf_start) as usize);
+                    let old = buf.len();
+                    buf.resize(want, 0);
+                    self.file.read_exact_at(&mut buf[old..], buf_start + old as u64).map_err(|e| Error::io("read", &self.path, e))?;
+                }
+                Parsed::Bad { what, announced } => {
+                    let rest = file_len - at;
+                    let is_tail = match announced {
+                        Some(n) => n as u64 >= rest,
+                        None => self.all_zero_or_short(at, file_len)?,
+                    };
+                    if is_tail {
+                        return Ok(rest);
+                    }
+                    return Err(Error::corrupt(&self.path, Some(at), format!("{what} (payload id {}), and more data follows", index.offsets.len())));
+                }
+            }
+        }
+    }
+
+    /// True when `[at, end)` is shorter than a record header or only zeros
+    /// (what a crash leaves after a partly written record).
+    fn all_zero_or_short(&self, at: u64, end: u64) -> Result<bool> {
+        if end - at < RECORD_HEADER_BYTES as u64 {
+            return Ok(true);
+        }
+        let mut buf = vec![0u8; ((end - at) as usize).min(MAX_BODY_BYTES + RECORD_HEADER_BYTES + 8)];
+        self.file.read_exact_at(&mut buf, at).map_err(|e| Error::io("read", &self.path, e))?;
+        // A bad framing followed by less than one record's worth of bytes, or zeros.
+        Ok(end - at <= buf.len() as u64 && (buf.iter().all(|b| *b == 0) || buf.len() < MAX_BODY_BYTES))
+    }
+
+    pub fn kind(&self) -> StoreKind {
+        self.kind
+    }
+
+    pub fn path(&self) -> &Path {
+        &self.path
+    }
+
+    /// Records known to this controller (catching up with other processes first).
+    pub fn len(&self) -> Result<u64> {
+        let mut index = self.index.lock().unwrap_or_else(|p| p.into_inner());
+        self.catch_up_unlocked(&mut index)?;
+        Ok(index.offsets.len() as u64)
+    }
+
+    pub fn is_empty(&self) -> Result<bool> {
+        Ok(self.len()? == 0)
+    }
+
+    /// Reads records other processes appended, without taking the file lock: an
+    /// incomplete record at the end may be an append in progress, so it is
+    /// neither an error nor cut off here.
+    fn catch_up_unlocked(&self, index: &mut Index) -> Result<()> {
+        self.read_new_records(index).map(|_| ())
+    }
+
+    /// Appends a record; its `payload_id` field is ignored and set to the next id.
+    pub fn append(&self, mut rec: PayloadRecord) -> Result<u64> {
+        if rec.uri.len() > MAX_URI_BYTES {
+            return Err(Error::invalid(format!("artifact URI is {} bytes; at most {MAX_URI_BYTES} are allowed", rec.uri.len())));
+        }
+        let _lock = FileLock::exclusive(&self.file, &self.path)?;
+        let mut index = self.index.lock().unwrap_or_else(|p| p.into_inner());
+        // We hold the lock: whatever bad bytes follow the last good record were
+        // left by a writer that died. Cut them before appending after them.
+        if self.read_new_records(&mut index)? > 0 {
+            self.cut(&index)?;
+        }
+        let id = index.offsets.len() as u64;
+        rec.payload_id = id;
+        let bytes = encode_record(&rec)?;
+        let at = index.end;
+        if let Err(e) = self.file.write_all_at(&bytes, at) {
+            // Leave no partial record behind (a full disk, for instance).
+            let _ = self.file.set_len(at);
+            return Err(Error::io("write", &self.path, e));
+        }
+        if self.sync {
+            self.file.sync_data().map_err(|e| Error::io("fdatasync", &self.path, e))?;
+        }
+        index.offsets.push(at);
+        index.end = at + bytes.len() as u64;
+        Ok(id)
+    }
+
+    /// Reads the record of `payload_id`, if it exists.
+    pub fn get(&self, payload_id: u64) -> Result<Option<PayloadRecord>> {
+        let offset = {
+            let mut index = self.index.lock().unwrap_or_else(|p| p.into_inner());
+            if payload_id >= index.offsets.len() as u64 {
+                self.catch_up_unlocked(&mut index)?;
+            }
+            match index.offsets.get(payload_id as usize) {
+                Some(o) => *o,
+                None => return Ok(None),
+            }
+        };
+        let mut buf = vec![0u8; RECORD_HEADER_BYTES];
+        self.file.read_exact_at(&mut buf, offset).map_err(|e| Error::io("read", &self.path, e))?;
+        let body_len = u32::from_le_bytes(buf[4..8].try_into().expect("4 bytes")) as usize;
+        buf.resize(pad8(RECORD_HEADER_BYTES + body_len.min(MAX_BODY_BYTES)), 0);
+        self.file.read_exact_at(&mut buf[RECORD_HEADER_BYTES..], offset + RECORD_HEADER_BYTES as u64).map_err(|e| Error::io("read", &self.path, e))?;
+        match parse_record(&buf) {
+            Parsed::Record(rec, _) => Ok(Some(rec)),
+            Parsed::Incomplete | Parsed::Bad { .. } => {
+                Err(Error::corrupt(&self.path, Some(offset), format!("record of payload id {payload_id} no longer reads back")))
+            }
+        }
+    }
+
+    /// Checks that `payload_id` exists (catching up first).
+    pub fn check_exists(&self, payload_id: u64) -> Result<()> {
+        let len = self.len()?;
+        if payload_id < len {
+            Ok(())
+        } else {
+            Err(Error::UnknownPayload { store: self.kind.file_name(), payload_id, length: len })
+        }
+    }
+
+    /// Makes appended records durable (for group commit).
+    pub fn sync(&self) -> Result<()> {
+        self.file.sync_data().map_err(|e| Error::io("fdatasync", &self.path, e))
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn rec(uri: &str) -> PayloadRecord {
+        PayloadRecord { payload_id: 0, symbol_id: 1, window_idx: 2, slot_kind: 1, payload_type: 3, checksum: 4, size: 5, created_at_ns: 6, uri: uri.into() }
+    }
+
+    #[test]
+    fn records_round_trip_and_ids_are_dense() {
+        let dir = tempfile::tempdir().unwrap();
+        let p = dir.path().join("trades.map");
+        PayloadStore::create(&p, StoreKind::Trades, 1).unwrap();
+        let (s, r) = PayloadStore::open(&p, StoreKind::Trades, false).unwrap();
+        assert_eq!(r.records, 0);
+        assert_eq!(s.append(rec("a")).unwrap(), 0);
+        assert_eq!(s.append(rec("bb")).unwrap(), 1);
+        drop(s);
+        let (s, r) = PayloadStore::open(&p, StoreKind::Trades, false).unwrap();
+        assert_eq!(r.records, 2);
+        assert_eq!(s.get(1).unwrap().unwrap().uri, "bb");
+        assert_eq!(s.get(2).unwrap(), None);
+    }
+
+    #[test]
+    fn torn_tail_is_reported_then_cut_and_earlier_records_survive() {
+        let dir = tempfile::tempdir().unwrap();
+        let p = dir.path().join("greeks.map");
+        PayloadStore::create(&p, StoreKind::Greeks, 1).unwrap();
+        let (s, _) = PayloadStore::open(&p, StoreKind::Greeks, false).unwrap();
+        for i in 0..5 {
+            s.append(rec(&format!("uri-{i}"))).unwrap();
+        }
+        drop(s);
+        let full = std::fs::metadata(&p).unwrap().len();
+        let f = OpenOptions::new().write(true).open(&p).unwrap();
+        f.set_len(full - 7).unwrap(); // tear the last record
+        let (s, r) = PayloadStore::open(&p, StoreKind::Greeks, false).unwrap();
+        assert_eq!(r.records, 4);
+        assert!(r.torn_tail_bytes > 0);
+        assert!(s.repair_torn_tail().unwrap() > 0);
+        assert_eq!(s.append(rec("next")).unwrap(), 4);
+        drop(s);
+        let (s, r) = PayloadStore::open(&p, StoreKind::Greeks, false).unwrap();
+        assert_eq!((r.records, r.torn_tail_bytes), (5, 0));
+        assert_eq!(s.get(4).unwrap().unwrap().uri, "next");
+    }
+
+    #[test]
+    fn damage_before_the_tail_is_an_error_with_the_offset() {
+        let dir = tempfile::tempdir().unwrap();
+        let p = dir.path().join("quotes.map");
+        PayloadStore::create(&p, StoreKind::Quotes, 1).unwrap();
+        let (s, _) = PayloadStore::open(&p, StoreKind::Quotes, false).unwrap();
+        for i in 0..3 {
+            s.append(rec(&format!("u{i}"))).unwrap();
+        }
+        drop(s);
+        let before = std::fs::read(&p).unwrap();
+        let mut bytes = before.clone();
+        bytes[HEADER_BYTES as usize + 20] ^= 0xff; // body of record 0
+        std::fs::write(&p, &bytes).unwrap();
+        let err = PayloadStore::open(&p, StoreKind::Quotes, false).err().unwrap();
+        assert_eq!(err.code(), "ERR_CORRUPT_STATE");
+        assert!(err.to_string().contains("offset 64"), "{err}");
+        assert_eq!(std::fs::read(&p).unwrap(), bytes, "a failed open changes nothing");
+    }
+}
