@@ -136,6 +136,34 @@ impl Error {
         }
     }
 
+    /// Structured details of the error (file, offset, symbol, window, slot as
+    /// it is now, ...), so bindings can expose fields instead of a message to parse.
+    pub fn details(&self) -> serde_json::Value {
+        use serde_json::json;
+        match self {
+            Self::Io { op, path, source } => json!({ "op": op, "path": path, "osError": source.raw_os_error() }),
+            Self::CorruptState { file, offset, what } => json!({ "file": file, "offset": offset, "what": what }),
+            Self::ScheduleMismatch { what } | Self::InvalidSchedule { what } | Self::InvalidArgument { what } | Self::Unsupported { what } => {
+                json!({ "what": what })
+            }
+            Self::InvalidSymbol { symbol, why } => json!({ "symbol": symbol, "why": why }),
+            Self::UnknownSymbol { symbol } => json!({ "symbol": symbol }),
+            Self::WindowOutOfRange { window_idx, window_count } => json!({ "windowIdx": window_idx, "windowCount": window_count }),
+            Self::NoWindowForTimestamp { timestamp_ns } => json!({ "timestampNs": timestamp_ns.to_string() }),
+            Self::SlotWrite(e) => {
+                let c = e.current();
+                let expected = match e {
+                    SlotWriteError::VersionConflict { expected_version, .. } => Some(*expected_version),
+                    _ => None,
+                };
+                json!({ "expectedVersion": expected, "status": c.status.name(), "version": c.version })
+            }
+            Self::UnknownPayload { store, payload_id, length } => json!({ "store": store, "payloadId": payload_id, "length": length }),
+            Self::PathEscapesStateDir { path } => json!({ "path": path }),
+            Self::Closed => json!({}),
+        }
+    }
+
     pub(crate) fn io(op: &'static str, path: impl Into<PathBuf>, source: io::Error) -> Self {
         Self::Io { op, path: path.into(), source }
     }

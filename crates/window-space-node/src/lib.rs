@@ -31,8 +31,15 @@ impl AsRef<str> for Code {
 
 type Result<T> = napi::Result<T, Code>;
 
+/// Marker that starts the reason of every error this binding throws. The
+/// reason is a JSON document `{"message": ..., "details": {...}}` that the
+/// TypeScript facade (src/errors.ts) unpacks into typed error fields; it is
+/// part of the binding ↔ facade contract, not an API for users.
+const DETAILS_MARKER: &str = "window-space:";
+
 fn core_err(e: CoreError) -> napi::Error<Code> {
-    napi::Error::new(Code(e.code()), e.to_string())
+    let reason = serde_json::json!({ "message": e.to_string(), "details": e.details() });
+    napi::Error::new(Code(e.code()), format!("{DETAILS_MARKER}{reason}"))
 }
 
 fn invalid(what: impl Into<String>) -> napi::Error<Code> {
@@ -225,6 +232,7 @@ fn report(r: &StorageReport) -> NativeStorageReport {
 #[napi(object)]
 pub struct NativeErrorInfo {
     pub code: String,
+    /// The same JSON reason a thrown error carries (see `core_err`).
     pub message: String,
 }
 
@@ -325,7 +333,10 @@ impl Task for OpenTask {
     fn resolve(&mut self, _env: Env, output: Self::Output) -> napi::Result<Self::JsValue> {
         Ok(match output {
             Ok((c, r)) => Either::A(NativeController { inner: Some(Arc::new(c)), report: r }),
-            Err(e) => Either::B(NativeErrorInfo { code: e.code().to_string(), message: e.to_string() }),
+            Err(e) => {
+                let err = core_err(e);
+                Either::B(NativeErrorInfo { code: err.status.0.to_string(), message: err.reason })
+            }
         })
     }
 }

@@ -1,0 +1,777 @@
+/**
+ * The controller: the public face of one open state directory. Bootstrap,
+ * symbols, the claim → append → fill → clear engine loop, batch calls, admin
+ * transitions, rows, metrics, payload stores and the artifact helper.
+ *
+ * The controller is a thin shape over the native core: it checks argument
+ * types (TypeError/RangeError), turns symbol strings into ids through a local
+ * cache (so the hot path sends only numbers across napi), turns refusal codes
+ * into typed errors, and builds row objects from numbers the core writes into
+ * a reused Float64Array.
+ *
+ * @module
+ */
+import * as path from 'node:path'
+
+import {
+  AbortError,
+  ClosedError,
+  SlotBusyError,
+  SlotFilledError,
+  SlotRetiredError,
+  SlotWriteError,
+  UnknownSymbolError,
+  VersionConflictError,
+  errorFromNative,
+  translateNativeError,
+} from './errors'
+import { native, type NativeController, type NativeStorageReport } from './native'
+import { scheduleFromJson, scheduleToJson, timeToNs, type TimeInput, type WindowSpace } from './time'
+import {
+  PAYLOAD_STORE_NAMES,
+  PayloadType,
+  SLOT_KIND_NAMES,
+  SLOT_STATUSES,
+  STORE_OF_SLOT_KIND,
+  toSlotKind,
+  type ArtifactInfo,
+  type Claim,
+  type EnrichmentRow,
+  type LedgerEventCounts,
+  type LedgerName,
+  type PayloadInput,
+  type PayloadMeta,
+  type PayloadRecord,
+  type PayloadStoreName,
+  type PayloadTypeName,
+  type SlotKind,
+  type SlotKindInput,
+  type SlotMetric,
+  type SlotState,
+  type SlotStatus,
+  type SlotTransition,
+  type StorageReport,
+  type TradeRow,
+  type WindowMeta,
+} from './types'
+
+/** When a call's effects reach the disk. */
+export type Durability = 'buffered' | 'sync'
+
+/** Options of {@link WindowSpaceConfig}. */
+export interface WindowSpaceOptions {
+  /**
+   * `'buffered'` (default): every call that returned survives `kill -9` at any
+   * instant. `'sync'`: also survives power loss (fdatasync/msync before return).
+   */
+  readonly durability?: Durability
+  /** Lease of a claim when `markPending` is given none (default 30 000 ms). */
+  readonly defaultLeaseMs?: number
+}
+
+/** Where the state lives, its schedule, and options. */
+export class WindowSpaceConfig {
+  /** Absolute path of the state directory. */
+  readonly stateDir: string
+  readonly windowSpace: WindowSpace
+  readonly options: Readonly<WindowSpaceOptions>
+
+  /**
+   * @param stateDir - the state directory (created if missing)
+   * @param windowSpace - the schedule; persisted on first bootstrap
+   * @param options - durability and default lease
+   */
+  constructor(stateDir: string, windowSpace: WindowSpace, options: WindowSpaceOptions = {}) {
+    if (typeof stateDir !== 'string' || stateDir.length === 0) throw new TypeError('stateDir must be a non-empty string')
+    if (stateDir.includes('\0')) throw new RangeError('stateDir must not contain NUL characters')
+    scheduleToJson(windowSpace) // validates types and ranges now
+    if (options.durability !== undefined && options.durability !== 'buffered' && options.durability !== 'sync') {
+      throw new RangeError(`durability must be "buffered" or "sync", got ${JSON.stringify(options.durability)}`)
+    }
+    if (options.defaultLeaseMs !== undefined) checkWhole(options.defaultLeaseMs, 'defaultLeaseMs', Number.MAX_SAFE_INTEGER)
+    this.stateDir = path.resolve(stateDir)
+    this.windowSpace = windowSpace
+    this.options = Object.freeze({ ...options })
+  }
+
+  /** @internal */
+  toNative() {
+    return {
+      stateDir: this.stateDir,
+      scheduleJson: scheduleToJson(this.windowSpace),
+      durability: this.options.durability,
+      defaultLeaseMs: this.options.defaultLeaseMs,
+    }
+  }
+}
+
+/** Options of `markPending` and the batch claim. */
+export interface ClaimOptions {
+  /** Lease in ms; after it expires anyone may take the claim over. */
+  readonly leaseMs?: number
+}
+
+/** One item of {@link WindowSpaceController.fillMany}. */
+export interface FillRequest {
+  readonly symbol: string | number
+  readonly windowIdx: number
+  readonly slotKind: SlotKindInput
+  readonly meta: PayloadMeta
+}
+
+/** Result of one item of {@link WindowSpaceController.fillMany}. */
+export type FillResult = { readonly ok: true; readonly version: number } | { readonly ok: false; readonly error: SlotWriteError }
+
+/** What bootstrap returns. */
+export interface BootstrapResult {
+  readonly controller: WindowSpaceController
+  readonly storageReport: StorageReport
+}
+
+const U32_MAX = 0xffffffff
+const SLOT_STRIDE = 8
+const REFUSED_BUSY = -1
+const REFUSED_FILLED = -2
+const REFUSED_RETIRED = -3
+
+function checkWhole(v: unknown, what: string, max: number): number {
+  if (typeof v !== 'number') throw new TypeError(`${what} must be a number, got ${v === null ? 'null' : typeof v}`)
+  if (!Number.isInteger(v) || v < 0 || v > max) throw new RangeError(`${what} must be a whole number from 0 to ${max}, got ${v}`)
+  return v
+}
+
+function payloadTypeCode(t: PayloadTypeName | number): number {
+  if (typeof t === 'string') {
+    const code = (PayloadType as Record<string, number>)[t]
+    if (code === undefined) throw new RangeError(`unknown payloadType ${JSON.stringify(t)}; use one of ${Object.keys(PayloadType).join(', ')} or a code 0..255`)
+    return code
+  }
+  return checkWhole(t, 'payloadType', 255)
+}
+
+function checkChecksum(c: unknown): bigint {
+  if (typeof c !== 'bigint') throw new TypeError(`checksum must be a bigint, got ${c === null ? 'null' : typeof c}`)
+  if (c < 0n || c > 0xffffffffffffffffn) throw new RangeError(`checksum must be an unsigned 64-bit bigint, got ${c}`)
+  return c
+}
+
+function call<T>(f: () => T): T {
+  try {
+    return f()
+  } catch (e) {
+    throw translateNativeError(e)
+  }
+}
+
+function storageReportOf(r: NativeStorageReport): StorageReport {
+  return {
+    created: r.created,
+    schedule: r.schedule as StorageReport['schedule'],
+    windowCount: r.windowCount,
+    symbols: r.symbols,
+    exclusive: r.exclusive,
+    files: r.files.map((f) => ({ name: f.name, bytes: f.bytes })),
+    ledgers: r.ledgers.map((l) => ({ ...l, ledger: l.ledger as LedgerName })),
+    stores: r.stores.map((s) => ({ ...s, store: s.store as PayloadStoreName })),
+    staleClaims: r.staleClaims,
+    nonemptySlots: r.nonemptySlots,
+    elapsedMs: r.elapsedNs / 1e6,
+  }
+}
+
+function slotStateAt(buf: Float64Array, i: number): SlotState {
+  const o = i * SLOT_STRIDE
+  const status = SLOT_STATUSES[buf[o]!]!
+  return {
+    status,
+    version: buf[o + 1]!,
+    payloadType: buf[o + 2]!,
+    payloadId: buf[o + 3]!,
+    checksum: (BigInt(buf[o + 4]!) << 32n) | BigInt(buf[o + 5]!),
+    leaseExpiresAt: status === 'Pending' ? buf[o + 6]! : null,
+  }
+}
+
+/** One open state directory. Create it with {@link WindowSpaceController.bootstrap}. */
+export class WindowSpaceController {
+  #native: NativeController | null
+  readonly #stateDir: string
+  readonly #symbolIds = new Map<string, number>()
+  readonly #slotBuf = new Float64Array(SLOT_STRIDE * 7)
+  readonly #pairBuf = { buf: new Float64Array(2 * 64) }
+  #stores: PayloadStores | undefined
+
+  private constructor(n: NativeController, stateDir: string) {
+    this.#native = n
+    this.#stateDir = stateDir
+  }
+
+  /**
+   * Opens (or creates) the state directory synchronously: loads the schedule
+   * and symbol map, maps the ledgers, replays the mapping tables, rebuilds
+   * metrics. A failed bootstrap changes nothing on disk.
+   */
+  static bootstrap(config: WindowSpaceConfig): BootstrapResult {
+    if (!(config instanceof WindowSpaceConfig)) throw new TypeError('bootstrap expects a WindowSpaceConfig')
+    const n = call(() => native.NativeController.open(config.toNative()))
+    const controller = new WindowSpaceController(n, config.stateDir)
+    return { controller, storageReport: storageReportOf(n.storageReport()) }
+  }
+
+  /**
+   * Like {@link bootstrap}, but replays off the main thread (libuv pool).
+   * @param options.signal - aborts the bootstrap if it has not started yet
+   */
+  static async bootstrapAsync(config: WindowSpaceConfig, options: { signal?: AbortSignal } = {}): Promise<BootstrapResult> {
+    if (!(config instanceof WindowSpaceConfig)) throw new TypeError('bootstrapAsync expects a WindowSpaceConfig')
+    if (options.signal?.aborted) throw new AbortError('bootstrap was aborted before it started')
+    let r: unknown
+    try {
+      r = await native.openAsync(config.toNative(), options.signal)
+    } catch (e) {
+      if (options.signal?.aborted) throw new AbortError('bootstrap was aborted')
+      throw translateNativeError(e)
+    }
+    if (typeof (r as { code?: unknown }).code === 'string') {
+      const info = r as { code: string; message: string }
+      throw errorFromNative(info.code, info.message)
+    }
+    const n = r as NativeController
+    const controller = new WindowSpaceController(n, config.stateDir)
+    return { controller, storageReport: storageReportOf(n.storageReport()) }
+  }
+
+  get #n(): NativeController {
+    const n = this.#native
+    if (n === null) throw new ClosedError('the controller is closed')
+    return n
+  }
+
+  /** Absolute path of the state directory. */
+  get stateDir(): string {
+    return this.#stateDir
+  }
+
+  /** True after {@link close}. */
+  get closed(): boolean {
+    return this.#native === null
+  }
+
+  /** Closes the controller; idempotent. In `'sync'` mode everything is flushed first. */
+  close(): void {
+    const n = this.#native
+    if (n === null) return
+    this.#native = null
+    call(() => n.close())
+  }
+
+  /** Same as {@link close}, for `using` declarations. */
+  [Symbol.dispose](): void {
+    this.close()
+  }
+
+  /** Makes every change durable now (msync + fdatasync), whatever the durability mode. */
+  flush(): void {
+    call(() => this.#n.flush())
+  }
+
+  // ---- schedule -------------------------------------------------------------
+
+  /** Number of windows of the schedule (it may roll forward while open). */
+  get windowCount(): number {
+    return call(() => this.#n.windowCount())
+  }
+
+  /** The persisted schedule, with bigint ns values. */
+  get windowSpace(): WindowSpace {
+    return scheduleFromJson(call(() => this.#n.scheduleJson()))
+  }
+
+  /** The window a timestamp falls in; throws `NoWindowForTimestampError` if none. */
+  windowIdxForTimestamp(ts: TimeInput): number {
+    const ns = timeToNs(ts)
+    return call(() => this.#n.windowIdxForTimestampNs(ns))
+  }
+
+  /** Start, duration and schema version of a window. */
+  windowMeta(windowIdx: number): WindowMeta {
+    checkWhole(windowIdx, 'windowIdx', U32_MAX)
+    const m = call(() => this.#n.windowMeta(windowIdx))
+    const start = BigInt(m.startNs)
+    const duration = BigInt(m.durationNs)
+    return { windowIdx: m.windowIdx, start, duration, startMs: Number(start / 1_000_000n), durationMs: Number(duration) / 1e6, schemaVersion: m.schemaVersion }
+  }
+
+  // ---- symbols --------------------------------------------------------------
+
+  /** The id of `symbol`, created (and persisted) if missing. Ids never change. */
+  resolveSymbol(symbol: string): number {
+    if (typeof symbol !== 'string') throw new TypeError(`symbol must be a string, got ${symbol === null ? 'null' : typeof symbol}`)
+    const cached = this.#symbolIds.get(symbol)
+    if (cached !== undefined) return cached
+    const id = call(() => this.#n.resolveSymbol(symbol))
+    this.#symbolIds.set(symbol, id)
+    return id
+  }
+
+  /** The id of a known symbol (string or id); throws `UnknownSymbolError` otherwise. Never creates. */
+  symbolId(symbol: string | number): number {
+    if (typeof symbol === 'number') return checkWhole(symbol, 'symbol id', U32_MAX)
+    if (typeof symbol !== 'string') throw new TypeError(`symbol must be a string or a numeric id, got ${symbol === null ? 'null' : typeof symbol}`)
+    const cached = this.#symbolIds.get(symbol)
+    if (cached !== undefined) return cached
+    const id = call(() => this.#n.lookupSymbol(symbol))
+    if (id < 0) throw new UnknownSymbolError(`unknown symbol ${symbol} (call resolveSymbol first)`, { symbol })
+    this.#symbolIds.set(symbol, id)
+    return id
+  }
+
+  /** The symbol string of an id. */
+  symbolName(id: number): string {
+    checkWhole(id, 'symbol id', U32_MAX)
+    return call(() => this.#n.symbolName(id))
+  }
+
+  /** Every symbol, indexed by id. */
+  symbols(): string[] {
+    return call(() => this.#n.symbols())
+  }
+
+  // ---- the engine loop ------------------------------------------------------
+
+  #refusal(code: number, symbolId: number, windowIdx: number, kind: SlotKind, expectedVersion: number | null): SlotWriteError {
+    const slot = this.#readSlot(symbolId, windowIdx, kind)
+    const where = `slot ${kind.name} of symbol ${symbolId}, window ${windowIdx}`
+    const details = { symbolId, windowIdx, slotKind: kind.name, status: slot.status, version: slot.version, expectedVersion }
+    let e: SlotWriteError
+    if (code === REFUSED_BUSY) {
+      e = new SlotBusyError(`${where} is held by a live claim until ${new Date(slot.leaseExpiresAt ?? 0).toISOString()}`, details)
+    } else if (code === REFUSED_FILLED) {
+      e = new SlotFilledError(`${where} is already Filled (version ${slot.version})`, details)
+    } else if (code === REFUSED_RETIRED) {
+      e = new SlotRetiredError(`${where} is Retired`, details)
+    } else {
+      e = new VersionConflictError(`version conflict on ${where}: the claim was at version ${expectedVersion}, the slot is now ${slot.status} at version ${slot.version}`, details)
+    }
+    e.slot = slot
+    return e
+  }
+
+  /**
+   * Claims a slot: `Empty | Cleared → Pending`, or takes over a claim whose
+   * lease expired. Exactly one caller wins among every thread, worker and
+   * process. Throws `SlotBusyError`, `SlotFilledError` or `SlotRetiredError`
+   * (all `VersionConflictError`s) when the slot is not claimable.
+   */
+  markPending(symbol: string | number, windowIdx: number, slotKind: SlotKindInput, options: ClaimOptions = {}): Claim {
+    const claim = this.tryMarkPending(symbol, windowIdx, slotKind, options, true)
+    return claim as Claim
+  }
+
+  /** Like {@link markPending}, but returns `null` instead of throwing when the slot is not claimable. */
+  tryMarkPending(symbol: string | number, windowIdx: number, slotKind: SlotKindInput, options: ClaimOptions = {}, _throw = false): Claim | null {
+    const symbolId = this.symbolId(symbol)
+    checkWhole(windowIdx, 'windowIdx', U32_MAX)
+    const kind = toSlotKind(slotKind)
+    const leaseMs = options.leaseMs === undefined ? -1 : checkWhole(options.leaseMs, 'leaseMs', Number.MAX_SAFE_INTEGER)
+    const n = this.#n
+    const before = Date.now()
+    const v = call(() => n.claim(symbolId, windowIdx, kind.code, leaseMs))
+    if (v < 0) {
+      if (_throw) throw this.#refusal(v, symbolId, windowIdx, kind, null)
+      return null
+    }
+    const lease = leaseMs < 0 ? call(() => n.defaultLeaseMs()) : leaseMs
+    return { symbolId, windowIdx, slotKind: kind, version: v, leaseExpiresAt: before + lease }
+  }
+
+  /** Extends a live claim's lease; returns the claim with its new deadline. */
+  renewClaim(claim: Claim, options: ClaimOptions = {}): Claim {
+    const kind = toSlotKind(claim.slotKind)
+    const leaseMs = options.leaseMs === undefined ? -1 : checkWhole(options.leaseMs, 'leaseMs', Number.MAX_SAFE_INTEGER)
+    const d = call(() => this.#n.renew(claim.symbolId, claim.windowIdx, kind.code, claim.version, leaseMs))
+    if (d < 0) throw this.#refusal(d, claim.symbolId, claim.windowIdx, kind, claim.version)
+    return { ...claim, leaseExpiresAt: d }
+  }
+
+  /**
+   * Fills a slot: `Pending → Filled`, only at the version the claim returned.
+   * The payload id must exist in the slot kind's mapping table. Throws
+   * `VersionConflictError` if someone else claimed, filled, cleared or took
+   * over the slot meanwhile — skip the slot then. Returns the new version.
+   */
+  setRef(symbol: string | number, windowIdx: number, slotKind: SlotKindInput, meta: PayloadMeta): number {
+    const symbolId = this.symbolId(symbol)
+    checkWhole(windowIdx, 'windowIdx', U32_MAX)
+    const kind = toSlotKind(slotKind)
+    if (typeof meta !== 'object' || meta === null) throw new TypeError('meta must be a PayloadMeta object')
+    const pt = payloadTypeCode(meta.payloadType)
+    const payloadId = checkWhole(meta.payloadId, 'payloadId', Number.MAX_SAFE_INTEGER)
+    const version = checkWhole(meta.version, 'version', U32_MAX)
+    const sum = checkChecksum(meta.checksum)
+    const r = call(() => this.#n.fill(symbolId, windowIdx, kind.code, version, pt, payloadId, Number(sum >> 32n), Number(sum & 0xffffffffn)))
+    if (r < 0) throw this.#refusal(r, symbolId, windowIdx, kind, version)
+    return r
+  }
+
+  /** Fills the `rfRate` slot (see {@link setRef}). */
+  setRfRateRef(symbol: string | number, windowIdx: number, meta: PayloadMeta): number {
+    return this.setRef(symbol, windowIdx, 'rfRate', meta)
+  }
+  /** Fills the `optionTrade` slot (see {@link setRef}). */
+  setOptionTradeRef(symbol: string | number, windowIdx: number, meta: PayloadMeta): number {
+    return this.setRef(symbol, windowIdx, 'optionTrade', meta)
+  }
+  /** Fills the `optionQuote` slot (see {@link setRef}). */
+  setOptionQuoteRef(symbol: string | number, windowIdx: number, meta: PayloadMeta): number {
+    return this.setRef(symbol, windowIdx, 'optionQuote', meta)
+  }
+  /** Fills the `underlyingTrade` slot (see {@link setRef}). */
+  setUnderlyingTradeRef(symbol: string | number, windowIdx: number, meta: PayloadMeta): number {
+    return this.setRef(symbol, windowIdx, 'underlyingTrade', meta)
+  }
+  /** Fills the `underlyingQuote` slot (see {@link setRef}). */
+  setUnderlyingQuoteRef(symbol: string | number, windowIdx: number, meta: PayloadMeta): number {
+    return this.setRef(symbol, windowIdx, 'underlyingQuote', meta)
+  }
+  /** Fills the `optionAggressor` slot (see {@link setRef}). */
+  setOptionAggressorRef(symbol: string | number, windowIdx: number, meta: PayloadMeta): number {
+    return this.setRef(symbol, windowIdx, 'optionAggressor', meta)
+  }
+  /** Fills the `underlyingAggressor` slot (see {@link setRef}). */
+  setUnderlyingAggressorRef(symbol: string | number, windowIdx: number, meta: PayloadMeta): number {
+    return this.setRef(symbol, windowIdx, 'underlyingAggressor', meta)
+  }
+  /** Fills the `greeks` slot (see {@link setRef}). */
+  setGreeksRef(symbol: string | number, windowIdx: number, meta: PayloadMeta): number {
+    return this.setRef(symbol, windowIdx, 'greeks', meta)
+  }
+  /** Fills the `aggregation` slot (see {@link setRef}). */
+  setAggregationRef(symbol: string | number, windowIdx: number, meta: PayloadMeta): number {
+    return this.setRef(symbol, windowIdx, 'aggregation', meta)
+  }
+
+  /**
+   * The engine's failure path: the claim holder gives the slot back
+   * (`Pending → Cleared`) so a retry can claim it. Returns the new version.
+   */
+  clearSlot(symbol: string | number, windowIdx: number, slotKind: SlotKindInput, claim: Pick<Claim, 'version'>): number {
+    const symbolId = this.symbolId(symbol)
+    checkWhole(windowIdx, 'windowIdx', U32_MAX)
+    const kind = toSlotKind(slotKind)
+    if (typeof claim !== 'object' || claim === null) throw new TypeError('claim must be the Claim returned by markPending')
+    const version = checkWhole(claim.version, 'claim.version', U32_MAX)
+    const r = call(() => this.#n.clear(symbolId, windowIdx, kind.code, version))
+    if (r < 0) throw this.#refusal(r, symbolId, windowIdx, kind, version)
+    return r
+  }
+
+  // ---- batch calls ----------------------------------------------------------
+
+  /**
+   * Claims up to `count` windows `>= startIdx` of one symbol and slot kind in
+   * one native call, skipping windows that are Filled, Retired or held by a
+   * live claim. Returns the claims in window order (possibly fewer than `count`).
+   */
+  claimNextUnfilled(symbol: string | number, startIdx: number, slotKind: SlotKindInput, count: number, options: ClaimOptions = {}): Claim[] {
+    const symbolId = this.symbolId(symbol)
+    checkWhole(startIdx, 'startIdx', U32_MAX)
+    const kind = toSlotKind(slotKind)
+    checkWhole(count, 'count', 1_000_000)
+    const leaseMs = options.leaseMs === undefined ? -1 : checkWhole(options.leaseMs, 'leaseMs', Number.MAX_SAFE_INTEGER)
+    if (this.#pairBuf.buf.length < 2 * count) this.#pairBuf.buf = new Float64Array(2 * count)
+    const buf = this.#pairBuf.buf
+    const n = this.#n
+    const before = Date.now()
+    const got = call(() => n.claimNextUnfilled(symbolId, startIdx, kind.code, count, leaseMs, buf))
+    const leaseExpiresAt = before + (leaseMs < 0 ? call(() => n.defaultLeaseMs()) : leaseMs)
+    const out: Claim[] = new Array(got)
+    for (let i = 0; i < got; i++) out[i] = { symbolId, windowIdx: buf[2 * i]!, slotKind: kind, version: buf[2 * i + 1]!, leaseExpiresAt }
+    return out
+  }
+
+  /**
+   * Fills many slots in one native call. Each item succeeds or is refused on
+   * its own (a refused item does not stop the batch); argument errors throw.
+   */
+  fillMany(items: readonly FillRequest[]): FillResult[] {
+    if (!Array.isArray(items)) throw new TypeError('fillMany expects an array')
+    const packed = new Float64Array(items.length * 8)
+    const kinds: SlotKind[] = new Array(items.length)
+    items.forEach((it, i) => {
+      const sum = checkChecksum(it.meta?.checksum)
+      const kind = toSlotKind(it.slotKind, `items[${i}].slotKind`)
+      kinds[i] = kind
+      packed.set(
+        [
+          this.symbolId(it.symbol),
+          checkWhole(it.windowIdx, `items[${i}].windowIdx`, U32_MAX),
+          kind.code,
+          checkWhole(it.meta.version, `items[${i}].meta.version`, U32_MAX),
+          payloadTypeCode(it.meta.payloadType),
+          checkWhole(it.meta.payloadId, `items[${i}].meta.payloadId`, Number.MAX_SAFE_INTEGER),
+          Number(sum >> 32n),
+          Number(sum & 0xffffffffn),
+        ],
+        i * 8,
+      )
+    })
+    const out = new Float64Array(items.length)
+    call(() => this.#n.fillBatch(packed, out))
+    return Array.from(out, (r, i): FillResult =>
+      r >= 0 ? { ok: true, version: r } : { ok: false, error: this.#refusal(r, packed[i * 8]!, packed[i * 8 + 1]!, kinds[i]!, packed[i * 8 + 3]!) },
+    )
+  }
+
+  // ---- admin ----------------------------------------------------------------
+
+  /** Admin: any status but Retired → Cleared (an Empty slot stays Empty). */
+  forceClear(symbol: string | number, windowIdx: number, slotKind: SlotKindInput): SlotTransition {
+    const symbolId = this.symbolId(symbol)
+    checkWhole(windowIdx, 'windowIdx', U32_MAX)
+    const kind = toSlotKind(slotKind)
+    const t = call(() => this.#n.forceClear(symbolId, windowIdx, kind.code))
+    return { from: SLOT_STATUSES[t.from]!, to: SLOT_STATUSES[t.to]!, version: t.version }
+  }
+
+  /** Admin: any status → Retired (terminal; never claimed again). */
+  retire(symbol: string | number, windowIdx: number, slotKind: SlotKindInput): SlotTransition {
+    const symbolId = this.symbolId(symbol)
+    checkWhole(windowIdx, 'windowIdx', U32_MAX)
+    const kind = toSlotKind(slotKind)
+    const t = call(() => this.#n.retire(symbolId, windowIdx, kind.code))
+    return { from: SLOT_STATUSES[t.from]!, to: SLOT_STATUSES[t.to]!, version: t.version }
+  }
+
+  /** Admin: force-clears windows `from` (inclusive) to `to` (exclusive); Retired slots are skipped. Returns how many changed. */
+  forceClearRange(symbol: string | number, range: { from: number; to: number }, slotKind: SlotKindInput): number {
+    const symbolId = this.symbolId(symbol)
+    const { from, to } = this.#range(range)
+    const kind = toSlotKind(slotKind)
+    return call(() => this.#n.forceClearRange(symbolId, from, to, kind.code))
+  }
+
+  /** Admin: retires windows `from` (inclusive) to `to` (exclusive). Returns how many changed. */
+  retireRange(symbol: string | number, range: { from: number; to: number }, slotKind: SlotKindInput): number {
+    const symbolId = this.symbolId(symbol)
+    const { from, to } = this.#range(range)
+    const kind = toSlotKind(slotKind)
+    return call(() => this.#n.retireRange(symbolId, from, to, kind.code))
+  }
+
+  #range(range: { from: number; to: number }): { from: number; to: number } {
+    if (typeof range !== 'object' || range === null) throw new TypeError('range must be { from, to }')
+    const from = checkWhole(range.from, 'range.from', U32_MAX)
+    const to = checkWhole(range.to, 'range.to', U32_MAX)
+    if (to < from) throw new RangeError(`range.to (${to}) is before range.from (${from})`)
+    return { from, to }
+  }
+
+  // ---- reads ----------------------------------------------------------------
+
+  #readSlot(symbolId: number, windowIdx: number, kind: SlotKind): SlotState {
+    const buf = this.#slotBuf
+    call(() => this.#n.readSlot(symbolId, windowIdx, kind.code, buf))
+    return slotStateAt(buf, 0)
+  }
+
+  /** A consistent copy of one slot. */
+  getSlot(symbol: string | number, windowIdx: number, slotKind: SlotKindInput): SlotState {
+    const symbolId = this.symbolId(symbol)
+    checkWhole(windowIdx, 'windowIdx', U32_MAX)
+    return this.#readSlot(symbolId, windowIdx, toSlotKind(slotKind))
+  }
+
+  /** The trade-ledger row of (symbol, window). */
+  getTradeRow(symbol: string | number, windowIdx: number): TradeRow {
+    const symbolId = this.symbolId(symbol)
+    checkWhole(windowIdx, 'windowIdx', U32_MAX)
+    const b = this.#slotBuf
+    call(() => this.#n.readRow(0, symbolId, windowIdx, b))
+    return {
+      symbolId,
+      windowIdx,
+      rfRate: slotStateAt(b, 0),
+      optionTrade: slotStateAt(b, 1),
+      optionQuote: slotStateAt(b, 2),
+      underlyingTrade: slotStateAt(b, 3),
+      underlyingQuote: slotStateAt(b, 4),
+      optionAggressor: slotStateAt(b, 5),
+      underlyingAggressor: slotStateAt(b, 6),
+    }
+  }
+
+  /** The enrichment-ledger row of (symbol, window). */
+  getEnrichmentRow(symbol: string | number, windowIdx: number): EnrichmentRow {
+    const symbolId = this.symbolId(symbol)
+    checkWhole(windowIdx, 'windowIdx', U32_MAX)
+    const b = this.#slotBuf
+    call(() => this.#n.readRow(1, symbolId, windowIdx, b))
+    return { symbolId, windowIdx, greeks: slotStateAt(b, 0), aggregation: slotStateAt(b, 1) }
+  }
+
+  /** First window `>= startIdx` whose slot is not Filled (Retired windows are skipped); `null` if none. */
+  nextUnfilledWindow(symbol: string | number, startIdx: number, slotKind: SlotKindInput): number | null {
+    const symbolId = this.symbolId(symbol)
+    checkWhole(startIdx, 'startIdx', U32_MAX)
+    const kind = toSlotKind(slotKind)
+    const w = call(() => this.#n.nextUnfilledWindow(symbolId, startIdx, kind.code))
+    return w < 0 ? null : w
+  }
+
+  // ---- metrics --------------------------------------------------------------
+
+  #metrics(f: (out: Float64Array) => void): SlotMetric[] {
+    const out = new Float64Array(SLOT_KIND_NAMES.length * 5)
+    call(() => f(out))
+    return SLOT_KIND_NAMES.map((slot, i) => {
+      const counts = {} as Record<SlotStatus, number>
+      SLOT_STATUSES.forEach((s, j) => (counts[s] = out[i * 5 + j]!))
+      return { ledger: i < 7 ? 'trade' : 'enrichment', slot, counts }
+    })
+  }
+
+  /**
+   * Slot counts per ledger, slot kind and status, from counters shared by
+   * every process (O(1)). `Empty` is every (symbol, window) not otherwise counted.
+   */
+  slotMetrics(): SlotMetric[] {
+    const n = this.#n
+    return this.#metrics((out) => n.slotMetrics(out))
+  }
+
+  /** Like {@link slotMetrics}, but by scanning the ledgers: exact, O(slots). */
+  recountSlots(): SlotMetric[] {
+    const n = this.#n
+    return this.#metrics((out) => n.recount(out))
+  }
+
+  /** Transition counters (claims, takeovers, fills, conflicts, ...) of a ledger. */
+  eventCounts(ledger: LedgerName): LedgerEventCounts {
+    if (ledger !== 'trade' && ledger !== 'enrichment') throw new RangeError(`ledger must be "trade" or "enrichment", got ${JSON.stringify(ledger)}`)
+    const out = new Float64Array(8)
+    call(() => this.#n.events(ledger === 'trade' ? 0 : 1, out))
+    return { claims: out[0]!, takeovers: out[1]!, fills: out[2]!, conflicts: out[3]!, clears: out[4]!, forceClears: out[5]!, retires: out[6]!, busy: out[7]! }
+  }
+
+  // ---- payload stores and artifacts -----------------------------------------
+
+  /** The six append-only mapping tables. */
+  payloadStores(): PayloadStores {
+    if (!this.#stores) {
+      const make = (name: PayloadStoreName) => new PayloadStore(this, name, () => this.#n)
+      this.#stores = Object.freeze({
+        trades: make('trades'),
+        quotes: make('quotes'),
+        aggressor: make('aggressor'),
+        rfRate: make('rfRate'),
+        greeks: make('greeks'),
+        aggregations: make('aggregations'),
+      })
+    }
+    return this.#stores
+  }
+
+  /**
+   * Writes an artifact atomically under `<stateDir>/artifacts/<relPath>` (temp
+   * file, fsync, rename, directory fsync), computes its 64-bit checksum and
+   * returns its URI relative to the state directory. Paths that would leave
+   * the state directory throw `PathEscapesStateDirError`.
+   */
+  writeArtifact(relPath: string, data: Uint8Array | string): ArtifactInfo {
+    if (typeof relPath !== 'string') throw new TypeError(`relPath must be a string, got ${typeof relPath}`)
+    const bytes = typeof data === 'string' ? Buffer.from(data, 'utf8') : data
+    if (!(bytes instanceof Uint8Array)) throw new TypeError('data must be a Uint8Array, a Buffer or a string')
+    const a = call(() => this.#n.writeArtifact(relPath, bytes))
+    return { uri: a.uri, path: path.join(this.#stateDir, a.uri), checksum: BigInt(a.checksum), size: a.size }
+  }
+
+  /** The absolute path of an artifact URI (refuses URIs that would leave the state directory). */
+  resolveArtifact(uri: string): string {
+    if (typeof uri !== 'string') throw new TypeError(`uri must be a string, got ${typeof uri}`)
+    return call(() => this.#n.resolveArtifact(uri))
+  }
+}
+
+/** One append-only mapping table. Payload ids are dense and never reused. */
+export class PayloadStore implements Iterable<PayloadRecord> {
+  readonly name: PayloadStoreName
+  readonly #code: number
+  readonly #controller: WindowSpaceController
+  readonly #native: () => NativeController
+
+  /** @internal */
+  constructor(controller: WindowSpaceController, name: PayloadStoreName, n: () => NativeController) {
+    this.name = name
+    this.#code = PAYLOAD_STORE_NAMES.indexOf(name)
+    this.#controller = controller
+    this.#native = n
+  }
+
+  /** Appends a payload record; returns its id (unique across every process). */
+  append(payload: PayloadInput): number {
+    if (typeof payload !== 'object' || payload === null) throw new TypeError('payload must be an object')
+    const kind = toSlotKind(payload.slotKind, 'payload.slotKind')
+    if (STORE_OF_SLOT_KIND[kind.name] !== this.name) {
+      throw new RangeError(`slot kind ${kind.name} records into the ${STORE_OF_SLOT_KIND[kind.name]} store, not ${this.name}`)
+    }
+    if (typeof payload.uri !== 'string') throw new TypeError('payload.uri must be a string')
+    const rec = {
+      symbolId: this.#controller.symbolId(payload.symbol),
+      windowIdx: checkWhole(payload.windowIdx, 'payload.windowIdx', U32_MAX),
+      slotKind: kind.code,
+      payloadType: payloadTypeCode(payload.payloadType),
+      checksum: checkChecksum(payload.checksum),
+      size: checkWhole(payload.size, 'payload.size', Number.MAX_SAFE_INTEGER),
+      uri: payload.uri,
+    }
+    return call(() => this.#native().appendPayload(this.#code, rec))
+  }
+
+  /** The record of `payloadId`, or `null` if it does not exist. */
+  get(payloadId: number): PayloadRecord | null {
+    checkWhole(payloadId, 'payloadId', Number.MAX_SAFE_INTEGER)
+    const r = call(() => this.#native().getPayload(this.#code, payloadId))
+    if (!r) return null
+    return {
+      payloadId: r.payloadId,
+      symbolId: r.symbolId,
+      windowIdx: r.windowIdx,
+      slotKind: SLOT_KIND_NAMES[r.slotKind]!,
+      payloadType: r.payloadType,
+      uri: r.uri,
+      checksum: BigInt(r.checksum),
+      size: r.size,
+      createdAt: BigInt(r.createdAtNs),
+    }
+  }
+
+  /** Number of records (including those other processes appended). */
+  get length(): number {
+    return call(() => this.#native().payloadCount(this.#code))
+  }
+
+  /** Records from id `from` on, in id order. */
+  *entries(from = 0): IterableIterator<PayloadRecord> {
+    checkWhole(from, 'from', Number.MAX_SAFE_INTEGER)
+    const end = this.length
+    for (let id = from; id < end; id++) {
+      const r = this.get(id)
+      if (r) yield r
+    }
+  }
+
+  [Symbol.iterator](): Iterator<PayloadRecord> {
+    return this.entries(0)
+  }
+}
+
+/** The six mapping tables of a state directory. */
+export interface PayloadStores {
+  readonly trades: PayloadStore
+  readonly quotes: PayloadStore
+  readonly aggressor: PayloadStore
+  readonly rfRate: PayloadStore
+  readonly greeks: PayloadStore
+  readonly aggregations: PayloadStore
+}

@@ -1,0 +1,25 @@
+/**
+ * window-space: the restart-safe, memory-mapped ledger in which data-pipeline
+ * engines claim (symbol, window, slot) work items, publish the artifacts they
+ * produced, and let operators see and repair what happened.
+ *
+ * Start at {@link WindowSpaceController.bootstrap}.
+ *
+ * @module
+ */
+export {
+  WindowSpaceConfig,
+  WindowSpaceController,
+  PayloadStore,
+  type BootstrapResult,
+  type ClaimOptions,
+  type Durability,
+  type FillRequest,
+  type FillResult,
+  type PayloadStores,
+  type WindowSpaceOptions,
+} from './controller'
+export * from './errors'
+export * from './types'
+export { WindowSpace, timeToNs, durationToNs, type DurationInput, type SessionSpec, type SessionWindowSpace, type TimeInput, type UniformWindowSpace } from './time'
+export { checksum64 } from './checksum'
