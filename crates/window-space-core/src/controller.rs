@@ -138,6 +138,19 @@ pub fn state_file_names() -> Vec<&'static str> {
     v
 }
 
+/// Removes temp files (`.<name>.tmp-<pid>-<n>`) that an atomic write left
+/// behind when its process died; only called when no other controller is open.
+fn remove_stale_temp_files(dir: &Path) {
+    let Ok(entries) = std::fs::read_dir(dir) else { return };
+    for e in entries.flatten() {
+        let name = e.file_name();
+        let name = name.to_string_lossy();
+        if name.starts_with('.') && name.contains(".tmp-") {
+            let _ = std::fs::remove_file(e.path());
+        }
+    }
+}
+
 fn file_len(path: &Path) -> Option<u64> {
     std::fs::metadata(path).ok().map(|m| m.len())
 }
@@ -219,6 +232,7 @@ impl Controller {
             trade.store_counts(&scans[0]);
             enrichment.store_counts(&scans[1]);
             trade.set_symbol_count(u64::from(symbol_count));
+            remove_stale_temp_files(&dir);
         } else {
             trade.publish_symbol_count(u64::from(symbol_count));
         }
@@ -279,8 +293,10 @@ impl Controller {
             let empty = match name {
                 n if n == SymbolMap::FILE_NAME => SymbolMap::load(dir).map(|m| m.is_empty()).unwrap_or(len == 0),
                 n if n.ends_with(".dat") => {
+                    // A ledger holds data only once a chunk was allocated after its
+                    // 4096-byte header page; a shorter file is a header cut short.
                     let kind = if n == LedgerKind::Trade.file_name() { LedgerKind::Trade } else { LedgerKind::Enrichment };
-                    len == 0 || Ledger::open(&p, kind, false).map(|l| l.chunk_count() == 0).unwrap_or(false)
+                    len <= crate::mapping::PAGE || Ledger::open(&p, kind, false).map(|l| l.chunk_count() == 0).unwrap_or(false)
                 }
                 _ => len <= crate::payload::HEADER_BYTES,
             };
