@@ -12,7 +12,7 @@ import { afterAll, describe, expect, it } from 'vitest'
 import { VersionConflictError, WindowSpace, WindowSpaceConfig, WindowSpaceController, type WindowSpaceController as Controller } from '../src/index'
 
 const ENGINE = join(__dirname, 'fixtures', 'crash-engine.mjs')
-const WINDOWS = 600
+const WINDOWS = 20_000
 const LEASE_MS = 150
 const ENGINES = 3
 const ROUNDS = 12
@@ -173,19 +173,20 @@ describe('SIGKILL at random moments', () => {
         for (const s of storageReport.stores) if (s.tornTailBytes > 0) expect(s.tornTailRepaired).toBe(true)
         verify(controller, storageReport, acks)
 
-        // A stale claim is taken over, and its dead holder's fill is refused.
-        const lastClaims = new Map<number, Ack>()
-        for (const a of acks) if (a.op === 'claim' || a.op === 'fill' || a.op === 'clear' || a.op === 'conflict') lastClaims.set(a.w as number, a)
-        const stale = [...lastClaims.values()].find((a) => a.op === 'claim' && controller.getSlot('CRASH', a.w as number, 'optionTrade').status === 'Pending')
-        if (stale) {
-          const slot = controller.getSlot('CRASH', stale.w as number, 'optionTrade')
-          const taken = controller.markPending('CRASH', stale.w as number, 'optionTrade', { leaseMs: 1 })
+        // A stale claim of a dead engine is taken over, and its holder's fill is refused.
+        let stale: number | undefined
+        for (let w = 0; w < WINDOWS && stale === undefined; w++) {
+          if (controller.getSlot('CRASH', w, 'optionTrade').status === 'Pending') stale = w
+        }
+        if (stale !== undefined) {
+          const slot = controller.getSlot('CRASH', stale, 'optionTrade')
+          const taken = controller.markPending('CRASH', stale, 'optionTrade', { leaseMs: 1 })
           expect(taken.version).toBe(slot.version + 1)
           const id = controller.payloadStores().trades.length - 1
           expect(() =>
-            controller.setOptionTradeRef('CRASH', stale.w as number, { payloadType: 'Binary', payloadId: id, version: slot.version, checksum: 1n }),
+            controller.setOptionTradeRef('CRASH', stale, { payloadType: 'Binary', payloadId: id, version: slot.version, checksum: 1n }),
           ).toThrow(VersionConflictError)
-          controller.clearSlot('CRASH', stale.w as number, 'optionTrade', taken)
+          controller.clearSlot('CRASH', stale, 'optionTrade', taken)
           takeovers++
         }
       } finally {
