@@ -284,7 +284,31 @@ impl Ledger {
         let map = SharedMapping::new(&file, path)?;
         let ledger = Self { path: path.to_path_buf(), file, geometry, map, dir: RwLock::new(Directory::default()), sync };
         ledger.catch_up()?;
+        ledger.check_unpublished_chunks(len)?;
         Ok(ledger)
+    }
+
+    /// Chunks past the published count are either never allocated (zeros) or
+    /// an allocation that died before publishing (a header, rows all zero).
+    /// Anything else means the chunk count was damaged: refuse, since the next
+    /// allocation would overwrite a chunk that holds slots.
+    fn check_unpublished_chunks(&self, file_len: u64) -> Result<()> {
+        let count = self.chunk_count();
+        let mut buf = vec![0u8; CHUNK_BYTES as usize];
+        let mut n = count;
+        while chunk_offset(n + 1) <= file_len {
+            let off = chunk_offset(n);
+            self.file.read_exact_at(&mut buf, off).map_err(|e| Error::io("read", &self.path, e))?;
+            if let Some(i) = buf[CHUNK_HEADER_BYTES as usize..].iter().position(|b| *b != 0) {
+                return Err(Error::corrupt(
+                    &self.path,
+                    Some(off + u64::from(CHUNK_HEADER_BYTES) + i as u64),
+                    format!("chunk {n} holds slots but the header publishes only {count} chunks (offset {OFF_CHUNK_COUNT})"),
+                ));
+            }
+            n += 1;
+        }
+        Ok(())
     }
 
     pub fn geometry(&self) -> LedgerGeometry {

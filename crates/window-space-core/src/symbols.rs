@@ -169,6 +169,11 @@ fn read(path: &Path) -> Result<Names> {
 }
 
 /// Parses and validates the bytes of `symbol-map.json`.
+/// Parses and validates the bytes of a `symbol-map.json`; returns the symbols by id.
+pub fn parse_symbol_map(path: &Path, bytes: &[u8]) -> Result<Vec<String>> {
+    parse(path, bytes).map(|n| n.by_id)
+}
+
 fn parse(path: &Path, bytes: &[u8]) -> Result<Names> {
     let doc: Doc = serde_json::from_slice(bytes).map_err(|e| {
         Error::corrupt(path, None, format!("invalid JSON at line {}, column {}: {e}", e.line(), e.column()))
