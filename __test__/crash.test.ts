@@ -15,7 +15,8 @@ const ENGINE = join(__dirname, 'fixtures', 'crash-engine.mjs')
 const WINDOWS = 20_000
 const LEASE_MS = 150
 const ENGINES = 3
-const ROUNDS = 12
+// WS_CRASH_ROUNDS raises the round count for soak runs (npm run soak).
+const ROUNDS = Number(process.env.WS_CRASH_ROUNDS ?? 12)
 const sleep = (ms: number) => new Promise((r) => setTimeout(r, ms))
 
 type Ack = { e: number; op: string; [k: string]: unknown }
@@ -197,5 +198,5 @@ describe('SIGKILL at random moments', () => {
     expect(takeovers).toBeGreaterThan(0)
     // The engines really worked: many fills were acknowledged across the rounds.
     expect(readAcks().filter((a) => a.op === 'fill').length).toBeGreaterThan(50)
-  }, 180_000)
+  }, 180_000 + ROUNDS * 5_000)
 })
