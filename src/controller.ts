@@ -219,6 +219,18 @@ export class WindowSpaceController {
   }
 
   /**
+   * Opens an existing state directory with the schedule persisted in it, for
+   * tools that do not know the schedule. Creates nothing; a directory without
+   * `schedule.json` gives `NotAStateDirError`.
+   */
+  static openExisting(stateDir: string, options: Pick<WindowSpaceOptions, 'durability'> = {}): BootstrapResult {
+    if (typeof stateDir !== 'string' || stateDir.length === 0) throw new TypeError('stateDir must be a non-empty string')
+    const abs = path.resolve(stateDir)
+    const n = call(() => native.NativeController.openExisting(abs, options.durability))
+    return { controller: new WindowSpaceController(n, abs), storageReport: storageReportOf(n.storageReport()) }
+  }
+
+  /**
    * Like {@link bootstrap}, but replays off the main thread (libuv pool).
    * @param options.signal - aborts the bootstrap if it has not started yet
    */

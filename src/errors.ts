@@ -36,6 +36,7 @@ export type WindowSpaceErrorCode =
   | 'ERR_UNSUPPORTED'
   | 'ERR_ABORTED'
   | 'ERR_INTERNAL'
+  | 'ERR_NOT_A_STATE_DIR'
 
 const brand = (name: string) => Symbol.for(`window-space.error.${name}`)
 
@@ -147,6 +148,8 @@ export class ClosedError extends define('ClosedError', 'ERR_CLOSED') {}
 export class UnsupportedError extends define('UnsupportedError', 'ERR_UNSUPPORTED') {}
 /** An operation was aborted through its `AbortSignal`. */
 export class AbortError extends define('AbortError', 'ERR_ABORTED') {}
+/** The directory holds no window-space state (no `schedule.json`); see `WindowSpaceController.openExisting`. */
+export class NotAStateDirError extends define('NotAStateDirError', 'ERR_NOT_A_STATE_DIR') {}
 /** A failure inside the native core that has no code of its own (a bug: please report it). */
 export class InternalError extends define('InternalError', 'ERR_INTERNAL') {}
 
@@ -234,6 +237,7 @@ export const errorClasses: Readonly<Record<WindowSpaceErrorCode, new (message: s
   ERR_UNSUPPORTED: UnsupportedError,
   ERR_ABORTED: AbortError,
   ERR_INTERNAL: InternalError,
+  ERR_NOT_A_STATE_DIR: NotAStateDirError,
 }
 
 const DETAILS_MARKER = 'window-space:'

@@ -283,6 +283,22 @@ impl Controller {
         Ok((controller, report))
     }
 
+    /// Opens an existing state directory with the schedule persisted in it
+    /// (for tools that do not know the schedule). Never creates anything.
+    pub fn open_existing(state_dir: impl Into<PathBuf>, durability: Durability) -> Result<(Controller, StorageReport)> {
+        let dir = state_dir.into();
+        let path = dir.join(SCHEDULE_FILE);
+        let text = match std::fs::read_to_string(&path) {
+            Ok(t) => t,
+            Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Err(Error::NotAStateDir { path: dir }),
+            Err(e) => return Err(Error::io("read", &path, e)),
+        };
+        let schedule = Schedule::from_json(&path, &text)?;
+        let mut config = Config::new(dir, schedule.space().clone());
+        config.durability = durability;
+        Self::bootstrap(config)
+    }
+
     /// Creates the files of a new state directory; `schedule.json` last, as the
     /// commit mark. Leftovers of an earlier bootstrap that died before writing
     /// `schedule.json` are replaced only if they hold no data.

@@ -106,6 +106,8 @@ pub enum Error {
     Closed,
     /// The platform lacks something the format relies on.
     Unsupported { what: String },
+    /// The directory holds no window-space state (no `schedule.json`).
+    NotAStateDir { path: PathBuf },
 }
 
 impl Error {
@@ -133,6 +135,7 @@ impl Error {
             Self::PathEscapesStateDir { .. } => "ERR_PATH_ESCAPES_STATE_DIR",
             Self::Closed => "ERR_CLOSED",
             Self::Unsupported { .. } => "ERR_UNSUPPORTED",
+            Self::NotAStateDir { .. } => "ERR_NOT_A_STATE_DIR",
         }
     }
 
@@ -161,6 +164,7 @@ impl Error {
             Self::UnknownPayload { store, payload_id, length } => json!({ "store": store, "payloadId": payload_id, "length": length }),
             Self::PathEscapesStateDir { path } => json!({ "path": path }),
             Self::Closed => json!({}),
+            Self::NotAStateDir { path } => json!({ "path": path }),
         }
     }
 
@@ -205,6 +209,7 @@ impl fmt::Display for Error {
             Self::PathEscapesStateDir { path } => write!(f, "artifact path {path:?} would leave the state directory"),
             Self::Closed => write!(f, "the controller is closed"),
             Self::Unsupported { what } => write!(f, "unsupported: {what}"),
+            Self::NotAStateDir { path } => write!(f, "{} is not a window-space state directory (it has no schedule.json)", path.display()),
         }
     }
 }

@@ -357,6 +357,18 @@ impl NativeController {
         Ok(NativeController { inner: Some(Arc::new(c)), report: r })
     }
 
+    /// Opens an existing state directory with its persisted schedule.
+    #[napi(factory, catch_unwind)]
+    pub fn open_existing(state_dir: String, durability: Option<String>) -> Result<NativeController> {
+        let d = match durability.as_deref() {
+            None | Some("buffered") => Durability::Buffered,
+            Some("sync") => Durability::Sync,
+            Some(other) => return Err(invalid(format!("durability must be \"buffered\" or \"sync\", got {other:?}"))),
+        };
+        let (c, r) = Controller::open_existing(state_dir, d).map_err(core_err)?;
+        Ok(NativeController { inner: Some(Arc::new(c)), report: r })
+    }
+
     fn c(&self) -> Result<&Controller> {
         self.inner.as_deref().ok_or_else(|| core_err(CoreError::Closed))
     }
