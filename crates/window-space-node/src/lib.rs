@@ -290,7 +290,7 @@ pub struct NativeArtifact {
 /// `[status, version, payloadType, payloadId, checksumHi, checksumLo, leaseDeadlineMs, 0]`.
 pub const SLOT_STRIDE: usize = 8;
 
-fn write_slot(out: F64Out<'_>, s: &SlotSnapshot) {
+fn write_slot(out: &mut [f64], s: &SlotSnapshot) {
     out[0] = f64::from(s.status as u8);
     out[1] = f64::from(s.version);
     out[2] = f64::from(s.payload_type);
@@ -507,7 +507,7 @@ impl NativeController {
 
     /// Reads one slot into `out[0..8]`.
     #[napi(catch_unwind)]
-    pub fn read_slot(&self, symbol: u32, window_idx: u32, kind_code: u32, out: F64Out<'_>) -> Result<()> {
+    pub fn read_slot(&self, symbol: u32, window_idx: u32, kind_code: u32, #[napi(ts_arg_type = "Float64Array")] out: F64Out<'_>) -> Result<()> {
         let k = kind(kind_code)?;
         if out.len() < SLOT_STRIDE {
             return Err(invalid("readSlot needs an output array of at least 8 numbers"));
@@ -519,7 +519,7 @@ impl NativeController {
 
     /// Reads a row of a ledger (0 trade, 1 enrichment) into `out`, 8 numbers a slot.
     #[napi(catch_unwind)]
-    pub fn read_row(&self, ledger: u32, symbol: u32, window_idx: u32, out: F64Out<'_>) -> Result<u32> {
+    pub fn read_row(&self, ledger: u32, symbol: u32, window_idx: u32, #[napi(ts_arg_type = "Float64Array")] out: F64Out<'_>) -> Result<u32> {
         let l = ledger_kind(ledger)?;
         let n = l.slot_kinds().len();
         if out.len() < n * SLOT_STRIDE {
@@ -541,7 +541,7 @@ impl NativeController {
 
     /// Claims up to `n` windows; writes (window, version) pairs into `out`; returns how many.
     #[napi(catch_unwind)]
-    pub fn claim_next_unfilled(&self, symbol: u32, start: u32, kind_code: u32, n: u32, lease_ms: f64, out: F64Out<'_>) -> Result<u32> {
+    pub fn claim_next_unfilled(&self, symbol: u32, start: u32, kind_code: u32, n: u32, lease_ms: f64, #[napi(ts_arg_type = "Float64Array")] out: F64Out<'_>) -> Result<u32> {
         let k = kind(kind_code)?;
         if out.len() < 2 * n as usize {
             return Err(invalid(format!("claimNextUnfilled needs an output array of at least {} numbers", 2 * n)));
@@ -559,7 +559,7 @@ impl NativeController {
     /// `out[i]` gets the new version or a negative refusal code. Errors other
     /// than refusals stop the batch and are thrown (earlier fills stay done).
     #[napi(catch_unwind)]
-    pub fn fill_batch(&self, items: &[f64], out: F64Out<'_>) -> Result<u32> {
+    pub fn fill_batch(&self, items: &[f64], #[napi(ts_arg_type = "Float64Array")] out: F64Out<'_>) -> Result<u32> {
         if items.len() % 8 != 0 || out.len() < items.len() / 8 {
             return Err(invalid("fillBatch needs 8 numbers an item and one output slot an item"));
         }
@@ -670,19 +670,19 @@ impl NativeController {
 
     /// Writes `[kind][status]` counts (9 × 5 numbers) from the shared counters.
     #[napi(catch_unwind)]
-    pub fn slot_metrics(&self, out: F64Out<'_>) -> Result<()> {
+    pub fn slot_metrics(&self, #[napi(ts_arg_type = "Float64Array")] out: F64Out<'_>) -> Result<()> {
         metrics_into(self.c()?.slot_metrics(), out)
     }
 
     /// Like `slotMetrics`, but by scanning the ledgers (exact; O(slots)).
     #[napi(catch_unwind)]
-    pub fn recount(&self, out: F64Out<'_>) -> Result<()> {
+    pub fn recount(&self, #[napi(ts_arg_type = "Float64Array")] out: F64Out<'_>) -> Result<()> {
         metrics_into(self.c()?.recount().map_err(core_err)?, out)
     }
 
     /// Event counters of a ledger: `[claims, takeovers, fills, conflicts, clears, forceClears, retires, busy]`.
     #[napi(catch_unwind)]
-    pub fn events(&self, ledger: u32, out: F64Out<'_>) -> Result<()> {
+    pub fn events(&self, ledger: u32, #[napi(ts_arg_type = "Float64Array")] out: F64Out<'_>) -> Result<()> {
         let l = ledger_kind(ledger)?;
         let ev = self.c()?.events(l);
         if out.len() < ev.len() {
