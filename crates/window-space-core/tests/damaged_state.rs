@@ -149,3 +149,58 @@ proptest! {
         }
     }
 }
+
+/// Rewrites a header field and its checksum, so the header is well-formed but
+/// says something this library does not read.
+fn rewrite_header(path: &Path, at: usize, value: u32, checked: usize, sum_at: usize) {
+    let mut b = std::fs::read(path).unwrap();
+    b[at..at + 4].copy_from_slice(&value.to_le_bytes());
+    let sum = xxhash_rust::xxh3::xxh3_64(&b[..checked]);
+    b[sum_at..sum_at + 8].copy_from_slice(&sum.to_le_bytes());
+    std::fs::write(path, b).unwrap();
+}
+
+#[test]
+fn wrong_magic_in_any_binary_file_is_refused_and_named() {
+    for name in ["trade-ledger.dat", "enrichment-ledger.dat", "trades.map", "quotes.map", "aggressor.map", "rf_rate.map", "greeks.map", "aggregations.map"] {
+        let dir = populated();
+        let path = dir.path().join(name);
+        let mut b = std::fs::read(&path).unwrap();
+        b[1] = b'X';
+        std::fs::write(&path, &b).unwrap();
+        let before = snapshot(dir.path());
+        let err = Controller::bootstrap(config(dir.path())).err().expect("wrong magic must fail");
+        assert_eq!(err.code(), "ERR_CORRUPT_STATE", "{name}");
+        let msg = err.to_string();
+        assert!(msg.contains(name) && msg.contains("magic") && msg.contains("offset 0"), "{name}: {msg}");
+        assert_eq!(snapshot(dir.path()), before, "{name}");
+    }
+}
+
+#[test]
+fn an_unsupported_format_version_is_refused_with_its_offset() {
+    for (name, checked, sum_at) in [("trade-ledger.dat", 48, 48), ("enrichment-ledger.dat", 48, 48), ("trades.map", 56, 56), ("greeks.map", 56, 56)] {
+        let dir = populated();
+        let path = dir.path().join(name);
+        rewrite_header(&path, 8, 2, checked, sum_at);
+        let before = snapshot(dir.path());
+        let err = Controller::bootstrap(config(dir.path())).err().expect("version 2 must fail");
+        assert_eq!(err.code(), "ERR_CORRUPT_STATE");
+        let msg = err.to_string();
+        assert!(msg.contains(name) && msg.contains("format version 2") && msg.contains("offset 8"), "{msg}");
+        assert_eq!(snapshot(dir.path()), before);
+    }
+}
+
+#[test]
+fn a_schedule_from_another_state_directory_is_a_mismatch() {
+    let dir = populated();
+    let other = tempfile::tempdir().unwrap();
+    let other_space = WindowSpace::Uniform { origin_ns: 5, window_ns: 1_000_000_000, window_count: WINDOWS };
+    drop(Controller::bootstrap(Config::new(other.path(), other_space)).unwrap());
+    std::fs::copy(other.path().join("schedule.json"), dir.path().join("schedule.json")).unwrap();
+    let before = snapshot(dir.path());
+    let err = Controller::bootstrap(config(dir.path())).err().expect("mismatch");
+    assert_eq!(err.code(), "ERR_SCHEDULE_MISMATCH");
+    assert_eq!(snapshot(dir.path()), before);
+}
