@@ -25,7 +25,7 @@ import {
   errorFromNative,
   translateNativeError,
 } from './errors'
-import { native, type NativeController, type NativeStorageReport } from './native'
+import { fast, native, type NativeController, type NativeStorageReport } from './native'
 import { scheduleFromJson, scheduleToJson, timeToNs, type TimeInput, type WindowSpace } from './time'
 import {
   PAYLOAD_STORE_NAMES,
@@ -179,15 +179,27 @@ function storageReportOf(r: NativeStorageReport): StorageReport {
   }
 }
 
+// Builds a 64-bit checksum from its two 32-bit halves with one BigInt allocation.
+const checksumWords = new Uint32Array(2)
+const checksumView = new BigUint64Array(checksumWords.buffer)
+const LITTLE_ENDIAN = new Uint8Array(new Uint16Array([1]).buffer)[0] === 1
+
+function checksumOf(hi: number, lo: number): bigint {
+  checksumWords[LITTLE_ENDIAN ? 0 : 1] = lo
+  checksumWords[LITTLE_ENDIAN ? 1 : 0] = hi
+  return checksumView[0]!
+}
+
 function slotStateAt(buf: Float64Array, i: number): SlotState {
   const o = i * SLOT_STRIDE
   const status = SLOT_STATUSES[buf[o]!]!
+  const filled = status === 'Filled'
   return {
     status,
     version: buf[o + 1]!,
     payloadType: buf[o + 2]!,
     payloadId: buf[o + 3]!,
-    checksum: (BigInt(buf[o + 4]!) << 32n) | BigInt(buf[o + 5]!),
+    checksum: filled ? checksumOf(buf[o + 4]!, buf[o + 5]!) : 0n,
     leaseExpiresAt: status === 'Pending' ? buf[o + 6]! : null,
   }
 }
@@ -195,6 +207,9 @@ function slotStateAt(buf: Float64Array, i: number): SlotState {
 /** One open state directory. Create it with {@link WindowSpaceController.bootstrap}. */
 export class WindowSpaceController {
   #native: NativeController | null
+  /** Handle of the controller for the addon's fast path; -1 once closed. */
+  #h: number
+  readonly #defaultLeaseMs: number
   readonly #stateDir: string
   readonly #symbolIds = new Map<string, number>()
   readonly #slotBuf = new Float64Array(SLOT_STRIDE * 7)
@@ -203,7 +218,18 @@ export class WindowSpaceController {
 
   private constructor(n: NativeController, stateDir: string) {
     this.#native = n
+    this.#h = n.handle
+    this.#defaultLeaseMs = n.defaultLeaseMs()
     this.#stateDir = stateDir
+    this.raw = new RawCalls(this, () => this.#handle())
+  }
+
+  /** The numbers-only forms of the hot path (see {@link RawCalls}). */
+  readonly raw: RawCalls
+
+  #handle(): number {
+    if (this.#h < 0) throw new ClosedError('the controller is closed')
+    return this.#h
   }
 
   /**
@@ -274,6 +300,7 @@ export class WindowSpaceController {
     const n = this.#native
     if (n === null) return
     this.#native = null
+    this.#h = -1
     call(() => n.close())
   }
 
@@ -386,22 +413,27 @@ export class WindowSpaceController {
     checkWhole(windowIdx, 'windowIdx', U32_MAX)
     const kind = toSlotKind(slotKind)
     const leaseMs = options.leaseMs === undefined ? -1 : checkWhole(options.leaseMs, 'leaseMs', Number.MAX_SAFE_INTEGER)
-    const n = this.#n
+    const h = this.#handle()
     const before = Date.now()
-    const v = call(() => n.claim(symbolId, windowIdx, kind.code, leaseMs))
+    let v: number
+    try {
+      v = fast.fastClaim(h, symbolId, windowIdx, kind.code, leaseMs)
+    } catch (e) {
+      throw translateNativeError(e)
+    }
     if (v < 0) {
       if (_throw) throw this.#refusal(v, symbolId, windowIdx, kind, null)
       return null
     }
-    const lease = leaseMs < 0 ? call(() => n.defaultLeaseMs()) : leaseMs
-    return { symbolId, windowIdx, slotKind: kind, version: v, leaseExpiresAt: before + lease }
+    return { symbolId, windowIdx, slotKind: kind, version: v, leaseExpiresAt: before + (leaseMs < 0 ? this.#defaultLeaseMs : leaseMs) }
   }
 
   /** Extends a live claim's lease; returns the claim with its new deadline. */
   renewClaim(claim: Claim, options: ClaimOptions = {}): Claim {
     const kind = toSlotKind(claim.slotKind)
     const leaseMs = options.leaseMs === undefined ? -1 : checkWhole(options.leaseMs, 'leaseMs', Number.MAX_SAFE_INTEGER)
-    const d = call(() => this.#n.renew(claim.symbolId, claim.windowIdx, kind.code, claim.version, leaseMs))
+    const h = this.#handle()
+    const d = call(() => fast.fastRenew(h, claim.symbolId, claim.windowIdx, kind.code, claim.version, leaseMs))
     if (d < 0) throw this.#refusal(d, claim.symbolId, claim.windowIdx, kind, claim.version)
     return { ...claim, leaseExpiresAt: d }
   }
@@ -421,7 +453,13 @@ export class WindowSpaceController {
     const payloadId = checkWhole(meta.payloadId, 'payloadId', Number.MAX_SAFE_INTEGER)
     const version = checkWhole(meta.version, 'version', U32_MAX)
     const sum = checkChecksum(meta.checksum)
-    const r = call(() => this.#n.fill(symbolId, windowIdx, kind.code, version, pt, payloadId, Number(sum >> 32n), Number(sum & 0xffffffffn)))
+    const h = this.#handle()
+    let r: number
+    try {
+      r = fast.fastFill(h, symbolId, windowIdx, kind.code, version, pt, payloadId, Number(sum >> 32n), Number(sum & 0xffffffffn))
+    } catch (e) {
+      throw translateNativeError(e)
+    }
     if (r < 0) throw this.#refusal(r, symbolId, windowIdx, kind, version)
     return r
   }
@@ -473,7 +511,8 @@ export class WindowSpaceController {
     const kind = toSlotKind(slotKind)
     if (typeof claim !== 'object' || claim === null) throw new TypeError('claim must be the Claim returned by markPending')
     const version = checkWhole(claim.version, 'claim.version', U32_MAX)
-    const r = call(() => this.#n.clear(symbolId, windowIdx, kind.code, version))
+    const h = this.#handle()
+    const r = call(() => fast.fastClear(h, symbolId, windowIdx, kind.code, version))
     if (r < 0) throw this.#refusal(r, symbolId, windowIdx, kind, version)
     return r
   }
@@ -496,7 +535,7 @@ export class WindowSpaceController {
     const n = this.#n
     const before = Date.now()
     const got = call(() => n.claimNextUnfilled(symbolId, startIdx, kind.code, count, leaseMs, buf))
-    const leaseExpiresAt = before + (leaseMs < 0 ? call(() => n.defaultLeaseMs()) : leaseMs)
+    const leaseExpiresAt = before + (leaseMs < 0 ? this.#defaultLeaseMs : leaseMs)
     const out: Claim[] = new Array(got)
     for (let i = 0; i < got; i++) out[i] = { symbolId, windowIdx: buf[2 * i]!, slotKind: kind, version: buf[2 * i + 1]!, leaseExpiresAt }
     return out
@@ -583,7 +622,12 @@ export class WindowSpaceController {
 
   #readSlot(symbolId: number, windowIdx: number, kind: SlotKind): SlotState {
     const buf = this.#slotBuf
-    call(() => this.#n.readSlot(symbolId, windowIdx, kind.code, buf))
+    const h = this.#handle()
+    try {
+      fast.fastReadSlot(h, symbolId, windowIdx, kind.code, buf)
+    } catch (e) {
+      throw translateNativeError(e)
+    }
     return slotStateAt(buf, 0)
   }
 
@@ -599,7 +643,12 @@ export class WindowSpaceController {
     const symbolId = this.symbolId(symbol)
     checkWhole(windowIdx, 'windowIdx', U32_MAX)
     const b = this.#slotBuf
-    call(() => this.#n.readRow(0, symbolId, windowIdx, b))
+    const h = this.#handle()
+    try {
+      fast.fastReadRow(h, 0, symbolId, windowIdx, b)
+    } catch (e) {
+      throw translateNativeError(e)
+    }
     return {
       symbolId,
       windowIdx,
@@ -618,7 +667,12 @@ export class WindowSpaceController {
     const symbolId = this.symbolId(symbol)
     checkWhole(windowIdx, 'windowIdx', U32_MAX)
     const b = this.#slotBuf
-    call(() => this.#n.readRow(1, symbolId, windowIdx, b))
+    const h = this.#handle()
+    try {
+      fast.fastReadRow(h, 1, symbolId, windowIdx, b)
+    } catch (e) {
+      throw translateNativeError(e)
+    }
     return { symbolId, windowIdx, greeks: slotStateAt(b, 0), aggregation: slotStateAt(b, 1) }
   }
 
@@ -627,7 +681,8 @@ export class WindowSpaceController {
     const symbolId = this.symbolId(symbol)
     checkWhole(startIdx, 'startIdx', U32_MAX)
     const kind = toSlotKind(slotKind)
-    const w = call(() => this.#n.nextUnfilledWindow(symbolId, startIdx, kind.code))
+    const h = this.#handle()
+    const w = call(() => fast.fastNextUnfilled(h, symbolId, startIdx, kind.code))
     return w < 0 ? null : w
   }
 
@@ -786,4 +841,67 @@ export interface PayloadStores {
   readonly rfRate: PayloadStore
   readonly greeks: PayloadStore
   readonly aggregations: PayloadStore
+}
+
+/**
+ * The hot path in its cheapest form: numbers in, a number out, no objects.
+ * Symbols are ids (from `resolveSymbol`), slot kinds are `SlotKind.code`, and a
+ * refused transition is returned as a negative {@link Refusal} code instead of
+ * thrown. Other failures (unknown symbol, window out of range, closed) still
+ * throw typed errors. Arguments are not type-checked beyond what the native
+ * side needs to stay safe: pass whole numbers.
+ */
+export class RawCalls {
+  readonly #controller: WindowSpaceController
+  readonly #handle: () => number
+
+  /** @internal */
+  constructor(controller: WindowSpaceController, handle: () => number) {
+    this.#controller = controller
+    this.#handle = handle
+  }
+
+  /** Claims; returns the claim version, or a negative {@link Refusal} code. `leaseMs` < 0 means the default lease. */
+  claim(symbolId: number, windowIdx: number, kindCode: number, leaseMs = -1): number {
+    try {
+      return fast.fastClaim(this.#handle(), symbolId, windowIdx, kindCode, leaseMs)
+    } catch (e) {
+      throw translateNativeError(e)
+    }
+  }
+
+  /**
+   * Fills at the claim's version; returns the new version, or a negative
+   * {@link Refusal} code. The checksum is given as its high and low 32 bits.
+   */
+  fill(symbolId: number, windowIdx: number, kindCode: number, version: number, payloadType: number, payloadId: number, checksumHi: number, checksumLo: number): number {
+    try {
+      return fast.fastFill(this.#handle(), symbolId, windowIdx, kindCode, version, payloadType, payloadId, checksumHi, checksumLo)
+    } catch (e) {
+      throw translateNativeError(e)
+    }
+  }
+
+  /** The claim holder clears; returns the new version, or a negative {@link Refusal} code. */
+  clear(symbolId: number, windowIdx: number, kindCode: number, version: number): number {
+    try {
+      return fast.fastClear(this.#handle(), symbolId, windowIdx, kindCode, version)
+    } catch (e) {
+      throw translateNativeError(e)
+    }
+  }
+
+  /** First window >= `startIdx` that is neither Filled nor Retired, or -1. */
+  nextUnfilledWindow(symbolId: number, startIdx: number, kindCode: number): number {
+    try {
+      return fast.fastNextUnfilled(this.#handle(), symbolId, startIdx, kindCode)
+    } catch (e) {
+      throw translateNativeError(e)
+    }
+  }
+
+  /** The controller these calls act on. */
+  get controller(): WindowSpaceController {
+    return this.#controller
+  }
 }

@@ -11,6 +11,7 @@ export {
   WindowSpaceConfig,
   WindowSpaceController,
   PayloadStore,
+  RawCalls,
   type BootstrapResult,
   type ClaimOptions,
   type Durability,

@@ -12,3 +12,19 @@ export const native: typeof Binding = require('../binding.js')
 export type NativeController = Binding.NativeController
 export type NativeStorageReport = Binding.NativeStorageReport
 export type NativeOpenOptions = Binding.NativeOpenOptions
+
+/**
+ * The hand-written hot-path functions of the addon (crates/window-space-node/src/fast.rs).
+ * They take the controller's `handle` first; refused transitions return negative codes.
+ */
+export interface FastPath {
+  fastClaim(handle: number, symbol: number, window: number, kind: number, leaseMs: number): number
+  fastRenew(handle: number, symbol: number, window: number, kind: number, version: number, leaseMs: number): number
+  fastFill(handle: number, symbol: number, window: number, kind: number, version: number, payloadType: number, payloadId: number, checksumHi: number, checksumLo: number): number
+  fastClear(handle: number, symbol: number, window: number, kind: number, version: number): number
+  fastReadSlot(handle: number, symbol: number, window: number, kind: number, out: Float64Array): number
+  fastReadRow(handle: number, ledger: number, symbol: number, window: number, out: Float64Array): number
+  fastNextUnfilled(handle: number, symbol: number, start: number, kind: number): number
+  fastEmpty(): number
+}
+export const fast = native as unknown as FastPath

@@ -77,9 +77,10 @@ export const SlotKind = {
 /** Anything a method accepts as a slot kind. */
 export type SlotKindInput = SlotKind | SlotKindName
 
+const KIND_BY_NAME = new Map<string, SlotKind>(KINDS.map((k) => [k.name, k]))
+
 function slotKind(name: string, ledger?: LedgerName): SlotKind {
-  const code = SLOT_KIND_NAMES.indexOf(name as SlotKindName)
-  const k = KINDS[code]
+  const k = KIND_BY_NAME.get(name)
   if (!k || (ledger && k.ledger !== ledger)) {
     throw new RangeError(`unknown ${ledger ?? ''}${ledger ? ' ' : ''}slot kind ${JSON.stringify(name)}; expected one of ${SLOT_KIND_NAMES.filter((n, i) => !ledger || KINDS[i]!.ledger === ledger).join(', ')}`)
   }
@@ -88,10 +89,26 @@ function slotKind(name: string, ledger?: LedgerName): SlotKind {
 
 /** Resolves a slot kind argument (object or name) to its canonical object. */
 export function toSlotKind(input: SlotKindInput, argName = 'slotKind'): SlotKind {
-  if (typeof input === 'string') return slotKind(input)
+  if (typeof input === 'object' && input !== null && KINDS[input.code] === input) return input
+  if (typeof input === 'string') return KIND_BY_NAME.get(input) ?? slotKind(input)
   if (typeof input === 'object' && input !== null && typeof (input as SlotKind).name === 'string') return slotKind((input as SlotKind).name)
   throw new TypeError(`${argName} must be a SlotKind or a slot kind name, got ${typeof input}`)
 }
+
+/**
+ * Negative codes the numbers-only calls (`controller.raw`) return when a
+ * transition is refused; the other calls throw the matching error instead.
+ */
+export const Refusal = {
+  /** A live claim is held by someone else (`SlotBusyError`). */
+  Busy: -1,
+  /** The slot is already Filled (`SlotFilledError`). */
+  Filled: -2,
+  /** The slot is Retired (`SlotRetiredError`). */
+  Retired: -3,
+  /** The claim's version is no longer current (`VersionConflictError`). */
+  Conflict: -4,
+} as const
 
 /** Status of a slot. */
 export type SlotStatus = 'Empty' | 'Pending' | 'Filled' | 'Cleared' | 'Retired'

@@ -400,7 +400,7 @@ impl Ledger {
     fn locate(&self, window_idx: u32, column: usize) -> (u32, usize) {
         let rpc = self.geometry.rows_per_chunk;
         let chunk_idx = window_idx / rpc;
-        let row = (window_idx % rpc) as usize;
+        let row = (window_idx - chunk_idx * rpc) as usize;
         (chunk_idx, CHUNK_HEADER_BYTES as usize + row * self.geometry.row_bytes() + column * SLOT_BYTES)
     }
 
@@ -431,6 +431,23 @@ impl Ledger {
         self.map
             .slot(addr, off)
             .ok_or_else(|| Error::corrupt(&self.path, None, "slot offset outside its chunk"))
+    }
+
+    /// Reads every slot of a row with one chunk lookup (Empty if unallocated).
+    pub fn read_row(&self, symbol: u32, window_idx: u32) -> Result<Vec<SlotSnapshot>> {
+        let columns = self.geometry.slots_per_row as usize;
+        let Some(first) = self.slot(symbol, window_idx, 0)? else {
+            return Ok(vec![SlotSnapshot::EMPTY; columns]);
+        };
+        let (chunk_idx, _) = self.locate(window_idx, 0);
+        let addr = self.dir.read().unwrap_or_else(|p| p.into_inner()).get(symbol, chunk_idx);
+        let mut out = Vec::with_capacity(columns);
+        out.push(first.read());
+        for column in 1..columns {
+            let (_, off) = self.locate(window_idx, column);
+            out.push(addr.and_then(|a| self.map.slot(a, off)).map_or(SlotSnapshot::EMPTY, |c| c.read()));
+        }
+        Ok(out)
     }
 
     /// Reads one slot (Empty if its chunk was never allocated).

@@ -60,14 +60,20 @@ pub(crate) struct SharedMapping {
     path: PathBuf,
     segments: RwLock<Vec<Segment>>,
     grow: Mutex<()>,
+    /// Base address of the first segment (file offset 0, at least one page).
+    header_base: usize,
 }
 
 impl SharedMapping {
     /// Maps `[0, file length)` of `file`. The length must be a non-zero multiple of [`PAGE`].
     pub(crate) fn new(file: &File, path: &Path) -> Result<Self> {
-        let this = Self { path: path.to_path_buf(), segments: RwLock::new(Vec::new()), grow: Mutex::new(()) };
+        let mut this = Self { path: path.to_path_buf(), segments: RwLock::new(Vec::new()), grow: Mutex::new(()), header_base: 0 };
         let len = file.metadata().map_err(|e| Error::io("fstat", path, e))?.len();
+        if len < PAGE {
+            return Err(Error::corrupt(path, Some(len), "file is shorter than its 4096-byte header"));
+        }
         this.map_to(file, len)?;
+        this.header_base = this.segments.read().unwrap_or_else(|p| p.into_inner())[0].map.as_mut_ptr() as usize;
         Ok(this)
     }
 
@@ -152,16 +158,13 @@ impl SharedMapping {
     /// An `AtomicU64` in the first segment (the file header page) at `offset`.
     pub(crate) fn header_u64(&self, offset: usize) -> &AtomicU64 {
         assert!(offset % 8 == 0 && offset + 8 <= PAGE as usize, "header atomic offset {offset} outside the header page");
-        let segs = self.segments.read().unwrap_or_else(|p| p.into_inner());
-        let base = segs.first().expect("a SharedMapping always has its first segment").map.as_mut_ptr() as usize;
-        drop(segs);
-        // SAFETY: the first segment starts at file offset 0 and is at least one
-        // page long (files are created with a full header page and `new` maps
-        // the whole file); `offset + 8 <= PAGE` and 8-byte alignment were
-        // asserted above, and the segment base is page-aligned. The segment is
-        // never unmapped while `&self` lives, and the bytes are only accessed
-        // atomically (module-level `## Safety`).
-        unsafe { AtomicU64::from_ptr((base + offset) as *mut u64) }
+        // SAFETY: `header_base` is the base of the first segment, which starts at
+        // file offset 0 and is at least one page long (`new` refuses shorter
+        // files and maps the whole file); `offset + 8 <= PAGE` and 8-byte
+        // alignment were asserted above, and the segment base is page-aligned.
+        // The segment is never unmapped while `&self` lives, and the bytes are
+        // only accessed atomically (module-level `## Safety`).
+        unsafe { AtomicU64::from_ptr((self.header_base + offset) as *mut u64) }
     }
 
     /// Writes dirty pages of `[byte_offset, byte_offset + len)` of a chunk to the disk (msync).

@@ -12,6 +12,7 @@
 
 use std::collections::HashMap;
 use std::path::{Path, PathBuf};
+use std::sync::atomic::{AtomicU32, Ordering};
 use std::sync::RwLock;
 
 use serde::{Deserialize, Serialize};
@@ -59,6 +60,8 @@ struct Names {
 pub struct SymbolMap {
     path: PathBuf,
     names: RwLock<Names>,
+    /// Number of symbols known (mirrors `names.by_id.len()`), for lock-free id checks.
+    known: AtomicU32,
 }
 
 impl SymbolMap {
@@ -73,7 +76,8 @@ impl SymbolMap {
     pub fn load(dir: &Path) -> Result<Self> {
         let path = dir.join(Self::FILE_NAME);
         let names = read(&path)?;
-        Ok(Self { path, names: RwLock::new(names) })
+        let known = AtomicU32::new(names.by_id.len() as u32);
+        Ok(Self { path, names: RwLock::new(names), known })
     }
 
     pub fn path(&self) -> &Path {
@@ -95,6 +99,7 @@ impl SymbolMap {
         if fresh.by_id.len() < names.by_id.len() || fresh.by_id[..names.by_id.len()] != names.by_id[..] {
             return Err(Error::corrupt(&self.path, None, "symbols were removed or renumbered since this controller read the file"));
         }
+        self.known.store(fresh.by_id.len() as u32, Ordering::Release);
         *names = fresh;
         Ok(())
     }
@@ -119,7 +124,7 @@ impl SymbolMap {
 
     /// Checks that `id` exists.
     pub fn check_id(&self, id: u32) -> Result<()> {
-        if (id as usize) < self.names.read().unwrap_or_else(|p| p.into_inner()).by_id.len() {
+        if id < self.known.load(Ordering::Acquire) {
             return Ok(());
         }
         match self.name(id)? {
@@ -152,6 +157,7 @@ impl SymbolMap {
         write_atomic(&self.path, &encode(&next))?;
         names.by_name.insert(symbol.to_string(), id);
         names.by_id = next;
+        self.known.store(id + 1, Ordering::Release);
         Ok((id, true))
     }
 }

@@ -10,6 +10,8 @@
 
 #![deny(unsafe_code)]
 
+mod fast;
+
 use std::sync::Arc;
 
 use napi::bindgen_prelude::{AbortSignal, AsyncTask, BigInt, Either};
@@ -37,9 +39,14 @@ type Result<T> = napi::Result<T, Code>;
 /// part of the binding ↔ facade contract, not an API for users.
 const DETAILS_MARKER: &str = "window-space:";
 
+/// The reason string of a thrown error: the marker and a JSON document.
+fn reason(e: &CoreError) -> String {
+    let doc = serde_json::json!({ "message": e.to_string(), "details": e.details() });
+    format!("{DETAILS_MARKER}{doc}")
+}
+
 fn core_err(e: CoreError) -> napi::Error<Code> {
-    let reason = serde_json::json!({ "message": e.to_string(), "details": e.details() });
-    napi::Error::new(Code(e.code()), format!("{DETAILS_MARKER}{reason}"))
+    napi::Error::new(Code(e.code()), reason(&e))
 }
 
 fn invalid(what: impl Into<String>) -> napi::Error<Code> {
@@ -56,7 +63,7 @@ pub const REFUSED_FILLED: i32 = -2;
 pub const REFUSED_RETIRED: i32 = -3;
 pub const REFUSED_CONFLICT: i32 = -4;
 
-fn refusal(e: &SlotWriteError) -> i32 {
+pub(crate) fn refusal(e: &SlotWriteError) -> i32 {
     match e {
         SlotWriteError::SlotBusy { .. } => REFUSED_BUSY,
         SlotWriteError::SlotFilled { .. } => REFUSED_FILLED,
@@ -288,9 +295,9 @@ pub struct NativeArtifact {
 
 /// Numbers per slot written by `readSlot`/`readRow`:
 /// `[status, version, payloadType, payloadId, checksumHi, checksumLo, leaseDeadlineMs, 0]`.
-pub const SLOT_STRIDE: usize = 8;
+pub(crate) const SLOT_STRIDE: usize = 8;
 
-fn write_slot(out: &mut [f64], s: &SlotSnapshot) {
+pub(crate) fn write_slot(out: &mut [f64], s: &SlotSnapshot) {
     out[0] = f64::from(s.status as u8);
     out[1] = f64::from(s.version);
     out[2] = f64::from(s.payload_type);
@@ -312,6 +319,23 @@ pub fn checksum64(data: &[u8]) -> BigInt {
 pub struct NativeController {
     inner: Option<Arc<Controller>>,
     report: StorageReport,
+    handle: u32,
+}
+
+impl NativeController {
+    fn new(c: Controller, report: StorageReport) -> Self {
+        let inner = Arc::new(c);
+        let handle = fast::register(inner.clone());
+        Self { inner: Some(inner), report, handle }
+    }
+}
+
+impl Drop for NativeController {
+    fn drop(&mut self) {
+        if self.inner.take().is_some() {
+            fast::unregister(self.handle);
+        }
+    }
 }
 
 /// Off-thread bootstrap.
@@ -332,7 +356,7 @@ impl Task for OpenTask {
 
     fn resolve(&mut self, _env: Env, output: Self::Output) -> napi::Result<Self::JsValue> {
         Ok(match output {
-            Ok((c, r)) => Either::A(NativeController { inner: Some(Arc::new(c)), report: r }),
+            Ok((c, r)) => Either::A(NativeController::new(c, r)),
             Err(e) => {
                 let err = core_err(e);
                 Either::B(NativeErrorInfo { code: err.status.0.to_string(), message: err.reason })
@@ -354,7 +378,7 @@ impl NativeController {
     #[napi(factory, catch_unwind)]
     pub fn open(options: NativeOpenOptions) -> Result<NativeController> {
         let (c, r) = Controller::bootstrap(config(&options)?).map_err(core_err)?;
-        Ok(NativeController { inner: Some(Arc::new(c)), report: r })
+        Ok(NativeController::new(c, r))
     }
 
     /// Opens an existing state directory with its persisted schedule.
@@ -366,7 +390,7 @@ impl NativeController {
             Some(other) => return Err(invalid(format!("durability must be \"buffered\" or \"sync\", got {other:?}"))),
         };
         let (c, r) = Controller::open_existing(state_dir, d).map_err(core_err)?;
-        Ok(NativeController { inner: Some(Arc::new(c)), report: r })
+        Ok(NativeController::new(c, r))
     }
 
     fn c(&self) -> Result<&Controller> {
@@ -382,11 +406,18 @@ impl NativeController {
     #[napi(catch_unwind)]
     pub fn close(&mut self) -> Result<()> {
         if let Some(c) = self.inner.take() {
+            fast::unregister(self.handle);
             if c.is_sync() {
                 c.flush().map_err(core_err)?;
             }
         }
         Ok(())
+    }
+
+    /// Handle of this controller for the `fast*` functions (see fast.rs).
+    #[napi(getter, catch_unwind)]
+    pub fn handle(&self) -> u32 {
+        self.handle
     }
 
     #[napi(getter, catch_unwind)]
