@@ -292,8 +292,15 @@ impl Ledger {
     /// an allocation that died before publishing (a header, rows all zero).
     /// Anything else means the chunk count was damaged: refuse, since the next
     /// allocation would overwrite a chunk that holds slots.
-    fn check_unpublished_chunks(&self, file_len: u64) -> Result<()> {
+    ///
+    /// Runs under the ledger's file lock: allocators publish under it, so the
+    /// count read here is final for the duration of the check (another process
+    /// may be allocating while we open; without the lock a chunk published and
+    /// written between our reads would look like damage).
+    fn check_unpublished_chunks(&self, _file_len_at_open: u64) -> Result<()> {
+        let _lock = FileLock::exclusive(&self.file, &self.path)?;
         let count = self.chunk_count();
+        let file_len = self.file_len()?;
         let mut buf = vec![0u8; CHUNK_BYTES as usize];
         let mut n = count;
         while chunk_offset(n + 1) <= file_len {
