@@ -16,6 +16,7 @@ import * as path from 'node:path'
 import {
   AbortError,
   ClosedError,
+  InvalidSymbolError,
   SlotBusyError,
   SlotFilledError,
   SlotRetiredError,
@@ -138,6 +139,16 @@ function checkWhole(v: unknown, what: string, max: number): number {
   if (typeof v !== 'number') throw new TypeError(`${what} must be a number, got ${v === null ? 'null' : typeof v}`)
   if (!Number.isInteger(v) || v < 0 || v > max) throw new RangeError(`${what} must be a whole number from 0 to ${max}, got ${v}`)
   return v
+}
+
+/**
+ * Symbols cross into Rust as UTF-8: a lone surrogate would be replaced by
+ * U+FFFD there, so two different strings would share one id. Refuse them.
+ */
+function checkWellFormed(symbol: string): void {
+  if (!(symbol as string & { isWellFormed(): boolean }).isWellFormed()) {
+    throw new InvalidSymbolError(`invalid symbol ${JSON.stringify(symbol)}: must be well-formed Unicode (no lone surrogates)`, { symbol, why: 'lone surrogate' })
+  }
 }
 
 function payloadTypeCode(t: PayloadTypeName | number): number {
@@ -346,6 +357,8 @@ export class WindowSpaceController {
   /** The id of `symbol`, created (and persisted) if missing. Ids never change. */
   resolveSymbol(symbol: string): number {
     if (typeof symbol !== 'string') throw new TypeError(`symbol must be a string, got ${symbol === null ? 'null' : typeof symbol}`)
+    this.#handle() // closed controllers answer nothing, not even from the cache
+    checkWellFormed(symbol)
     const cached = this.#symbolIds.get(symbol)
     if (cached !== undefined) return cached
     const id = call(() => this.#n.resolveSymbol(symbol))
@@ -357,8 +370,10 @@ export class WindowSpaceController {
   symbolId(symbol: string | number): number {
     if (typeof symbol === 'number') return checkWhole(symbol, 'symbol id', U32_MAX)
     if (typeof symbol !== 'string') throw new TypeError(`symbol must be a string or a numeric id, got ${symbol === null ? 'null' : typeof symbol}`)
+    this.#handle()
     const cached = this.#symbolIds.get(symbol)
     if (cached !== undefined) return cached
+    checkWellFormed(symbol)
     const id = call(() => this.#n.lookupSymbol(symbol))
     if (id < 0) throw new UnknownSymbolError(`unknown symbol ${symbol} (call resolveSymbol first)`, { symbol })
     this.#symbolIds.set(symbol, id)
@@ -430,6 +445,10 @@ export class WindowSpaceController {
 
   /** Extends a live claim's lease; returns the claim with its new deadline. */
   renewClaim(claim: Claim, options: ClaimOptions = {}): Claim {
+    if (typeof claim !== 'object' || claim === null) throw new TypeError('claim must be the Claim returned by markPending')
+    checkWhole(claim.symbolId, 'claim.symbolId', U32_MAX)
+    checkWhole(claim.windowIdx, 'claim.windowIdx', U32_MAX)
+    checkWhole(claim.version, 'claim.version', U32_MAX)
     const kind = toSlotKind(claim.slotKind)
     const leaseMs = options.leaseMs === undefined ? -1 : checkWhole(options.leaseMs, 'leaseMs', Number.MAX_SAFE_INTEGER)
     const h = this.#handle()

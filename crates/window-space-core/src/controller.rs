@@ -354,8 +354,14 @@ impl Controller {
 
     // ---- schedule -----------------------------------------------------------------
 
+    /// Windows of the schedule, adopting a roll-forward another controller
+    /// persisted (it publishes the new count in the trade ledger's header).
     pub fn window_count(&self) -> u32 {
-        self.schedule.read().unwrap_or_else(|p| p.into_inner()).window_count()
+        let local = self.window_count.load(Ordering::Acquire);
+        if self.trade.shared_window_count() > u64::from(local) && self.reload_schedule().unwrap_or(false) {
+            return self.window_count.load(Ordering::Acquire);
+        }
+        local
     }
 
     pub fn window_space(&self) -> WindowSpace {
@@ -542,7 +548,9 @@ impl Controller {
             return Ok(Transition { from: SlotStatus::Empty, to: SlotStatus::Empty, version: cell.read().version });
         }
         let t = cell.force_clear().map_err(|e| self.refused(kind, e))?;
-        self.after(kind, symbol, window_idx, t, LedgerEvent::ForceClears)?;
+        if t.from != t.to {
+            self.after(kind, symbol, window_idx, t, LedgerEvent::ForceClears)?;
+        }
         Ok(t)
     }
 

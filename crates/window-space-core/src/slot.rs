@@ -455,7 +455,8 @@ impl<'a> SlotCell<'a> {
         }
     }
 
-    /// Admin: any status but Retired → Cleared.
+    /// Admin: any status but Retired → Cleared. Force-clearing a Cleared slot
+    /// is a no-op that reports `from == to` with the version unchanged.
     pub fn force_clear(&self) -> Result<Transition, SlotWriteError> {
         self.admin_set(SlotStatus::Cleared)
     }
@@ -471,10 +472,11 @@ impl<'a> SlotCell<'a> {
         loop {
             let h = decode_head(w);
             let from = SlotStatus::from_u8(h.status_byte).unwrap_or(SlotStatus::Empty);
+            if from == to {
+                // Already there: no transition, the version stays.
+                return Ok(Transition { from, to, version: h.version });
+            }
             if from == SlotStatus::Retired {
-                if to == SlotStatus::Retired {
-                    return Ok(Transition { from, to, version: h.version });
-                }
                 return Err(SlotWriteError::SlotRetired { current: self.read() });
             }
             let version = h.version.wrapping_add(1);
