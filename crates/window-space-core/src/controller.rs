@@ -506,6 +506,7 @@ impl Controller {
 
     /// Fills a slot the caller claimed at `claim_version`. The payload id must
     /// exist in the kind's mapping table.
+    #[allow(clippy::too_many_arguments)]
     pub fn fill(
         &self,
         symbol: u32,

@@ -625,8 +625,8 @@ impl Ledger {
     pub fn symbol_counts(&self, symbol: u32, window_count: u32) -> Result<Vec<[u64; 5]>> {
         let columns = self.geometry.slots_per_row as usize;
         let mut out = vec![[0u64; 5]; columns];
-        for column in 0..columns {
-            out[column][0] = u64::from(window_count);
+        for counts in out.iter_mut() {
+            counts[0] = u64::from(window_count);
         }
         self.catch_up()?;
         let dir = self.dir.read().unwrap_or_else(|p| p.into_inner());

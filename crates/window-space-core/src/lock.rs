@@ -105,8 +105,8 @@ impl GateGuard<'_> {
     pub(crate) fn admit(self) -> Result<()> {
         // While we hold the gate no other bootstrap can run, so turning the
         // exclusive presence lock into a shared one (not atomic in flock) is safe.
-        let r = lock(&self.lock.presence, &self.lock.path, FlockOperation::LockShared);
-        r
+        
+        lock(&self.lock.presence, &self.lock.path, FlockOperation::LockShared)
     }
 }
 

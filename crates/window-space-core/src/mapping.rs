@@ -125,7 +125,7 @@ impl SharedMapping {
             if offset >= s.file_offset && offset + u64::from(len) <= s.file_offset + s.len {
                 let offset_in_segment = offset - s.file_offset;
                 let base = s.map.as_mut_ptr() as usize + offset_in_segment as usize;
-                if base % 64 != 0 {
+                if !base.is_multiple_of(64) {
                     break;
                 }
                 return Ok(ChunkAddr { base, len, segment: i as u32, offset_in_segment });
@@ -141,7 +141,7 @@ impl SharedMapping {
     /// an offset past the chunk is refused by the explicit check below.
     #[inline]
     pub(crate) fn slot<'a>(&'a self, addr: ChunkAddr, byte_offset: usize) -> Option<SlotCell<'a>> {
-        if byte_offset % 16 != 0 || byte_offset + SLOT_BYTES > addr.len as usize {
+        if !byte_offset.is_multiple_of(16) || byte_offset + SLOT_BYTES > addr.len as usize {
             return None;
         }
         let p = (addr.base + byte_offset) as *mut u128;
@@ -157,7 +157,7 @@ impl SharedMapping {
 
     /// An `AtomicU64` in the first segment (the file header page) at `offset`.
     pub(crate) fn header_u64(&self, offset: usize) -> &AtomicU64 {
-        assert!(offset % 8 == 0 && offset + 8 <= PAGE as usize, "header atomic offset {offset} outside the header page");
+        assert!(offset.is_multiple_of(8) && offset + 8 <= PAGE as usize, "header atomic offset {offset} outside the header page");
         // SAFETY: `header_base` is the base of the first segment, which starts at
         // file offset 0 and is at least one page long (`new` refuses shorter
         // files and maps the whole file); `offset + 8 <= PAGE` and 8-byte

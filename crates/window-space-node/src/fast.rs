@@ -129,7 +129,7 @@ impl<const N: usize> Args<N> {
     }
 
     /// The `Float64Array` argument `i`, borrowed for the rest of the callback.
-    fn f64_array(&self, i: usize) -> Result<&mut [f64], Fail> {
+    fn f64_array(&mut self, i: usize) -> Result<&mut [f64], Fail> {
         if i >= self.argc {
             return Err(Fail::Type("missing argument"));
         }
@@ -225,7 +225,8 @@ macro_rules! callback {
     ($name:ident, $n:literal, |$a:ident| $body:expr) => {
         unsafe extern "C" fn $name(env: sys::napi_env, info: sys::napi_callback_info) -> sys::napi_value {
             // SAFETY: Node-API calls this with the env and info of the running call.
-            let $a = unsafe { Args::<$n>::read(env, info) };
+            #[allow(unused_mut)]
+            let mut $a = unsafe { Args::<$n>::read(env, info) };
             // SAFETY: env is this callback's.
             unsafe { finish(env, || $body) }
         }

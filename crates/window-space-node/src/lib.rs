@@ -591,7 +591,7 @@ impl NativeController {
     /// than refusals stop the batch and are thrown (earlier fills stay done).
     #[napi(catch_unwind)]
     pub fn fill_batch(&self, items: &[f64], #[napi(ts_arg_type = "Float64Array")] out: F64Out<'_>) -> Result<u32> {
-        if items.len() % 8 != 0 || out.len() < items.len() / 8 {
+        if !items.len().is_multiple_of(8) || out.len() < items.len() / 8 {
             return Err(invalid("fillBatch needs 8 numbers an item and one output slot an item"));
         }
         let c = self.c()?;
