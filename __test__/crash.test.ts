@@ -99,10 +99,11 @@ function verify(c: Controller, report: ReturnType<typeof WindowSpaceController.b
   // 2 and 5. Every slot reads whole; a Filled slot refers to an existing record
   // written for it, with the same checksum.
   const symbols = c.symbols()
-  for (const [name, kind, store] of [
+  const checked: Array<[string, 'optionTrade' | 'optionQuote', 'trades' | 'quotes']> = [
     ['CRASH', 'optionTrade', 'trades'],
-    ...symbols.filter((s) => s.startsWith('ADMIN-')).map((s) => [s, 'optionQuote', 'quotes']),
-  ] as const) {
+    ...symbols.filter((s) => s.startsWith('ADMIN-')).map((s): [string, 'optionQuote', 'quotes'] => [s, 'optionQuote', 'quotes']),
+  ]
+  for (const [name, kind, store] of checked) {
     if (!symbols.includes(name)) continue
     for (let w = 0; w < WINDOWS; w++) {
       const slot = c.getSlot(name, w, kind)

@@ -5,7 +5,7 @@
 // exact recount, concurrently added symbols got one id each, and ledger growth
 // by one engine was used by the others.
 import { execFile } from 'node:child_process'
-import { mkdtempSync, rmSync } from 'node:fs'
+import { existsSync, mkdtempSync, rmSync, writeFileSync } from 'node:fs'
 import { tmpdir } from 'node:os'
 import { join } from 'node:path'
 import { Worker } from 'node:worker_threads'
@@ -46,9 +46,12 @@ function runWorker(args: object): Promise<RaceResult> {
 async function race(run: (args: object) => Promise<RaceResult>) {
   const stateDir = mkdtempSync(join(tmpdir(), 'ws-race-'))
   dirs.push(stateDir)
-  const results = await Promise.all(
-    Array.from({ length: ENGINES }, (_, engine) => run({ stateDir, engine, windows: WINDOWS, start: (engine * WINDOWS) / ENGINES })),
-  )
+  const running = Array.from({ length: ENGINES }, (_, engine) => run({ stateDir, engine, windows: WINDOWS, start: (engine * WINDOWS) / ENGINES }))
+  // Let them go together once all have bootstrapped (see the barrier in race-engine.mjs).
+  const ready = () => Array.from({ length: ENGINES }, (_, e) => existsSync(join(stateDir, `ready-${e}`))).every(Boolean)
+  while (!ready()) await new Promise((r) => setTimeout(r, 5))
+  writeFileSync(join(stateDir, 'go'), '')
+  const results = await Promise.all(running)
   const { controller, storageReport } = WindowSpaceController.bootstrap(
     new WindowSpaceConfig(stateDir, WindowSpace.uniform({ origin: 0, windowDuration: 1000, windowCount: WINDOWS })),
   )

@@ -14,6 +14,8 @@ const run = (title, cmd, args) => {
 
 const build = run('build', 'npm', ['run', '--silent', 'build:debug'])
 if (!build.ok) process.exit(1)
+const types = run('type check (src and tests)', 'npx', ['tsc', '-p', 'tsconfig.json', '--noEmit'])
+if (!types.ok) process.exit(1)
 const rust = run('Rust', 'cargo', ['test', '--workspace', '--locked'])
 const ts = run('TypeScript', 'npx', ['vitest', 'run'])
 

@@ -1,0 +1,368 @@
+// The error surface of window-space as a table: every class exported from
+// src/errors.ts, its stable `code` and `name`, the `instanceof` family
+// relations (including across a second copy of the module), the conversion of
+// native errors into typed ones, and the literal `code` types.
+import { mkdtempSync, rmSync } from 'node:fs'
+import { tmpdir } from 'node:os'
+import { join } from 'node:path'
+import { afterEach, describe, expect, expectTypeOf, it, vi } from 'vitest'
+
+import * as errors from '../src/errors'
+import {
+  AbortError,
+  ClosedError,
+  CorruptStateError,
+  DiskFullError,
+  InternalError,
+  InvalidArgumentError,
+  InvalidScheduleError,
+  InvalidSymbolError,
+  IoError,
+  NoWindowForTimestampError,
+  NotAStateDirError,
+  PathEscapesStateDirError,
+  PermissionDeniedError,
+  ReadOnlyError,
+  ScheduleMismatchError,
+  SlotBusyError,
+  SlotFilledError,
+  SlotRetiredError,
+  SlotWriteError,
+  UnknownPayloadError,
+  UnknownSymbolError,
+  UnsupportedError,
+  VersionConflictError,
+  WindowOutOfRangeError,
+  WindowSpaceError,
+  errorClasses,
+  errorFromNative,
+  translateNativeError,
+  type WindowSpaceErrorCode,
+} from '../src/errors'
+import * as facade from '../src/index'
+import { WindowSpace, WindowSpaceConfig, WindowSpaceController } from '../src/index'
+
+type AnyCtor = abstract new (...args: never[]) => WindowSpaceError
+
+interface Row {
+  name: string
+  cls: AnyCtor
+  code: WindowSpaceErrorCode
+  /** Classes (other than itself and WindowSpaceError) it must be an instance of. */
+  ancestors: AnyCtor[]
+  make: (message: string, details?: errors.WindowSpaceErrorDetails) => WindowSpaceError
+}
+
+const plain = <C extends new (m: string, d?: errors.WindowSpaceErrorDetails) => WindowSpaceError>(name: string, cls: C, code: WindowSpaceErrorCode): Row => ({
+  name,
+  cls,
+  code,
+  ancestors: [],
+  make: (m, d) => new cls(m, d),
+})
+
+const REFUSAL_ANCESTORS: AnyCtor[] = [VersionConflictError, SlotWriteError]
+
+/** Every error class src/errors.ts exports (the test below checks the list is complete). */
+const TABLE: Row[] = [
+  { name: 'WindowSpaceError', cls: WindowSpaceError, code: 'ERR_INTERNAL', ancestors: [], make: (m, d) => new WindowSpaceError('ERR_INTERNAL', m, d) },
+  plain('IoError', IoError, 'ERR_IO'),
+  plain('DiskFullError', DiskFullError, 'ERR_DISK_FULL'),
+  plain('ReadOnlyError', ReadOnlyError, 'ERR_READ_ONLY'),
+  plain('PermissionDeniedError', PermissionDeniedError, 'ERR_PERMISSION_DENIED'),
+  plain('CorruptStateError', CorruptStateError, 'ERR_CORRUPT_STATE'),
+  plain('ScheduleMismatchError', ScheduleMismatchError, 'ERR_SCHEDULE_MISMATCH'),
+  plain('InvalidScheduleError', InvalidScheduleError, 'ERR_INVALID_SCHEDULE'),
+  plain('InvalidSymbolError', InvalidSymbolError, 'ERR_INVALID_SYMBOL'),
+  plain('UnknownSymbolError', UnknownSymbolError, 'ERR_UNKNOWN_SYMBOL'),
+  plain('WindowOutOfRangeError', WindowOutOfRangeError, 'ERR_WINDOW_OUT_OF_RANGE'),
+  plain('NoWindowForTimestampError', NoWindowForTimestampError, 'ERR_NO_WINDOW_FOR_TIMESTAMP'),
+  plain('UnknownPayloadError', UnknownPayloadError, 'ERR_UNKNOWN_PAYLOAD'),
+  plain('InvalidArgumentError', InvalidArgumentError, 'ERR_INVALID_ARGUMENT'),
+  plain('PathEscapesStateDirError', PathEscapesStateDirError, 'ERR_PATH_ESCAPES_STATE_DIR'),
+  plain('ClosedError', ClosedError, 'ERR_CLOSED'),
+  plain('UnsupportedError', UnsupportedError, 'ERR_UNSUPPORTED'),
+  plain('AbortError', AbortError, 'ERR_ABORTED'),
+  plain('NotAStateDirError', NotAStateDirError, 'ERR_NOT_A_STATE_DIR'),
+  plain('InternalError', InternalError, 'ERR_INTERNAL'),
+  { name: 'SlotWriteError', cls: SlotWriteError, code: 'ERR_VERSION_CONFLICT', ancestors: [], make: (m, d) => new SlotWriteError('ERR_VERSION_CONFLICT', m, d) },
+  { name: 'VersionConflictError', cls: VersionConflictError, code: 'ERR_VERSION_CONFLICT', ancestors: [SlotWriteError], make: (m, d) => new VersionConflictError(m, d) },
+  { name: 'SlotBusyError', cls: SlotBusyError, code: 'ERR_SLOT_BUSY', ancestors: REFUSAL_ANCESTORS, make: (m, d) => new SlotBusyError(m, d) },
+  { name: 'SlotFilledError', cls: SlotFilledError, code: 'ERR_SLOT_FILLED', ancestors: REFUSAL_ANCESTORS, make: (m, d) => new SlotFilledError(m, d) },
+  { name: 'SlotRetiredError', cls: SlotRetiredError, code: 'ERR_SLOT_RETIRED', ancestors: REFUSAL_ANCESTORS, make: (m, d) => new SlotRetiredError(m, d) },
+]
+
+/** Codes that have a class of their own in `errorClasses` (the base and SlotWriteError do not). */
+const CODED = TABLE.filter((r) => r.name !== 'WindowSpaceError' && r.name !== 'SlotWriteError')
+
+describe('the error table', () => {
+  it('lists every error class src/errors.ts exports, and no other', () => {
+    const exported = Object.entries(errors)
+      .filter(([, v]) => typeof v === 'function' && (v === WindowSpaceError || Object.prototype.isPrototypeOf.call(WindowSpaceError.prototype, (v as { prototype?: object }).prototype ?? {})))
+      .map(([k]) => k)
+      .sort()
+    expect(exported).toEqual(TABLE.map((r) => r.name).sort())
+  })
+
+  it('the package index re-exports the very same classes', () => {
+    for (const r of TABLE) expect((facade as Record<string, unknown>)[r.name]).toBe(r.cls)
+  })
+
+  it('errorClasses maps every code to its class, one class per code', () => {
+    expect(Object.keys(errorClasses).sort()).toEqual(CODED.map((r) => r.code).sort())
+    for (const r of CODED) expect(errorClasses[r.code]).toBe(r.cls)
+  })
+
+  it.each(TABLE)('$name: code, name, message, details, stack', ({ name, code, make }) => {
+    const e = make('something failed', { file: 'trades.map', offset: 64, what: 'bad' })
+    expect(e.code).toBe(code)
+    expect(e.name).toBe(name)
+    expect(e.message).toBe('something failed')
+    expect(e.details).toEqual({ file: 'trades.map', offset: 64, what: 'bad' })
+    expect(String(e)).toBe(`${name}: something failed`)
+    expect(typeof e.stack).toBe('string')
+    expect(Object.keys(e)).not.toContain('name') // name is not enumerable
+    const bare = make('m')
+    expect(bare.details).toEqual({})
+  })
+
+  it.each(TABLE)('$name: instanceof Error, WindowSpaceError, itself and its ancestors', ({ cls, ancestors, make }) => {
+    const e = make('x')
+    expect(e).toBeInstanceOf(Error)
+    expect(e).toBeInstanceOf(WindowSpaceError)
+    expect(e).toBeInstanceOf(cls)
+    for (const a of ancestors) expect(e).toBeInstanceOf(a)
+  })
+
+  it.each(TABLE)('$name: not instanceof any unrelated class of the table', ({ cls, ancestors, make }) => {
+    const e = make('x')
+    const related = new Set<AnyCtor>([cls, WindowSpaceError, ...ancestors])
+    for (const other of TABLE) {
+      if (related.has(other.cls)) continue
+      expect(e instanceof other.cls, `${e.name} instanceof ${other.name}`).toBe(false)
+    }
+  })
+
+  it.each([SlotBusyError, SlotFilledError, SlotRetiredError])('%o is a VersionConflictError and a SlotWriteError', (cls) => {
+    const e = new cls('refused', { status: 'Pending', version: 3 })
+    expect(e).toBeInstanceOf(VersionConflictError)
+    expect(e).toBeInstanceOf(SlotWriteError)
+    expect(e).toBeInstanceOf(WindowSpaceError)
+    expect(e.slot).toBeUndefined()
+    // Refusals are not each other.
+    for (const other of [SlotBusyError, SlotFilledError, SlotRetiredError].filter((c) => c !== cls)) expect(e instanceof other).toBe(false)
+  })
+
+  it('a VersionConflictError is not a SlotBusyError/SlotFilledError/SlotRetiredError', () => {
+    const e = new VersionConflictError('conflict')
+    expect(e.code).toBe('ERR_VERSION_CONFLICT')
+    expect(e instanceof SlotBusyError).toBe(false)
+    expect(e instanceof SlotFilledError).toBe(false)
+    expect(e instanceof SlotRetiredError).toBe(false)
+  })
+
+  it('values that merely look like errors are not instances', () => {
+    const lookalikes: unknown[] = [
+      { code: 'ERR_SLOT_BUSY', name: 'SlotBusyError', message: 'x' },
+      Object.create(SlotBusyError.prototype),
+      new Error('x'),
+      Object.assign(new Error('x'), { code: 'ERR_CLOSED' }),
+      null,
+      undefined,
+      'ERR_SLOT_BUSY',
+      42,
+    ]
+    for (const v of lookalikes) {
+      expect(v instanceof WindowSpaceError).toBe(false)
+      expect(v instanceof SlotBusyError).toBe(false)
+      expect(v instanceof VersionConflictError).toBe(false)
+      expect(v instanceof ClosedError).toBe(false)
+    }
+  })
+
+  it('CorruptStateError exposes file and offset from its details', () => {
+    const e = new CorruptStateError('bad', { file: '/s/trade-ledger.dat', offset: 4096 })
+    expect(e.file).toBe('/s/trade-ledger.dat')
+    expect(e.offset).toBe(4096)
+    const none = new CorruptStateError('bad', { file: '/s/symbol-map.json', offset: null })
+    expect(none.offset).toBeNull()
+    expect(new CorruptStateError('bad').file).toBeUndefined()
+  })
+
+  it('SlotWriteError carries the slot snapshot when set', () => {
+    const e = new SlotBusyError('busy')
+    e.slot = { status: 'Pending', version: 7, payloadType: 0, payloadId: 0, checksum: 0n, leaseExpiresAt: 123 }
+    expect(e.slot.status).toBe('Pending')
+    expect(e.slot.version).toBe(7)
+  })
+})
+
+describe('native error conversion', () => {
+  it.each(CODED)('errorFromNative($code) builds a $name with the JSON message and details', ({ code, cls, name }) => {
+    const reason = 'window-space:' + JSON.stringify({ message: 'native said no', details: { file: 'x.map', offset: 8, symbol: 'SPY' } })
+    const e = errorFromNative(code, reason)
+    expect(e).toBeInstanceOf(cls)
+    expect((e as WindowSpaceError).code).toBe(code)
+    expect(e.name).toBe(name)
+    expect(e.message).toBe('native said no')
+    expect((e as WindowSpaceError).details).toEqual({ file: 'x.map', offset: 8, symbol: 'SPY' })
+  })
+
+  it('a reason without the JSON marker becomes the message as is', () => {
+    const e = errorFromNative('ERR_UNKNOWN_SYMBOL', 'plain reason')
+    expect(e).toBeInstanceOf(UnknownSymbolError)
+    expect(e.message).toBe('plain reason')
+    expect((e as WindowSpaceError).details).toEqual({})
+  })
+
+  it('a marker with broken JSON keeps the raw reason', () => {
+    const e = errorFromNative('ERR_IO', 'window-space:{broken')
+    expect(e).toBeInstanceOf(IoError)
+    expect(e.message).toBe('window-space:{broken')
+  })
+
+  it.each(['InvalidArg', 'NumberExpected', 'StringExpected', 'ObjectExpected', 'BigintExpected'])('napi status %s becomes a TypeError', (status) => {
+    const e = errorFromNative(status, 'expected a number')
+    expect(e).toBeInstanceOf(TypeError)
+    expect(e instanceof WindowSpaceError).toBe(false)
+    expect(e.message).toBe('expected a number')
+  })
+
+  it('napi status Cancelled becomes an AbortError', () => {
+    const e = errorFromNative('Cancelled', 'cancelled')
+    expect(e).toBeInstanceOf(AbortError)
+    expect((e as AbortError).code).toBe('ERR_ABORTED')
+  })
+
+  it('an unknown code becomes an InternalError naming the code', () => {
+    const e = errorFromNative('GenericFailure', 'boom')
+    expect(e).toBeInstanceOf(InternalError)
+    expect((e as InternalError).code).toBe('ERR_INTERNAL')
+    expect(e.message).toBe('GenericFailure: boom')
+  })
+
+  it('translateNativeError passes typed errors, TypeError and RangeError through unchanged', () => {
+    for (const e of [new SlotBusyError('b'), new TypeError('t'), new RangeError('r')]) expect(translateNativeError(e)).toBe(e)
+    const notAnError = { foo: 1 }
+    expect(translateNativeError(notAnError)).toBe(notAnError)
+    const noCode = new Error('no code')
+    expect(translateNativeError(noCode)).toBe(noCode)
+  })
+
+  it('translateNativeError converts an Error with a native code', () => {
+    const raw = Object.assign(new Error('window-space:' + JSON.stringify({ message: 'gone', details: { windowIdx: 9 } })), { code: 'ERR_WINDOW_OUT_OF_RANGE' })
+    const e = translateNativeError(raw)
+    expect(e).toBeInstanceOf(WindowOutOfRangeError)
+    expect((e as WindowOutOfRangeError).message).toBe('gone')
+    expect((e as WindowOutOfRangeError).details).toEqual({ windowIdx: 9 })
+    expect((e as Error).stack!.startsWith('WindowOutOfRangeError: gone\n')).toBe(true)
+  })
+})
+
+describe('instanceof across two copies of the module', () => {
+  let copy: typeof errors
+  const dirs: string[] = []
+  const open: WindowSpaceController[] = []
+
+  afterEach(() => {
+    for (const c of open.splice(0)) c.close()
+    for (const d of dirs.splice(0)) rmSync(d, { recursive: true, force: true })
+  })
+
+  async function loadCopy(): Promise<typeof errors> {
+    vi.resetModules()
+    return (await import('../src/errors')) as typeof errors
+  }
+
+  it('a second copy has distinct class objects', async () => {
+    copy = await loadCopy()
+    expect(copy.SlotBusyError).not.toBe(SlotBusyError)
+    expect(copy.WindowSpaceError).not.toBe(WindowSpaceError)
+  })
+
+  it.each(TABLE)('$name from the second copy is instanceof the first copy classes (and back)', async ({ name, cls, ancestors, make }) => {
+    copy = await loadCopy()
+    const copyCls = (copy as Record<string, unknown>)[name] as AnyCtor
+    expect(copyCls).toBeTypeOf('function')
+    const fromOriginal = make('x')
+    expect(fromOriginal).toBeInstanceOf(copyCls)
+    expect(fromOriginal).toBeInstanceOf(copy.WindowSpaceError)
+    for (const a of ancestors) expect(fromOriginal).toBeInstanceOf((copy as Record<string, unknown>)[a.name] as AnyCtor)
+
+    // Build the same error through the copy (errorFromNative covers every coded class).
+    const fromCopy = name === 'WindowSpaceError' ? new copy.WindowSpaceError('ERR_INTERNAL', 'x') : name === 'SlotWriteError' ? new copy.SlotWriteError('ERR_VERSION_CONFLICT', 'x') : copy.errorFromNative(make('x').code, 'x')
+    expect(fromCopy).toBeInstanceOf(cls)
+    expect(fromCopy).toBeInstanceOf(WindowSpaceError)
+    for (const a of ancestors) expect(fromCopy).toBeInstanceOf(a)
+    expect(fromCopy instanceof Error).toBe(true)
+  })
+
+  it('cross-copy checks still tell unrelated classes apart', async () => {
+    copy = await loadCopy()
+    expect(new copy.UnknownSymbolError('x') instanceof SlotWriteError).toBe(false)
+    expect(new copy.UnknownSymbolError('x') instanceof UnknownPayloadError).toBe(false)
+    expect(new copy.VersionConflictError('x') instanceof SlotBusyError).toBe(false)
+    expect(new copy.SlotFilledError('x') instanceof SlotRetiredError).toBe(false)
+    expect(new UnknownPayloadError('x') instanceof copy.UnknownSymbolError).toBe(false)
+    expect(new SlotBusyError('x') instanceof copy.SlotRetiredError).toBe(false)
+  })
+
+  it('an error thrown by a real controller is instanceof the second copy classes', async () => {
+    copy = await loadCopy()
+    const dir = mkdtempSync(join(tmpdir(), 'ws-errors-'))
+    dirs.push(dir)
+    const { controller } = WindowSpaceController.bootstrap(new WindowSpaceConfig(dir, WindowSpace.uniform({ origin: 0, windowDuration: 1000, windowCount: 4 })))
+    open.push(controller)
+    controller.resolveSymbol('SPY')
+    controller.markPending('SPY', 0, 'optionTrade')
+    let thrown: unknown
+    try {
+      controller.markPending('SPY', 0, 'optionTrade')
+    } catch (e) {
+      thrown = e
+    }
+    expect(thrown).toBeInstanceOf(copy.SlotBusyError)
+    expect(thrown).toBeInstanceOf(copy.VersionConflictError)
+    expect(thrown).toBeInstanceOf(copy.SlotWriteError)
+    expect(thrown).toBeInstanceOf(copy.WindowSpaceError)
+    expect(thrown instanceof copy.SlotFilledError).toBe(false)
+    expect((thrown as SlotBusyError).code).toBe('ERR_SLOT_BUSY')
+
+    let unknown: unknown
+    try {
+      controller.markPending('NOPE', 0, 'optionTrade')
+    } catch (e) {
+      unknown = e
+    }
+    expect(unknown).toBeInstanceOf(copy.UnknownSymbolError)
+    expect(unknown instanceof copy.SlotWriteError).toBe(false)
+  })
+})
+
+describe('types', () => {
+  it('each class has a literal code type', () => {
+    expectTypeOf(new SlotBusyError('x').code).toEqualTypeOf<'ERR_SLOT_BUSY'>()
+    expectTypeOf(new SlotFilledError('x').code).toEqualTypeOf<'ERR_SLOT_FILLED'>()
+    expectTypeOf(new SlotRetiredError('x').code).toEqualTypeOf<'ERR_SLOT_RETIRED'>()
+    expectTypeOf(new UnknownSymbolError('x').code).toEqualTypeOf<'ERR_UNKNOWN_SYMBOL'>()
+    expectTypeOf(new CorruptStateError('x').code).toEqualTypeOf<'ERR_CORRUPT_STATE'>()
+    expectTypeOf(new ClosedError('x').code).toEqualTypeOf<'ERR_CLOSED'>()
+    expectTypeOf(new VersionConflictError('x').code).toEqualTypeOf<'ERR_VERSION_CONFLICT' | 'ERR_SLOT_BUSY' | 'ERR_SLOT_FILLED' | 'ERR_SLOT_RETIRED'>()
+    expectTypeOf(new WindowSpaceError('ERR_IO', 'x').code).toEqualTypeOf<WindowSpaceErrorCode>()
+    // Runtime values agree with the types.
+    expect(new SlotBusyError('x').code).toBe('ERR_SLOT_BUSY')
+    expect(new ClosedError('x').code).toBe('ERR_CLOSED')
+  })
+
+  it('the family relations hold in the type system', () => {
+    expectTypeOf<SlotBusyError>().toMatchTypeOf<VersionConflictError>()
+    expectTypeOf<SlotRetiredError>().toMatchTypeOf<SlotWriteError>()
+    expectTypeOf<VersionConflictError>().toMatchTypeOf<WindowSpaceError>()
+    expectTypeOf<UnknownSymbolError>().toMatchTypeOf<Error>()
+    expectTypeOf(new CorruptStateError('x').file).toEqualTypeOf<string | undefined>()
+    expectTypeOf(new CorruptStateError('x').offset).toEqualTypeOf<number | null | undefined>()
+    expectTypeOf(new SlotBusyError('x').slot).toEqualTypeOf<facade.SlotState | undefined>()
+    expectTypeOf(errorFromNative).returns.toEqualTypeOf<Error>()
+    expect(new SlotBusyError('x')).toBeInstanceOf(VersionConflictError)
+  })
+})
