@@ -49,7 +49,7 @@ use std::fs::{File, OpenOptions};
 use std::os::unix::fs::FileExt;
 use std::path::{Path, PathBuf};
 use std::sync::atomic::{AtomicU64, Ordering};
-use std::sync::RwLock;
+use std::sync::{Mutex, RwLock};
 
 use crate::error::{Error, Result};
 use crate::lock::FileLock;
@@ -240,6 +240,8 @@ impl Directory {
 pub struct Ledger {
     path: PathBuf,
     file: File,
+    /// Taken before the file's flock by every allocator of this process.
+    allocators: Mutex<()>,
     geometry: LedgerGeometry,
     map: SharedMapping,
     dir: RwLock<Directory>,
@@ -282,7 +284,7 @@ impl Ledger {
             return Err(Error::corrupt(path, Some(len), format!("file length {len} is not a multiple of {PAGE}")));
         }
         let map = SharedMapping::new(&file, path)?;
-        let ledger = Self { path: path.to_path_buf(), file, geometry, map, dir: RwLock::new(Directory::default()), sync };
+        let ledger = Self { path: path.to_path_buf(), file, allocators: Mutex::new(()), geometry, map, dir: RwLock::new(Directory::default()), sync };
         ledger.catch_up()?;
         ledger.check_unpublished_chunks(len)?;
         Ok(ledger)
@@ -298,7 +300,7 @@ impl Ledger {
     /// may be allocating while we open; without the lock a chunk published and
     /// written between our reads would look like damage).
     fn check_unpublished_chunks(&self, _file_len_at_open: u64) -> Result<()> {
-        let _lock = FileLock::exclusive(&self.file, &self.path)?;
+        let _lock = FileLock::exclusive(&self.file, &self.allocators, &self.path)?;
         let count = self.chunk_count();
         let file_len = self.file_len()?;
         let mut buf = vec![0u8; CHUNK_BYTES as usize];
@@ -464,7 +466,7 @@ impl Ledger {
 
     /// Allocates the chunk (symbol, chunk_idx) under the ledger's file lock.
     fn allocate(&self, symbol: u32, chunk_idx: u32) -> Result<ChunkAddr> {
-        let _lock = FileLock::exclusive(&self.file, &self.path)?;
+        let _lock = FileLock::exclusive(&self.file, &self.allocators, &self.path)?;
         let mut dir = self.dir.write().unwrap_or_else(|p| p.into_inner());
         let count = self.chunk_count();
         self.catch_up_locked(&mut dir, count)?;

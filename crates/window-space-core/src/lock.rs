@@ -11,25 +11,34 @@
 //!
 //! `flock` locks belong to an open file description, so two controllers in
 //! one process (or in two worker threads) exclude each other exactly like two
-//! processes do, and the kernel drops a dead process's locks.
+//! processes do, and the kernel drops a dead process's locks. For the same
+//! reason a `flock` does not exclude two threads using the *same* controller:
+//! the first thread's unlock would release the lock while the second is still
+//! inside. Every user of a `flock` therefore takes an in-process mutex first
+//! and holds it until after the unlock ([`FileLock::exclusive`] takes it).
 
 use std::fs::File;
 use std::path::Path;
+use std::sync::{Mutex, MutexGuard};
 
 use rustix::fs::{flock, FlockOperation};
 
 use crate::error::{Error, Result};
 
-/// A held `flock`; released on drop.
+/// A held `flock` and the in-process mutex that guards it; released on drop
+/// (the `flock` first, then the mutex).
 pub(crate) struct FileLock<'a> {
     file: &'a File,
+    _threads: MutexGuard<'a, ()>,
 }
 
 impl<'a> FileLock<'a> {
-    /// Blocks until `file` is locked exclusively.
-    pub(crate) fn exclusive(file: &'a File, path: &Path) -> Result<Self> {
+    /// Blocks until this thread holds `threads` and `file` is locked exclusively.
+    /// `threads` must be the one mutex that guards every `flock` on `file`.
+    pub(crate) fn exclusive(file: &'a File, threads: &'a Mutex<()>, path: &Path) -> Result<Self> {
+        let guard = threads.lock().unwrap_or_else(|p| p.into_inner());
         lock(file, path, FlockOperation::LockExclusive)?;
-        Ok(Self { file })
+        Ok(Self { file, _threads: guard })
     }
 }
 
@@ -53,6 +62,7 @@ fn lock(file: &File, path: &Path, op: FlockOperation) -> Result<()> {
 pub(crate) struct DirLock {
     path: std::path::PathBuf,
     gate: File,
+    gate_threads: Mutex<()>,
     presence: File,
 }
 
@@ -77,7 +87,7 @@ impl DirLock {
             .open(&path)
             .map_err(|e| Error::io("open", &path, e))?;
         let gate = File::open(dir).map_err(|e| Error::io("open", dir, e))?;
-        Ok(Self { gate, presence, path })
+        Ok(Self { gate, gate_threads: Mutex::new(()), presence, path })
     }
 
     /// Takes the gate, and finds out whether we are alone.
@@ -96,7 +106,7 @@ impl DirLock {
 
     /// Takes the gate only (for symbol-map rewrites).
     pub(crate) fn gate(&self) -> Result<FileLock<'_>> {
-        FileLock::exclusive(&self.gate, &self.path)
+        FileLock::exclusive(&self.gate, &self.gate_threads, &self.path)
     }
 }
 

@@ -153,6 +153,8 @@ pub struct PayloadStore {
     path: PathBuf,
     file: File,
     index: Mutex<Index>,
+    /// Taken before the file's flock by every appender of this process.
+    appenders: Mutex<()>,
     sync: bool,
 }
 
@@ -302,7 +304,7 @@ impl PayloadStore {
         }
         file.read_exact_at(&mut header, 0).map_err(|e| Error::io("read", path, e))?;
         decode_header(path, kind, &header)?;
-        let store = Self { kind, path: path.to_path_buf(), file, index: Mutex::new(Index { offsets: Vec::new(), end: HEADER_BYTES }), sync };
+        let store = Self { kind, path: path.to_path_buf(), file, index: Mutex::new(Index { offsets: Vec::new(), end: HEADER_BYTES }), appenders: Mutex::new(()), sync };
         let report = {
             let mut index = store.index.lock().unwrap_or_else(|p| p.into_inner());
             let torn = store.read_new_records(&mut index)?;
@@ -314,7 +316,7 @@ impl PayloadStore {
     /// Cuts a torn tail found by replay; the caller knows no other process is
     /// appending (it is alone, or it holds the file lock).
     pub fn repair_torn_tail(&self) -> Result<u64> {
-        let _lock = FileLock::exclusive(&self.file, &self.path)?;
+        let _lock = FileLock::exclusive(&self.file, &self.appenders, &self.path)?;
         let mut index = self.index.lock().unwrap_or_else(|p| p.into_inner());
         let torn = self.read_new_records(&mut index)?;
         if torn > 0 {
@@ -428,7 +430,7 @@ impl PayloadStore {
         if rec.uri.len() > MAX_URI_BYTES {
             return Err(Error::invalid(format!("artifact URI is {} bytes; at most {MAX_URI_BYTES} are allowed", rec.uri.len())));
         }
-        let _lock = FileLock::exclusive(&self.file, &self.path)?;
+        let _lock = FileLock::exclusive(&self.file, &self.appenders, &self.path)?;
         let mut index = self.index.lock().unwrap_or_else(|p| p.into_inner());
         // We hold the lock: whatever bad bytes follow the last good record were
         // left by a writer that died. Cut them before appending after them.
