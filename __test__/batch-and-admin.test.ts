@@ -7,6 +7,8 @@ import { tmpdir } from 'node:os'
 import { join } from 'node:path'
 import { afterEach, beforeEach, describe, expect, it } from 'vitest'
 
+import { caught } from './helpers'
+
 import {
   SLOT_KIND_NAMES,
   SLOT_STATUSES,
@@ -58,14 +60,6 @@ function statuses(kind: SlotKindName, symbol = 'SPY'): string[] {
   return Array.from({ length: WINDOWS }, (_, w) => c.getSlot(symbol, w, kind).status)
 }
 
-function caught(f: () => unknown): unknown {
-  try {
-    f()
-  } catch (e) {
-    return e
-  }
-  throw new Error('expected the call to throw')
-}
 
 describe('claimNextUnfilled', () => {
   it('skips Filled, Retired and live Pending windows; takes Empty, Cleared and expired claims, in window order', async () => {

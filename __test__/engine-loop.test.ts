@@ -8,6 +8,8 @@ import { tmpdir } from 'node:os'
 import { join } from 'node:path'
 import { afterEach, beforeEach, describe, expect, it } from 'vitest'
 
+import { caught } from './helpers'
+
 import {
   EnrichmentSlotKind,
   PayloadType,
@@ -90,14 +92,6 @@ function append(row: KindRow, symbol: string, windowIdx: number, uri = `u/${row.
   return c.payloadStores()[row.store].append({ symbol, windowIdx, slotKind: row.kind, payloadType: 'Json', uri, checksum, size: 3 })
 }
 
-function caught(f: () => unknown): unknown {
-  try {
-    f()
-  } catch (e) {
-    return e
-  }
-  throw new Error('expected the call to throw')
-}
 
 describe.each(KINDS)('engine loop: $kind ($ledger ledger, $store store)', (row) => {
   it('claim → artifact → append → typed setter → Filled row, record and file', () => {

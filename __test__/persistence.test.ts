@@ -22,22 +22,13 @@ import {
   type PayloadStoreName,
   type SlotKindName,
   type TradeRow,
+  STORE_OF_SLOT_KIND,
 } from '../src/index'
 
 const sleep = (ms: number) => new Promise((r) => setTimeout(r, ms))
 const WINDOWS = 8
 const SCHEDULE = WindowSpace.uniform({ origin: 1_700_000_000_000, windowDuration: 60_000, windowCount: WINDOWS })
-const STORE: Record<SlotKindName, PayloadStoreName> = {
-  rfRate: 'rfRate',
-  optionTrade: 'trades',
-  underlyingTrade: 'trades',
-  optionQuote: 'quotes',
-  underlyingQuote: 'quotes',
-  optionAggressor: 'aggressor',
-  underlyingAggressor: 'aggressor',
-  greeks: 'greeks',
-  aggregation: 'aggregations',
-}
+const STORE = STORE_OF_SLOT_KIND
 
 let dir: string
 const open: WindowSpaceController[] = []

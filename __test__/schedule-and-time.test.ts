@@ -8,6 +8,8 @@ import { tmpdir } from 'node:os'
 import { join } from 'node:path'
 import { afterEach, beforeEach, describe, expect, it } from 'vitest'
 
+import { caught } from './helpers'
+
 import {
   InvalidScheduleError,
   NoWindowForTimestampError,
@@ -55,14 +57,6 @@ function snapshot(at: string): Record<string, string> {
   )
 }
 
-function caught(f: () => unknown): unknown {
-  try {
-    f()
-  } catch (e) {
-    return e
-  }
-  throw new Error('expected the call to throw')
-}
 
 /** Two trading days, 09:30–16:00 UTC, hourly windows (the last of each day 30 min). */
 const TRADING: SessionSpec[] = [
