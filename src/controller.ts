@@ -190,6 +190,30 @@ function storageReportOf(r: NativeStorageReport): StorageReport {
   }
 }
 
+/**
+ * Runs `write` with its syncs deferred to a group commit (core `durability.rs`)
+ * and resolves with its result once the write is durable. In the `'buffered'`
+ * mode nothing is owed and it resolves at once. The write itself happens
+ * before this returns its promise, so ids and versions are assigned in call
+ * order; only the wait for the disk is off the main thread, shared by every
+ * async call that is waiting at the same time.
+ */
+async function durably<T>(n: NativeController, write: () => T): Promise<T> {
+  n.beginDeferred()
+  let ticket = 0
+  let result: T
+  try {
+    result = write()
+  } finally {
+    ticket = n.endDeferred()
+  }
+  if (ticket > 0) {
+    const failed = (await n.commitAsync(ticket)) as { code: string; message: string } | null
+    if (failed) throw errorFromNative(failed.code, failed.message)
+  }
+  return result
+}
+
 // Builds a 64-bit checksum from its two 32-bit halves with one BigInt allocation.
 const checksumWords = new Uint32Array(2)
 const checksumView = new BigUint64Array(checksumWords.buffer)
@@ -323,6 +347,59 @@ export class WindowSpaceController {
   /** Makes every change durable now (msync + fdatasync), whatever the durability mode. */
   flush(): void {
     call(() => this.#n.flush())
+  }
+
+  // ---- async calls (group commit) --------------------------------------------
+  //
+  // Each does its write at once, like the plain call, and resolves when the
+  // write is durable. In the 'sync' mode every async call waiting at the same
+  // time shares one round of fdatasync/msync (group commit) on the libuv pool,
+  // instead of one per call on the main thread. In the 'buffered' mode they
+  // resolve at once. A refusal rejects with the same error the plain call throws.
+
+  /** {@link markPending}, resolving once the claim is durable. */
+  markPendingAsync(symbol: string | number, windowIdx: number, slotKind: SlotKindInput, options: ClaimOptions = {}): Promise<Claim> {
+    return this.#durably(() => this.markPending(symbol, windowIdx, slotKind, options))
+  }
+
+  /** {@link setRef}, resolving once the fill is durable. */
+  setRefAsync(symbol: string | number, windowIdx: number, slotKind: SlotKindInput, meta: PayloadMeta): Promise<number> {
+    return this.#durably(() => this.setRef(symbol, windowIdx, slotKind, meta))
+  }
+
+  /** {@link clearSlot}, resolving once the clear is durable. */
+  clearSlotAsync(symbol: string | number, windowIdx: number, slotKind: SlotKindInput, claim: Pick<Claim, 'version'>): Promise<number> {
+    return this.#durably(() => this.clearSlot(symbol, windowIdx, slotKind, claim))
+  }
+
+  /** {@link claimNextUnfilled}, resolving once every claim is durable. */
+  claimNextUnfilledAsync(symbol: string | number, startIdx: number, slotKind: SlotKindInput, count: number, options: ClaimOptions = {}): Promise<Claim[]> {
+    return this.#durably(() => this.claimNextUnfilled(symbol, startIdx, slotKind, count, options))
+  }
+
+  /** {@link fillMany}, resolving once every fill of the batch is durable. */
+  fillManyAsync(items: readonly FillRequest[]): Promise<FillResult[]> {
+    return this.#durably(() => this.fillMany(items))
+  }
+
+  /**
+   * Group-commit progress of this controller: async calls that owed a sync
+   * (`issued`), how many of them are durable, and in how many rounds of syncs
+   * (`rounds` much smaller than `issued` is the point). All 0 in the buffered mode.
+   */
+  groupCommitProgress(): { issued: number; durable: number; rounds: number } {
+    const [issued, durable, rounds] = call(() => this.#n.groupCommitProgress())
+    return { issued: issued!, durable: durable!, rounds: rounds! }
+  }
+
+  #durably<T>(write: () => T): Promise<T> {
+    let n: NativeController
+    try {
+      n = this.#n
+    } catch (e) {
+      return Promise.reject(e)
+    }
+    return durably(n, write)
   }
 
   // ---- schedule -------------------------------------------------------------
@@ -812,6 +889,21 @@ export class PayloadStore implements Iterable<PayloadRecord> {
       uri: payload.uri,
     }
     return call(() => this.#native().appendPayload(this.#code, rec))
+  }
+
+  /**
+   * {@link append}, resolving once the record is durable: in the `'sync'`
+   * mode, appends waiting at the same time share one `fdatasync` (group
+   * commit). The id is assigned when this is called.
+   */
+  appendAsync(payload: PayloadInput): Promise<number> {
+    let n: NativeController
+    try {
+      n = this.#native()
+    } catch (e) {
+      return Promise.reject(e)
+    }
+    return durably(n, () => this.append(payload))
   }
 
   /** The record of `payloadId`, or `null` if it does not exist. */

@@ -13,6 +13,7 @@ use std::sync::RwLock;
 use std::time::{Instant, SystemTime, UNIX_EPOCH};
 
 use crate::artifact::{self, ArtifactInfo};
+use crate::durability::{DeferScope, GroupCommit};
 use crate::error::{Error, Result, SlotWriteError};
 use crate::ledger::{Ledger, LedgerEvent, LedgerScan};
 use crate::lock::DirLock;
@@ -122,6 +123,7 @@ pub struct Controller {
     dir_lock: DirLock,
     default_lease_ms: u64,
     sync: bool,
+    group: GroupCommit,
 }
 
 /// Milliseconds since the Unix epoch, from the coarse real-time clock (a few
@@ -286,6 +288,7 @@ impl Controller {
             dir_lock,
             default_lease_ms: config.default_lease_ms,
             sync,
+            group: GroupCommit::default(),
         };
         Ok((controller, report))
     }
@@ -519,6 +522,9 @@ impl Controller {
     ) -> Result<Transition> {
         self.check(symbol, window_idx)?;
         self.store(kind.store()).check_exists(payload_id)?;
+        if crate::durability::deferring() {
+            self.store(kind.store()).ensure_durable(payload_id)?;
+        }
         let Some(cell) = self.ledger(kind).slot(symbol, window_idx, kind.column())? else {
             return Err(self.refused(kind, SlotWriteError::VersionConflict { expected_version: claim_version, current: SlotSnapshot::EMPTY }));
         };
@@ -739,5 +745,65 @@ impl Controller {
 
     pub fn is_sync(&self) -> bool {
         self.sync
+    }
+
+    // ---- group commit (durability.rs) ------------------------------------------------
+
+    /// Runs a write whose syncs are deferred to a group commit; returns its
+    /// result and the ticket to pass to [`commit_through`](Self::commit_through)
+    /// (0 in the buffered mode, where nothing is owed). In the sync mode the
+    /// write is in the shared page cache when this returns, durable only once
+    /// its ticket is committed.
+    pub fn deferred<T>(&self, write: impl FnOnce(&Self) -> Result<T>) -> Result<(T, u64)> {
+        if !self.sync {
+            return Ok((write(self)?, 0));
+        }
+        let scope = DeferScope::enter();
+        let result = write(self);
+        drop(scope);
+        // Even a failed batch may have changed slots before it failed: those
+        // are owed too, so a ticket is drawn whatever the result.
+        let ticket = self.group.issue();
+        result.map(|r| (r, ticket))
+    }
+
+    /// The unscoped form of [`deferred`](Self::deferred) for a binding whose
+    /// write is several calls on one thread: every call on this thread between
+    /// `begin_deferred` and [`end_deferred`](Self::end_deferred) defers its
+    /// syncs. The caller must call `end_deferred` on the same thread, also
+    /// when the write failed.
+    pub fn begin_deferred(&self) {
+        if self.sync {
+            crate::durability::set_deferring(true);
+        }
+    }
+
+    /// Ends a deferral begun by [`begin_deferred`](Self::begin_deferred); returns the ticket.
+    pub fn end_deferred(&self) -> u64 {
+        if !self.sync {
+            return 0;
+        }
+        crate::durability::set_deferring(false);
+        self.group.issue()
+    }
+
+    /// Makes every deferred write up to `ticket` durable: mapping tables
+    /// first, then ledger pages, once for all tickets issued so far.
+    pub fn commit_through(&self, ticket: u64) -> Result<()> {
+        if ticket == 0 {
+            return Ok(());
+        }
+        self.group.commit_through(ticket, || {
+            for s in &self.stores {
+                s.commit_deferred()?;
+            }
+            self.trade.commit_deferred()?;
+            self.enrichment.commit_deferred()
+        })
+    }
+
+    /// (tickets issued, tickets durable, commit rounds) of this controller's group commit.
+    pub fn group_commit_progress(&self) -> (u64, u64, u64) {
+        self.group.progress()
     }
 }

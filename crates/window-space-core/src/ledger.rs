@@ -246,6 +246,9 @@ pub struct Ledger {
     map: SharedMapping,
     dir: RwLock<Directory>,
     sync: bool,
+    /// Slots changed inside a deferral scope whose msync is still owed
+    /// (`durability.rs`): chunk address and byte offset in the chunk.
+    deferred: Mutex<Vec<(ChunkAddr, usize)>>,
 }
 
 /// File offset of chunk `n`.
@@ -284,7 +287,7 @@ impl Ledger {
             return Err(Error::corrupt(path, Some(len), format!("file length {len} is not a multiple of {PAGE}")));
         }
         let map = SharedMapping::new(&file, path)?;
-        let ledger = Self { path: path.to_path_buf(), file, allocators: Mutex::new(()), geometry, map, dir: RwLock::new(Directory::default()), sync };
+        let ledger = Self { path: path.to_path_buf(), file, allocators: Mutex::new(()), geometry, map, dir: RwLock::new(Directory::default()), sync, deferred: Mutex::new(Vec::new()) };
         ledger.catch_up()?;
         ledger.check_unpublished_chunks(len)?;
         Ok(ledger)
@@ -507,7 +510,26 @@ impl Ledger {
         }
         let (chunk_idx, off) = self.locate(window_idx, column);
         if let Some(addr) = self.dir.read().unwrap_or_else(|p| p.into_inner()).get(symbol, chunk_idx) {
-            self.map.flush(addr, off, SLOT_BYTES)?;
+            if crate::durability::deferring() {
+                self.deferred.lock().unwrap_or_else(|p| p.into_inner()).push((addr, off));
+            } else {
+                self.map.flush(addr, off, SLOT_BYTES)?;
+            }
+        }
+        Ok(())
+    }
+
+    /// Makes the slot changes deferred so far durable (one msync per page).
+    /// On failure the pages not yet synced stay owed, for the next commit.
+    pub(crate) fn commit_deferred(&self) -> Result<()> {
+        let mut owed = std::mem::take(&mut *self.deferred.lock().unwrap_or_else(|p| p.into_inner()));
+        owed.sort_unstable_by_key(|(a, off)| (a.base_addr(), off / PAGE as usize));
+        owed.dedup_by_key(|(a, off)| (a.base_addr(), *off / PAGE as usize));
+        for (i, (addr, off)) in owed.iter().enumerate() {
+            if let Err(e) = self.map.flush(*addr, *off, SLOT_BYTES) {
+                self.deferred.lock().unwrap_or_else(|p| p.into_inner()).extend_from_slice(&owed[i..]);
+                return Err(e);
+            }
         }
         Ok(())
     }

@@ -11,6 +11,7 @@
 
 pub mod artifact;
 pub mod controller;
+mod durability;
 pub mod error;
 mod fsutil;
 pub mod ledger;

@@ -49,6 +49,13 @@ pub(crate) struct ChunkAddr {
     offset_in_segment: u64,
 }
 
+impl ChunkAddr {
+    /// The chunk's address in this process (an identity for sorting, never dereferenced here).
+    pub(crate) fn base_addr(&self) -> usize {
+        self.base
+    }
+}
+
 struct Segment {
     file_offset: u64,
     len: u64,

@@ -46,6 +46,7 @@
 use std::fs::{File, OpenOptions};
 use std::os::unix::fs::FileExt;
 use std::path::{Path, PathBuf};
+use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::Mutex;
 
 use crate::error::{Error, Result};
@@ -156,6 +157,9 @@ pub struct PayloadStore {
     /// Taken before the file's flock by every appender of this process.
     appenders: Mutex<()>,
     sync: bool,
+    /// Records this process appended inside a deferral scope and has not
+    /// synced yet: the first such payload id (`u64::MAX` when none is owed).
+    first_owed: AtomicU64,
 }
 
 fn pad8(n: usize) -> usize {
@@ -304,7 +308,7 @@ impl PayloadStore {
         }
         file.read_exact_at(&mut header, 0).map_err(|e| Error::io("read", path, e))?;
         decode_header(path, kind, &header)?;
-        let store = Self { kind, path: path.to_path_buf(), file, index: Mutex::new(Index { offsets: Vec::new(), end: HEADER_BYTES }), appenders: Mutex::new(()), sync };
+        let store = Self { kind, path: path.to_path_buf(), file, index: Mutex::new(Index { offsets: Vec::new(), end: HEADER_BYTES }), appenders: Mutex::new(()), sync, first_owed: AtomicU64::new(u64::MAX) };
         let report = {
             let mut index = store.index.lock().unwrap_or_else(|p| p.into_inner());
             let torn = store.read_new_records(&mut index)?;
@@ -447,7 +451,11 @@ impl PayloadStore {
             return Err(Error::io("write", &self.path, e));
         }
         if self.sync {
-            self.file.sync_data().map_err(|e| Error::io("fdatasync", &self.path, e))?;
+            if crate::durability::deferring() {
+                self.first_owed.fetch_min(id, Ordering::AcqRel);
+            } else {
+                self.file.sync_data().map_err(|e| Error::io("fdatasync", &self.path, e))?;
+            }
         }
         index.offsets.push(at);
         index.end = at + bytes.len() as u64;
@@ -495,9 +503,30 @@ impl PayloadStore {
         }
     }
 
-    /// Makes appended records durable (for group commit).
+    /// Makes appended records durable (`flush`).
     pub fn sync(&self) -> Result<()> {
-        self.file.sync_data().map_err(|e| Error::io("fdatasync", &self.path, e))
+        let owed = self.first_owed.swap(u64::MAX, Ordering::AcqRel);
+        self.file.sync_data().map_err(|e| {
+            self.first_owed.fetch_min(owed, Ordering::AcqRel);
+            Error::io("fdatasync", &self.path, e)
+        })
+    }
+
+    /// Makes the records appended in deferral scopes durable, if any are owed.
+    pub(crate) fn commit_deferred(&self) -> Result<()> {
+        if self.first_owed.load(Ordering::Acquire) == u64::MAX {
+            return Ok(());
+        }
+        self.sync()
+    }
+
+    /// Syncs now if `payload_id` is a record of ours whose sync is still owed:
+    /// a deferred fill must not publish an id whose record power loss could take.
+    pub(crate) fn ensure_durable(&self, payload_id: u64) -> Result<()> {
+        if self.sync && payload_id >= self.first_owed.load(Ordering::Acquire) {
+            return self.sync();
+        }
+        Ok(())
     }
 }
 

@@ -365,6 +365,30 @@ impl Task for OpenTask {
     }
 }
 
+/// Group commit on the libuv thread pool (see core `durability.rs`).
+pub struct CommitTask {
+    controller: Arc<Controller>,
+    ticket: u64,
+}
+
+impl Task for CommitTask {
+    type Output = std::result::Result<(), CoreError>;
+    type JsValue = Option<NativeErrorInfo>;
+
+    fn compute(&mut self) -> napi::Result<Self::Output> {
+        let (c, t) = (&self.controller, self.ticket);
+        Ok(std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| c.commit_through(t)))
+            .unwrap_or_else(|_| Err(CoreError::Unsupported { what: "internal panic during group commit".into() })))
+    }
+
+    fn resolve(&mut self, _env: Env, output: Self::Output) -> napi::Result<Self::JsValue> {
+        Ok(output.err().map(|e| {
+            let err = core_err(e);
+            NativeErrorInfo { code: err.status.0.to_string(), message: err.reason }
+        }))
+    }
+}
+
 /// Bootstraps on the libuv thread pool; resolves with a controller or an error descriptor.
 #[napi(catch_unwind)]
 pub fn open_async(options: NativeOpenOptions, signal: Option<AbortSignal>) -> Result<AsyncTask<OpenTask>> {
@@ -412,6 +436,35 @@ impl NativeController {
             }
         }
         Ok(())
+    }
+
+    /// Every call on this thread until `endDeferred` defers its syncs to a
+    /// group commit (sync mode only; see core `durability.rs`).
+    #[napi(catch_unwind)]
+    pub fn begin_deferred(&self) -> Result<()> {
+        self.c()?.begin_deferred();
+        Ok(())
+    }
+
+    /// Ends the deferral; returns the ticket to commit (0: nothing is owed).
+    #[napi(catch_unwind)]
+    pub fn end_deferred(&self) -> Result<f64> {
+        Ok(self.c()?.end_deferred() as f64)
+    }
+
+    /// Resolves with `null` once every deferred write up to `ticket` is
+    /// durable, or with an error descriptor.
+    #[napi(catch_unwind)]
+    pub fn commit_async(&self, ticket: f64) -> Result<AsyncTask<CommitTask>> {
+        let controller = self.inner.clone().ok_or_else(|| core_err(CoreError::Closed))?;
+        Ok(AsyncTask::new(CommitTask { controller, ticket: whole(ticket, "ticket")? }))
+    }
+
+    /// (tickets issued, tickets durable, commit rounds) of the group commit.
+    #[napi(catch_unwind)]
+    pub fn group_commit_progress(&self) -> Result<Vec<f64>> {
+        let (issued, durable, rounds) = self.c()?.group_commit_progress();
+        Ok(vec![issued as f64, durable as f64, rounds as f64])
     }
 
     /// Handle of this controller for the `fast*` functions (see fast.rs).

@@ -1,0 +1,120 @@
+// The async calls and their group commit (core durability.rs): in the 'sync'
+// mode, async calls waiting at the same time share rounds of fdatasync/msync;
+// they assign ids and versions in call order, reject with the same typed
+// errors as the plain calls, and what they acknowledged survives a restart.
+// In the 'buffered' mode they owe nothing.
+import { mkdtempSync, rmSync } from 'node:fs'
+import { tmpdir } from 'node:os'
+import { join } from 'node:path'
+import { afterEach, beforeEach, describe, expect, it } from 'vitest'
+
+import {
+  ClosedError,
+  SlotBusyError,
+  UnknownPayloadError,
+  VersionConflictError,
+  WindowSpace,
+  WindowSpaceConfig,
+  WindowSpaceController,
+  type Durability,
+} from '../src/index'
+
+const WINDOWS = 400
+const SCHEDULE = WindowSpace.uniform({ origin: 1_700_000_000_000, windowDuration: 60_000, windowCount: WINDOWS })
+
+let dir: string
+beforeEach(() => {
+  dir = mkdtempSync(join(tmpdir(), 'ws-group-'))
+})
+afterEach(() => rmSync(dir, { recursive: true, force: true }))
+
+function open(durability: Durability): WindowSpaceController {
+  const { controller } = WindowSpaceController.bootstrap(new WindowSpaceConfig(dir, SCHEDULE, { durability }))
+  controller.resolveSymbol('SPY')
+  return controller
+}
+
+/** One engine pass over `n` windows with async calls only, all in flight at once. */
+async function fillAsync(c: WindowSpaceController, n: number): Promise<number[]> {
+  const spy = c.resolveSymbol('SPY')
+  const claims = await c.claimNextUnfilledAsync(spy, 0, 'optionTrade', n)
+  expect(claims.map((x) => x.windowIdx)).toEqual([...Array(n).keys()])
+  const trades = c.payloadStores().trades
+  const ids = await Promise.all(
+    claims.map((cl) =>
+      trades.appendAsync({ symbol: spy, windowIdx: cl.windowIdx, slotKind: 'optionTrade', payloadType: 'Json', uri: `a/${cl.windowIdx}`, checksum: BigInt(cl.windowIdx) * 7n, size: 1 }),
+    ),
+  )
+  await Promise.all(
+    claims.map((cl, i) => c.setRefAsync(spy, cl.windowIdx, 'optionTrade', { payloadType: 'Json', payloadId: ids[i]!, version: cl.version, checksum: BigInt(cl.windowIdx) * 7n })),
+  )
+  return ids
+}
+
+describe.each(['sync', 'buffered'] as const)('async calls in the %s mode', (durability) => {
+  it('assign dense ids in call order, fill every slot, and survive a restart', async () => {
+    const c = open(durability)
+    const ids = await fillAsync(c, 100)
+    expect(ids).toEqual([...Array(100).keys()])
+    c.close()
+    const again = open(durability)
+    for (let w = 0; w < 100; w++) {
+      const slot = again.getTradeRow('SPY', w).optionTrade
+      expect(slot.status).toBe('Filled')
+      expect(slot.payloadId).toBe(w)
+      expect(slot.checksum).toBe(BigInt(w) * 7n)
+    }
+    expect(again.payloadStores().trades.length).toBe(100)
+    again.close()
+  })
+
+  it('reject with the typed error of the plain call, and change nothing', async () => {
+    const c = open(durability)
+    const claim = await c.markPendingAsync('SPY', 3, 'greeks')
+    await expect(c.markPendingAsync('SPY', 3, 'greeks')).rejects.toBeInstanceOf(SlotBusyError)
+    await expect(c.setRefAsync('SPY', 3, 'greeks', { payloadType: 'Json', payloadId: 0, version: claim.version, checksum: 1n })).rejects.toBeInstanceOf(UnknownPayloadError)
+    await expect(c.clearSlotAsync('SPY', 3, 'greeks', { version: claim.version + 1 })).rejects.toBeInstanceOf(VersionConflictError)
+    await expect(c.markPendingAsync('SPY', 3, 'greeks', { leaseMs: Number.NaN })).rejects.toBeInstanceOf(RangeError)
+    expect(c.getSlot('SPY', 3, 'greeks')).toMatchObject({ status: 'Pending', version: claim.version })
+    expect(await c.clearSlotAsync('SPY', 3, 'greeks', claim)).toBe(claim.version + 1)
+    const filled = await c.fillManyAsync([])
+    expect(filled).toEqual([])
+    c.close()
+    await expect(c.markPendingAsync('SPY', 4, 'greeks')).rejects.toBeInstanceOf(ClosedError)
+    await expect(c.payloadStores().greeks.appendAsync({ symbol: 0, windowIdx: 0, slotKind: 'greeks', payloadType: 'Json', uri: 'x', checksum: 0n, size: 0 })).rejects.toBeInstanceOf(ClosedError)
+  })
+})
+
+describe('group commit', () => {
+  it('in the sync mode, makes every awaited call durable in far fewer rounds than calls', async () => {
+    const c = open('sync')
+    await fillAsync(c, 200)
+    const p = c.groupCommitProgress()
+    // 1 batch claim + 200 appends + 200 fills, each owing a sync.
+    expect(p.issued).toBe(401)
+    expect(p.durable).toBe(p.issued)
+    expect(p.rounds).toBeGreaterThan(0)
+    // One round per call would be 401; calls in flight together share rounds.
+    expect(p.rounds).toBeLessThan(p.issued / 4)
+    c.close()
+  })
+
+  it('in the buffered mode, owes nothing', async () => {
+    const c = open('buffered')
+    await fillAsync(c, 20)
+    expect(c.groupCommitProgress()).toEqual({ issued: 0, durable: 0, rounds: 0 })
+    c.close()
+  })
+
+  it('leaves plain calls synchronous and durable on their own, between async ones', async () => {
+    const c = open('sync')
+    const pending = c.markPendingAsync('SPY', 0, 'rfRate')
+    const plain = c.markPending('SPY', 1, 'rfRate') // not deferred: synced before it returned
+    await pending
+    const p = c.groupCommitProgress()
+    expect(p.issued).toBe(1)
+    expect(p.durable).toBe(1)
+    expect(c.getSlot('SPY', 1, 'rfRate').version).toBe(plain.version)
+    c.close()
+  })
+})
