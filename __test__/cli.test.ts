@@ -272,7 +272,7 @@ describe('verify', () => {
     const dir = copy()
     const p = join(dir, 'trades.map')
     const b = readFileSync(p)
-    b[64 + 16 + 50] ^= 0xff // inside the body of record 0 (the URI)
+    b.writeUInt8(b.readUInt8(64 + 16 + 50) ^ 0xff, 64 + 16 + 50) // inside the body of record 0 (the URI)
     writeFileSync(p, b)
     const r = ws('verify', dir)
     expect(r.status).toBe(1)
@@ -475,6 +475,45 @@ describe('gc', () => {
     const bad = ws('verify', dir)
     expect(bad.status).toBe(1)
     expect(bad.stdout).toContain(`PROBLEM [gc-log-damaged] gc.log: line ${garbageLine} is not a gc.log entry`)
+  })
+})
+
+// On a terminal: `script` runs the command on a pseudo-terminal and passes our input to it.
+const hasScript = spawnSync('script', ['--version'], { encoding: 'utf8' }).status === 0
+function onTty(input: string, ...args: string[]): Run {
+  const cmd = [process.execPath, cli, ...args].map((a) => `'${a.replace(/'/g, "'\\''")}'`).join(' ')
+  const env: NodeJS.ProcessEnv = { ...process.env, TERM: 'xterm-256color' }
+  delete env.NO_COLOR
+  delete env.NODE_DISABLE_COLORS
+  delete env.FORCE_COLOR
+  const r = spawnSync('script', ['-qec', cmd, '/dev/null'], { encoding: 'utf8', input, env })
+  return { status: r.status, stdout: r.stdout, stderr: r.stderr }
+}
+
+describe.skipIf(!hasScript)('on a terminal', () => {
+  it('verify, gc and export draw a progress bar on stderr', () => {
+    for (const args of [['verify', fixture], ['gc', fixture], ['export', fixture]]) {
+      const r = onTty('', ...args)
+      expect(r.status).toBe(0)
+      expect(r.stdout).toMatch(/\r(verify|gc: slots|export) \[#*\.*\] +\d+% \d+\/\d+/)
+    }
+  })
+  it('clear asks for confirmation and does nothing unless the answer is yes', () => {
+    const dir = copy()
+    const no = onTty('n\n', 'clear', dir, '--symbol', 'SPY', '--slot', 'greeks', '--window', '4')
+    expect(no.stdout).toContain('force-clear 1 slots (1 Filled) of SPY, greeks, windows 4..4? [y/N]')
+    expect(no.stdout).toContain('window-space clear: not confirmed; nothing was changed')
+    expect(no.status).toBe(2)
+    const yes = onTty('y\n', 'clear', dir, '--symbol', 'SPY', '--slot', 'greeks', '--window', '4')
+    expect(yes.stdout).toContain('force-cleared 1 slots')
+    expect(yes.status).toBe(0)
+    const c = open(dir)
+    expect(c.getSlot('SPY', 4, 'greeks').status).toBe('Cleared')
+    c.close()
+  })
+  it('grid is coloured on a terminal that supports it, and not with --no-color', () => {
+    expect(onTty('', 'grid', fixture, '--symbol', 'SPY', '--to', '3').stdout).toContain('\x1b[32mF\x1b[0m')
+    expect(onTty('', 'grid', fixture, '--symbol', 'SPY', '--to', '3', '--no-color').stdout).not.toContain('\x1b[32m')
   })
 })
 
