@@ -26,5 +26,6 @@ export interface FastPath {
   fastReadRow(handle: number, ledger: number, symbol: number, window: number, out: Float64Array): number
   fastNextUnfilled(handle: number, symbol: number, start: number, kind: number): number
   fastEmpty(): number
+  fastCasInternal(index: number, expected: number, desired: number): number
 }
 export const fast = native as unknown as FastPath

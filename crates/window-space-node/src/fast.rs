@@ -305,11 +305,24 @@ callback!(fast_next_unfilled, 4, |a| {
 // fastEmpty() → 0: the cost of a call through this path, for the benchmark's floor.
 callback!(fast_empty, 1, |_a| Ok(0.0));
 
+/// Words private to `fastCasInternal`: the benchmark's "one compare-and-swap" floor.
+static CAS_WORDS: [std::sync::atomic::AtomicU32; 1024] = [const { std::sync::atomic::AtomicU32::new(0) }; 1024];
+
+// fastCasInternal(index, expected, desired) → 1 if word `index % 1024` held `expected`
+// and now holds `desired`, else 0: a call plus one CAS on an internal array, for the
+// benchmark's floor (no ledger, no mapping, no controller lookup).
+callback!(fast_cas_internal, 3, |a| {
+    let (i, expected, desired) = (a.u32(0)?, a.u32(1)?, a.u32(2)?);
+    let word = &CAS_WORDS[i as usize % CAS_WORDS.len()];
+    let swapped = word.compare_exchange(expected, desired, std::sync::atomic::Ordering::AcqRel, std::sync::atomic::Ordering::Acquire);
+    Ok(if swapped.is_ok() { 1.0 } else { 0.0 })
+});
+
 /// Adds the hand-written functions to the module's exports.
 #[napi(module_exports)]
 pub fn init(exports: Object, env: Env) -> napi::Result<()> {
     type Cb = unsafe extern "C" fn(sys::napi_env, sys::napi_callback_info) -> sys::napi_value;
-    let fns: [(&str, Cb); 8] = [
+    let fns: [(&str, Cb); 9] = [
         ("fastClaim", fast_claim),
         ("fastRenew", fast_renew),
         ("fastFill", fast_fill),
@@ -318,6 +331,7 @@ pub fn init(exports: Object, env: Env) -> napi::Result<()> {
         ("fastReadRow", fast_read_row),
         ("fastNextUnfilled", fast_next_unfilled),
         ("fastEmpty", fast_empty),
+        ("fastCasInternal", fast_cas_internal),
     ];
     for (name, cb) in fns {
         let mut f = ptr::null_mut();
