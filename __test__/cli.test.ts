@@ -220,6 +220,20 @@ describe('verify', () => {
     expect(j).toMatchObject({ ok: true, problems: [], counts: { filledSlots: 18, records: 19 } })
   })
 
+  it('runs beside an engine that has the directory open', () => {
+    const dir = copy()
+    const c = open(dir)
+    try {
+      fill(c, 'AAPL', 7, 'optionQuote')
+      const r = ws('verify', dir, '--artifacts')
+      expect(r.stdout).toContain('checked: slot metrics (shared counters) equal an exact recount (other controllers open: differences are warnings)')
+      expect(r.stdout).toContain('OK: no problems found')
+      expect(r.status).toBe(0)
+    } finally {
+      c.close()
+    }
+  })
+
   const damaged = (f: (dir: string, c: Controller) => void, closeFirst = false) => {
     const dir = copy()
     const c = open(dir)

@@ -1,9 +1,10 @@
 // Packs the package the way it would be published (`npm pack`), installs the
 // tarball into a fresh temporary project, and uses it from there: an ES-module
-// and a CommonJS engine loop, the `window-space` command, and a TypeScript
+// and a CommonJS engine loop, the installed `window-space` command (inspect and
+// verify on the directory the ES-module loop made), and a TypeScript
 // consumer compiled with `strict` against the published types.
 import { execFileSync } from 'node:child_process'
-import { mkdirSync, mkdtempSync, readdirSync, rmSync, writeFileSync } from 'node:fs'
+import { mkdirSync, mkdtempSync, readFileSync, readdirSync, rmSync, writeFileSync } from 'node:fs'
 import { tmpdir } from 'node:os'
 import { join } from 'node:path'
 import { afterAll, beforeAll, describe, expect, it } from 'vitest'
@@ -41,7 +42,7 @@ controller.close()
 describe('the packed package installed into a fresh project', () => {
   it('ships the addon, the loader, the facade and the types, and nothing of the sources', () => {
     const files = execFileSync('tar', ['-tzf', tarball], { encoding: 'utf8' }).split('\n')
-    for (const f of ['package/package.json', 'package/index.d.ts', 'package/binding.js', 'package/binding.d.ts', 'package/dist/index.js', 'package/dist/index.mjs', 'package/dist/index.d.ts', 'package/window-space.linux-x64-gnu.node']) {
+    for (const f of ['package/package.json', 'package/index.d.ts', 'package/binding.js', 'package/binding.d.ts', 'package/dist/index.js', 'package/dist/index.mjs', 'package/dist/index.d.ts', 'package/dist/cli.js', 'package/dist/metrics.js', 'package/window-space.linux-x64-gnu.node']) {
       expect(files).toContain(f)
     }
     expect(files.some((f) => f.startsWith('package/crates/') || f.startsWith('package/src/') || f.startsWith('package/__test__/'))).toBe(false)
@@ -58,6 +59,18 @@ describe('the packed package installed into a fresh project', () => {
     expect(readdirSync(state).sort()).toEqual(
       ['aggregations.map', 'aggressor.map', 'artifacts', 'enrichment-ledger.dat', 'greeks.map', 'quotes.map', 'rf_rate.map', 'schedule.json', 'symbol-map.json', 'trade-ledger.dat', 'trades.map', 'window-space.lock'].sort(),
     )
+  })
+
+  it('installs the window-space command, which inspects and verifies the directory the ES-module loop made', () => {
+    const bin = join(project, 'node_modules', '.bin', 'window-space')
+    const state = join(project, 'state-engine.mjs') // made by the ES-module engine loop above
+    // Run the installed bin itself (shebang and executable bit), not `node dist/cli.js`.
+    const info = JSON.parse(execFileSync(bin, ['inspect', state, '--json'], { cwd: project, encoding: 'utf8' }))
+    expect(info.symbols).toEqual(['SPY'])
+    expect(info.schedule).toMatchObject({ kind: 'uniform', windowCount: 10 })
+    expect(info.slots.find((s: { slot: string }) => s.slot === 'optionTrade')).toMatchObject({ Filled: 3, Empty: 7 })
+    expect(execFileSync(bin, ['verify', state, '--artifacts'], { cwd: project, encoding: 'utf8' })).toContain('OK: no problems found')
+    expect(execFileSync(bin, ['--version'], { cwd: project, encoding: 'utf8' }).trim()).toBe(JSON.parse(readFileSync(join(root, 'package.json'), 'utf8')).version)
   })
 
   it('compiles a strict TypeScript consumer against the published types', () => {
