@@ -978,7 +978,7 @@ function gcCommand(dir: string, o: Opts): void {
     if (finished.length) lines.push(`finished ${finished.length} collections a previous gc left unfinished`)
     if (!o.delete && gcBefore.unfinished.length) lines.push(`${gcBefore.unfinished.length} collections a previous gc left unfinished: run with --delete to finish them`)
     lines.push(`unreferenced payload records: ${plan.records.length}`)
-    for (const r of plan.records.slice(0, 20)) lines.push(`  ${r.store}#${r.payloadId}  ${r.symbol} window ${r.windowIdx} ${r.slot} (slot now ${r.slotStatus})  ${r.uri}`)
+    for (const r of plan.records.slice(0, 20)) lines.push(`  ${r.store}#${r.payloadId}  ${r.symbol} window ${r.windowIdx} ${r.slot} (slot ${r.slotStatus === 'Filled' ? 'Filled with another record' : `now ${r.slotStatus}`})  ${r.uri}`)
     if (plan.records.length > 20) lines.push(`  … and ${plan.records.length - 20} more (--json lists all)`)
     lines.push(`unreferenced artifact files: ${plan.files.length} (${bytes(plan.bytes)})`)
     for (const f of plan.files.slice(0, 20)) lines.push(`  ${f.uri}  ${bytes(f.size)}${f.records.length ? '' : '  (no record: an engine died before appending)'}`)
@@ -1038,7 +1038,10 @@ async function serveMetrics(dir: string, o: Opts): Promise<void> {
   const addr = server.address() as { port: number }
   process.stderr.write(`serving metrics of ${boot.controller.stateDir} on http://127.0.0.1:${addr.port}/metrics\n`)
   await new Promise<void>((resolve) => {
-    const stop = () => server.close(() => resolve())
+    const stop = () => {
+      server.close(() => resolve())
+      server.closeAllConnections() // a scraper's idle keep-alive connection must not hold the exit
+    }
     process.once('SIGINT', stop)
     process.once('SIGTERM', stop)
   })
