@@ -709,12 +709,20 @@ function finishCollect(c: WindowSpaceController, intent: Extract<GcEntry, { op: 
   const occupied = fs.existsSync(src) // an engine wrote the path again: the trashed bytes are the old ones
   const changed = st.mtimeMs > startedAt || hex(checksum64(fs.readFileSync(trash))) !== intent.checksum
   if (!occupied && (changed || uriLiveNow(c, intent.uri, known))) {
-    fs.renameSync(trash, src)
-    fsyncDir(path.dirname(src))
+    try {
+      fs.renameSync(trash, src)
+      fsyncDir(path.dirname(src))
+    } catch (e) {
+      if ((e as NodeJS.ErrnoException).code !== 'ENOENT') throw e // another gc finished it first
+    }
     appendGcLog(dir, [{ v: 1, op: 'abort', id: intent.id, at: now(), why: changed ? 'the file changed after the scan' : 'a slot refers to it again' }])
     return changed ? 'the file changed after the scan' : 'a slot refers to it again'
   }
-  fs.unlinkSync(trash)
+  try {
+    fs.unlinkSync(trash)
+  } catch (e) {
+    if ((e as NodeJS.ErrnoException).code !== 'ENOENT') throw e // another gc finished it first
+  }
   fsyncDir(path.join(dir, GC_TRASH))
   appendGcLog(dir, [{ v: 1, op: 'done', id: intent.id, at: now() }])
   return 'done'
