@@ -57,7 +57,7 @@ describe('the packed package installed into a fresh project', () => {
     const out = JSON.parse(execFileSync(process.execPath, [file, state], { cwd: project, encoding: 'utf8' }))
     expect(out).toEqual({ created: true, next: 3, busy: 'true:ERR_SLOT_FILLED' })
     expect(readdirSync(state).sort()).toEqual(
-      ['aggregations.map', 'aggressor.map', 'artifacts', 'enrichment-ledger.dat', 'greeks.map', 'quotes.map', 'rf_rate.map', 'schedule.json', 'symbol-map.json', 'trade-ledger.dat', 'trades.map', 'window-space.lock'].sort(),
+      ['aggregations.map', 'aggressor.map', 'artifacts', 'changes.journal', 'enrichment-ledger.dat', 'greeks.map', 'quotes.map', 'rf_rate.map', 'schedule.json', 'symbol-map.json', 'trade-ledger.dat', 'trades.map', 'window-space.lock'].sort(),
     )
   })
 

@@ -181,7 +181,7 @@ describe('restart persistence', () => {
     expect(names).toEqual(
       expect.arrayContaining(['aggregations.map', 'aggressor.map', 'artifacts', 'enrichment-ledger.dat', 'greeks.map', 'quotes.map', 'rf_rate.map', 'symbol-map.json', 'trade-ledger.dat', 'trades.map']),
     )
-    for (const n of names) expect(['aggregations.map', 'aggressor.map', 'artifacts', 'enrichment-ledger.dat', 'greeks.map', 'quotes.map', 'rf_rate.map', 'symbol-map.json', 'trade-ledger.dat', 'trades.map', 'schedule.json', 'window-space.lock']).toContain(n)
+    for (const n of names) expect(['aggregations.map', 'aggressor.map', 'artifacts', 'enrichment-ledger.dat', 'greeks.map', 'quotes.map', 'rf_rate.map', 'symbol-map.json', 'trade-ledger.dat', 'trades.map', 'schedule.json', 'window-space.lock', 'changes.journal', 'audit.log']).toContain(n)
   })
 })
 

@@ -6,7 +6,10 @@
 //     one holds short leases and dawdles, so the fast one takes its claims over
 //     and the slow one's fills get VersionConflictError (it skips them);
 //   * underlying  — fails on purpose on every 5th window and clears its claim;
-//   * greeks      — the enrichment engine, one greeks artifact per window.
+//   * greeks      — the enrichment engine: it needs a window's optionTrade and
+//     optionQuote Filled, so it claims only ready windows (claimNextReady) and
+//     sleeps on the shared change journal (watch) until the trade engines
+//     fill more — no polling — finishing as soon as every window is done.
 // Pass 2 bootstraps the same directory again and runs the same engines: they
 // redo nothing that was done, and only retry what the failing engine cleared.
 //
@@ -49,13 +52,15 @@ async function main() {
       { name: 'quotes-fast', slot: 'optionQuote', store: 'quotes' },
       { name: 'quotes-slow', slot: 'optionQuote', store: 'quotes', leaseMs: 1, dawdleMs: 3 },
       { name: 'underlying', slot: 'underlyingTrade', store: 'trades', failEvery: pass === 1 ? 5 : 0 },
-      { name: 'greeks', slot: 'greeks', store: 'greeks' },
+      { name: 'greeks', slot: 'greeks', store: 'greeks', needs: ['optionTrade', 'optionQuote'] },
     ]
     const results = await Promise.all(engines.map((e) => runWorker({ ...e, stateDir, pass })))
     console.log('\n  engine        claimed  filled  busy-or-done  conflicts  cleared(failed)')
     for (const r of results) {
       console.log(`  ${r.name.padEnd(13)} ${String(r.claimed).padStart(7)} ${String(r.filled).padStart(7)} ${String(r.skipped).padStart(13)} ${String(r.conflicts).padStart(10)} ${String(r.cleared).padStart(16)}`)
     }
+    const greeks = results.find((r) => r.name === 'greeks')
+    console.log(`\n  greeks waited for its inputs on the change journal: woken ${greeks.wakeups} times, never polled`)
     const appended = results.reduce((a, r) => a + r.filled, 0)
     console.log(`\n  slots filled in pass ${pass}: ${appended} (the slow engine also appended ${results.find((r) => r.name === "quotes-slow").conflicts} records it could not publish; gc will find them)`)
     printMetrics(controller)
@@ -76,10 +81,17 @@ function runWorker(data) {
   })
 }
 
-async function engine({ name, slot, store, stateDir, pass, leaseMs = 30_000, dawdleMs = 0, failEvery = 0 }) {
+async function engine({ name, slot, store, stateDir, pass, leaseMs = 30_000, dawdleMs = 0, failEvery = 0, needs }) {
   const { controller } = await WindowSpaceController.bootstrapAsync(new WindowSpaceConfig(stateDir, schedule))
-  const stats = { name, claimed: 0, filled: 0, skipped: 0, conflicts: 0, cleared: 0 }
+  const stats = { name, claimed: 0, filled: 0, skipped: 0, conflicts: 0, cleared: 0, wakeups: 0 }
   const stores = controller.payloadStores()
+  if (needs) {
+    await enrichmentEngine(controller, { name, slot, store, pass, needs, stats })
+    stats.skipped = WINDOWS * SYMBOLS.length - stats.claimed
+    controller.close()
+    parentPort.postMessage(stats)
+    return
+  }
   for (const symbol of SYMBOLS) {
     const symbolId = controller.resolveSymbol(symbol)
     let next = 0
@@ -121,6 +133,32 @@ async function engine({ name, slot, store, stateDir, pass, leaseMs = 30_000, daw
   stats.skipped = WINDOWS * SYMBOLS.length - stats.claimed
   controller.close()
   parentPort.postMessage(stats)
+}
+
+// The enrichment engine: claims only windows whose inputs are Filled, and
+// sleeps on the change journal until the trade engines (other threads, or
+// other processes) fill more.
+async function enrichmentEngine(controller, { name, slot, store, pass, needs, stats }) {
+  const changes = controller.watch({ slotKinds: needs })
+  for (;;) {
+    for (const symbol of SYMBOLS) {
+      for (const claim of controller.claimNextReady(symbol, 0, needs, slot, 16)) {
+        stats.claimed++
+        const inputs = needs.map((k) => controller.getSlot(symbol, claim.windowIdx, k).payloadId)
+        const body = JSON.stringify({ symbol, window: claim.windowIdx, slot, engine: name, pass, inputs })
+        const artifact = controller.writeArtifact(`${symbol}/${slot}/${claim.windowIdx}-${name}.json`, body)
+        const payloadId = controller.payloadStores()[store].append({
+          symbol, windowIdx: claim.windowIdx, slotKind: slot, payloadType: 'Json', uri: artifact.uri, checksum: artifact.checksum, size: artifact.size,
+        })
+        controller.setRef(symbol, claim.windowIdx, slot, { payloadType: 'Json', payloadId, version: claim.version, checksum: artifact.checksum })
+        stats.filled++
+      }
+    }
+    if (SYMBOLS.every((s) => controller.nextUnfilledWindow(s, 0, slot) === null)) break
+    await changes.next() // sleep until an input slot changes somewhere
+    stats.wakeups++
+  }
+  await changes.return()
 }
 
 function printReport(r) {

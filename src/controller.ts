@@ -11,6 +11,7 @@
  *
  * @module
  */
+import * as os from 'node:os'
 import * as path from 'node:path'
 
 import {
@@ -23,11 +24,13 @@ import {
   SlotWriteError,
   UnknownSymbolError,
   VersionConflictError,
+  WaitTimeoutError,
   errorFromNative,
   translateNativeError,
 } from './errors'
 import { fast, native, type NativeController, type NativeStorageReport } from './native'
 import { scheduleFromJson, scheduleToJson, timeToNs, type TimeInput, type WindowSpace } from './time'
+import { ChangeFeed, JournalCursor, STUCK_RECHECK_MS, abortErrorOf, type SlotChange, type WatchOptions } from './watch'
 import {
   PAYLOAD_STORE_NAMES,
   PayloadType,
@@ -68,6 +71,56 @@ export interface WindowSpaceOptions {
   readonly durability?: Durability
   /** Lease of a claim when `markPending` is given none (default 30 000 ms). */
   readonly defaultLeaseMs?: number
+  /**
+   * Who this controller's audit lines (admin calls, lease takeovers) name when
+   * a call names nobody. Default: `user@host pid N` of this process.
+   */
+  readonly actor?: string
+  /**
+   * Entries of the change journal (`waitFor`, `watch`) if this bootstrap
+   * creates it: a power of two from 64 to 2^24, default 65 536. An existing
+   * journal keeps its size.
+   */
+  readonly journalCapacity?: number
+}
+
+/** Who does an admin action and why, for the audit trail (`audit.log`). */
+export interface AdminOptions {
+  /** Default: the controller's `actor`. */
+  readonly actor?: string
+  readonly reason?: string
+}
+
+/** Options of {@link WindowSpaceController.waitFor}. */
+export interface WaitForOptions {
+  /** Rejects with `AbortError` when aborted. */
+  readonly signal?: AbortSignal
+  /** Rejects with `WaitTimeoutError` after this many ms (no limit when omitted). */
+  readonly timeoutMs?: number
+}
+
+/** The default actor of audit lines: `user@host pid N`. */
+export function defaultActor(): string {
+  let user = 'unknown'
+  try {
+    user = os.userInfo().username
+  } catch {
+    // no passwd entry: keep 'unknown'
+  }
+  return `${user}@${os.hostname()} pid ${process.pid}`
+}
+
+function checkActorText(v: unknown, what: string): string | undefined {
+  if (v === undefined) return undefined
+  if (typeof v !== 'string') throw new TypeError(`${what} must be a string, got ${v === null ? 'null' : typeof v}`)
+  if (v.length > 256) throw new RangeError(`${what} must be at most 256 characters, got ${v.length}`)
+  return v
+}
+
+function adminContext(o: AdminOptions | undefined): { actor?: string; reason?: string } | undefined {
+  if (o === undefined) return undefined
+  if (typeof o !== 'object' || o === null) throw new TypeError('admin options must be { actor?, reason? }')
+  return { actor: checkActorText(o.actor, 'actor'), reason: checkActorText(o.reason, 'reason') }
 }
 
 /** Where the state lives, its schedule, and options. */
@@ -90,6 +143,11 @@ export class WindowSpaceConfig {
       throw new RangeError(`durability must be "buffered" or "sync", got ${JSON.stringify(options.durability)}`)
     }
     if (options.defaultLeaseMs !== undefined) checkWhole(options.defaultLeaseMs, 'defaultLeaseMs', Number.MAX_SAFE_INTEGER)
+    checkActorText(options.actor, 'actor')
+    if (options.journalCapacity !== undefined) {
+      const c = checkWhole(options.journalCapacity, 'journalCapacity', 2 ** 24)
+      if (c < 64 || (c & (c - 1)) !== 0) throw new RangeError(`journalCapacity must be a power of two from 64 to 2^24, got ${c}`)
+    }
     this.stateDir = path.resolve(stateDir)
     this.windowSpace = windowSpace
     this.options = Object.freeze({ ...options })
@@ -102,6 +160,8 @@ export class WindowSpaceConfig {
       scheduleJson: scheduleToJson(this.windowSpace),
       durability: this.options.durability,
       defaultLeaseMs: this.options.defaultLeaseMs,
+      journalCapacity: this.options.journalCapacity,
+      actor: this.options.actor ?? defaultActor(),
     }
   }
 }
@@ -250,6 +310,7 @@ export class WindowSpaceController {
   readonly #slotBuf = new Float64Array(SLOT_STRIDE * 7)
   readonly #pairBuf = { buf: new Float64Array(2 * 64) }
   #stores: PayloadStores | undefined
+  readonly #feed = new ChangeFeed(() => this.#n)
 
   private constructor(n: NativeController, stateDir: string) {
     this.#native = n
@@ -284,10 +345,11 @@ export class WindowSpaceController {
    * tools that do not know the schedule. Creates nothing; a directory without
    * `schedule.json` gives `NotAStateDirError`.
    */
-  static openExisting(stateDir: string, options: Pick<WindowSpaceOptions, 'durability'> = {}): BootstrapResult {
+  static openExisting(stateDir: string, options: Pick<WindowSpaceOptions, 'durability' | 'actor'> = {}): BootstrapResult {
     if (typeof stateDir !== 'string' || stateDir.length === 0) throw new TypeError('stateDir must be a non-empty string')
+    const actor = checkActorText(options.actor, 'actor') ?? defaultActor()
     const abs = path.resolve(stateDir)
-    const n = call(() => native.NativeController.openExisting(abs, options.durability))
+    const n = call(() => native.NativeController.openExisting(abs, options.durability, actor))
     return { controller: new WindowSpaceController(n, abs), storageReport: storageReportOf(n.storageReport()) }
   }
 
@@ -334,8 +396,10 @@ export class WindowSpaceController {
   close(): void {
     const n = this.#native
     if (n === null) return
+    this.#feed.stop()
     this.#native = null
     this.#h = -1
+    this.#feed.closeAll() // waiters and watchers see the controller closed
     call(() => n.close())
   }
 
@@ -673,37 +737,41 @@ export class WindowSpaceController {
   // ---- admin ----------------------------------------------------------------
 
   /** Admin: any status but Retired → Cleared (an Empty slot stays Empty). */
-  forceClear(symbol: string | number, windowIdx: number, slotKind: SlotKindInput): SlotTransition {
+  forceClear(symbol: string | number, windowIdx: number, slotKind: SlotKindInput, options?: AdminOptions): SlotTransition {
     const symbolId = this.symbolId(symbol)
     checkWhole(windowIdx, 'windowIdx', U32_MAX)
     const kind = toSlotKind(slotKind)
-    const t = call(() => this.#n.forceClear(symbolId, windowIdx, kind.code))
+    const ctx = adminContext(options)
+    const t = call(() => this.#n.forceClear(symbolId, windowIdx, kind.code, ctx))
     return { from: SLOT_STATUSES[t.from]!, to: SLOT_STATUSES[t.to]!, version: t.version }
   }
 
   /** Admin: any status → Retired (terminal; never claimed again). */
-  retire(symbol: string | number, windowIdx: number, slotKind: SlotKindInput): SlotTransition {
+  retire(symbol: string | number, windowIdx: number, slotKind: SlotKindInput, options?: AdminOptions): SlotTransition {
     const symbolId = this.symbolId(symbol)
     checkWhole(windowIdx, 'windowIdx', U32_MAX)
     const kind = toSlotKind(slotKind)
-    const t = call(() => this.#n.retire(symbolId, windowIdx, kind.code))
+    const ctx = adminContext(options)
+    const t = call(() => this.#n.retire(symbolId, windowIdx, kind.code, ctx))
     return { from: SLOT_STATUSES[t.from]!, to: SLOT_STATUSES[t.to]!, version: t.version }
   }
 
   /** Admin: force-clears windows `from` (inclusive) to `to` (exclusive); Retired slots are skipped. Returns how many changed. */
-  forceClearRange(symbol: string | number, range: { from: number; to: number }, slotKind: SlotKindInput): number {
+  forceClearRange(symbol: string | number, range: { from: number; to: number }, slotKind: SlotKindInput, options?: AdminOptions): number {
     const symbolId = this.symbolId(symbol)
     const { from, to } = this.#range(range)
     const kind = toSlotKind(slotKind)
-    return call(() => this.#n.forceClearRange(symbolId, from, to, kind.code))
+    const ctx = adminContext(options)
+    return call(() => this.#n.forceClearRange(symbolId, from, to, kind.code, ctx))
   }
 
   /** Admin: retires windows `from` (inclusive) to `to` (exclusive). Returns how many changed. */
-  retireRange(symbol: string | number, range: { from: number; to: number }, slotKind: SlotKindInput): number {
+  retireRange(symbol: string | number, range: { from: number; to: number }, slotKind: SlotKindInput, options?: AdminOptions): number {
     const symbolId = this.symbolId(symbol)
     const { from, to } = this.#range(range)
     const kind = toSlotKind(slotKind)
-    return call(() => this.#n.retireRange(symbolId, from, to, kind.code))
+    const ctx = adminContext(options)
+    return call(() => this.#n.retireRange(symbolId, from, to, kind.code, ctx))
   }
 
   #range(range: { from: number; to: number }): { from: number; to: number } {
@@ -712,6 +780,266 @@ export class WindowSpaceController {
     const to = checkWhole(range.to, 'range.to', U32_MAX)
     if (to < from) throw new RangeError(`range.to (${to}) is before range.from (${from})`)
     return { from, to }
+  }
+
+  // ---- audit trail ----------------------------------------------------------
+
+  /** Who this controller's audit lines name when a call names nobody. */
+  get auditActor(): string {
+    return call(() => this.#n.auditActor())
+  }
+
+  /**
+   * Appends a tool's own action to the audit trail (`audit.log`), e.g. a gc
+   * deletion or a retention run. `action`: 1-64 letters, digits, `-`, `_`;
+   * `details`: any JSON-serializable object.
+   */
+  appendAudit(action: string, details: Record<string, unknown> = {}, options?: AdminOptions): void {
+    if (typeof action !== 'string') throw new TypeError('action must be a string')
+    if (typeof details !== 'object' || details === null || Array.isArray(details)) throw new TypeError('details must be a plain object')
+    const ctx = adminContext(options)
+    const json = JSON.stringify(details, (_k, v: unknown) => (typeof v === 'bigint' ? v.toString() : v))
+    call(() => this.#n.auditAction(action, json, ctx))
+  }
+
+  // ---- readiness ------------------------------------------------------------
+
+  #mask(requirements: readonly SlotKindInput[]): number {
+    if (!Array.isArray(requirements)) throw new TypeError('requirements must be an array of slot kinds')
+    let mask = 0
+    requirements.forEach((r, i) => {
+      mask |= 1 << toSlotKind(r, `requirements[${i}]`).code
+    })
+    return mask
+  }
+
+  /**
+   * True when every slot kind of `requirements` (of either ledger) is Filled
+   * in (symbol, window). Evaluated in the core from the rows.
+   */
+  isReady(symbol: string | number, windowIdx: number, requirements: readonly SlotKindInput[]): boolean {
+    const symbolId = this.symbolId(symbol)
+    checkWhole(windowIdx, 'windowIdx', U32_MAX)
+    const mask = this.#mask(requirements)
+    return call(() => this.#n.isReady(symbolId, windowIdx, mask))
+  }
+
+  /**
+   * First window `>= startIdx` whose `requirements` are all Filled and whose
+   * `forSlot` can be claimed now (not Filled, not Retired, not held by a live
+   * claim), or `null`. One native call, however many windows it passes.
+   */
+  nextReadyWindow(symbol: string | number, startIdx: number, requirements: readonly SlotKindInput[], forSlot: SlotKindInput): number | null {
+    const symbolId = this.symbolId(symbol)
+    checkWhole(startIdx, 'startIdx', U32_MAX)
+    const mask = this.#mask(requirements)
+    const kind = toSlotKind(forSlot, 'forSlot')
+    const w = call(() => this.#n.nextReadyWindow(symbolId, startIdx, mask, kind.code))
+    return w < 0 ? null : w
+  }
+
+  /**
+   * Claims up to `count` ready windows `>= startIdx` (see
+   * {@link nextReadyWindow}) of `forSlot` in one native call, in window order.
+   */
+  claimNextReady(
+    symbol: string | number,
+    startIdx: number,
+    requirements: readonly SlotKindInput[],
+    forSlot: SlotKindInput,
+    count: number,
+    options: ClaimOptions = {},
+  ): Claim[] {
+    const symbolId = this.symbolId(symbol)
+    checkWhole(startIdx, 'startIdx', U32_MAX)
+    const mask = this.#mask(requirements)
+    const kind = toSlotKind(forSlot, 'forSlot')
+    checkWhole(count, 'count', 1_000_000)
+    const leaseMs = options.leaseMs === undefined ? -1 : checkWhole(options.leaseMs, 'leaseMs', Number.MAX_SAFE_INTEGER)
+    if (this.#pairBuf.buf.length < 2 * count) this.#pairBuf.buf = new Float64Array(2 * count)
+    const buf = this.#pairBuf.buf
+    const n = this.#n
+    const before = Date.now()
+    const got = call(() => n.claimNextReady(symbolId, startIdx, mask, kind.code, count, leaseMs, buf))
+    const leaseExpiresAt = before + (leaseMs < 0 ? this.#defaultLeaseMs : leaseMs)
+    const out: Claim[] = new Array(got)
+    for (let i = 0; i < got; i++) out[i] = { symbolId, windowIdx: buf[2 * i]!, slotKind: kind, version: buf[2 * i + 1]!, leaseExpiresAt }
+    return out
+  }
+
+  // ---- waiting on other engines ----------------------------------------------
+
+  /**
+   * Resolves, with the slots as they are then, once every slot kind of
+   * `slotKinds` is Filled in (symbol, window) — by any process on the host.
+   * Rejects with `SlotRetiredError` if one is (or becomes) Retired, with
+   * `WaitTimeoutError` after `timeoutMs`, with `AbortError` on `signal`, and
+   * with `ClosedError` if the controller closes. No polling: the addon's
+   * watcher thread sleeps on the change journal's shared futex word.
+   */
+  waitFor(symbol: string | number, windowIdx: number, slotKinds: readonly SlotKindInput[], options: WaitForOptions = {}): Promise<SlotState[]> {
+    let symbolId: number
+    let kinds: SlotKind[]
+    try {
+      symbolId = this.symbolId(symbol)
+      checkWhole(windowIdx, 'windowIdx', U32_MAX)
+      if (!Array.isArray(slotKinds) || slotKinds.length === 0) throw new TypeError('slotKinds must be a non-empty array of slot kinds')
+      kinds = slotKinds.map((k, i) => toSlotKind(k, `slotKinds[${i}]`))
+      if (options.timeoutMs !== undefined) checkWhole(options.timeoutMs, 'timeoutMs', 2 ** 31 - 1)
+      if (options.signal !== undefined && !(options.signal instanceof AbortSignal)) throw new TypeError('signal must be an AbortSignal')
+      if (options.signal?.aborted) throw abortErrorOf(options.signal, 'waitFor')
+    } catch (e) {
+      return Promise.reject(e)
+    }
+    return new Promise<SlotState[]>((resolve, reject) => {
+      let unsubscribe = () => {}
+      let timer: NodeJS.Timeout | undefined
+      const onAbort = () => settle(() => reject(abortErrorOf(options.signal!, 'waitFor')))
+      const settle = (f: () => void) => {
+        unsubscribe()
+        unsubscribe = () => {}
+        if (timer) clearTimeout(timer)
+        options.signal?.removeEventListener('abort', onAbort)
+        f()
+      }
+      /** True once settled. */
+      const check = (): boolean => {
+        if (this.closed) {
+          settle(() => reject(new ClosedError('the controller was closed while waiting')))
+          return true
+        }
+        let slots: SlotState[]
+        try {
+          slots = kinds.map((k) => this.#readSlot(symbolId, windowIdx, k))
+        } catch (e) {
+          settle(() => reject(e))
+          return true
+        }
+        const retired = slots.findIndex((x) => x.status === 'Retired')
+        if (retired >= 0) {
+          const e = new SlotRetiredError(`waitFor: ${this.#where(symbolId, windowIdx, kinds[retired]!)} is Retired and will never be Filled`, {
+            symbolId,
+            windowIdx,
+            slotKind: kinds[retired]!.name,
+          })
+          e.slot = slots[retired]
+          settle(() => reject(e))
+          return true
+        }
+        if (slots.every((x) => x.status === 'Filled')) {
+          settle(() => resolve(slots))
+          return true
+        }
+        return false
+      }
+      let head: number
+      try {
+        head = this.#feed.head()
+      } catch (e) {
+        reject(translateNativeError(e))
+        return
+      }
+      if (check()) return
+      try {
+        unsubscribe = this.#feed.subscribe(() => void check(), head)
+      } catch (e) {
+        reject(translateNativeError(e))
+        return
+      }
+      if (options.timeoutMs !== undefined) {
+        timer = setTimeout(
+          () => settle(() => reject(new WaitTimeoutError(`waitFor: ${kinds.map((k) => k.name).join(', ')} of ${this.#where(symbolId, windowIdx, null)} not all Filled after ${options.timeoutMs} ms`, { symbolId, windowIdx }))),
+          options.timeoutMs,
+        )
+      }
+      options.signal?.addEventListener('abort', onAbort, { once: true })
+    })
+  }
+
+  #where(symbolId: number, windowIdx: number, kind: SlotKind | null): string {
+    let name = String(symbolId)
+    try {
+      name = this.symbolName(symbolId)
+    } catch {
+      // keep the id
+    }
+    return `${name} window ${windowIdx}${kind ? ` ${kind.name}` : ''}`
+  }
+
+  /** The change journal's head: the sequence number the next change, by any process, will get. */
+  journalHead(): number {
+    return call(() => this.#n.journalHead())
+  }
+
+  /**
+   * Every slot change made by any process on the host, as it happens, in
+   * journal order: `for await (const change of controller.watch({ slotKinds: ['optionQuote'] }))`.
+   * Starts at `fromSeq` (default: now). A watcher that falls behind the
+   * bounded journal, or meets an entry whose writer died, gets a
+   * `JournalGapError` (details.resumeSeq says where to resume after a
+   * rescan) — never a silently missed change. Breaking out of the loop stops
+   * watching.
+   */
+  watch(options: WatchOptions = {}): AsyncIterableIterator<SlotChange> {
+    if (typeof options !== 'object' || options === null) throw new TypeError('watch options must be an object')
+    const symbols = options.symbols === undefined ? null : new Set(options.symbols.map((s) => this.symbolId(s)))
+    const kinds = options.slotKinds === undefined ? null : new Set(options.slotKinds.map((k, i) => toSlotKind(k, `slotKinds[${i}]`).code))
+    const head = this.journalHead()
+    const fromSeq = options.fromSeq === undefined ? head : checkWhole(options.fromSeq, 'fromSeq', Number.MAX_SAFE_INTEGER)
+    if (options.signal !== undefined && !(options.signal instanceof AbortSignal)) throw new TypeError('signal must be an AbortSignal')
+    return this.#watch(new JournalCursor(fromSeq, symbols, kinds), head, options.signal)
+  }
+
+  async *#watch(cursor: JournalCursor, head: number, signal: AbortSignal | undefined): AsyncIterableIterator<SlotChange> {
+    const queue: SlotChange[] = []
+    let failure: unknown = null
+    let wake: (() => void) | null = null
+    let recheck: NodeJS.Timeout | undefined
+    const poke = () => {
+      const w = wake
+      wake = null
+      w?.()
+    }
+    const drain = () => {
+      if (failure) return
+      if (this.closed) {
+        failure = new ClosedError('the controller was closed while watching')
+        return poke()
+      }
+      try {
+        const { changes, stuck } = cursor.read(this.#n, (id) => this.symbolName(id))
+        for (const c of changes) queue.push(c)
+        if (stuck && !recheck) {
+          // Only while an entry is numbered but unfinished: its writer may be mid-write or dead.
+          recheck = setTimeout(() => {
+            recheck = undefined
+            drain()
+          }, STUCK_RECHECK_MS)
+        }
+      } catch (e) {
+        failure = e
+      }
+      poke()
+    }
+    const onAbort = () => {
+      failure ??= abortErrorOf(signal!, 'watch')
+      poke()
+    }
+    if (signal?.aborted) throw abortErrorOf(signal, 'watch')
+    signal?.addEventListener('abort', onAbort, { once: true })
+    const unsubscribe = this.#feed.subscribe(drain, head)
+    try {
+      drain()
+      for (;;) {
+        while (queue.length > 0) yield queue.shift()!
+        if (failure) throw failure
+        await new Promise<void>((r) => (wake = r))
+      }
+    } finally {
+      unsubscribe()
+      if (recheck) clearTimeout(recheck)
+      signal?.removeEventListener('abort', onAbort)
+    }
   }
 
   // ---- reads ----------------------------------------------------------------

@@ -37,6 +37,8 @@ export type WindowSpaceErrorCode =
   | 'ERR_ABORTED'
   | 'ERR_INTERNAL'
   | 'ERR_NOT_A_STATE_DIR'
+  | 'ERR_JOURNAL_GAP'
+  | 'ERR_WAIT_TIMEOUT'
 
 const brand = (name: string) => Symbol.for(`window-space.error.${name}`)
 
@@ -152,6 +154,15 @@ export class AbortError extends define('AbortError', 'ERR_ABORTED') {}
 export class NotAStateDirError extends define('NotAStateDirError', 'ERR_NOT_A_STATE_DIR') {}
 /** A failure inside the native core that has no code of its own (a bug: please report it). */
 export class InternalError extends define('InternalError', 'ERR_INTERNAL') {}
+/**
+ * A watcher cannot prove it saw every change since its sequence number: the
+ * bounded change journal overtook it, or a writer died before finishing its
+ * entry. Rescan what you watch (rows, `nextReadyWindow`), then watch again
+ * from `details.resumeSeq`.
+ */
+export class JournalGapError extends define('JournalGapError', 'ERR_JOURNAL_GAP') {}
+/** `waitFor` ran out of time before every slot was Filled. */
+export class WaitTimeoutError extends define('WaitTimeoutError', 'ERR_WAIT_TIMEOUT') {}
 
 /** The slot as it was seen when a transition was refused. */
 export interface SlotSnapshotDetails extends WindowSpaceErrorDetails {
@@ -238,6 +249,8 @@ export const errorClasses: Readonly<Record<WindowSpaceErrorCode, new (message: s
   ERR_ABORTED: AbortError,
   ERR_INTERNAL: InternalError,
   ERR_NOT_A_STATE_DIR: NotAStateDirError,
+  ERR_JOURNAL_GAP: JournalGapError,
+  ERR_WAIT_TIMEOUT: WaitTimeoutError,
 }
 
 const DETAILS_MARKER = 'window-space:'

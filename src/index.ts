@@ -19,7 +19,12 @@ export {
   type FillResult,
   type PayloadStores,
   type WindowSpaceOptions,
+  type AdminOptions,
+  type WaitForOptions,
+  defaultActor,
 } from './controller'
+export { type SlotChange, type WatchOptions } from './watch'
+export { readAuditLog, type AuditEntry, type AuditPrevious } from './audit'
 export * from './errors'
 export * from './types'
 export { WindowSpace, timeToNs, durationToNs, type DurationInput, type SessionSpec, type SessionWindowSpace, type TimeInput, type UniformWindowSpace } from './time'

@@ -13,8 +13,10 @@ use std::sync::RwLock;
 use std::time::{Instant, SystemTime, UNIX_EPOCH};
 
 use crate::artifact::{self, ArtifactInfo};
+use crate::audit::{self, AuditContext, AuditLog};
 use crate::durability::{DeferScope, GroupCommit};
 use crate::error::{Error, Result, SlotWriteError};
+use crate::journal::{self, Journal, JOURNAL_FILE};
 use crate::ledger::{Ledger, LedgerEvent, LedgerScan};
 use crate::lock::DirLock;
 use crate::mapping::require_lock_free_u128;
@@ -46,11 +48,16 @@ pub struct Config {
     pub durability: Durability,
     /// Lease of a claim when the caller gives none.
     pub default_lease_ms: u64,
+    /// Entries of the change journal when this bootstrap creates it (a power
+    /// of two, 64 ..= 2^24); an existing journal keeps its capacity.
+    pub journal_capacity: u64,
+    /// Who this controller's audit lines name when a call names nobody.
+    pub actor: Option<String>,
 }
 
 impl Config {
     pub fn new(state_dir: impl Into<PathBuf>, window_space: WindowSpace) -> Self {
-        Self { state_dir: state_dir.into(), window_space, durability: Durability::Buffered, default_lease_ms: 30_000 }
+        Self { state_dir: state_dir.into(), window_space, durability: Durability::Buffered, default_lease_ms: 30_000, journal_capacity: journal::DEFAULT_CAPACITY, actor: None }
     }
 }
 
@@ -124,6 +131,8 @@ pub struct Controller {
     default_lease_ms: u64,
     sync: bool,
     group: GroupCommit,
+    journal: Journal,
+    audit: AuditLog,
 }
 
 /// Milliseconds since the Unix epoch, from the coarse real-time clock (a few
@@ -136,6 +145,21 @@ pub fn now_ms() -> u64 {
 
 fn now_ns() -> u64 {
     SystemTime::now().duration_since(UNIX_EPOCH).map_or(0, |d| d.as_nanos() as u64)
+}
+
+/// `user pid N` from the environment, for audit lines of callers that name nobody.
+fn default_actor() -> String {
+    let user = std::env::var("USER").or_else(|_| std::env::var("LOGNAME")).unwrap_or_else(|_| "unknown".into());
+    format!("{user} pid {}", std::process::id())
+}
+
+/// Whether a slot can be claimed at `now`: Empty, Cleared, or Pending with an expired lease.
+fn claimable(cell: Option<crate::slot::SlotCell<'_>>, status: SlotStatus, now: u64) -> bool {
+    match status {
+        SlotStatus::Empty | SlotStatus::Cleared => true,
+        SlotStatus::Pending => cell.is_some_and(|c| c.read().lease_deadline_ms <= now),
+        _ => false,
+    }
 }
 
 /// Names of every state file (besides the lock file).
@@ -221,6 +245,8 @@ impl Controller {
             });
             stores.push(store);
         }
+        let journal_path = dir.join(JOURNAL_FILE);
+        let existing_journal = if journal_path.exists() { Some(Journal::open(&journal_path)?) } else { None };
         let now = now_ms();
         let symbol_count = symbols.len();
         let scans: Vec<LedgerScan> = [&trade, &enrichment]
@@ -248,10 +274,19 @@ impl Controller {
             write_atomic(&schedule_path, schedule.to_json().as_bytes())?;
         }
         trade.publish_window_count(u64::from(schedule.window_count()));
+        // The journal is derived (notification only): a directory made before
+        // it existed, or whose journal an operator removed, gets a new one.
+        let journal = match existing_journal {
+            Some(j) => j,
+            None => {
+                Journal::create(&journal_path, config.journal_capacity, now_ns())?;
+                Journal::open(&journal_path)?
+            }
+        };
         gate.admit()?;
 
         let mut files = Vec::new();
-        for name in state_file_names() {
+        for name in state_file_names().into_iter().chain([JOURNAL_FILE]) {
             files.push(FileReport { name: name.to_string(), bytes: file_len(&dir.join(name)).unwrap_or(0) });
         }
         let ledgers = [(&trade, &scans[0]), (&enrichment, &scans[1])]
@@ -277,6 +312,7 @@ impl Controller {
             stores: store_reports,
             elapsed_ns: started.elapsed().as_nanos() as u64,
         };
+        let audit = AuditLog::new(&dir, config.actor.clone().unwrap_or_else(default_actor), sync);
         let controller = Controller {
             state_dir: dir,
             window_count: AtomicU32::new(schedule.window_count()),
@@ -289,13 +325,17 @@ impl Controller {
             default_lease_ms: config.default_lease_ms,
             sync,
             group: GroupCommit::default(),
+            journal,
+            audit,
         };
         Ok((controller, report))
     }
 
     /// Opens an existing state directory with the schedule persisted in it
-    /// (for tools that do not know the schedule). Never creates anything.
-    pub fn open_existing(state_dir: impl Into<PathBuf>, durability: Durability) -> Result<(Controller, StorageReport)> {
+    /// (for tools that do not know the schedule). Creates nothing but the
+    /// derived change journal of a directory that has none. `actor` names who
+    /// this controller's audit lines are from by default.
+    pub fn open_existing(state_dir: impl Into<PathBuf>, durability: Durability, actor: Option<String>) -> Result<(Controller, StorageReport)> {
         let dir = state_dir.into();
         let path = dir.join(SCHEDULE_FILE);
         let text = match std::fs::read_to_string(&path) {
@@ -306,6 +346,7 @@ impl Controller {
         let schedule = Schedule::from_json(&path, &text)?;
         let mut config = Config::new(dir, schedule.space().clone());
         config.durability = durability;
+        config.actor = actor;
         Self::bootstrap(config)
     }
 
@@ -466,10 +507,11 @@ impl Controller {
         self.check_window(window_idx)
     }
 
-    fn after(&self, kind: SlotKind, symbol: u32, window_idx: u32, t: Transition, event: LedgerEvent) -> Result<()> {
+    fn after(&self, kind: SlotKind, symbol: u32, window_idx: u32, t: Transition, event: LedgerEvent, payload_id: u64) -> Result<()> {
         let ledger = self.ledger(kind);
         ledger.count_transition(kind.column(), t);
         ledger.count_event(event, 1);
+        self.journal.record(symbol, window_idx, kind, t.from, t.to, t.version, payload_id);
         ledger.flush_slot(symbol, window_idx, kind.column())
     }
 
@@ -488,10 +530,17 @@ impl Controller {
         let lease = lease_ms.unwrap_or(self.default_lease_ms);
         let cell = self.ledger(kind).slot_for_write(symbol, window_idx, kind.column())?;
         let g = cell.claim(now_ms(), lease).map_err(|e| self.refused(kind, e))?;
+        let t = Transition { from: g.previous, to: SlotStatus::Pending, version: g.version };
         if g.previous == SlotStatus::Pending {
             self.ledger(kind).count_event(LedgerEvent::Takeovers, 1);
         }
-        self.after(kind, symbol, window_idx, Transition { from: g.previous, to: SlotStatus::Pending, version: g.version }, LedgerEvent::Claims)?;
+        self.after(kind, symbol, window_idx, t, LedgerEvent::Claims, 0)?;
+        if g.previous == SlotStatus::Pending {
+            // The claim is ours whatever happens to the audit line: a failed
+            // write of it is not the engine's failure.
+            let previous = SlotSnapshot { status: SlotStatus::Pending, version: g.version.wrapping_sub(1), ..SlotSnapshot::EMPTY };
+            let _ = self.audit_single(&AuditContext::default(), "takeover", symbol, window_idx, kind, t, &previous);
+        }
         Ok(g)
     }
 
@@ -529,7 +578,7 @@ impl Controller {
             return Err(self.refused(kind, SlotWriteError::VersionConflict { expected_version: claim_version, current: SlotSnapshot::EMPTY }));
         };
         let t = cell.fill(claim_version, payload_type, payload_id, checksum).map_err(|e| self.refused(kind, e))?;
-        self.after(kind, symbol, window_idx, t, LedgerEvent::Fills)?;
+        self.after(kind, symbol, window_idx, t, LedgerEvent::Fills, payload_id)?;
         Ok(t)
     }
 
@@ -540,34 +589,90 @@ impl Controller {
             return Err(self.refused(kind, SlotWriteError::VersionConflict { expected_version: claim_version, current: SlotSnapshot::EMPTY }));
         };
         let t = cell.clear(claim_version).map_err(|e| self.refused(kind, e))?;
-        self.after(kind, symbol, window_idx, t, LedgerEvent::Clears)?;
+        self.after(kind, symbol, window_idx, t, LedgerEvent::Clears, 0)?;
         Ok(t)
+    }
+
+    /// The slot before a transition `t`: `before` if the transition started
+    /// from it, else what `t` itself says (another writer moved in between).
+    fn previous_of(before: SlotSnapshot, t: Transition) -> SlotSnapshot {
+        if before.status == t.from && before.version.wrapping_add(1) == t.version {
+            before
+        } else {
+            SlotSnapshot { status: t.from, version: t.version.wrapping_sub(1), ..SlotSnapshot::EMPTY }
+        }
+    }
+
+    fn force_clear_one(&self, symbol: u32, window_idx: u32, kind: SlotKind) -> Result<(Transition, SlotSnapshot)> {
+        self.check(symbol, window_idx)?;
+        let Some(cell) = self.ledger(kind).slot(symbol, window_idx, kind.column())? else {
+            return Ok((Transition { from: SlotStatus::Empty, to: SlotStatus::Empty, version: 0 }, SlotSnapshot::EMPTY));
+        };
+        let before = cell.read();
+        if before.status == SlotStatus::Empty {
+            return Ok((Transition { from: SlotStatus::Empty, to: SlotStatus::Empty, version: before.version }, before));
+        }
+        let t = cell.force_clear().map_err(|e| self.refused(kind, e))?;
+        if t.from != t.to {
+            self.after(kind, symbol, window_idx, t, LedgerEvent::ForceClears, 0)?;
+        }
+        Ok((t, Self::previous_of(before, t)))
+    }
+
+    fn retire_one(&self, symbol: u32, window_idx: u32, kind: SlotKind) -> Result<(Transition, SlotSnapshot)> {
+        self.check(symbol, window_idx)?;
+        let cell = self.ledger(kind).slot_for_write(symbol, window_idx, kind.column())?;
+        let before = cell.read();
+        let t = cell.retire().map_err(|e| self.refused(kind, e))?;
+        if t.from != t.to {
+            self.after(kind, symbol, window_idx, t, LedgerEvent::Retires, 0)?;
+        }
+        Ok((t, Self::previous_of(before, t)))
+    }
+
+    fn audit_slot(&self, ctx: &AuditContext, action: &str, symbol: u32, kind: SlotKind, mut fields: serde_json::Map<String, serde_json::Value>) -> Result<()> {
+        fields.insert("symbol".into(), self.symbols.name(symbol).ok().flatten().unwrap_or_default().into());
+        fields.insert("symbolId".into(), symbol.into());
+        fields.insert("slot".into(), kind.name().into());
+        self.audit.append(ctx, action, fields)
+    }
+
+    fn audit_single(&self, ctx: &AuditContext, action: &str, symbol: u32, window_idx: u32, kind: SlotKind, t: Transition, previous: &SlotSnapshot) -> Result<()> {
+        let mut f = serde_json::Map::new();
+        f.insert("window".into(), window_idx.into());
+        f.insert("previous".into(), audit::previous_json(previous));
+        f.insert("status".into(), t.to.name().into());
+        f.insert("version".into(), t.version.into());
+        self.audit_slot(ctx, action, symbol, kind, f)
     }
 
     /// Admin: any status but Retired → Cleared. An Empty slot stays Empty (it is
     /// claimable already); the returned transition then has `from == to`.
     pub fn force_clear(&self, symbol: u32, window_idx: u32, kind: SlotKind) -> Result<Transition> {
-        self.check(symbol, window_idx)?;
-        let Some(cell) = self.ledger(kind).slot(symbol, window_idx, kind.column())? else {
-            return Ok(Transition { from: SlotStatus::Empty, to: SlotStatus::Empty, version: 0 });
-        };
-        if cell.status() == Some(SlotStatus::Empty) {
-            return Ok(Transition { from: SlotStatus::Empty, to: SlotStatus::Empty, version: cell.read().version });
-        }
-        let t = cell.force_clear().map_err(|e| self.refused(kind, e))?;
+        self.force_clear_as(symbol, window_idx, kind, &AuditContext::default())
+    }
+
+    /// [`force_clear`](Self::force_clear), recorded in the audit trail under `ctx`
+    /// when the slot changed. If the audit line cannot be written the slot has
+    /// changed all the same and the error says so.
+    pub fn force_clear_as(&self, symbol: u32, window_idx: u32, kind: SlotKind, ctx: &AuditContext) -> Result<Transition> {
+        let (t, previous) = self.force_clear_one(symbol, window_idx, kind)?;
         if t.from != t.to {
-            self.after(kind, symbol, window_idx, t, LedgerEvent::ForceClears)?;
+            self.audit_single(ctx, "forceClear", symbol, window_idx, kind, t, &previous)?;
         }
         Ok(t)
     }
 
     /// Admin: any status → Retired (terminal).
     pub fn retire(&self, symbol: u32, window_idx: u32, kind: SlotKind) -> Result<Transition> {
-        self.check(symbol, window_idx)?;
-        let cell = self.ledger(kind).slot_for_write(symbol, window_idx, kind.column())?;
-        let t = cell.retire().map_err(|e| self.refused(kind, e))?;
+        self.retire_as(symbol, window_idx, kind, &AuditContext::default())
+    }
+
+    /// [`retire`](Self::retire), recorded in the audit trail under `ctx` when the slot changed.
+    pub fn retire_as(&self, symbol: u32, window_idx: u32, kind: SlotKind, ctx: &AuditContext) -> Result<Transition> {
+        let (t, previous) = self.retire_one(symbol, window_idx, kind)?;
         if t.from != t.to {
-            self.after(kind, symbol, window_idx, t, LedgerEvent::Retires)?;
+            self.audit_single(ctx, "retire", symbol, window_idx, kind, t, &previous)?;
         }
         Ok(t)
     }
@@ -583,32 +688,76 @@ impl Controller {
         Ok(())
     }
 
+    fn range_as(
+        &self,
+        symbol: u32,
+        from: u32,
+        to: u32,
+        kind: SlotKind,
+        ctx: &AuditContext,
+        action: &str,
+        one: impl Fn(u32) -> Result<Option<(Transition, SlotSnapshot)>>,
+    ) -> Result<u64> {
+        self.check_range(symbol, from, to)?;
+        let mut changed = Vec::new();
+        let mut failure = None;
+        for w in from..to {
+            match one(w) {
+                Ok(Some((t, p))) if t.from != t.to => changed.push(serde_json::json!([w, p.status.name(), p.version, p.payload_id])),
+                Ok(_) => {}
+                Err(e) => {
+                    failure = Some(e);
+                    break;
+                }
+            }
+        }
+        let n = changed.len() as u64;
+        if n > 0 {
+            let mut f = serde_json::Map::new();
+            f.insert("from".into(), from.into());
+            f.insert("to".into(), to.into());
+            f.insert("changed".into(), serde_json::Value::Array(changed));
+            self.audit_slot(ctx, action, symbol, kind, f)?;
+        }
+        failure.map_or(Ok(n), Err)
+    }
+
     /// Admin: force-clears windows `from..to` (exclusive); returns how many slots changed.
     /// Retired slots in the range are skipped.
     pub fn force_clear_range(&self, symbol: u32, from: u32, to: u32, kind: SlotKind) -> Result<u64> {
-        self.check_range(symbol, from, to)?;
-        let mut changed = 0;
-        for w in from..to {
-            match self.force_clear(symbol, w, kind) {
-                Ok(t) if t.from != t.to => changed += 1,
-                Ok(_) | Err(Error::SlotWrite(SlotWriteError::SlotRetired { .. })) => {}
-                Err(e) => return Err(e),
-            }
-        }
-        Ok(changed)
+        self.force_clear_range_as(symbol, from, to, kind, &AuditContext::default())
+    }
+
+    /// [`force_clear_range`](Self::force_clear_range), recorded in the audit trail
+    /// (one line for the range, listing each slot that changed).
+    pub fn force_clear_range_as(&self, symbol: u32, from: u32, to: u32, kind: SlotKind, ctx: &AuditContext) -> Result<u64> {
+        self.range_as(symbol, from, to, kind, ctx, "forceClearRange", |w| match self.force_clear_one(symbol, w, kind) {
+            Ok(r) => Ok(Some(r)),
+            Err(Error::SlotWrite(SlotWriteError::SlotRetired { .. })) => Ok(None),
+            Err(e) => Err(e),
+        })
     }
 
     /// Admin: retires windows `from..to` (exclusive); returns how many slots changed.
     pub fn retire_range(&self, symbol: u32, from: u32, to: u32, kind: SlotKind) -> Result<u64> {
-        self.check_range(symbol, from, to)?;
-        let mut changed = 0;
-        for w in from..to {
-            let t = self.retire(symbol, w, kind)?;
-            if t.from != t.to {
-                changed += 1;
-            }
-        }
-        Ok(changed)
+        self.retire_range_as(symbol, from, to, kind, &AuditContext::default())
+    }
+
+    /// [`retire_range`](Self::retire_range), recorded in the audit trail.
+    pub fn retire_range_as(&self, symbol: u32, from: u32, to: u32, kind: SlotKind, ctx: &AuditContext) -> Result<u64> {
+        self.range_as(symbol, from, to, kind, ctx, "retireRange", |w| self.retire_one(symbol, w, kind).map(Some))
+    }
+
+    /// Appends a tool's own action (gc deletions, retention, ...) to the audit trail.
+    pub fn audit_action(&self, ctx: &AuditContext, action: &str, details: serde_json::Value) -> Result<()> {
+        let mut f = serde_json::Map::new();
+        f.insert("details".into(), details);
+        self.audit.append(ctx, action, f)
+    }
+
+    /// The audit trail's file and default actor.
+    pub fn audit_log(&self) -> &AuditLog {
+        &self.audit
     }
 
     /// A consistent copy of one slot.
@@ -651,13 +800,83 @@ impl Controller {
         let mut w = start;
         let now = now_ms();
         while (out.len() as u32) < n && w < end {
-            let found = self.ledger(kind).find_window(symbol, w, end, kind.column(), |cell, s| match s {
-                SlotStatus::Empty | SlotStatus::Cleared => true,
-                SlotStatus::Pending => cell.is_some_and(|c| c.read().lease_deadline_ms <= now),
-                _ => false,
-            })?;
+            let found = self.ledger(kind).find_window(symbol, w, end, kind.column(), |cell, s| claimable(cell, s, now))?;
             let Some(win) = found else { break };
             match self.claim(symbol, win, kind, lease_ms) {
+                Ok(g) => out.push((win, g)),
+                Err(Error::SlotWrite(_)) => {}
+                Err(e) => return Err(e),
+            }
+            w = win + 1;
+        }
+        Ok(out)
+    }
+
+    // ---- readiness ------------------------------------------------------------------
+
+    /// The slot kinds of a requirement mask (bit `code` set for each kind that
+    /// must be Filled).
+    fn required_kinds(requirements: u32) -> Result<Vec<SlotKind>> {
+        if requirements >> SlotKind::ALL.len() != 0 {
+            return Err(Error::invalid(format!("requirement mask {requirements:#x} names slot kind codes past {}", SlotKind::ALL.len() - 1)));
+        }
+        Ok(SlotKind::ALL.iter().copied().filter(|k| requirements & (1 << k.code()) != 0).collect())
+    }
+
+    fn requirements_met(&self, symbol: u32, window_idx: u32, required: &[SlotKind]) -> Result<bool> {
+        for &k in required {
+            if self.ledger(k).read(symbol, window_idx, k.column())?.status != SlotStatus::Filled {
+                return Ok(false);
+            }
+        }
+        Ok(true)
+    }
+
+    /// True when every slot kind of `requirements` (a mask of kind codes) is
+    /// Filled in (symbol, window), across both ledgers.
+    pub fn is_ready(&self, symbol: u32, window_idx: u32, requirements: u32) -> Result<bool> {
+        self.check(symbol, window_idx)?;
+        let required = Self::required_kinds(requirements)?;
+        self.requirements_met(symbol, window_idx, &required)
+    }
+
+    /// First window `>= start` whose `requirements` are all Filled and whose
+    /// `for_kind` slot can be claimed now (Empty, Cleared, or Pending with an
+    /// expired lease; not Filled, not Retired, not held by a live claim).
+    pub fn next_ready_window(&self, symbol: u32, start: u32, requirements: u32, for_kind: SlotKind) -> Result<Option<u32>> {
+        self.symbols.check_id(symbol)?;
+        let required = Self::required_kinds(requirements)?;
+        let end = self.window_count();
+        let now = now_ms();
+        let mut w = start;
+        while w < end {
+            let Some(candidate) = self.ledger(for_kind).find_window(symbol, w, end, for_kind.column(), |cell, s| claimable(cell, s, now))? else {
+                return Ok(None);
+            };
+            if self.requirements_met(symbol, candidate, &required)? {
+                return Ok(Some(candidate));
+            }
+            w = candidate + 1;
+        }
+        Ok(None)
+    }
+
+    /// Claims up to `n` ready windows `>= start` (see [`next_ready_window`](Self::next_ready_window))
+    /// in window order; returns (window, grant) pairs.
+    pub fn claim_next_ready(
+        &self,
+        symbol: u32,
+        start: u32,
+        requirements: u32,
+        for_kind: SlotKind,
+        n: u32,
+        lease_ms: Option<u64>,
+    ) -> Result<Vec<(u32, ClaimGrant)>> {
+        let mut out = Vec::with_capacity(n.min(4096) as usize);
+        let mut w = start;
+        while (out.len() as u32) < n {
+            let Some(win) = self.next_ready_window(symbol, w, requirements, for_kind)? else { break };
+            match self.claim(symbol, win, for_kind, lease_ms) {
                 Ok(g) => out.push((win, g)),
                 Err(Error::SlotWrite(_)) => {}
                 Err(e) => return Err(e),
@@ -745,6 +964,13 @@ impl Controller {
 
     pub fn is_sync(&self) -> bool {
         self.sync
+    }
+
+    // ---- change journal (journal.rs) -------------------------------------------------
+
+    /// The change journal every process of this directory writes.
+    pub fn journal(&self) -> &Journal {
+        &self.journal
     }
 
     // ---- group commit (durability.rs) ------------------------------------------------

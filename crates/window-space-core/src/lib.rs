@@ -10,9 +10,11 @@
 #![deny(unsafe_code)]
 
 pub mod artifact;
+pub mod audit;
 pub mod controller;
 mod durability;
 pub mod error;
+pub mod journal;
 mod fsutil;
 pub mod ledger;
 mod lock;

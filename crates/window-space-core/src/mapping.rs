@@ -27,7 +27,7 @@
 
 use std::fs::File;
 use std::path::{Path, PathBuf};
-use std::sync::atomic::AtomicU64;
+use std::sync::atomic::{AtomicU32, AtomicU64};
 use std::sync::{Mutex, RwLock};
 
 use memmap2::{MmapOptions, MmapRaw};
@@ -187,6 +187,48 @@ impl SharedMapping {
     pub(crate) fn flush_header(&self) -> Result<()> {
         let segs = self.segments.read().unwrap_or_else(|p| p.into_inner());
         segs[0].map.flush_range(0, PAGE as usize).map_err(|e| Error::io("msync", &self.path, e))
+    }
+}
+
+/// A writable shared mapping of a whole file of fixed length (the change
+/// journal), reached only through the checked atomic accessors below.
+pub(crate) struct FixedMapping {
+    map: MmapRaw,
+    len: usize,
+}
+
+impl FixedMapping {
+    /// Maps `[0, len)` of `file` after checking the file holds that many bytes.
+    pub(crate) fn new(file: &File, path: &Path, len: u64) -> Result<Self> {
+        let file_len = file.metadata().map_err(|e| Error::io("fstat", path, e))?.len();
+        if file_len < len {
+            return Err(Error::corrupt(path, Some(file_len), format!("file is {file_len} bytes but its header says it holds {len}")));
+        }
+        let len = usize::try_from(len).map_err(|_| Error::invalid("mapping larger than the address space"))?;
+        let map = MmapOptions::new().len(len).map_raw(file).map_err(|e| Error::io("mmap", path, e))?;
+        Ok(Self { map, len })
+    }
+
+    /// The `AtomicU64` at byte `offset`, if it is 8-byte aligned and inside the mapping.
+    pub(crate) fn u64_at(&self, offset: usize) -> Option<&AtomicU64> {
+        if !offset.is_multiple_of(8) || offset.checked_add(8)? > self.len {
+            return None;
+        }
+        // SAFETY: the mapping base is page-aligned and `[offset, offset + 8)`
+        // was just checked to be 8-byte aligned and inside the `len` bytes
+        // mapped by `new` (after checking the file is that long). The mapping
+        // lives as long as `&self`, and its bytes are only accessed through
+        // atomics (module-level `## Safety`).
+        Some(unsafe { AtomicU64::from_ptr(self.map.as_mut_ptr().add(offset).cast::<u64>()) })
+    }
+
+    /// The `AtomicU32` at byte `offset`, if it is 4-byte aligned and inside the mapping.
+    pub(crate) fn u32_at(&self, offset: usize) -> Option<&AtomicU32> {
+        if !offset.is_multiple_of(4) || offset.checked_add(4)? > self.len {
+            return None;
+        }
+        // SAFETY: as in `u64_at`, for 4 bytes at a 4-byte aligned offset inside the mapping.
+        Some(unsafe { AtomicU32::from_ptr(self.map.as_mut_ptr().add(offset).cast::<u32>()) })
     }
 }
 

@@ -11,12 +11,15 @@
 #![deny(unsafe_code)]
 
 mod fast;
+mod watch;
 
 use std::sync::Arc;
 
 use napi::bindgen_prelude::{AbortSignal, AsyncTask, BigInt, Either};
 use napi::{Env, Task};
 use napi_derive::napi;
+use window_space_core::audit::{AuditContext, AuditLog};
+use window_space_core::journal::JournalRead;
 use window_space_core::{
     artifact, Config, Controller, Durability, Error as CoreError, LedgerKind, PayloadRecord, SlotKind, SlotSnapshot,
     SlotWriteError, StorageReport, StoreKind, Transition, WindowSpace,
@@ -140,6 +143,21 @@ pub struct NativeOpenOptions {
     /// "buffered" (default) or "sync".
     pub durability: Option<String>,
     pub default_lease_ms: Option<f64>,
+    /// Entries of the change journal if this bootstrap creates it.
+    pub journal_capacity: Option<f64>,
+    /// Who this controller's audit lines name by default.
+    pub actor: Option<String>,
+}
+
+/// Who does an admin action and why, for the audit trail.
+#[napi(object)]
+pub struct NativeAuditContext {
+    pub actor: Option<String>,
+    pub reason: Option<String>,
+}
+
+fn audit_ctx(a: Option<NativeAuditContext>) -> AuditContext {
+    a.map(|a| AuditContext { actor: a.actor, reason: a.reason }).unwrap_or_default()
 }
 
 fn config(o: &NativeOpenOptions) -> Result<Config> {
@@ -154,6 +172,10 @@ fn config(o: &NativeOpenOptions) -> Result<Config> {
     if let Some(l) = o.default_lease_ms {
         c.default_lease_ms = whole(l, "defaultLeaseMs")?;
     }
+    if let Some(n) = o.journal_capacity {
+        c.journal_capacity = whole(n, "journalCapacity")?;
+    }
+    c.actor = o.actor.clone();
     Ok(c)
 }
 
@@ -308,6 +330,13 @@ pub(crate) fn write_slot(out: &mut [f64], s: &SlotSnapshot) {
     out[7] = 0.0;
 }
 
+/// Every line of an audit log as a JSON array text; damage is `ERR_CORRUPT_STATE` with the offset.
+#[napi(catch_unwind)]
+pub fn read_audit_log(path: String) -> Result<String> {
+    let lines = AuditLog::read_all(std::path::Path::new(&path)).map_err(core_err)?;
+    Ok(serde_json::Value::Array(lines).to_string())
+}
+
 /// 64-bit checksum (xxh3-64) of bytes, as the artifact helper computes it.
 #[napi(catch_unwind)]
 pub fn checksum64(data: &[u8]) -> BigInt {
@@ -320,18 +349,20 @@ pub struct NativeController {
     inner: Option<Arc<Controller>>,
     report: StorageReport,
     handle: u32,
+    watcher: Option<watch::Watcher>,
 }
 
 impl NativeController {
     fn new(c: Controller, report: StorageReport) -> Self {
         let inner = Arc::new(c);
         let handle = fast::register(inner.clone());
-        Self { inner: Some(inner), report, handle }
+        Self { inner: Some(inner), report, handle, watcher: None }
     }
 }
 
 impl Drop for NativeController {
     fn drop(&mut self) {
+        self.watcher = None;
         if self.inner.take().is_some() {
             fast::unregister(self.handle);
         }
@@ -407,13 +438,13 @@ impl NativeController {
 
     /// Opens an existing state directory with its persisted schedule.
     #[napi(factory, catch_unwind)]
-    pub fn open_existing(state_dir: String, durability: Option<String>) -> Result<NativeController> {
+    pub fn open_existing(state_dir: String, durability: Option<String>, actor: Option<String>) -> Result<NativeController> {
         let d = match durability.as_deref() {
             None | Some("buffered") => Durability::Buffered,
             Some("sync") => Durability::Sync,
             Some(other) => return Err(invalid(format!("durability must be \"buffered\" or \"sync\", got {other:?}"))),
         };
-        let (c, r) = Controller::open_existing(state_dir, d).map_err(core_err)?;
+        let (c, r) = Controller::open_existing(state_dir, d, actor).map_err(core_err)?;
         Ok(NativeController::new(c, r))
     }
 
@@ -429,6 +460,9 @@ impl NativeController {
     /// Idempotent; unmaps once every in-flight call has finished.
     #[napi(catch_unwind)]
     pub fn close(&mut self) -> Result<()> {
+        if let Some(mut w) = self.watcher.take() {
+            w.stop();
+        }
         if let Some(c) = self.inner.take() {
             fast::unregister(self.handle);
             if c.is_sync() {
@@ -665,27 +699,158 @@ impl NativeController {
     // ---- admin
 
     #[napi(catch_unwind)]
-    pub fn force_clear(&self, symbol: u32, window_idx: u32, kind_code: u32) -> Result<NativeTransition> {
+    pub fn force_clear(&self, symbol: u32, window_idx: u32, kind_code: u32, audit: Option<NativeAuditContext>) -> Result<NativeTransition> {
         let k = kind(kind_code)?;
-        self.c()?.force_clear(symbol, window_idx, k).map(transition).map_err(core_err)
+        self.c()?.force_clear_as(symbol, window_idx, k, &audit_ctx(audit)).map(transition).map_err(core_err)
     }
 
     #[napi(catch_unwind)]
-    pub fn retire(&self, symbol: u32, window_idx: u32, kind_code: u32) -> Result<NativeTransition> {
+    pub fn retire(&self, symbol: u32, window_idx: u32, kind_code: u32, audit: Option<NativeAuditContext>) -> Result<NativeTransition> {
         let k = kind(kind_code)?;
-        self.c()?.retire(symbol, window_idx, k).map(transition).map_err(core_err)
+        self.c()?.retire_as(symbol, window_idx, k, &audit_ctx(audit)).map(transition).map_err(core_err)
     }
 
     #[napi(catch_unwind)]
-    pub fn force_clear_range(&self, symbol: u32, from: u32, to: u32, kind_code: u32) -> Result<f64> {
+    pub fn force_clear_range(&self, symbol: u32, from: u32, to: u32, kind_code: u32, audit: Option<NativeAuditContext>) -> Result<f64> {
         let k = kind(kind_code)?;
-        self.c()?.force_clear_range(symbol, from, to, k).map(|n| n as f64).map_err(core_err)
+        self.c()?.force_clear_range_as(symbol, from, to, k, &audit_ctx(audit)).map(|n| n as f64).map_err(core_err)
     }
 
     #[napi(catch_unwind)]
-    pub fn retire_range(&self, symbol: u32, from: u32, to: u32, kind_code: u32) -> Result<f64> {
+    pub fn retire_range(&self, symbol: u32, from: u32, to: u32, kind_code: u32, audit: Option<NativeAuditContext>) -> Result<f64> {
         let k = kind(kind_code)?;
-        self.c()?.retire_range(symbol, from, to, k).map(|n| n as f64).map_err(core_err)
+        self.c()?.retire_range_as(symbol, from, to, k, &audit_ctx(audit)).map(|n| n as f64).map_err(core_err)
+    }
+
+    // ---- readiness
+
+    /// True when every kind of the `requirements` mask (bit = kind code) is Filled.
+    #[napi(catch_unwind)]
+    pub fn is_ready(&self, symbol: u32, window_idx: u32, requirements: u32) -> Result<bool> {
+        self.c()?.is_ready(symbol, window_idx, requirements).map_err(core_err)
+    }
+
+    /// First window >= start whose requirements are Filled and whose `for_kind` slot is claimable, or -1.
+    #[napi(catch_unwind)]
+    pub fn next_ready_window(&self, symbol: u32, start: u32, requirements: u32, for_kind: u32) -> Result<i64> {
+        let k = kind(for_kind)?;
+        Ok(self.c()?.next_ready_window(symbol, start, requirements, k).map_err(core_err)?.map_or(-1, i64::from))
+    }
+
+    /// Claims up to `n` ready windows; writes (window, version) pairs into `out`; returns how many.
+    #[napi(catch_unwind)]
+    #[allow(clippy::too_many_arguments)]
+    pub fn claim_next_ready(
+        &self,
+        symbol: u32,
+        start: u32,
+        requirements: u32,
+        for_kind: u32,
+        n: u32,
+        lease_ms: f64,
+        #[napi(ts_arg_type = "Float64Array")] out: F64Out<'_>,
+    ) -> Result<u32> {
+        let k = kind(for_kind)?;
+        if out.len() < 2 * n as usize {
+            return Err(invalid(format!("claimNextReady needs an output array of at least {} numbers", 2 * n)));
+        }
+        let got = self.c()?.claim_next_ready(symbol, start, requirements, k, n, lease(lease_ms)?).map_err(core_err)?;
+        for (i, (w, g)) in got.iter().enumerate() {
+            out[2 * i] = f64::from(*w);
+            out[2 * i + 1] = f64::from(g.version);
+        }
+        Ok(got.len() as u32)
+    }
+
+    // ---- change journal and watcher (core journal.rs, watch.rs)
+
+    /// The journal's head: the sequence number the next change will get.
+    #[napi(catch_unwind)]
+    pub fn journal_head(&self) -> Result<f64> {
+        Ok(self.c()?.journal().head() as f64)
+    }
+
+    /// Entries of the journal's ring.
+    #[napi(catch_unwind)]
+    pub fn journal_capacity(&self) -> Result<f64> {
+        Ok(self.c()?.journal().capacity() as f64)
+    }
+
+    /// Reads changes from sequence number `from` into `out`, 8 numbers a change:
+    /// `[seq, symbol, window, kind, from status, to status, version, payload id]`.
+    /// Returns `2 × count + (1 if it stopped at an entry not yet committed)`,
+    /// or `-(resume + 1)` when the ring overtook `from` (a gap: rescan, then
+    /// read from `resume`).
+    #[napi(catch_unwind)]
+    pub fn read_journal(&self, from: f64, #[napi(ts_arg_type = "Float64Array")] out: F64Out<'_>) -> Result<f64> {
+        let from = whole(from, "fromSeq")?;
+        let max = out.len() / 8;
+        match self.c()?.journal().read(from, max) {
+            JournalRead::Gap { resume_at } => Ok(-(resume_at as f64) - 1.0),
+            JournalRead::Entries { changes, pending } => {
+                for (i, c) in changes.iter().enumerate() {
+                    let o = &mut out[i * 8..i * 8 + 8];
+                    o[0] = c.seq as f64;
+                    o[1] = f64::from(c.symbol);
+                    o[2] = f64::from(c.window_idx);
+                    o[3] = f64::from(c.kind.code());
+                    o[4] = f64::from(c.from as u8);
+                    o[5] = f64::from(c.to as u8);
+                    o[6] = f64::from(c.version);
+                    o[7] = c.payload_id as f64;
+                }
+                Ok((changes.len() * 2 + usize::from(pending)) as f64)
+            }
+        }
+    }
+
+    /// Starts the watcher thread (idempotent): `callback(head)` is called when
+    /// the journal head differs from `known_head` and whenever it moves after;
+    /// call `watcherAck` after reading the journal.
+    #[napi(catch_unwind)]
+    pub fn start_watcher(&mut self, #[napi(ts_arg_type = "(head: number) => void")] callback: watch::HeadCallback, known_head: f64) -> Result<()> {
+        if self.watcher.is_some() {
+            return Ok(());
+        }
+        let c = self.inner.clone().ok_or_else(|| core_err(CoreError::Closed))?;
+        let known = whole(known_head, "knownHead")?;
+        let w = watch::Watcher::start(c, callback, known).map_err(|e| napi::Error::new(Code("ERR_IO"), format!("cannot start the watcher thread: {e}")))?;
+        self.watcher = Some(w);
+        Ok(())
+    }
+
+    /// JS has read what the watcher told it.
+    #[napi(catch_unwind)]
+    pub fn watcher_ack(&self) {
+        if let Some(w) = &self.watcher {
+            w.ack();
+        }
+    }
+
+    /// Stops the watcher thread (idempotent).
+    #[napi(catch_unwind)]
+    pub fn stop_watcher(&mut self) {
+        if let Some(mut w) = self.watcher.take() {
+            w.stop();
+        }
+    }
+
+    // ---- audit trail (core audit.rs)
+
+    /// Appends a tool's own action with a JSON `details` object.
+    #[napi(catch_unwind)]
+    pub fn audit_action(&self, action: String, details_json: String, audit: Option<NativeAuditContext>) -> Result<()> {
+        let details: serde_json::Value = serde_json::from_str(&details_json).map_err(|e| invalid(format!("audit details are not JSON: {e}")))?;
+        if action.is_empty() || action.len() > 64 || action.chars().any(|c| !c.is_ascii_alphanumeric() && c != '-' && c != '_') {
+            return Err(invalid(format!("audit action must be 1-64 ASCII letters, digits, - or _, got {action:?}")));
+        }
+        self.c()?.audit_action(&audit_ctx(audit), &action, details).map_err(core_err)
+    }
+
+    /// The actor audit lines of this controller name by default.
+    #[napi(catch_unwind)]
+    pub fn audit_actor(&self) -> Result<String> {
+        Ok(self.c()?.audit_log().default_actor().to_string())
     }
 
     // ---- payload stores

@@ -1,0 +1,183 @@
+//! The audit trail (`audit.log`): one JSON line per operator action and per
+//! lease takeover, appended by every process of the state directory.
+//!
+//! ## Format (version 1)
+//!
+//! UTF-8 text, one JSON object per line, appended with `O_APPEND` in a single
+//! `write` so lines of concurrent processes never interleave (in the sync
+//! durability mode followed by `fdatasync`). Fields:
+//!
+//! | field | meaning |
+//! | --- | --- |
+//! | `v` | format version = 1 |
+//! | `atNs` | wall-clock time of the action, ns since the Unix epoch, as a decimal string |
+//! | `actor` | who: the caller's string, else the controller's (default `user@host pid N`) |
+//! | `reason` | why, as given by the caller (`""` when none was given) |
+//! | `action` | `forceClear`, `retire`, `forceClearRange`, `retireRange`, `takeover`, or a tool's own action (`gcDelete`, `retention`, ...) |
+//! | `symbol`, `symbolId`, `slot` | the slot kind's name; absent for actions not about slots |
+//! | `window` | single-slot actions |
+//! | `from`, `to` | range actions: windows `from..to` (exclusive) |
+//! | `previous` | single-slot actions: the slot before, `{status, version, payloadType, payloadId, checksum, leaseExpiresAt}` (checksum as a decimal string) |
+//! | `status`, `version` | single-slot actions: the slot after |
+//! | `changed` | range actions: `[[window, previous status, previous version, previous payload id], ...]` for each slot that changed |
+//! | `details` | free-form object for tool actions |
+//!
+//! A line that does not parse, or lacks `v`, `atNs`, `actor` or `action`, is
+//! damage that `window-space verify` reports.
+
+use std::fs::{File, OpenOptions};
+use std::io::Write;
+use std::path::{Path, PathBuf};
+use std::sync::Mutex;
+use std::time::{SystemTime, UNIX_EPOCH};
+
+use serde_json::{json, Map, Value};
+
+use crate::error::{Error, Result};
+use crate::slot::{SlotSnapshot, SlotStatus};
+
+/// File name of the audit trail in the state directory.
+pub const AUDIT_FILE: &str = "audit.log";
+
+/// Who does an action and why, as the caller gives it.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct AuditContext {
+    pub actor: Option<String>,
+    pub reason: Option<String>,
+}
+
+/// The slot before an action, as an audit line records it.
+pub fn previous_json(s: &SlotSnapshot) -> Value {
+    json!({
+        "status": s.status.name(),
+        "version": s.version,
+        "payloadType": s.payload_type,
+        "payloadId": s.payload_id,
+        "checksum": s.checksum.to_string(),
+        "leaseExpiresAt": if s.status == SlotStatus::Pending { Value::from(s.lease_deadline_ms) } else { Value::Null },
+    })
+}
+
+/// The append-only audit log of one state directory (opened lazily).
+pub struct AuditLog {
+    path: PathBuf,
+    default_actor: String,
+    sync: bool,
+    file: Mutex<Option<File>>,
+}
+
+impl AuditLog {
+    pub fn new(dir: &Path, default_actor: String, sync: bool) -> Self {
+        Self { path: dir.join(AUDIT_FILE), default_actor, sync, file: Mutex::new(None) }
+    }
+
+    pub fn path(&self) -> &Path {
+        &self.path
+    }
+
+    /// The actor recorded when a caller names none.
+    pub fn default_actor(&self) -> &str {
+        &self.default_actor
+    }
+
+    /// Appends one line: `fields` plus `v`, `atNs`, `actor`, `reason`, `action`.
+    pub fn append(&self, ctx: &AuditContext, action: &str, fields: Map<String, Value>) -> Result<()> {
+        let at_ns = SystemTime::now().duration_since(UNIX_EPOCH).map_or(0, |d| d.as_nanos());
+        let mut line = Map::new();
+        line.insert("v".into(), Value::from(1));
+        line.insert("atNs".into(), Value::from(at_ns.to_string()));
+        line.insert("actor".into(), Value::from(ctx.actor.clone().unwrap_or_else(|| self.default_actor.clone())));
+        line.insert("reason".into(), Value::from(ctx.reason.clone().unwrap_or_default()));
+        line.insert("action".into(), Value::from(action));
+        line.extend(fields);
+        let mut bytes = serde_json::to_vec(&Value::Object(line)).map_err(|e| Error::invalid(format!("audit line: {e}")))?;
+        bytes.push(b'\n');
+        let mut guard = self.file.lock().unwrap_or_else(|p| p.into_inner());
+        if guard.is_none() {
+            let f = OpenOptions::new().append(true).create(true).open(&self.path).map_err(|e| Error::io("open", &self.path, e))?;
+            *guard = Some(f);
+        }
+        let Some(f) = guard.as_mut() else { unreachable!("opened just above") };
+        // One write of the whole line: O_APPEND places it at the end atomically.
+        f.write_all(&bytes).map_err(|e| Error::io("write", &self.path, e))?;
+        if self.sync {
+            f.sync_data().map_err(|e| Error::io("fdatasync", &self.path, e))?;
+        }
+        Ok(())
+    }
+
+    /// Every line of the log, parsed; a line that is not a JSON object with
+    /// the required fields is an error naming its line number and byte offset.
+    pub fn read_all(path: &Path) -> Result<Vec<Value>> {
+        let text = match std::fs::read(path) {
+            Ok(t) => t,
+            Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Ok(Vec::new()),
+            Err(e) => return Err(Error::io("read", path, e)),
+        };
+        let mut out = Vec::new();
+        let mut offset = 0u64;
+        for (i, line) in text.split(|b| *b == b'\n').enumerate() {
+            let at = offset;
+            offset += line.len() as u64 + 1;
+            if line.is_empty() {
+                continue;
+            }
+            let v: Value = serde_json::from_slice(line).map_err(|e| Error::corrupt(path, Some(at), format!("line {} is not JSON: {e}", i + 1)))?;
+            let ok = v.get("v").and_then(Value::as_u64) == Some(1)
+                && v.get("atNs").and_then(Value::as_str).is_some_and(|s| s.parse::<u128>().is_ok())
+                && v.get("actor").and_then(Value::as_str).is_some()
+                && v.get("action").and_then(Value::as_str).is_some_and(|a| !a.is_empty());
+            if !ok {
+                return Err(Error::corrupt(path, Some(at), format!("line {} lacks v=1, atNs, actor or action", i + 1)));
+            }
+            out.push(v);
+        }
+        Ok(out)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn lines_append_and_read_back_with_defaults_and_overrides() {
+        let d = tempfile::tempdir().unwrap();
+        let log = AuditLog::new(d.path(), "ops@host pid 1".into(), false);
+        let mut f = Map::new();
+        f.insert("window".into(), Value::from(4));
+        log.append(&AuditContext::default(), "retire", f).unwrap();
+        log.append(&AuditContext { actor: Some("alice".into()), reason: Some("bad feed".into()) }, "forceClear", Map::new()).unwrap();
+        let lines = AuditLog::read_all(log.path()).unwrap();
+        assert_eq!(lines.len(), 2);
+        assert_eq!(lines[0]["actor"], "ops@host pid 1");
+        assert_eq!(lines[0]["reason"], "");
+        assert_eq!(lines[0]["window"], 4);
+        assert_eq!(lines[1]["actor"], "alice");
+        assert_eq!(lines[1]["reason"], "bad feed");
+        assert_eq!(lines[1]["action"], "forceClear");
+    }
+
+    #[test]
+    fn a_damaged_line_is_reported_with_its_offset() {
+        let d = tempfile::tempdir().unwrap();
+        let log = AuditLog::new(d.path(), "x".into(), false);
+        log.append(&AuditContext::default(), "retire", Map::new()).unwrap();
+        let good = std::fs::read(log.path()).unwrap();
+        let mut bad = good.clone();
+        bad.extend_from_slice(b"{\"v\":1}\n");
+        std::fs::write(log.path(), &bad).unwrap();
+        match AuditLog::read_all(log.path()) {
+            Err(Error::CorruptState { offset, .. }) => assert_eq!(offset, Some(good.len() as u64)),
+            other => panic!("{other:?}"),
+        }
+        std::fs::write(log.path(), b"not json\n").unwrap();
+        assert!(matches!(AuditLog::read_all(log.path()), Err(Error::CorruptState { offset: Some(0), .. })));
+    }
+
+    #[test]
+    fn a_missing_log_reads_as_empty() {
+        let d = tempfile::tempdir().unwrap();
+        assert!(AuditLog::read_all(&d.path().join(AUDIT_FILE)).unwrap().is_empty());
+    }
+}

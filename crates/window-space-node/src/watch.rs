@@ -1,0 +1,93 @@
+//! The watcher thread of a controller: sleeps on the change journal's wake
+//! word (a futex shared by every process that maps the journal) and tells JS
+//! when the journal head moved, through a threadsafe function. It owns no
+//! logic of its own: JS reads the journal (`readJournal`) when told, then
+//! acknowledges (`watcherAck`), and only then does the thread sleep again, so
+//! JS is called at most once per drain however fast other processes write.
+
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::{Arc, Condvar, Mutex};
+use std::thread::JoinHandle;
+use std::time::Duration;
+
+use napi::threadsafe_function::{ThreadsafeFunction, ThreadsafeFunctionCallMode};
+use napi::Status;
+use window_space_core::Controller;
+
+/// The JS callback: called with the journal head, no error argument.
+pub type HeadCallback = ThreadsafeFunction<f64, (), f64, Status, false>;
+
+/// How long a sleep on the wake word lasts before the thread re-checks its
+/// stop flag (a wake-up from a writer ends it at once).
+const SLEEP_SLICE: Duration = Duration::from_millis(500);
+
+struct Shared {
+    stop: AtomicBool,
+    /// True while JS has been told and has not acknowledged yet.
+    told: Mutex<bool>,
+    acked: Condvar,
+}
+
+/// A running watcher thread.
+pub struct Watcher {
+    shared: Arc<Shared>,
+    controller: Arc<Controller>,
+    thread: Option<JoinHandle<()>>,
+}
+
+impl Watcher {
+    /// Starts the thread; it tells JS as soon as the journal head differs
+    /// from `known_head` (what the caller last read), so nothing written
+    /// between that read and the thread's start goes unannounced.
+    pub fn start(controller: Arc<Controller>, callback: HeadCallback, known_head: u64) -> std::io::Result<Self> {
+        let shared = Arc::new(Shared { stop: AtomicBool::new(false), told: Mutex::new(false), acked: Condvar::new() });
+        let (s, c) = (shared.clone(), controller.clone());
+        let thread = std::thread::Builder::new().name("window-space-watch".into()).spawn(move || run(&s, &c, &callback, known_head))?;
+        Ok(Self { shared, controller, thread: Some(thread) })
+    }
+
+    /// JS has read the journal up to what it was told: the thread may sleep again.
+    pub fn ack(&self) {
+        let mut told = self.shared.told.lock().unwrap_or_else(|p| p.into_inner());
+        *told = false;
+        self.shared.acked.notify_all();
+    }
+
+    /// Stops and joins the thread (idempotent).
+    pub fn stop(&mut self) {
+        self.shared.stop.store(true, Ordering::SeqCst);
+        self.shared.acked.notify_all();
+        self.controller.journal().wake_all();
+        if let Some(t) = self.thread.take() {
+            let _ = t.join();
+        }
+    }
+}
+
+impl Drop for Watcher {
+    fn drop(&mut self) {
+        self.stop();
+    }
+}
+
+fn run(shared: &Shared, controller: &Controller, callback: &HeadCallback, known_head: u64) {
+    let journal = controller.journal();
+    let mut told_head = known_head;
+    while !shared.stop.load(Ordering::SeqCst) {
+        let seen = journal.wake_word();
+        let head = journal.head();
+        if head == told_head {
+            journal.wait(seen, head, SLEEP_SLICE);
+            continue;
+        }
+        told_head = head;
+        *shared.told.lock().unwrap_or_else(|p| p.into_inner()) = true;
+        if callback.call(head as f64, ThreadsafeFunctionCallMode::NonBlocking) != Status::Ok {
+            return; // the JS environment is going away (worker exit)
+        }
+        let mut told = shared.told.lock().unwrap_or_else(|p| p.into_inner());
+        while *told && !shared.stop.load(Ordering::SeqCst) {
+            told = shared.acked.wait_timeout(told, SLEEP_SLICE).unwrap_or_else(|p| p.into_inner()).0;
+        }
+    }
+}
