@@ -316,16 +316,22 @@ describe('across processes', () => {
     expect(r.slots!.map((s) => [s.status, s.payloadId])).toEqual(ids.map((id) => ['Filled', id]))
   })
 
-  it('a watcher in another process sees every change made here, in order', async () => {
+  it('a watcher in another process sees every change made here, in order, also of a symbol added after it started', async () => {
     const c = open()
-    const w = child({ mode: 'watch', count: 30, slotKinds: ['optionQuote'] })
+    const w = child({ mode: 'watch', count: 32, slotKinds: ['optionQuote'] })
     await w.ready
     for (let i = 0; i < 10; i++) fill(c, 'SPY', i, 'optionQuote') // 20 changes
     c.forceClearRange('SPY', { from: 0, to: 10 }, 'optionQuote') // 10 more
+    c.resolveSymbol('NEWSYM') // unknown to the watcher's controller until now
+    fill(c, 'NEWSYM', 63, 'optionQuote') // 2 more
     const r = (await w.result) as { seen: SlotChange[] }
-    expect(r.seen.length).toBe(30)
+    expect(r.seen.length).toBe(32)
+    expect(r.seen.slice(30).map((s) => [s.symbol, s.windowIdx, s.to])).toEqual([
+      ['NEWSYM', 63, 'Pending'],
+      ['NEWSYM', 63, 'Filled'],
+    ])
     expect(r.seen.slice(0, 20).map((s) => [s.windowIdx, s.to])).toEqual([...Array(10).keys()].flatMap((i) => [[i, 'Pending'], [i, 'Filled']]))
-    expect(r.seen.slice(20).map((s) => [s.windowIdx, s.from, s.to])).toEqual([...Array(10).keys()].map((i) => [i, 'Filled', 'Cleared']))
+    expect(r.seen.slice(20, 30).map((s) => [s.windowIdx, s.from, s.to])).toEqual([...Array(10).keys()].map((i) => [i, 'Filled', 'Cleared']))
     const seqs = r.seen.map((s) => s.seq)
     expect([...seqs].sort((a, b) => a - b)).toEqual(seqs)
   })
