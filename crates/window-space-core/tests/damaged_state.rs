@@ -94,9 +94,12 @@ proptest! {
     #![proptest_config(ProptestConfig { cases: 150, ..ProptestConfig::default() })]
 
     #[test]
-    fn bootstrap_on_damage_is_ok_or_a_typed_error_that_changes_nothing(file in 0usize..11, d in damage()) {
+    fn bootstrap_on_damage_is_ok_or_a_typed_error_that_changes_nothing(file in 0usize..13, d in damage()) {
         let dir = populated();
-        let names = window_space_core::controller::state_file_names();
+        // The state files, the derived change journal (recreated when deleted)
+        // and the audit trail (not read by bootstrap; `verify` checks it).
+        let mut names = window_space_core::controller::state_file_names();
+        names.extend(["changes.journal", "audit.log"]);
         let path = dir.path().join(names[file % names.len()]);
         let mut bytes = std::fs::read(&path).unwrap();
         match &d {
@@ -166,7 +169,7 @@ fn rewrite_header(path: &Path, at: usize, value: u32, checked: usize, sum_at: us
 
 #[test]
 fn wrong_magic_in_any_binary_file_is_refused_and_named() {
-    for name in ["trade-ledger.dat", "enrichment-ledger.dat", "trades.map", "quotes.map", "aggressor.map", "rf_rate.map", "greeks.map", "aggregations.map"] {
+    for name in ["trade-ledger.dat", "enrichment-ledger.dat", "trades.map", "quotes.map", "aggressor.map", "rf_rate.map", "greeks.map", "aggregations.map", "changes.journal"] {
         let dir = populated();
         let path = dir.path().join(name);
         let mut b = std::fs::read(&path).unwrap();
@@ -183,7 +186,7 @@ fn wrong_magic_in_any_binary_file_is_refused_and_named() {
 
 #[test]
 fn an_unsupported_format_version_is_refused_with_its_offset() {
-    for (name, checked, sum_at) in [("trade-ledger.dat", 48, 48), ("enrichment-ledger.dat", 48, 48), ("trades.map", 56, 56), ("greeks.map", 56, 56)] {
+    for (name, checked, sum_at) in [("trade-ledger.dat", 48, 48), ("enrichment-ledger.dat", 48, 48), ("trades.map", 56, 56), ("greeks.map", 56, 56), ("changes.journal", 56, 56)] {
         let dir = populated();
         let path = dir.path().join(name);
         rewrite_header(&path, 8, 2, checked, sum_at);
@@ -193,6 +196,20 @@ fn an_unsupported_format_version_is_refused_with_its_offset() {
         let msg = err.to_string();
         assert!(msg.contains(name) && msg.contains("format version 2") && msg.contains("offset 8"), "{msg}");
         assert_eq!(snapshot(dir.path()), before);
+    }
+}
+
+#[test]
+fn a_deleted_change_journal_is_recreated_and_nothing_else_changes() {
+    let dir = populated();
+    std::fs::remove_file(dir.path().join("changes.journal")).unwrap();
+    let before = snapshot(dir.path());
+    let (c, report) = Controller::bootstrap(config(dir.path())).unwrap();
+    assert!(report.files.iter().any(|f| f.name == "changes.journal" && f.bytes > 4096));
+    assert_eq!(c.journal().head(), 0);
+    let after = snapshot(dir.path());
+    for (p, old) in &before {
+        assert_eq!(&after[p], old, "{}", p.display());
     }
 }
 

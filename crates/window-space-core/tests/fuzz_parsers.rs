@@ -1,6 +1,7 @@
 //! Property-based fuzzing of every parser of the state directory's files (the
 //! proptest equivalent of `cargo fuzz` targets, so it runs in CI): ledger
-//! headers, mapping-table headers and records, symbol-map.json, schedule.json.
+//! headers, mapping-table headers and records, symbol-map.json, schedule.json,
+//! the change journal's header and audit.log lines.
 //! Arbitrary bytes never panic; valid encodings round-trip; a flipped byte in a
 //! record is detected.
 
@@ -24,6 +25,23 @@ proptest! {
             if let Err(e) = LedgerGeometry::decode(Path::new(P), kind, &bytes) {
                 prop_assert_eq!(e.code(), "ERR_CORRUPT_STATE");
             }
+        }
+    }
+
+    #[test]
+    fn journal_header_never_panics(bytes in proptest::collection::vec(any::<u8>(), 0..5000)) {
+        if let Err(e) = window_space_core::journal::decode_header(Path::new(P), &bytes) {
+            prop_assert_eq!(e.code(), "ERR_CORRUPT_STATE");
+        }
+    }
+
+    #[test]
+    fn audit_log_reader_never_panics(bytes in proptest::collection::vec(any::<u8>(), 0..400)) {
+        let d = tempfile::tempdir().unwrap();
+        let p = d.path().join("audit.log");
+        std::fs::write(&p, &bytes).unwrap();
+        if let Err(e) = window_space_core::audit::AuditLog::read_all(&p) {
+            prop_assert_eq!(e.code(), "ERR_CORRUPT_STATE");
         }
     }
 
