@@ -14,11 +14,11 @@
  */
 import { closeSync, fdatasyncSync, mkdirSync, mkdtempSync, openSync, rmSync, statSync, writeFileSync, writeSync } from 'node:fs'
 import { cpus, tmpdir } from 'node:os'
-import { dirname, join } from 'node:path'
+import { dirname, join, resolve } from 'node:path'
 
 import { loadCppFloor, loadWindowSpace, root } from './lib/floor.mjs'
 import { defaultCacheDir, diskUsage, fixture, fixtureConfig, probeBootstrap, scatteredCycles } from './lib/fixture.mjs'
-import { find, fmtNs, fmtRate, fmtRatio, measure, record, results } from './lib/harness.mjs'
+import { find, fmtNs, fmtRate, fmtRatio, measure, results } from './lib/harness.mjs'
 import { HELP, parseOptions } from './lib/options.mjs'
 import { KIND_NAMES, SabLedger, Universe, lmdbSlots, newBatch, openLmdb, openSqlite, openWindowSpace, sabSlots, sqliteSlots, windowSpaceSlots } from './lib/slots.mjs'
 import { evaluateTargets } from './lib/targets.mjs'
@@ -496,6 +496,8 @@ try {
       heapGrowthBytes: probe.after.heapUsed + probe.after.external - (probe.before.heapUsed + probe.before.external),
       heapBytesPerRecord: (probe.after.heapUsed + probe.after.external - (probe.before.heapUsed + probe.before.external)) / Math.max(1, probe.records),
       rssBytesPerRecord: (probe.after.rss - probe.before.rss) / Math.max(1, probe.records),
+      anonBytesPerRecord: probe.after.rssAnon == null ? null : (probe.after.rssAnon - probe.before.rssAnon) / Math.max(1, probe.records),
+      fileRssGrowthBytes: probe.after.rssFile == null ? null : probe.after.rssFile - probe.before.rssFile,
       coldProcessBootstrapMs: probe.elapsedMs,
     }
 
@@ -541,8 +543,8 @@ try {
     const refRaw = find(r.op, 'window-space raw')
     return { ...r, vsWsId: refId ? r.nsPerOp / refId.nsPerOp : null, vsWsRaw: refRaw ? r.nsPerOp / refRaw.nsPerOp : null }
   })
-  console.log('\nOperations (ns/op: mean of samples; "÷ ws" = this row\'s time ÷ window-space\'s, >1 means window-space is faster)')
-  console.table(
+  if (withRatios.length) console.log('\nOperations (ns/op: median sample ÷ operations per sample; "÷ ws" = this row\'s time ÷ window-space\'s, >1 means window-space is faster)')
+  if (withRatios.length) console.table(
     withRatios.map((r) => ({
       operation: r.op,
       contender: r.contender,
@@ -564,7 +566,8 @@ try {
             { figure: 'mapping-table bytes per payload record', value: m.mapBytesPerRecord.toFixed(1), note: `${fmtCount(m.records)} records` },
             { figure: 'RSS after bootstrap of the large directory', value: fmtBytes(m.rssAfterBootstrapBytes), note: `fresh process; growth ${fmtBytes(m.rssGrowthBytes)}` },
             { figure: 'V8 heap+external bytes per replayed record', value: m.heapBytesPerRecord.toFixed(3), note: `growth ${fmtBytes(m.heapGrowthBytes)} after GC` },
-            { figure: 'RSS growth bytes per replayed record', value: m.rssBytesPerRecord.toFixed(1), note: 'includes mapped pages touched by the scan' },
+            { figure: 'RSS growth bytes per replayed record', value: m.rssBytesPerRecord.toFixed(1), note: `includes ${m.fileRssGrowthBytes == null ? 'the' : fmtBytes(m.fileRssGrowthBytes) + ' of'} mapped file pages touched by the scan` },
+            ...(m.anonBytesPerRecord == null ? [] : [{ figure: 'anonymous (V8 + native heap) RSS growth per record', value: m.anonBytesPerRecord.toFixed(2), note: 'RssAnon from /proc/self/status' }]),
           ]
         : []),
       ...(p
@@ -580,11 +583,11 @@ try {
     console.table(scaling.map((s) => ({ slots: fmtCount(s.slots), records: fmtCount(s.records), 'bootstrap ms': s.bootstrapMs.toFixed(1), 'claim+fill ns': s.cycleNs.toFixed(0), 'claim+fill /s': fmtRate(s.cyclesPerSec) })))
   }
   const targets = evaluateTargets({ find, memory, scaling, opts })
-  console.log('\nItem-4 targets (ratios from this run)')
+  console.log(`\nItem-4 targets (ratios from this run${opts.smoke ? '; smoke sizes: these say nothing about speed' : ''})`)
   console.table(targets.map((t) => ({ target: t.target, measured: t.measured, required: t.required, result: t.result })))
   if (notes.length) console.log(`\nNotes:\n${notes.map((n) => `- ${n}`).join('\n')}`)
 
-  const out = join(root, opts.out)
+  const out = resolve(root, opts.out)
   mkdirSync(dirname(out), { recursive: true })
   const json = {
     meta: {

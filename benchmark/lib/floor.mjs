@@ -36,7 +36,9 @@ export function loadCppFloor() {
       const nodedir = process.env.WS_BENCH_NODEDIR ?? process.env.npm_config_nodedir ?? '/usr'
       const r = spawnSync(process.execPath, [gyp, 'rebuild', `--nodedir=${nodedir}`], { cwd: dir, encoding: 'utf8' })
       if (r.status !== 0) {
-        const tail = `${r.stderr ?? ''}${r.error ? String(r.error) : ''}`.trim().split('\n').slice(-3).join(' | ')
+        const lines = `${r.stderr ?? ''}${r.error ? String(r.error) : ''}`.trim().split('\n')
+        const generic = /gyp ERR! (node -v|node-gyp -v|not ok|cwd|command|System)/
+        const tail = (lines.filter((l) => /ERR!|error/i.test(l) && !generic.test(l)).slice(0, 3).join(' | ') || lines.slice(-3).join(' | ')).trim()
         return { addon: null, error: `node-gyp rebuild failed (exit ${r.status}): ${tail}` }
       }
     }

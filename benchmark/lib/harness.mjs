@@ -1,8 +1,9 @@
 /**
  * Owns measurement: runs one task through tinybench (a warm-up, then a fixed
  * number of timed samples, each doing `ops` operations so that a sample is long
- * enough to time), and records ns/op and ops/s in one list of results that the
- * tables, the targets and latest.json are built from.
+ * enough to time), and records ns/op (the median sample ÷ ops; the mean is
+ * kept too) and ops/s in one list of results that the tables, the targets and
+ * latest.json are built from.
  *
  * Preparation that must not be timed (fresh slots, claims a fill needs) runs
  * in tinybench's `beforeEach` hook, outside the timed function.
@@ -33,14 +34,15 @@ export async function measure(t) {
   await bench.run()
   const r = bench.tasks[0].result
   if (r.state !== 'completed') throw new Error(`${t.op} / ${t.contender}: ${r.state} ${r.error?.stack ?? ''}`)
-  const nsPerOp = (r.latency.mean * 1e6) / t.ops
+  // The median sample: robust against samples slowed by other processes on a shared 2-core machine.
+  const nsPerOp = (r.latency.p50 * 1e6) / t.ops
   const row = {
     op: t.op,
     contender: t.contender,
     mode: t.mode ?? '',
     nsPerOp,
     opsPerSec: 1e9 / nsPerOp,
-    p50NsPerOp: (r.latency.p50 * 1e6) / t.ops,
+    meanNsPerOp: (r.latency.mean * 1e6) / t.ops,
     rmePct: r.latency.rme,
     samples: r.latency.samplesCount,
     opsPerSample: t.ops,
@@ -49,14 +51,6 @@ export async function measure(t) {
   results.push(row)
   process.stderr.write(`  ${row.op.padEnd(28)} ${row.contender.padEnd(34)} ${fmtNs(row.nsPerOp).padStart(10)}/op\n`)
   return row
-}
-
-/** Records a figure measured without tinybench (one long timed loop or a single event). */
-export function record(row) {
-  const full = { mode: '', p50NsPerOp: null, rmePct: null, samples: 1, ...row, opsPerSec: 1e9 / row.nsPerOp }
-  results.push(full)
-  process.stderr.write(`  ${full.op.padEnd(28)} ${full.contender.padEnd(34)} ${fmtNs(full.nsPerOp).padStart(10)}/op\n`)
-  return full
 }
 
 /** The result of `op` by `contender`, or undefined. */

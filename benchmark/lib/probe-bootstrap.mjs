@@ -5,6 +5,7 @@
  *
  * Usage: node --expose-gc probe-bootstrap.mjs <stateDir> <windowCount>
  */
+import { readFileSync } from 'node:fs'
 import { createRequire } from 'node:module'
 import { join } from 'node:path'
 
@@ -17,7 +18,19 @@ const mem = () => {
   gc()
   gc()
   const m = process.memoryUsage()
-  return { rss: m.rss, heapUsed: m.heapUsed, external: m.external, arrayBuffers: m.arrayBuffers }
+  // Linux splits RSS into anonymous memory (V8 and native heaps) and file pages (the mappings).
+  const status = (() => {
+    try {
+      return readFileSync('/proc/self/status', 'utf8')
+    } catch {
+      return ''
+    }
+  })()
+  const kb = (name) => {
+    const hit = new RegExp(`^${name}:\\s+(\\d+) kB`, 'm').exec(status)
+    return hit ? Number(hit[1]) * 1024 : null
+  }
+  return { rss: m.rss, heapUsed: m.heapUsed, external: m.external, arrayBuffers: m.arrayBuffers, rssAnon: kb('RssAnon'), rssFile: kb('RssFile') }
 }
 const cfg = new ws.WindowSpaceConfig(dir, ws.WindowSpace.uniform({ origin: Date.UTC(2026, 0, 5, 14, 30), windowDuration: 60_000, windowCount: Number(windows) }))
 const before = mem()

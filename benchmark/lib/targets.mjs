@@ -18,7 +18,7 @@ export function evaluateTargets({ find, memory, scaling, opts }) {
       out.push({ target, required, measured: 'not measured', value: null, result: 'NOT MEASURED' })
       return
     }
-    out.push({ target, required, measured: fmt(value) + (alt != null && Number.isFinite(alt) ? ` (${fmt(alt)} via ids)` : ''), value, alt: alt ?? null, result: ok(value) ? 'MET' : 'MISSED' })
+    out.push({ target, required, measured: alt != null && Number.isFinite(alt) ? `${fmt(value)} raw; ${fmt(alt)} object API` : fmt(value), value, alt: alt ?? null, result: ok(value) ? 'MET' : 'MISSED' })
   }
   const le = (lim) => (v) => v <= lim
   const ge = (lim) => (v) => v >= lim
@@ -53,7 +53,9 @@ export function evaluateTargets({ find, memory, scaling, opts }) {
   const boot = find && memory.large ? memory.large : null
   const bootRow = boot ? find(boot.bootstrapLabel, 'window-space') : null
   add(`bootstrap of ${boot ? `${fmtN(boot.slots)} slots + ${fmtN(boot.records)} records` : 'the large directory'} (warm cache)`, '< 0.3 s', bootRow ? bootRow.nsPerOp / 1e9 : null, (v) => v < 0.3, (v) => `${v.toFixed(3)} s`)
-  add('V8 heap growth per replayed record', '≤ 16 B', boot?.heapBytesPerRecord, le(16), (v) => `${v.toFixed(2)} B`)
+  // Both the V8 heap (JS objects) and all anonymous memory (V8 + the native heap, where replay keeps offsets).
+  const heap = boot ? Math.max(boot.heapBytesPerRecord, boot.anonBytesPerRecord ?? boot.heapBytesPerRecord) : null
+  add('heap growth per replayed record (V8; anonymous RSS)', '≤ 16 B', heap, le(16), () => `${boot.heapBytesPerRecord.toFixed(2)} B; ${boot.anonBytesPerRecord == null ? '—' : boot.anonBytesPerRecord.toFixed(2) + ' B'}`)
   add('trade ledger bytes per slot on disk', '≤ 32 B', boot?.bytesPerSlotOnDisk, le(32), (v) => `${v.toFixed(2)} B`)
 
   // 6. appends
