@@ -637,6 +637,7 @@ impl Controller {
         self.audit.append(ctx, action, fields)
     }
 
+    #[allow(clippy::too_many_arguments)]
     fn audit_single(&self, ctx: &AuditContext, action: &str, symbol: u32, window_idx: u32, kind: SlotKind, t: Transition, previous: &SlotSnapshot) -> Result<()> {
         let mut f = serde_json::Map::new();
         f.insert("window".into(), window_idx.into());
@@ -688,6 +689,7 @@ impl Controller {
         Ok(())
     }
 
+    #[allow(clippy::too_many_arguments)]
     fn range_as(
         &self,
         symbol: u32,

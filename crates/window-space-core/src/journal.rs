@@ -222,6 +222,7 @@ impl Journal {
 
     /// Journals one change and wakes sleepers. Never fails: the journal is
     /// notification only.
+    #[allow(clippy::too_many_arguments)]
     pub fn record(&self, symbol: u32, window_idx: u32, kind: SlotKind, from: SlotStatus, to: SlotStatus, version: u32, payload_id: u64) {
         let seq = self.word(OFF_HEAD).fetch_add(1, Ordering::AcqRel);
         let [marker, w1, w2, w3] = self.entry(seq);

@@ -20,6 +20,7 @@ pub mod ledger;
 mod lock;
 #[allow(unsafe_code)]
 mod mapping;
+pub mod ops;
 pub mod payload;
 pub mod schedule;
 pub mod slot;

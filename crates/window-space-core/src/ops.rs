@@ -1,0 +1,271 @@
+//! Operators' checks that need the raw bytes of the state files, for the
+//! `window-space verify` command: every slot of every allocated chunk of a
+//! ledger against the invariants of the slot encoding (the byte table in
+//! `slot.rs`), which the read path cannot see — reserved bits, the fill tag,
+//! leftovers in Empty slots, fields a status never carries — and the
+//! reserved bytes of each chunk header.
+//!
+//! The files are read with `pread`, never through a mapping and never
+//! written, so a damaged or shrinking file gives an error, not SIGBUS, and the
+//! check can run beside engines: a slot that fails a check is read twice
+//! more, and skipped as in flight if its bytes changed meanwhile.
+//!
+//! What a quiescent, undamaged slot looks like (`slot.rs` writes nothing else):
+//!
+//! ```text
+//! every slot  head bits 48..64 = 0; status byte 0..=4; tail bits 96..128 = 0;
+//!             the fill tag (tail bits 64..96) is never newer than the version
+//! Empty       all 32 bytes 0 (nothing leaves a slot Empty once it changed)
+//! Pending     payload type 0 (high word: the lease deadline)
+//! Filled      fill tag = version − 1 (the claim whose fill committed)
+//! Cleared     payload type 0, high word 0
+//! Retired     payload type 0, high word 0
+//! ```
+
+use std::fs::File;
+use std::os::unix::fs::FileExt;
+use std::path::Path;
+
+use crate::error::{Error, Result};
+use crate::ledger::{LedgerGeometry, CHUNK_BYTES, CHUNK_HEADER_BYTES};
+use crate::slot::{LedgerKind, SlotStatus, SLOT_BYTES};
+
+/// Ledger header page size; chunk *n* starts at `PAGE + n × CHUNK_BYTES`.
+const PAGE: u64 = 4096;
+/// Offset of the published chunk count in the header page.
+const OFF_CHUNK_COUNT: usize = 256;
+const CHUNK_MAGIC: [u8; 4] = *b"WSCK";
+
+/// One thing wrong with a slot or a chunk.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct SlotIssue {
+    pub ledger: LedgerKind,
+    pub symbol_id: u32,
+    pub window_idx: u32,
+    /// Column of the slot in its row (the slot kind's position in its ledger);
+    /// `None` for an issue of the chunk header.
+    pub column: Option<usize>,
+    /// Byte offset in the ledger file.
+    pub offset: u64,
+    pub what: String,
+}
+
+/// What [`check_ledger_slots`] looked at.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct SlotCheck {
+    pub chunks: u64,
+    pub slots: u64,
+    /// Slots that changed while being checked (engines at work), not judged.
+    pub in_flight: u64,
+    pub issues: Vec<SlotIssue>,
+}
+
+fn u64_at(b: &[u8], o: usize) -> u64 {
+    u64::from_le_bytes(b[o..o + 8].try_into().expect("8 bytes"))
+}
+
+fn u32_at(b: &[u8], o: usize) -> u32 {
+    u32::from_le_bytes(b[o..o + 4].try_into().expect("4 bytes"))
+}
+
+/// Serial-number comparison of 32-bit versions: true when `a` is after `b`.
+fn version_after(a: u32, b: u32) -> bool {
+    (a.wrapping_sub(b) as i32) > 0
+}
+
+/// Checks the 32 bytes of one slot; `None` when they are a state `slot.rs` writes.
+pub fn check_slot_bytes(b: &[u8]) -> Option<String> {
+    let low = u64_at(b, 0);
+    let high = u64_at(b, 8);
+    let checksum = u64_at(b, 16);
+    let tag_word = u64_at(b, 24);
+    let version = low as u32;
+    let status_byte = (low >> 32) as u8;
+    let payload_type = (low >> 40) as u8;
+    if low >> 48 != 0 {
+        return Some(format!("reserved head bits 48..64 hold {:#x}, not 0", low >> 48));
+    }
+    let Some(status) = SlotStatus::from_u8(status_byte) else {
+        return Some(format!("status byte {status_byte} is no status"));
+    };
+    if tag_word >> 32 != 0 {
+        return Some(format!("reserved tail bits 96..128 hold {:#x}, not 0", tag_word >> 32));
+    }
+    let tag = tag_word as u32;
+    match status {
+        SlotStatus::Empty if low | high | checksum | tag_word != 0 => {
+            return Some(format!("an Empty slot holds data (version {version}, high word {high:#x}, checksum {checksum:#x}, fill tag {tag})"));
+        }
+        SlotStatus::Filled if tag != version.wrapping_sub(1) => {
+            return Some(format!("a Filled slot at version {version} has fill tag {tag}, not {} (its checksum is not the fill's)", version.wrapping_sub(1)));
+        }
+        SlotStatus::Pending if payload_type != 0 => return Some(format!("a Pending slot has payload type {payload_type}, not 0")),
+        SlotStatus::Cleared | SlotStatus::Retired if payload_type != 0 || high != 0 => {
+            return Some(format!("a {status} slot keeps payload type {payload_type} and high word {high:#x}; both must be 0"));
+        }
+        _ => {}
+    }
+    if version_after(tag, version) {
+        return Some(format!("fill tag {tag} is newer than the slot's version {version}"));
+    }
+    None
+}
+
+/// Checks every slot of every published chunk of one ledger file of `state_dir`.
+pub fn check_ledger_slots(state_dir: &Path, kind: LedgerKind) -> Result<SlotCheck> {
+    let path = state_dir.join(kind.file_name());
+    let file = File::open(&path).map_err(|e| Error::io("open", &path, e))?;
+    let len = file.metadata().map_err(|e| Error::io("fstat", &path, e))?.len();
+    if len < PAGE {
+        return Err(Error::corrupt(&path, Some(len), "file is shorter than its 4096-byte header page"));
+    }
+    let mut header = vec![0u8; PAGE as usize];
+    file.read_exact_at(&mut header, 0).map_err(|e| Error::io("read", &path, e))?;
+    let geometry = LedgerGeometry::decode(&path, kind, &header)?;
+    let chunks = u64_at(&header, OFF_CHUNK_COUNT);
+    let chunk_bytes = u64::from(CHUNK_BYTES);
+    let needed = chunks.checked_mul(chunk_bytes).and_then(|b| b.checked_add(PAGE));
+    if needed.is_none_or(|n| n > len) {
+        return Err(Error::corrupt(&path, Some(OFF_CHUNK_COUNT as u64), format!("{chunks} published chunks do not fit in {len} bytes")));
+    }
+    let spr = geometry.slots_per_row as usize;
+    let rpc = geometry.rows_per_chunk;
+    let mut out = SlotCheck { chunks, ..SlotCheck::default() };
+    let mut buf = vec![0u8; CHUNK_BYTES as usize];
+    for n in 0..chunks {
+        let base = PAGE + n * chunk_bytes;
+        file.read_exact_at(&mut buf, base).map_err(|e| Error::io("read", &path, e))?;
+        let symbol_id = u32_at(&buf, 4);
+        let chunk_idx = u32_at(&buf, 8);
+        let first_window = chunk_idx.saturating_mul(rpc);
+        let chunk_issue = |what: String, at: u64| SlotIssue { ledger: kind, symbol_id, window_idx: first_window, column: None, offset: at, what };
+        if buf[0..4] != CHUNK_MAGIC {
+            // Bootstrap refuses such a file; report it rather than read rows from it.
+            out.issues.push(chunk_issue("chunk magic WSCK missing".into(), base));
+            continue;
+        }
+        if u32_at(&buf, 12) != 0 || buf[24..CHUNK_HEADER_BYTES as usize].iter().any(|&x| x != 0) {
+            out.issues.push(chunk_issue("reserved bytes of the chunk header are not 0".into(), base + 12));
+        }
+        for r in 0..rpc as usize {
+            for column in 0..spr {
+                let at = CHUNK_HEADER_BYTES as usize + (r * spr + column) * SLOT_BYTES;
+                out.slots += 1;
+                let Some(what) = check_slot_bytes(&buf[at..at + SLOT_BYTES]) else { continue };
+                // Re-read: a slot an engine is changing right now may be read half old, half new.
+                let mut again = [0u8; SLOT_BYTES];
+                let mut stable = true;
+                for _ in 0..2 {
+                    file.read_exact_at(&mut again, base + at as u64).map_err(|e| Error::io("read", &path, e))?;
+                    if again[..] != buf[at..at + SLOT_BYTES] {
+                        stable = false;
+                        break;
+                    }
+                }
+                if !stable {
+                    out.in_flight += 1;
+                    continue;
+                }
+                out.issues.push(SlotIssue {
+                    ledger: kind,
+                    symbol_id,
+                    window_idx: first_window.saturating_add(r as u32),
+                    column: Some(column),
+                    offset: base + at as u64,
+                    what,
+                });
+            }
+        }
+    }
+    Ok(out)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::{Config, Controller, SlotKind, WindowSpace};
+
+    fn filled_dir() -> (tempfile::TempDir, u64) {
+        let d = tempfile::tempdir().unwrap();
+        let space: WindowSpace = serde_json::from_str(r#"{"kind":"uniform","originNs":0,"windowNs":60000000000,"windowCount":20}"#).unwrap();
+        let (c, _) = Controller::bootstrap(Config::new(d.path(), space)).unwrap();
+        let spy = c.resolve_symbol("SPY").unwrap();
+        let k = SlotKind::from_code(1).unwrap(); // optionTrade, column 1
+        for w in 0..5 {
+            let g = c.claim(spy, w, k, Some(60_000)).unwrap();
+            let rec = crate::PayloadRecord { payload_id: 0, symbol_id: spy, window_idx: w, slot_kind: 1, payload_type: 3, checksum: 7, size: 1, created_at_ns: 0, uri: format!("artifacts/{w}") };
+            let id = c.append_payload(k.store(), rec).unwrap();
+            c.fill(spy, w, k, g.version, 3, id, 7).unwrap();
+        }
+        c.claim(spy, 6, k, Some(60_000)).unwrap();
+        c.retire(spy, 7, k).unwrap();
+        c.force_clear(spy, 2, k).unwrap();
+        drop(c);
+        // Slot (SPY, window 3, optionTrade): chunk 0, row 3, column 1.
+        (d, PAGE + u64::from(CHUNK_HEADER_BYTES) + (3 * 7 + 1) * SLOT_BYTES as u64)
+    }
+
+    fn damage(d: &Path, offset: u64, f: impl FnOnce(&mut [u8])) {
+        let p = d.join("trade-ledger.dat");
+        let mut b = std::fs::read(&p).unwrap();
+        f(&mut b[offset as usize..offset as usize + SLOT_BYTES]);
+        std::fs::write(&p, b).unwrap();
+    }
+
+    #[test]
+    fn a_ledger_the_library_wrote_has_no_issues() {
+        let (d, _) = filled_dir();
+        let r = check_ledger_slots(d.path(), LedgerKind::Trade).unwrap();
+        assert_eq!((r.chunks, r.slots, r.in_flight), (1, 146 * 7, 0));
+        assert_eq!(r.issues, vec![]);
+        assert_eq!(check_ledger_slots(d.path(), LedgerKind::Enrichment).unwrap().issues, vec![]);
+    }
+
+    #[test]
+    fn each_kind_of_slot_damage_is_named_with_its_place() {
+        type Damage = fn(&mut [u8]);
+        let cases: [(Damage, &str); 6] = [
+            (|s| s[6] = 1, "reserved head bits"),
+            (|s| s[4] = 9, "status byte 9"),
+            (|s| s[24] ^= 1, "has fill tag"),
+            (|s| s[28] = 1, "reserved tail bits"),
+            (|s| s[5] = 0, ""), // payload type 0 is a valid Filled slot: no issue
+            (|s| s[4] = 4, "a Retired slot keeps"), // Filled → Retired with its payload id left
+        ];
+        for (f, expected) in cases {
+            let (d, at) = filled_dir();
+            damage(d.path(), at, f);
+            let r = check_ledger_slots(d.path(), LedgerKind::Trade).unwrap();
+            if expected.is_empty() {
+                assert_eq!(r.issues, vec![]);
+                continue;
+            }
+            assert_eq!(r.issues.len(), 1, "{expected}: {:?}", r.issues);
+            let i = &r.issues[0];
+            assert!(i.what.contains(expected), "{expected}: {}", i.what);
+            assert_eq!((i.symbol_id, i.window_idx, i.column, i.offset), (0, 3, Some(1), at));
+        }
+        // An Empty slot with a stray byte, and a damaged chunk header.
+        let (d, at) = filled_dir();
+        let empty = at + 10 * 7 * SLOT_BYTES as u64; // window 13
+        damage(d.path(), empty, |s| s[17] = 1);
+        let p = d.path().join("trade-ledger.dat");
+        let mut b = std::fs::read(&p).unwrap();
+        b[PAGE as usize + 40] = 1;
+        std::fs::write(&p, b).unwrap();
+        let r = check_ledger_slots(d.path(), LedgerKind::Trade).unwrap();
+        let whats: Vec<_> = r.issues.iter().map(|i| (i.window_idx, i.column, i.what.split(' ').take(3).collect::<Vec<_>>().join(" "))).collect();
+        assert_eq!(whats, vec![(0, None, "reserved bytes of".to_string()), (13, Some(1), "an Empty slot".to_string())]);
+    }
+
+    #[test]
+    fn a_short_file_is_an_error_not_a_crash() {
+        let (d, _) = filled_dir();
+        let p = d.path().join("trade-ledger.dat");
+        let f = std::fs::OpenOptions::new().write(true).open(&p).unwrap();
+        f.set_len(PAGE + 100).unwrap();
+        assert_eq!(check_ledger_slots(d.path(), LedgerKind::Trade).unwrap_err().code(), "ERR_CORRUPT_STATE");
+        f.set_len(10).unwrap();
+        assert_eq!(check_ledger_slots(d.path(), LedgerKind::Trade).unwrap_err().code(), "ERR_CORRUPT_STATE");
+    }
+}
