@@ -178,6 +178,28 @@ try {
         A.c.flush()
       },
     })
+    if (typeof tradesSync.appendAsync === 'function') {
+      // The library's own group commit: in the 'sync' mode, appends awaited together share fdatasyncs.
+      const rounds = () => S.c.groupCommitProgress?.().rounds ?? NaN
+      const r0 = rounds()
+      let calls = 0
+      await measure({
+        ...base,
+        op,
+        contender: 'window-space (id) appendAsync',
+        mode: "durability: 'sync', group commit",
+        ops: n,
+        async: true,
+        async fn() {
+          calls++
+          const ps = new Array(n)
+          for (let i = 0; i < n; i++) ps[i] = tradesSync.appendAsync(rec(sidSync))
+          sink += (await Promise.all(ps)).length
+        },
+      })
+      const fsyncs = rounds() - r0
+      if (Number.isFinite(fsyncs)) notes.push(`appendAsync group commit: ${fsyncs} commit rounds for ${calls} samples of ${n} appends (${(fsyncs / calls).toFixed(2)} per ${n})`)
+    }
     await measure({
       ...base,
       op,

@@ -19,6 +19,7 @@ const columns = [
   ['ws raw', ['window-space raw']],
   ['ws (id)', ['window-space (id)', 'window-space']],
   ['ws (string)', ['window-space (string)']],
+  ['ws appendAsync', ['window-space (id) appendAsync']],
   ['SAB+Atomics', ['SAB+Atomics (in-memory)']],
   ['sqlite 1000/txn', ['better-sqlite3 (1000-op txn)']],
   ['sqlite per-op¹', ['better-sqlite3 (per-op)', 'better-sqlite3']],
