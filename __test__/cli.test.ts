@@ -305,6 +305,23 @@ describe('verify', () => {
     expect(out.warnings.map((x: { kind: string }) => x.kind)).toContain('torn-tail')
   })
 
+  it('fails on damage inside a slot that the read path cannot see (reserved bits, fill tag)', () => {
+    const dir = copy()
+    const p = join(dir, 'trade-ledger.dat')
+    const b = readFileSync(p)
+    // SPY's first trade chunk is the first one allocated: header page, chunk header, row 3, column 1 (optionTrade).
+    const at = 4096 + 64 + 3 * 7 * 32 + 1 * 32
+    b.writeUInt8(1, at + 6) // reserved head bits
+    b.writeUInt8(b.readUInt8(at + 7 * 32 + 24) ^ 1, at + 7 * 32 + 24) // window 4's fill tag
+    writeFileSync(p, b)
+    const r = ws('verify', dir, '--json')
+    expect(r.status).toBe(1)
+    expect(problems(r).map((x) => x.message)).toEqual([
+      `trade-ledger.dat at offset ${at}, SPY window 3 optionTrade: reserved head bits 48..64 hold 0x1, not 0`,
+      `trade-ledger.dat at offset ${at + 7 * 32}, SPY window 4 optionTrade: a Filled slot at version 2 has fill tag 0, not 1 (its checksum is not the fill's)`,
+    ])
+  })
+
   it('fails on a damaged ledger header', () => {
     const dir = copy()
     const p = join(dir, 'enrichment-ledger.dat')

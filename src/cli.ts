@@ -26,8 +26,9 @@ import { Registry } from 'prom-client'
 
 import { checksum64 } from './checksum'
 import { WindowSpaceController, type BootstrapResult } from './controller'
-import { WindowSpaceError } from './errors'
+import { WindowSpaceError, translateNativeError } from './errors'
 import { registerMetrics } from './metrics'
+import { native } from './native'
 import {
   PAYLOAD_STORE_NAMES,
   SLOT_KIND_NAMES,
@@ -384,14 +385,14 @@ interface VerifyResult {
   ok: boolean
   stateDir: string
   checked: string[]
-  counts: { rows: number; filledSlots: number; records: number; artifacts: number }
+  counts: { rows: number; filledSlots: number; records: number; artifacts: number; slotsChecked: number }
   problems: Problem[]
   warnings: Problem[]
 }
 
 function verify(dir: string, withArtifacts: boolean): VerifyResult {
   const abs = path.resolve(dir)
-  const res: VerifyResult = { ok: false, stateDir: abs, checked: [], counts: { rows: 0, filledSlots: 0, records: 0, artifacts: 0 }, problems: [], warnings: [] }
+  const res: VerifyResult = { ok: false, stateDir: abs, checked: [], counts: { rows: 0, filledSlots: 0, records: 0, artifacts: 0, slotsChecked: 0 }, problems: [], warnings: [] }
   let boot: BootstrapResult
   try {
     boot = openDir(dir)
@@ -400,6 +401,11 @@ function verify(dir: string, withArtifacts: boolean): VerifyResult {
     // Bootstrap validates headers, chunk headers, every record's framing and
     // checksum, and that no slot lies outside symbols × windows: its refusal is the finding.
     res.problems.push({ kind: 'open-failed', message: `bootstrap refused the directory: ${oneLine(e instanceof Error ? e.message : String(e))}`, code: (e as { code?: string }).code })
+    try {
+      checkSlotBytes(abs, res) // may say more about a ledger the bootstrap refused
+    } catch {
+      // the same damage: already reported
+    }
     return res
   }
   const c = boot.controller
@@ -409,6 +415,12 @@ function verify(dir: string, withArtifacts: boolean): VerifyResult {
       if (s.tornTailBytes > 0) {
         res.warnings.push({ kind: 'torn-tail', message: `${s.file}: a torn tail of ${s.tornTailBytes} bytes after the last good record was ${s.tornTailRepaired ? 'cut off' : 'found (not cut: other controllers are open)'}`, store: s.store })
       }
+    }
+    try {
+      checkSlotBytes(abs, res)
+      res.checked.push('raw bytes of every slot of every allocated chunk: reserved bits, fill tags, fields each status may carry (pread, core ops.rs)')
+    } catch (e) {
+      res.problems.push({ kind: 'slot-check-failed', message: `the raw slot check could not read the ledgers: ${oneLine((e as Error).message)}` })
     }
     if (boot.storageReport.staleClaims > 0) {
       res.warnings.push({ kind: 'stale-claims', message: `${boot.storageReport.staleClaims} Pending slots have an expired lease (claims of dead engines; claimable again)`, count: boot.storageReport.staleClaims })
@@ -543,6 +555,31 @@ function verify(dir: string, withArtifacts: boolean): VerifyResult {
   }
   res.ok = res.problems.length === 0
   return res
+}
+
+/** Adds what the core's raw check of the ledger files (crates/window-space-core/src/ops.rs) finds. */
+function checkSlotBytes(stateDir: string, res: VerifyResult): void {
+  let checks: ReturnType<typeof native.checkLedgerSlots>
+  try {
+    checks = native.checkLedgerSlots(stateDir)
+  } catch (e) {
+    throw translateNativeError(e)
+  }
+  let symbols: string[] = []
+  try {
+    symbols = (JSON.parse(fs.readFileSync(path.join(stateDir, 'symbol-map.json'), 'utf8')) as { symbols: string[] }).symbols
+  } catch {
+    // names are a convenience; ids are in the message anyway
+  }
+  for (const ch of checks) {
+    res.counts.slotsChecked += ch.slots
+    for (const h of ch.headerIssues) res.problems.push({ kind: 'ledger-header-damaged', message: `${ch.file}: ${h}`, ledger: ch.ledger })
+    if (ch.inFlight > 0) res.warnings.push({ kind: 'slots-in-flight', message: `${ch.file}: ${ch.inFlight} slots changed while being checked (engines at work) and were not judged` })
+    for (const i of ch.issues) {
+      const who = `${symbols[i.symbolId] ?? `symbol #${i.symbolId}`} window ${i.windowIdx}${i.slotKind ? ` ${i.slotKind}` : ' (chunk header)'}`
+      res.problems.push({ kind: 'slot-damaged', message: `${ch.file} at offset ${i.offset}, ${who}: ${i.what}`, ledger: i.ledger, symbolId: i.symbolId, windowIdx: i.windowIdx, slot: i.slotKind ?? null, offset: i.offset })
+    }
+  }
 }
 
 // ---- gc ----------------------------------------------------------------------

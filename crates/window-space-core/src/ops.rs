@@ -3,7 +3,7 @@
 //! ledger against the invariants of the slot encoding (the byte table in
 //! `slot.rs`), which the read path cannot see — reserved bits, the fill tag,
 //! leftovers in Empty slots, fields a status never carries — and the
-//! reserved bytes of each chunk header.
+//! reserved bytes of the header page and of each chunk header.
 //!
 //! The files are read with `pread`, never through a mapping and never
 //! written, so a damaged or shrinking file gives an error, not SIGBUS, and the
@@ -57,6 +57,8 @@ pub struct SlotCheck {
     pub slots: u64,
     /// Slots that changed while being checked (engines at work), not judged.
     pub in_flight: u64,
+    /// Damage in the header page that the header checksum does not cover.
+    pub header_issues: Vec<String>,
     pub issues: Vec<SlotIssue>,
 }
 
@@ -131,6 +133,15 @@ pub fn check_ledger_slots(state_dir: &Path, kind: LedgerKind) -> Result<SlotChec
     let spr = geometry.slots_per_row as usize;
     let rpc = geometry.rows_per_chunk;
     let mut out = SlotCheck { chunks, ..SlotCheck::default() };
+    // Reserved bytes of the header page: of the immutable part (its checksum
+    // covers 0..48 only) and around the shared words (design.md §3.1: chunk,
+    // symbol and window counts 256..280, status counts 320..832, event counts
+    // 832..960). A new shared word in the page must be added here.
+    for (from, to) in [(36usize, 40usize), (56, 256), (280, 320), (960, PAGE as usize)] {
+        if let Some(i) = header[from..to].iter().position(|&x| x != 0) {
+            out.header_issues.push(format!("reserved header byte at offset {} is {:#04x}, not 0", from + i, header[from + i]));
+        }
+    }
     let mut buf = vec![0u8; CHUNK_BYTES as usize];
     for n in 0..chunks {
         let base = PAGE + n * chunk_bytes;
@@ -256,6 +267,18 @@ mod tests {
         let r = check_ledger_slots(d.path(), LedgerKind::Trade).unwrap();
         let whats: Vec<_> = r.issues.iter().map(|i| (i.window_idx, i.column, i.what.split(' ').take(3).collect::<Vec<_>>().join(" "))).collect();
         assert_eq!(whats, vec![(0, None, "reserved bytes of".to_string()), (13, Some(1), "an Empty slot".to_string())]);
+    }
+
+    #[test]
+    fn reserved_header_bytes_are_checked() {
+        let (d, _) = filled_dir();
+        let p = d.path().join("enrichment-ledger.dat");
+        let mut b = std::fs::read(&p).unwrap();
+        b[200] = 0x80;
+        std::fs::write(&p, b).unwrap();
+        let r = check_ledger_slots(d.path(), LedgerKind::Enrichment).unwrap();
+        assert_eq!(r.header_issues, vec!["reserved header byte at offset 200 is 0x80, not 0".to_string()]);
+        assert_eq!(check_ledger_slots(d.path(), LedgerKind::Trade).unwrap().header_issues, Vec::<String>::new());
     }
 
     #[test]

@@ -11,6 +11,7 @@
 #![deny(unsafe_code)]
 
 mod fast;
+mod ops;
 mod watch;
 
 use std::sync::Arc;
