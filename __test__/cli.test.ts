@@ -84,7 +84,7 @@ beforeAll(() => {
 })
 afterAll(() => rmSync(work, { recursive: true, force: true }))
 
-const COMMANDS = ['inspect', 'grid', 'verify', 'clear', 'retire', 'gc', 'retention', 'metrics', 'serve-metrics', 'export']
+const COMMANDS = ['inspect', 'grid', 'verify', 'clear', 'retire', 'gc', 'retention', 'audit', 'metrics', 'serve-metrics', 'export']
 
 describe('help', () => {
   it('lists every command', () => {
@@ -509,6 +509,31 @@ describe('gc', () => {
   })
 })
 
+describe('audit', () => {
+  it('clear, retention and gc --delete say who and why in the audit trail', () => {
+    const dir = copy()
+    expect(ws('audit', dir).stdout).toMatch(/^\S+Z {2}retireRange {5}AAPL underlyingTrade windows 15\.\.19 +5 changed {2}— \S+@\S+ pid \d+\n$/) // the fixture's library call
+    expect(ws('audit', fixture, '--last', '0').stdout).toBe(`no audit entries in ${fixture}\n`)
+    expect(ws('clear', dir, '--symbol', 'SPY', '--slot', 'greeks', '--from', '0', '--to', '2', '--yes', '--reason', 'greeks model fixed', '--actor', 'ops-alice').status).toBe(0)
+    expect(ws('retention', dir, '--keep', '18', '--yes').status).toBe(0)
+    expect(ws('gc', dir, '--delete', '--min-age', '0').status).toBe(0)
+    const r = ws('audit', dir, '--json')
+    expect(r.status).toBe(0)
+    const entries = r.stdout.trim().split('\n').map((l) => JSON.parse(l))
+    expect(entries[1]).toMatchObject({ action: 'forceClearRange', actor: 'ops-alice', reason: 'greeks model fixed', symbol: 'SPY', slot: 'greeks', from: 0, to: 2 })
+    expect(entries[1].changed).toHaveLength(2)
+    const retention = entries.find((e) => e.action === 'retention')
+    expect(retention.details).toMatchObject({ keep: 18, retireBefore: 2 })
+    expect(retention.reason).toBe(`window-space retention ${dir} --keep 18 --yes`)
+    expect(entries.filter((e) => e.action === 'retireRange')).toHaveLength(1 + 2 * 9) // the fixture's, then 2 symbols × 9 slot kinds
+    const gc = entries[entries.length - 1]
+    expect(gc).toMatchObject({ action: 'gc', details: { removedFiles: 8, recordsMarked: 0, log: 'gc.log' } }) // SPY greeks 0,1, optionTrade 0,1 and 10, the stray file, AAPL optionQuote 0,1
+    const text = ws('audit', dir, '--last', '1')
+    expect(text.stdout).toMatch(/^\d{4}-\d\d-\d\dT[\d:.]+Z {2}gc {14}/)
+    expect(text.stdout).toContain('"removedFiles":8')
+  })
+})
+
 // On a terminal: `script` runs the command on a pseudo-terminal and passes our input to it.
 const hasScript = spawnSync('script', ['--version'], { encoding: 'utf8' }).status === 0
 function onTty(input: string, ...args: string[]): Run {
@@ -569,6 +594,7 @@ describe('bad input: one line on stderr, exit status 2', () => {
     ['a bad duration', ['gc', '<fixture>', '--min-age', 'soon'], 'window-space gc: --min-age must be a duration'],
     ['a missing required option', ['grid', '<fixture>'], "error: required option '--symbol <symbol>' not specified"],
     ['an unknown command', ['frobnicate'], "error: unknown command 'frobnicate'"],
+    ['audit of a directory that is not a state directory', ['audit', '<empty>'], 'is not a window-space state directory (it has no schedule.json)'],
   ])('%s', (_what, args, message) => {
     const empty = join(work, 'empty')
     mkdirSync(empty, { recursive: true })

@@ -1,7 +1,8 @@
 #!/usr/bin/env node
 /**
  * The `window-space` command for operators (the package `bin`): inspect,
- * grid, verify, clear, retire, gc, retention, metrics, serve-metrics, export.
+ * grid, verify, clear, retire, gc, retention, audit, metrics, serve-metrics,
+ * export. Commands that change things name who and why in the audit trail.
  *
  * This module owns the command line, its output formats and exit statuses,
  * and the garbage-collection log (`gc.log`, format in docs/design.md §10).
@@ -25,6 +26,7 @@ import { Command, CommanderError, Option } from 'commander'
 import { Registry } from 'prom-client'
 
 import { checksum64 } from './checksum'
+import { readAuditLog } from './audit'
 import { WindowSpaceController, type BootstrapResult } from './controller'
 import { WindowSpaceError, translateNativeError } from './errors'
 import { registerMetrics } from './metrics'
@@ -120,7 +122,7 @@ function duration(v: string, what: string): number {
 }
 
 /** Opens a state directory for a command; a missing directory is bad input. */
-function openDir(dir: string, durability: 'buffered' | 'sync' = 'buffered'): BootstrapResult {
+function openDir(dir: string, durability: 'buffered' | 'sync' = 'buffered', actor?: string): BootstrapResult {
   const abs = path.resolve(dir)
   let st: fs.Stats
   try {
@@ -129,7 +131,7 @@ function openDir(dir: string, durability: 'buffered' | 'sync' = 'buffered'): Boo
     throw new UsageError(`no such directory: ${abs}`)
   }
   if (!st.isDirectory()) throw new UsageError(`not a directory: ${abs}`)
-  return WindowSpaceController.openExisting(abs, { durability })
+  return WindowSpaceController.openExisting(abs, { durability, ...(actor === undefined ? {} : { actor }) })
 }
 
 /** Symbol ids named by `--symbol` (a name, a comma-separated list, or `all`). */
@@ -182,6 +184,12 @@ function windowRange(c: WindowSpaceController, o: { window?: string; from?: stri
   if (to <= from) throw new UsageError(`bad range --from ${from} --to ${to}: --to is exclusive and must be greater than --from`)
   if (to > count) throw new UsageError(`bad range --from ${from} --to ${to}: ${c.stateDir} has ${count} windows, so --to is at most ${count}`)
   return { from, to }
+}
+
+/** Who and why, for the audit trail (`audit.log`) of the commands that change things. */
+function adminOptions(o: Opts): { actor?: string; reason: string } {
+  const reason = typeof o.reason === 'string' ? o.reason : `window-space ${process.argv.slice(2).join(' ')}`
+  return typeof o.actor === 'string' ? { actor: o.actor, reason } : { reason }
 }
 
 // ---- progress on a TTY -------------------------------------------------------
@@ -907,7 +915,7 @@ function grid(dir: string, o: Opts): void {
 }
 
 async function adminCommand(action: 'clear' | 'retire', dir: string, o: Opts): Promise<void> {
-  const boot = openDir(dir, 'sync')
+  const boot = openDir(dir, 'sync', o.actor as string | undefined)
   const c = boot.controller
   try {
     if (o.symbol === undefined) throw new UsageError('--symbol is required (a symbol, a comma-separated list, or all)')
@@ -937,7 +945,7 @@ async function adminCommand(action: 'clear' | 'retire', dir: string, o: Opts): P
     let changed = 0
     for (const s of syms) {
       for (const k of kinds) {
-        changed += action === 'clear' ? c.forceClearRange(s, range, k) : c.retireRange(s, range, k)
+        changed += action === 'clear' ? c.forceClearRange(s, range, k, adminOptions(o)) : c.retireRange(s, range, k, adminOptions(o))
       }
     }
     summary.changed = changed
@@ -951,7 +959,7 @@ async function adminCommand(action: 'clear' | 'retire', dir: string, o: Opts): P
 async function retention(dir: string, o: Opts): Promise<void> {
   if (o.keep === undefined) throw new UsageError('--keep N is required')
   const keep = whole(String(o.keep), '--keep')
-  const boot = openDir(dir, 'sync')
+  const boot = openDir(dir, 'sync', o.actor as string | undefined)
   const c = boot.controller
   try {
     const count = c.windowCount
@@ -970,7 +978,8 @@ async function retention(dir: string, o: Opts): Promise<void> {
       return out(summary.wouldRetire === 0 ? `nothing to retire: windows 0..${to - 1} are Retired already` : `would retire ${summary.wouldRetire} slots: windows 0..${to - 1} of ${syms.length} symbols, every slot kind (dry run: nothing changed)`)
     }
     await confirm(`retire ${summary.wouldRetire} slots: windows 0..${to - 1} of ${syms.length} symbols, every slot kind (keeping the last ${keep} windows)?`, o as { yes?: boolean })
-    for (const s of syms) for (const k of SLOT_KIND_NAMES) summary.retired += c.retireRange(s, { from: 0, to }, k)
+    for (const s of syms) for (const k of SLOT_KIND_NAMES) summary.retired += c.retireRange(s, { from: 0, to }, k, adminOptions(o))
+    c.appendAudit('retention', { keep, windowCount: count, retireBefore: to, retired: summary.retired }, adminOptions(o))
     if (o.json) return out(json(summary))
     out(`retired ${summary.retired} slots in windows 0..${to - 1}; run \`window-space gc ${dir} --delete\` to remove their artifacts`)
   } finally {
@@ -981,7 +990,7 @@ async function retention(dir: string, o: Opts): Promise<void> {
 function gcCommand(dir: string, o: Opts): void {
   const minAge = duration(String(o.minAge ?? '1h'), '--min-age')
   const startedAt = Date.now()
-  const boot = openDir(dir)
+  const boot = openDir(dir, 'buffered', o.actor as string | undefined)
   const c = boot.controller
   try {
     const gcBefore = readGcLog(c.stateDir)
@@ -1017,6 +1026,10 @@ function gcCommand(dir: string, o: Opts): void {
       }
       if (marks.length > 0) appendGcLog(c.stateDir, marks)
       result.recordsMarked = marks.length
+      if (result.removed.length > 0 || marks.length > 0 || finished.length > 0) {
+        const removedBytes = plan.files.filter((f) => result.removed.includes(f.uri)).reduce((a, f) => a + f.size, 0)
+        c.appendAudit('gc', { removedFiles: result.removed.length, removedBytes, recordsMarked: marks.length, kept: result.kept.length, finishedFromEarlierRun: finished.length, log: GC_LOG }, adminOptions(o))
+      }
     }
     if (o.json) return out(json(result))
     const lines: string[] = []
@@ -1136,6 +1149,28 @@ function exportCommand(dir: string, o: Opts): void {
   }
 }
 
+function auditCommand(dir: string, o: Opts): void {
+  const abs = path.resolve(dir)
+  if (!fs.existsSync(abs) || !fs.statSync(abs).isDirectory()) throw new UsageError(`no such directory: ${abs}`)
+  if (!fs.existsSync(path.join(abs, 'schedule.json'))) throw new UsageError(`${abs} is not a window-space state directory (it has no schedule.json)`)
+  let entries = readAuditLog(abs)
+  if (o.last !== undefined) {
+    const n = whole(String(o.last), '--last')
+    entries = n === 0 ? [] : entries.slice(-n)
+  }
+  if (o.json) {
+    if (entries.length) fs.writeSync(1, entries.map((e) => `${JSON.stringify(e)}\n`).join(''))
+    return
+  }
+  if (entries.length === 0) return out(`no audit entries in ${abs}`)
+  const lines = entries.map((e) => {
+    const where = [e.symbol, e.slot, e.window !== undefined ? `window ${e.window}` : e.from !== undefined ? `windows ${e.from}..${(e.to ?? e.from) - 1}` : undefined].filter((x) => x !== undefined).join(' ')
+    const what = e.changed ? `${e.changed.length} changed` : e.previous ? `was ${e.previous.status}` : e.details ? JSON.stringify(e.details) : ''
+    return `${isoOfNs(BigInt(e.atNs))}  ${e.action.padEnd(15)} ${where.padEnd(34)} ${what}  — ${e.actor}${e.reason ? `: ${e.reason}` : ''}`
+  })
+  out(lines.join('\n'))
+}
+
 // ---- the program -------------------------------------------------------------
 
 function program(): Command {
@@ -1205,6 +1240,8 @@ function program(): Command {
       .option('--to <window>', 'end of the range, exclusive')
       .option('--dry-run', 'say what would change, change nothing')
       .option('-y, --yes', 'do not ask for confirmation (required when stdin is not a terminal)')
+      .option('--reason <text>', 'why, for the audit trail (default: this command line)')
+      .option('--actor <name>', 'who, for the audit trail (default: user@host pid N)')
       .option('--json', 'print one JSON document')
       .action(run((dir, o) => adminCommand(action, dir, o)))
   }
@@ -1214,6 +1251,8 @@ function program(): Command {
     .description('find payload records and artifact files no live slot references; with --delete remove the files (restart-safe) and record the collection in gc.log')
     .option('--delete', 'remove unreferenced artifact files and mark their records collected in gc.log')
     .addOption(new Option('--min-age <duration>', 'leave files younger than this (an engine may be about to record them), e.g. 90s, 15m, 2h').default('1h'))
+    .option('--reason <text>', 'why, for the audit trail (default: this command line)')
+    .option('--actor <name>', 'who, for the audit trail (default: user@host pid N)')
     .option('--json', 'print one JSON document')
     .action(run(gcCommand))
 
@@ -1223,8 +1262,17 @@ function program(): Command {
     .option('--keep <n>', 'how many windows at the end of the schedule to keep')
     .option('--dry-run', 'say what would change, change nothing')
     .option('-y, --yes', 'do not ask for confirmation (required when stdin is not a terminal)')
+    .option('--reason <text>', 'why, for the audit trail (default: this command line)')
+    .option('--actor <name>', 'who, for the audit trail (default: user@host pid N)')
     .option('--json', 'print one JSON document')
     .action(run(retention))
+
+  p.command('audit')
+    .argument('<dir>', 'state directory')
+    .description('print the audit trail (audit.log): force-clears, retires, takeovers, gc and retention runs, with who and why')
+    .option('--last <n>', 'only the last N entries')
+    .option('--json', 'print the entries as JSON lines')
+    .action(run(auditCommand))
 
   p.command('metrics')
     .argument('<dir>', 'state directory')
