@@ -63,6 +63,7 @@ function oneLine(s: string): string {
 }
 
 function fail(command: string, e: unknown): number {
+  if ((e as NodeJS.ErrnoException | null)?.code === 'EPIPE') return 0 // stdout was closed by its reader (`| head`)
   const msg = e instanceof WindowSpaceError ? `${e.message} (${e.code})` : e instanceof Error ? e.message : String(e)
   process.stderr.write(`window-space ${command}: ${oneLine(msg)}\n`)
   return exitStatusOf(e)
@@ -1313,6 +1314,12 @@ async function main(argv: string[]): Promise<number> {
   }
   return typeof process.exitCode === 'number' ? process.exitCode : 0
 }
+
+// A reader that stops early (`export … | head`) is not an error of ours.
+const isEpipe = (e: unknown) => (e as NodeJS.ErrnoException | null)?.code === 'EPIPE'
+process.stdout.on('error', (e) => {
+  if (isEpipe(e)) process.exit(0)
+})
 
 main(process.argv).then(
   (code) => {
