@@ -683,23 +683,45 @@ function planGc(c: WindowSpaceController, minAgeMs: number, startedAt: number): 
   return { plan, records, live }
 }
 
-/**
- * Whether `uri` is live now: a record appended since the plan names it and
- * is referenced or in flight, or a known record of it is now Filled/Pending.
- */
-function uriLiveNow(c: WindowSpaceController, uri: string, known: Map<PayloadStoreName, Array<PayloadRecord | null>>): boolean {
-  const stores = c.payloadStores()
-  for (const name of PAYLOAD_STORE_NAMES) {
-    const recs = known.get(name)!
-    const n = stores[name].length
-    for (let id = 0; id < n; id++) {
-      const r = id < recs.length ? recs[id] : stores[name].get(id)
-      if (!r || r.uri !== uri) continue
-      const slot = c.getSlot(r.symbolId, r.windowIdx, r.slotKind)
-      if (slot.status === 'Pending' || (slot.status === 'Filled' && slot.payloadId === id)) return true
+/** Records by artifact URI, kept up to date with records appended since the plan. */
+class UriIndex {
+  readonly #byUri = new Map<string, Array<{ store: PayloadStoreName; id: number; rec: PayloadRecord }>>()
+  readonly #seen = new Map<PayloadStoreName, number>()
+  constructor(
+    readonly c: WindowSpaceController,
+    known: Map<PayloadStoreName, Array<PayloadRecord | null>>,
+  ) {
+    for (const [store, recs] of known) {
+      recs.forEach((rec, id) => rec && this.#add(store, id, rec))
+      this.#seen.set(store, recs.length)
     }
   }
-  return false
+  #add(store: PayloadStoreName, id: number, rec: PayloadRecord): void {
+    const list = this.#byUri.get(rec.uri) ?? []
+    list.push({ store, id, rec })
+    this.#byUri.set(rec.uri, list)
+  }
+  /**
+   * Whether `uri` is live now: a record naming it (including records
+   * appended since the plan) is referenced by its Filled slot, or was
+   * written for a slot that is Pending now.
+   */
+  liveNow(uri: string): boolean {
+    const stores = this.c.payloadStores()
+    for (const name of PAYLOAD_STORE_NAMES) {
+      const n = stores[name].length
+      for (let id = this.#seen.get(name) ?? 0; id < n; id++) {
+        const rec = stores[name].get(id)
+        if (rec) this.#add(name, id, rec)
+      }
+      this.#seen.set(name, n)
+    }
+    for (const { id, rec } of this.#byUri.get(uri) ?? []) {
+      const slot = this.c.getSlot(rec.symbolId, rec.windowIdx, rec.slotKind)
+      if (slot.status === 'Pending' || (slot.status === 'Filled' && slot.payloadId === id)) return true
+    }
+    return false
+  }
 }
 
 let gcSeq = 0
@@ -710,7 +732,7 @@ const now = () => new Date().toISOString()
  * into gc-trash (atomic rename), check again that nothing made it live, then
  * unlink it and log `done` — or move it back and log `abort`.
  */
-function collectFile(c: WindowSpaceController, file: GcPlan['files'][number], known: Map<PayloadStoreName, Array<PayloadRecord | null>>, startedAt: number): 'done' | string {
+function collectFile(c: WindowSpaceController, file: GcPlan['files'][number], known: UriIndex, startedAt: number): 'done' | string {
   const dir = c.stateDir
   const src = path.join(dir, file.uri)
   let data: Buffer
@@ -736,7 +758,7 @@ function collectFile(c: WindowSpaceController, file: GcPlan['files'][number], kn
 }
 
 /** Second half of a collection (also used to finish one a dead gc left). */
-function finishCollect(c: WindowSpaceController, intent: Extract<GcEntry, { op: 'collect' }>, known: Map<PayloadStoreName, Array<PayloadRecord | null>>, startedAt: number): 'done' | string {
+function finishCollect(c: WindowSpaceController, intent: Extract<GcEntry, { op: 'collect' }>, known: UriIndex, startedAt: number): 'done' | string {
   const dir = c.stateDir
   const trash = path.join(dir, intent.trash)
   const src = path.join(dir, intent.uri)
@@ -754,7 +776,7 @@ function finishCollect(c: WindowSpaceController, intent: Extract<GcEntry, { op: 
   }
   const occupied = fs.existsSync(src) // an engine wrote the path again: the trashed bytes are the old ones
   const changed = st.mtimeMs > startedAt || hex(checksum64(fs.readFileSync(trash))) !== intent.checksum
-  if (!occupied && (changed || uriLiveNow(c, intent.uri, known))) {
+  if (!occupied && (changed || known.liveNow(intent.uri))) {
     try {
       fs.renameSync(trash, src)
       fsyncDir(path.dirname(src))
@@ -998,16 +1020,17 @@ function gcCommand(dir: string, o: Opts): void {
     const finished: Array<{ uri: string; result: string }> = []
     if (o.delete && gcBefore.unfinished.length > 0) {
       // Finish what a gc that died left behind, before planning anew.
-      const known = loadRecords(c)
+      const known = new UriIndex(c, loadRecords(c))
       for (const intent of gcBefore.unfinished) finished.push({ uri: intent.uri, result: finishCollect(c, intent, known, startedAt) })
     }
     const { plan, records } = planGc(c, minAge, startedAt)
     const result = { stateDir: c.stateDir, deleted: Boolean(o.delete), minAgeMs: minAge, records: plan.records, files: plan.files, youngFilesKept: plan.young, reclaimableBytes: plan.bytes, unfinishedBefore: gcBefore.unfinished.length, finished, removed: [] as string[], kept: [] as Array<{ uri: string; why: string }>, recordsMarked: 0 }
     if (o.delete) {
       const progress = new Progress('gc', plan.files.length)
+      const index = new UriIndex(c, records)
       try {
         for (const f of plan.files) {
-          const r = collectFile(c, f, records, startedAt)
+          const r = collectFile(c, f, index, startedAt)
           if (r === 'done') result.removed.push(f.uri)
           else result.kept.push({ uri: f.uri, why: r })
           progress.tick()
@@ -1022,7 +1045,7 @@ function gcCommand(dir: string, o: Opts): void {
         if (handled.has(storeKey(r.store, r.payloadId))) continue
         const file = path.join(c.stateDir, r.uri)
         const why = fs.existsSync(file) ? (plan.young.some((y) => y.uri === r.uri) ? '' : 'artifact shared with a live record') : 'artifact already gone'
-        if (why === '' || uriLiveNowForRecord(c, r)) continue
+        if (why === '' || recordLiveNow(c, r)) continue
         marks.push({ v: 1, op: 'record', at: now(), store: r.store, payloadId: r.payloadId, uri: r.uri, why })
       }
       if (marks.length > 0) appendGcLog(c.stateDir, marks)
@@ -1054,7 +1077,7 @@ function gcCommand(dir: string, o: Opts): void {
   }
 }
 
-function uriLiveNowForRecord(c: WindowSpaceController, r: GcCandidateRecord): boolean {
+function recordLiveNow(c: WindowSpaceController, r: GcCandidateRecord): boolean {
   const slot = c.getSlot(r.symbolId, r.windowIdx, r.slot)
   return slot.status === 'Pending' || (slot.status === 'Filled' && slot.payloadId === r.payloadId)
 }
