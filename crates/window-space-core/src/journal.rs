@@ -51,9 +51,11 @@
 //!
 //! Sleeping without lost wake-ups: a sleeper increments `sleepers`, then
 //! reads the wake word and re-checks the head before it waits for the word to
-//! change; a writer bumps the wake word and then reads `sleepers` (all four
-//! sequentially consistent), so either the writer sees the sleeper and wakes
-//! it, or the sleeper sees the bumped word and does not sleep.
+//! change; a writer moves the head (its `fetch_add`), and after committing
+//! reads `sleepers` — all sequentially consistent — and only if someone
+//! sleeps bumps the wake word and wakes them. So either the writer sees the
+//! sleeper and wakes it, or the sleeper sees the moved head and does not
+//! sleep; a writer pays no futex call and no extra atomic while nobody sleeps.
 
 use std::fs::{File, OpenOptions};
 use std::os::unix::fs::FileExt;
@@ -224,7 +226,7 @@ impl Journal {
     /// notification only.
     #[allow(clippy::too_many_arguments)]
     pub fn record(&self, symbol: u32, window_idx: u32, kind: SlotKind, from: SlotStatus, to: SlotStatus, version: u32, payload_id: u64) {
-        let seq = self.word(OFF_HEAD).fetch_add(1, Ordering::AcqRel);
+        let seq = self.word(OFF_HEAD).fetch_add(1, Ordering::SeqCst);
         let [marker, w1, w2, w3] = self.entry(seq);
         marker.store(0, Ordering::Relaxed);
         fence(Ordering::Release);
@@ -232,9 +234,11 @@ impl Journal {
         w2.store(u64::from(kind.code()) | (u64::from(from as u8) << 8) | (u64::from(to as u8) << 16) | (u64::from(version) << 32), Ordering::Relaxed);
         w3.store(payload_id, Ordering::Relaxed);
         marker.store(seq + 1, Ordering::Release);
-        let wake = self.word32(OFF_WAKE);
-        wake.fetch_add(1, Ordering::SeqCst);
+        // Only a sleeper needs the wake word bumped: one that registered
+        // after this load sees the head we moved (see `wait`) and does not sleep.
         if self.word32(OFF_SLEEPERS).load(Ordering::SeqCst) > 0 {
+            let wake = self.word32(OFF_WAKE);
+            wake.fetch_add(1, Ordering::SeqCst);
             let _ = futex::wake(wake, futex::Flags::empty(), u32::MAX);
         }
     }
@@ -289,7 +293,7 @@ impl Journal {
     pub fn wait(&self, seen: u32, after_seq: u64, timeout: Duration) {
         let sleepers = self.word32(OFF_SLEEPERS);
         sleepers.fetch_add(1, Ordering::SeqCst);
-        if self.word32(OFF_WAKE).load(Ordering::SeqCst) == seen && self.head() <= after_seq {
+        if self.word32(OFF_WAKE).load(Ordering::SeqCst) == seen && self.word(OFF_HEAD).load(Ordering::SeqCst) <= after_seq {
             let ts = rustix::time::Timespec { tv_sec: timeout.as_secs() as i64, tv_nsec: i64::from(timeout.subsec_nanos()) };
             let _ = futex::wait(self.word32(OFF_WAKE), futex::Flags::empty(), seen, Some(&ts));
         }

@@ -160,6 +160,9 @@ pub struct PayloadStore {
     /// Records this process appended inside a deferral scope and has not
     /// synced yet: the first such payload id (`u64::MAX` when none is owed).
     first_owed: AtomicU64,
+    /// Number of records in `index` (only grows), readable without its lock:
+    /// the fill path's existence check.
+    known: AtomicU64,
 }
 
 fn pad8(n: usize) -> usize {
@@ -308,7 +311,7 @@ impl PayloadStore {
         }
         file.read_exact_at(&mut header, 0).map_err(|e| Error::io("read", path, e))?;
         decode_header(path, kind, &header)?;
-        let store = Self { kind, path: path.to_path_buf(), file, index: Mutex::new(Index { offsets: Vec::new(), end: HEADER_BYTES }), appenders: Mutex::new(()), sync, first_owed: AtomicU64::new(u64::MAX) };
+        let store = Self { kind, path: path.to_path_buf(), file, index: Mutex::new(Index { offsets: Vec::new(), end: HEADER_BYTES }), appenders: Mutex::new(()), sync, first_owed: AtomicU64::new(u64::MAX), known: AtomicU64::new(0) };
         let report = {
             let mut index = store.index.lock().unwrap_or_else(|p| p.into_inner());
             let torn = store.read_new_records(&mut index)?;
@@ -338,6 +341,12 @@ impl PayloadStore {
     /// bytes of a torn tail after them (0 if the file ends cleanly). Damage
     /// followed by more data is an error naming the offset.
     fn read_new_records(&self, index: &mut Index) -> Result<u64> {
+        let result = self.scan_new_records(index);
+        self.known.fetch_max(index.offsets.len() as u64, Ordering::Release);
+        result
+    }
+
+    fn scan_new_records(&self, index: &mut Index) -> Result<u64> {
         let file_len = self.file.metadata().map_err(|e| Error::io("fstat", &self.path, e))?.len();
         let mut buf: Vec<u8> = Vec::new();
         let mut buf_start = index.end; // file offset of buf[0]
@@ -458,6 +467,7 @@ impl PayloadStore {
             }
         }
         index.offsets.push(at);
+        self.known.fetch_max(index.offsets.len() as u64, Ordering::Release);
         index.end = at + bytes.len() as u64;
         Ok(id)
     }
@@ -489,11 +499,8 @@ impl PayloadStore {
 
     /// Checks that `payload_id` exists (catching up first).
     pub fn check_exists(&self, payload_id: u64) -> Result<()> {
-        {
-            let index = self.index.lock().unwrap_or_else(|p| p.into_inner());
-            if payload_id < index.offsets.len() as u64 {
-                return Ok(());
-            }
+        if payload_id < self.known.load(Ordering::Acquire) {
+            return Ok(());
         }
         let len = self.len()?;
         if payload_id < len {
