@@ -22,6 +22,7 @@ import { find, fmtNs, fmtRate, fmtRatio, measure, results } from './lib/harness.
 import { HELP, parseOptions } from './lib/options.mjs'
 import { KIND_NAMES, SabLedger, Universe, lmdbSlots, newBatch, openLmdb, openSqlite, openWindowSpace, sabSlots, sqliteSlots, windowSpaceSlots } from './lib/slots.mjs'
 import { evaluateTargets } from './lib/targets.mjs'
+import { watchSection } from './lib/watch.mjs'
 
 const opts = parseOptions()
 if (opts.help) {
@@ -38,6 +39,7 @@ const notes = []
 const memory = {}
 const scaling = []
 let cpp = { addon: null, error: 'not run' }
+let watch = null
 let sink = 0 // results fed here so no call is optimized away
 
 const base = { samples: opts.samples, warmup: opts.warmup }
@@ -532,6 +534,14 @@ try {
     await measure({ samples: opts.bootstrapSamples, warmup: 1, op: `recountSlots() (${fmtCount(fx.shape.slots)})`, contender: 'SAB+Atomics (in-memory)', mode: 'one pass over the state words', ops: 1, fn: () => void (sink += big.recount()[0]) })
   }
 
+  // ---- waiting on other engines (issue 6) ---------------------------------------
+  if (runs('watch')) {
+    say('\n== watch: wake-up latency of a waiter in another process, idle CPU, writer cost')
+    const wdir = mkdtempSync(join(work, 'watch-'))
+    watch = await watchSection(ws, wdir, { samples: opts.watchSamples, idleMs: opts.watchIdleMs, cycles: opts.watchCycles }, measure, base)
+    say(`  waitFor woke after ${watch.waitForWakeUs.p50.toFixed(0)} µs (p50), watch() after ${watch.watchWakeUs.p50.toFixed(0)} µs; idle waiter ${watch.idleWaiterCpuUsPerSec.toFixed(0)} µs CPU/s`)
+  }
+
   // ---- scaling ---------------------------------------------------------------
   if (runs('scaling')) {
     say('\n== scaling: claim+fill throughput and bootstrap time by ledger size')
@@ -604,6 +614,16 @@ try {
     console.log('\nScaling (claim+fill through controller.raw on distinct slots scattered over the whole ledger)')
     console.table(scaling.map((s) => ({ slots: fmtCount(s.slots), records: fmtCount(s.records), 'bootstrap ms': s.bootstrapMs.toFixed(1), 'claim+fill ns': s.cycleNs.toFixed(0), 'claim+fill /s': fmtRate(s.cyclesPerSec) })))
   }
+  if (watch) {
+    console.log('\nWaiting on other engines (a waiter in another process, woken through the change journal\'s futex; µs from just before the fill to the waiter\'s promise settling)')
+    const row = (what, p) => ({ figure: what, p50: p.p50.toFixed(0), p90: p.p90.toFixed(0), p99: p.p99.toFixed(0), max: p.max.toFixed(0), samples: p.n })
+    console.table([row('waitFor wake-up (µs)', watch.waitForWakeUs), row('watch() wake-up (µs)', watch.watchWakeUs)])
+    console.table([
+      { figure: 'CPU of an idle waiter', value: `${watch.idleWaiterCpuUsPerSec.toFixed(0)} µs per second`, note: `over ${watch.idleMs} ms with a waitFor armed` },
+      { figure: 'claim+fill, nobody waiting', value: fmtNs(watch.writerNoWaiter.nsPerOp), note: 'raw, this process' },
+      { figure: 'claim+fill, a waiter asleep elsewhere', value: fmtNs(watch.writerWithWaiter.nsPerOp), note: 'writers pay a futex wake only while someone sleeps' },
+    ])
+  }
   const targets = evaluateTargets({ find, memory, scaling, opts })
   console.log(`\nItem-4 targets (ratios from this run${opts.smoke ? '; smoke sizes: these say nothing about speed' : ''})`)
   console.table(targets.map((t) => ({ target: t.target, measured: t.measured, required: t.required, result: t.result })))
@@ -625,6 +645,7 @@ try {
     results: withRatios,
     memory,
     scaling,
+    watch,
     targets,
     notes,
   }

@@ -22,9 +22,12 @@ const DEFAULTS = {
   nufWindows: 1000, // nextUnfilledWindow: windows of the symbol
   nufFilled: 900, // nextUnfilledWindow: filled windows in front
   batch: 1000, // batch claim / batch fill size
+  watchSamples: 200, // wake-ups timed for waitFor and for watch()
+  watchIdleMs: 1000, // quiet period over which an idle waiter's CPU is measured
+  watchCycles: 200_000, // claim+fill cycles with and without a sleeping waiter
   out: 'benchmark/results/latest.json',
   cacheDir: '', // fixture cache (default: <os tmpdir>/window-space-bench)
-  only: '', // comma-separated section names to run (floor,slots,append,reads,batch,large,scaling)
+  only: '', // comma-separated section names to run (floor,slots,append,reads,batch,large,watch,scaling)
 }
 
 const SMOKE = {
@@ -43,6 +46,9 @@ const SMOKE = {
   nufWindows: 100,
   nufFilled: 90,
   batch: 100,
+  watchSamples: 5,
+  watchIdleMs: 100,
+  watchCycles: 500,
   out: 'benchmark/results/smoke.json',
 }
 
@@ -96,7 +102,7 @@ export const HELP = `npm run bench [-- options]     node benchmark/bench.mjs [op
 
   --smoke            tiny sizes (CI); results go to benchmark/results/smoke.json
   --huge             add 10^8 slots to the scaling table (needs ~5 GB in the tmp dir and minutes)
-  --only=a,b         run only these sections: floor, slots, append, reads, batch, large, scaling
+  --only=a,b         run only these sections: floor, slots, append, reads, batch, large, watch, scaling
 ${Object.entries(DEFAULTS)
   .filter(([k]) => k !== 'only')
   .map(([k, v]) => `  --${k.replace(/[A-Z]/g, (c) => '-' + c.toLowerCase())}=${v === '' ? '…' : v}`.padEnd(36) + `env ${envName(k)}`)

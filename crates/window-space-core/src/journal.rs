@@ -24,6 +24,7 @@
 //! | 256 | 8 | *shared:* head = the next sequence number to hand out |
 //! | 320 | 4 | *shared:* wake word (futex), bumped after every entry |
 //! | 324 | 4 | *shared:* sleepers = readers asleep on the wake word |
+//! | 328 | 4 | *shared:* armed = 1 when a sleeper is owed a wake-up no writer has sent yet |
 //!
 //! Entry *s* (sequence number *s*) is at `4096 + (s mod capacity) × 32`,
 //! four u64 words:
@@ -49,13 +50,15 @@
 //! died between taking the number and committing; the caller decides when
 //! that has lasted long enough to call it a gap.
 //!
-//! Sleeping without lost wake-ups: a sleeper increments `sleepers`, then
-//! reads the wake word and re-checks the head before it waits for the word to
-//! change; a writer moves the head (its `fetch_add`), and after committing
-//! reads `sleepers` — all sequentially consistent — and only if someone
-//! sleeps bumps the wake word and wakes them. So either the writer sees the
-//! sleeper and wakes it, or the sleeper sees the moved head and does not
-//! sleep; a writer pays no futex call and no extra atomic while nobody sleeps.
+//! Sleeping without lost wake-ups: a sleeper increments `sleepers`, sets
+//! `armed`, then reads the wake word and re-checks the head before it waits
+//! for the word to change; a writer moves the head (its `fetch_add`), and
+//! after committing reads `sleepers` — all sequentially consistent — and only
+//! if someone sleeps takes `armed` (swap to 0); the one writer that took it
+//! bumps the wake word and wakes every sleeper. So either a writer sees the
+//! sleeper and wakes it, or the sleeper sees the moved head (or the bumped
+//! word) and does not sleep; a writer pays no futex call while nobody
+//! sleeps, and the writers together pay one per sleep, not one per change.
 
 use std::fs::{File, OpenOptions};
 use std::os::unix::fs::FileExt;
@@ -87,6 +90,7 @@ const OFF_CHECKSUM: usize = 56;
 const OFF_HEAD: usize = 256;
 const OFF_WAKE: usize = 320;
 const OFF_SLEEPERS: usize = 324;
+const OFF_ARMED: usize = 328;
 
 /// One slot change as the journal records it.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -236,7 +240,7 @@ impl Journal {
         marker.store(seq + 1, Ordering::Release);
         // Only a sleeper needs the wake word bumped: one that registered
         // after this load sees the head we moved (see `wait`) and does not sleep.
-        if self.word32(OFF_SLEEPERS).load(Ordering::SeqCst) > 0 {
+        if self.word32(OFF_SLEEPERS).load(Ordering::SeqCst) > 0 && self.word32(OFF_ARMED).swap(0, Ordering::SeqCst) == 1 {
             let wake = self.word32(OFF_WAKE);
             wake.fetch_add(1, Ordering::SeqCst);
             let _ = futex::wake(wake, futex::Flags::empty(), u32::MAX);
@@ -293,6 +297,7 @@ impl Journal {
     pub fn wait(&self, seen: u32, after_seq: u64, timeout: Duration) {
         let sleepers = self.word32(OFF_SLEEPERS);
         sleepers.fetch_add(1, Ordering::SeqCst);
+        self.word32(OFF_ARMED).store(1, Ordering::SeqCst);
         if self.word32(OFF_WAKE).load(Ordering::SeqCst) == seen && self.word(OFF_HEAD).load(Ordering::SeqCst) <= after_seq {
             let ts = rustix::time::Timespec { tv_sec: timeout.as_secs() as i64, tv_nsec: i64::from(timeout.subsec_nanos()) };
             let _ = futex::wait(self.word32(OFF_WAKE), futex::Flags::empty(), seen, Some(&ts));
