@@ -9,6 +9,7 @@
 import { readFileSync } from 'node:fs'
 
 import { fmtNs } from './lib/harness.mjs'
+import { WATCH_OP } from './lib/watch.mjs'
 
 const file = process.argv[2] ?? new URL('./results/latest.json', import.meta.url).pathname
 const run = JSON.parse(readFileSync(file, 'utf8'))
@@ -36,7 +37,7 @@ lines.push(`| operation | ${used.map(([h]) => h).join(' | ')} |`)
 lines.push(`| --- | ${used.map(() => '---:').join(' | ')} |`)
 for (const op of ops) lines.push(`| ${op} | ${used.map(([, names]) => (cell(op, names) ? fmtNs(cell(op, names).nsPerOp) : '')).join(' | ')} |`)
 lines.push('', '¹ For row read, nextUnfilledWindow and the batch rows: one query, or one statement / transaction per batch.')
-const floor = run.results.filter((r) => !columns.some(([, names]) => names.includes(r.contender)))
+const floor = run.results.filter((r) => r.op !== WATCH_OP && !columns.some(([, names]) => names.includes(r.contender)))
 if (floor.length) {
   lines.push('', '| native-call floor | contender | time per call |', '| --- | --- | ---: |')
   for (const r of floor) lines.push(`| ${r.op} | ${r.contender} | ${fmtNs(r.nsPerOp)} |`)
@@ -48,6 +49,16 @@ if (run.scaling?.length) {
 if (run.memory?.large) {
   const m = run.memory.large
   lines.push('', `Large directory (${m.slots.toLocaleString('en')} slots, ${m.records.toLocaleString('en')} records): ${m.bytesPerSlotOnDisk.toFixed(2)} bytes per slot on disk, RSS ${(m.rssAfterBootstrapBytes / 2 ** 20).toFixed(0)} MiB after bootstrap in a fresh process, ${m.heapBytesPerRecord.toFixed(2)} bytes of V8 heap per replayed record.`)
+}
+if (run.watch) {
+  const w = run.watch
+  const p = (x) => `${x.p50.toFixed(0)} µs / ${x.p90.toFixed(0)} µs / ${x.p99.toFixed(0)} µs`
+  lines.push('', '| waiting on other engines (another process) | figure |', '| --- | ---: |')
+  lines.push(`| \`waitFor\` wake-up after a fill, p50 / p90 / p99 | ${p(w.waitForWakeUs)} |`)
+  lines.push(`| \`watch()\` wake-up after a fill, p50 / p90 / p99 | ${p(w.watchWakeUs)} |`)
+  lines.push(`| CPU of an idle waiter | ${w.idleWaiterCpuUsPerSec.toFixed(0)} µs per second |`)
+  lines.push(`| claim+fill (raw), nobody waiting | ${fmtNs(w.writerNoWaiter.nsPerOp)} |`)
+  lines.push(`| claim+fill (raw), a waiter asleep in another process | ${fmtNs(w.writerWithWaiter.nsPerOp)} |`)
 }
 lines.push('', '| target (issue 4) | measured | required | result |', '| --- | --- | --- | --- |')
 for (const t of run.targets) lines.push(`| ${t.target} | ${t.measured} | ${t.required} | ${t.result} |`)

@@ -16,6 +16,8 @@ import { createInterface } from 'node:readline'
 import { join } from 'node:path'
 
 const CHILD = join(import.meta.dirname ?? new URL('.', import.meta.url).pathname, 'watch-child.mjs')
+/** The operation name of the writer-cost rows in the results. */
+export const WATCH_OP = 'claim+fill beside a waiter'
 const sleep = (ms) => new Promise((r) => setTimeout(r, ms))
 
 function percentiles(xs) {
@@ -102,11 +104,11 @@ export async function watchSection(ws, dir, o, measure, base) {
     }
     const n = Math.max(1, Math.floor(o.cycles / (base.samples + base.warmup)))
     const before = cw
-    out.writerNoWaiter = await measure({ ...base, op: 'claim+fill, watch section', contender: 'window-space raw', mode: 'nobody waiting', ops: n, fn: cycles(n) })
+    out.writerNoWaiter = await measure({ ...base, op: WATCH_OP, contender: 'window-space raw, nobody waiting', mode: 'buffered', ops: n, fn: cycles(n) })
     child.send(`wait ${windows - 1}`) // a waiter that sleeps through all of it
     await child.next(`armed ${windows - 1}`)
     await sleep(5)
-    out.writerWithWaiter = await measure({ ...base, op: 'claim+fill, watch section', contender: 'window-space raw', mode: 'a waiter asleep in another process', ops: n, fn: cycles(n) })
+    out.writerWithWaiter = await measure({ ...base, op: WATCH_OP, contender: 'window-space raw, a waiter asleep in another process', mode: 'buffered', ops: n, fn: cycles(n) })
     out.writerCycles = cw - before
   } finally {
     child.close()
