@@ -26,7 +26,7 @@ import { Command, CommanderError, Option } from 'commander'
 import { Registry } from 'prom-client'
 
 import { checksum64 } from './checksum'
-import { readAuditLog } from './audit'
+import { readAuditLog, type AuditEntry } from './audit'
 import { WindowSpaceController, type BootstrapResult } from './controller'
 import { WindowSpaceError, translateNativeError } from './errors'
 import { registerMetrics } from './metrics'
@@ -394,9 +394,32 @@ interface VerifyResult {
   ok: boolean
   stateDir: string
   checked: string[]
-  counts: { rows: number; filledSlots: number; records: number; artifacts: number; slotsChecked: number }
+  counts: { rows: number; filledSlots: number; records: number; artifacts: number; slotsChecked: number; auditEntries?: number }
   problems: Problem[]
   warnings: Problem[]
+}
+
+/** Problems of audit.log: a line that does not parse, or names a symbol, slot kind or window this directory does not have. */
+function checkAuditLog(abs: string, c: WindowSpaceController, res: VerifyResult): void {
+  let entries: AuditEntry[]
+  try {
+    entries = readAuditLog(abs)
+  } catch (e) {
+    res.problems.push({ kind: 'audit-log-damaged', message: oneLine(e instanceof Error ? e.message : String(e)), offset: (e as { details?: { offset?: number } }).details?.offset ?? null })
+    return
+  }
+  const symbols = c.symbols()
+  entries.forEach((e, i) => {
+    if (e.slot === undefined && e.symbol === undefined) return // a tool's own action
+    const bad: string[] = []
+    if (e.symbolId === undefined || symbols[e.symbolId] !== e.symbol) bad.push(`symbol ${JSON.stringify(e.symbol)} (id ${e.symbolId}) is not in symbol-map.json`)
+    if (!SLOT_KIND_NAMES.includes(e.slot as SlotKindName)) bad.push(`slot kind ${JSON.stringify(e.slot)} does not exist`)
+    const windows = [e.window, e.from, e.to === undefined ? undefined : e.to - 1, ...(e.changed ?? []).map((x) => x[0])].filter((w): w is number => w !== undefined && w >= 0)
+    if (e.window === undefined && (e.from === undefined || e.to === undefined)) bad.push('it names no window')
+    for (const w of windows) if (!Number.isInteger(w) || w >= c.windowCount) bad.push(`window ${w} is outside the schedule (${c.windowCount} windows)`)
+    if (bad.length) res.problems.push({ kind: 'audit-entry-invalid', message: `audit.log line ${i + 1} (${e.action}): ${bad.join('; ')}`, line: i + 1 })
+  })
+  res.counts.auditEntries = entries.length
 }
 
 function verify(dir: string, withArtifacts: boolean): VerifyResult {
@@ -443,6 +466,10 @@ function verify(dir: string, withArtifacts: boolean): VerifyResult {
     if (gc.damaged.length > 0) res.problems.push({ kind: 'gc-log-damaged', message: `${GC_LOG}: ${gc.damaged.length === 1 ? 'line' : 'lines'} ${gc.damaged.join(', ')} ${gc.damaged.length === 1 ? 'is not a gc.log entry' : 'are not gc.log entries'}`, lines: gc.damaged })
     if (gc.tornTail) res.warnings.push({ kind: 'gc-log-torn-tail', message: `${GC_LOG}: the last line is torn (a gc died while writing it); ignored` })
     if (gc.unfinished.length > 0) res.warnings.push({ kind: 'gc-unfinished', message: `${GC_LOG}: ${gc.unfinished.length} collections were started and not finished; run \`window-space gc ${dir} --delete\` to finish them` })
+
+    // The audit trail parses, and every slot it names is a slot of this directory.
+    checkAuditLog(abs, c, res)
+    res.checked.push('every audit.log line parses and names a known symbol, slot kind and window')
 
     // Every Filled slot resolves to a record of its slot, in its kind's store, with the same checksum.
     const tally = new Map<string, Record<SlotStatus, number>>()
