@@ -564,6 +564,7 @@ function onTty(input: string, ...args: string[]): Run {
   delete env.NO_COLOR
   delete env.NODE_DISABLE_COLORS
   delete env.FORCE_COLOR
+  delete env.CI // Node reports 2 colours under CI=true (as CI runs us): a user's terminal is meant here
   const r = spawnSync('script', ['-qec', cmd, '/dev/null'], { encoding: 'utf8', input, env })
   return { status: r.status, stdout: r.stdout, stderr: r.stderr }
 }
