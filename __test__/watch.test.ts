@@ -6,6 +6,7 @@ import { spawn, type ChildProcess } from 'node:child_process'
 import { mkdtempSync, rmSync, writeFileSync, appendFileSync } from 'node:fs'
 import { tmpdir } from 'node:os'
 import { join } from 'node:path'
+import { Worker } from 'node:worker_threads'
 import { afterEach, beforeEach, describe, expect, it } from 'vitest'
 
 import {
@@ -353,5 +354,46 @@ describe('across processes', () => {
     expect(r.claimedWhenReady.every((x) => x.ready)).toBe(true)
     expect(r.claimedWhenReady.map((x) => x.w).sort((a, b) => a - b)).toEqual([...Array(N).keys()])
     for (let w = 0; w < N; w++) expect(c.getSlot('SPY', w, 'greeks').status).toBe('Filled')
+  })
+})
+
+describe('worker threads', () => {
+  const WORKER = join(__dirname, 'fixtures', 'watch-worker.mjs')
+  const start = (close: boolean) => {
+    const w = new Worker(WORKER, { workerData: { stateDir: dir, close } })
+    let onResult: (m: unknown) => void
+    const result = new Promise<unknown>((r) => (onResult = r))
+    const armed = new Promise<void>((r) => w.on('message', (m) => (m === 'armed' ? r() : onResult(m))))
+    const exited = new Promise<number>((r) => w.once('exit', r))
+    return { w, armed, exited, result }
+  }
+
+  it('a worker woken by a fill in the main thread, then terminated while its watcher thread runs, leaves the process whole', async () => {
+    const c = open()
+    const a = start(false)
+    await a.armed
+    fill(c, 'SPY', 1, 'greeks')
+    // The worker's waitFor resolves and its watch() sees the change; its
+    // iterator stays open, so its watcher thread keeps running (and the worker alive).
+    expect(await a.result).toEqual({ waitFor: 'filled', watch: 1 })
+    // Terminate it with its watcher thread running; and a second worker mid-wait.
+    const b = start(false)
+    await b.armed
+    await a.w.terminate()
+    await b.w.terminate()
+    expect(await a.exited).toBe(1)
+    expect(await b.exited).toBe(1)
+    // The ledger and this thread's own waiting still work.
+    const p = c.waitFor('SPY', 2, ['greeks'], { timeoutMs: 30_000 })
+    fill(c, 'SPY', 2, 'greeks')
+    expect((await p)[0]!.status).toBe('Filled')
+  })
+
+  it('a worker that closes its controller while waiting settles both waits with ClosedError and exits by itself', async () => {
+    open()
+    const a = start(true)
+    await a.armed
+    expect(await a.result).toEqual({ waitFor: 'ERR_CLOSED', watch: 'ERR_CLOSED' })
+    expect(await a.exited).toBe(0)
   })
 })
