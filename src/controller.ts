@@ -688,13 +688,24 @@ export class WindowSpaceController {
     const symbolId = this.symbolId(symbol)
     checkWhole(startIdx, 'startIdx', U32_MAX)
     const kind = toSlotKind(slotKind)
+    return this.#claimBatch(symbolId, kind, count, options, (n, leaseMs, buf) => n.claimNextUnfilled(symbolId, startIdx, kind.code, count, leaseMs, buf))
+  }
+
+  /** Runs a native batch claim that writes (window, version) pairs into a reused buffer; builds the claims. */
+  #claimBatch(
+    symbolId: number,
+    kind: SlotKind,
+    count: number,
+    options: ClaimOptions,
+    claim: (n: NativeController, leaseMs: number, buf: Float64Array) => number,
+  ): Claim[] {
     checkWhole(count, 'count', 1_000_000)
     const leaseMs = options.leaseMs === undefined ? -1 : checkWhole(options.leaseMs, 'leaseMs', Number.MAX_SAFE_INTEGER)
     if (this.#pairBuf.buf.length < 2 * count) this.#pairBuf.buf = new Float64Array(2 * count)
     const buf = this.#pairBuf.buf
     const n = this.#n
     const before = Date.now()
-    const got = call(() => n.claimNextUnfilled(symbolId, startIdx, kind.code, count, leaseMs, buf))
+    const got = call(() => claim(n, leaseMs, buf))
     const leaseExpiresAt = before + (leaseMs < 0 ? this.#defaultLeaseMs : leaseMs)
     const out: Claim[] = new Array(got)
     for (let i = 0; i < got; i++) out[i] = { symbolId, windowIdx: buf[2 * i]!, slotKind: kind, version: buf[2 * i + 1]!, leaseExpiresAt }
@@ -854,17 +865,7 @@ export class WindowSpaceController {
     checkWhole(startIdx, 'startIdx', U32_MAX)
     const mask = this.#mask(requirements)
     const kind = toSlotKind(forSlot, 'forSlot')
-    checkWhole(count, 'count', 1_000_000)
-    const leaseMs = options.leaseMs === undefined ? -1 : checkWhole(options.leaseMs, 'leaseMs', Number.MAX_SAFE_INTEGER)
-    if (this.#pairBuf.buf.length < 2 * count) this.#pairBuf.buf = new Float64Array(2 * count)
-    const buf = this.#pairBuf.buf
-    const n = this.#n
-    const before = Date.now()
-    const got = call(() => n.claimNextReady(symbolId, startIdx, mask, kind.code, count, leaseMs, buf))
-    const leaseExpiresAt = before + (leaseMs < 0 ? this.#defaultLeaseMs : leaseMs)
-    const out: Claim[] = new Array(got)
-    for (let i = 0; i < got; i++) out[i] = { symbolId, windowIdx: buf[2 * i]!, slotKind: kind, version: buf[2 * i + 1]!, leaseExpiresAt }
-    return out
+    return this.#claimBatch(symbolId, kind, count, options, (n, leaseMs, buf) => n.claimNextReady(symbolId, startIdx, mask, kind.code, count, leaseMs, buf))
   }
 
   // ---- waiting on other engines ----------------------------------------------
