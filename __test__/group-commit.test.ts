@@ -86,6 +86,25 @@ describe.each(['sync', 'buffered'] as const)('async calls in the %s mode', (dura
 })
 
 describe('group commit', () => {
+  it('in the sync mode, a batch that fails part way still makes what it changed durable before it rejects', async () => {
+    const c = open('sync')
+    const claims = c.claimNextUnfilled('SPY', 0, 'greeks', 2)
+    const id = c.payloadStores().greeks.append({ symbol: 'SPY', windowIdx: 0, slotKind: 'greeks', payloadType: 'Json', uri: 'g', checksum: 1n, size: 1 })
+    const before = c.groupCommitProgress()
+    // The second item names a payload id its table does not hold: the batch stops there with an
+    // error, after the first item was filled.
+    const items = [
+      { symbol: 'SPY', windowIdx: claims[0]!.windowIdx, slotKind: 'greeks' as const, meta: { payloadType: 'Json' as const, payloadId: id, version: claims[0]!.version, checksum: 1n } },
+      { symbol: 'SPY', windowIdx: claims[1]!.windowIdx, slotKind: 'greeks' as const, meta: { payloadType: 'Json' as const, payloadId: id + 99, version: claims[1]!.version, checksum: 1n } },
+    ]
+    await expect(c.fillManyAsync(items)).rejects.toBeInstanceOf(UnknownPayloadError)
+    expect(c.getSlot('SPY', claims[0]!.windowIdx, 'greeks').status).toBe('Filled')
+    const after = c.groupCommitProgress()
+    expect(after.issued).toBe(before.issued + 1)
+    expect(after.durable).toBe(after.issued)
+    c.close()
+  })
+
   it('in the sync mode, makes every awaited call durable in far fewer rounds than calls', async () => {
     const c = open('sync')
     await fillAsync(c, 200)

@@ -2,7 +2,7 @@
 // waitFor and watch woken through the change journal's shared futex word —
 // within one process, and across processes — journal overflow reported as a
 // gap, conflict details, and the audit trail of operator actions.
-import { spawn, type ChildProcess } from 'node:child_process'
+import { spawn, spawnSync, type ChildProcess } from 'node:child_process'
 import { mkdtempSync, rmSync, writeFileSync, appendFileSync } from 'node:fs'
 import { tmpdir } from 'node:os'
 import { join } from 'node:path'
@@ -198,6 +198,66 @@ describe('watch in one process', () => {
     expect(next.value?.seq).toBe(resume)
   })
 
+  it('return() ends a watch at once, also while a next() is waiting, and lets the process exit', async () => {
+    const c = open()
+    const it = c.watch()
+    const waiting = it.next()
+    await expect(it.return()).resolves.toEqual({ done: true, value: undefined })
+    await expect(waiting).resolves.toEqual({ done: true, value: undefined })
+    // The usual "next change or a timeout" pattern in a process of its own: it must exit by itself.
+    const script = `
+      const ws = require(${JSON.stringify(join(__dirname, '..', 'dist', 'index.js'))})
+      const { controller: c } = ws.WindowSpaceController.openExisting(${JSON.stringify(dir)})
+      const it = c.watch()
+      Promise.race([it.next(), new Promise((r) => setTimeout(r, 20, 'timeout'))]).then(async (r) => {
+        await it.return()
+        console.log(r)
+      })`
+    const r = spawnSync(process.execPath, ['-e', script], { encoding: 'utf8', timeout: 60_000 })
+    expect(r.stdout.trim()).toBe('timeout')
+    expect(r.status).toBe(0)
+  })
+
+  it('a consumer that stops pulling and falls a whole journal behind gets JournalGapError, not a growing buffer', async () => {
+    const c = open({ journalCapacity: 64 })
+    const it = c.watch()
+    fill(c, 'SPY', 0, 'optionQuote')
+    expect((await it.next()).value?.to).toBe('Pending')
+    for (let w = 1; w < 60; w++) {
+      fill(c, 'SPY', w, 'optionQuote') // 118 more changes, with the event loop running in between
+      await new Promise((r) => setImmediate(r))
+    }
+    // What it had read already (the Filled of window 0, in its one batch) comes first.
+    expect((await it.next()).value).toMatchObject({ seq: 1, to: 'Filled' })
+    await expect(it.next()).rejects.toBeInstanceOf(JournalGapError)
+    await expect(it.next()).resolves.toEqual({ done: true, value: undefined })
+  })
+
+  it('a sequence number the journal never handed out (saved from a recreated journal) is a gap', async () => {
+    const c = open()
+    fill(c, 'SPY', 0, 'optionQuote')
+    const e = await c.watch({ fromSeq: c.journalHead() + 100 }).next().catch((x: unknown) => x)
+    expect(e).toBeInstanceOf(JournalGapError)
+    expect((e as JournalGapError).details.resumeSeq).toBe(c.journalHead())
+  })
+
+  it('a missing journal is recreated only when no other controller has the directory open', () => {
+    const a = open()
+    rmSync(join(dir, 'changes.journal'))
+    const e = (() => {
+      try {
+        WindowSpaceController.bootstrap(new WindowSpaceConfig(dir, SCHEDULE))
+      } catch (x) {
+        return x
+      }
+    })()
+    expect(e).toBeInstanceOf(CorruptStateError)
+    expect((e as CorruptStateError).file).toContain('changes.journal')
+    a.close()
+    const b = open()
+    expect(b.journalHead()).toBe(0)
+  })
+
   it('ends with AbortError on its signal and ClosedError when the controller closes', async () => {
     const c = open()
     const ac = new AbortController()
@@ -255,9 +315,14 @@ describe('audit trail', () => {
     ])
     expect(to).toMatchObject({ actor: 'engine-7', window: 20, slot: 'greeks', status: 'Pending', version: 2 })
     expect(to!.previous).toMatchObject({ status: 'Pending', version: 1 })
+    expect(to!.previous!.leaseExpiresAt).toBeGreaterThan(1_700_000_000_000) // the expired deadline itself
     expect(gc).toMatchObject({ actor: 'gc', details: { uri: 'artifacts/x', payloadId: '3' } })
     expect(BigInt(fc!.atNs)).toBeGreaterThan(0n)
     expect(() => c.appendAudit('bad action!', {})).toThrow()
+    // An admin range over Retired slots is no engine conflict.
+    const conflicts = c.eventCounts('enrichment').conflicts
+    expect(c.forceClearRange('SPY', { from: 10, to: 13 }, 'greeks')).toBe(0)
+    expect(c.eventCounts('enrichment').conflicts).toBe(conflicts)
     expect(() => c.forceClear('SPY', 1, 'optionQuote', { actor: 5 as unknown as string })).toThrow(TypeError)
   })
 

@@ -46,16 +46,34 @@ export interface AuditEntry {
   readonly details?: Record<string, unknown>
 }
 
-/**
- * Every line of a state directory's audit trail, oldest first (an empty list
- * when there is none yet). A damaged line is a `CorruptStateError` naming the
- * file and the byte offset of the line.
- */
-export function readAuditLog(stateDir: string): AuditEntry[] {
+/** A line of `audit.log` that is not an audit entry (a write cut short by a full disk, damage). */
+export interface DamagedAuditLine {
+  /** 1-based line number. */
+  readonly line: number
+  /** Byte offset of the line in `audit.log`. */
+  readonly offset: number
+  readonly what: string
+}
+
+function read(stateDir: string, skipDamaged: boolean): { entries: AuditEntry[]; damaged: DamagedAuditLine[] } {
   if (typeof stateDir !== 'string' || stateDir.length === 0) throw new TypeError('stateDir must be a non-empty string')
   try {
-    return JSON.parse(native.readAuditLog(path.join(path.resolve(stateDir), 'audit.log'))) as AuditEntry[]
+    return JSON.parse(native.readAuditLog(path.join(path.resolve(stateDir), 'audit.log'), skipDamaged)) as { entries: AuditEntry[]; damaged: DamagedAuditLine[] }
   } catch (e) {
     throw translateNativeError(e)
   }
+}
+
+/**
+ * Every line of a state directory's audit trail, oldest first (an empty list
+ * when there is none yet). A damaged line is a `CorruptStateError` naming the
+ * file and the byte offset of the line; {@link scanAuditLog} reads around it.
+ */
+export function readAuditLog(stateDir: string): AuditEntry[] {
+  return read(stateDir, false).entries
+}
+
+/** Every good line of the audit trail, and where the damaged ones are (for tools such as `verify`). */
+export function scanAuditLog(stateDir: string): { entries: AuditEntry[]; damaged: DamagedAuditLine[] } {
+  return read(stateDir, true)
 }

@@ -26,7 +26,7 @@ import { Command, CommanderError, Option } from 'commander'
 import { Registry } from 'prom-client'
 
 import { checksum64 } from './checksum'
-import { readAuditLog, type AuditEntry } from './audit'
+import { scanAuditLog, type AuditEntry } from './audit'
 import { WindowSpaceController, type BootstrapResult } from './controller'
 import { WindowSpaceError, translateNativeError } from './errors'
 import { registerMetrics } from './metrics'
@@ -403,9 +403,11 @@ interface VerifyResult {
 function checkAuditLog(abs: string, c: WindowSpaceController, res: VerifyResult): void {
   let entries: AuditEntry[]
   try {
-    entries = readAuditLog(abs)
+    const scan = scanAuditLog(abs)
+    entries = scan.entries
+    for (const d of scan.damaged) res.problems.push({ kind: 'audit-log-damaged', message: `audit.log line ${d.line} (offset ${d.offset}) ${d.what}`, line: d.line, offset: d.offset })
   } catch (e) {
-    res.problems.push({ kind: 'audit-log-damaged', message: oneLine(e instanceof Error ? e.message : String(e)), offset: (e as { details?: { offset?: number } }).details?.offset ?? null })
+    res.problems.push({ kind: 'audit-log-damaged', message: oneLine(e instanceof Error ? e.message : String(e)) })
     return
   }
   const symbols = c.symbols()
@@ -1204,7 +1206,9 @@ function auditCommand(dir: string, o: Opts): void {
   const abs = path.resolve(dir)
   if (!fs.existsSync(abs) || !fs.statSync(abs).isDirectory()) throw new UsageError(`no such directory: ${abs}`)
   if (!fs.existsSync(path.join(abs, 'schedule.json'))) throw new UsageError(`${abs} is not a window-space state directory (it has no schedule.json)`)
-  let entries = readAuditLog(abs)
+  const scan = scanAuditLog(abs)
+  for (const d of scan.damaged) process.stderr.write(`warning: audit.log line ${d.line} (offset ${d.offset}) ${d.what}; skipped (window-space verify reports it)\n`)
+  let entries = scan.entries
   if (o.last !== undefined) {
     const n = whole(String(o.last), '--last')
     entries = n === 0 ? [] : entries.slice(-n)

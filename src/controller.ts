@@ -30,7 +30,7 @@ import {
 } from './errors'
 import { fast, native, type NativeController, type NativeStorageReport } from './native'
 import { scheduleFromJson, scheduleToJson, timeToNs, type TimeInput, type WindowSpace } from './time'
-import { ChangeFeed, JournalCursor, STUCK_RECHECK_MS, abortErrorOf, type SlotChange, type WatchOptions } from './watch'
+import { ChangeFeed, ChangeIterator, JournalCursor, abortErrorOf, type SlotChange, type WatchOptions } from './watch'
 import {
   PAYLOAD_STORE_NAMES,
   PayloadType,
@@ -264,14 +264,34 @@ async function durably<T>(n: NativeController, write: () => T): Promise<T> {
   let result: T
   try {
     result = write()
-  } finally {
-    ticket = n.endDeferred()
+  } catch (e) {
+    // A batch may have changed slots before it failed: make those durable
+    // too, as the plain call would have, before reporting the failure.
+    ticket = endDeferral(n)
+    if (ticket > 0) {
+      try {
+        await n.commitAsync(ticket)
+      } catch {
+        // the write's own error is the one to report
+      }
+    }
+    throw e
   }
+  ticket = endDeferral(n)
   if (ticket > 0) {
     const failed = (await n.commitAsync(ticket)) as { code: string; message: string } | null
     if (failed) throw errorFromNative(failed.code, failed.message)
   }
   return result
+}
+
+/** Ends a deferral; 0 when the controller closed meanwhile (nothing left to commit through it). */
+function endDeferral(n: NativeController): number {
+  try {
+    return n.endDeferred()
+  } catch {
+    return 0
+  }
 }
 
 // Builds a 64-bit checksum from its two 32-bit halves with one BigInt allocation.
@@ -981,66 +1001,24 @@ export class WindowSpaceController {
    * rescan) — never a silently missed change. Breaking out of the loop stops
    * watching.
    */
-  watch(options: WatchOptions = {}): AsyncIterableIterator<SlotChange> {
+  watch(options: WatchOptions = {}): ChangeIterator {
     if (typeof options !== 'object' || options === null) throw new TypeError('watch options must be an object')
     const symbols = options.symbols === undefined ? null : new Set(options.symbols.map((s) => this.symbolId(s)))
     const kinds = options.slotKinds === undefined ? null : new Set(options.slotKinds.map((k, i) => toSlotKind(k, `slotKinds[${i}]`).code))
     const head = this.journalHead()
     const fromSeq = options.fromSeq === undefined ? head : checkWhole(options.fromSeq, 'fromSeq', Number.MAX_SAFE_INTEGER)
     if (options.signal !== undefined && !(options.signal instanceof AbortSignal)) throw new TypeError('signal must be an AbortSignal')
-    return this.#watch(new JournalCursor(fromSeq, symbols, kinds), head, options.signal)
-  }
-
-  async *#watch(cursor: JournalCursor, head: number, signal: AbortSignal | undefined): AsyncIterableIterator<SlotChange> {
-    const queue: SlotChange[] = []
-    let failure: unknown = null
-    let wake: (() => void) | null = null
-    let recheck: NodeJS.Timeout | undefined
-    const poke = () => {
-      const w = wake
-      wake = null
-      w?.()
-    }
-    const drain = () => {
-      if (failure) return
-      if (this.closed) {
-        failure = new ClosedError('the controller was closed while watching')
-        return poke()
-      }
-      try {
-        const { changes, stuck } = cursor.read(this.#n, (id) => this.symbolName(id))
-        for (const c of changes) queue.push(c)
-        if (stuck && !recheck) {
-          // Only while an entry is numbered but unfinished: its writer may be mid-write or dead.
-          recheck = setTimeout(() => {
-            recheck = undefined
-            drain()
-          }, STUCK_RECHECK_MS)
-        }
-      } catch (e) {
-        failure = e
-      }
-      poke()
-    }
-    const onAbort = () => {
-      failure ??= abortErrorOf(signal!, 'watch')
-      poke()
-    }
-    if (signal?.aborted) throw abortErrorOf(signal, 'watch')
-    signal?.addEventListener('abort', onAbort, { once: true })
-    const unsubscribe = this.#feed.subscribe(drain, head)
-    try {
-      drain()
-      for (;;) {
-        while (queue.length > 0) yield queue.shift()!
-        if (failure) throw failure
-        await new Promise<void>((r) => (wake = r))
-      }
-    } finally {
-      unsubscribe()
-      if (recheck) clearTimeout(recheck)
-      signal?.removeEventListener('abort', onAbort)
-    }
+    return new ChangeIterator(
+      {
+        feed: this.#feed,
+        native: () => this.#n,
+        closed: () => this.closed,
+        symbolName: (id) => this.symbolName(id),
+      },
+      new JournalCursor(fromSeq, symbols, kinds),
+      head,
+      options.signal,
+    )
   }
 
   // ---- reads ----------------------------------------------------------------

@@ -23,8 +23,8 @@ export {
   type WaitForOptions,
   defaultActor,
 } from './controller'
-export { type SlotChange, type WatchOptions } from './watch'
-export { readAuditLog, type AuditEntry, type AuditPrevious } from './audit'
+export { type ChangeIterator, type SlotChange, type WatchOptions } from './watch'
+export { readAuditLog, scanAuditLog, type AuditEntry, type AuditPrevious, type DamagedAuditLine } from './audit'
 export * from './errors'
 export * from './types'
 export { WindowSpace, timeToNs, durationToNs, type DurationInput, type SessionSpec, type SessionWindowSpace, type TimeInput, type UniformWindowSpace } from './time'

@@ -13,7 +13,7 @@
  *
  * @module
  */
-import { AbortError, JournalGapError } from './errors'
+import { AbortError, ClosedError, JournalGapError } from './errors'
 import type { NativeController } from './native'
 import { SLOT_KIND_NAMES, SLOT_STATUSES, type SlotKindName, type SlotStatus } from './types'
 
@@ -78,11 +78,11 @@ export class ChangeFeed {
    * least once if it already has). Returns the unsubscribe function.
    */
   subscribe(listener: () => void, knownHead: number): () => void {
-    this.#listeners.add(listener)
     if (!this.#running) {
       this.#native().startWatcher((_head: number) => this.#notify(), knownHead)
       this.#running = true
     }
+    this.#listeners.add(listener)
     return () => {
       if (!this.#listeners.delete(listener)) return
       if (this.#listeners.size === 0 && this.#running) this.stop()
@@ -208,8 +208,128 @@ export class JournalCursor {
         return { changes: out, stuck: true }
       }
       this.#stuckAt = -1
-      if (count < BATCH) return { changes: out, stuck: false }
+      // One batch a call, so what a watcher holds stays bounded; the caller
+      // reads again while a full batch came back.
+      if (count < BATCH || out.length > 0) return { changes: out, stuck: false }
     }
+  }
+}
+
+/** What a {@link ChangeIterator} needs of its controller. */
+export interface ChangeSource {
+  readonly feed: ChangeFeed
+  native(): NativeController
+  closed(): boolean
+  symbolName(id: number): string
+}
+
+/**
+ * The async iterator `watch()` returns. Changes are read from the journal
+ * only when the consumer asks for the next one, a batch at a time, so a slow
+ * consumer holds at most one batch and, if it falls a whole journal behind,
+ * gets {@link JournalGapError}. The watcher thread's callbacks only wake a
+ * waiting `next()`. `return()` ends it at once, also while a `next()` waits.
+ */
+export class ChangeIterator implements AsyncIterableIterator<SlotChange> {
+  readonly #src: ChangeSource
+  readonly #cursor: JournalCursor
+  readonly #signal: AbortSignal | undefined
+  #batch: SlotChange[] = []
+  #at = 0
+  #failure: unknown = null
+  #done = false
+  #wake: (() => void) | null = null
+  #recheck: NodeJS.Timeout | undefined
+  #unsubscribe: () => void = () => {}
+  /** next() calls run one after another. */
+  #chain: Promise<unknown> = Promise.resolve()
+  readonly #onAbort = () => {
+    this.#failure ??= abortErrorOf(this.#signal!, 'watch')
+    this.#poke()
+  }
+
+  constructor(src: ChangeSource, cursor: JournalCursor, knownHead: number, signal: AbortSignal | undefined) {
+    this.#src = src
+    this.#cursor = cursor
+    this.#signal = signal
+    if (signal?.aborted) {
+      this.#failure = abortErrorOf(signal, 'watch')
+      return
+    }
+    this.#unsubscribe = src.feed.subscribe(() => this.#poke(), knownHead)
+    signal?.addEventListener('abort', this.#onAbort, { once: true })
+  }
+
+  #poke(): void {
+    const w = this.#wake
+    this.#wake = null
+    w?.()
+  }
+
+  #finish(): void {
+    if (this.#done) return
+    this.#done = true
+    this.#unsubscribe()
+    if (this.#recheck) clearTimeout(this.#recheck)
+    this.#signal?.removeEventListener('abort', this.#onAbort)
+    this.#batch = []
+    this.#poke()
+  }
+
+  next(): Promise<IteratorResult<SlotChange>> {
+    const p = this.#chain.then(() => this.#next())
+    this.#chain = p.catch(() => undefined)
+    return p
+  }
+
+  async #next(): Promise<IteratorResult<SlotChange>> {
+    for (;;) {
+      if (this.#done) return { done: true, value: undefined }
+      if (this.#at < this.#batch.length) return { done: false, value: this.#batch[this.#at++]! }
+      if (this.#failure) {
+        const f = this.#failure
+        this.#finish()
+        throw f
+      }
+      if (this.#src.closed()) {
+        this.#failure = new ClosedError('the controller was closed while watching')
+        continue
+      }
+      this.#batch = []
+      this.#at = 0
+      try {
+        const { changes, stuck } = this.#cursor.read(this.#src.native(), (id) => this.#src.symbolName(id))
+        this.#batch = changes
+        if (changes.length > 0) continue
+        if (stuck && !this.#recheck) {
+          // Only while an entry is numbered but unfinished: its writer may be mid-write or dead.
+          this.#recheck = setTimeout(() => {
+            this.#recheck = undefined
+            this.#poke()
+          }, STUCK_RECHECK_MS)
+        }
+      } catch (e) {
+        this.#failure = e
+        continue
+      }
+      await new Promise<void>((r) => (this.#wake = r))
+    }
+  }
+
+  /** Stops watching; a `next()` that is waiting resolves as done. */
+  return(): Promise<IteratorResult<SlotChange>> {
+    this.#finish()
+    return Promise.resolve({ done: true, value: undefined })
+  }
+
+  /** Stops watching and rejects with `err`. */
+  throw(err?: unknown): Promise<IteratorResult<SlotChange>> {
+    this.#finish()
+    return Promise.reject(err)
+  }
+
+  [Symbol.asyncIterator](): this {
+    return this
   }
 }
 
@@ -219,4 +339,3 @@ export function abortErrorOf(signal: AbortSignal, what: string): AbortError {
   return new AbortError(`${what} was aborted${reason}`)
 }
 
-export { STUCK_RECHECK_MS }

@@ -23,7 +23,10 @@
 //! | `details` | free-form object for tool actions |
 //!
 //! A line that does not parse, or lacks `v`, `atNs`, `actor` or `action`, is
-//! damage that `window-space verify` reports.
+//! damage that `window-space verify` reports. A write cut short (a full disk)
+//! is ended with a newline at once, so the fragment stays one damaged line
+//! and the lines after it read normally ([`AuditLog::scan`] skips and lists
+//! damaged lines; [`AuditLog::read_all`] refuses them).
 
 use std::fs::{File, OpenOptions};
 use std::io::Write;
@@ -44,6 +47,16 @@ pub const AUDIT_FILE: &str = "audit.log";
 pub struct AuditContext {
     pub actor: Option<String>,
     pub reason: Option<String>,
+}
+
+/// A line of the log that is not an audit entry.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct DamagedLine {
+    /// 1-based line number.
+    pub line: u64,
+    /// Byte offset of the line in the file.
+    pub offset: u64,
+    pub what: String,
 }
 
 /// The slot before an action, as an audit line records it.
@@ -99,7 +112,16 @@ impl AuditLog {
         }
         let Some(f) = guard.as_mut() else { unreachable!("opened just above") };
         // One write of the whole line: O_APPEND places it at the end atomically.
-        f.write_all(&bytes).map_err(|e| Error::io("write", &self.path, e))?;
+        // A short write (the disk filled up mid-line) is ended with a newline
+        // so that the next line is not glued to the fragment.
+        match f.write(&bytes) {
+            Ok(n) if n == bytes.len() => {}
+            Ok(n) => {
+                let _ = f.write(b"\n");
+                return Err(Error::io("write", &self.path, std::io::Error::new(std::io::ErrorKind::StorageFull, format!("audit line cut short after {n} of {} bytes", bytes.len()))));
+            }
+            Err(e) => return Err(Error::io("write", &self.path, e)),
+        }
         if self.sync {
             f.sync_data().map_err(|e| Error::io("fdatasync", &self.path, e))?;
         }
@@ -109,12 +131,22 @@ impl AuditLog {
     /// Every line of the log, parsed; a line that is not a JSON object with
     /// the required fields is an error naming its line number and byte offset.
     pub fn read_all(path: &Path) -> Result<Vec<Value>> {
+        let (entries, damaged) = Self::scan(path)?;
+        match damaged.into_iter().next() {
+            Some(d) => Err(Error::corrupt(path, Some(d.offset), format!("line {} {}", d.line, d.what))),
+            None => Ok(entries),
+        }
+    }
+
+    /// Every good line of the log, parsed, and where the damaged ones are.
+    pub fn scan(path: &Path) -> Result<(Vec<Value>, Vec<DamagedLine>)> {
         let text = match std::fs::read(path) {
             Ok(t) => t,
-            Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Ok(Vec::new()),
+            Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Ok((Vec::new(), Vec::new())),
             Err(e) => return Err(Error::io("read", path, e)),
         };
         let mut out = Vec::new();
+        let mut damaged = Vec::new();
         let mut offset = 0u64;
         for (i, line) in text.split(|b| *b == b'\n').enumerate() {
             let at = offset;
@@ -122,17 +154,24 @@ impl AuditLog {
             if line.is_empty() {
                 continue;
             }
-            let v: Value = serde_json::from_slice(line).map_err(|e| Error::corrupt(path, Some(at), format!("line {} is not JSON: {e}", i + 1)))?;
+            let v: Value = match serde_json::from_slice(line) {
+                Ok(v) => v,
+                Err(e) => {
+                    damaged.push(DamagedLine { line: i as u64 + 1, offset: at, what: format!("is not JSON: {e}") });
+                    continue;
+                }
+            };
             let ok = v.get("v").and_then(Value::as_u64) == Some(1)
                 && v.get("atNs").and_then(Value::as_str).is_some_and(|s| s.parse::<u128>().is_ok())
                 && v.get("actor").and_then(Value::as_str).is_some()
                 && v.get("action").and_then(Value::as_str).is_some_and(|a| !a.is_empty());
-            if !ok {
-                return Err(Error::corrupt(path, Some(at), format!("line {} lacks v=1, atNs, actor or action", i + 1)));
+            if ok {
+                out.push(v);
+            } else {
+                damaged.push(DamagedLine { line: i as u64 + 1, offset: at, what: "lacks v=1, atNs, actor or action".into() });
             }
-            out.push(v);
         }
-        Ok(out)
+        Ok((out, damaged))
     }
 }
 
@@ -173,6 +212,15 @@ mod tests {
         }
         std::fs::write(log.path(), b"not json\n").unwrap();
         assert!(matches!(AuditLog::read_all(log.path()), Err(Error::CorruptState { offset: Some(0), .. })));
+        // scan keeps the good lines around a damaged one and says where it is.
+        let mut mixed = good.clone();
+        mixed.extend_from_slice(b"{\"v\":1,\"atN");
+        mixed.push(b'\n');
+        mixed.extend_from_slice(&good);
+        std::fs::write(log.path(), &mixed).unwrap();
+        let (entries, damaged) = AuditLog::scan(log.path()).unwrap();
+        assert_eq!(entries.len(), 2);
+        assert_eq!(damaged, vec![DamagedLine { line: 2, offset: good.len() as u64, what: damaged[0].what.clone() }]);
     }
 
     #[test]

@@ -246,7 +246,19 @@ impl Controller {
             stores.push(store);
         }
         let journal_path = dir.join(JOURNAL_FILE);
-        let existing_journal = if journal_path.exists() { Some(Journal::open(&journal_path)?) } else { None };
+        let existing_journal = if journal_path.exists() {
+            Some(Journal::open(&journal_path)?)
+        } else if !alone && !created {
+            // Controllers still open would go on writing to the journal they
+            // have mapped, and waiters on a new one would never hear of them.
+            return Err(Error::corrupt(
+                &journal_path,
+                None,
+                "the change journal is missing while other controllers have the directory open; the next bootstrap after they close recreates it",
+            ));
+        } else {
+            None
+        };
         let now = now_ms();
         let symbol_count = symbols.len();
         let scans: Vec<LedgerScan> = [&trade, &enrichment]
@@ -277,7 +289,12 @@ impl Controller {
         // The journal is derived (notification only): a directory made before
         // it existed, or whose journal an operator removed, gets a new one.
         let journal = match existing_journal {
-            Some(j) => j,
+            Some(j) => {
+                if alone {
+                    j.reset_sleepers();
+                }
+                j
+            }
             None => {
                 Journal::create(&journal_path, config.journal_capacity, now_ns())?;
                 Journal::open(&journal_path)?
@@ -538,7 +555,12 @@ impl Controller {
         if g.previous == SlotStatus::Pending {
             // The claim is ours whatever happens to the audit line: a failed
             // write of it is not the engine's failure.
-            let previous = SlotSnapshot { status: SlotStatus::Pending, version: g.version.wrapping_sub(1), ..SlotSnapshot::EMPTY };
+            let previous = SlotSnapshot {
+                status: SlotStatus::Pending,
+                version: g.version.wrapping_sub(1),
+                lease_deadline_ms: g.previous_deadline_ms,
+                ..SlotSnapshot::EMPTY
+            };
             let _ = self.audit_single(&AuditContext::default(), "takeover", symbol, window_idx, kind, t, &previous);
         }
         Ok(g)
@@ -611,6 +633,10 @@ impl Controller {
         let before = cell.read();
         if before.status == SlotStatus::Empty {
             return Ok((Transition { from: SlotStatus::Empty, to: SlotStatus::Empty, version: before.version }, before));
+        }
+        if before.status == SlotStatus::Retired {
+            // An admin call on a terminal slot: not an engine's conflict, not counted as one.
+            return Err(Error::SlotWrite(SlotWriteError::SlotRetired { current: before }));
         }
         let t = cell.force_clear().map_err(|e| self.refused(kind, e))?;
         if t.from != t.to {
@@ -990,9 +1016,16 @@ impl Controller {
         let result = write(self);
         drop(scope);
         // Even a failed batch may have changed slots before it failed: those
-        // are owed too, so a ticket is drawn whatever the result.
+        // are owed too, so a ticket is drawn whatever the result, and on
+        // failure paid now, as the plain calls would have.
         let ticket = self.group.issue();
-        result.map(|r| (r, ticket))
+        match result {
+            Ok(r) => Ok((r, ticket)),
+            Err(e) => {
+                let _ = self.commit_through(ticket);
+                Err(e)
+            }
+        }
     }
 
     /// The unscoped form of [`deferred`](Self::deferred) for a binding whose

@@ -36,6 +36,12 @@ pub(crate) fn deferring() -> bool {
     DEFERRING.with(Cell::get)
 }
 
+/// Clears this thread's deferral flag whatever set it (for a binding whose
+/// controller closed between beginning and ending a deferral).
+pub fn clear_deferring() {
+    set_deferring(false);
+}
+
 /// Sets or clears this thread's deferral flag (the unscoped form of [`DeferScope`]).
 pub(crate) fn set_deferring(on: bool) {
     DEFERRING.with(|d| d.set(on));
@@ -65,6 +71,10 @@ pub(crate) struct GroupCommit {
     durable: AtomicU64,
     /// How many times a committer synced (one round serves many tickets).
     rounds: AtomicU64,
+    /// Highest ticket a failed round was to cover: after a failed fsync Linux
+    /// marks the pages clean and reports the error once, so a later sync
+    /// proves nothing about these tickets. They all fail, for good.
+    failed_through: AtomicU64,
     committer: Mutex<()>,
 }
 
@@ -84,8 +94,18 @@ impl GroupCommit {
         if self.durable.load(Ordering::Acquire) >= ticket {
             return Ok(());
         }
+        if ticket <= self.failed_through.load(Ordering::Acquire) {
+            return Err(crate::Error::io(
+                "fdatasync",
+                "(group commit)",
+                std::io::Error::other("an earlier sync covering this write failed; whether it reached the disk is unknown"),
+            ));
+        }
         let upto = self.issued.load(Ordering::Acquire);
-        sync()?;
+        if let Err(e) = sync() {
+            self.failed_through.fetch_max(upto, Ordering::AcqRel);
+            return Err(e);
+        }
         self.rounds.fetch_add(1, Ordering::AcqRel);
         self.durable.fetch_max(upto, Ordering::AcqRel);
         Ok(())
@@ -146,20 +166,27 @@ mod tests {
     }
 
     #[test]
-    fn a_failed_sync_leaves_the_ticket_pending() {
+    fn a_failed_sync_fails_every_ticket_it_covered_for_good_but_not_later_ones() {
         let g = GroupCommit::default();
-        let t = g.issue();
-        let err = g.commit_through(t, || Err(crate::Error::invalid("disk gone"))).unwrap_err();
-        assert!(err.to_string().contains("disk gone"));
-        assert_eq!(g.progress(), (1, 0, 0));
+        let t1 = g.issue();
+        let t2 = g.issue();
+        let err = g.commit_through(t1, || Err(crate::Error::invalid("EIO"))).unwrap_err();
+        assert!(err.to_string().contains("EIO"));
+        assert_eq!(g.progress(), (2, 0, 0));
+        // A retry would succeed (the kernel reports EIO once), but proves nothing.
+        for t in [t1, t2] {
+            let e = g.commit_through(t, || panic!("must not sync again for ticket {t}")).unwrap_err();
+            assert!(e.to_string().contains("earlier sync"), "{e}");
+        }
+        let t3 = g.issue();
         let mut ran = false;
-        g.commit_through(t, || {
+        g.commit_through(t3, || {
             ran = true;
             Ok(())
         })
         .unwrap();
         assert!(ran);
-        assert_eq!(g.progress(), (1, 1, 1));
+        assert_eq!(g.progress(), (3, 3, 1));
     }
 
     #[test]

@@ -22,7 +22,7 @@
 //! | 32 | 24 | reserved 0 |
 //! | 56 | 8 | xxh3-64 of bytes 0..56 |
 //! | 256 | 8 | *shared:* head = the next sequence number to hand out |
-//! | 320 | 4 | *shared:* wake word (futex), bumped after every entry |
+//! | 320 | 4 | *shared:* wake word (futex), bumped when a writer wakes sleepers |
 //! | 324 | 4 | *shared:* sleepers = readers asleep on the wake word |
 //! | 328 | 4 | *shared:* armed = 1 when a sleeper is owed a wake-up no writer has sent yet |
 //!
@@ -39,9 +39,12 @@
 //! ## Protocol
 //!
 //! A writer takes `s = head.fetch_add(1)`, stores 0 into the marker, the three
-//! data words, then `s + 1` into the marker (release), then bumps the wake
-//! word and, if anyone sleeps, wakes them (`FUTEX_WAKE`, shared: the word is
-//! in a file mapping, so processes that map the file share the futex).
+//! data words, then `s + 1` into the marker (release), then, if anyone sleeps
+//! and the `armed` word is set, takes it, bumps the wake word and wakes them
+//! (`FUTEX_WAKE`, shared: the word is in a file mapping, so processes that
+//! map the file share the futex). A reader also treats an entry as lost when
+//! the head has run a whole lap past it while it read (a writer that stalled
+//! mid-entry for a lap could be writing the same place).
 //! A reader of entry *r* loads the marker (acquire), the data words, and the
 //! marker again: the entry is valid only if both loads saw `r + 1` (a seqlock).
 //! A marker past `r + 1`, or a head more than `capacity` ahead of *r*, means
@@ -253,6 +256,11 @@ impl Journal {
         if head > from.saturating_add(self.capacity) {
             return JournalRead::Gap { resume_at: head - self.capacity };
         }
+        if from > head {
+            // A sequence number this journal never handed out: one saved from a
+            // journal that was since recreated. Nothing can be vouched for.
+            return JournalRead::Gap { resume_at: head };
+        }
         let mut changes = Vec::new();
         let mut r = from;
         while r < head && changes.len() < max {
@@ -261,7 +269,11 @@ impl Journal {
             let (a, b, c) = (w1.load(Ordering::Relaxed), w2.load(Ordering::Relaxed), w3.load(Ordering::Relaxed));
             fence(Ordering::Acquire);
             let m2 = marker.load(Ordering::Relaxed);
-            if m1 != m2 || m1 > r + 1 {
+            // A writer of a later lap may be writing this place too (one that
+            // stalled mid-entry for a whole lap): then the data words may mix
+            // two entries even though both marker loads agree.
+            let lapped = self.word(OFF_HEAD).load(Ordering::Acquire) > r + self.capacity;
+            if m1 != m2 || m1 > r + 1 || lapped {
                 // Overwritten by a later lap while (or before) we read it.
                 let head = self.head();
                 return JournalRead::Gap { resume_at: head.saturating_sub(self.capacity).max(r + 1) };
@@ -303,6 +315,14 @@ impl Journal {
             let _ = futex::wait(self.word32(OFF_WAKE), futex::Flags::empty(), seen, Some(&ts));
         }
         sleepers.fetch_sub(1, Ordering::SeqCst);
+    }
+
+    /// Zeroes the sleeper count and the armed word, which processes killed
+    /// while asleep leave set (they would make every writer pay an extra
+    /// atomic). Only for a bootstrap that knows no other controller is open.
+    pub fn reset_sleepers(&self) {
+        self.word32(OFF_SLEEPERS).store(0, Ordering::SeqCst);
+        self.word32(OFF_ARMED).store(0, Ordering::SeqCst);
     }
 
     /// Wakes every sleeper on the wake word (for shutting a watcher down).

@@ -27,6 +27,7 @@ pub mod slot;
 pub mod symbols;
 
 pub use artifact::ArtifactInfo;
+pub use durability::clear_deferring;
 pub use controller::{Config, Controller, Durability, SlotMetric, StorageReport};
 pub use error::{Error, Result, SlotWriteError};
 pub use ledger::LedgerEvent;

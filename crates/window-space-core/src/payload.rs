@@ -163,6 +163,9 @@ pub struct PayloadStore {
     /// Number of records in `index` (only grows), readable without its lock:
     /// the fill path's existence check.
     known: AtomicU64,
+    /// Held across taking `first_owed` and the `fdatasync` that pays it, so
+    /// `ensure_durable` never sees "nothing owed" while that sync is running.
+    syncing: Mutex<()>,
 }
 
 fn pad8(n: usize) -> usize {
@@ -311,7 +314,7 @@ impl PayloadStore {
         }
         file.read_exact_at(&mut header, 0).map_err(|e| Error::io("read", path, e))?;
         decode_header(path, kind, &header)?;
-        let store = Self { kind, path: path.to_path_buf(), file, index: Mutex::new(Index { offsets: Vec::new(), end: HEADER_BYTES }), appenders: Mutex::new(()), sync, first_owed: AtomicU64::new(u64::MAX), known: AtomicU64::new(0) };
+        let store = Self { kind, path: path.to_path_buf(), file, index: Mutex::new(Index { offsets: Vec::new(), end: HEADER_BYTES }), appenders: Mutex::new(()), sync, first_owed: AtomicU64::new(u64::MAX), known: AtomicU64::new(0), syncing: Mutex::new(()) };
         let report = {
             let mut index = store.index.lock().unwrap_or_else(|p| p.into_inner());
             let torn = store.read_new_records(&mut index)?;
@@ -512,6 +515,11 @@ impl PayloadStore {
 
     /// Makes appended records durable (`flush`).
     pub fn sync(&self) -> Result<()> {
+        let _one_sync = self.syncing.lock().unwrap_or_else(|p| p.into_inner());
+        self.sync_locked()
+    }
+
+    fn sync_locked(&self) -> Result<()> {
         let owed = self.first_owed.swap(u64::MAX, Ordering::AcqRel);
         self.file.sync_data().map_err(|e| {
             self.first_owed.fetch_min(owed, Ordering::AcqRel);
@@ -521,17 +529,24 @@ impl PayloadStore {
 
     /// Makes the records appended in deferral scopes durable, if any are owed.
     pub(crate) fn commit_deferred(&self) -> Result<()> {
+        // Under the lock: a sync running elsewhere may be paying for our records.
+        let _one_sync = self.syncing.lock().unwrap_or_else(|p| p.into_inner());
         if self.first_owed.load(Ordering::Acquire) == u64::MAX {
             return Ok(());
         }
-        self.sync()
+        self.sync_locked()
     }
 
     /// Syncs now if `payload_id` is a record of ours whose sync is still owed:
     /// a deferred fill must not publish an id whose record power loss could take.
     pub(crate) fn ensure_durable(&self, payload_id: u64) -> Result<()> {
-        if self.sync && payload_id >= self.first_owed.load(Ordering::Acquire) {
-            return self.sync();
+        if !self.sync {
+            return Ok(());
+        }
+        // Waits for a sync in progress: it may be the one paying for this record.
+        let _one_sync = self.syncing.lock().unwrap_or_else(|p| p.into_inner());
+        if payload_id >= self.first_owed.load(Ordering::Acquire) {
+            return self.sync_locked();
         }
         Ok(())
     }

@@ -236,6 +236,8 @@ pub struct ClaimGrant {
     pub lease_deadline_ms: u64,
     /// Status the slot had before (Pending means a stale claim was taken over).
     pub previous: SlotStatus,
+    /// The expired lease deadline of a claim taken over (ms since epoch); 0 otherwise.
+    pub previous_deadline_ms: u64,
 }
 
 /// A transition that happened, for the metric counters.
@@ -365,7 +367,10 @@ impl<'a> SlotCell<'a> {
             }
             let version = h.version.wrapping_add(1);
             match self.cas(w, head(pack_low(version, SlotStatus::Pending, 0), deadline)) {
-                Ok(()) => return Ok(ClaimGrant { version, lease_deadline_ms: deadline, previous: status }),
+                Ok(()) => {
+                    let previous_deadline_ms = if status == SlotStatus::Pending { h.high } else { 0 };
+                    return Ok(ClaimGrant { version, lease_deadline_ms: deadline, previous: status, previous_deadline_ms });
+                }
                 Err(now) => w = now,
             }
         }

@@ -331,11 +331,18 @@ pub(crate) fn write_slot(out: &mut [f64], s: &SlotSnapshot) {
     out[7] = 0.0;
 }
 
-/// Every line of an audit log as a JSON array text; damage is `ERR_CORRUPT_STATE` with the offset.
+/// An audit log as JSON text `{"entries": [...], "damaged": [{line, offset, what}]}`.
+/// Unless `skip_damaged`, a damaged line is `ERR_CORRUPT_STATE` with its offset instead.
 #[napi(catch_unwind)]
-pub fn read_audit_log(path: String) -> Result<String> {
-    let lines = AuditLog::read_all(std::path::Path::new(&path)).map_err(core_err)?;
-    Ok(serde_json::Value::Array(lines).to_string())
+pub fn read_audit_log(path: String, skip_damaged: Option<bool>) -> Result<String> {
+    let p = std::path::Path::new(&path);
+    let (entries, damaged) = if skip_damaged.unwrap_or(false) {
+        AuditLog::scan(p).map_err(core_err)?
+    } else {
+        (AuditLog::read_all(p).map_err(core_err)?, Vec::new())
+    };
+    let damaged: Vec<_> = damaged.iter().map(|d| serde_json::json!({ "line": d.line, "offset": d.offset, "what": d.what })).collect();
+    Ok(serde_json::json!({ "entries": entries, "damaged": damaged }).to_string())
 }
 
 /// 64-bit checksum (xxh3-64) of bytes, as the artifact helper computes it.
@@ -484,7 +491,14 @@ impl NativeController {
     /// Ends the deferral; returns the ticket to commit (0: nothing is owed).
     #[napi(catch_unwind)]
     pub fn end_deferred(&self) -> Result<f64> {
-        Ok(self.c()?.end_deferred() as f64)
+        match self.c() {
+            Ok(c) => Ok(c.end_deferred() as f64),
+            Err(e) => {
+                // Closed during the write: the thread must not stay deferring.
+                window_space_core::clear_deferring();
+                Err(e)
+            }
+        }
     }
 
     /// Resolves with `null` once every deferred write up to `ticket` is

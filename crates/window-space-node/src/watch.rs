@@ -51,12 +51,17 @@ impl Watcher {
         let mut told = self.shared.told.lock().unwrap_or_else(|p| p.into_inner());
         *told = false;
         self.shared.acked.notify_all();
+        drop(told);
     }
 
     /// Stops and joins the thread (idempotent).
     pub fn stop(&mut self) {
-        self.shared.stop.store(true, Ordering::SeqCst);
-        self.shared.acked.notify_all();
+        {
+            // Under the lock: the thread checks `stop` under it before waiting.
+            let _told = self.shared.told.lock().unwrap_or_else(|p| p.into_inner());
+            self.shared.stop.store(true, Ordering::SeqCst);
+            self.shared.acked.notify_all();
+        }
         self.controller.journal().wake_all();
         if let Some(t) = self.thread.take() {
             let _ = t.join();
@@ -73,8 +78,13 @@ impl Drop for Watcher {
 fn run(shared: &Shared, controller: &Controller, callback: &HeadCallback, known_head: u64) {
     let journal = controller.journal();
     let mut told_head = known_head;
-    while !shared.stop.load(Ordering::SeqCst) {
+    loop {
+        // Read the wake word before the stop flag: `stop` sets the flag and
+        // then bumps the word, so a sleep on `seen` ends either way.
         let seen = journal.wake_word();
+        if shared.stop.load(Ordering::SeqCst) {
+            return;
+        }
         let head = journal.head();
         if head == told_head {
             journal.wait(seen, head, SLEEP_SLICE);
