@@ -1,11 +1,17 @@
 // Builds the native addon (release) and the TypeScript facade if either is
 // missing or older than its sources, so `npm run demo` works on a fresh clone
 // after `npm ci` with nothing else run first.
+//
+// `--release` also rebuilds an addon that is up to date but was built in the
+// debug profile (`npm test` builds one): the benchmark must measure release
+// code. The build scripts record the profile in `.addon-profile` (not
+// committed); an addon without that record counts as debug.
 import { execSync } from 'node:child_process'
-import { existsSync, readdirSync, statSync } from 'node:fs'
+import { existsSync, readFileSync, readdirSync, statSync } from 'node:fs'
 import { join } from 'node:path'
 
 const root = new URL('..', import.meta.url).pathname
+const wantRelease = process.argv.includes('--release')
 const newest = (dir) => {
   let t = 0
   for (const e of readdirSync(join(root, dir), { withFileTypes: true, recursive: true })) {
@@ -13,8 +19,16 @@ const newest = (dir) => {
   }
   return t
 }
+const profile = () => {
+  try {
+    return readFileSync(join(root, '.addon-profile'), 'utf8').trim()
+  } catch {
+    return 'debug'
+  }
+}
 const addon = readdirSync(root).find((f) => f.endsWith('.node'))
-const addonStale = !addon || !existsSync(join(root, 'binding.js')) || statSync(join(root, addon)).mtimeMs < newest('crates')
+const addonStale =
+  !addon || !existsSync(join(root, 'binding.js')) || statSync(join(root, addon)).mtimeMs < newest('crates') || (wantRelease && profile() !== 'release')
 const distStale = !existsSync(join(root, 'dist/index.js')) || statSync(join(root, 'dist/index.js')).mtimeMs < newest('src')
 if (addonStale) {
   execSync('npm run build', { cwd: root, stdio: 'inherit' })
