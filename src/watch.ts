@@ -139,7 +139,8 @@ export class JournalCursor {
   #next: number
   readonly #symbols: Set<number> | null
   readonly #kinds: Set<number> | null
-  readonly #buf = new Float64Array(BATCH * 8)
+  /** BATCH changes of 8 numbers, then the sequence number to read from next. */
+  readonly #buf = new Float64Array(BATCH * 8 + 1)
   #stuckAt = -1
   #stuckSince = 0
 
@@ -172,6 +173,7 @@ export class JournalCursor {
       }
       const count = Math.floor(r / 2)
       const pending = r % 2 === 1
+      const next = buf[BATCH * 8]!
       for (let i = 0; i < count; i++) {
         const o = i * 8
         const symbolId = buf[o + 1]!
@@ -190,7 +192,8 @@ export class JournalCursor {
           payloadId: to === 'Filled' ? buf[o + 7]! : null,
         })
       }
-      this.#next += count
+      const progressed = next > this.#next
+      this.#next = next
       if (pending) {
         const now = Date.now()
         if (this.#stuckAt !== this.#next) {
@@ -208,9 +211,9 @@ export class JournalCursor {
         return { changes: out, stuck: true }
       }
       this.#stuckAt = -1
-      // One batch a call, so what a watcher holds stays bounded; the caller
-      // reads again while a full batch came back.
-      if (count < BATCH || out.length > 0) return { changes: out, stuck: false }
+      // One batch a call, so what a watcher holds stays bounded; read on only
+      // while entries went by and none passed the filter (or all were no-change entries).
+      if (out.length > 0 || !progressed) return { changes: out, stuck: false }
     }
   }
 }

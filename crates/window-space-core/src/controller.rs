@@ -16,7 +16,7 @@ use crate::artifact::{self, ArtifactInfo};
 use crate::audit::{self, AuditContext, AuditLog};
 use crate::durability::{DeferScope, GroupCommit};
 use crate::error::{Error, Result, SlotWriteError};
-use crate::journal::{self, Journal, JOURNAL_FILE};
+use crate::journal::{self, Journal, Reservation, JOURNAL_FILE};
 use crate::ledger::{Ledger, LedgerEvent, LedgerScan};
 use crate::lock::DirLock;
 use crate::mapping::require_lock_free_u128;
@@ -524,11 +524,14 @@ impl Controller {
         self.check_window(window_idx)
     }
 
-    fn after(&self, kind: SlotKind, symbol: u32, window_idx: u32, t: Transition, event: LedgerEvent, payload_id: u64) -> Result<()> {
+    /// Bookkeeping after a transition: counters, the journal entry whose
+    /// number `journaled` took before the compare-and-swap, the sync mode's msync.
+    #[allow(clippy::too_many_arguments)]
+    fn after(&self, journaled: Reservation<'_>, kind: SlotKind, symbol: u32, window_idx: u32, t: Transition, event: LedgerEvent, payload_id: u64) -> Result<()> {
         let ledger = self.ledger(kind);
         ledger.count_transition(kind.column(), t);
         ledger.count_event(event, 1);
-        self.journal.record(symbol, window_idx, kind, t.from, t.to, t.version, payload_id);
+        journaled.commit(symbol, window_idx, kind, t.from, t.to, t.version, payload_id);
         ledger.flush_slot(symbol, window_idx, kind.column())
     }
 
@@ -546,12 +549,13 @@ impl Controller {
         self.check(symbol, window_idx)?;
         let lease = lease_ms.unwrap_or(self.default_lease_ms);
         let cell = self.ledger(kind).slot_for_write(symbol, window_idx, kind.column())?;
+        let journaled = self.journal.reserve();
         let g = cell.claim(now_ms(), lease).map_err(|e| self.refused(kind, e))?;
         let t = Transition { from: g.previous, to: SlotStatus::Pending, version: g.version };
         if g.previous == SlotStatus::Pending {
             self.ledger(kind).count_event(LedgerEvent::Takeovers, 1);
         }
-        self.after(kind, symbol, window_idx, t, LedgerEvent::Claims, 0)?;
+        self.after(journaled, kind, symbol, window_idx, t, LedgerEvent::Claims, 0)?;
         if g.previous == SlotStatus::Pending {
             // The claim is ours whatever happens to the audit line: a failed
             // write of it is not the engine's failure.
@@ -599,8 +603,9 @@ impl Controller {
         let Some(cell) = self.ledger(kind).slot(symbol, window_idx, kind.column())? else {
             return Err(self.refused(kind, SlotWriteError::VersionConflict { expected_version: claim_version, current: SlotSnapshot::EMPTY }));
         };
+        let journaled = self.journal.reserve();
         let t = cell.fill(claim_version, payload_type, payload_id, checksum).map_err(|e| self.refused(kind, e))?;
-        self.after(kind, symbol, window_idx, t, LedgerEvent::Fills, payload_id)?;
+        self.after(journaled, kind, symbol, window_idx, t, LedgerEvent::Fills, payload_id)?;
         Ok(t)
     }
 
@@ -610,8 +615,9 @@ impl Controller {
         let Some(cell) = self.ledger(kind).slot(symbol, window_idx, kind.column())? else {
             return Err(self.refused(kind, SlotWriteError::VersionConflict { expected_version: claim_version, current: SlotSnapshot::EMPTY }));
         };
+        let journaled = self.journal.reserve();
         let t = cell.clear(claim_version).map_err(|e| self.refused(kind, e))?;
-        self.after(kind, symbol, window_idx, t, LedgerEvent::Clears, 0)?;
+        self.after(journaled, kind, symbol, window_idx, t, LedgerEvent::Clears, 0)?;
         Ok(t)
     }
 
@@ -638,9 +644,10 @@ impl Controller {
             // An admin call on a terminal slot: not an engine's conflict, not counted as one.
             return Err(Error::SlotWrite(SlotWriteError::SlotRetired { current: before }));
         }
+        let journaled = self.journal.reserve();
         let t = cell.force_clear().map_err(|e| self.refused(kind, e))?;
         if t.from != t.to {
-            self.after(kind, symbol, window_idx, t, LedgerEvent::ForceClears, 0)?;
+            self.after(journaled, kind, symbol, window_idx, t, LedgerEvent::ForceClears, 0)?;
         }
         Ok((t, Self::previous_of(before, t)))
     }
@@ -649,9 +656,10 @@ impl Controller {
         self.check(symbol, window_idx)?;
         let cell = self.ledger(kind).slot_for_write(symbol, window_idx, kind.column())?;
         let before = cell.read();
+        let journaled = self.journal.reserve();
         let t = cell.retire().map_err(|e| self.refused(kind, e))?;
         if t.from != t.to {
-            self.after(kind, symbol, window_idx, t, LedgerEvent::Retires, 0)?;
+            self.after(journaled, kind, symbol, window_idx, t, LedgerEvent::Retires, 0)?;
         }
         Ok((t, Self::previous_of(before, t)))
     }

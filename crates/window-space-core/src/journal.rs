@@ -33,12 +33,17 @@
 //! | --- | --- |
 //! | 0 | commit marker: *s* + 1 once the entry is complete; 0 while being written |
 //! | 1 | symbol id (bits 0..32), window (32..64) |
-//! | 2 | slot kind code (0..8), old status (8..16), new status (16..24), version (32..64) |
+//! | 2 | slot kind code (bits 0..8; 255 = no change: a transition that was refused or abandoned), old status (8..16), new status (16..24), version (32..64) |
 //! | 3 | payload id when the new status is Filled, else 0 |
 //!
 //! ## Protocol
 //!
-//! A writer takes `s = head.fetch_add(1)`, stores 0 into the marker, the three
+//! A writer takes its number *before* the slot's compare-and-swap
+//! ([`Journal::reserve`]) and writes the entry after it, so a writer that dies
+//! between the two leaves a numbered, uncommitted entry — a gap a reader
+//! reports — never a change no entry accounts for; a refused transition
+//! commits a no-change entry (kind 255) that readers skip. To write entry *s*
+//! it stores 0 into the marker, the three
 //! data words, then `s + 1` into the marker (release), then, if anyone sleeps
 //! and the `armed` word is set, takes it, bumps the wake word and wakes them
 //! (`FUTEX_WAKE`, shared: the word is in a file mapping, so processes that
@@ -74,6 +79,37 @@ use rustix::thread::futex;
 use crate::error::{Error, Result};
 use crate::mapping::{FixedMapping, PAGE};
 use crate::slot::{SlotKind, SlotStatus};
+
+/// The kind byte of an entry that records no change.
+const NO_CHANGE_KIND: u64 = 0xff;
+
+/// A sequence number taken for a transition about to be tried (see the
+/// module's Protocol). Dropped without [`commit`](Reservation::commit), it
+/// writes a no-change entry, so only a dead process leaves its number unused.
+pub struct Reservation<'a> {
+    journal: &'a Journal,
+    seq: u64,
+    done: bool,
+}
+
+impl Reservation<'_> {
+    /// Writes the change this number was taken for, and wakes sleepers.
+    #[allow(clippy::too_many_arguments)]
+    pub fn commit(mut self, symbol: u32, window_idx: u32, kind: SlotKind, from: SlotStatus, to: SlotStatus, version: u32, payload_id: u64) {
+        self.done = true;
+        let w1 = u64::from(symbol) | (u64::from(window_idx) << 32);
+        let w2 = u64::from(kind.code()) | (u64::from(from as u8) << 8) | (u64::from(to as u8) << 16) | (u64::from(version) << 32);
+        self.journal.write_entry(self.seq, w1, w2, payload_id, true);
+    }
+}
+
+impl Drop for Reservation<'_> {
+    fn drop(&mut self) {
+        if !self.done {
+            self.journal.write_entry(self.seq, 0, NO_CHANGE_KIND, 0, false);
+        }
+    }
+}
 
 /// File name of the journal in the state directory.
 pub const JOURNAL_FILE: &str = "changes.journal";
@@ -115,7 +151,7 @@ pub enum JournalRead {
     /// The entries from `from` on, in order, up to the first one not yet
     /// committed (or the end, or the read limit). `pending` is true when the
     /// read stopped at an entry that has a number but no commit yet.
-    Entries { changes: Vec<Change>, pending: bool },
+    Entries { changes: Vec<Change>, next: u64, pending: bool },
     /// The ring overtook the reader: entries from `from` are gone. Changes
     /// from `resume_at` on can still be read; rescan the ledger first.
     Gap { resume_at: u64 },
@@ -233,14 +269,26 @@ impl Journal {
     /// notification only.
     #[allow(clippy::too_many_arguments)]
     pub fn record(&self, symbol: u32, window_idx: u32, kind: SlotKind, from: SlotStatus, to: SlotStatus, version: u32, payload_id: u64) {
-        let seq = self.word(OFF_HEAD).fetch_add(1, Ordering::SeqCst);
+        self.reserve().commit(symbol, window_idx, kind, from, to, version, payload_id);
+    }
+
+    /// Takes the next sequence number for a transition about to be tried.
+    /// Commit it with the change, or drop it (a no-change entry is written).
+    pub fn reserve(&self) -> Reservation<'_> {
+        Reservation { journal: self, seq: self.word(OFF_HEAD).fetch_add(1, Ordering::SeqCst), done: false }
+    }
+
+    fn write_entry(&self, seq: u64, w1v: u64, w2v: u64, w3v: u64, wake: bool) {
         let [marker, w1, w2, w3] = self.entry(seq);
         marker.store(0, Ordering::Relaxed);
         fence(Ordering::Release);
-        w1.store(u64::from(symbol) | (u64::from(window_idx) << 32), Ordering::Relaxed);
-        w2.store(u64::from(kind.code()) | (u64::from(from as u8) << 8) | (u64::from(to as u8) << 16) | (u64::from(version) << 32), Ordering::Relaxed);
-        w3.store(payload_id, Ordering::Relaxed);
+        w1.store(w1v, Ordering::Relaxed);
+        w2.store(w2v, Ordering::Relaxed);
+        w3.store(w3v, Ordering::Relaxed);
         marker.store(seq + 1, Ordering::Release);
+        if !wake {
+            return;
+        }
         // Only a sleeper needs the wake word bumped: one that registered
         // after this load sees the head we moved (see `wait`) and does not sleep.
         if self.word32(OFF_SLEEPERS).load(Ordering::SeqCst) > 0 && self.word32(OFF_ARMED).swap(0, Ordering::SeqCst) == 1 {
@@ -279,7 +327,11 @@ impl Journal {
                 return JournalRead::Gap { resume_at: head.saturating_sub(self.capacity).max(r + 1) };
             }
             if m1 < r + 1 {
-                return JournalRead::Entries { changes, pending: true };
+                return JournalRead::Entries { changes, next: r, pending: true };
+            }
+            if b & 0xff == NO_CHANGE_KIND {
+                r += 1;
+                continue;
             }
             let decoded = SlotKind::from_code((b & 0xff) as u32)
                 .zip(SlotStatus::from_u8(((b >> 8) & 0xff) as u8))
@@ -300,7 +352,7 @@ impl Journal {
             });
             r += 1;
         }
-        JournalRead::Entries { changes, pending: false }
+        JournalRead::Entries { changes, next: r, pending: false }
     }
 
     /// Sleeps until the wake word differs from `seen` or `timeout` passes,
@@ -315,6 +367,17 @@ impl Journal {
             let _ = futex::wait(self.word32(OFF_WAKE), futex::Flags::empty(), seen, Some(&ts));
         }
         sleepers.fetch_sub(1, Ordering::SeqCst);
+    }
+
+    /// The first sequence number in `from..head` whose entry is not committed
+    /// yet (a writer between its number and its entry, or one that died
+    /// there), or `head` when every one is.
+    pub fn first_uncommitted(&self, from: u64, head: u64) -> u64 {
+        let mut r = from.max(head.saturating_sub(self.capacity));
+        while r < head && self.entry(r)[0].load(Ordering::Acquire) > r {
+            r += 1;
+        }
+        r
     }
 
     /// Zeroes the sleeper count and the armed word, which processes killed
@@ -387,13 +450,37 @@ mod tests {
         j.word(OFF_HEAD).fetch_add(1, Ordering::AcqRel);
         j.record(0, 2, SlotKind::OptionTrade, SlotStatus::Empty, SlotStatus::Pending, 1, 0);
         match j.read(0, 10) {
-            JournalRead::Entries { changes, pending } => {
+            JournalRead::Entries { changes, pending, .. } => {
                 assert_eq!(changes.len(), 1);
                 assert!(pending);
             }
             other => panic!("{other:?}"),
         }
         assert_eq!(entries(j.read(2, 10))[0].window_idx, 2);
+    }
+
+    #[test]
+    fn a_dropped_reservation_is_skipped_and_a_forgotten_one_is_pending() {
+        let (_d, j) = journal(64);
+        j.record(0, 1, SlotKind::Greeks, SlotStatus::Empty, SlotStatus::Pending, 1, 0);
+        drop(j.reserve()); // a refused transition
+        j.record(0, 2, SlotKind::Greeks, SlotStatus::Empty, SlotStatus::Pending, 1, 0);
+        match j.read(0, 10) {
+            JournalRead::Entries { changes, next, pending } => {
+                assert_eq!(changes.iter().map(|c| (c.seq, c.window_idx)).collect::<Vec<_>>(), vec![(0, 1), (2, 2)]);
+                assert_eq!((next, pending), (3, false));
+            }
+            other => panic!("{other:?}"),
+        }
+        // A writer that died between its number and its entry.
+        std::mem::forget(j.reserve());
+        j.record(0, 3, SlotKind::Greeks, SlotStatus::Empty, SlotStatus::Pending, 1, 0);
+        assert_eq!(j.first_uncommitted(0, j.head()), 3);
+        match j.read(3, 10) {
+            JournalRead::Entries { changes, next, pending } => assert!(changes.is_empty() && next == 3 && pending),
+            other => panic!("{other:?}"),
+        }
+        assert_eq!(j.first_uncommitted(4, j.head()), 5);
     }
 
     #[test]

@@ -792,17 +792,24 @@ impl NativeController {
     }
 
     /// Reads changes from sequence number `from` into `out`, 8 numbers a change:
-    /// `[seq, symbol, window, kind, from status, to status, version, payload id]`.
-    /// Returns `2 × count + (1 if it stopped at an entry not yet committed)`,
-    /// or `-(resume + 1)` when the ring overtook `from` (a gap: rescan, then
-    /// read from `resume`).
+    /// `[seq, symbol, window, kind, from status, to status, version, payload id]`,
+    /// and the sequence number to read from next into the last element of
+    /// `out` (entries that record no change are skipped, so it can be past the
+    /// last change). Returns `2 × count + (1 if it stopped at an entry not yet
+    /// committed)`, or `-(resume + 1)` when the ring overtook `from` (a gap:
+    /// rescan, then read from `resume`).
     #[napi(catch_unwind)]
     pub fn read_journal(&self, from: f64, #[napi(ts_arg_type = "Float64Array")] out: F64Out<'_>) -> Result<f64> {
         let from = whole(from, "fromSeq")?;
-        let max = out.len() / 8;
+        if out.len() < 9 {
+            return Err(invalid("readJournal needs an output array of at least 9 numbers"));
+        }
+        let max = (out.len() - 1) / 8;
         match self.c()?.journal().read(from, max) {
             JournalRead::Gap { resume_at } => Ok(-(resume_at as f64) - 1.0),
-            JournalRead::Entries { changes, pending } => {
+            JournalRead::Entries { changes, next, pending } => {
+                let last = out.len() - 1;
+                out[last] = next as f64;
                 for (i, c) in changes.iter().enumerate() {
                     let o = &mut out[i * 8..i * 8 + 8];
                     o[0] = c.seq as f64;

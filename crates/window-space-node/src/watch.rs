@@ -8,7 +8,7 @@
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, Condvar, Mutex};
 use std::thread::JoinHandle;
-use std::time::Duration;
+use std::time::{Duration, Instant};
 
 use napi::threadsafe_function::{ThreadsafeFunction, ThreadsafeFunctionCallMode};
 use napi::Status;
@@ -75,9 +75,22 @@ impl Drop for Watcher {
     }
 }
 
+/// How long an entry may stay numbered but unwritten before the thread stops
+/// waiting for it (its writer died; JS then reports the gap to watchers).
+const ABANDONED: Duration = Duration::from_secs(2);
+/// How long the thread sleeps while an entry is in flight: its writer's
+/// commit wakes it sooner, this only bounds a wake-up lost to a narrow race.
+const IN_FLIGHT_SLICE: Duration = Duration::from_millis(25);
+
 fn run(shared: &Shared, controller: &Controller, callback: &HeadCallback, known_head: u64) {
     let journal = controller.journal();
-    let mut told_head = known_head;
+    // JS has been told of every change before `told`; `settled` is the first
+    // entry not seen committed. Writers number an entry before their slot's
+    // compare-and-swap and commit it after, so JS is told only of committed
+    // entries: when told, the slot changes they stand for have happened.
+    let mut told = known_head;
+    let mut settled = known_head;
+    let mut stuck: Option<(u64, Instant)> = None;
     loop {
         // Read the wake word before the stop flag: `stop` sets the flag and
         // then bumps the word, so a sleep on `seen` ends either way.
@@ -86,18 +99,35 @@ fn run(shared: &Shared, controller: &Controller, callback: &HeadCallback, known_
             return;
         }
         let head = journal.head();
-        if head == told_head {
-            journal.wait(seen, head, SLEEP_SLICE);
+        settled = journal.first_uncommitted(settled.max(told), head);
+        if settled == told {
+            if settled == head {
+                journal.wait(seen, head, SLEEP_SLICE);
+                continue;
+            }
+            // An entry in flight, or abandoned by a writer that died.
+            match stuck {
+                Some((at, since)) if at == settled && since.elapsed() >= ABANDONED => {
+                    settled += 1;
+                    stuck = None;
+                }
+                Some((at, _)) if at == settled => journal.wait(seen, head, IN_FLIGHT_SLICE),
+                _ => {
+                    stuck = Some((settled, Instant::now()));
+                    journal.wait(seen, head, IN_FLIGHT_SLICE);
+                }
+            }
             continue;
         }
-        told_head = head;
+        told = settled;
+        let head = told;
         *shared.told.lock().unwrap_or_else(|p| p.into_inner()) = true;
         if callback.call(head as f64, ThreadsafeFunctionCallMode::NonBlocking) != Status::Ok {
             return; // the JS environment is going away (worker exit)
         }
-        let mut told = shared.told.lock().unwrap_or_else(|p| p.into_inner());
-        while *told && !shared.stop.load(Ordering::SeqCst) {
-            told = shared.acked.wait_timeout(told, SLEEP_SLICE).unwrap_or_else(|p| p.into_inner()).0;
+        let mut unacked = shared.told.lock().unwrap_or_else(|p| p.into_inner());
+        while *unacked && !shared.stop.load(Ordering::SeqCst) {
+            unacked = shared.acked.wait_timeout(unacked, SLEEP_SLICE).unwrap_or_else(|p| p.into_inner()).0;
         }
     }
 }
