@@ -330,18 +330,18 @@ describe('verify', () => {
     expect(ws('verify', dir).status).toBe(0)
     const p = join(dir, 'audit.log')
     const good = readFileSync(p, 'utf8')
-    writeFileSync(p, good + '{"v":1,"atNs":"1","actor":"x","reason":"","action":"retire","symbol":"NOPE","symbolId":77,"slot":"greeks","window":3}\n')
-    const r = ws('verify', dir, '--json')
-    expect(r.status).toBe(1)
-    const j = JSON.parse(r.stdout) as { problems: { kind: string; message: string }[] }
-    expect(j.problems.map((x) => x.kind)).toEqual(['audit-entry-invalid'])
-    expect(j.problems[0]!.message).toContain('"NOPE"')
-    writeFileSync(p, good + 'this is not json\n')
-    const r2 = ws('verify', dir, '--json')
-    expect(r2.status).toBe(1)
-    const j2 = JSON.parse(r2.stdout) as { problems: { kind: string; message: string }[] }
-    expect(j2.problems.map((x) => x.kind)).toEqual(['audit-log-damaged'])
-    expect(j2.problems[0]!.message).toContain('audit.log')
+    const problemsWith = (tail: string) => {
+      writeFileSync(p, good + tail)
+      const r = ws('verify', dir, '--json')
+      expect(r.status).toBe(1)
+      return (JSON.parse(r.stdout) as { problems: { kind: string; message: string }[] }).problems
+    }
+    const invalid = problemsWith('{"v":1,"atNs":"1","actor":"x","reason":"","action":"retire","symbol":"NOPE","symbolId":77,"slot":"greeks","window":3}\n')
+    expect(invalid.map((x) => x.kind)).toEqual(['audit-entry-invalid'])
+    expect(invalid[0]!.message).toContain('"NOPE"')
+    const damaged = problemsWith('this is not json\n')
+    expect(damaged.map((x) => x.kind)).toEqual(['audit-log-damaged'])
+    expect(damaged[0]!.message).toContain('audit.log')
   })
 
   it('fails on a damaged ledger header', () => {
