@@ -9,7 +9,7 @@ import { tmpdir } from 'node:os'
 import { join } from 'node:path'
 import { afterEach, describe, expect, it } from 'vitest'
 
-import { WindowSpace, WindowSpaceConfig, WindowSpaceController } from '../src/index'
+import { CorruptStateError, WindowSpace, WindowSpaceConfig, WindowSpaceController, readAuditLog, scanAuditLog } from '../src/index'
 
 const ENGINE = join(__dirname, 'fixtures', 'fault-engine.mjs')
 const WINDOWS = 20_000
@@ -102,6 +102,27 @@ describe('a full disk', () => {
     } finally {
       controller.close()
     }
+  })
+})
+
+describe('a full disk during an audit-trail write', () => {
+  it('gives DiskFullError; the cut line stays one damaged line and the next line reads normally', () => {
+    const dir = stateDir()
+    const { controller: pre } = WindowSpaceController.bootstrap(config(dir))
+    for (let w = 0; w < 2000; w += 500) pre.markPending('FULL', w, 'greeks') // allocate the rows (no audit lines)
+    pre.close()
+    const r = underLimit(dir, 'audit-until-full', 4)
+    expect(r.error.code).toBe('ERR_DISK_FULL')
+    expect(r.ranges).toBeGreaterThan(0)
+    expect(statSync(join(dir, 'audit.log')).size).toBe(4096) // the last line was cut at the limit
+    // With no limit, the next admin call's line does not join the fragment.
+    const { controller: c } = WindowSpaceController.bootstrap(config(dir))
+    c.retire('FULL', 1999, 'greeks', { reason: 'after the full disk' })
+    c.close()
+    expect(() => readAuditLog(dir)).toThrow(CorruptStateError)
+    const { entries, damaged } = scanAuditLog(dir)
+    expect(damaged.map((d) => d.line)).toEqual([r.ranges + 1])
+    expect(entries.map((e) => e.reason)).toEqual([...Array(r.ranges).keys()].map((i) => `range ${i * 50}`).concat(['after the full disk']))
   })
 })
 

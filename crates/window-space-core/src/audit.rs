@@ -24,12 +24,14 @@
 //!
 //! A line that does not parse, or lacks `v`, `atNs`, `actor` or `action`, is
 //! damage that `window-space verify` reports. A write cut short (a full disk)
-//! is ended with a newline at once, so the fragment stays one damaged line
+//! is ended with a newline at once (or by the next append, which starts with
+//! one when the file does not end in a newline), so the fragment stays one damaged line
 //! and the lines after it read normally ([`AuditLog::scan`] skips and lists
 //! damaged lines; [`AuditLog::read_all`] refuses them).
 
 use std::fs::{File, OpenOptions};
 use std::io::Write;
+use std::os::unix::fs::FileExt;
 use std::path::{Path, PathBuf};
 use std::sync::Mutex;
 use std::time::{SystemTime, UNIX_EPOCH};
@@ -107,18 +109,29 @@ impl AuditLog {
         bytes.push(b'\n');
         let mut guard = self.file.lock().unwrap_or_else(|p| p.into_inner());
         if guard.is_none() {
-            let f = OpenOptions::new().append(true).create(true).open(&self.path).map_err(|e| Error::io("open", &self.path, e))?;
+            let f = OpenOptions::new().read(true).append(true).create(true).open(&self.path).map_err(|e| Error::io("open", &self.path, e))?;
             *guard = Some(f);
         }
         let Some(f) = guard.as_mut() else { unreachable!("opened just above") };
+        // A fragment left by a write cut short (whose closing newline could not
+        // be written either) is ended first, so this line does not join it.
+        let len = f.metadata().map_err(|e| Error::io("fstat", &self.path, e))?.len();
+        let mut last = [b'\n'];
+        if len > 0 {
+            f.read_exact_at(&mut last, len - 1).map_err(|e| Error::io("read", &self.path, e))?;
+        }
+        if last[0] != b'\n' {
+            bytes.insert(0, b'\n');
+        }
         // One write of the whole line: O_APPEND places it at the end atomically.
         // A short write (the disk filled up mid-line) is ended with a newline
         // so that the next line is not glued to the fragment.
         match f.write(&bytes) {
             Ok(n) if n == bytes.len() => {}
-            Ok(n) => {
+            Ok(_) => {
                 let _ = f.write(b"\n");
-                return Err(Error::io("write", &self.path, std::io::Error::new(std::io::ErrorKind::StorageFull, format!("audit line cut short after {n} of {} bytes", bytes.len()))));
+                // A short write to a regular file means the disk (or the file-size limit) is full.
+                return Err(Error::io("write", &self.path, std::io::Error::from_raw_os_error(rustix::io::Errno::NOSPC.raw_os_error())));
             }
             Err(e) => return Err(Error::io("write", &self.path, e)),
         }
