@@ -30,7 +30,7 @@ import {
 } from './errors'
 import { fast, native, type NativeController, type NativeStorageReport } from './native'
 import { scheduleFromJson, scheduleToJson, timeToNs, type TimeInput, type WindowSpace } from './time'
-import { ChangeFeed, ChangeIterator, JournalCursor, abortErrorOf, type SlotChange, type WatchOptions } from './watch'
+import { ChangeFeed, ChangeIterator, JournalCursor, abortErrorOf, type WatchOptions } from './watch'
 import {
   PAYLOAD_STORE_NAMES,
   PayloadType,
@@ -260,29 +260,27 @@ function storageReportOf(r: NativeStorageReport): StorageReport {
  */
 async function durably<T>(n: NativeController, write: () => T): Promise<T> {
   n.beginDeferred()
-  let ticket = 0
-  let result: T
+  let outcome: { ok: true; value: T } | { ok: false; error: unknown }
   try {
-    result = write()
-  } catch (e) {
-    // A batch may have changed slots before it failed: make those durable
-    // too, as the plain call would have, before reporting the failure.
-    ticket = endDeferral(n)
-    if (ticket > 0) {
-      try {
-        await n.commitAsync(ticket)
-      } catch {
-        // the write's own error is the one to report
-      }
-    }
-    throw e
+    outcome = { ok: true, value: write() }
+  } catch (error) {
+    // A batch may have changed slots before it failed: those are made
+    // durable too, as the plain call would have, before the failure is reported.
+    outcome = { ok: false, error }
   }
-  ticket = endDeferral(n)
+  const ticket = endDeferral(n)
+  let failed: Error | null = null
   if (ticket > 0) {
-    const failed = (await n.commitAsync(ticket)) as { code: string; message: string } | null
-    if (failed) throw errorFromNative(failed.code, failed.message)
+    try {
+      const info = (await n.commitAsync(ticket)) as { code: string; message: string } | null
+      if (info) failed = errorFromNative(info.code, info.message)
+    } catch (e) {
+      failed = translateNativeError(e) as Error
+    }
   }
-  return result
+  if (!outcome.ok) throw outcome.error // the write's own error is the one to report
+  if (failed) throw failed
+  return outcome.value
 }
 
 /** Ends a deferral; 0 when the controller closed meanwhile (nothing left to commit through it). */

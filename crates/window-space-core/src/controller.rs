@@ -597,7 +597,7 @@ impl Controller {
     ) -> Result<Transition> {
         self.check(symbol, window_idx)?;
         self.store(kind.store()).check_exists(payload_id)?;
-        if crate::durability::deferring() {
+        if self.sync && crate::durability::deferring() {
             self.store(kind.store()).ensure_durable(payload_id)?;
         }
         let Some(cell) = self.ledger(kind).slot(symbol, window_idx, kind.column())? else {
