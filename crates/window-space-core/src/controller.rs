@@ -656,6 +656,10 @@ impl Controller {
         self.check(symbol, window_idx)?;
         let cell = self.ledger(kind).slot_for_write(symbol, window_idx, kind.column())?;
         let before = cell.read();
+        if before.status == SlotStatus::Retired {
+            // Already terminal: no transition, and no journal number to spend on one.
+            return Ok((Transition { from: SlotStatus::Retired, to: SlotStatus::Retired, version: before.version }, before));
+        }
         let journaled = self.journal.reserve();
         let t = cell.retire().map_err(|e| self.refused(kind, e))?;
         if t.from != t.to {

@@ -70,7 +70,7 @@
 
 use std::fs::{File, OpenOptions};
 use std::os::unix::fs::FileExt;
-use std::path::{Path, PathBuf};
+use std::path::Path;
 use std::sync::atomic::{fence, AtomicU32, AtomicU64, Ordering};
 use std::time::Duration;
 
@@ -195,7 +195,6 @@ pub fn decode_header(path: &Path, h: &[u8]) -> Result<u64> {
 
 /// An open change journal.
 pub struct Journal {
-    path: PathBuf,
     map: FixedMapping,
     capacity: u64,
 }
@@ -229,11 +228,7 @@ impl Journal {
             return Err(Error::corrupt(path, Some(len), format!("file is {len} bytes; a journal of {capacity} entries is {want}")));
         }
         let map = FixedMapping::new(&file, path, want)?;
-        Ok(Self { path: path.to_path_buf(), map, capacity })
-    }
-
-    pub fn path(&self) -> &Path {
-        &self.path
+        Ok(Self { map, capacity })
     }
 
     pub fn capacity(&self) -> u64 {
@@ -265,10 +260,11 @@ impl Journal {
         self.word32(OFF_WAKE).load(Ordering::SeqCst)
     }
 
-    /// Journals one change and wakes sleepers. Never fails: the journal is
-    /// notification only.
+    /// Journals one change at once (tests; the controller reserves the number
+    /// before its compare-and-swap and commits after).
+    #[cfg(test)]
     #[allow(clippy::too_many_arguments)]
-    pub fn record(&self, symbol: u32, window_idx: u32, kind: SlotKind, from: SlotStatus, to: SlotStatus, version: u32, payload_id: u64) {
+    fn record(&self, symbol: u32, window_idx: u32, kind: SlotKind, from: SlotStatus, to: SlotStatus, version: u32, payload_id: u64) {
         self.reserve().commit(symbol, window_idx, kind, from, to, version, payload_id);
     }
 
