@@ -55,9 +55,7 @@ fn relative_components(rel: &str) -> Result<Vec<&str>> {
 
 /// Resolves a URI returned by [`write_artifact`] to a path under `state_dir`.
 pub fn resolve_uri(state_dir: &Path, uri: &str) -> Result<PathBuf> {
-    let rest = uri
-        .strip_prefix("artifacts/")
-        .ok_or_else(|| Error::PathEscapesStateDir { path: uri.chars().take(200).collect() })?;
+    let rest = uri.strip_prefix("artifacts/").ok_or_else(|| Error::PathEscapesStateDir { path: uri.chars().take(200).collect() })?;
     let parts = relative_components(rest)?;
     let mut p = state_dir.join(ARTIFACT_DIR);
     for part in parts {

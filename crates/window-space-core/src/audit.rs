@@ -109,7 +109,8 @@ impl AuditLog {
         bytes.push(b'\n');
         let mut guard = self.file.lock().unwrap_or_else(|p| p.into_inner());
         if guard.is_none() {
-            let f = OpenOptions::new().read(true).append(true).create(true).open(&self.path).map_err(|e| Error::io("open", &self.path, e))?;
+            let f =
+                OpenOptions::new().read(true).append(true).create(true).open(&self.path).map_err(|e| Error::io("open", &self.path, e))?;
             *guard = Some(f);
         }
         let Some(f) = guard.as_mut() else { unreachable!("opened just above") };

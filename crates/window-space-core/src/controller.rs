@@ -16,6 +16,7 @@ use crate::artifact::{self, ArtifactInfo};
 use crate::audit::{self, AuditContext, AuditLog};
 use crate::durability::{DeferScope, GroupCommit};
 use crate::error::{Error, Result, SlotWriteError};
+use crate::fsutil::write_atomic;
 use crate::journal::{self, Journal, Reservation, JOURNAL_FILE};
 use crate::ledger::{Ledger, LedgerEvent, LedgerScan};
 use crate::lock::DirLock;
@@ -24,7 +25,6 @@ use crate::payload::{PayloadRecord, PayloadStore, RecoveryMode, StoreKind};
 use crate::schedule::{Schedule, ScheduleRelation, WindowMeta, WindowSpace};
 use crate::slot::{ClaimGrant, LedgerKind, SlotKind, SlotSnapshot, SlotStatus, Transition};
 use crate::symbols::SymbolMap;
-use crate::fsutil::write_atomic;
 
 /// Name of the persisted schedule.
 pub const SCHEDULE_FILE: &str = "schedule.json";
@@ -57,7 +57,14 @@ pub struct Config {
 
 impl Config {
     pub fn new(state_dir: impl Into<PathBuf>, window_space: WindowSpace) -> Self {
-        Self { state_dir: state_dir.into(), window_space, durability: Durability::Buffered, default_lease_ms: 30_000, journal_capacity: journal::DEFAULT_CAPACITY, actor: None }
+        Self {
+            state_dir: state_dir.into(),
+            window_space,
+            durability: Durability::Buffered,
+            default_lease_ms: 30_000,
+            journal_capacity: journal::DEFAULT_CAPACITY,
+            actor: None,
+        }
     }
 }
 
@@ -216,7 +223,11 @@ impl Controller {
         } else {
             for name in state_file_names() {
                 if !dir.join(name).exists() {
-                    return Err(Error::corrupt(dir.join(name), None, "state file is missing (the directory holds a schedule, so it is not new)"));
+                    return Err(Error::corrupt(
+                        dir.join(name),
+                        None,
+                        "state file is missing (the directory holds a schedule, so it is not new)",
+                    ));
                 }
             }
             let text = std::fs::read_to_string(&schedule_path).map_err(|e| Error::io("read", &schedule_path, e))?;
@@ -261,10 +272,8 @@ impl Controller {
         };
         let now = now_ms();
         let symbol_count = symbols.len();
-        let scans: Vec<LedgerScan> = [&trade, &enrichment]
-            .iter()
-            .map(|l| l.scan(now, symbol_count, schedule.window_count()))
-            .collect::<Result<_>>()?;
+        let scans: Vec<LedgerScan> =
+            [&trade, &enrichment].iter().map(|l| l.scan(now, symbol_count, schedule.window_count())).collect::<Result<_>>()?;
 
         // Every check passed: now repairs and roll-forward.
         let recovery = if alone { RecoveryMode::TruncateTornTail } else { RecoveryMode::ReportTornTail };
@@ -352,7 +361,11 @@ impl Controller {
     /// (for tools that do not know the schedule). Creates nothing but the
     /// derived change journal of a directory that has none. `actor` names who
     /// this controller's audit lines are from by default.
-    pub fn open_existing(state_dir: impl Into<PathBuf>, durability: Durability, actor: Option<String>) -> Result<(Controller, StorageReport)> {
+    pub fn open_existing(
+        state_dir: impl Into<PathBuf>,
+        durability: Durability,
+        actor: Option<String>,
+    ) -> Result<(Controller, StorageReport)> {
         let dir = state_dir.into();
         let path = dir.join(SCHEDULE_FILE);
         let text = match std::fs::read_to_string(&path) {
@@ -385,7 +398,11 @@ impl Controller {
                 _ => len <= crate::payload::HEADER_BYTES,
             };
             if !empty {
-                return Err(Error::corrupt(&p, None, format!("{SCHEDULE_FILE} is missing but this file holds data; refusing to start a new state directory over it")));
+                return Err(Error::corrupt(
+                    &p,
+                    None,
+                    format!("{SCHEDULE_FILE} is missing but this file holds data; refusing to start a new state directory over it"),
+                ));
             }
         }
         for name in state_file_names() {
@@ -527,7 +544,16 @@ impl Controller {
     /// Bookkeeping after a transition: counters, the journal entry whose
     /// number `journaled` took before the compare-and-swap, the sync mode's msync.
     #[allow(clippy::too_many_arguments)]
-    fn after(&self, journaled: Reservation<'_>, kind: SlotKind, symbol: u32, window_idx: u32, t: Transition, event: LedgerEvent, payload_id: u64) -> Result<()> {
+    fn after(
+        &self,
+        journaled: Reservation<'_>,
+        kind: SlotKind,
+        symbol: u32,
+        window_idx: u32,
+        t: Transition,
+        event: LedgerEvent,
+        payload_id: u64,
+    ) -> Result<()> {
         let ledger = self.ledger(kind);
         ledger.count_transition(kind.column(), t);
         ledger.count_event(event, 1);
@@ -575,7 +601,9 @@ impl Controller {
         self.check(symbol, window_idx)?;
         let lease = lease_ms.unwrap_or(self.default_lease_ms);
         let Some(cell) = self.ledger(kind).slot(symbol, window_idx, kind.column())? else {
-            return Err(self.refused(kind, SlotWriteError::VersionConflict { expected_version: claim_version, current: SlotSnapshot::EMPTY }));
+            return Err(
+                self.refused(kind, SlotWriteError::VersionConflict { expected_version: claim_version, current: SlotSnapshot::EMPTY })
+            );
         };
         let d = cell.renew(claim_version, now_ms(), lease).map_err(|e| self.refused(kind, e))?;
         self.ledger(kind).flush_slot(symbol, window_idx, kind.column())?;
@@ -601,7 +629,9 @@ impl Controller {
             self.store(kind.store()).ensure_durable(payload_id)?;
         }
         let Some(cell) = self.ledger(kind).slot(symbol, window_idx, kind.column())? else {
-            return Err(self.refused(kind, SlotWriteError::VersionConflict { expected_version: claim_version, current: SlotSnapshot::EMPTY }));
+            return Err(
+                self.refused(kind, SlotWriteError::VersionConflict { expected_version: claim_version, current: SlotSnapshot::EMPTY })
+            );
         };
         let journaled = self.journal.reserve();
         let t = cell.fill(claim_version, payload_type, payload_id, checksum).map_err(|e| self.refused(kind, e))?;
@@ -613,7 +643,9 @@ impl Controller {
     pub fn clear(&self, symbol: u32, window_idx: u32, kind: SlotKind, claim_version: u32) -> Result<Transition> {
         self.check(symbol, window_idx)?;
         let Some(cell) = self.ledger(kind).slot(symbol, window_idx, kind.column())? else {
-            return Err(self.refused(kind, SlotWriteError::VersionConflict { expected_version: claim_version, current: SlotSnapshot::EMPTY }));
+            return Err(
+                self.refused(kind, SlotWriteError::VersionConflict { expected_version: claim_version, current: SlotSnapshot::EMPTY })
+            );
         };
         let journaled = self.journal.reserve();
         let t = cell.clear(claim_version).map_err(|e| self.refused(kind, e))?;
@@ -668,7 +700,14 @@ impl Controller {
         Ok((t, Self::previous_of(before, t)))
     }
 
-    fn audit_slot(&self, ctx: &AuditContext, action: &str, symbol: u32, kind: SlotKind, mut fields: serde_json::Map<String, serde_json::Value>) -> Result<()> {
+    fn audit_slot(
+        &self,
+        ctx: &AuditContext,
+        action: &str,
+        symbol: u32,
+        kind: SlotKind,
+        mut fields: serde_json::Map<String, serde_json::Value>,
+    ) -> Result<()> {
         fields.insert("symbol".into(), self.symbols.name(symbol).ok().flatten().unwrap_or_default().into());
         fields.insert("symbolId".into(), symbol.into());
         fields.insert("slot".into(), kind.name().into());
@@ -676,7 +715,16 @@ impl Controller {
     }
 
     #[allow(clippy::too_many_arguments)]
-    fn audit_single(&self, ctx: &AuditContext, action: &str, symbol: u32, window_idx: u32, kind: SlotKind, t: Transition, previous: &SlotSnapshot) -> Result<()> {
+    fn audit_single(
+        &self,
+        ctx: &AuditContext,
+        action: &str,
+        symbol: u32,
+        window_idx: u32,
+        kind: SlotKind,
+        t: Transition,
+        previous: &SlotSnapshot,
+    ) -> Result<()> {
         let mut f = serde_json::Map::new();
         f.insert("window".into(), window_idx.into());
         f.insert("previous".into(), audit::previous_json(previous));
@@ -819,8 +867,7 @@ impl Controller {
         if start >= end {
             return Ok(None);
         }
-        self.ledger(kind)
-            .find_window(symbol, start, end, kind.column(), |_, s| !matches!(s, SlotStatus::Filled | SlotStatus::Retired))
+        self.ledger(kind).find_window(symbol, start, end, kind.column(), |_, s| !matches!(s, SlotStatus::Filled | SlotStatus::Retired))
     }
 
     /// Claims up to `n` windows `>= start` of one symbol and slot kind, in window
@@ -858,7 +905,10 @@ impl Controller {
     /// must be Filled).
     fn required_kinds(requirements: u32) -> Result<Vec<SlotKind>> {
         if requirements >> SlotKind::ALL.len() != 0 {
-            return Err(Error::invalid(format!("requirement mask {requirements:#x} names slot kind codes past {}", SlotKind::ALL.len() - 1)));
+            return Err(Error::invalid(format!(
+                "requirement mask {requirements:#x} names slot kind codes past {}",
+                SlotKind::ALL.len() - 1
+            )));
         }
         Ok(SlotKind::ALL.iter().copied().filter(|k| requirements & (1 << k.code()) != 0).collect())
     }
@@ -890,7 +940,9 @@ impl Controller {
         let now = now_ms();
         let mut w = start;
         while w < end {
-            let Some(candidate) = self.ledger(for_kind).find_window(symbol, w, end, for_kind.column(), |cell, s| claimable(cell, s, now))? else {
+            let Some(candidate) =
+                self.ledger(for_kind).find_window(symbol, w, end, for_kind.column(), |cell, s| claimable(cell, s, now))?
+            else {
                 return Ok(None);
             };
             if self.requirements_met(symbol, candidate, &required)? {

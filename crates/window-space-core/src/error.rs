@@ -146,7 +146,10 @@ impl Error {
         match self {
             Self::Io { op, path, source } => json!({ "op": op, "path": path, "osError": source.raw_os_error() }),
             Self::CorruptState { file, offset, what } => json!({ "file": file, "offset": offset, "what": what }),
-            Self::ScheduleMismatch { what } | Self::InvalidSchedule { what } | Self::InvalidArgument { what } | Self::Unsupported { what } => {
+            Self::ScheduleMismatch { what }
+            | Self::InvalidSchedule { what }
+            | Self::InvalidArgument { what }
+            | Self::Unsupported { what } => {
                 json!({ "what": what })
             }
             Self::InvalidSymbol { symbol, why } => json!({ "symbol": symbol, "why": why }),

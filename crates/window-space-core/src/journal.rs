@@ -181,13 +181,20 @@ pub fn decode_header(path: &Path, h: &[u8]) -> Result<u64> {
     let u64_at = |o: usize| u64::from_le_bytes(h[o..o + 8].try_into().unwrap_or([0; 8]));
     let version = u32_at(OFF_VERSION);
     if version != FORMAT_VERSION {
-        return Err(Error::corrupt(path, Some(OFF_VERSION as u64), format!("unsupported journal format version {version} (this library reads {FORMAT_VERSION})")));
+        return Err(Error::corrupt(
+            path,
+            Some(OFF_VERSION as u64),
+            format!("unsupported journal format version {version} (this library reads {FORMAT_VERSION})"),
+        ));
     }
     if u64_at(OFF_CHECKSUM) != xxhash_rust::xxh3::xxh3_64(&h[..OFF_CHECKSUM]) {
         return Err(Error::corrupt(path, Some(OFF_CHECKSUM as u64), "header checksum mismatch"));
     }
     let capacity = u64_at(OFF_CAPACITY);
-    if u64::from(u32_at(OFF_ENTRY_BYTES)) != ENTRY_BYTES || !capacity.is_power_of_two() || !(MIN_CAPACITY..=MAX_CAPACITY).contains(&capacity) {
+    if u64::from(u32_at(OFF_ENTRY_BYTES)) != ENTRY_BYTES
+        || !capacity.is_power_of_two()
+        || !(MIN_CAPACITY..=MAX_CAPACITY).contains(&capacity)
+    {
         return Err(Error::corrupt(path, Some(OFF_ENTRY_BYTES as u64), "journal geometry is not one this library writes"));
     }
     Ok(capacity)
@@ -203,10 +210,13 @@ impl Journal {
     /// Creates a journal file (the caller holds the state-directory gate).
     pub fn create(path: &Path, capacity: u64, created_at_ns: u64) -> Result<()> {
         if !capacity.is_power_of_two() || !(MIN_CAPACITY..=MAX_CAPACITY).contains(&capacity) {
-            return Err(Error::invalid(format!("journal capacity must be a power of two from {MIN_CAPACITY} to {MAX_CAPACITY}, got {capacity}")));
+            return Err(Error::invalid(format!(
+                "journal capacity must be a power of two from {MIN_CAPACITY} to {MAX_CAPACITY}, got {capacity}"
+            )));
         }
         let tmp = path.with_extension("journal.tmp");
-        let file = OpenOptions::new().read(true).write(true).create(true).truncate(true).open(&tmp).map_err(|e| Error::io("create", &tmp, e))?;
+        let file =
+            OpenOptions::new().read(true).write(true).create(true).truncate(true).open(&tmp).map_err(|e| Error::io("create", &tmp, e))?;
         file.write_all_at(&encode_header(capacity, created_at_ns), 0).map_err(|e| Error::io("write", &tmp, e))?;
         file.set_len(PAGE + capacity * ENTRY_BYTES).map_err(|e| Error::io("truncate", &tmp, e))?;
         file.sync_all().map_err(|e| Error::io("fsync", &tmp, e))?;
@@ -419,7 +429,19 @@ mod tests {
         j.record(u32::MAX, u32::MAX, SlotKind::RfRate, SlotStatus::Empty, SlotStatus::Pending, u32::MAX, 0);
         let got = entries(j.read(0, 10));
         assert_eq!(got.len(), 2);
-        assert_eq!(got[0], Change { seq: 0, symbol: 3, window_idx: 70_000, kind: SlotKind::Greeks, from: SlotStatus::Pending, to: SlotStatus::Filled, version: 9, payload_id: 1234 });
+        assert_eq!(
+            got[0],
+            Change {
+                seq: 0,
+                symbol: 3,
+                window_idx: 70_000,
+                kind: SlotKind::Greeks,
+                from: SlotStatus::Pending,
+                to: SlotStatus::Filled,
+                version: 9,
+                payload_id: 1234
+            }
+        );
         assert_eq!((got[1].symbol, got[1].window_idx, got[1].version, got[1].kind), (u32::MAX, u32::MAX, u32::MAX, SlotKind::RfRate));
         assert_eq!(entries(j.read(1, 10)).len(), 1);
         assert_eq!(entries(j.read(2, 10)).len(), 0);

@@ -90,16 +90,8 @@ pub enum LedgerEvent {
 }
 
 impl LedgerEvent {
-    pub const ALL: [LedgerEvent; 8] = [
-        Self::Claims,
-        Self::Takeovers,
-        Self::Fills,
-        Self::Conflicts,
-        Self::Clears,
-        Self::ForceClears,
-        Self::Retires,
-        Self::Busy,
-    ];
+    pub const ALL: [LedgerEvent; 8] =
+        [Self::Claims, Self::Takeovers, Self::Fills, Self::Conflicts, Self::Clears, Self::ForceClears, Self::Retires, Self::Busy];
 
     pub fn name(self) -> &'static str {
         match self {
@@ -261,12 +253,7 @@ impl Ledger {
     /// and has checked the file does not exist).
     pub fn create(path: &Path, kind: LedgerKind, created_at_ns: u64) -> Result<()> {
         let geometry = LedgerGeometry { created_at_ns, ..LedgerGeometry::for_kind(kind) };
-        let file = OpenOptions::new()
-            .read(true)
-            .write(true)
-            .create_new(true)
-            .open(path)
-            .map_err(|e| Error::io("create", path, e))?;
+        let file = OpenOptions::new().read(true).write(true).create_new(true).open(path).map_err(|e| Error::io("create", path, e))?;
         file.write_all_at(&geometry.encode(), 0).map_err(|e| Error::io("write", path, e))?;
         file.sync_all().map_err(|e| Error::io("fsync", path, e))?;
         Ok(())
@@ -287,7 +274,16 @@ impl Ledger {
             return Err(Error::corrupt(path, Some(len), format!("file length {len} is not a multiple of {PAGE}")));
         }
         let map = SharedMapping::new(&file, path)?;
-        let ledger = Self { path: path.to_path_buf(), file, allocators: Mutex::new(()), geometry, map, dir: RwLock::new(Directory::default()), sync, deferred: Mutex::new(Vec::new()) };
+        let ledger = Self {
+            path: path.to_path_buf(),
+            file,
+            allocators: Mutex::new(()),
+            geometry,
+            map,
+            dir: RwLock::new(Directory::default()),
+            sync,
+            deferred: Mutex::new(Vec::new()),
+        };
         ledger.catch_up()?;
         ledger.check_unpublished_chunks(len)?;
         Ok(ledger)
@@ -440,9 +436,7 @@ impl Ledger {
         }
         let (chunk_idx, off) = self.locate(window_idx, column);
         let addr = self.allocate(symbol, chunk_idx)?;
-        self.map
-            .slot(addr, off)
-            .ok_or_else(|| Error::corrupt(&self.path, None, "slot offset outside its chunk"))
+        self.map.slot(addr, off).ok_or_else(|| Error::corrupt(&self.path, None, "slot offset outside its chunk"))
     }
 
     /// Reads every slot of a row with one chunk lookup (Empty if unallocated).

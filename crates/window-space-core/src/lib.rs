@@ -14,8 +14,8 @@ pub mod audit;
 pub mod controller;
 mod durability;
 pub mod error;
-pub mod journal;
 mod fsutil;
+pub mod journal;
 pub mod ledger;
 mod lock;
 #[allow(unsafe_code)]
@@ -27,8 +27,8 @@ pub mod slot;
 pub mod symbols;
 
 pub use artifact::ArtifactInfo;
-pub use durability::clear_deferring;
 pub use controller::{Config, Controller, Durability, SlotMetric, StorageReport};
+pub use durability::clear_deferring;
 pub use error::{Error, Result, SlotWriteError};
 pub use ledger::LedgerEvent;
 pub use payload::{PayloadRecord, StoreKind};

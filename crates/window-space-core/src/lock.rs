@@ -115,7 +115,7 @@ impl GateGuard<'_> {
     pub(crate) fn admit(self) -> Result<()> {
         // While we hold the gate no other bootstrap can run, so turning the
         // exclusive presence lock into a shared one (not atomic in flock) is safe.
-        
+
         lock(&self.lock.presence, &self.lock.path, FlockOperation::LockShared)
     }
 }

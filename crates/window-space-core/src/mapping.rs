@@ -178,9 +178,7 @@ impl SharedMapping {
     pub(crate) fn flush(&self, addr: ChunkAddr, byte_offset: usize, len: usize) -> Result<()> {
         let segs = self.segments.read().unwrap_or_else(|p| p.into_inner());
         let s = &segs[addr.segment as usize];
-        s.map
-            .flush_range(addr.offset_in_segment as usize + byte_offset, len)
-            .map_err(|e| Error::io("msync", &self.path, e))
+        s.map.flush_range(addr.offset_in_segment as usize + byte_offset, len).map_err(|e| Error::io("msync", &self.path, e))
     }
 
     /// Writes dirty pages of the header page to the disk (msync).

@@ -96,10 +96,15 @@ pub fn check_slot_bytes(b: &[u8]) -> Option<String> {
     let tag = tag_word as u32;
     match status {
         SlotStatus::Empty if low | high | checksum | tag_word != 0 => {
-            return Some(format!("an Empty slot holds data (version {version}, high word {high:#x}, checksum {checksum:#x}, fill tag {tag})"));
+            return Some(format!(
+                "an Empty slot holds data (version {version}, high word {high:#x}, checksum {checksum:#x}, fill tag {tag})"
+            ));
         }
         SlotStatus::Filled if tag != version.wrapping_sub(1) => {
-            return Some(format!("a Filled slot at version {version} has fill tag {tag}, not {} (its checksum is not the fill's)", version.wrapping_sub(1)));
+            return Some(format!(
+                "a Filled slot at version {version} has fill tag {tag}, not {} (its checksum is not the fill's)",
+                version.wrapping_sub(1)
+            ));
         }
         SlotStatus::Pending if payload_type != 0 => return Some(format!("a Pending slot has payload type {payload_type}, not 0")),
         SlotStatus::Cleared | SlotStatus::Retired if payload_type != 0 || high != 0 => {
@@ -149,7 +154,8 @@ pub fn check_ledger_slots(state_dir: &Path, kind: LedgerKind) -> Result<SlotChec
         let symbol_id = u32_at(&buf, 4);
         let chunk_idx = u32_at(&buf, 8);
         let first_window = chunk_idx.saturating_mul(rpc);
-        let chunk_issue = |what: String, at: u64| SlotIssue { ledger: kind, symbol_id, window_idx: first_window, column: None, offset: at, what };
+        let chunk_issue =
+            |what: String, at: u64| SlotIssue { ledger: kind, symbol_id, window_idx: first_window, column: None, offset: at, what };
         if buf[0..4] != CHUNK_MAGIC {
             // Bootstrap refuses such a file; report it rather than read rows from it.
             out.issues.push(chunk_issue("chunk magic WSCK missing".into(), base));
@@ -198,13 +204,24 @@ mod tests {
 
     fn filled_dir() -> (tempfile::TempDir, u64) {
         let d = tempfile::tempdir().unwrap();
-        let space: WindowSpace = serde_json::from_str(r#"{"kind":"uniform","originNs":0,"windowNs":60000000000,"windowCount":20}"#).unwrap();
+        let space: WindowSpace =
+            serde_json::from_str(r#"{"kind":"uniform","originNs":0,"windowNs":60000000000,"windowCount":20}"#).unwrap();
         let (c, _) = Controller::bootstrap(Config::new(d.path(), space)).unwrap();
         let spy = c.resolve_symbol("SPY").unwrap();
         let k = SlotKind::from_code(1).unwrap(); // optionTrade, column 1
         for w in 0..5 {
             let g = c.claim(spy, w, k, Some(60_000)).unwrap();
-            let rec = crate::PayloadRecord { payload_id: 0, symbol_id: spy, window_idx: w, slot_kind: 1, payload_type: 3, checksum: 7, size: 1, created_at_ns: 0, uri: format!("artifacts/{w}") };
+            let rec = crate::PayloadRecord {
+                payload_id: 0,
+                symbol_id: spy,
+                window_idx: w,
+                slot_kind: 1,
+                payload_type: 3,
+                checksum: 7,
+                size: 1,
+                created_at_ns: 0,
+                uri: format!("artifacts/{w}"),
+            };
             let id = c.append_payload(k.store(), rec).unwrap();
             c.fill(spy, w, k, g.version, 3, id, 7).unwrap();
         }
@@ -240,7 +257,7 @@ mod tests {
             (|s| s[4] = 9, "status byte 9"),
             (|s| s[24] ^= 1, "has fill tag"),
             (|s| s[28] = 1, "reserved tail bits"),
-            (|s| s[5] = 0, ""), // payload type 0 is a valid Filled slot: no issue
+            (|s| s[5] = 0, ""),                     // payload type 0 is a valid Filled slot: no issue
             (|s| s[4] = 4, "a Retired slot keeps"), // Filled → Retired with its payload id left
         ];
         for (f, expected) in cases {
@@ -265,7 +282,8 @@ mod tests {
         b[PAGE as usize + 40] = 1;
         std::fs::write(&p, b).unwrap();
         let r = check_ledger_slots(d.path(), LedgerKind::Trade).unwrap();
-        let whats: Vec<_> = r.issues.iter().map(|i| (i.window_idx, i.column, i.what.split(' ').take(3).collect::<Vec<_>>().join(" "))).collect();
+        let whats: Vec<_> =
+            r.issues.iter().map(|i| (i.window_idx, i.column, i.what.split(' ').take(3).collect::<Vec<_>>().join(" "))).collect();
         assert_eq!(whats, vec![(0, None, "reserved bytes of".to_string()), (13, Some(1), "an Empty slot".to_string())]);
     }
 

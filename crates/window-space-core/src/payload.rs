@@ -314,7 +314,17 @@ impl PayloadStore {
         }
         file.read_exact_at(&mut header, 0).map_err(|e| Error::io("read", path, e))?;
         decode_header(path, kind, &header)?;
-        let store = Self { kind, path: path.to_path_buf(), file, index: Mutex::new(Index { offsets: Vec::new(), end: HEADER_BYTES }), appenders: Mutex::new(()), sync, first_owed: AtomicU64::new(u64::MAX), known: AtomicU64::new(0), syncing: Mutex::new(()) };
+        let store = Self {
+            kind,
+            path: path.to_path_buf(),
+            file,
+            index: Mutex::new(Index { offsets: Vec::new(), end: HEADER_BYTES }),
+            appenders: Mutex::new(()),
+            sync,
+            first_owed: AtomicU64::new(u64::MAX),
+            known: AtomicU64::new(0),
+            syncing: Mutex::new(()),
+        };
         let report = {
             let mut index = store.index.lock().unwrap_or_else(|p| p.into_inner());
             let torn = store.read_new_records(&mut index)?;
@@ -397,7 +407,11 @@ impl PayloadStore {
                     if is_tail {
                         return Ok(rest);
                     }
-                    return Err(Error::corrupt(&self.path, Some(at), format!("{what} (payload id {}), and more data follows", index.offsets.len())));
+                    return Err(Error::corrupt(
+                        &self.path,
+                        Some(at),
+                        format!("{what} (payload id {}), and more data follows", index.offsets.len()),
+                    ));
                 }
             }
         }
@@ -491,7 +505,9 @@ impl PayloadStore {
         self.file.read_exact_at(&mut buf, offset).map_err(|e| Error::io("read", &self.path, e))?;
         let body_len = u32::from_le_bytes(buf[4..8].try_into().expect("4 bytes")) as usize;
         buf.resize(pad8(RECORD_HEADER_BYTES + body_len.min(MAX_BODY_BYTES)), 0);
-        self.file.read_exact_at(&mut buf[RECORD_HEADER_BYTES..], offset + RECORD_HEADER_BYTES as u64).map_err(|e| Error::io("read", &self.path, e))?;
+        self.file
+            .read_exact_at(&mut buf[RECORD_HEADER_BYTES..], offset + RECORD_HEADER_BYTES as u64)
+            .map_err(|e| Error::io("read", &self.path, e))?;
         match parse_record(&buf) {
             Parsed::Record(rec, _) => Ok(Some(rec)),
             Parsed::Incomplete | Parsed::Bad { .. } => {
@@ -557,7 +573,17 @@ mod tests {
     use super::*;
 
     fn rec(uri: &str) -> PayloadRecord {
-        PayloadRecord { payload_id: 0, symbol_id: 1, window_idx: 2, slot_kind: 1, payload_type: 3, checksum: 4, size: 5, created_at_ns: 6, uri: uri.into() }
+        PayloadRecord {
+            payload_id: 0,
+            symbol_id: 1,
+            window_idx: 2,
+            slot_kind: 1,
+            payload_type: 3,
+            checksum: 4,
+            size: 5,
+            created_at_ns: 6,
+            uri: uri.into(),
+        }
     }
 
     #[test]

@@ -115,7 +115,10 @@ impl Schedule {
                         return bad(format!("session {i}: endNs {} is not after startNs {}", s.end_ns, s.start_ns));
                     }
                     if i > 0 && s.start_ns < sessions[i - 1].end_ns {
-                        return bad(format!("session {i} starts before session {} ends (sessions must be sorted and must not overlap)", i - 1));
+                        return bad(format!(
+                            "session {i} starts before session {} ends (sessions must be sorted and must not overlap)",
+                            i - 1
+                        ));
                     }
                     bases.push(total as u32);
                     total += s.window_count();
@@ -222,9 +225,8 @@ impl Schedule {
             version: u32,
             schedule: WindowSpace,
         }
-        let doc: Doc = serde_json::from_str(text).map_err(|e| {
-            Error::corrupt(path, None, format!("invalid schedule JSON at line {}, column {}: {e}", e.line(), e.column()))
-        })?;
+        let doc: Doc = serde_json::from_str(text)
+            .map_err(|e| Error::corrupt(path, None, format!("invalid schedule JSON at line {}, column {}: {e}", e.line(), e.column())))?;
         if doc.format != "window-space/schedule" || doc.version != 1 {
             return Err(Error::corrupt(path, None, format!("unsupported schedule document {:?} version {}", doc.format, doc.version)));
         }
@@ -262,7 +264,10 @@ fn extends(longer: &WindowSpace, shorter: &WindowSpace) -> bool {
 
 fn describe_difference(persisted: &WindowSpace, given: &WindowSpace) -> String {
     match (persisted, given) {
-        (WindowSpace::Uniform { origin_ns: o1, window_ns: w1, window_count: c1 }, WindowSpace::Uniform { origin_ns: o2, window_ns: w2, window_count: c2 }) => {
+        (
+            WindowSpace::Uniform { origin_ns: o1, window_ns: w1, window_count: c1 },
+            WindowSpace::Uniform { origin_ns: o2, window_ns: w2, window_count: c2 },
+        ) => {
             format!("persisted uniform schedule (originNs {o1}, windowNs {w1}, windowCount {c1}) differs from the given one (originNs {o2}, windowNs {w2}, windowCount {c2}); only windowCount may grow")
         }
         (WindowSpace::Sessions { sessions: a }, WindowSpace::Sessions { sessions: b }) => {

@@ -217,14 +217,8 @@ pub struct SlotSnapshot {
 
 impl SlotSnapshot {
     /// The snapshot of a slot that was never written (also what unallocated rows read as).
-    pub const EMPTY: SlotSnapshot = SlotSnapshot {
-        status: SlotStatus::Empty,
-        version: 0,
-        payload_type: 0,
-        payload_id: 0,
-        checksum: 0,
-        lease_deadline_ms: 0,
-    };
+    pub const EMPTY: SlotSnapshot =
+        SlotSnapshot { status: SlotStatus::Empty, version: 0, payload_type: 0, payload_id: 0, checksum: 0, lease_deadline_ms: 0 };
 }
 
 /// What a successful claim returns.
@@ -394,13 +388,7 @@ impl<'a> SlotCell<'a> {
     }
 
     /// `Pending(claim_version) → Filled(claim_version + 1)`.
-    pub fn fill(
-        &self,
-        claim_version: u32,
-        payload_type: u8,
-        payload_id: u64,
-        checksum: u64,
-    ) -> Result<Transition, SlotWriteError> {
+    pub fn fill(&self, claim_version: u32, payload_type: u8, payload_id: u64, checksum: u64) -> Result<Transition, SlotWriteError> {
         let conflict = |cell: &Self| SlotWriteError::VersionConflict { expected_version: claim_version, current: cell.read() };
         let mut w = self.head.load(Ordering::Acquire);
         let h = decode_head(w);
@@ -427,11 +415,7 @@ impl<'a> SlotCell<'a> {
         loop {
             match self.cas(w, filled) {
                 Ok(()) => {
-                    return Ok(Transition {
-                        from: SlotStatus::Pending,
-                        to: SlotStatus::Filled,
-                        version: claim_version.wrapping_add(1),
-                    })
+                    return Ok(Transition { from: SlotStatus::Pending, to: SlotStatus::Filled, version: claim_version.wrapping_add(1) })
                 }
                 Err(now) => {
                     let h = decode_head(now);

@@ -181,9 +181,8 @@ pub fn parse_symbol_map(path: &Path, bytes: &[u8]) -> Result<Vec<String>> {
 }
 
 fn parse(path: &Path, bytes: &[u8]) -> Result<Names> {
-    let doc: Doc = serde_json::from_slice(bytes).map_err(|e| {
-        Error::corrupt(path, None, format!("invalid JSON at line {}, column {}: {e}", e.line(), e.column()))
-    })?;
+    let doc: Doc = serde_json::from_slice(bytes)
+        .map_err(|e| Error::corrupt(path, None, format!("invalid JSON at line {}, column {}: {e}", e.line(), e.column())))?;
     if doc.format != "window-space/symbol-map" || doc.version != 1 {
         return Err(Error::corrupt(path, None, format!("unsupported document {:?} version {}", doc.format, doc.version)));
     }

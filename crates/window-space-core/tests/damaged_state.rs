@@ -169,7 +169,17 @@ fn rewrite_header(path: &Path, at: usize, value: u32, checked: usize, sum_at: us
 
 #[test]
 fn wrong_magic_in_any_binary_file_is_refused_and_named() {
-    for name in ["trade-ledger.dat", "enrichment-ledger.dat", "trades.map", "quotes.map", "aggressor.map", "rf_rate.map", "greeks.map", "aggregations.map", "changes.journal"] {
+    for name in [
+        "trade-ledger.dat",
+        "enrichment-ledger.dat",
+        "trades.map",
+        "quotes.map",
+        "aggressor.map",
+        "rf_rate.map",
+        "greeks.map",
+        "aggregations.map",
+        "changes.journal",
+    ] {
         let dir = populated();
         let path = dir.path().join(name);
         let mut b = std::fs::read(&path).unwrap();
@@ -186,7 +196,13 @@ fn wrong_magic_in_any_binary_file_is_refused_and_named() {
 
 #[test]
 fn an_unsupported_format_version_is_refused_with_its_offset() {
-    for (name, checked, sum_at) in [("trade-ledger.dat", 48, 48), ("enrichment-ledger.dat", 48, 48), ("trades.map", 56, 56), ("greeks.map", 56, 56), ("changes.journal", 56, 56)] {
+    for (name, checked, sum_at) in [
+        ("trade-ledger.dat", 48, 48),
+        ("enrichment-ledger.dat", 48, 48),
+        ("trades.map", 56, 56),
+        ("greeks.map", 56, 56),
+        ("changes.journal", 56, 56),
+    ] {
         let dir = populated();
         let path = dir.path().join(name);
         rewrite_header(&path, 8, 2, checked, sum_at);

@@ -17,7 +17,17 @@ fn config(dir: &std::path::Path) -> Config {
 }
 
 fn record(symbol: u32, w: u32, tag: u64) -> PayloadRecord {
-    PayloadRecord { payload_id: 0, symbol_id: symbol, window_idx: w, slot_kind: 1, payload_type: 1, checksum: tag, size: 1, created_at_ns: 0, uri: format!("t/{tag}/{w}") }
+    PayloadRecord {
+        payload_id: 0,
+        symbol_id: symbol,
+        window_idx: w,
+        slot_kind: 1,
+        payload_type: 1,
+        checksum: tag,
+        size: 1,
+        created_at_ns: 0,
+        uri: format!("t/{tag}/{w}"),
+    }
 }
 
 /// Every thread walks all windows; returns (wins, refusal codes) per thread.

@@ -34,7 +34,7 @@ use napi::{sys, Env, JsValue};
 use napi_derive::napi;
 use window_space_core::{Controller, Error as CoreError, LedgerKind, SlotKind};
 
-use crate::{refusal, reason, write_slot, SLOT_STRIDE};
+use crate::{reason, refusal, write_slot, SLOT_STRIDE};
 
 thread_local! {
     /// Open controllers of this JS thread (each worker thread has its own), by handle.
@@ -155,14 +155,13 @@ impl<const N: usize> Args<N> {
 
     fn controller(&self) -> Result<Arc<Controller>, Fail> {
         let h = self.u32(0)?;
-        CONTROLLERS
-            .with(|r| r.borrow().get(h as usize).cloned().flatten())
-            .ok_or(Fail::Core(CoreError::Closed))
+        CONTROLLERS.with(|r| r.borrow().get(h as usize).cloned().flatten()).ok_or(Fail::Core(CoreError::Closed))
     }
 }
 
 fn kind(code: u32) -> Result<SlotKind, Fail> {
-    SlotKind::from_code(code).ok_or_else(|| Fail::Core(CoreError::InvalidArgument { what: format!("slot kind code {code} does not exist (0..=8)") }))
+    SlotKind::from_code(code)
+        .ok_or_else(|| Fail::Core(CoreError::InvalidArgument { what: format!("slot kind code {code} does not exist (0..=8)") }))
 }
 
 fn lease(v: f64) -> Result<Option<u64>, Fail> {
@@ -288,7 +287,9 @@ callback!(fast_read_row, 5, |a| {
     let out = a.f64_array(4)?;
     let n = ledger.slot_kinds().len();
     if out.len() < n * SLOT_STRIDE {
-        return Err(Fail::Core(CoreError::InvalidArgument { what: format!("the output array needs at least {} numbers", n * SLOT_STRIDE) }));
+        return Err(Fail::Core(CoreError::InvalidArgument {
+            what: format!("the output array needs at least {} numbers", n * SLOT_STRIDE),
+        }));
     }
     for (i, slot) in c.read_row(ledger, s, w)?.iter().enumerate() {
         write_slot(&mut out[i * SLOT_STRIDE..(i + 1) * SLOT_STRIDE], slot);
@@ -337,7 +338,8 @@ pub fn init(exports: Object, env: Env) -> napi::Result<()> {
         let mut f = ptr::null_mut();
         // SAFETY: env is the module-init env; name is valid UTF-8 of the given
         // length; cb is an `extern "C"` callback that upholds the module contract.
-        let status = unsafe { sys::napi_create_function(env.raw(), name.as_ptr().cast(), name.len() as isize, Some(cb), ptr::null_mut(), &mut f) };
+        let status =
+            unsafe { sys::napi_create_function(env.raw(), name.as_ptr().cast(), name.len() as isize, Some(cb), ptr::null_mut(), &mut f) };
         if status != sys::Status::napi_ok {
             return Err(napi::Error::from_reason(format!("napi_create_function({name}) failed with status {status}")));
         }

@@ -22,8 +22,8 @@ use napi_derive::napi;
 use window_space_core::audit::{AuditContext, AuditLog};
 use window_space_core::journal::JournalRead;
 use window_space_core::{
-    artifact, Config, Controller, Durability, Error as CoreError, LedgerKind, PayloadRecord, SlotKind, SlotSnapshot,
-    SlotWriteError, StorageReport, StoreKind, Transition, WindowSpace,
+    artifact, Config, Controller, Durability, Error as CoreError, LedgerKind, PayloadRecord, SlotKind, SlotSnapshot, SlotWriteError,
+    StorageReport, StoreKind, Transition, WindowSpace,
 };
 
 /// Error status carrying the core's stable code.
@@ -388,9 +388,8 @@ impl Task for OpenTask {
 
     fn compute(&mut self) -> napi::Result<Self::Output> {
         let config = self.config.take().ok_or_else(|| napi::Error::from_reason("bootstrap task ran twice"))?;
-        Ok(std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| Controller::bootstrap(config))).unwrap_or_else(|_| {
-            Err(CoreError::Unsupported { what: "internal panic during bootstrap".into() })
-        }))
+        Ok(std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| Controller::bootstrap(config)))
+            .unwrap_or_else(|_| Err(CoreError::Unsupported { what: "internal panic during bootstrap".into() })))
     }
 
     fn resolve(&mut self, _env: Env, output: Self::Output) -> napi::Result<Self::JsValue> {
@@ -640,7 +639,13 @@ impl NativeController {
 
     /// Reads one slot into `out[0..8]`.
     #[napi(catch_unwind)]
-    pub fn read_slot(&self, symbol: u32, window_idx: u32, kind_code: u32, #[napi(ts_arg_type = "Float64Array")] out: F64Out<'_>) -> Result<()> {
+    pub fn read_slot(
+        &self,
+        symbol: u32,
+        window_idx: u32,
+        kind_code: u32,
+        #[napi(ts_arg_type = "Float64Array")] out: F64Out<'_>,
+    ) -> Result<()> {
         let k = kind(kind_code)?;
         if out.len() < SLOT_STRIDE {
             return Err(invalid("readSlot needs an output array of at least 8 numbers"));
@@ -652,7 +657,13 @@ impl NativeController {
 
     /// Reads a row of a ledger (0 trade, 1 enrichment) into `out`, 8 numbers a slot.
     #[napi(catch_unwind)]
-    pub fn read_row(&self, ledger: u32, symbol: u32, window_idx: u32, #[napi(ts_arg_type = "Float64Array")] out: F64Out<'_>) -> Result<u32> {
+    pub fn read_row(
+        &self,
+        ledger: u32,
+        symbol: u32,
+        window_idx: u32,
+        #[napi(ts_arg_type = "Float64Array")] out: F64Out<'_>,
+    ) -> Result<u32> {
         let l = ledger_kind(ledger)?;
         let n = l.slot_kinds().len();
         if out.len() < n * SLOT_STRIDE {
@@ -674,7 +685,15 @@ impl NativeController {
 
     /// Claims up to `n` windows; writes (window, version) pairs into `out`; returns how many.
     #[napi(catch_unwind)]
-    pub fn claim_next_unfilled(&self, symbol: u32, start: u32, kind_code: u32, n: u32, lease_ms: f64, #[napi(ts_arg_type = "Float64Array")] out: F64Out<'_>) -> Result<u32> {
+    pub fn claim_next_unfilled(
+        &self,
+        symbol: u32,
+        start: u32,
+        kind_code: u32,
+        n: u32,
+        lease_ms: f64,
+        #[napi(ts_arg_type = "Float64Array")] out: F64Out<'_>,
+    ) -> Result<u32> {
         let k = kind(kind_code)?;
         if out.len() < 2 * n as usize {
             return Err(invalid(format!("claimNextUnfilled needs an output array of at least {} numbers", 2 * n)));
@@ -830,13 +849,18 @@ impl NativeController {
     /// the journal head differs from `known_head` and whenever it moves after;
     /// call `watcherAck` after reading the journal.
     #[napi(catch_unwind)]
-    pub fn start_watcher(&mut self, #[napi(ts_arg_type = "(head: number) => void")] callback: watch::HeadCallback, known_head: f64) -> Result<()> {
+    pub fn start_watcher(
+        &mut self,
+        #[napi(ts_arg_type = "(head: number) => void")] callback: watch::HeadCallback,
+        known_head: f64,
+    ) -> Result<()> {
         if self.watcher.is_some() {
             return Ok(());
         }
         let c = self.inner.clone().ok_or_else(|| core_err(CoreError::Closed))?;
         let known = whole(known_head, "knownHead")?;
-        let w = watch::Watcher::start(c, callback, known).map_err(|e| napi::Error::new(Code("ERR_IO"), format!("cannot start the watcher thread: {e}")))?;
+        let w = watch::Watcher::start(c, callback, known)
+            .map_err(|e| napi::Error::new(Code("ERR_IO"), format!("cannot start the watcher thread: {e}")))?;
         self.watcher = Some(w);
         Ok(())
     }
@@ -862,7 +886,8 @@ impl NativeController {
     /// Appends a tool's own action with a JSON `details` object.
     #[napi(catch_unwind)]
     pub fn audit_action(&self, action: String, details_json: String, audit: Option<NativeAuditContext>) -> Result<()> {
-        let details: serde_json::Value = serde_json::from_str(&details_json).map_err(|e| invalid(format!("audit details are not JSON: {e}")))?;
+        let details: serde_json::Value =
+            serde_json::from_str(&details_json).map_err(|e| invalid(format!("audit details are not JSON: {e}")))?;
         if action.is_empty() || action.len() > 64 || action.chars().any(|c| !c.is_ascii_alphanumeric() && c != '-' && c != '_') {
             return Err(invalid(format!("audit action must be 1-64 ASCII letters, digits, - or _, got {action:?}")));
         }
