@@ -21,6 +21,7 @@ import {
   NoWindowForTimestampError,
   NotAStateDirError,
   JournalGapError,
+  NewerFormatError,
   WaitTimeoutError,
   PathEscapesStateDirError,
   PermissionDeniedError,
@@ -42,6 +43,7 @@ import {
   type WindowSpaceErrorCode,
 } from '../src/errors'
 import * as facade from '../src/index'
+import { ERROR_CODES } from '../src/vocabulary'
 import { WindowSpace, WindowSpaceConfig, WindowSpaceController } from '../src/index'
 
 type AnyCtor = abstract new (...args: never[]) => WindowSpaceError
@@ -73,6 +75,7 @@ const TABLE: Row[] = [
   plain('ReadOnlyError', ReadOnlyError, 'ERR_READ_ONLY'),
   plain('PermissionDeniedError', PermissionDeniedError, 'ERR_PERMISSION_DENIED'),
   plain('CorruptStateError', CorruptStateError, 'ERR_CORRUPT_STATE'),
+  plain('NewerFormatError', NewerFormatError, 'ERR_NEWER_FORMAT'),
   plain('ScheduleMismatchError', ScheduleMismatchError, 'ERR_SCHEDULE_MISMATCH'),
   plain('InvalidScheduleError', InvalidScheduleError, 'ERR_INVALID_SCHEDULE'),
   plain('InvalidSymbolError', InvalidSymbolError, 'ERR_INVALID_SYMBOL'),
@@ -202,9 +205,8 @@ describe('the error table', () => {
 })
 
 describe('native error conversion', () => {
-  it.each(CODED)('errorFromNative($code) builds a $name with the JSON message and details', ({ code, cls, name }) => {
-    const reason = 'window-space:' + JSON.stringify({ message: 'native said no', details: { file: 'x.map', offset: 8, symbol: 'SPY' } })
-    const e = errorFromNative(code, reason)
+  it.each(CODED)('errorFromNative($code) builds a $name with the message and details as given', ({ code, cls, name }) => {
+    const e = errorFromNative(code, 'native said no', { file: 'x.map', offset: 8, symbol: 'SPY' })
     expect(e).toBeInstanceOf(cls)
     expect((e as WindowSpaceError).code).toBe(code)
     expect(e.name).toBe(name)
@@ -212,17 +214,16 @@ describe('native error conversion', () => {
     expect((e as WindowSpaceError).details).toEqual({ file: 'x.map', offset: 8, symbol: 'SPY' })
   })
 
-  it('a reason without the JSON marker becomes the message as is', () => {
+  it('without details the error has an empty details object', () => {
     const e = errorFromNative('ERR_UNKNOWN_SYMBOL', 'plain reason')
     expect(e).toBeInstanceOf(UnknownSymbolError)
     expect(e.message).toBe('plain reason')
     expect((e as WindowSpaceError).details).toEqual({})
   })
 
-  it('a marker with broken JSON keeps the raw reason', () => {
-    const e = errorFromNative('ERR_IO', 'window-space:{broken')
-    expect(e).toBeInstanceOf(IoError)
-    expect(e.message).toBe('window-space:{broken')
+  it('a refusal gets its slot from the details the core sent', () => {
+    const e = errorFromNative('ERR_SLOT_FILLED', 'filled', { status: 'Filled', version: 4, payloadType: 2, payloadId: 17, checksum: '18446744073709551615', leaseExpiresAt: null })
+    expect((e as SlotFilledError).slot).toEqual({ status: 'Filled', version: 4, payloadType: 2, payloadId: 17, checksum: 0xffffffffffffffffn, leaseExpiresAt: null })
   })
 
   it.each(['InvalidArg', 'NumberExpected', 'StringExpected', 'ObjectExpected', 'BigintExpected'])('napi status %s becomes a TypeError', (status) => {
@@ -253,13 +254,55 @@ describe('native error conversion', () => {
     expect(translateNativeError(noCode)).toBe(noCode)
   })
 
-  it('translateNativeError converts an Error with a native code', () => {
-    const raw = Object.assign(new Error('window-space:' + JSON.stringify({ message: 'gone', details: { windowIdx: 9 } })), { code: 'ERR_WINDOW_OUT_OF_RANGE' })
+  it('translateNativeError converts an Error with a native code and a details object', () => {
+    const raw = Object.assign(new Error('gone'), { code: 'ERR_WINDOW_OUT_OF_RANGE', details: { windowIdx: 9 } })
     const e = translateNativeError(raw)
     expect(e).toBeInstanceOf(WindowOutOfRangeError)
     expect((e as WindowOutOfRangeError).message).toBe('gone')
     expect((e as WindowOutOfRangeError).details).toEqual({ windowIdx: 9 })
     expect((e as Error).stack!.startsWith('WindowOutOfRangeError: gone\n')).toBe(true)
+  })
+
+  it('errors of the core arrive with their fields as an object, not inside the message', () => {
+    const dir = mkdtempSync(join(tmpdir(), 'ws-errors-'))
+    try {
+      const { controller } = WindowSpaceController.bootstrap(new WindowSpaceConfig(dir, WindowSpace.uniform({ origin: 0, windowDuration: 1000, windowCount: 4 })))
+      controller.resolveSymbol('SPY')
+      let e: unknown
+      try {
+        controller.windowMeta(4)
+      } catch (err) {
+        e = err
+      }
+      expect(e).toBeInstanceOf(WindowOutOfRangeError)
+      expect((e as WindowOutOfRangeError).details).toEqual({ windowIdx: 4, windowCount: 4 })
+      expect((e as Error).message).toBe('window index 4 is out of range (the schedule has 4 windows)')
+      const claim = controller.markPending('SPY', 1, 'greeks')
+      let refused: unknown
+      try {
+        controller.markPending('SPY', 1, 'greeks')
+      } catch (err) {
+        refused = err
+      }
+      expect(refused).toBeInstanceOf(SlotBusyError)
+      expect((refused as SlotBusyError).slot).toEqual({ status: 'Pending', version: claim.version, payloadType: 0, payloadId: 0, checksum: 0n, leaseExpiresAt: claim.leaseExpiresAt })
+      expect((refused as SlotBusyError).details).toMatchObject({ symbolId: 0, windowIdx: 1, slotKind: 'greeks', status: 'Pending', version: claim.version })
+      controller.close()
+    } finally {
+      rmSync(dir, { recursive: true, force: true })
+    }
+  })
+})
+
+describe('the vocabulary of error codes', () => {
+  it('every code of the core has the class the core names, with the parent it names', () => {
+    for (const [code, { class: name, parent }] of Object.entries(ERROR_CODES)) {
+      const cls = (errorClasses as Record<string, AnyCtor>)[code]
+      expect(cls?.name, code).toBe(name)
+      const parentCls = (errors as Record<string, unknown>)[parent] as AnyCtor
+      expect(errorFromNative(code, 'x'), code).toBeInstanceOf(parentCls)
+    }
+    expect(Object.keys(errorClasses).sort()).toEqual(Object.keys(ERROR_CODES).sort())
   })
 })
 

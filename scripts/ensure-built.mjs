@@ -2,10 +2,11 @@
 // missing or older than its sources, so `npm run demo` works on a fresh clone
 // after `npm ci` with nothing else run first.
 //
-// `--release` also rebuilds an addon that is up to date but was built in the
-// debug profile (`npm test` builds one): the benchmark must measure release
-// code. The build scripts record the profile in `.addon-profile` (not
-// committed); an addon without that record counts as debug.
+// `--release` builds the benchmark's addon: release code with the `bench`
+// feature (its floor functions), rebuilding one that is up to date but was
+// built otherwise (`npm test` builds a debug one). The build scripts record
+// the profile in `.addon-profile` (not committed); an addon without that
+// record counts as debug.
 import { execSync } from 'node:child_process'
 import { existsSync, readFileSync, readdirSync, statSync } from 'node:fs'
 import { join } from 'node:path'
@@ -28,10 +29,10 @@ const profile = () => {
 }
 const addon = readdirSync(root).find((f) => f.endsWith('.node'))
 const addonStale =
-  !addon || !existsSync(join(root, 'binding.js')) || statSync(join(root, addon)).mtimeMs < newest('crates') || (wantRelease && profile() !== 'release')
+  !addon || !existsSync(join(root, 'binding.js')) || statSync(join(root, addon)).mtimeMs < newest('crates') || (wantRelease && profile() !== 'release-bench')
 const distStale = !existsSync(join(root, 'dist/index.js')) || statSync(join(root, 'dist/index.js')).mtimeMs < newest('src')
 if (addonStale) {
-  execSync('npm run build', { cwd: root, stdio: 'inherit' })
+  execSync(wantRelease ? 'npm run build:bench' : 'npm run build:debug', { cwd: root, stdio: 'inherit' })
 } else if (distStale) {
   execSync('npm run build:ts', { cwd: root, stdio: 'inherit' })
 }

@@ -1,95 +1,66 @@
 /**
  * The controller: the public face of one open state directory. Bootstrap,
  * symbols, the claim → append → fill → clear engine loop, batch calls, admin
- * transitions, rows, metrics, payload stores and the artifact helper.
+ * transitions, readiness and waiting, rows, metrics, payload stores and the
+ * artifact helper.
  *
  * The controller is a thin shape over the native core: it checks argument
  * types (TypeError/RangeError), turns symbol strings into ids through a local
  * cache (so the hot path sends only numbers across napi), turns refusal codes
- * into typed errors, and builds row objects from numbers the core writes into
- * a reused Float64Array.
+ * into typed errors from the slot the core saw, and builds row objects from
+ * numbers the core writes into a reused Float64Array. Every rule is the
+ * core's. Argument checks are in `args.ts`, slot decoding in `slot-state.ts`,
+ * the payload stores in `payload-store.ts`, the numbers-only calls in
+ * `raw.ts`, the change feed in `watch.ts`.
  *
  * @module
  */
-import * as os from 'node:os'
 import * as path from 'node:path'
 
-import {
-  AbortError,
-  ClosedError,
-  InvalidSymbolError,
-  SlotBusyError,
-  SlotFilledError,
-  SlotRetiredError,
-  SlotWriteError,
-  UnknownSymbolError,
-  VersionConflictError,
-  WaitTimeoutError,
-  errorFromNative,
-  translateNativeError,
-} from './errors'
+import { adminContext, checkAuditText, checkChecksum, checkRange, checkWellFormed, checkWhole, payloadTypeCode, U32_MAX, type AdminOptions } from './args'
+import { WindowSpaceConfig, type WindowSpaceOptions } from './config'
+import { durably } from './durably'
+import { AbortError, ClosedError, SlotRetiredError, UnknownSymbolError, WaitTimeoutError, translateNativeError, type SlotWriteError } from './errors'
 import { fast, native, type NativeController, type NativeStorageReport } from './native'
-import { scheduleFromJson, scheduleToJson, timeToNs, type TimeInput, type WindowSpace } from './time'
-import { ChangeFeed, ChangeIterator, JournalCursor, abortErrorOf, type WatchOptions } from './watch'
+import { PayloadStore, type PayloadStores } from './payload-store'
+import { RawCalls } from './raw'
+import { refusalError, SLOT_STRIDE, slotStateAt } from './slot-state'
+import { scheduleFromJson, timeToNs, type TimeInput, type WindowSpace } from './time'
 import {
-  PAYLOAD_STORE_NAMES,
-  PayloadType,
-  SLOT_KIND_NAMES,
-  SLOT_STATUSES,
-  STORE_OF_SLOT_KIND,
   toSlotKind,
   type ArtifactInfo,
   type Claim,
   type EnrichmentRow,
   type LedgerEventCounts,
-  type LedgerName,
-  type PayloadInput,
   type PayloadMeta,
-  type PayloadRecord,
-  type PayloadStoreName,
-  type PayloadTypeName,
   type SlotKind,
   type SlotKindInput,
   type SlotMetric,
   type SlotState,
-  type SlotStatus,
   type SlotTransition,
   type StorageReport,
   type TradeRow,
   type WindowMeta,
 } from './types'
+import {
+  LEDGER_EVENT_NAMES,
+  LEDGER_NAMES,
+  PAYLOAD_STORE_NAMES,
+  SLOT_KIND_INFO,
+  SLOT_KIND_NAMES,
+  SLOT_KINDS_OF_LEDGER,
+  SLOT_STATUSES,
+  type LedgerName,
+  type PayloadStoreName,
+  type SlotKindName,
+  type SlotStatus,
+} from './vocabulary'
+import { ChangeFeed, ChangeIterator, JournalCursor, abortErrorOf, type WatchOptions } from './watch'
 
-/** When a call's effects reach the disk. */
-export type Durability = 'buffered' | 'sync'
-
-/** Options of {@link WindowSpaceConfig}. */
-export interface WindowSpaceOptions {
-  /**
-   * `'buffered'` (default): every call that returned survives `kill -9` at any
-   * instant. `'sync'`: also survives power loss (fdatasync/msync before return).
-   */
-  readonly durability?: Durability
-  /** Lease of a claim when `markPending` is given none (default 30 000 ms). */
-  readonly defaultLeaseMs?: number
-  /**
-   * Who this controller's audit lines (admin calls, lease takeovers) name when
-   * a call names nobody. Default: `user@host pid N` of this process.
-   */
-  readonly actor?: string
-  /**
-   * Entries of the change journal (`waitFor`, `watch`) if this bootstrap
-   * creates it: a power of two from 64 to 2^24, default 65 536. An existing
-   * journal keeps its size.
-   */
-  readonly journalCapacity?: number
-}
-
-/** Who does an admin action and why, for the audit trail (`audit.log`). */
-export interface AdminOptions {
-  /** Default: the controller's `actor`. */
-  readonly actor?: string
-  readonly reason?: string
-}
+export type { AdminOptions } from './args'
+export { WindowSpaceConfig, defaultActor, type Durability, type WindowSpaceOptions } from './config'
+export { PayloadStore, type PayloadStores } from './payload-store'
+export { RawCalls } from './raw'
 
 /** Options of {@link WindowSpaceController.waitFor}. */
 export interface WaitForOptions {
@@ -99,74 +70,7 @@ export interface WaitForOptions {
   readonly timeoutMs?: number
 }
 
-/** The default actor of audit lines: `user@host pid N`. */
-export function defaultActor(): string {
-  let user = 'unknown'
-  try {
-    user = os.userInfo().username
-  } catch {
-    // no passwd entry: keep 'unknown'
-  }
-  return `${user}@${os.hostname()} pid ${process.pid}`
-}
-
-function checkActorText(v: unknown, what: string): string | undefined {
-  if (v === undefined) return undefined
-  if (typeof v !== 'string') throw new TypeError(`${what} must be a string, got ${v === null ? 'null' : typeof v}`)
-  if (v.length > 256) throw new RangeError(`${what} must be at most 256 characters, got ${v.length}`)
-  return v
-}
-
-function adminContext(o: AdminOptions | undefined): { actor?: string; reason?: string } | undefined {
-  if (o === undefined) return undefined
-  if (typeof o !== 'object' || o === null) throw new TypeError('admin options must be { actor?, reason? }')
-  return { actor: checkActorText(o.actor, 'actor'), reason: checkActorText(o.reason, 'reason') }
-}
-
-/** Where the state lives, its schedule, and options. */
-export class WindowSpaceConfig {
-  /** Absolute path of the state directory. */
-  readonly stateDir: string
-  readonly windowSpace: WindowSpace
-  readonly options: Readonly<WindowSpaceOptions>
-
-  /**
-   * @param stateDir - the state directory (created if missing)
-   * @param windowSpace - the schedule; persisted on first bootstrap
-   * @param options - durability and default lease
-   */
-  constructor(stateDir: string, windowSpace: WindowSpace, options: WindowSpaceOptions = {}) {
-    if (typeof stateDir !== 'string' || stateDir.length === 0) throw new TypeError('stateDir must be a non-empty string')
-    if (stateDir.includes('\0')) throw new RangeError('stateDir must not contain NUL characters')
-    scheduleToJson(windowSpace) // validates types and ranges now
-    if (options.durability !== undefined && options.durability !== 'buffered' && options.durability !== 'sync') {
-      throw new RangeError(`durability must be "buffered" or "sync", got ${JSON.stringify(options.durability)}`)
-    }
-    if (options.defaultLeaseMs !== undefined) checkWhole(options.defaultLeaseMs, 'defaultLeaseMs', Number.MAX_SAFE_INTEGER)
-    checkActorText(options.actor, 'actor')
-    if (options.journalCapacity !== undefined) {
-      const c = checkWhole(options.journalCapacity, 'journalCapacity', 2 ** 24)
-      if (c < 64 || (c & (c - 1)) !== 0) throw new RangeError(`journalCapacity must be a power of two from 64 to 2^24, got ${c}`)
-    }
-    this.stateDir = path.resolve(stateDir)
-    this.windowSpace = windowSpace
-    this.options = Object.freeze({ ...options })
-  }
-
-  /** @internal */
-  toNative() {
-    return {
-      stateDir: this.stateDir,
-      scheduleJson: scheduleToJson(this.windowSpace),
-      durability: this.options.durability,
-      defaultLeaseMs: this.options.defaultLeaseMs,
-      journalCapacity: this.options.journalCapacity,
-      actor: this.options.actor ?? defaultActor(),
-    }
-  }
-}
-
-/** Options of `markPending` and the batch claim. */
+/** Options of `markPending` and the batch claims. */
 export interface ClaimOptions {
   /** Lease in ms; after it expires anyone may take the claim over. */
   readonly leaseMs?: number
@@ -189,41 +93,9 @@ export interface BootstrapResult {
   readonly storageReport: StorageReport
 }
 
-const U32_MAX = 0xffffffff
-const SLOT_STRIDE = 8
-const REFUSED_BUSY = -1
-const REFUSED_FILLED = -2
-const REFUSED_RETIRED = -3
-
-function checkWhole(v: unknown, what: string, max: number): number {
-  if (typeof v !== 'number') throw new TypeError(`${what} must be a number, got ${v === null ? 'null' : typeof v}`)
-  if (!Number.isInteger(v) || v < 0 || v > max) throw new RangeError(`${what} must be a whole number from 0 to ${max}, got ${v}`)
-  return v
-}
-
-/**
- * Symbols cross into Rust as UTF-8: a lone surrogate would be replaced by
- * U+FFFD there, so two different strings would share one id. Refuse them.
- */
-function checkWellFormed(symbol: string): void {
-  if (!(symbol as string & { isWellFormed(): boolean }).isWellFormed()) {
-    throw new InvalidSymbolError(`invalid symbol ${JSON.stringify(symbol)}: must be well-formed Unicode (no lone surrogates)`, { symbol, why: 'lone surrogate' })
-  }
-}
-
-function payloadTypeCode(t: PayloadTypeName | number): number {
-  if (typeof t === 'string') {
-    const code = (PayloadType as Record<string, number>)[t]
-    if (code === undefined) throw new RangeError(`unknown payloadType ${JSON.stringify(t)}; use one of ${Object.keys(PayloadType).join(', ')} or a code 0..255`)
-    return code
-  }
-  return checkWhole(t, 'payloadType', 255)
-}
-
-function checkChecksum(c: unknown): bigint {
-  if (typeof c !== 'bigint') throw new TypeError(`checksum must be a bigint, got ${c === null ? 'null' : typeof c}`)
-  if (c < 0n || c > 0xffffffffffffffffn) throw new RangeError(`checksum must be an unsigned 64-bit bigint, got ${c}`)
-  return c
+/** One typed setter per slot kind: `setOptionTradeRef(symbol, windowIdx, meta)` fills that kind (see `setRef`). */
+export type TypedSetters = {
+  readonly [K in SlotKindName as `set${Capitalize<K>}Ref`]: (symbol: string | number, windowIdx: number, meta: PayloadMeta) => number
 }
 
 function call<T>(f: () => T): T {
@@ -250,96 +122,36 @@ function storageReportOf(r: NativeStorageReport): StorageReport {
   }
 }
 
-/**
- * Runs `write` with its syncs deferred to a group commit (core `durability.rs`)
- * and resolves with its result once the write is durable. In the `'buffered'`
- * mode nothing is owed and it resolves at once. The write itself happens
- * before this returns its promise, so ids and versions are assigned in call
- * order; only the wait for the disk is off the main thread, shared by every
- * async call that is waiting at the same time.
- */
-async function durably<T>(n: NativeController, write: () => T): Promise<T> {
-  n.beginDeferred()
-  let outcome: { ok: true; value: T } | { ok: false; error: unknown }
-  try {
-    outcome = { ok: true, value: write() }
-  } catch (error) {
-    // A batch may have changed slots before it failed: those are made
-    // durable too, as the plain call would have, before the failure is reported.
-    outcome = { ok: false, error }
-  }
-  const ticket = endDeferral(n)
-  let failed: Error | null = null
-  if (ticket > 0) {
-    try {
-      const info = (await n.commitAsync(ticket)) as { code: string; message: string } | null
-      if (info) failed = errorFromNative(info.code, info.message)
-    } catch (e) {
-      failed = translateNativeError(e) as Error
-    }
-  }
-  if (!outcome.ok) throw outcome.error // the write's own error is the one to report
-  if (failed) throw failed
-  return outcome.value
-}
+const MAX_ROW_SLOTS = Math.max(...LEDGER_NAMES.map((l) => SLOT_KINDS_OF_LEDGER[l].length))
 
-/** Ends a deferral; 0 when the controller closed meanwhile (nothing left to commit through it). */
-function endDeferral(n: NativeController): number {
-  try {
-    return n.endDeferred()
-  } catch {
-    return 0
-  }
-}
-
-// Builds a 64-bit checksum from its two 32-bit halves with one BigInt allocation.
-const checksumWords = new Uint32Array(2)
-const checksumView = new BigUint64Array(checksumWords.buffer)
-const LITTLE_ENDIAN = new Uint8Array(new Uint16Array([1]).buffer)[0] === 1
-
-function checksumOf(hi: number, lo: number): bigint {
-  checksumWords[LITTLE_ENDIAN ? 0 : 1] = lo
-  checksumWords[LITTLE_ENDIAN ? 1 : 0] = hi
-  return checksumView[0]!
-}
-
-function slotStateAt(buf: Float64Array, i: number): SlotState {
-  const o = i * SLOT_STRIDE
-  const status = SLOT_STATUSES[buf[o]!]!
-  const filled = status === 'Filled'
-  return {
-    status,
-    version: buf[o + 1]!,
-    payloadType: buf[o + 2]!,
-    payloadId: buf[o + 3]!,
-    checksum: filled ? checksumOf(buf[o + 4]!, buf[o + 5]!) : 0n,
-    leaseExpiresAt: status === 'Pending' ? buf[o + 6]! : null,
-  }
-}
+// Declaration merging gives the class its per-kind setters, which are
+// installed on the prototype from the vocabulary below the class.
+// eslint-disable-next-line @typescript-eslint/no-unsafe-declaration-merging
+export interface WindowSpaceController extends TypedSetters {}
 
 /** One open state directory. Create it with {@link WindowSpaceController.bootstrap}. */
+// eslint-disable-next-line @typescript-eslint/no-unsafe-declaration-merging
 export class WindowSpaceController {
   #native: NativeController | null
   /** Handle of the controller for the addon's fast path; -1 once closed. */
   #h: number
-  readonly #defaultLeaseMs: number
   readonly #stateDir: string
   readonly #symbolIds = new Map<string, number>()
-  readonly #slotBuf = new Float64Array(SLOT_STRIDE * 7)
-  readonly #pairBuf = { buf: new Float64Array(2 * 64) }
+  /** Rows and single slots are read into it; refusals and claim deadlines are written to it. */
+  readonly #slotBuf = new Float64Array(SLOT_STRIDE * MAX_ROW_SLOTS)
+  #claimBuf = new Float64Array(3 * 64)
   #stores: PayloadStores | undefined
   readonly #feed = new ChangeFeed(() => this.#n)
 
   private constructor(n: NativeController, stateDir: string) {
     this.#native = n
     this.#h = n.handle
-    this.#defaultLeaseMs = n.defaultLeaseMs()
     this.#stateDir = stateDir
-    this.raw = new RawCalls(this, () => this.#handle())
+    this.raw = new RawCalls(this, { handle: () => this.#handle() })
   }
 
   /** The numbers-only forms of the hot path (see {@link RawCalls}). */
-  readonly raw: RawCalls
+  readonly raw: RawCalls<WindowSpaceController>
 
   #handle(): number {
     if (this.#h < 0) throw new ClosedError('the controller is closed')
@@ -365,7 +177,7 @@ export class WindowSpaceController {
    */
   static openExisting(stateDir: string, options: Pick<WindowSpaceOptions, 'durability' | 'actor'> = {}): BootstrapResult {
     if (typeof stateDir !== 'string' || stateDir.length === 0) throw new TypeError('stateDir must be a non-empty string')
-    const actor = checkActorText(options.actor, 'actor') ?? defaultActor()
+    const actor = checkAuditText(options.actor, 'actor')
     const abs = path.resolve(stateDir)
     const n = call(() => native.NativeController.openExisting(abs, options.durability, actor))
     return { controller: new WindowSpaceController(n, abs), storageReport: storageReportOf(n.storageReport()) }
@@ -378,18 +190,13 @@ export class WindowSpaceController {
   static async bootstrapAsync(config: WindowSpaceConfig, options: { signal?: AbortSignal } = {}): Promise<BootstrapResult> {
     if (!(config instanceof WindowSpaceConfig)) throw new TypeError('bootstrapAsync expects a WindowSpaceConfig')
     if (options.signal?.aborted) throw new AbortError('bootstrap was aborted before it started')
-    let r: unknown
+    let n: NativeController
     try {
-      r = await native.openAsync(config.toNative(), options.signal)
+      n = (await native.openAsync(config.toNative(), options.signal)) as NativeController
     } catch (e) {
       if (options.signal?.aborted) throw new AbortError('bootstrap was aborted')
       throw translateNativeError(e)
     }
-    if (typeof (r as { code?: unknown }).code === 'string') {
-      const info = r as { code: string; message: string }
-      throw errorFromNative(info.code, info.message)
-    }
-    const n = r as NativeController
     const controller = new WindowSpaceController(n, config.stateDir)
     return { controller, storageReport: storageReportOf(n.storageReport()) }
   }
@@ -552,24 +359,6 @@ export class WindowSpaceController {
 
   // ---- the engine loop ------------------------------------------------------
 
-  #refusal(code: number, symbolId: number, windowIdx: number, kind: SlotKind, expectedVersion: number | null): SlotWriteError {
-    const slot = this.#readSlot(symbolId, windowIdx, kind)
-    const where = `slot ${kind.name} of symbol ${symbolId}, window ${windowIdx}`
-    const details = { symbolId, windowIdx, slotKind: kind.name, status: slot.status, version: slot.version, expectedVersion }
-    let e: SlotWriteError
-    if (code === REFUSED_BUSY) {
-      e = new SlotBusyError(`${where} is held by a live claim until ${new Date(slot.leaseExpiresAt ?? 0).toISOString()}`, details)
-    } else if (code === REFUSED_FILLED) {
-      e = new SlotFilledError(`${where} is already Filled (version ${slot.version})`, details)
-    } else if (code === REFUSED_RETIRED) {
-      e = new SlotRetiredError(`${where} is Retired`, details)
-    } else {
-      e = new VersionConflictError(`version conflict on ${where}: the claim was at version ${expectedVersion}, the slot is now ${slot.status} at version ${slot.version}`, details)
-    }
-    e.slot = slot
-    return e
-  }
-
   /**
    * Claims a slot: `Empty | Cleared → Pending`, or takes over a claim whose
    * lease expired. Exactly one caller wins among every thread, worker and
@@ -577,42 +366,50 @@ export class WindowSpaceController {
    * (all `VersionConflictError`s) when the slot is not claimable.
    */
   markPending(symbol: string | number, windowIdx: number, slotKind: SlotKindInput, options: ClaimOptions = {}): Claim {
-    const claim = this.tryMarkPending(symbol, windowIdx, slotKind, options, true)
-    return claim as Claim
+    const r = this.#claim(symbol, windowIdx, slotKind, options)
+    if (typeof r === 'number') throw refusalError(r, this.#last!, this.#slotBuf, null)
+    return r
   }
 
   /** Like {@link markPending}, but returns `null` instead of throwing when the slot is not claimable. */
-  tryMarkPending(symbol: string | number, windowIdx: number, slotKind: SlotKindInput, options: ClaimOptions = {}, _throw = false): Claim | null {
+  tryMarkPending(symbol: string | number, windowIdx: number, slotKind: SlotKindInput, options: ClaimOptions = {}): Claim | null {
+    const r = this.#claim(symbol, windowIdx, slotKind, options)
+    return typeof r === 'number' ? null : r
+  }
+
+  /** Where the last refused claim was, for its error. */
+  #last: { symbolId: number; windowIdx: number; kind: SlotKind } | undefined
+
+  /** A claim, or the refusal code (the slot it saw is in `#slotBuf`). */
+  #claim(symbol: string | number, windowIdx: number, slotKind: SlotKindInput, options: ClaimOptions): Claim | number {
     const symbolId = this.symbolId(symbol)
     checkWhole(windowIdx, 'windowIdx', U32_MAX)
     const kind = toSlotKind(slotKind)
     const leaseMs = options.leaseMs === undefined ? -1 : checkWhole(options.leaseMs, 'leaseMs', Number.MAX_SAFE_INTEGER)
     const h = this.#handle()
-    const before = Date.now()
+    const buf = this.#slotBuf
     let v: number
     try {
-      v = fast.fastClaim(h, symbolId, windowIdx, kind.code, leaseMs)
+      v = fast.fastClaim(h, symbolId, windowIdx, kind.code, leaseMs, buf)
     } catch (e) {
       throw translateNativeError(e)
     }
     if (v < 0) {
-      if (_throw) throw this.#refusal(v, symbolId, windowIdx, kind, null)
-      return null
+      this.#last = { symbolId, windowIdx, kind }
+      return v
     }
-    return { symbolId, windowIdx, slotKind: kind, version: v, leaseExpiresAt: before + (leaseMs < 0 ? this.#defaultLeaseMs : leaseMs) }
+    return { symbolId, windowIdx, slotKind: kind, version: v, leaseExpiresAt: buf[0]! }
   }
 
   /** Extends a live claim's lease; returns the claim with its new deadline. */
   renewClaim(claim: Claim, options: ClaimOptions = {}): Claim {
     if (typeof claim !== 'object' || claim === null) throw new TypeError('claim must be the Claim returned by markPending')
-    checkWhole(claim.symbolId, 'claim.symbolId', U32_MAX)
-    checkWhole(claim.windowIdx, 'claim.windowIdx', U32_MAX)
-    checkWhole(claim.version, 'claim.version', U32_MAX)
-    const kind = toSlotKind(claim.slotKind)
+    const at = { symbolId: checkWhole(claim.symbolId, 'claim.symbolId', U32_MAX), windowIdx: checkWhole(claim.windowIdx, 'claim.windowIdx', U32_MAX), kind: toSlotKind(claim.slotKind) }
+    const version = checkWhole(claim.version, 'claim.version', U32_MAX)
     const leaseMs = options.leaseMs === undefined ? -1 : checkWhole(options.leaseMs, 'leaseMs', Number.MAX_SAFE_INTEGER)
     const h = this.#handle()
-    const d = call(() => fast.fastRenew(h, claim.symbolId, claim.windowIdx, kind.code, claim.version, leaseMs))
-    if (d < 0) throw this.#refusal(d, claim.symbolId, claim.windowIdx, kind, claim.version)
+    const d = call(() => fast.fastRenew(h, at.symbolId, at.windowIdx, at.kind.code, version, leaseMs, this.#slotBuf))
+    if (d < 0) throw refusalError(d, at, this.#slotBuf, version)
     return { ...claim, leaseExpiresAt: d }
   }
 
@@ -632,51 +429,15 @@ export class WindowSpaceController {
     const version = checkWhole(meta.version, 'version', U32_MAX)
     const sum = checkChecksum(meta.checksum)
     const h = this.#handle()
+    const buf = this.#slotBuf
     let r: number
     try {
-      r = fast.fastFill(h, symbolId, windowIdx, kind.code, version, pt, payloadId, Number(sum >> 32n), Number(sum & 0xffffffffn))
+      r = fast.fastFill(h, symbolId, windowIdx, kind.code, version, pt, payloadId, Number(sum >> 32n), Number(sum & 0xffffffffn), buf)
     } catch (e) {
       throw translateNativeError(e)
     }
-    if (r < 0) throw this.#refusal(r, symbolId, windowIdx, kind, version)
+    if (r < 0) throw refusalError(r, { symbolId, windowIdx, kind }, buf, version)
     return r
-  }
-
-  /** Fills the `rfRate` slot (see {@link setRef}). */
-  setRfRateRef(symbol: string | number, windowIdx: number, meta: PayloadMeta): number {
-    return this.setRef(symbol, windowIdx, 'rfRate', meta)
-  }
-  /** Fills the `optionTrade` slot (see {@link setRef}). */
-  setOptionTradeRef(symbol: string | number, windowIdx: number, meta: PayloadMeta): number {
-    return this.setRef(symbol, windowIdx, 'optionTrade', meta)
-  }
-  /** Fills the `optionQuote` slot (see {@link setRef}). */
-  setOptionQuoteRef(symbol: string | number, windowIdx: number, meta: PayloadMeta): number {
-    return this.setRef(symbol, windowIdx, 'optionQuote', meta)
-  }
-  /** Fills the `underlyingTrade` slot (see {@link setRef}). */
-  setUnderlyingTradeRef(symbol: string | number, windowIdx: number, meta: PayloadMeta): number {
-    return this.setRef(symbol, windowIdx, 'underlyingTrade', meta)
-  }
-  /** Fills the `underlyingQuote` slot (see {@link setRef}). */
-  setUnderlyingQuoteRef(symbol: string | number, windowIdx: number, meta: PayloadMeta): number {
-    return this.setRef(symbol, windowIdx, 'underlyingQuote', meta)
-  }
-  /** Fills the `optionAggressor` slot (see {@link setRef}). */
-  setOptionAggressorRef(symbol: string | number, windowIdx: number, meta: PayloadMeta): number {
-    return this.setRef(symbol, windowIdx, 'optionAggressor', meta)
-  }
-  /** Fills the `underlyingAggressor` slot (see {@link setRef}). */
-  setUnderlyingAggressorRef(symbol: string | number, windowIdx: number, meta: PayloadMeta): number {
-    return this.setRef(symbol, windowIdx, 'underlyingAggressor', meta)
-  }
-  /** Fills the `greeks` slot (see {@link setRef}). */
-  setGreeksRef(symbol: string | number, windowIdx: number, meta: PayloadMeta): number {
-    return this.setRef(symbol, windowIdx, 'greeks', meta)
-  }
-  /** Fills the `aggregation` slot (see {@link setRef}). */
-  setAggregationRef(symbol: string | number, windowIdx: number, meta: PayloadMeta): number {
-    return this.setRef(symbol, windowIdx, 'aggregation', meta)
   }
 
   /**
@@ -690,8 +451,8 @@ export class WindowSpaceController {
     if (typeof claim !== 'object' || claim === null) throw new TypeError('claim must be the Claim returned by markPending')
     const version = checkWhole(claim.version, 'claim.version', U32_MAX)
     const h = this.#handle()
-    const r = call(() => fast.fastClear(h, symbolId, windowIdx, kind.code, version))
-    if (r < 0) throw this.#refusal(r, symbolId, windowIdx, kind, version)
+    const r = call(() => fast.fastClear(h, symbolId, windowIdx, kind.code, version, this.#slotBuf))
+    if (r < 0) throw refusalError(r, { symbolId, windowIdx, kind }, this.#slotBuf, version)
     return r
   }
 
@@ -709,24 +470,16 @@ export class WindowSpaceController {
     return this.#claimBatch(symbolId, kind, count, options, (n, leaseMs, buf) => n.claimNextUnfilled(symbolId, startIdx, kind.code, count, leaseMs, buf))
   }
 
-  /** Runs a native batch claim that writes (window, version) pairs into a reused buffer; builds the claims. */
-  #claimBatch(
-    symbolId: number,
-    kind: SlotKind,
-    count: number,
-    options: ClaimOptions,
-    claim: (n: NativeController, leaseMs: number, buf: Float64Array) => number,
-  ): Claim[] {
+  /** Runs a native batch claim that writes (window, version, deadline) triples into a reused buffer; builds the claims. */
+  #claimBatch(symbolId: number, kind: SlotKind, count: number, options: ClaimOptions, claim: (n: NativeController, leaseMs: number, buf: Float64Array) => number): Claim[] {
     checkWhole(count, 'count', 1_000_000)
     const leaseMs = options.leaseMs === undefined ? -1 : checkWhole(options.leaseMs, 'leaseMs', Number.MAX_SAFE_INTEGER)
-    if (this.#pairBuf.buf.length < 2 * count) this.#pairBuf.buf = new Float64Array(2 * count)
-    const buf = this.#pairBuf.buf
+    if (this.#claimBuf.length < 3 * count) this.#claimBuf = new Float64Array(3 * count)
+    const buf = this.#claimBuf
     const n = this.#n
-    const before = Date.now()
     const got = call(() => claim(n, leaseMs, buf))
-    const leaseExpiresAt = before + (leaseMs < 0 ? this.#defaultLeaseMs : leaseMs)
-    const out: Claim[] = new Array(got)
-    for (let i = 0; i < got; i++) out[i] = { symbolId, windowIdx: buf[2 * i]!, slotKind: kind, version: buf[2 * i + 1]!, leaseExpiresAt }
+    const out: Claim[] = new Array<Claim>(got)
+    for (let i = 0; i < got; i++) out[i] = { symbolId, windowIdx: buf[3 * i]!, slotKind: kind, version: buf[3 * i + 1]!, leaseExpiresAt: buf[3 * i + 2]! }
     return out
   }
 
@@ -737,7 +490,7 @@ export class WindowSpaceController {
   fillMany(items: readonly FillRequest[]): FillResult[] {
     if (!Array.isArray(items)) throw new TypeError('fillMany expects an array')
     const packed = new Float64Array(items.length * 8)
-    const kinds: SlotKind[] = new Array(items.length)
+    const kinds: SlotKind[] = new Array<SlotKind>(items.length)
     items.forEach((it, i) => {
       const sum = checkChecksum(it.meta?.checksum)
       const kind = toSlotKind(it.slotKind, `items[${i}].slotKind`)
@@ -758,14 +511,18 @@ export class WindowSpaceController {
     })
     const out = new Float64Array(items.length)
     call(() => this.#n.fillBatch(packed, out))
-    return Array.from(out, (r, i): FillResult =>
-      r >= 0 ? { ok: true, version: r } : { ok: false, error: this.#refusal(r, packed[i * 8]!, packed[i * 8 + 1]!, kinds[i]!, packed[i * 8 + 3]!) },
-    )
+    return Array.from(out, (r, i): FillResult => {
+      if (r >= 0) return { ok: true, version: r }
+      const at = { symbolId: packed[i * 8]!, windowIdx: packed[i * 8 + 1]!, kind: kinds[i]! }
+      // The batch reports codes only: read the slot for the error (refusals are the rare path).
+      this.#readSlotInto(at.symbolId, at.windowIdx, at.kind)
+      return { ok: false, error: refusalError(r, at, this.#slotBuf, packed[i * 8 + 3]!) }
+    })
   }
 
   // ---- admin ----------------------------------------------------------------
 
-  /** Admin: any status but Retired → Cleared (an Empty slot stays Empty). */
+  /** Admin: any status but Retired → Cleared (an Empty slot stays Empty). Recorded in the audit trail. */
   forceClear(symbol: string | number, windowIdx: number, slotKind: SlotKindInput, options?: AdminOptions): SlotTransition {
     const symbolId = this.symbolId(symbol)
     checkWhole(windowIdx, 'windowIdx', U32_MAX)
@@ -775,7 +532,7 @@ export class WindowSpaceController {
     return { from: SLOT_STATUSES[t.from]!, to: SLOT_STATUSES[t.to]!, version: t.version }
   }
 
-  /** Admin: any status → Retired (terminal; never claimed again). */
+  /** Admin: any status → Retired (terminal; never claimed again). Recorded in the audit trail. */
   retire(symbol: string | number, windowIdx: number, slotKind: SlotKindInput, options?: AdminOptions): SlotTransition {
     const symbolId = this.symbolId(symbol)
     checkWhole(windowIdx, 'windowIdx', U32_MAX)
@@ -788,7 +545,7 @@ export class WindowSpaceController {
   /** Admin: force-clears windows `from` (inclusive) to `to` (exclusive); Retired slots are skipped. Returns how many changed. */
   forceClearRange(symbol: string | number, range: { from: number; to: number }, slotKind: SlotKindInput, options?: AdminOptions): number {
     const symbolId = this.symbolId(symbol)
-    const { from, to } = this.#range(range)
+    const { from, to } = checkRange(range)
     const kind = toSlotKind(slotKind)
     const ctx = adminContext(options)
     return call(() => this.#n.forceClearRange(symbolId, from, to, kind.code, ctx))
@@ -797,18 +554,10 @@ export class WindowSpaceController {
   /** Admin: retires windows `from` (inclusive) to `to` (exclusive). Returns how many changed. */
   retireRange(symbol: string | number, range: { from: number; to: number }, slotKind: SlotKindInput, options?: AdminOptions): number {
     const symbolId = this.symbolId(symbol)
-    const { from, to } = this.#range(range)
+    const { from, to } = checkRange(range)
     const kind = toSlotKind(slotKind)
     const ctx = adminContext(options)
     return call(() => this.#n.retireRange(symbolId, from, to, kind.code, ctx))
-  }
-
-  #range(range: { from: number; to: number }): { from: number; to: number } {
-    if (typeof range !== 'object' || range === null) throw new TypeError('range must be { from, to }')
-    const from = checkWhole(range.from, 'range.from', U32_MAX)
-    const to = checkWhole(range.to, 'range.to', U32_MAX)
-    if (to < from) throw new RangeError(`range.to (${to}) is before range.from (${from})`)
-    return { from, to }
   }
 
   // ---- audit trail ----------------------------------------------------------
@@ -871,14 +620,7 @@ export class WindowSpaceController {
    * Claims up to `count` ready windows `>= startIdx` (see
    * {@link nextReadyWindow}) of `forSlot` in one native call, in window order.
    */
-  claimNextReady(
-    symbol: string | number,
-    startIdx: number,
-    requirements: readonly SlotKindInput[],
-    forSlot: SlotKindInput,
-    count: number,
-    options: ClaimOptions = {},
-  ): Claim[] {
+  claimNextReady(symbol: string | number, startIdx: number, requirements: readonly SlotKindInput[], forSlot: SlotKindInput, count: number, options: ClaimOptions = {}): Claim[] {
     const symbolId = this.symbolId(symbol)
     checkWhole(startIdx, 'startIdx', U32_MAX)
     const mask = this.#mask(requirements)
@@ -908,7 +650,7 @@ export class WindowSpaceController {
       if (options.signal !== undefined && !(options.signal instanceof AbortSignal)) throw new TypeError('signal must be an AbortSignal')
       if (options.signal?.aborted) throw abortErrorOf(options.signal, 'waitFor')
     } catch (e) {
-      return Promise.reject(e)
+      return Promise.reject(e as Error)
     }
     return new Promise<SlotState[]>((resolve, reject) => {
       let unsubscribe = () => {}
@@ -931,7 +673,7 @@ export class WindowSpaceController {
         try {
           slots = kinds.map((k) => this.#readSlot(symbolId, windowIdx, k))
         } catch (e) {
-          settle(() => reject(e))
+          settle(() => reject(e as Error))
           return true
         }
         const retired = slots.findIndex((x) => x.status === 'Retired')
@@ -955,19 +697,22 @@ export class WindowSpaceController {
       try {
         head = this.#feed.head()
       } catch (e) {
-        reject(translateNativeError(e))
+        reject(translateNativeError(e) as Error)
         return
       }
       if (check()) return
       try {
         unsubscribe = this.#feed.subscribe(() => void check(), head)
       } catch (e) {
-        reject(translateNativeError(e))
+        reject(translateNativeError(e) as Error)
         return
       }
       if (options.timeoutMs !== undefined) {
         timer = setTimeout(
-          () => settle(() => reject(new WaitTimeoutError(`waitFor: ${kinds.map((k) => k.name).join(', ')} of ${this.#where(symbolId, windowIdx, null)} not all Filled after ${options.timeoutMs} ms`, { symbolId, windowIdx }))),
+          () =>
+            settle(() =>
+              reject(new WaitTimeoutError(`waitFor: ${kinds.map((k) => k.name).join(', ')} of ${this.#where(symbolId, windowIdx, null)} not all Filled after ${options.timeoutMs} ms`, { symbolId, windowIdx })),
+            ),
           options.timeoutMs,
         )
       }
@@ -1021,15 +766,19 @@ export class WindowSpaceController {
 
   // ---- reads ----------------------------------------------------------------
 
-  #readSlot(symbolId: number, windowIdx: number, kind: SlotKind): SlotState {
-    const buf = this.#slotBuf
+  /** Reads one slot into the start of `#slotBuf`. */
+  #readSlotInto(symbolId: number, windowIdx: number, kind: SlotKind): void {
     const h = this.#handle()
     try {
-      fast.fastReadSlot(h, symbolId, windowIdx, kind.code, buf)
+      fast.fastReadSlot(h, symbolId, windowIdx, kind.code, this.#slotBuf)
     } catch (e) {
       throw translateNativeError(e)
     }
-    return slotStateAt(buf, 0)
+  }
+
+  #readSlot(symbolId: number, windowIdx: number, kind: SlotKind): SlotState {
+    this.#readSlotInto(symbolId, windowIdx, kind)
+    return slotStateAt(this.#slotBuf, 0)
   }
 
   /** A consistent copy of one slot. */
@@ -1039,42 +788,29 @@ export class WindowSpaceController {
     return this.#readSlot(symbolId, windowIdx, toSlotKind(slotKind))
   }
 
-  /** The trade-ledger row of (symbol, window). */
-  getTradeRow(symbol: string | number, windowIdx: number): TradeRow {
+  #readRow(ledger: LedgerName, symbol: string | number, windowIdx: number): Record<string, unknown> {
     const symbolId = this.symbolId(symbol)
     checkWhole(windowIdx, 'windowIdx', U32_MAX)
     const b = this.#slotBuf
     const h = this.#handle()
     try {
-      fast.fastReadRow(h, 0, symbolId, windowIdx, b)
+      fast.fastReadRow(h, LEDGER_NAMES.indexOf(ledger), symbolId, windowIdx, b)
     } catch (e) {
       throw translateNativeError(e)
     }
-    return {
-      symbolId,
-      windowIdx,
-      rfRate: slotStateAt(b, 0),
-      optionTrade: slotStateAt(b, 1),
-      optionQuote: slotStateAt(b, 2),
-      underlyingTrade: slotStateAt(b, 3),
-      underlyingQuote: slotStateAt(b, 4),
-      optionAggressor: slotStateAt(b, 5),
-      underlyingAggressor: slotStateAt(b, 6),
-    }
+    const row: Record<string, unknown> = { symbolId, windowIdx }
+    SLOT_KINDS_OF_LEDGER[ledger].forEach((k, i) => (row[k] = slotStateAt(b, i)))
+    return row
+  }
+
+  /** The trade-ledger row of (symbol, window). */
+  getTradeRow(symbol: string | number, windowIdx: number): TradeRow {
+    return this.#readRow('trade', symbol, windowIdx) as unknown as TradeRow
   }
 
   /** The enrichment-ledger row of (symbol, window). */
   getEnrichmentRow(symbol: string | number, windowIdx: number): EnrichmentRow {
-    const symbolId = this.symbolId(symbol)
-    checkWhole(windowIdx, 'windowIdx', U32_MAX)
-    const b = this.#slotBuf
-    const h = this.#handle()
-    try {
-      fast.fastReadRow(h, 1, symbolId, windowIdx, b)
-    } catch (e) {
-      throw translateNativeError(e)
-    }
-    return { symbolId, windowIdx, greeks: slotStateAt(b, 0), aggregation: slotStateAt(b, 1) }
+    return this.#readRow('enrichment', symbol, windowIdx) as unknown as EnrichmentRow
   }
 
   /** First window `>= startIdx` whose slot is not Filled (Retired windows are skipped); `null` if none. */
@@ -1090,12 +826,13 @@ export class WindowSpaceController {
   // ---- metrics --------------------------------------------------------------
 
   #metrics(f: (out: Float64Array) => void): SlotMetric[] {
-    const out = new Float64Array(SLOT_KIND_NAMES.length * 5)
+    const width = SLOT_STATUSES.length
+    const out = new Float64Array(SLOT_KIND_NAMES.length * width)
     call(() => f(out))
     return SLOT_KIND_NAMES.map((slot, i) => {
       const counts = {} as Record<SlotStatus, number>
-      SLOT_STATUSES.forEach((s, j) => (counts[s] = out[i * 5 + j]!))
-      return { ledger: i < 7 ? 'trade' : 'enrichment', slot, counts }
+      SLOT_STATUSES.forEach((s, j) => (counts[s] = out[i * width + j]!))
+      return { ledger: SLOT_KIND_INFO[slot].ledger, slot, counts }
     })
   }
 
@@ -1116,27 +853,18 @@ export class WindowSpaceController {
 
   /** Transition counters (claims, takeovers, fills, conflicts, ...) of a ledger. */
   eventCounts(ledger: LedgerName): LedgerEventCounts {
-    if (ledger !== 'trade' && ledger !== 'enrichment') throw new RangeError(`ledger must be "trade" or "enrichment", got ${JSON.stringify(ledger)}`)
-    const out = new Float64Array(8)
-    call(() => this.#n.events(ledger === 'trade' ? 0 : 1, out))
-    return { claims: out[0]!, takeovers: out[1]!, fills: out[2]!, conflicts: out[3]!, clears: out[4]!, forceClears: out[5]!, retires: out[6]!, busy: out[7]! }
+    const code = LEDGER_NAMES.indexOf(ledger)
+    if (code < 0) throw new RangeError(`ledger must be one of ${LEDGER_NAMES.join(', ')}, got ${JSON.stringify(ledger)}`)
+    const out = new Float64Array(LEDGER_EVENT_NAMES.length)
+    call(() => this.#n.events(code, out))
+    return Object.fromEntries(LEDGER_EVENT_NAMES.map((e, i) => [e, out[i]!])) as LedgerEventCounts
   }
 
   // ---- payload stores and artifacts -----------------------------------------
 
-  /** The six append-only mapping tables. */
+  /** The append-only mapping tables, by store name. */
   payloadStores(): PayloadStores {
-    if (!this.#stores) {
-      const make = (name: PayloadStoreName) => new PayloadStore(this, name, () => this.#n)
-      this.#stores = Object.freeze({
-        trades: make('trades'),
-        quotes: make('quotes'),
-        aggressor: make('aggressor'),
-        rfRate: make('rfRate'),
-        greeks: make('greeks'),
-        aggregations: make('aggregations'),
-      })
-    }
+    this.#stores ??= Object.freeze(Object.fromEntries(PAYLOAD_STORE_NAMES.map((name) => [name, new PayloadStore(this, name, () => this.#n)])) as PayloadStores)
     return this.#stores
   }
 
@@ -1161,163 +889,15 @@ export class WindowSpaceController {
   }
 }
 
-/** One append-only mapping table. Payload ids are dense and never reused. */
-export class PayloadStore implements Iterable<PayloadRecord> {
-  readonly name: PayloadStoreName
-  readonly #code: number
-  readonly #controller: WindowSpaceController
-  readonly #native: () => NativeController
-
-  /** @internal */
-  constructor(controller: WindowSpaceController, name: PayloadStoreName, n: () => NativeController) {
-    this.name = name
-    this.#code = PAYLOAD_STORE_NAMES.indexOf(name)
-    this.#controller = controller
-    this.#native = n
-  }
-
-  /** Appends a payload record; returns its id (unique across every process). */
-  append(payload: PayloadInput): number {
-    if (typeof payload !== 'object' || payload === null) throw new TypeError('payload must be an object')
-    const kind = toSlotKind(payload.slotKind, 'payload.slotKind')
-    if (STORE_OF_SLOT_KIND[kind.name] !== this.name) {
-      throw new RangeError(`slot kind ${kind.name} records into the ${STORE_OF_SLOT_KIND[kind.name]} store, not ${this.name}`)
-    }
-    if (typeof payload.uri !== 'string') throw new TypeError('payload.uri must be a string')
-    const rec = {
-      symbolId: this.#controller.symbolId(payload.symbol),
-      windowIdx: checkWhole(payload.windowIdx, 'payload.windowIdx', U32_MAX),
-      slotKind: kind.code,
-      payloadType: payloadTypeCode(payload.payloadType),
-      checksum: checkChecksum(payload.checksum),
-      size: checkWhole(payload.size, 'payload.size', Number.MAX_SAFE_INTEGER),
-      uri: payload.uri,
-    }
-    return call(() => this.#native().appendPayload(this.#code, rec))
-  }
-
-  /**
-   * {@link append}, resolving once the record is durable: in the `'sync'`
-   * mode, appends waiting at the same time share one `fdatasync` (group
-   * commit). The id is assigned when this is called.
-   */
-  appendAsync(payload: PayloadInput): Promise<number> {
-    let n: NativeController
-    try {
-      n = this.#native()
-    } catch (e) {
-      return Promise.reject(e)
-    }
-    return durably(n, () => this.append(payload))
-  }
-
-  /** The record of `payloadId`, or `null` if it does not exist. */
-  get(payloadId: number): PayloadRecord | null {
-    checkWhole(payloadId, 'payloadId', Number.MAX_SAFE_INTEGER)
-    const r = call(() => this.#native().getPayload(this.#code, payloadId))
-    if (!r) return null
-    return {
-      payloadId: r.payloadId,
-      symbolId: r.symbolId,
-      windowIdx: r.windowIdx,
-      slotKind: SLOT_KIND_NAMES[r.slotKind]!,
-      payloadType: r.payloadType,
-      uri: r.uri,
-      checksum: BigInt(r.checksum),
-      size: r.size,
-      createdAt: BigInt(r.createdAtNs),
-    }
-  }
-
-  /** Number of records (including those other processes appended). */
-  get length(): number {
-    return call(() => this.#native().payloadCount(this.#code))
-  }
-
-  /** Records from id `from` on, in id order. */
-  *entries(from = 0): IterableIterator<PayloadRecord> {
-    checkWhole(from, 'from', Number.MAX_SAFE_INTEGER)
-    const end = this.length
-    for (let id = from; id < end; id++) {
-      const r = this.get(id)
-      if (r) yield r
-    }
-  }
-
-  [Symbol.iterator](): Iterator<PayloadRecord> {
-    return this.entries(0)
-  }
-}
-
-/** The six mapping tables of a state directory. */
-export interface PayloadStores {
-  readonly trades: PayloadStore
-  readonly quotes: PayloadStore
-  readonly aggressor: PayloadStore
-  readonly rfRate: PayloadStore
-  readonly greeks: PayloadStore
-  readonly aggregations: PayloadStore
-}
-
-/**
- * The hot path in its cheapest form: numbers in, a number out, no objects.
- * Symbols are ids (from `resolveSymbol`), slot kinds are `SlotKind.code`, and a
- * refused transition is returned as a negative {@link Refusal} code instead of
- * thrown. Other failures (unknown symbol, window out of range, closed) still
- * throw typed errors. Arguments are not type-checked beyond what the native
- * side needs to stay safe: pass whole numbers.
- */
-export class RawCalls {
-  readonly #controller: WindowSpaceController
-  readonly #handle: () => number
-
-  /** @internal */
-  constructor(controller: WindowSpaceController, handle: () => number) {
-    this.#controller = controller
-    this.#handle = handle
-  }
-
-  /** Claims; returns the claim version, or a negative {@link Refusal} code. `leaseMs` < 0 means the default lease. */
-  claim(symbolId: number, windowIdx: number, kindCode: number, leaseMs = -1): number {
-    try {
-      return fast.fastClaim(this.#handle(), symbolId, windowIdx, kindCode, leaseMs)
-    } catch (e) {
-      throw translateNativeError(e)
-    }
-  }
-
-  /**
-   * Fills at the claim's version; returns the new version, or a negative
-   * {@link Refusal} code. The checksum is given as its high and low 32 bits.
-   */
-  fill(symbolId: number, windowIdx: number, kindCode: number, version: number, payloadType: number, payloadId: number, checksumHi: number, checksumLo: number): number {
-    try {
-      return fast.fastFill(this.#handle(), symbolId, windowIdx, kindCode, version, payloadType, payloadId, checksumHi, checksumLo)
-    } catch (e) {
-      throw translateNativeError(e)
-    }
-  }
-
-  /** The claim holder clears; returns the new version, or a negative {@link Refusal} code. */
-  clear(symbolId: number, windowIdx: number, kindCode: number, version: number): number {
-    try {
-      return fast.fastClear(this.#handle(), symbolId, windowIdx, kindCode, version)
-    } catch (e) {
-      throw translateNativeError(e)
-    }
-  }
-
-  /** First window >= `startIdx` that is neither Filled nor Retired, or -1. */
-  nextUnfilledWindow(symbolId: number, startIdx: number, kindCode: number): number {
-    try {
-      return fast.fastNextUnfilled(this.#handle(), symbolId, startIdx, kindCode)
-    } catch (e) {
-      throw translateNativeError(e)
-    }
-  }
-
-  /** The controller these calls act on. */
-  get controller(): WindowSpaceController {
-    return this.#controller
-  }
+// One typed setter per slot kind of the vocabulary: setRfRateRef, setOptionTradeRef, ...
+for (const name of SLOT_KIND_NAMES) {
+  const method = `set${name[0]!.toUpperCase()}${name.slice(1)}Ref`
+  Object.defineProperty(WindowSpaceController.prototype, method, {
+    value: function (this: WindowSpaceController, symbol: string | number, windowIdx: number, meta: PayloadMeta): number {
+      return this.setRef(symbol, windowIdx, name, meta)
+    },
+    writable: true,
+    configurable: true,
+    enumerable: false,
+  })
 }

@@ -6,39 +6,18 @@
  * `instanceof` works across two copies of this package in one process: every
  * class checks a `Symbol.for` brand instead of the prototype chain.
  *
- * This module also owns the conversion of errors thrown by the native binding
- * (which carry `code` and a JSON reason) into these classes.
+ * The codes, and which class carries each, are the core's vocabulary
+ * (`ERROR_CODES` in `./vocabulary`); a test keeps this module and that table
+ * equal. This module also owns the conversion of errors thrown by the native
+ * binding (an `Error` with `code` and a `details` object) into these classes.
  *
  * @module
  */
 
-/** Stable codes of every error this library throws. */
-export type WindowSpaceErrorCode =
-  | 'ERR_IO'
-  | 'ERR_DISK_FULL'
-  | 'ERR_READ_ONLY'
-  | 'ERR_PERMISSION_DENIED'
-  | 'ERR_CORRUPT_STATE'
-  | 'ERR_SCHEDULE_MISMATCH'
-  | 'ERR_INVALID_SCHEDULE'
-  | 'ERR_INVALID_SYMBOL'
-  | 'ERR_UNKNOWN_SYMBOL'
-  | 'ERR_WINDOW_OUT_OF_RANGE'
-  | 'ERR_NO_WINDOW_FOR_TIMESTAMP'
-  | 'ERR_VERSION_CONFLICT'
-  | 'ERR_SLOT_BUSY'
-  | 'ERR_SLOT_FILLED'
-  | 'ERR_SLOT_RETIRED'
-  | 'ERR_UNKNOWN_PAYLOAD'
-  | 'ERR_INVALID_ARGUMENT'
-  | 'ERR_PATH_ESCAPES_STATE_DIR'
-  | 'ERR_CLOSED'
-  | 'ERR_UNSUPPORTED'
-  | 'ERR_ABORTED'
-  | 'ERR_INTERNAL'
-  | 'ERR_NOT_A_STATE_DIR'
-  | 'ERR_JOURNAL_GAP'
-  | 'ERR_WAIT_TIMEOUT'
+import type { SlotState } from './types'
+import { SLOT_STATUSES, type WindowSpaceErrorCode } from './vocabulary'
+
+export type { WindowSpaceErrorCode } from './vocabulary'
 
 const brand = (name: string) => Symbol.for(`window-space.error.${name}`)
 
@@ -126,6 +105,11 @@ export class CorruptStateError extends define('CorruptStateError', 'ERR_CORRUPT_
     return this.details.offset
   }
 }
+/**
+ * A state file was written by a newer version of window-space (`details.file`,
+ * `details.version`, `details.supported`): upgrade the library to open it.
+ */
+export class NewerFormatError extends define('NewerFormatError', 'ERR_NEWER_FORMAT') {}
 /** The schedule given to bootstrap differs from the persisted one (other than rolling forward). */
 export class ScheduleMismatchError extends define('ScheduleMismatchError', 'ERR_SCHEDULE_MISMATCH') {}
 /** The schedule given is invalid on its own. */
@@ -152,7 +136,7 @@ export class UnsupportedError extends define('UnsupportedError', 'ERR_UNSUPPORTE
 export class AbortError extends define('AbortError', 'ERR_ABORTED') {}
 /** The directory holds no window-space state (no `schedule.json`); see `WindowSpaceController.openExisting`. */
 export class NotAStateDirError extends define('NotAStateDirError', 'ERR_NOT_A_STATE_DIR') {}
-/** A failure inside the native core that has no code of its own (a bug: please report it). */
+/** A failure inside the native core that has no code of its own, such as a caught panic (a bug: please report it). */
 export class InternalError extends define('InternalError', 'ERR_INTERNAL') {}
 /**
  * A watcher cannot prove it saw every change since its sequence number: the
@@ -181,8 +165,8 @@ const SLOT_WRITE_BRAND = brand('SlotWriteError')
 export class SlotWriteError extends WindowSpaceError {
   static readonly ownBrand = SLOT_WRITE_BRAND
   static readonly brands: symbol[] = [SLOT_WRITE_BRAND]
-  /** The slot as it is now (when the refusal was seen), if it was read. */
-  slot?: import('./types').SlotState
+  /** The slot as it was when the refusal was seen. */
+  slot?: SlotState
   constructor(code: WindowSpaceErrorCode, message: string, details: WindowSpaceErrorDetails = {}) {
     super(code, message, details)
   }
@@ -231,6 +215,7 @@ export const errorClasses: Readonly<Record<WindowSpaceErrorCode, new (message: s
   ERR_READ_ONLY: ReadOnlyError,
   ERR_PERMISSION_DENIED: PermissionDeniedError,
   ERR_CORRUPT_STATE: CorruptStateError,
+  ERR_NEWER_FORMAT: NewerFormatError,
   ERR_SCHEDULE_MISMATCH: ScheduleMismatchError,
   ERR_INVALID_SCHEDULE: InvalidScheduleError,
   ERR_INVALID_SYMBOL: InvalidSymbolError,
@@ -253,23 +238,33 @@ export const errorClasses: Readonly<Record<WindowSpaceErrorCode, new (message: s
   ERR_WAIT_TIMEOUT: WaitTimeoutError,
 }
 
-const DETAILS_MARKER = 'window-space:'
-
-/** Builds the typed error for a native `code` and reason. */
-export function errorFromNative(code: string, reason: string): Error {
-  let message = reason
-  let details: WindowSpaceErrorDetails = {}
-  if (reason.startsWith(DETAILS_MARKER)) {
-    try {
-      const parsed = JSON.parse(reason.slice(DETAILS_MARKER.length)) as { message: string; details?: WindowSpaceErrorDetails }
-      message = parsed.message
-      details = parsed.details ?? {}
-    } catch {
-      // keep the raw reason
-    }
+/** The slot a refused transition saw, from the fields of its details. */
+function slotOfDetails(d: WindowSpaceErrorDetails): SlotState | undefined {
+  const status = SLOT_STATUSES.find((x) => x === d.status)
+  if (status === undefined || typeof d.version !== 'number') return undefined
+  const filled = status === 'Filled'
+  return {
+    status,
+    version: d.version,
+    payloadType: filled && typeof d.payloadType === 'number' ? d.payloadType : 0,
+    payloadId: filled && typeof d.payloadId === 'number' ? d.payloadId : 0,
+    checksum: filled && typeof d.checksum === 'string' ? BigInt(d.checksum) : 0n,
+    leaseExpiresAt: status === 'Pending' && typeof d.leaseExpiresAt === 'number' ? d.leaseExpiresAt : null,
   }
+}
+
+/**
+ * Builds the typed error for a `code`, message and details. A code this
+ * module has no class for (there should be none: a test checks) gets the
+ * base class, so the code still reaches the caller.
+ */
+export function errorFromNative(code: string, message: string, details: WindowSpaceErrorDetails = {}): Error {
   const cls = (errorClasses as Record<string, (new (m: string, d?: WindowSpaceErrorDetails) => WindowSpaceError) | undefined>)[code]
-  if (cls) return new cls(message, details)
+  if (cls) {
+    const e = new cls(message, details)
+    if (e instanceof SlotWriteError) e.slot = slotOfDetails(details)
+    return e
+  }
   // napi argument-conversion statuses: the caller passed the wrong type.
   if (code === 'InvalidArg' || code === 'NumberExpected' || code === 'StringExpected' || code === 'ObjectExpected' || code === 'BigintExpected') {
     return new TypeError(message)
@@ -281,9 +276,11 @@ export function errorFromNative(code: string, reason: string): Error {
 /** Converts anything the native binding threw into a typed error. */
 export function translateNativeError(err: unknown): unknown {
   if (err instanceof WindowSpaceError || err instanceof TypeError || err instanceof RangeError) return err
-  if (err instanceof Error && typeof (err as unknown as { code?: unknown }).code === 'string') {
-    const e = errorFromNative((err as unknown as { code: string }).code, err.message)
-    if (e instanceof Error && err.stack) e.stack = `${e.name}: ${e.message}\n${err.stack.split('\n').slice(1).join('\n')}`
+  if (err instanceof Error && typeof (err as { code?: unknown }).code === 'string') {
+    const raw = (err as { details?: unknown }).details
+    const details = typeof raw === 'object' && raw !== null ? (raw as WindowSpaceErrorDetails) : {}
+    const e = errorFromNative((err as unknown as { code: string }).code, err.message, details)
+    if (err.stack) e.stack = `${e.name}: ${e.message}\n${err.stack.split('\n').slice(1).join('\n')}`
     return e
   }
   return err

@@ -27,6 +27,7 @@ export { type ChangeIterator, type SlotChange, type WatchOptions } from './watch
 export { readAuditLog, scanAuditLog, type AuditEntry, type AuditPrevious, type DamagedAuditLine } from './audit'
 export * from './errors'
 export * from './types'
+export { type TypedSetters } from './controller'
 export { WindowSpace, timeToNs, durationToNs, type DurationInput, type SessionSpec, type SessionWindowSpace, type TimeInput, type UniformWindowSpace } from './time'
 export { checksum64 } from './checksum'
 export { registerMetrics, METRIC_NAMES, type RegisteredMetrics } from './metrics'

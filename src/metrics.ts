@@ -18,7 +18,7 @@ import type { Registry } from 'prom-client'
 
 import type { BootstrapResult, WindowSpaceController } from './controller'
 import { InvalidArgumentError } from './errors'
-import { PAYLOAD_STORE_NAMES, SLOT_STATUSES, type LedgerEventCounts, type LedgerName, type StorageReport } from './types'
+import { LEDGER_NAMES, PAYLOAD_STORE_NAMES, SLOT_STATUSES, type LedgerEventCounts, type LedgerName, type StorageReport } from './types'
 
 /** Names of every metric {@link registerMetrics} may register. */
 export const METRIC_NAMES = {
@@ -49,7 +49,7 @@ const TRANSITIONS: ReadonlyArray<readonly [keyof LedgerEventCounts, string]> = [
   ['forceClears', 'force_clear'],
   ['retires', 'retire'],
 ]
-const LEDGERS: readonly LedgerName[] = ['trade', 'enrichment']
+const LEDGERS: readonly LedgerName[] = LEDGER_NAMES
 
 interface PromClient {
   Gauge: typeof import('prom-client').Gauge
@@ -128,7 +128,7 @@ export function registerMetrics(registry: Registry, source: WindowSpaceControlle
     unregister()
     return true
   }
-  const eventsNow = (): Record<LedgerName, LedgerEventCounts> => ({ trade: controller.eventCounts('trade'), enrichment: controller.eventCounts('enrichment') })
+  const eventsNow = (): Record<LedgerName, LedgerEventCounts> => Object.fromEntries(LEDGERS.map((l) => [l, controller.eventCounts(l)])) as Record<LedgerName, LedgerEventCounts>
 
   const slots = new Gauge({
     name: METRIC_NAMES.slots,

@@ -1,62 +1,66 @@
 /**
- * The vocabulary of window-space: slot kinds, statuses, payload types, and the
- * plain data shapes (slot states, rows, claims, payload records, reports) the
- * controller hands out. Nothing here touches the native binding.
+ * The plain data shapes the controller hands out — slot kinds as objects,
+ * slot states, rows, claims, payload records, reports — built on the
+ * vocabulary the core defines (`./vocabulary`, generated). Nothing here
+ * touches the native binding.
  *
  * @module
  */
+import {
+  LEDGER_NAMES,
+  SLOT_KIND_INFO,
+  SLOT_KIND_NAMES,
+  type EnrichmentSlotKind,
+  type LedgerEventName,
+  type LedgerName,
+  type PayloadStoreName,
+  type PayloadTypeName,
+  type SlotKindName,
+  type SlotStatus,
+  type TradeSlotKind,
+} from './vocabulary'
 
-/** Slot kinds of the trade ledger. */
-export const TradeSlotKind = {
-  RfRate: 'rfRate',
-  OptionTrade: 'optionTrade',
-  OptionQuote: 'optionQuote',
-  UnderlyingTrade: 'underlyingTrade',
-  UnderlyingQuote: 'underlyingQuote',
-  OptionAggressor: 'optionAggressor',
-  UnderlyingAggressor: 'underlyingAggressor',
-} as const
-/** Name of a trade slot kind. */
-export type TradeSlotKind = (typeof TradeSlotKind)[keyof typeof TradeSlotKind]
-
-/** Slot kinds of the enrichment ledger. */
-export const EnrichmentSlotKind = {
-  Greeks: 'greeks',
-  Aggregation: 'aggregation',
-} as const
-/** Name of an enrichment slot kind. */
-export type EnrichmentSlotKind = (typeof EnrichmentSlotKind)[keyof typeof EnrichmentSlotKind]
-
-/** Name of any slot kind. */
-export type SlotKindName = TradeSlotKind | EnrichmentSlotKind
-
-/** The two ledgers. */
-export type LedgerName = 'trade' | 'enrichment'
-
-/** Every slot kind name, in native code order (the code is the index). */
-export const SLOT_KIND_NAMES: readonly SlotKindName[] = [
-  'rfRate',
-  'optionTrade',
-  'optionQuote',
-  'underlyingTrade',
-  'underlyingQuote',
-  'optionAggressor',
-  'underlyingAggressor',
-  'greeks',
-  'aggregation',
-]
+export {
+  EnrichmentSlotKind,
+  LEDGER_EVENT_NAMES,
+  LEDGER_FILES,
+  LEDGER_NAMES,
+  PAYLOAD_STORE_FILES,
+  PAYLOAD_STORE_NAMES,
+  PayloadType,
+  Refusal,
+  SLOT_KIND_INFO,
+  SLOT_KIND_NAMES,
+  SLOT_KINDS_OF_LEDGER,
+  SLOT_STATUSES,
+  TradeSlotKind,
+  type LedgerEventName,
+  type LedgerName,
+  type PayloadStoreName,
+  type PayloadTypeName,
+  type SlotKindName,
+  type SlotStatus,
+} from './vocabulary'
 
 /** A slot kind: which artifact of a (symbol, window) row a slot stands for. */
 export interface SlotKind {
   readonly ledger: LedgerName
   readonly name: SlotKindName
-  /** Native code (0..8). */
+  /** Native code (the index in {@link SLOT_KIND_NAMES}). */
   readonly code: number
 }
 
-const KINDS: readonly SlotKind[] = SLOT_KIND_NAMES.map((name, code) =>
-  Object.freeze({ ledger: code < 7 ? 'trade' : 'enrichment', name, code } as SlotKind),
-)
+const KINDS: readonly SlotKind[] = SLOT_KIND_NAMES.map((name) => Object.freeze({ ledger: SLOT_KIND_INFO[name].ledger, name, code: SLOT_KIND_INFO[name].code }))
+const KIND_BY_NAME = new Map<string, SlotKind>(KINDS.map((k) => [k.name, k]))
+
+function slotKind(name: string, ledger?: LedgerName): SlotKind {
+  const k = KIND_BY_NAME.get(name)
+  if (!k || (ledger && k.ledger !== ledger)) {
+    const names = KINDS.filter((x) => !ledger || x.ledger === ledger).map((x) => x.name)
+    throw new RangeError(`unknown ${ledger ? `${ledger} ` : ''}slot kind ${JSON.stringify(name)}; expected one of ${names.join(', ')}`)
+  }
+  return k
+}
 
 /** Constructors mirroring the Rust `SlotKind::Trade(..)` / `SlotKind::Enrichment(..)`. */
 export const SlotKind = {
@@ -68,7 +72,7 @@ export const SlotKind = {
   Enrichment(kind: EnrichmentSlotKind): SlotKind {
     return slotKind(kind, 'enrichment')
   },
-  /** Every slot kind. */
+  /** Every slot kind, in code order. */
   all(): readonly SlotKind[] {
     return KINDS
   },
@@ -76,16 +80,6 @@ export const SlotKind = {
 
 /** Anything a method accepts as a slot kind. */
 export type SlotKindInput = SlotKind | SlotKindName
-
-const KIND_BY_NAME = new Map<string, SlotKind>(KINDS.map((k) => [k.name, k]))
-
-function slotKind(name: string, ledger?: LedgerName): SlotKind {
-  const k = KIND_BY_NAME.get(name)
-  if (!k || (ledger && k.ledger !== ledger)) {
-    throw new RangeError(`unknown ${ledger ?? ''}${ledger ? ' ' : ''}slot kind ${JSON.stringify(name)}; expected one of ${SLOT_KIND_NAMES.filter((n, i) => !ledger || KINDS[i]!.ledger === ledger).join(', ')}`)
-  }
-  return k
-}
 
 /** Resolves a slot kind argument (object or name) to its canonical object. */
 export function toSlotKind(input: SlotKindInput, argName = 'slotKind'): SlotKind {
@@ -95,38 +89,8 @@ export function toSlotKind(input: SlotKindInput, argName = 'slotKind'): SlotKind
   throw new TypeError(`${argName} must be a SlotKind or a slot kind name, got ${typeof input}`)
 }
 
-/**
- * Negative codes the numbers-only calls (`controller.raw`) return when a
- * transition is refused; the other calls throw the matching error instead.
- */
-export const Refusal = {
-  /** A live claim is held by someone else (`SlotBusyError`). */
-  Busy: -1,
-  /** The slot is already Filled (`SlotFilledError`). */
-  Filled: -2,
-  /** The slot is Retired (`SlotRetiredError`). */
-  Retired: -3,
-  /** The claim's version is no longer current (`VersionConflictError`). */
-  Conflict: -4,
-} as const
-
-/** Status of a slot. */
-export type SlotStatus = 'Empty' | 'Pending' | 'Filled' | 'Cleared' | 'Retired'
-/** Statuses in native code order. */
-export const SLOT_STATUSES: readonly SlotStatus[] = ['Empty', 'Pending', 'Filled', 'Cleared', 'Retired']
-
-/** Artifact formats with a name; any 0..255 code is accepted. */
-export const PayloadType = {
-  Unknown: 0,
-  Parquet: 1,
-  Json: 2,
-  Text: 3,
-  Binary: 4,
-  Csv: 5,
-  Arrow: 6,
-} as const
-/** Name of a known payload type. */
-export type PayloadTypeName = keyof typeof PayloadType
+/** The ledger names, in code order (0 trade, 1 enrichment). */
+export const LEDGERS: readonly LedgerName[] = LEDGER_NAMES
 
 /** A consistent copy of one slot. */
 export interface SlotState {
@@ -143,26 +107,17 @@ export interface SlotState {
   readonly leaseExpiresAt: number | null
 }
 
-/** A row of the trade ledger. */
-export interface TradeRow {
+/** Where a row is. */
+interface RowPlace {
   readonly symbolId: number
   readonly windowIdx: number
-  readonly rfRate: SlotState
-  readonly optionTrade: SlotState
-  readonly optionQuote: SlotState
-  readonly underlyingTrade: SlotState
-  readonly underlyingQuote: SlotState
-  readonly optionAggressor: SlotState
-  readonly underlyingAggressor: SlotState
 }
 
-/** A row of the enrichment ledger. */
-export interface EnrichmentRow {
-  readonly symbolId: number
-  readonly windowIdx: number
-  readonly greeks: SlotState
-  readonly aggregation: SlotState
-}
+/** A row of the trade ledger: one {@link SlotState} per trade slot kind. */
+export type TradeRow = RowPlace & { readonly [K in TradeSlotKind]: SlotState }
+
+/** A row of the enrichment ledger: one {@link SlotState} per enrichment slot kind. */
+export type EnrichmentRow = RowPlace & { readonly [K in EnrichmentSlotKind]: SlotState }
 
 /** What a successful claim returns; present it to the setter or to `clearSlot`. */
 export interface Claim {
@@ -171,7 +126,7 @@ export interface Claim {
   readonly slotKind: SlotKind
   /** Slot version after the claim. */
   readonly version: number
-  /** The claim holds at least until this time (ms since epoch). */
+  /** The lease deadline written into the slot (ms since epoch): the claim holds until then. */
   readonly leaseExpiresAt: number
 }
 
@@ -245,16 +200,7 @@ export interface SlotMetric {
 }
 
 /** Transition counters of one ledger, since the ledger was created. */
-export interface LedgerEventCounts {
-  readonly claims: number
-  readonly takeovers: number
-  readonly fills: number
-  readonly conflicts: number
-  readonly clears: number
-  readonly forceClears: number
-  readonly retires: number
-  readonly busy: number
-}
+export type LedgerEventCounts = { readonly [E in LedgerEventName]: number }
 
 /** An artifact written by `writeArtifact`. */
 export interface ArtifactInfo {
@@ -301,20 +247,7 @@ export interface StorageReport {
   readonly elapsedMs: number
 }
 
-/** The six mapping tables. */
-export type PayloadStoreName = 'trades' | 'quotes' | 'aggressor' | 'rfRate' | 'greeks' | 'aggregations'
-/** Store names in native code order. */
-export const PAYLOAD_STORE_NAMES: readonly PayloadStoreName[] = ['trades', 'quotes', 'aggressor', 'rfRate', 'greeks', 'aggregations']
-
 /** The mapping table each slot kind records into. */
-export const STORE_OF_SLOT_KIND: Readonly<Record<SlotKindName, PayloadStoreName>> = {
-  rfRate: 'rfRate',
-  optionTrade: 'trades',
-  underlyingTrade: 'trades',
-  optionQuote: 'quotes',
-  underlyingQuote: 'quotes',
-  optionAggressor: 'aggressor',
-  underlyingAggressor: 'aggressor',
-  greeks: 'greeks',
-  aggregation: 'aggregations',
-}
+export const STORE_OF_SLOT_KIND: Readonly<Record<SlotKindName, PayloadStoreName>> = Object.fromEntries(
+  SLOT_KIND_NAMES.map((k) => [k, SLOT_KIND_INFO[k].store]),
+) as Record<SlotKindName, PayloadStoreName>

@@ -3,18 +3,14 @@
 //! function the format uses everywhere) and returns a URI relative to the
 //! state directory. Paths that would leave the state directory are refused.
 
-use std::fs::OpenOptions;
-use std::io::Write;
 use std::path::{Component, Path, PathBuf};
-use std::sync::atomic::{AtomicU64, Ordering};
 
 use crate::error::{Error, Result};
-use crate::fsutil::sync_dir;
+use crate::fsutil::write_atomic;
 
 /// Directory (under the state directory) that holds artifacts.
 pub const ARTIFACT_DIR: &str = "artifacts";
 const MAX_PATH_BYTES: usize = 1024;
-static SEQ: AtomicU64 = AtomicU64::new(0);
 
 /// A written artifact.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -82,18 +78,7 @@ pub fn write_artifact(state_dir: &Path, rel: &str, data: &[u8]) -> Result<Artifa
             return Err(Error::PathEscapesStateDir { path: rel.into() });
         }
     }
-    let tmp = dir.join(format!(".{file_name}.tmp-{}-{}", std::process::id(), SEQ.fetch_add(1, Ordering::Relaxed)));
-    let result = (|| {
-        let mut f = OpenOptions::new().write(true).create_new(true).open(&tmp).map_err(|e| Error::io("create", &tmp, e))?;
-        f.write_all(data).map_err(|e| Error::io("write", &tmp, e))?;
-        f.sync_all().map_err(|e| Error::io("fsync", &tmp, e))?;
-        std::fs::rename(&tmp, &target).map_err(|e| Error::io("rename", &target, e))?;
-        sync_dir(&dir)
-    })();
-    if result.is_err() {
-        let _ = std::fs::remove_file(&tmp);
-    }
-    result?;
+    write_atomic(&target, data)?;
     let mut uri = String::from(ARTIFACT_DIR);
     for p in &parts {
         uri.push('/');

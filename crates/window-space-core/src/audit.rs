@@ -61,6 +61,14 @@ pub struct DamagedLine {
     pub what: String,
 }
 
+/// `user@host pid N` of this process: whom audit lines name when neither the
+/// call nor the controller names anyone.
+pub fn default_actor() -> String {
+    let user = std::env::var("USER").or_else(|_| std::env::var("LOGNAME")).unwrap_or_else(|_| "unknown".into());
+    let host = rustix::system::uname().nodename().to_string_lossy().into_owned();
+    format!("{user}@{host} pid {}", std::process::id())
+}
+
 /// The slot before an action, as an audit line records it.
 pub fn previous_json(s: &SlotSnapshot) -> Value {
     json!({

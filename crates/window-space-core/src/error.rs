@@ -1,78 +1,35 @@
-//! The one error enum of the core, [`Error`], and the slot-write family it
-//! wraps, [`SlotWriteError`].
+//! The one error enum of the core, [`Error`].
 //!
-//! Every variant has a stable string code ([`Error::code`]) that the napi
-//! binding hands to JavaScript as `err.code`; callers match on the code, never
-//! on the message. Messages are written for people: they say what failed and
-//! where (file, offset, symbol, window).
+//! Every variant has a stable code ([`Error::code`], from the vocabulary's
+//! [`ErrorCode`] table) that JavaScript sees as `err.code`; callers match on
+//! the code, never on the message. Messages are written for people: they say
+//! what failed and where. What a caller may want to act on is also in
+//! [`Error::details`], as named fields:
+//!
+//! | code | details fields |
+//! | --- | --- |
+//! | `ERR_IO`, `ERR_DISK_FULL`, `ERR_READ_ONLY`, `ERR_PERMISSION_DENIED` | `op`, `path`, `osError` (errno or null) |
+//! | `ERR_CORRUPT_STATE` | `file`, `offset` (or null), `what` |
+//! | `ERR_NEWER_FORMAT` | `file`, `version` (found), `supported` (the newest this library reads) |
+//! | `ERR_SCHEDULE_MISMATCH`, `ERR_INVALID_SCHEDULE`, `ERR_INVALID_ARGUMENT`, `ERR_UNSUPPORTED`, `ERR_INTERNAL` | `what` |
+//! | `ERR_INVALID_SYMBOL` | `symbol`, `why` |
+//! | `ERR_UNKNOWN_SYMBOL` | `symbol` (the name, or `id N`) |
+//! | `ERR_WINDOW_OUT_OF_RANGE` | `windowIdx`, `windowCount` |
+//! | `ERR_NO_WINDOW_FOR_TIMESTAMP` | `timestampNs` (decimal string) |
+//! | `ERR_VERSION_CONFLICT`, `ERR_SLOT_BUSY`, `ERR_SLOT_FILLED`, `ERR_SLOT_RETIRED` | `symbolId`, `windowIdx`, `slotKind`, `expectedVersion` (or null), and the slot as it was seen: `status`, `version`, `payloadType`, `payloadId`, `checksum` (u64 as a decimal string), `leaseExpiresAt` (ms, or null) |
+//! | `ERR_UNKNOWN_PAYLOAD` | `store`, `payloadId`, `length` |
+//! | `ERR_PATH_ESCAPES_STATE_DIR`, `ERR_NOT_A_STATE_DIR` | `path` |
+//! | `ERR_CLOSED` | none |
 
 use std::fmt;
 use std::io;
 use std::path::PathBuf;
 
-use crate::slot::SlotSnapshot;
+use crate::slot::{SlotAddr, SlotWriteError};
+use crate::vocab::{ErrorCode, SlotStatus};
 
 /// Result alias of the core.
 pub type Result<T, E = Error> = std::result::Result<T, E>;
-
-/// Why a slot transition was refused. The slot as it is now comes along so the
-/// caller can tell what happened (e.g. whether the winner wrote the same artifact).
-#[derive(Debug, Clone, PartialEq, Eq)]
-#[non_exhaustive]
-pub enum SlotWriteError {
-    /// The caller's claim version is no longer current: someone else claimed,
-    /// filled, cleared or took over the slot.
-    VersionConflict { expected_version: u32, current: SlotSnapshot },
-    /// A live claim (lease not expired) is held by someone else.
-    SlotBusy { current: SlotSnapshot },
-    /// The slot is already Filled; claim it again only after a clear.
-    SlotFilled { current: SlotSnapshot },
-    /// The slot is Retired (terminal).
-    SlotRetired { current: SlotSnapshot },
-}
-
-impl SlotWriteError {
-    /// Stable code of the variant.
-    pub fn code(&self) -> &'static str {
-        match self {
-            Self::VersionConflict { .. } => "ERR_VERSION_CONFLICT",
-            Self::SlotBusy { .. } => "ERR_SLOT_BUSY",
-            Self::SlotFilled { .. } => "ERR_SLOT_FILLED",
-            Self::SlotRetired { .. } => "ERR_SLOT_RETIRED",
-        }
-    }
-
-    /// The slot as it was seen when the transition was refused.
-    pub fn current(&self) -> &SlotSnapshot {
-        match self {
-            Self::VersionConflict { current, .. }
-            | Self::SlotBusy { current }
-            | Self::SlotFilled { current }
-            | Self::SlotRetired { current } => current,
-        }
-    }
-}
-
-impl fmt::Display for SlotWriteError {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        match self {
-            Self::VersionConflict { expected_version, current } => write!(
-                f,
-                "version conflict: the claim was at version {expected_version}, the slot is now {} at version {}",
-                current.status, current.version
-            ),
-            Self::SlotBusy { current } => write!(
-                f,
-                "slot is held by a live claim (version {}, lease until {} ms since epoch)",
-                current.version, current.lease_deadline_ms
-            ),
-            Self::SlotFilled { current } => {
-                write!(f, "slot is already Filled (version {}, payload id {})", current.version, current.payload_id)
-            }
-            Self::SlotRetired { current } => write!(f, "slot is Retired (version {})", current.version),
-        }
-    }
-}
 
 /// Every failure of the core.
 #[derive(Debug)]
@@ -82,6 +39,8 @@ pub enum Error {
     Io { op: &'static str, path: PathBuf, source: io::Error },
     /// A state file is damaged, truncated, or of another format.
     CorruptState { file: PathBuf, offset: Option<u64>, what: String },
+    /// A state file was written by a newer version of window-space.
+    NewerFormat { file: PathBuf, version: u32, supported: u32 },
     /// The schedule given differs from the one persisted in the state directory.
     ScheduleMismatch { what: String },
     /// The schedule given is not valid on its own.
@@ -95,7 +54,7 @@ pub enum Error {
     /// A timestamp that falls in no window of the schedule.
     NoWindowForTimestamp { timestamp_ns: i128 },
     /// A slot transition was refused.
-    SlotWrite(SlotWriteError),
+    SlotWrite { at: SlotAddr, refusal: SlotWriteError },
     /// A payload id that the mapping table does not hold.
     UnknownPayload { store: &'static str, payload_id: u64, length: u64 },
     /// An argument outside what the operation accepts.
@@ -108,66 +67,85 @@ pub enum Error {
     Unsupported { what: String },
     /// The directory holds no window-space state (no `schedule.json`).
     NotAStateDir { path: PathBuf },
+    /// A failure that has no code of its own: a bug (a panic caught at the boundary).
+    Internal { what: String },
 }
 
 impl Error {
-    /// Stable string code, matched on by callers (JS sees it as `err.code`).
-    pub fn code(&self) -> &'static str {
+    /// Stable code, matched on by callers (JS sees its string as `err.code`).
+    pub fn code(&self) -> ErrorCode {
         match self {
             Self::Io { source, .. } => match source.raw_os_error() {
-                Some(code) if code == rustix::io::Errno::NOSPC.raw_os_error() => "ERR_DISK_FULL",
-                Some(code) if code == rustix::io::Errno::FBIG.raw_os_error() => "ERR_DISK_FULL",
-                Some(code) if code == rustix::io::Errno::ROFS.raw_os_error() => "ERR_READ_ONLY",
-                Some(code) if code == rustix::io::Errno::ACCESS.raw_os_error() => "ERR_PERMISSION_DENIED",
-                Some(code) if code == rustix::io::Errno::PERM.raw_os_error() => "ERR_PERMISSION_DENIED",
-                _ => "ERR_IO",
+                Some(code) if code == rustix::io::Errno::NOSPC.raw_os_error() => ErrorCode::DiskFull,
+                Some(code) if code == rustix::io::Errno::FBIG.raw_os_error() => ErrorCode::DiskFull,
+                Some(code) if code == rustix::io::Errno::ROFS.raw_os_error() => ErrorCode::ReadOnly,
+                Some(code) if code == rustix::io::Errno::ACCESS.raw_os_error() => ErrorCode::PermissionDenied,
+                Some(code) if code == rustix::io::Errno::PERM.raw_os_error() => ErrorCode::PermissionDenied,
+                _ => ErrorCode::Io,
             },
-            Self::CorruptState { .. } => "ERR_CORRUPT_STATE",
-            Self::ScheduleMismatch { .. } => "ERR_SCHEDULE_MISMATCH",
-            Self::InvalidSchedule { .. } => "ERR_INVALID_SCHEDULE",
-            Self::InvalidSymbol { .. } => "ERR_INVALID_SYMBOL",
-            Self::UnknownSymbol { .. } => "ERR_UNKNOWN_SYMBOL",
-            Self::WindowOutOfRange { .. } => "ERR_WINDOW_OUT_OF_RANGE",
-            Self::NoWindowForTimestamp { .. } => "ERR_NO_WINDOW_FOR_TIMESTAMP",
-            Self::SlotWrite(e) => e.code(),
-            Self::UnknownPayload { .. } => "ERR_UNKNOWN_PAYLOAD",
-            Self::InvalidArgument { .. } => "ERR_INVALID_ARGUMENT",
-            Self::PathEscapesStateDir { .. } => "ERR_PATH_ESCAPES_STATE_DIR",
-            Self::Closed => "ERR_CLOSED",
-            Self::Unsupported { .. } => "ERR_UNSUPPORTED",
-            Self::NotAStateDir { .. } => "ERR_NOT_A_STATE_DIR",
+            Self::CorruptState { .. } => ErrorCode::CorruptState,
+            Self::NewerFormat { .. } => ErrorCode::NewerFormat,
+            Self::ScheduleMismatch { .. } => ErrorCode::ScheduleMismatch,
+            Self::InvalidSchedule { .. } => ErrorCode::InvalidSchedule,
+            Self::InvalidSymbol { .. } => ErrorCode::InvalidSymbol,
+            Self::UnknownSymbol { .. } => ErrorCode::UnknownSymbol,
+            Self::WindowOutOfRange { .. } => ErrorCode::WindowOutOfRange,
+            Self::NoWindowForTimestamp { .. } => ErrorCode::NoWindowForTimestamp,
+            Self::SlotWrite { refusal, .. } => refusal.code(),
+            Self::UnknownPayload { .. } => ErrorCode::UnknownPayload,
+            Self::InvalidArgument { .. } => ErrorCode::InvalidArgument,
+            Self::PathEscapesStateDir { .. } => ErrorCode::PathEscapesStateDir,
+            Self::Closed => ErrorCode::Closed,
+            Self::Unsupported { .. } => ErrorCode::Unsupported,
+            Self::NotAStateDir { .. } => ErrorCode::NotAStateDir,
+            Self::Internal { .. } => ErrorCode::Internal,
         }
     }
 
-    /// Structured details of the error (file, offset, symbol, window, slot as
-    /// it is now, ...), so bindings can expose fields instead of a message to parse.
+    /// The details of the error as named fields (see the module's table), so
+    /// bindings expose fields instead of a message to parse.
     pub fn details(&self) -> serde_json::Value {
         use serde_json::json;
         match self {
             Self::Io { op, path, source } => json!({ "op": op, "path": path, "osError": source.raw_os_error() }),
             Self::CorruptState { file, offset, what } => json!({ "file": file, "offset": offset, "what": what }),
+            Self::NewerFormat { file, version, supported } => json!({ "file": file, "version": version, "supported": supported }),
             Self::ScheduleMismatch { what }
             | Self::InvalidSchedule { what }
             | Self::InvalidArgument { what }
-            | Self::Unsupported { what } => {
-                json!({ "what": what })
-            }
+            | Self::Unsupported { what }
+            | Self::Internal { what } => json!({ "what": what }),
             Self::InvalidSymbol { symbol, why } => json!({ "symbol": symbol, "why": why }),
             Self::UnknownSymbol { symbol } => json!({ "symbol": symbol }),
             Self::WindowOutOfRange { window_idx, window_count } => json!({ "windowIdx": window_idx, "windowCount": window_count }),
             Self::NoWindowForTimestamp { timestamp_ns } => json!({ "timestampNs": timestamp_ns.to_string() }),
-            Self::SlotWrite(e) => {
-                let c = e.current();
-                let expected = match e {
-                    SlotWriteError::VersionConflict { expected_version, .. } => Some(*expected_version),
-                    _ => None,
-                };
-                json!({ "expectedVersion": expected, "status": c.status.name(), "version": c.version })
+            Self::SlotWrite { at, refusal } => {
+                let c = refusal.current();
+                json!({
+                    "symbolId": at.symbol,
+                    "windowIdx": at.window,
+                    "slotKind": at.kind.name(),
+                    "expectedVersion": refusal.expected_version(),
+                    "status": c.status.name(),
+                    "version": c.version,
+                    "payloadType": c.payload_type,
+                    "payloadId": c.payload_id,
+                    "checksum": c.checksum.to_string(),
+                    "leaseExpiresAt": if c.status == SlotStatus::Pending { Some(c.lease_deadline_ms) } else { None },
+                })
             }
             Self::UnknownPayload { store, payload_id, length } => json!({ "store": store, "payloadId": payload_id, "length": length }),
             Self::PathEscapesStateDir { path } => json!({ "path": path }),
             Self::Closed => json!({}),
             Self::NotAStateDir { path } => json!({ "path": path }),
+        }
+    }
+
+    /// The refused transition, if this is one.
+    pub fn refusal(&self) -> Option<&SlotWriteError> {
+        match self {
+            Self::SlotWrite { refusal, .. } => Some(refusal),
+            _ => None,
         }
     }
 
@@ -182,6 +160,17 @@ impl Error {
     pub(crate) fn invalid(what: impl Into<String>) -> Self {
         Self::InvalidArgument { what: what.into() }
     }
+
+    /// A file header's format version that this library does not read: a
+    /// newer one is [`Error::NewerFormat`], any other is damage at `offset`.
+    pub(crate) fn unsupported_version(file: impl Into<PathBuf>, offset: u64, version: u32, supported: u32) -> Self {
+        let file = file.into();
+        if version > supported {
+            Self::NewerFormat { file, version, supported }
+        } else {
+            Self::corrupt(file, Some(offset), format!("format version {version} is not one window-space writes (this library reads version {supported})"))
+        }
+    }
 }
 
 impl fmt::Display for Error {
@@ -194,6 +183,11 @@ impl fmt::Display for Error {
             Self::CorruptState { file, offset: None, what } => {
                 write!(f, "corrupt state file {}: {what}", file.display())
             }
+            Self::NewerFormat { file, version, supported } => write!(
+                f,
+                "{} was made by a newer version of window-space (format version {version}; this library reads version {supported}): upgrade window-space to open it",
+                file.display()
+            ),
             Self::ScheduleMismatch { what } => write!(f, "schedule mismatch: {what}"),
             Self::InvalidSchedule { what } => write!(f, "invalid schedule: {what}"),
             Self::InvalidSymbol { symbol, why } => write!(f, "invalid symbol {symbol:?}: {why}"),
@@ -204,7 +198,7 @@ impl fmt::Display for Error {
             Self::NoWindowForTimestamp { timestamp_ns } => {
                 write!(f, "timestamp {timestamp_ns} ns since epoch falls in no window of the schedule")
             }
-            Self::SlotWrite(e) => e.fmt(f),
+            Self::SlotWrite { at, refusal } => write!(f, "{at}: {refusal}"),
             Self::UnknownPayload { store, payload_id, length } => {
                 write!(f, "payload id {payload_id} does not exist in {store} (it holds {length} records)")
             }
@@ -212,7 +206,10 @@ impl fmt::Display for Error {
             Self::PathEscapesStateDir { path } => write!(f, "artifact path {path:?} would leave the state directory"),
             Self::Closed => write!(f, "the controller is closed"),
             Self::Unsupported { what } => write!(f, "unsupported: {what}"),
-            Self::NotAStateDir { path } => write!(f, "{} is not a window-space state directory (it has no schedule.json)", path.display()),
+            Self::NotAStateDir { path } => {
+                write!(f, "{} is not a window-space state directory (it has no schedule.json)", path.display())
+            }
+            Self::Internal { what } => write!(f, "internal error (a bug in window-space; please report it): {what}"),
         }
     }
 }
@@ -223,11 +220,5 @@ impl std::error::Error for Error {
             Self::Io { source, .. } => Some(source),
             _ => None,
         }
-    }
-}
-
-impl From<SlotWriteError> for Error {
-    fn from(e: SlotWriteError) -> Self {
-        Self::SlotWrite(e)
     }
 }

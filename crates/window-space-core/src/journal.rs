@@ -78,7 +78,8 @@ use rustix::thread::futex;
 
 use crate::error::{Error, Result};
 use crate::mapping::{FixedMapping, PAGE};
-use crate::slot::{SlotKind, SlotStatus};
+use crate::slot::{SlotAddr, Transition};
+use crate::vocab::{SlotKind, SlotStatus};
 
 /// The kind byte of an entry that records no change.
 const NO_CHANGE_KIND: u64 = 0xff;
@@ -93,12 +94,12 @@ pub struct Reservation<'a> {
 }
 
 impl Reservation<'_> {
-    /// Writes the change this number was taken for, and wakes sleepers.
-    #[allow(clippy::too_many_arguments)]
-    pub fn commit(mut self, symbol: u32, window_idx: u32, kind: SlotKind, from: SlotStatus, to: SlotStatus, version: u32, payload_id: u64) {
+    /// Writes the change this number was taken for (`payload_id` when it
+    /// filled the slot, else 0), and wakes sleepers.
+    pub fn commit(mut self, at: SlotAddr, t: Transition, payload_id: u64) {
         self.done = true;
-        let w1 = u64::from(symbol) | (u64::from(window_idx) << 32);
-        let w2 = u64::from(kind.code()) | (u64::from(from as u8) << 8) | (u64::from(to as u8) << 16) | (u64::from(version) << 32);
+        let w1 = u64::from(at.symbol) | (u64::from(at.window) << 32);
+        let w2 = u64::from(at.kind.code()) | (u64::from(t.from as u8) << 8) | (u64::from(t.to as u8) << 16) | (u64::from(t.version) << 32);
         self.journal.write_entry(self.seq, w1, w2, payload_id, true);
     }
 }
@@ -181,11 +182,7 @@ pub fn decode_header(path: &Path, h: &[u8]) -> Result<u64> {
     let u64_at = |o: usize| u64::from_le_bytes(h[o..o + 8].try_into().unwrap_or([0; 8]));
     let version = u32_at(OFF_VERSION);
     if version != FORMAT_VERSION {
-        return Err(Error::corrupt(
-            path,
-            Some(OFF_VERSION as u64),
-            format!("unsupported journal format version {version} (this library reads {FORMAT_VERSION})"),
-        ));
+        return Err(Error::unsupported_version(path, OFF_VERSION as u64, version, FORMAT_VERSION));
     }
     if u64_at(OFF_CHECKSUM) != xxhash_rust::xxh3::xxh3_64(&h[..OFF_CHECKSUM]) {
         return Err(Error::corrupt(path, Some(OFF_CHECKSUM as u64), "header checksum mismatch"));
@@ -273,9 +270,8 @@ impl Journal {
     /// Journals one change at once (tests; the controller reserves the number
     /// before its compare-and-swap and commits after).
     #[cfg(test)]
-    #[allow(clippy::too_many_arguments)]
-    fn record(&self, symbol: u32, window_idx: u32, kind: SlotKind, from: SlotStatus, to: SlotStatus, version: u32, payload_id: u64) {
-        self.reserve().commit(symbol, window_idx, kind, from, to, version, payload_id);
+    fn record(&self, at: SlotAddr, from: SlotStatus, to: SlotStatus, version: u32, payload_id: u64) {
+        self.reserve().commit(at, Transition { from, to, version }, payload_id);
     }
 
     /// Takes the next sequence number for a transition about to be tried.
@@ -425,8 +421,8 @@ mod tests {
     #[test]
     fn records_read_back_in_order_with_every_field() {
         let (_d, j) = journal(64);
-        j.record(3, 70_000, SlotKind::Greeks, SlotStatus::Pending, SlotStatus::Filled, 9, 1234);
-        j.record(u32::MAX, u32::MAX, SlotKind::RfRate, SlotStatus::Empty, SlotStatus::Pending, u32::MAX, 0);
+        j.record(SlotAddr::new(3, 70_000, SlotKind::Greeks), SlotStatus::Pending, SlotStatus::Filled, 9, 1234);
+        j.record(SlotAddr::new(u32::MAX, u32::MAX, SlotKind::RfRate), SlotStatus::Empty, SlotStatus::Pending, u32::MAX, 0);
         let got = entries(j.read(0, 10));
         assert_eq!(got.len(), 2);
         assert_eq!(
@@ -452,7 +448,7 @@ mod tests {
     fn a_reader_overtaken_by_the_ring_gets_a_gap_never_wrong_entries() {
         let (_d, j) = journal(64);
         for i in 0..100u32 {
-            j.record(0, i, SlotKind::OptionTrade, SlotStatus::Empty, SlotStatus::Pending, 1, 0);
+            j.record(SlotAddr::new(0, i, SlotKind::OptionTrade), SlotStatus::Empty, SlotStatus::Pending, 1, 0);
         }
         assert_eq!(j.read(0, 1000), JournalRead::Gap { resume_at: 36 });
         let tail = entries(j.read(36, 1000));
@@ -463,10 +459,10 @@ mod tests {
     #[test]
     fn an_entry_numbered_but_not_committed_stops_the_read_as_pending() {
         let (_d, j) = journal(64);
-        j.record(0, 1, SlotKind::OptionTrade, SlotStatus::Empty, SlotStatus::Pending, 1, 0);
+        j.record(SlotAddr::new(0, 1, SlotKind::OptionTrade), SlotStatus::Empty, SlotStatus::Pending, 1, 0);
         // A writer that took number 1 and died before committing it.
         j.word(OFF_HEAD).fetch_add(1, Ordering::AcqRel);
-        j.record(0, 2, SlotKind::OptionTrade, SlotStatus::Empty, SlotStatus::Pending, 1, 0);
+        j.record(SlotAddr::new(0, 2, SlotKind::OptionTrade), SlotStatus::Empty, SlotStatus::Pending, 1, 0);
         match j.read(0, 10) {
             JournalRead::Entries { changes, pending, .. } => {
                 assert_eq!(changes.len(), 1);
@@ -480,9 +476,9 @@ mod tests {
     #[test]
     fn a_dropped_reservation_is_skipped_and_a_forgotten_one_is_pending() {
         let (_d, j) = journal(64);
-        j.record(0, 1, SlotKind::Greeks, SlotStatus::Empty, SlotStatus::Pending, 1, 0);
+        j.record(SlotAddr::new(0, 1, SlotKind::Greeks), SlotStatus::Empty, SlotStatus::Pending, 1, 0);
         drop(j.reserve()); // a refused transition
-        j.record(0, 2, SlotKind::Greeks, SlotStatus::Empty, SlotStatus::Pending, 1, 0);
+        j.record(SlotAddr::new(0, 2, SlotKind::Greeks), SlotStatus::Empty, SlotStatus::Pending, 1, 0);
         match j.read(0, 10) {
             JournalRead::Entries { changes, next, pending } => {
                 assert_eq!(changes.iter().map(|c| (c.seq, c.window_idx)).collect::<Vec<_>>(), vec![(0, 1), (2, 2)]);
@@ -492,7 +488,7 @@ mod tests {
         }
         // A writer that died between its number and its entry.
         std::mem::forget(j.reserve());
-        j.record(0, 3, SlotKind::Greeks, SlotStatus::Empty, SlotStatus::Pending, 1, 0);
+        j.record(SlotAddr::new(0, 3, SlotKind::Greeks), SlotStatus::Empty, SlotStatus::Pending, 1, 0);
         assert_eq!(j.first_uncommitted(0, j.head()), 3);
         match j.read(3, 10) {
             JournalRead::Entries { changes, next, pending } => assert!(changes.is_empty() && next == 3 && pending),
@@ -512,7 +508,8 @@ mod tests {
             bad[at] ^= 0x40;
             std::fs::write(&p, &bad).unwrap();
             let e = Journal::open(&p).err().unwrap_or_else(|| panic!("flipped {what} byte accepted"));
-            assert!(matches!(e, Error::CorruptState { .. }), "{e}");
+            // A version byte flipped upwards reads as a newer format.
+            assert!(matches!(e, Error::CorruptState { .. } | Error::NewerFormat { version: 65, .. }), "{e}");
         }
         std::fs::write(&p, &good[..4096 + 32]).unwrap();
         assert!(matches!(Journal::open(&p), Err(Error::CorruptState { .. })));
@@ -531,7 +528,7 @@ mod tests {
         let w = writer.clone();
         let t = std::thread::spawn(move || {
             std::thread::sleep(Duration::from_millis(20));
-            w.record(0, 7, SlotKind::Greeks, SlotStatus::Pending, SlotStatus::Filled, 2, 5);
+            w.record(SlotAddr::new(0, 7, SlotKind::Greeks), SlotStatus::Pending, SlotStatus::Filled, 2, 5);
         });
         // Sleep until the change arrives; the long timeout is only a backstop.
         loop {
@@ -554,7 +551,7 @@ mod tests {
                 let j = j.clone();
                 std::thread::spawn(move || {
                     for i in 0..500u32 {
-                        j.record(t, i, SlotKind::OptionQuote, SlotStatus::Empty, SlotStatus::Pending, 1, 0);
+                        j.record(SlotAddr::new(t, i, SlotKind::OptionQuote), SlotStatus::Empty, SlotStatus::Pending, 1, 0);
                     }
                 })
             })

@@ -54,58 +54,50 @@ use std::sync::{Mutex, RwLock};
 use crate::error::{Error, Result};
 use crate::lock::FileLock;
 use crate::mapping::{ChunkAddr, SharedMapping, PAGE};
-use crate::slot::{LedgerKind, SlotCell, SlotKind, SlotSnapshot, SlotStatus, Transition, SLOT_BYTES};
+use crate::slot::{SlotCell, SlotSnapshot, Transition, SLOT_BYTES};
+use crate::vocab::{LedgerEvent, LedgerKind, SlotKind, SlotStatus};
 
 pub(crate) const MAGIC: [u8; 8] = *b"\x89WSLED\r\n";
 pub(crate) const FORMAT_VERSION: u32 = 1;
 pub(crate) const SCHEMA_VERSION: u32 = 1;
 pub(crate) const CHUNK_BYTES: u32 = 32 * 1024;
 pub(crate) const CHUNK_HEADER_BYTES: u32 = 64;
-const CHUNK_MAGIC: [u8; 4] = *b"WSCK";
-const HEADER_CHECKED_BYTES: usize = 48;
+pub(crate) const CHUNK_MAGIC: [u8; 4] = *b"WSCK";
 
-const OFF_CHUNK_COUNT: usize = 256;
-const OFF_SYMBOL_COUNT: usize = 264;
-const OFF_WINDOW_COUNT: usize = 272;
-const OFF_STATUS_COUNTS: usize = 320;
+// Header page offsets (the table above), used by every reader of the layout.
+pub(crate) const OFF_VERSION: usize = 8;
+pub(crate) const OFF_KIND: usize = 12;
+pub(crate) const OFF_SCHEMA: usize = 16;
+pub(crate) const OFF_SLOTS_PER_ROW: usize = 20;
+pub(crate) const OFF_SLOT_BYTES: usize = 24;
+pub(crate) const OFF_ROWS_PER_CHUNK: usize = 28;
+pub(crate) const OFF_CHUNK_BYTES: usize = 32;
+pub(crate) const OFF_CREATED: usize = 40;
+pub(crate) const OFF_CHECKSUM: usize = 48;
+/// Bytes 0..48 are covered by the header checksum.
+const HEADER_CHECKED_BYTES: usize = OFF_CHECKSUM;
+pub(crate) const OFF_CHUNK_COUNT: usize = 256;
+pub(crate) const OFF_SYMBOL_COUNT: usize = 264;
+pub(crate) const OFF_WINDOW_COUNT: usize = 272;
+pub(crate) const OFF_STATUS_COUNTS: usize = 320;
 const MAX_COLUMNS: usize = 16;
 const COUNTED_STATUSES: usize = 4; // Pending, Filled, Cleared, Retired
-const OFF_EVENT_COUNTS: usize = OFF_STATUS_COUNTS + MAX_COLUMNS * COUNTED_STATUSES * 8;
+pub(crate) const OFF_EVENT_COUNTS: usize = OFF_STATUS_COUNTS + MAX_COLUMNS * COUNTED_STATUSES * 8;
+/// End of the shared words; the rest of the header page is reserved (0).
+pub(crate) const END_EVENT_COUNTS: usize = OFF_EVENT_COUNTS + LedgerEvent::ALL.len() * 8;
+/// Byte ranges of the header page that hold nothing (must be 0).
+pub(crate) const RESERVED_HEADER_RANGES: [(usize, usize); 4] =
+    [(36, OFF_CREATED), (OFF_CHECKSUM + 8, OFF_CHUNK_COUNT), (OFF_WINDOW_COUNT + 8, OFF_STATUS_COUNTS), (END_EVENT_COUNTS, PAGE as usize)];
+
+// Chunk header offsets.
+pub(crate) const CHUNK_OFF_SYMBOL: usize = 4;
+pub(crate) const CHUNK_OFF_INDEX: usize = 8;
+pub(crate) const CHUNK_OFF_RESERVED: usize = 12;
+pub(crate) const CHUNK_OFF_CHECKSUM: usize = 16;
+pub(crate) const CHUNK_OFF_RESERVED_TAIL: usize = 24;
 
 /// Chunks the file grows by at least, each time it must grow.
 const MIN_GROWTH_CHUNKS: u64 = 8;
-
-/// Counters of events (not statuses) kept in the ledger header.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-#[repr(usize)]
-pub enum LedgerEvent {
-    Claims = 0,
-    Takeovers = 1,
-    Fills = 2,
-    Conflicts = 3,
-    Clears = 4,
-    ForceClears = 5,
-    Retires = 6,
-    Busy = 7,
-}
-
-impl LedgerEvent {
-    pub const ALL: [LedgerEvent; 8] =
-        [Self::Claims, Self::Takeovers, Self::Fills, Self::Conflicts, Self::Clears, Self::ForceClears, Self::Retires, Self::Busy];
-
-    pub fn name(self) -> &'static str {
-        match self {
-            Self::Claims => "claims",
-            Self::Takeovers => "takeovers",
-            Self::Fills => "fills",
-            Self::Conflicts => "conflicts",
-            Self::Clears => "clears",
-            Self::ForceClears => "forceClears",
-            Self::Retires => "retires",
-            Self::Busy => "busy",
-        }
-    }
-}
 
 /// What the bootstrap scan of a ledger found.
 #[derive(Debug, Clone, Default, PartialEq, Eq)]
@@ -141,63 +133,64 @@ impl LedgerGeometry {
     fn encode(&self) -> [u8; PAGE as usize] {
         let mut h = [0u8; PAGE as usize];
         h[0..8].copy_from_slice(&MAGIC);
-        h[8..12].copy_from_slice(&FORMAT_VERSION.to_le_bytes());
-        let kind: u32 = match self.kind {
-            LedgerKind::Trade => 1,
-            LedgerKind::Enrichment => 2,
-        };
-        h[12..16].copy_from_slice(&kind.to_le_bytes());
-        h[16..20].copy_from_slice(&SCHEMA_VERSION.to_le_bytes());
-        h[20..24].copy_from_slice(&self.slots_per_row.to_le_bytes());
-        h[24..28].copy_from_slice(&(SLOT_BYTES as u32).to_le_bytes());
-        h[28..32].copy_from_slice(&self.rows_per_chunk.to_le_bytes());
-        h[32..36].copy_from_slice(&CHUNK_BYTES.to_le_bytes());
-        h[40..48].copy_from_slice(&self.created_at_ns.to_le_bytes());
+        let put = |h: &mut [u8], off: usize, v: u32| h[off..off + 4].copy_from_slice(&v.to_le_bytes());
+        put(&mut h, OFF_VERSION, FORMAT_VERSION);
+        put(&mut h, OFF_KIND, header_kind(self.kind));
+        put(&mut h, OFF_SCHEMA, SCHEMA_VERSION);
+        put(&mut h, OFF_SLOTS_PER_ROW, self.slots_per_row);
+        put(&mut h, OFF_SLOT_BYTES, SLOT_BYTES as u32);
+        put(&mut h, OFF_ROWS_PER_CHUNK, self.rows_per_chunk);
+        put(&mut h, OFF_CHUNK_BYTES, CHUNK_BYTES);
+        h[OFF_CREATED..OFF_CREATED + 8].copy_from_slice(&self.created_at_ns.to_le_bytes());
         let sum = xxhash_rust::xxh3::xxh3_64(&h[..HEADER_CHECKED_BYTES]);
-        h[48..56].copy_from_slice(&sum.to_le_bytes());
+        h[OFF_CHECKSUM..OFF_CHECKSUM + 8].copy_from_slice(&sum.to_le_bytes());
         h
     }
 
     /// Parses and checks a header page; errors name the file and the offset.
+    /// The order of the checks is part of the format: magic, then the format
+    /// version (so a newer file is reported as newer, not as damage), then
+    /// the header checksum, then the rest.
     pub fn decode(path: &Path, kind: LedgerKind, h: &[u8]) -> Result<Self> {
-        let u32_at = |o: usize| u32::from_le_bytes(h[o..o + 4].try_into().expect("4 bytes"));
         if h.len() < PAGE as usize {
             return Err(Error::corrupt(path, Some(h.len() as u64), "file is shorter than its 4096-byte header"));
         }
+        let u32_at = |o: usize| u32::from_le_bytes([h[o], h[o + 1], h[o + 2], h[o + 3]]);
         if h[0..8] != MAGIC {
             return Err(Error::corrupt(path, Some(0), "wrong magic number: not a window-space ledger"));
         }
-        let stored = u64::from_le_bytes(h[48..56].try_into().expect("8 bytes"));
-        if stored != xxhash_rust::xxh3::xxh3_64(&h[..HEADER_CHECKED_BYTES]) {
-            return Err(Error::corrupt(path, Some(48), "header checksum mismatch"));
-        }
-        let version = u32_at(8);
+        let version = u32_at(OFF_VERSION);
         if version != FORMAT_VERSION {
-            return Err(Error::corrupt(
-                path,
-                Some(8),
-                format!("format version {version} is not supported (this library reads version {FORMAT_VERSION})"),
-            ));
+            return Err(Error::unsupported_version(path, OFF_VERSION as u64, version, FORMAT_VERSION));
+        }
+        let stored = u64::from_le_bytes(h[OFF_CHECKSUM..OFF_CHECKSUM + 8].try_into().expect("8 bytes"));
+        if stored != xxhash_rust::xxh3::xxh3_64(&h[..HEADER_CHECKED_BYTES]) {
+            return Err(Error::corrupt(path, Some(OFF_CHECKSUM as u64), "header checksum mismatch"));
         }
         let expected = Self::for_kind(kind);
-        let stored_kind = u32_at(12);
-        let want_kind = if kind == LedgerKind::Trade { 1 } else { 2 };
+        let stored_kind = u32_at(OFF_KIND);
+        let want_kind = header_kind(kind);
         if stored_kind != want_kind {
-            return Err(Error::corrupt(path, Some(12), format!("ledger kind {stored_kind}, expected {want_kind} ({})", kind.name())));
+            return Err(Error::corrupt(path, Some(OFF_KIND as u64), format!("ledger kind {stored_kind}, expected {want_kind} ({})", kind.name())));
         }
-        let schema = u32_at(16);
+        let schema = u32_at(OFF_SCHEMA);
         if schema != SCHEMA_VERSION {
-            return Err(Error::corrupt(path, Some(16), format!("schema version {schema} is not supported (expected {SCHEMA_VERSION})")));
+            return Err(Error::corrupt(path, Some(OFF_SCHEMA as u64), format!("schema version {schema} is not supported (expected {SCHEMA_VERSION})")));
         }
-        if u32_at(20) != expected.slots_per_row
-            || u32_at(24) != SLOT_BYTES as u32
-            || u32_at(28) != expected.rows_per_chunk
-            || u32_at(32) != CHUNK_BYTES
+        if u32_at(OFF_SLOTS_PER_ROW) != expected.slots_per_row
+            || u32_at(OFF_SLOT_BYTES) != SLOT_BYTES as u32
+            || u32_at(OFF_ROWS_PER_CHUNK) != expected.rows_per_chunk
+            || u32_at(OFF_CHUNK_BYTES) != CHUNK_BYTES
         {
-            return Err(Error::corrupt(path, Some(20), "row geometry does not match schema version 1"));
+            return Err(Error::corrupt(path, Some(OFF_SLOTS_PER_ROW as u64), "row geometry does not match schema version 1"));
         }
-        Ok(Self { created_at_ns: u64::from_le_bytes(h[40..48].try_into().expect("8 bytes")), ..expected })
+        Ok(Self { created_at_ns: u64::from_le_bytes(h[OFF_CREATED..OFF_CREATED + 8].try_into().expect("8 bytes")), ..expected })
     }
+}
+
+/// The ledger-kind field of the header: 1 trade, 2 enrichment.
+fn header_kind(kind: LedgerKind) -> u32 {
+    kind.code() + 1
 }
 
 /// Directory of published chunks: symbol → chunk index → address.
@@ -244,7 +237,7 @@ pub struct Ledger {
 }
 
 /// File offset of chunk `n`.
-fn chunk_offset(n: u64) -> u64 {
+pub(crate) fn chunk_offset(n: u64) -> u64 {
     PAGE + n * u64::from(CHUNK_BYTES)
 }
 
@@ -719,23 +712,23 @@ impl Ledger {
 
 fn encode_chunk_header(buf: &mut [u8], symbol: u32, chunk_idx: u32) {
     buf[0..4].copy_from_slice(&CHUNK_MAGIC);
-    buf[4..8].copy_from_slice(&symbol.to_le_bytes());
-    buf[8..12].copy_from_slice(&chunk_idx.to_le_bytes());
-    buf[12..16].fill(0);
-    let sum = xxhash_rust::xxh3::xxh3_64(&buf[0..16]);
-    buf[16..24].copy_from_slice(&sum.to_le_bytes());
+    buf[CHUNK_OFF_SYMBOL..CHUNK_OFF_SYMBOL + 4].copy_from_slice(&symbol.to_le_bytes());
+    buf[CHUNK_OFF_INDEX..CHUNK_OFF_INDEX + 4].copy_from_slice(&chunk_idx.to_le_bytes());
+    buf[CHUNK_OFF_RESERVED..CHUNK_OFF_CHECKSUM].fill(0);
+    let sum = xxhash_rust::xxh3::xxh3_64(&buf[0..CHUNK_OFF_CHECKSUM]);
+    buf[CHUNK_OFF_CHECKSUM..CHUNK_OFF_CHECKSUM + 8].copy_from_slice(&sum.to_le_bytes());
 }
 
 fn decode_chunk_header(path: &Path, off: u64, buf: &[u8]) -> Result<(u32, u32)> {
     if buf[0..4] != CHUNK_MAGIC {
         return Err(Error::corrupt(path, Some(off), "chunk header has the wrong magic number"));
     }
-    let stored = u64::from_le_bytes(buf[16..24].try_into().expect("8 bytes"));
-    if stored != xxhash_rust::xxh3::xxh3_64(&buf[0..16]) {
-        return Err(Error::corrupt(path, Some(off + 16), "chunk header checksum mismatch"));
+    let stored = u64::from_le_bytes(buf[CHUNK_OFF_CHECKSUM..CHUNK_OFF_CHECKSUM + 8].try_into().expect("8 bytes"));
+    if stored != xxhash_rust::xxh3::xxh3_64(&buf[0..CHUNK_OFF_CHECKSUM]) {
+        return Err(Error::corrupt(path, Some(off + CHUNK_OFF_CHECKSUM as u64), "chunk header checksum mismatch"));
     }
-    let symbol = u32::from_le_bytes(buf[4..8].try_into().expect("4 bytes"));
-    let chunk_idx = u32::from_le_bytes(buf[8..12].try_into().expect("4 bytes"));
+    let symbol = u32::from_le_bytes(buf[CHUNK_OFF_SYMBOL..CHUNK_OFF_SYMBOL + 4].try_into().expect("4 bytes"));
+    let chunk_idx = u32::from_le_bytes(buf[CHUNK_OFF_INDEX..CHUNK_OFF_INDEX + 4].try_into().expect("4 bytes"));
     Ok((symbol, chunk_idx))
 }
 

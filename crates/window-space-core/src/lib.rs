@@ -5,7 +5,8 @@
 //! This crate knows nothing of Node; `crates/window-space-node` binds it.
 //! Start at [`Controller::bootstrap`]. The file formats are described at the
 //! top of the modules that write them (`ledger`, `slot`, `payload`, `symbols`,
-//! `schedule`) and together in `docs/design.md`.
+//! `schedule`, `journal`, `audit`) and together in `docs/design.md`. Every
+//! name and code that crosses a boundary is in [`vocab`].
 
 #![deny(unsafe_code)]
 
@@ -25,12 +26,13 @@ pub mod payload;
 pub mod schedule;
 pub mod slot;
 pub mod symbols;
+pub mod vocab;
 
 pub use artifact::ArtifactInfo;
 pub use controller::{Config, Controller, Durability, SlotMetric, StorageReport};
 pub use durability::clear_deferring;
-pub use error::{Error, Result, SlotWriteError};
-pub use ledger::LedgerEvent;
-pub use payload::{PayloadRecord, StoreKind};
+pub use error::{Error, Result};
+pub use payload::{PayloadInput, PayloadRecord};
 pub use schedule::{Schedule, Session, WindowMeta, WindowSpace};
-pub use slot::{ClaimGrant, LedgerKind, SlotKind, SlotSnapshot, SlotStatus, Transition};
+pub use slot::{ClaimGrant, FillPayload, SlotAddr, SlotSnapshot, SlotWriteError, Transition};
+pub use vocab::{ErrorCode, LedgerEvent, LedgerKind, Refusal, SlotKind, SlotStatus, StoreKind};

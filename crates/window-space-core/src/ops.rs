@@ -27,14 +27,13 @@ use std::os::unix::fs::FileExt;
 use std::path::Path;
 
 use crate::error::{Error, Result};
-use crate::ledger::{LedgerGeometry, CHUNK_BYTES, CHUNK_HEADER_BYTES};
-use crate::slot::{LedgerKind, SlotStatus, SLOT_BYTES};
-
-/// Ledger header page size; chunk *n* starts at `PAGE + n × CHUNK_BYTES`.
-const PAGE: u64 = 4096;
-/// Offset of the published chunk count in the header page.
-const OFF_CHUNK_COUNT: usize = 256;
-const CHUNK_MAGIC: [u8; 4] = *b"WSCK";
+use crate::ledger::{
+    chunk_offset, LedgerGeometry, CHUNK_BYTES, CHUNK_HEADER_BYTES, CHUNK_MAGIC, CHUNK_OFF_INDEX, CHUNK_OFF_RESERVED, CHUNK_OFF_RESERVED_TAIL,
+    CHUNK_OFF_SYMBOL, OFF_CHUNK_COUNT, RESERVED_HEADER_RANGES,
+};
+use crate::mapping::PAGE;
+use crate::slot::SLOT_BYTES;
+use crate::vocab::{LedgerKind, SlotStatus};
 
 /// One thing wrong with a slot or a chunk.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -139,20 +138,18 @@ pub fn check_ledger_slots(state_dir: &Path, kind: LedgerKind) -> Result<SlotChec
     let rpc = geometry.rows_per_chunk;
     let mut out = SlotCheck { chunks, ..SlotCheck::default() };
     // Reserved bytes of the header page: of the immutable part (its checksum
-    // covers 0..48 only) and around the shared words (design.md §3.1: chunk,
-    // symbol and window counts 256..280, status counts 320..832, event counts
-    // 832..960). A new shared word in the page must be added here.
-    for (from, to) in [(36usize, 40usize), (56, 256), (280, 320), (960, PAGE as usize)] {
+    // covers bytes 0..48 only) and around the shared words.
+    for (from, to) in RESERVED_HEADER_RANGES {
         if let Some(i) = header[from..to].iter().position(|&x| x != 0) {
             out.header_issues.push(format!("reserved header byte at offset {} is {:#04x}, not 0", from + i, header[from + i]));
         }
     }
     let mut buf = vec![0u8; CHUNK_BYTES as usize];
     for n in 0..chunks {
-        let base = PAGE + n * chunk_bytes;
+        let base = chunk_offset(n);
         file.read_exact_at(&mut buf, base).map_err(|e| Error::io("read", &path, e))?;
-        let symbol_id = u32_at(&buf, 4);
-        let chunk_idx = u32_at(&buf, 8);
+        let symbol_id = u32_at(&buf, CHUNK_OFF_SYMBOL);
+        let chunk_idx = u32_at(&buf, CHUNK_OFF_INDEX);
         let first_window = chunk_idx.saturating_mul(rpc);
         let chunk_issue =
             |what: String, at: u64| SlotIssue { ledger: kind, symbol_id, window_idx: first_window, column: None, offset: at, what };
@@ -161,8 +158,8 @@ pub fn check_ledger_slots(state_dir: &Path, kind: LedgerKind) -> Result<SlotChec
             out.issues.push(chunk_issue("chunk magic WSCK missing".into(), base));
             continue;
         }
-        if u32_at(&buf, 12) != 0 || buf[24..CHUNK_HEADER_BYTES as usize].iter().any(|&x| x != 0) {
-            out.issues.push(chunk_issue("reserved bytes of the chunk header are not 0".into(), base + 12));
+        if u32_at(&buf, CHUNK_OFF_RESERVED) != 0 || buf[CHUNK_OFF_RESERVED_TAIL..CHUNK_HEADER_BYTES as usize].iter().any(|&x| x != 0) {
+            out.issues.push(chunk_issue("reserved bytes of the chunk header are not 0".into(), base + CHUNK_OFF_RESERVED as u64));
         }
         for r in 0..rpc as usize {
             for column in 0..spr {
@@ -200,7 +197,8 @@ pub fn check_ledger_slots(state_dir: &Path, kind: LedgerKind) -> Result<SlotChec
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::{Config, Controller, SlotKind, WindowSpace};
+    use crate::audit::AuditContext;
+    use crate::{Config, Controller, FillPayload, PayloadInput, SlotAddr, SlotKind, WindowSpace};
 
     fn filled_dir() -> (tempfile::TempDir, u64) {
         let d = tempfile::tempdir().unwrap();
@@ -210,24 +208,23 @@ mod tests {
         let spy = c.resolve_symbol("SPY").unwrap();
         let k = SlotKind::from_code(1).unwrap(); // optionTrade, column 1
         for w in 0..5 {
-            let g = c.claim(spy, w, k, Some(60_000)).unwrap();
-            let rec = crate::PayloadRecord {
-                payload_id: 0,
+            let g = c.claim(SlotAddr::new(spy, w, k), Some(60_000)).unwrap();
+            let rec = PayloadInput {
                 symbol_id: spy,
                 window_idx: w,
-                slot_kind: 1,
+                slot_kind: k,
                 payload_type: 3,
                 checksum: 7,
                 size: 1,
-                created_at_ns: 0,
                 uri: format!("artifacts/{w}"),
             };
             let id = c.append_payload(k.store(), rec).unwrap();
-            c.fill(spy, w, k, g.version, 3, id, 7).unwrap();
+            c.fill(SlotAddr::new(spy, w, k), g.version, FillPayload { payload_type: 3, payload_id: id, checksum: 7 }).unwrap();
         }
-        c.claim(spy, 6, k, Some(60_000)).unwrap();
-        c.retire(spy, 7, k).unwrap();
-        c.force_clear(spy, 2, k).unwrap();
+        let ctx = AuditContext::default();
+        c.claim(SlotAddr::new(spy, 6, k), Some(60_000)).unwrap();
+        c.retire(SlotAddr::new(spy, 7, k), &ctx).unwrap();
+        c.force_clear(SlotAddr::new(spy, 2, k), &ctx).unwrap();
         drop(c);
         // Slot (SPY, window 3, optionTrade): chunk 0, row 3, column 1.
         (d, PAGE + u64::from(CHUNK_HEADER_BYTES) + (3 * 7 + 1) * SLOT_BYTES as u64)

@@ -23,7 +23,7 @@
 //!    12   4  window index
 //!    16   1  slot kind        global slot-kind code (slot.rs)
 //!    17   1  payload type     artifact format code
-//!    18   2  flags            0
+//!    18   2  flags            0 (a record with other flags is damage)
 //!    20   4  URI length       u (≤ 4096)
 //!    24   8  artifact checksum
 //!    32   8  artifact size    bytes
@@ -51,6 +51,8 @@ use std::sync::Mutex;
 
 use crate::error::{Error, Result};
 use crate::lock::FileLock;
+pub use crate::vocab::StoreKind;
+use crate::vocab::SlotKind;
 
 pub(crate) const MAGIC: [u8; 8] = *b"\x89WSMAP\r\n";
 pub(crate) const FORMAT_VERSION: u32 = 1;
@@ -61,49 +63,6 @@ const BODY_FIXED_BYTES: usize = 48;
 /// Longest artifact URI, in bytes.
 pub const MAX_URI_BYTES: usize = 4096;
 const MAX_BODY_BYTES: usize = BODY_FIXED_BYTES + MAX_URI_BYTES;
-
-/// The six mapping tables.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
-#[repr(u8)]
-pub enum StoreKind {
-    Trades = 0,
-    Quotes = 1,
-    Aggressor = 2,
-    RfRate = 3,
-    Greeks = 4,
-    Aggregations = 5,
-}
-
-impl StoreKind {
-    pub const ALL: [StoreKind; 6] = [Self::Trades, Self::Quotes, Self::Aggressor, Self::RfRate, Self::Greeks, Self::Aggregations];
-
-    pub fn from_code(code: u32) -> Option<Self> {
-        Self::ALL.get(code as usize).copied()
-    }
-
-    pub fn file_name(self) -> &'static str {
-        match self {
-            Self::Trades => "trades.map",
-            Self::Quotes => "quotes.map",
-            Self::Aggressor => "aggressor.map",
-            Self::RfRate => "rf_rate.map",
-            Self::Greeks => "greeks.map",
-            Self::Aggregations => "aggregations.map",
-        }
-    }
-
-    /// camelCase name as the TypeScript API spells it.
-    pub fn name(self) -> &'static str {
-        match self {
-            Self::Trades => "trades",
-            Self::Quotes => "quotes",
-            Self::Aggressor => "aggressor",
-            Self::RfRate => "rfRate",
-            Self::Greeks => "greeks",
-            Self::Aggregations => "aggregations",
-        }
-    }
-}
 
 /// What happens to a bad record at the tail of a mapping table.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -126,6 +85,19 @@ pub struct PayloadRecord {
     pub checksum: u64,
     pub size: u64,
     pub created_at_ns: u64,
+    pub uri: String,
+}
+
+/// What an engine appends: a record without its id (the store assigns it)
+/// and without its creation time (the core stamps it).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct PayloadInput {
+    pub symbol_id: u32,
+    pub window_idx: u32,
+    pub slot_kind: SlotKind,
+    pub payload_type: u8,
+    pub checksum: u64,
+    pub size: u64,
     pub uri: String,
 }
 
@@ -176,7 +148,7 @@ fn encode_header(kind: StoreKind, created_at_ns: u64) -> [u8; HEADER_BYTES as us
     let mut h = [0u8; HEADER_BYTES as usize];
     h[0..8].copy_from_slice(&MAGIC);
     h[8..12].copy_from_slice(&FORMAT_VERSION.to_le_bytes());
-    h[12..16].copy_from_slice(&u32::from(kind as u8).to_le_bytes());
+    h[12..16].copy_from_slice(&kind.code().to_le_bytes());
     h[16..24].copy_from_slice(&created_at_ns.to_le_bytes());
     let sum = xxhash_rust::xxh3::xxh3_64(&h[..56]);
     h[56..64].copy_from_slice(&sum.to_le_bytes());
@@ -188,19 +160,20 @@ pub fn decode_header(path: &Path, kind: StoreKind, h: &[u8]) -> Result<()> {
     if h.len() < HEADER_BYTES as usize {
         return Err(Error::corrupt(path, Some(h.len() as u64), "file is shorter than its 64-byte header"));
     }
+    // Magic, then version (a newer file is reported as newer), then checksum.
     if h[0..8] != MAGIC {
         return Err(Error::corrupt(path, Some(0), "wrong magic number: not a window-space mapping table"));
+    }
+    let version = u32::from_le_bytes(h[8..12].try_into().expect("4 bytes"));
+    if version != FORMAT_VERSION {
+        return Err(Error::unsupported_version(path, 8, version, FORMAT_VERSION));
     }
     if u64::from_le_bytes(h[56..64].try_into().expect("8 bytes")) != xxhash_rust::xxh3::xxh3_64(&h[..56]) {
         return Err(Error::corrupt(path, Some(56), "header checksum mismatch"));
     }
-    let version = u32::from_le_bytes(h[8..12].try_into().expect("4 bytes"));
-    if version != FORMAT_VERSION {
-        return Err(Error::corrupt(path, Some(8), format!("format version {version} is not supported (expected {FORMAT_VERSION})")));
-    }
     let stored = u32::from_le_bytes(h[12..16].try_into().expect("4 bytes"));
-    if stored != u32::from(kind as u8) {
-        return Err(Error::corrupt(path, Some(12), format!("store kind {stored}, expected {} ({})", kind as u8, kind.file_name())));
+    if stored != kind.code() {
+        return Err(Error::corrupt(path, Some(12), format!("store kind {stored}, expected {} ({})", kind.code(), kind.file_name())));
     }
     Ok(())
 }
@@ -268,6 +241,10 @@ pub fn parse_record(buf: &[u8]) -> Parsed {
     }
     let u64_at = |o: usize| u64::from_le_bytes(body[o..o + 8].try_into().expect("8 bytes"));
     let u32_at = |o: usize| u32::from_le_bytes(body[o..o + 4].try_into().expect("4 bytes"));
+    let flags = u16::from_le_bytes([body[18], body[19]]);
+    if flags != 0 {
+        return Parsed::Bad { what: format!("record flags {flags:#06x} are not 0"), announced: Some(total) };
+    }
     let uri_len = u32_at(20) as usize;
     if BODY_FIXED_BYTES + uri_len != body_len {
         return Parsed::Bad { what: format!("URI length {uri_len} does not match record length {body_len}"), announced: Some(total) };

@@ -29,173 +29,98 @@ use std::sync::atomic::Ordering;
 
 use portable_atomic::AtomicU128;
 
-use crate::error::SlotWriteError;
+pub use crate::vocab::{LedgerKind, SlotKind, SlotStatus};
 
 /// Byte size of one slot in the mapped ledger.
 pub const SLOT_BYTES: usize = 32;
 
-/// The status of a slot.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord)]
-#[repr(u8)]
-pub enum SlotStatus {
-    /// Never claimed.
-    Empty = 0,
-    /// Claimed by an engine; carries a lease deadline.
-    Pending = 1,
-    /// Done: refers to a payload record.
-    Filled = 2,
-    /// Released (by the claim holder on failure, or by an operator); claimable again.
-    Cleared = 3,
-    /// Terminal: never claimed again.
-    Retired = 4,
+/// Where a slot is: (symbol id, window index, slot kind).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub struct SlotAddr {
+    pub symbol: u32,
+    pub window: u32,
+    pub kind: SlotKind,
 }
 
-impl SlotStatus {
-    /// All statuses, in code order.
-    pub const ALL: [SlotStatus; 5] = [Self::Empty, Self::Pending, Self::Filled, Self::Cleared, Self::Retired];
-
-    /// Decodes a status byte; `None` for a byte no version of the format writes.
-    pub fn from_u8(v: u8) -> Option<Self> {
-        Self::ALL.get(v as usize).copied()
-    }
-
-    /// Name as used in metrics and JSON.
-    pub fn name(self) -> &'static str {
-        match self {
-            Self::Empty => "Empty",
-            Self::Pending => "Pending",
-            Self::Filled => "Filled",
-            Self::Cleared => "Cleared",
-            Self::Retired => "Retired",
-        }
+impl SlotAddr {
+    pub fn new(symbol: u32, window: u32, kind: SlotKind) -> Self {
+        Self { symbol, window, kind }
     }
 }
 
-impl fmt::Display for SlotStatus {
+impl fmt::Display for SlotAddr {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.write_str(self.name())
+        write!(f, "slot {} of symbol {}, window {}", self.kind, self.symbol, self.window)
     }
 }
 
-/// Which of the two ledgers a slot lives in.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
-pub enum LedgerKind {
-    Trade,
-    Enrichment,
+/// Why the state machine refused a transition. The slot as it was seen
+/// comes along, so the caller can tell what happened (e.g. whether the winner
+/// wrote the same artifact).
+#[derive(Debug, Clone, PartialEq, Eq)]
+#[non_exhaustive]
+pub enum SlotWriteError {
+    /// The caller's claim version is no longer current: someone else claimed,
+    /// filled, cleared or took over the slot.
+    VersionConflict { expected_version: u32, current: SlotSnapshot },
+    /// A live claim (lease not expired) is held by someone else.
+    SlotBusy { current: SlotSnapshot },
+    /// The slot is already Filled; claim it again only after a clear.
+    SlotFilled { current: SlotSnapshot },
+    /// The slot is Retired (terminal).
+    SlotRetired { current: SlotSnapshot },
 }
 
-impl LedgerKind {
-    pub const ALL: [LedgerKind; 2] = [Self::Trade, Self::Enrichment];
-
-    /// Name as used in metrics, reports and JSON.
-    pub fn name(self) -> &'static str {
+impl SlotWriteError {
+    /// The refusal as the numbers-only calls report it.
+    pub fn refusal(&self) -> crate::vocab::Refusal {
+        use crate::vocab::Refusal;
         match self {
-            Self::Trade => "trade",
-            Self::Enrichment => "enrichment",
+            Self::VersionConflict { .. } => Refusal::Conflict,
+            Self::SlotBusy { .. } => Refusal::Busy,
+            Self::SlotFilled { .. } => Refusal::Filled,
+            Self::SlotRetired { .. } => Refusal::Retired,
         }
     }
 
-    /// File name of the ledger in the state directory.
-    pub fn file_name(self) -> &'static str {
+    /// Stable code of the variant.
+    pub fn code(&self) -> crate::vocab::ErrorCode {
+        self.refusal().error_code()
+    }
+
+    /// The claim version the caller presented (version conflicts only).
+    pub fn expected_version(&self) -> Option<u32> {
         match self {
-            Self::Trade => "trade-ledger.dat",
-            Self::Enrichment => "enrichment-ledger.dat",
+            Self::VersionConflict { expected_version, .. } => Some(*expected_version),
+            _ => None,
         }
     }
 
-    /// The slot kinds of this ledger, in row order (schema version 1).
-    pub fn slot_kinds(self) -> &'static [SlotKind] {
+    /// The slot as it was seen when the transition was refused.
+    pub fn current(&self) -> &SlotSnapshot {
         match self {
-            Self::Trade => &SlotKind::ALL[..7],
-            Self::Enrichment => &SlotKind::ALL[7..],
+            Self::VersionConflict { current, .. } | Self::SlotBusy { current } | Self::SlotFilled { current } | Self::SlotRetired { current } => {
+                current
+            }
         }
     }
 }
 
-/// A slot kind: which artifact of a (symbol, window) row a slot stands for.
-///
-/// The discriminant is the kind's global code (used across the napi boundary);
-/// [`SlotKind::column`] is its position inside its ledger's row.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
-#[repr(u8)]
-pub enum SlotKind {
-    RfRate = 0,
-    OptionTrade = 1,
-    OptionQuote = 2,
-    UnderlyingTrade = 3,
-    UnderlyingQuote = 4,
-    OptionAggressor = 5,
-    UnderlyingAggressor = 6,
-    Greeks = 7,
-    Aggregation = 8,
-}
-
-impl SlotKind {
-    /// Every slot kind, trade kinds first, in global-code order.
-    pub const ALL: [SlotKind; 9] = [
-        Self::RfRate,
-        Self::OptionTrade,
-        Self::OptionQuote,
-        Self::UnderlyingTrade,
-        Self::UnderlyingQuote,
-        Self::OptionAggressor,
-        Self::UnderlyingAggressor,
-        Self::Greeks,
-        Self::Aggregation,
-    ];
-
-    /// Decodes a global slot-kind code.
-    pub fn from_code(code: u32) -> Option<Self> {
-        Self::ALL.get(code as usize).copied()
-    }
-
-    /// Global code of the kind.
-    pub fn code(self) -> u32 {
-        self as u32
-    }
-
-    /// The ledger the kind's slots live in.
-    pub fn ledger(self) -> LedgerKind {
-        if (self as u8) < 7 {
-            LedgerKind::Trade
-        } else {
-            LedgerKind::Enrichment
-        }
-    }
-
-    /// Position of the slot inside its ledger's row.
-    pub fn column(self) -> usize {
-        match self.ledger() {
-            LedgerKind::Trade => self as usize,
-            LedgerKind::Enrichment => self as usize - 7,
-        }
-    }
-
-    /// camelCase name, as the TypeScript API spells it.
-    pub fn name(self) -> &'static str {
+impl fmt::Display for SlotWriteError {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         match self {
-            Self::RfRate => "rfRate",
-            Self::OptionTrade => "optionTrade",
-            Self::OptionQuote => "optionQuote",
-            Self::UnderlyingTrade => "underlyingTrade",
-            Self::UnderlyingQuote => "underlyingQuote",
-            Self::OptionAggressor => "optionAggressor",
-            Self::UnderlyingAggressor => "underlyingAggressor",
-            Self::Greeks => "greeks",
-            Self::Aggregation => "aggregation",
-        }
-    }
-
-    /// The payload store (mapping table) that records artifacts of this kind.
-    pub fn store(self) -> crate::payload::StoreKind {
-        use crate::payload::StoreKind;
-        match self {
-            Self::RfRate => StoreKind::RfRate,
-            Self::OptionTrade | Self::UnderlyingTrade => StoreKind::Trades,
-            Self::OptionQuote | Self::UnderlyingQuote => StoreKind::Quotes,
-            Self::OptionAggressor | Self::UnderlyingAggressor => StoreKind::Aggressor,
-            Self::Greeks => StoreKind::Greeks,
-            Self::Aggregation => StoreKind::Aggregations,
+            Self::VersionConflict { expected_version, current } => write!(
+                f,
+                "version conflict: the claim was at version {expected_version}, the slot is now {} at version {}",
+                current.status, current.version
+            ),
+            Self::SlotBusy { current } => {
+                write!(f, "held by a live claim (version {}, lease until {} ms since epoch)", current.version, current.lease_deadline_ms)
+            }
+            Self::SlotFilled { current } => {
+                write!(f, "already Filled (version {}, payload id {})", current.version, current.payload_id)
+            }
+            Self::SlotRetired { current } => write!(f, "Retired (version {})", current.version),
         }
     }
 }
@@ -232,6 +157,17 @@ pub struct ClaimGrant {
     pub previous: SlotStatus,
     /// The expired lease deadline of a claim taken over (ms since epoch); 0 otherwise.
     pub previous_deadline_ms: u64,
+}
+
+/// What a fill writes into the slot besides its status.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct FillPayload {
+    /// Artifact format code.
+    pub payload_type: u8,
+    /// Payload id in the kind's mapping table.
+    pub payload_id: u64,
+    /// 64-bit checksum of the artifact.
+    pub checksum: u64,
 }
 
 /// A transition that happened, for the metric counters.
@@ -346,7 +282,13 @@ impl<'a> SlotCell<'a> {
     }
 
     /// `Empty | Cleared → Pending`, or `Pending → Pending` when the lease has expired.
-    pub fn claim(&self, now_ms: u64, lease_ms: u64) -> Result<ClaimGrant, SlotWriteError> {
+    ///
+    /// `reserve` runs after the head was read and before the compare-and-swap
+    /// that writes the transition, once per attempt; what it returns comes
+    /// back with the grant (a failed attempt drops it). The controller takes
+    /// the change journal's number there, so that numbers of one slot's
+    /// transitions follow its versions (see `journal.rs`).
+    pub fn claim<R>(&self, now_ms: u64, lease_ms: u64, mut reserve: impl FnMut() -> R) -> Result<(ClaimGrant, R), SlotWriteError> {
         let deadline = now_ms.saturating_add(lease_ms);
         let mut w = self.head.load(Ordering::Acquire);
         loop {
@@ -360,10 +302,11 @@ impl<'a> SlotCell<'a> {
                 SlotStatus::Retired => return Err(SlotWriteError::SlotRetired { current: self.read() }),
             }
             let version = h.version.wrapping_add(1);
+            let r = reserve();
             match self.cas(w, head(pack_low(version, SlotStatus::Pending, 0), deadline)) {
                 Ok(()) => {
                     let previous_deadline_ms = if status == SlotStatus::Pending { h.high } else { 0 };
-                    return Ok(ClaimGrant { version, lease_deadline_ms: deadline, previous: status, previous_deadline_ms });
+                    return Ok((ClaimGrant { version, lease_deadline_ms: deadline, previous: status, previous_deadline_ms }, r));
                 }
                 Err(now) => w = now,
             }
@@ -387,49 +330,47 @@ impl<'a> SlotCell<'a> {
         }
     }
 
-    /// `Pending(claim_version) → Filled(claim_version + 1)`.
-    pub fn fill(&self, claim_version: u32, payload_type: u8, payload_id: u64, checksum: u64) -> Result<Transition, SlotWriteError> {
+    /// `Pending(claim_version) → Filled(claim_version + 1)`; `reserve` as in [`claim`](Self::claim).
+    pub fn fill<R>(
+        &self,
+        claim_version: u32,
+        payload: FillPayload,
+        mut reserve: impl FnMut() -> R,
+    ) -> Result<(Transition, R), SlotWriteError> {
         let conflict = |cell: &Self| SlotWriteError::VersionConflict { expected_version: claim_version, current: cell.read() };
+        let filled = head(pack_low(claim_version.wrapping_add(1), SlotStatus::Filled, payload.payload_type), payload.payload_id);
         let mut w = self.head.load(Ordering::Acquire);
-        let h = decode_head(w);
-        if h.status_byte != SlotStatus::Pending as u8 || h.version != claim_version {
-            return Err(conflict(self));
-        }
-        // Phase 1: the checksum, tagged with our claim version. Never overwrite a
-        // newer tag: that belongs to a claim that superseded ours.
-        let mut t = self.tail.load(Ordering::Acquire);
-        let new_tail = u128::from(checksum) | (u128::from(claim_version) << 64);
         loop {
-            let tag = (t >> 64) as u32;
-            if tag != claim_version && version_after(tag, claim_version) {
+            let h = decode_head(w);
+            if h.status_byte != SlotStatus::Pending as u8 || h.version != claim_version {
                 return Err(conflict(self));
             }
-            match self.tail.compare_exchange(t, new_tail, Ordering::AcqRel, Ordering::Acquire) {
-                Ok(_) => break,
-                Err(now) => t = now,
+            let r = reserve();
+            // Phase 1: the checksum, tagged with our claim version. Never overwrite a
+            // newer tag: that belongs to a claim that superseded ours.
+            let mut t = self.tail.load(Ordering::Acquire);
+            let new_tail = u128::from(payload.checksum) | (u128::from(claim_version) << 64);
+            loop {
+                let tag = (t >> 64) as u32;
+                if tag != claim_version && version_after(tag, claim_version) {
+                    return Err(conflict(self));
+                }
+                match self.tail.compare_exchange(t, new_tail, Ordering::AcqRel, Ordering::Acquire) {
+                    Ok(_) => break,
+                    Err(now) => t = now,
+                }
             }
-        }
-        // Phase 2: commit. Retry only if the head changed without leaving our claim
-        // (a concurrent renewal of the same claim changes the deadline).
-        let filled = head(pack_low(claim_version.wrapping_add(1), SlotStatus::Filled, payload_type), payload_id);
-        loop {
+            // Phase 2: commit. Try again only if the head changed without leaving
+            // our claim (a concurrent renewal of the same claim moves the deadline).
             match self.cas(w, filled) {
-                Ok(()) => {
-                    return Ok(Transition { from: SlotStatus::Pending, to: SlotStatus::Filled, version: claim_version.wrapping_add(1) })
-                }
-                Err(now) => {
-                    let h = decode_head(now);
-                    if h.status_byte != SlotStatus::Pending as u8 || h.version != claim_version {
-                        return Err(conflict(self));
-                    }
-                    w = now;
-                }
+                Ok(()) => return Ok((Transition { from: SlotStatus::Pending, to: SlotStatus::Filled, version: claim_version.wrapping_add(1) }, r)),
+                Err(now) => w = now,
             }
         }
     }
 
-    /// `Pending(claim_version) → Cleared`, by the claim holder.
-    pub fn clear(&self, claim_version: u32) -> Result<Transition, SlotWriteError> {
+    /// `Pending(claim_version) → Cleared`, by the claim holder; `reserve` as in [`claim`](Self::claim).
+    pub fn clear<R>(&self, claim_version: u32, mut reserve: impl FnMut() -> R) -> Result<(Transition, R), SlotWriteError> {
         let mut w = self.head.load(Ordering::Acquire);
         loop {
             let h = decode_head(w);
@@ -437,40 +378,54 @@ impl<'a> SlotCell<'a> {
                 return Err(SlotWriteError::VersionConflict { expected_version: claim_version, current: self.read() });
             }
             let version = claim_version.wrapping_add(1);
+            let r = reserve();
             match self.cas(w, head(pack_low(version, SlotStatus::Cleared, 0), 0)) {
-                Ok(()) => return Ok(Transition { from: SlotStatus::Pending, to: SlotStatus::Cleared, version }),
+                Ok(()) => return Ok((Transition { from: SlotStatus::Pending, to: SlotStatus::Cleared, version }, r)),
                 Err(now) => w = now,
             }
         }
     }
 
-    /// Admin: any status but Retired → Cleared. Force-clearing a Cleared slot
-    /// is a no-op that reports `from == to` with the version unchanged.
-    pub fn force_clear(&self) -> Result<Transition, SlotWriteError> {
-        self.admin_set(SlotStatus::Cleared)
+    /// Admin: any status but Retired → Cleared; `reserve` as in [`claim`](Self::claim).
+    /// An Empty or Cleared slot is left as it is: the result is `None` (no
+    /// transition, nothing reserved). On success, the slot as it was just
+    /// before the transition comes back with it.
+    pub fn force_clear<R>(&self, reserve: impl FnMut() -> R) -> Result<Option<(Transition, SlotSnapshot, R)>, SlotWriteError> {
+        self.admin_set(SlotStatus::Cleared, reserve)
     }
 
-    /// Admin: any status → Retired (terminal). Retiring a Retired slot is a no-op
-    /// that reports `from == to`.
-    pub fn retire(&self) -> Result<Transition, SlotWriteError> {
-        self.admin_set(SlotStatus::Retired)
+    /// Admin: any status → Retired (terminal); `reserve` as in [`claim`](Self::claim).
+    /// A Retired slot is left as it is: the result is `None`.
+    pub fn retire<R>(&self, reserve: impl FnMut() -> R) -> Result<Option<(Transition, SlotSnapshot, R)>, SlotWriteError> {
+        self.admin_set(SlotStatus::Retired, reserve)
     }
 
-    fn admin_set(&self, to: SlotStatus) -> Result<Transition, SlotWriteError> {
+    fn admin_set<R>(&self, to: SlotStatus, mut reserve: impl FnMut() -> R) -> Result<Option<(Transition, SlotSnapshot, R)>, SlotWriteError> {
         let mut w = self.head.load(Ordering::Acquire);
         loop {
             let h = decode_head(w);
             let from = SlotStatus::from_u8(h.status_byte).unwrap_or(SlotStatus::Empty);
-            if from == to {
-                // Already there: no transition, the version stays.
-                return Ok(Transition { from, to, version: h.version });
+            if from == to || (to == SlotStatus::Cleared && from == SlotStatus::Empty) {
+                // Already there (an Empty slot is claimable already): no transition.
+                return Ok(None);
             }
             if from == SlotStatus::Retired {
                 return Err(SlotWriteError::SlotRetired { current: self.read() });
             }
+            // What the transition replaces, read from the very head word the
+            // compare-and-swap below checks: the tail's checksum belongs to
+            // this head when its tag is the fill's claim version.
+            let t = self.tail.load(Ordering::Acquire);
+            let mut before = self.snapshot_of(h, t);
+            if from == SlotStatus::Filled && (t >> 64) as u32 != h.version.wrapping_sub(1) {
+                // A newer cycle wrote the tail after this head was read: the
+                // compare-and-swap will fail and the loop reads both again.
+                before.checksum = 0;
+            }
             let version = h.version.wrapping_add(1);
+            let r = reserve();
             match self.cas(w, head(pack_low(version, to, 0), 0)) {
-                Ok(()) => return Ok(Transition { from, to, version }),
+                Ok(()) => return Ok(Some((Transition { from, to, version }, before, r))),
                 Err(now) => w = now,
             }
         }
@@ -481,6 +436,10 @@ impl<'a> SlotCell<'a> {
 mod tests {
     use super::*;
 
+    fn fp(payload_type: u8, payload_id: u64, checksum: u64) -> FillPayload {
+        FillPayload { payload_type, payload_id, checksum }
+    }
+
     fn cell_pair() -> (AtomicU128, AtomicU128) {
         (AtomicU128::new(0), AtomicU128::new(0))
     }
@@ -489,10 +448,10 @@ mod tests {
     fn claim_fill_round_trip_bumps_version_each_transition() {
         let (h, t) = cell_pair();
         let c = SlotCell::new(&h, &t);
-        let g = c.claim(1000, 50).unwrap();
+        let g = c.claim(1000, 50, || ()).unwrap().0;
         assert_eq!(g.version, 1);
         assert_eq!(g.lease_deadline_ms, 1050);
-        let tr = c.fill(1, 3, 42, 0xdead_beef_0000_0001).unwrap();
+        let tr = c.fill(1, fp(3, 42, 0xdead_beef_0000_0001), || ()).unwrap().0;
         assert_eq!(tr.version, 2);
         let s = c.read();
         assert_eq!(s.status, SlotStatus::Filled);
@@ -503,15 +462,15 @@ mod tests {
     fn expired_lease_is_taken_over_and_stale_fill_conflicts() {
         let (h, t) = cell_pair();
         let c = SlotCell::new(&h, &t);
-        let first = c.claim(1000, 10).unwrap();
-        assert!(matches!(c.claim(1005, 10), Err(SlotWriteError::SlotBusy { .. })));
-        let second = c.claim(1010, 10).unwrap();
+        let first = c.claim(1000, 10, || ()).unwrap().0;
+        assert!(matches!(c.claim(1005, 10, || ()), Err(SlotWriteError::SlotBusy { .. })));
+        let second = c.claim(1010, 10, || ()).unwrap().0;
         assert_eq!(second.previous, SlotStatus::Pending);
         assert_eq!(second.version, first.version + 1);
-        let err = c.fill(first.version, 1, 7, 7).unwrap_err();
-        assert_eq!(err.code(), "ERR_VERSION_CONFLICT");
+        let err = c.fill(first.version, fp(1, 7, 7), || ()).unwrap_err();
+        assert_eq!(err.code().as_str(), "ERR_VERSION_CONFLICT");
         assert_eq!(err.current().version, second.version);
-        c.fill(second.version, 1, 8, 8).unwrap();
+        c.fill(second.version, fp(1, 8, 8), || ()).unwrap();
         assert_eq!(c.read().payload_id, 8);
     }
 
@@ -519,11 +478,11 @@ mod tests {
     fn stale_tail_write_never_overwrites_a_newer_fill() {
         let (h, t) = cell_pair();
         let c = SlotCell::new(&h, &t);
-        let a = c.claim(0, 1).unwrap();
-        let b = c.claim(5, 100).unwrap(); // takeover
-        c.fill(b.version, 1, 2, 222).unwrap();
+        let a = c.claim(0, 1, || ()).unwrap().0;
+        let b = c.claim(5, 100, || ()).unwrap().0; // takeover
+        c.fill(b.version, fp(1, 2, 222), || ()).unwrap();
         // The stale holder of `a` now tries to fill: refused, and the tail keeps 222.
-        assert!(c.fill(a.version, 1, 1, 111).is_err());
+        assert!(c.fill(a.version, fp(1, 1, 111), || ()).is_err());
         assert_eq!(c.read().checksum, 222);
     }
 
@@ -531,21 +490,45 @@ mod tests {
     fn retired_is_terminal() {
         let (h, t) = cell_pair();
         let c = SlotCell::new(&h, &t);
-        c.retire().unwrap();
-        assert_eq!(c.claim(0, 10).unwrap_err().code(), "ERR_SLOT_RETIRED");
-        assert_eq!(c.force_clear().unwrap_err().code(), "ERR_SLOT_RETIRED");
-        let again = c.retire().unwrap();
-        assert_eq!((again.from, again.to, again.version), (SlotStatus::Retired, SlotStatus::Retired, 1));
+        let (t, before, ()) = c.retire(|| ()).unwrap().unwrap();
+        assert_eq!((t.from, t.to, t.version, before), (SlotStatus::Empty, SlotStatus::Retired, 1, SlotSnapshot::EMPTY));
+        assert_eq!(c.claim(0, 10, || ()).unwrap_err().code().as_str(), "ERR_SLOT_RETIRED");
+        assert_eq!(c.force_clear(|| ()).unwrap_err().code().as_str(), "ERR_SLOT_RETIRED");
+        assert!(c.retire(|| ()).unwrap().is_none(), "retiring a Retired slot changes nothing");
+        assert_eq!(c.read().version, 1);
     }
 
     #[test]
     fn renew_keeps_version_and_moves_deadline() {
         let (h, t) = cell_pair();
         let c = SlotCell::new(&h, &t);
-        let g = c.claim(100, 10).unwrap();
+        let g = c.claim(100, 10, || ()).unwrap().0;
         assert_eq!(c.renew(g.version, 105, 100).unwrap(), 205);
-        assert!(matches!(c.claim(150, 10), Err(SlotWriteError::SlotBusy { .. })));
+        assert!(matches!(c.claim(150, 10, || ()), Err(SlotWriteError::SlotBusy { .. })));
         assert_eq!(c.read().version, g.version);
-        assert_eq!(c.renew(g.version + 1, 105, 1).unwrap_err().code(), "ERR_VERSION_CONFLICT");
+        assert_eq!(c.renew(g.version + 1, 105, 1).unwrap_err().code().as_str(), "ERR_VERSION_CONFLICT");
+    }
+
+    #[test]
+    fn a_force_clear_reports_the_filled_slot_it_replaced() {
+        let (h, t) = cell_pair();
+        let c = SlotCell::new(&h, &t);
+        let g = c.claim(0, 100, || ()).unwrap().0;
+        c.fill(g.version, fp(4, 77, 0xfeed), || ()).unwrap();
+        let (tr, before, ()) = c.force_clear(|| ()).unwrap().unwrap();
+        assert_eq!((tr.from, tr.to, tr.version), (SlotStatus::Filled, SlotStatus::Cleared, 3));
+        assert_eq!((before.status, before.version, before.payload_type, before.payload_id, before.checksum), (SlotStatus::Filled, 2, 4, 77, 0xfeed));
+        assert!(c.force_clear(|| ()).unwrap().is_none(), "a Cleared slot stays as it is");
+    }
+
+    #[test]
+    fn a_refused_transition_reserves_nothing_and_each_attempt_reserves_once() {
+        let (h, t) = cell_pair();
+        let c = SlotCell::new(&h, &t);
+        let mut reserved = 0;
+        c.claim(0, 100, || reserved += 1).unwrap();
+        assert!(c.claim(1, 100, || reserved += 1).is_err());
+        assert!(c.clear(99, || reserved += 1).is_err());
+        assert_eq!(reserved, 1);
     }
 }

@@ -8,8 +8,8 @@ use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
 
 use proptest::prelude::*;
-use window_space_core::payload::PayloadRecord;
-use window_space_core::{Config, Controller, SlotKind, StoreKind, WindowSpace};
+use window_space_core::audit::AuditContext;
+use window_space_core::{Config, Controller, FillPayload, PayloadInput, SlotAddr, SlotKind, StoreKind, WindowSpace};
 
 const WINDOWS: u32 = 400;
 
@@ -24,28 +24,27 @@ fn populated() -> tempfile::TempDir {
     for (i, sym) in ["SPY", "AAPL", "QQQ"].iter().enumerate() {
         let s = c.resolve_symbol(sym).unwrap();
         for w in (0..WINDOWS).step_by(7 + i) {
-            let g = c.claim(s, w, SlotKind::OptionTrade, Some(60_000)).unwrap();
+            let at = SlotAddr::new(s, w, SlotKind::OptionTrade);
+            let g = c.claim(at, Some(60_000)).unwrap();
             match w % 4 {
                 0 => {
-                    let rec = PayloadRecord {
-                        payload_id: 0,
+                    let rec = PayloadInput {
                         symbol_id: s,
                         window_idx: w,
-                        slot_kind: 1,
+                        slot_kind: SlotKind::OptionTrade,
                         payload_type: 1,
                         checksum: u64::from(w),
                         size: 1,
-                        created_at_ns: 0,
                         uri: format!("a/{sym}/{w}"),
                     };
                     let id = c.append_payload(StoreKind::Trades, rec).unwrap();
-                    c.fill(s, w, SlotKind::OptionTrade, g.version, 1, id, u64::from(w)).unwrap();
+                    c.fill(at, g.version, FillPayload { payload_type: 1, payload_id: id, checksum: u64::from(w) }).unwrap();
                 }
                 1 => {
-                    c.clear(s, w, SlotKind::OptionTrade, g.version).unwrap();
+                    c.clear(at, g.version).unwrap();
                 }
                 2 => {
-                    c.retire(s, w, SlotKind::Greeks).unwrap();
+                    c.retire(SlotAddr::new(s, w, SlotKind::Greeks), &AuditContext::default()).unwrap();
                 }
                 _ => {}
             }
@@ -147,7 +146,7 @@ proptest! {
             Err(e) => {
                 // A flipped digit in schedule.json can make another valid schedule:
                 // that is a schedule mismatch, the specific class for it.
-                prop_assert!(matches!(e.code(), "ERR_CORRUPT_STATE" | "ERR_IO" | "ERR_SCHEDULE_MISMATCH"), "unexpected error {}: {}", e.code(), e);
+                prop_assert!(matches!(e.code().as_str(), "ERR_CORRUPT_STATE" | "ERR_NEWER_FORMAT" | "ERR_IO" | "ERR_SCHEDULE_MISMATCH"), "unexpected error {}: {}", e.code(), e);
                 if e.code() != "ERR_SCHEDULE_MISMATCH" {
                     prop_assert!(e.to_string().contains(dir.path().to_str().unwrap()), "error does not name the file: {}", e);
                 }
@@ -195,7 +194,7 @@ fn wrong_magic_in_any_binary_file_is_refused_and_named() {
 }
 
 #[test]
-fn an_unsupported_format_version_is_refused_with_its_offset() {
+fn a_file_of_a_newer_format_is_named_as_newer_and_an_unknown_older_one_as_damage() {
     for (name, checked, sum_at) in [
         ("trade-ledger.dat", 48, 48),
         ("enrichment-ledger.dat", 48, 48),
@@ -203,14 +202,32 @@ fn an_unsupported_format_version_is_refused_with_its_offset() {
         ("greeks.map", 56, 56),
         ("changes.journal", 56, 56),
     ] {
+        // A newer version, with or without a header checksum this library
+        // can check: the version is read before the checksum.
+        for fix_checksum in [true, false] {
+            let dir = populated();
+            let path = dir.path().join(name);
+            if fix_checksum {
+                rewrite_header(&path, 8, 7, checked, sum_at);
+            } else {
+                let mut b = std::fs::read(&path).unwrap();
+                b[8..12].copy_from_slice(&7u32.to_le_bytes());
+                std::fs::write(&path, b).unwrap();
+            }
+            let before = snapshot(dir.path());
+            let err = Controller::bootstrap(config(dir.path())).err().expect("version 7 must fail");
+            assert_eq!(err.code(), "ERR_NEWER_FORMAT", "{name}: {err}");
+            let msg = err.to_string();
+            assert!(msg.contains(name) && msg.contains("newer version") && msg.contains("format version 7"), "{msg}");
+            assert_eq!(snapshot(dir.path()), before);
+        }
         let dir = populated();
-        let path = dir.path().join(name);
-        rewrite_header(&path, 8, 2, checked, sum_at);
+        rewrite_header(&dir.path().join(name), 8, 0, checked, sum_at);
         let before = snapshot(dir.path());
-        let err = Controller::bootstrap(config(dir.path())).err().expect("version 2 must fail");
+        let err = Controller::bootstrap(config(dir.path())).err().expect("version 0 must fail");
         assert_eq!(err.code(), "ERR_CORRUPT_STATE");
         let msg = err.to_string();
-        assert!(msg.contains(name) && msg.contains("format version 2") && msg.contains("offset 8"), "{msg}");
+        assert!(msg.contains(name) && msg.contains("format version 0") && msg.contains("offset 8"), "{msg}");
         assert_eq!(snapshot(dir.path()), before);
     }
 }

@@ -7,7 +7,7 @@
 
 use portable_atomic::AtomicU128;
 use proptest::prelude::*;
-use window_space_core::slot::{SlotCell, SlotStatus};
+use window_space_core::slot::{FillPayload, SlotCell, SlotSnapshot, SlotStatus};
 
 #[derive(Debug, Clone)]
 enum Op {
@@ -40,6 +40,17 @@ struct Model {
     ptype: u8,
 }
 
+/// The slot as the model says it reads.
+fn snapshot_of(m: &Model) -> SlotSnapshot {
+    let mut s = SlotSnapshot { status: m.status, version: m.version, ..SlotSnapshot::EMPTY };
+    match m.status {
+        SlotStatus::Pending => s.lease_deadline_ms = m.deadline,
+        SlotStatus::Filled => (s.payload_id, s.checksum, s.payload_type) = (m.payload, m.checksum, m.ptype),
+        _ => {}
+    }
+    s
+}
+
 proptest! {
     #![proptest_config(ProptestConfig { cases: 1000, ..ProptestConfig::default() })]
 
@@ -54,7 +65,7 @@ proptest! {
             match op {
                 Op::Claim { advance, lease } => {
                     now += advance;
-                    let r = cell.claim(now, lease);
+                    let r = cell.claim(now, lease, || ()).map(|(g, ())| g);
                     match m.status {
                         SlotStatus::Empty | SlotStatus::Cleared => {
                             let g = r.unwrap();
@@ -87,7 +98,7 @@ proptest! {
                 }
                 Op::Fill { stale, payload, checksum, ptype } => {
                     let v = if stale { claimed.wrapping_sub(1) } else { claimed };
-                    let r = cell.fill(v, ptype, payload, checksum);
+                    let r = cell.fill(v, FillPayload { payload_type: ptype, payload_id: payload, checksum }, || ()).map(|(t, ())| t);
                     if m.status == SlotStatus::Pending && m.version == v {
                         let t = r.unwrap();
                         prop_assert_eq!(t.version, v + 1);
@@ -98,7 +109,7 @@ proptest! {
                 }
                 Op::Clear { stale } => {
                     let v = if stale { claimed.wrapping_add(3) } else { claimed };
-                    let r = cell.clear(v);
+                    let r = cell.clear(v, || ()).map(|(t, ())| t);
                     if m.status == SlotStatus::Pending && m.version == v {
                         prop_assert_eq!(r.unwrap().version, v + 1);
                         m = Model { status: SlotStatus::Cleared, version: v + 1, ..m };
@@ -107,22 +118,29 @@ proptest! {
                     }
                 }
                 Op::ForceClear => {
-                    let r = cell.force_clear();
+                    let r = cell.force_clear(|| ());
                     match m.status {
                         SlotStatus::Retired => prop_assert_eq!(r.unwrap_err().code(), "ERR_SLOT_RETIRED"),
-                        SlotStatus::Cleared => prop_assert_eq!(r.unwrap().version, m.version),
+                        // Empty is claimable already and Cleared is there: no transition.
+                        SlotStatus::Empty | SlotStatus::Cleared => prop_assert!(r.unwrap().is_none()),
                         _ => {
-                            prop_assert_eq!(r.unwrap().version, m.version + 1);
+                            let (t, before, ()) = r.unwrap().unwrap();
+                            prop_assert_eq!(t.version, m.version + 1);
+                            prop_assert_eq!(before, snapshot_of(&m));
                             m = Model { status: SlotStatus::Cleared, version: m.version + 1, ..m };
                         }
                     }
                 }
                 Op::Retire => {
-                    let t = cell.retire().unwrap();
-                    if m.status != SlotStatus::Retired {
+                    let r = cell.retire(|| ()).unwrap();
+                    if m.status == SlotStatus::Retired {
+                        prop_assert!(r.is_none());
+                    } else {
+                        let (t, before, ()) = r.unwrap();
+                        prop_assert_eq!(before, snapshot_of(&m));
                         m = Model { status: SlotStatus::Retired, version: m.version + 1, ..m };
+                        prop_assert_eq!(t.version, m.version);
                     }
-                    prop_assert_eq!(t.version, m.version);
                 }
             }
             // The slot reads exactly as the model says.

@@ -7,8 +7,7 @@
 
 use std::sync::{Arc, Barrier};
 
-use window_space_core::payload::PayloadRecord;
-use window_space_core::{Config, Controller, SlotKind, SlotStatus, StoreKind, WindowSpace};
+use window_space_core::{Config, Controller, ErrorCode, FillPayload, PayloadInput, SlotAddr, SlotKind, SlotStatus, StoreKind, WindowSpace};
 
 const WINDOWS: u32 = 3000;
 
@@ -16,22 +15,15 @@ fn config(dir: &std::path::Path) -> Config {
     Config::new(dir, WindowSpace::Uniform { origin_ns: 0, window_ns: 1_000_000_000, window_count: WINDOWS })
 }
 
-fn record(symbol: u32, w: u32, tag: u64) -> PayloadRecord {
-    PayloadRecord {
-        payload_id: 0,
-        symbol_id: symbol,
-        window_idx: w,
-        slot_kind: 1,
-        payload_type: 1,
-        checksum: tag,
-        size: 1,
-        created_at_ns: 0,
-        uri: format!("t/{tag}/{w}"),
-    }
+fn record(symbol: u32, w: u32, tag: u64) -> PayloadInput {
+    PayloadInput { symbol_id: symbol, window_idx: w, slot_kind: SlotKind::OptionTrade, payload_type: 1, checksum: tag, size: 1, uri: format!("t/{tag}/{w}") }
 }
 
 /// Every thread walks all windows; returns (wins, refusal codes) per thread.
-fn race(controllers: Vec<Arc<Controller>>, threads_per_controller: usize) -> Vec<(Vec<(u32, u64)>, Vec<&'static str>)> {
+/// What one racing thread got: the (window, payload id) pairs it won, and the codes of its refusals.
+type Outcome = (Vec<(u32, u64)>, Vec<ErrorCode>);
+
+fn race(controllers: Vec<Arc<Controller>>, threads_per_controller: usize) -> Vec<Outcome> {
     let n = controllers.len() * threads_per_controller;
     let barrier = Arc::new(Barrier::new(n));
     let mut handles = Vec::new();
@@ -45,10 +37,11 @@ fn race(controllers: Vec<Arc<Controller>>, threads_per_controller: usize) -> Vec
                 let (mut wins, mut refusals) = (Vec::new(), Vec::new());
                 for i in 0..WINDOWS {
                     let w = (i + tag as u32 * 97) % WINDOWS;
-                    match c.claim(s, w, SlotKind::OptionTrade, Some(60_000)) {
+                    let at = SlotAddr::new(s, w, SlotKind::OptionTrade);
+                    match c.claim(at, Some(60_000)) {
                         Ok(g) => {
                             let id = c.append_payload(StoreKind::Trades, record(s, w, tag)).unwrap();
-                            c.fill(s, w, SlotKind::OptionTrade, g.version, 1, id, tag).unwrap();
+                            c.fill(at, g.version, FillPayload { payload_type: 1, payload_id: id, checksum: tag }).unwrap();
                             wins.push((w, id));
                         }
                         Err(e) => refusals.push(e.code()),
@@ -61,7 +54,7 @@ fn race(controllers: Vec<Arc<Controller>>, threads_per_controller: usize) -> Vec
     handles.into_iter().map(|h| h.join().unwrap()).collect()
 }
 
-fn check(results: &[(Vec<(u32, u64)>, Vec<&'static str>)], c: &Controller) {
+fn check(results: &[Outcome], c: &Controller) {
     let mut owner = vec![None; WINDOWS as usize];
     let mut ids = Vec::new();
     for (t, (wins, refusals)) in results.iter().enumerate() {
@@ -77,7 +70,7 @@ fn check(results: &[(Vec<(u32, u64)>, Vec<&'static str>)], c: &Controller) {
     assert_eq!(ids, (0..u64::from(WINDOWS)).collect::<Vec<_>>(), "payload ids are dense and unique");
     let s = c.symbol_id("RACE").unwrap();
     for w in (0..WINDOWS).step_by(37) {
-        let slot = c.read_slot(s, w, SlotKind::OptionTrade).unwrap();
+        let slot = c.read_slot(SlotAddr::new(s, w, SlotKind::OptionTrade)).unwrap();
         assert_eq!(slot.status, SlotStatus::Filled);
         let rec = c.store(StoreKind::Trades).get(slot.payload_id).unwrap().unwrap();
         assert_eq!((rec.window_idx, rec.checksum), (w, owner[w as usize].unwrap() as u64));
@@ -119,7 +112,7 @@ fn growth_while_mapped_is_seen_by_the_other_controller_and_survives_reopen() {
     for sym in ["A0", "A1", "A2"] {
         let s = a.resolve_symbol(sym).unwrap();
         for w in (0..WINDOWS).step_by(50) {
-            claims.push((sym, s, w, a.claim(s, w, SlotKind::OptionQuote, Some(600_000)).unwrap().version));
+            claims.push((sym, s, w, a.claim(SlotAddr::new(s, w, SlotKind::OptionQuote), Some(600_000)).unwrap().version));
         }
     }
     let len_after = std::fs::metadata(dir.path().join("trade-ledger.dat")).unwrap().len();
@@ -127,21 +120,21 @@ fn growth_while_mapped_is_seen_by_the_other_controller_and_survives_reopen() {
     // B sees the symbols and the claims.
     for (sym, s, w, v) in &claims {
         assert_eq!(b.symbol_id(sym).unwrap(), *s);
-        let slot = b.read_slot(*s, *w, SlotKind::OptionQuote).unwrap();
+        let slot = b.read_slot(SlotAddr::new(*s, *w, SlotKind::OptionQuote)).unwrap();
         assert_eq!((slot.status, slot.version), (SlotStatus::Pending, *v));
     }
     // B uses chunks A allocated (other columns and windows of them), and A sees B's work.
     let s0 = b.symbol_id("A0").unwrap();
-    let g = b.claim(s0, 1, SlotKind::OptionTrade, Some(600_000)).unwrap();
-    assert_eq!(a.read_slot(s0, 1, SlotKind::OptionTrade).unwrap().version, g.version);
-    assert!(matches!(b.claim(s0, 0, SlotKind::OptionQuote, None).unwrap_err().code(), "ERR_SLOT_BUSY"));
+    let g = b.claim(SlotAddr::new(s0, 1, SlotKind::OptionTrade), Some(600_000)).unwrap();
+    assert_eq!(a.read_slot(SlotAddr::new(s0, 1, SlotKind::OptionTrade)).unwrap().version, g.version);
+    assert_eq!(b.claim(SlotAddr::new(s0, 0, SlotKind::OptionQuote), None).unwrap_err().code(), "ERR_SLOT_BUSY");
     assert_eq!(a.slot_metrics(), b.slot_metrics());
     drop((a, b));
     let (c, report) = Controller::bootstrap(config(dir.path())).unwrap();
     assert!(report.exclusive);
     assert_eq!(report.symbols, 3);
     for (_, s, w, v) in &claims {
-        assert_eq!(c.read_slot(*s, *w, SlotKind::OptionQuote).unwrap().version, *v);
+        assert_eq!(c.read_slot(SlotAddr::new(*s, *w, SlotKind::OptionQuote)).unwrap().version, *v);
     }
     assert_eq!(c.slot_metrics(), c.recount().unwrap());
     assert_eq!(c.slot_metrics()[SlotKind::OptionQuote as usize].counts[SlotStatus::Pending as usize], claims.len() as u64);

@@ -4,9 +4,20 @@
 //! napi-rs's generated glue costs about 100 ns a call on this machine (argument
 //! objects, borrow scopes, `napi_unwrap` and type-tag lookups); these callbacks
 //! do only what a hand-written N-API addon does: `napi_get_cb_info` into a
-//! stack array, one `napi_get_value_*` per argument, one result. They take the
-//! controller as a small integer handle (first argument) into a per-thread
-//! registry instead of unwrapping a class instance.
+//! stack array, one `napi_get_value_double` per argument, one result. They
+//! take the controller as a small integer handle (first argument) into a
+//! per-thread registry instead of unwrapping a class instance.
+//!
+//! Every number argument must be a whole number in its range: NaN, fractions,
+//! negatives and values past the range throw a `RangeError`
+//! (`ERR_OUT_OF_RANGE`) and never act on another slot.
+//!
+//! A refused transition returns a negative refusal code (the vocabulary's
+//! `Refusal`) instead of throwing. The transitions take an optional last
+//! argument, a `Float64Array` of at least 8 numbers: on success a claim or
+//! renewal writes the lease deadline it wrote into the slot to `out[0]`; on a
+//! refusal the slot as it was seen is written to `out[0..8]` (see
+//! `convert::write_slot`), so the caller can build its error without a second call.
 //!
 //! ## Safety
 //!
@@ -18,9 +29,6 @@
 //! memory is borrowed only for the duration of the callback, during which no JS
 //! runs (no callbacks into JS are made), so it cannot be detached or resized
 //! under us. Panics are caught before they reach the C boundary.
-//!
-//! Errors are thrown with `napi_throw_error(env, code, message)`, so JS sees
-//! the same `err.code` and JSON reason as the generated functions produce.
 
 #![allow(unsafe_code)]
 
@@ -32,9 +40,10 @@ use std::sync::Arc;
 use napi::bindgen_prelude::Object;
 use napi::{sys, Env, JsValue};
 use napi_derive::napi;
-use window_space_core::{Controller, Error as CoreError, LedgerKind, SlotKind};
+use window_space_core::{Controller, Error as CoreError, FillPayload, SlotAddr, SlotKind, SlotSnapshot};
 
-use crate::{reason, refusal, write_slot, SLOT_STRIDE};
+use crate::convert::{write_slot, MAX_SAFE, SLOT_STRIDE};
+use crate::errors::{error_object, invalid, panicked};
 
 thread_local! {
     /// Open controllers of this JS thread (each worker thread has its own), by handle.
@@ -71,6 +80,8 @@ enum Fail {
     Core(CoreError),
     /// Throw a TypeError (an argument of the wrong type).
     Type(&'static str),
+    /// Throw a RangeError (a number that is not a whole number in range).
+    Range(String),
 }
 
 impl From<CoreError> for Fail {
@@ -97,21 +108,7 @@ impl<const N: usize> Args<N> {
         // SAFETY: env and info belong to this callback (caller's contract);
         // argv has room for `argc` values and napi writes at most that many.
         unsafe { sys::napi_get_cb_info(env, info, &mut argc, argv.as_mut_ptr(), ptr::null_mut(), ptr::null_mut()) };
-        Self { env, argv, argc }
-    }
-
-    fn u32(&self, i: usize) -> Result<u32, Fail> {
-        if i >= self.argc {
-            return Err(Fail::Type("missing argument"));
-        }
-        let mut v = 0u32;
-        // SAFETY: argv[i] is a value of this callback (i < argc); v is a valid out pointer.
-        let status = unsafe { sys::napi_get_value_uint32(self.env, self.argv[i], &mut v) };
-        if status == sys::Status::napi_ok {
-            Ok(v)
-        } else {
-            Err(Fail::Type("expected a number"))
-        }
+        Self { env, argv, argc: argc.min(N) }
     }
 
     fn f64(&self, i: usize) -> Result<f64, Fail> {
@@ -119,7 +116,7 @@ impl<const N: usize> Args<N> {
             return Err(Fail::Type("missing argument"));
         }
         let mut v = 0f64;
-        // SAFETY: as in `u32`.
+        // SAFETY: argv[i] is a value of this callback (i < argc); v is a valid out pointer.
         let status = unsafe { sys::napi_get_value_double(self.env, self.argv[i], &mut v) };
         if status == sys::Status::napi_ok {
             Ok(v)
@@ -128,10 +125,46 @@ impl<const N: usize> Args<N> {
         }
     }
 
-    /// The `Float64Array` argument `i`, borrowed for the rest of the callback.
-    fn f64_array(&mut self, i: usize) -> Result<&mut [f64], Fail> {
+    /// A whole number in `0..=max`; anything else is a RangeError naming `what`.
+    #[inline]
+    fn whole(&self, i: usize, max: f64, what: &'static str) -> Result<f64, Fail> {
+        let v = self.f64(i)?;
+        if v >= 0.0 && v <= max && v.fract() == 0.0 {
+            Ok(v)
+        } else {
+            Err(Fail::Range(format!("{what} must be a whole number from 0 to {max}, got {v}")))
+        }
+    }
+
+    #[inline]
+    fn u32(&self, i: usize, what: &'static str) -> Result<u32, Fail> {
+        self.whole(i, f64::from(u32::MAX), what).map(|v| v as u32)
+    }
+
+    fn kind(&self, i: usize) -> Result<SlotKind, Fail> {
+        let code = self.whole(i, (SlotKind::ALL.len() - 1) as f64, "slot kind code")?;
+        SlotKind::from_code(code as u32).ok_or(Fail::Range(format!("slot kind code {code} does not exist")))
+    }
+
+    /// A lease in ms, or the controller's default for a negative number.
+    fn lease(&self, i: usize) -> Result<Option<u64>, Fail> {
+        let v = self.f64(i)?;
+        if v < 0.0 {
+            return Ok(None);
+        }
+        self.whole(i, MAX_SAFE, "leaseMs").map(|v| Some(v as u64))
+    }
+
+    /// (symbol, window, kind) from arguments `i`, `i + 1`, `i + 2`.
+    fn addr(&self, i: usize) -> Result<SlotAddr, Fail> {
+        Ok(SlotAddr::new(self.u32(i, "symbol id")?, self.u32(i + 1, "window index")?, self.kind(i + 2)?))
+    }
+
+    /// The `Float64Array` argument `i`, borrowed for the rest of the callback;
+    /// `None` if the caller did not pass one.
+    fn f64_array(&mut self, i: usize) -> Result<Option<&mut [f64]>, Fail> {
         if i >= self.argc {
-            return Err(Fail::Type("missing argument"));
+            return Ok(None);
         }
         let mut kind = 0;
         let mut len = 0usize;
@@ -144,42 +177,40 @@ impl<const N: usize> Args<N> {
             return Err(Fail::Type("expected a Float64Array"));
         }
         if len == 0 || data.is_null() {
-            return Ok(&mut []);
+            return Ok(Some(&mut []));
         }
         // SAFETY: napi reports `data` (already adjusted by the byte offset) and
         // `len` elements of a live Float64Array passed to this call; f64 alignment
         // is guaranteed for Float64Array views. No JS runs before we return, so
         // the buffer cannot be detached while the slice lives (module ## Safety).
-        Ok(unsafe { std::slice::from_raw_parts_mut(data.cast::<f64>(), len) })
+        Ok(Some(unsafe { std::slice::from_raw_parts_mut(data.cast::<f64>(), len) }))
+    }
+
+    /// The output array at `i`, which must hold at least `n` numbers.
+    fn out(&mut self, i: usize, n: usize) -> Result<Option<&mut [f64]>, Fail> {
+        match self.f64_array(i)? {
+            Some(o) if o.len() < n => Err(Fail::Core(invalid(format!("the output array needs at least {n} numbers")))),
+            other => Ok(other),
+        }
     }
 
     fn controller(&self) -> Result<Arc<Controller>, Fail> {
-        let h = self.u32(0)?;
+        let h = self.u32(0, "controller handle")?;
         CONTROLLERS.with(|r| r.borrow().get(h as usize).cloned().flatten()).ok_or(Fail::Core(CoreError::Closed))
     }
 }
 
-fn kind(code: u32) -> Result<SlotKind, Fail> {
-    SlotKind::from_code(code)
-        .ok_or_else(|| Fail::Core(CoreError::InvalidArgument { what: format!("slot kind code {code} does not exist (0..=8)") }))
-}
-
-fn lease(v: f64) -> Result<Option<u64>, Fail> {
-    if v < 0.0 {
-        return Ok(None);
-    }
-    if v.is_finite() && v.fract() == 0.0 && v <= 9_007_199_254_740_991.0 {
-        Ok(Some(v as u64))
-    } else {
-        Err(Fail::Core(CoreError::InvalidArgument { what: format!("leaseMs must be a whole number of milliseconds, got {v}") }))
-    }
-}
-
-/// A core result as a hot-path number: the value, or a negative refusal code.
-fn hot<T>(r: Result<T, CoreError>, ok: impl FnOnce(T) -> f64) -> Out {
+/// A transition's result as a hot-path number: `ok(value)`, or a negative
+/// refusal code with the slot as seen written to `out` (when given).
+fn hot<T>(r: Result<T, CoreError>, out: Option<&mut [f64]>, ok: impl FnOnce(T, Option<&mut [f64]>) -> f64) -> Out {
     match r {
-        Ok(v) => Ok(ok(v)),
-        Err(CoreError::SlotWrite(e)) => Ok(f64::from(refusal(&e))),
+        Ok(v) => Ok(ok(v, out)),
+        Err(CoreError::SlotWrite { refusal, .. }) => {
+            if let Some(o) = out {
+                write_slot(&mut o[..SLOT_STRIDE], refusal.current());
+            }
+            Ok(f64::from(refusal.refusal().code()))
+        }
         Err(e) => Err(Fail::Core(e)),
     }
 }
@@ -189,8 +220,7 @@ fn hot<T>(r: Result<T, CoreError>, ok: impl FnOnce(T) -> f64) -> Out {
 /// # Safety
 /// `env` must be the env of the running callback.
 unsafe fn finish(env: sys::napi_env, body: impl FnOnce() -> Out) -> sys::napi_value {
-    let result = std::panic::catch_unwind(std::panic::AssertUnwindSafe(body))
-        .unwrap_or_else(|_| Err(Fail::Core(CoreError::Unsupported { what: "internal panic in the native hot path".into() })));
+    let result = std::panic::catch_unwind(std::panic::AssertUnwindSafe(body)).unwrap_or_else(|_| Err(Fail::Core(panicked("a hot-path call"))));
     match result {
         Ok(v) => {
             let mut out = ptr::null_mut();
@@ -198,23 +228,42 @@ unsafe fn finish(env: sys::napi_env, body: impl FnOnce() -> Out) -> sys::napi_va
             unsafe { sys::napi_create_double(env, v, &mut out) };
             out
         }
-        Err(fail) => {
-            let (code, msg) = match fail {
-                Fail::Core(e) => (e.code(), reason(&e)),
-                Fail::Type(what) => ("ERR_INVALID_ARG_TYPE", what.to_string()),
-            };
-            let code = CString::new(code).unwrap_or_default();
-            let msg = CString::new(msg.replace('\0', " ")).unwrap_or_default();
-            // SAFETY: env is this callback's; both strings are NUL-terminated and
-            // outlive the call. Returning null after a throw is what N-API expects.
-            unsafe {
-                if code.as_bytes() == b"ERR_INVALID_ARG_TYPE" {
-                    sys::napi_throw_type_error(env, code.as_ptr(), msg.as_ptr());
-                } else {
-                    sys::napi_throw_error(env, code.as_ptr(), msg.as_ptr());
-                }
+        Err(Fail::Core(e)) => {
+            let js_env = Env::from_raw(env);
+            match error_object(&js_env, &e) {
+                // SAFETY: env is this callback's, the value was created in it.
+                Ok(obj) => unsafe {
+                    sys::napi_throw(env, obj.raw());
+                },
+                Err(_) => throw_plain(env, e.code().as_str(), &e.to_string(), false),
             }
             ptr::null_mut()
+        }
+        Err(Fail::Type(what)) => {
+            throw_plain(env, "ERR_INVALID_ARG_TYPE", what, true);
+            ptr::null_mut()
+        }
+        Err(Fail::Range(what)) => {
+            let code = CString::new("ERR_OUT_OF_RANGE").unwrap_or_default();
+            let msg = CString::new(what.replace('\0', " ")).unwrap_or_default();
+            // SAFETY: env is this callback's; both strings are NUL-terminated and outlive the call.
+            unsafe { sys::napi_throw_range_error(env, code.as_ptr(), msg.as_ptr()) };
+            ptr::null_mut()
+        }
+    }
+}
+
+/// Throws an `Error` (or a `TypeError`) with a code and a message.
+fn throw_plain(env: sys::napi_env, code: &str, msg: &str, type_error: bool) {
+    let code = CString::new(code).unwrap_or_default();
+    let msg = CString::new(msg.replace('\0', " ")).unwrap_or_default();
+    // SAFETY: env is the running callback's (all callers get it from `finish`);
+    // both strings are NUL-terminated and outlive the call.
+    unsafe {
+        if type_error {
+            sys::napi_throw_type_error(env, code.as_ptr(), msg.as_ptr());
+        } else {
+            sys::napi_throw_error(env, code.as_ptr(), msg.as_ptr());
         }
     }
 }
@@ -232,65 +281,59 @@ macro_rules! callback {
     };
 }
 
-// fastClaim(handle, symbol, window, kind, leaseMs) → version, or a negative refusal code.
-callback!(fast_claim, 5, |a| {
-    let (c, s, w, k, l) = (a.controller()?, a.u32(1)?, a.u32(2)?, kind(a.u32(3)?)?, lease(a.f64(4)?)?);
-    hot(c.claim(s, w, k, l), |g| f64::from(g.version))
+// fastClaim(handle, symbol, window, kind, leaseMs, out?) → version, or a negative refusal code.
+callback!(fast_claim, 6, |a| {
+    let (c, at, l) = (a.controller()?, a.addr(1)?, a.lease(4)?);
+    let out = a.out(5, SLOT_STRIDE)?;
+    hot(c.claim(at, l), out, |g, out| {
+        if let Some(o) = out {
+            o[0] = g.lease_deadline_ms as f64;
+        }
+        f64::from(g.version)
+    })
 });
 
-// fastRenew(handle, symbol, window, kind, version, leaseMs) → new deadline (ms), or a negative refusal code.
-callback!(fast_renew, 6, |a| {
-    let (c, s, w, k, v, l) = (a.controller()?, a.u32(1)?, a.u32(2)?, kind(a.u32(3)?)?, a.u32(4)?, lease(a.f64(5)?)?);
-    hot(c.renew(s, w, k, v, l), |d| d as f64)
+// fastRenew(handle, symbol, window, kind, version, leaseMs, out?) → new deadline (ms), or a negative refusal code.
+callback!(fast_renew, 7, |a| {
+    let (c, at, v, l) = (a.controller()?, a.addr(1)?, a.u32(4, "version")?, a.lease(5)?);
+    let out = a.out(6, SLOT_STRIDE)?;
+    hot(c.renew(at, v, l), out, |d, _| d as f64)
 });
 
-// fastFill(handle, symbol, window, kind, version, payloadType, payloadId, checksumHi, checksumLo)
+// fastFill(handle, symbol, window, kind, version, payloadType, payloadId, checksumHi, checksumLo, out?)
 // → new version, or a negative refusal code.
-callback!(fast_fill, 9, |a| {
-    let c = a.controller()?;
-    let (s, w, k, v) = (a.u32(1)?, a.u32(2)?, kind(a.u32(3)?)?, a.u32(4)?);
-    let pt = u8::try_from(a.u32(5)?).map_err(|_| Fail::Core(CoreError::InvalidArgument { what: "payloadType must be 0..=255".into() }))?;
-    let id = a.f64(6)?;
-    if !(id.is_finite() && id >= 0.0 && id.fract() == 0.0 && id <= 9_007_199_254_740_991.0) {
-        return Err(Fail::Core(CoreError::InvalidArgument { what: format!("payloadId must be a whole number, got {id}") }));
-    }
-    let sum = (u64::from(a.u32(7)?) << 32) | u64::from(a.u32(8)?);
-    hot(c.fill(s, w, k, v, pt, id as u64, sum), |t| f64::from(t.version))
+callback!(fast_fill, 10, |a| {
+    let (c, at, v) = (a.controller()?, a.addr(1)?, a.u32(4, "version")?);
+    let payload_type = a.whole(5, 255.0, "payloadType")? as u8;
+    let payload_id = a.whole(6, MAX_SAFE, "payloadId")? as u64;
+    let checksum = (u64::from(a.u32(7, "checksumHi")?) << 32) | u64::from(a.u32(8, "checksumLo")?);
+    let out = a.out(9, SLOT_STRIDE)?;
+    hot(c.fill(at, v, FillPayload { payload_type, payload_id, checksum }), out, |t, _| f64::from(t.version))
 });
 
-// fastClear(handle, symbol, window, kind, version) → new version, or a negative refusal code.
-callback!(fast_clear, 5, |a| {
-    let (c, s, w, k, v) = (a.controller()?, a.u32(1)?, a.u32(2)?, kind(a.u32(3)?)?, a.u32(4)?);
-    hot(c.clear(s, w, k, v), |t| f64::from(t.version))
+// fastClear(handle, symbol, window, kind, version, out?) → new version, or a negative refusal code.
+callback!(fast_clear, 6, |a| {
+    let (c, at, v) = (a.controller()?, a.addr(1)?, a.u32(4, "version")?);
+    let out = a.out(5, SLOT_STRIDE)?;
+    hot(c.clear(at, v), out, |t, _| f64::from(t.version))
 });
 
 // fastReadSlot(handle, symbol, window, kind, out: Float64Array) → 1; out[0..8] = the slot.
 callback!(fast_read_slot, 5, |a| {
-    let (c, s, w, k) = (a.controller()?, a.u32(1)?, a.u32(2)?, kind(a.u32(3)?)?);
-    let out = a.f64_array(4)?;
-    if out.len() < SLOT_STRIDE {
-        return Err(Fail::Core(CoreError::InvalidArgument { what: "the output array needs at least 8 numbers".into() }));
-    }
-    write_slot(&mut out[..SLOT_STRIDE], &c.read_slot(s, w, k)?);
+    let (c, at) = (a.controller()?, a.addr(1)?);
+    let Some(out) = a.out(4, SLOT_STRIDE)? else { return Err(Fail::Type("missing output array")) };
+    let s: SlotSnapshot = c.read_slot(at)?;
+    write_slot(&mut out[..SLOT_STRIDE], &s);
     Ok(1.0)
 });
 
 // fastReadRow(handle, ledger, symbol, window, out: Float64Array) → slots written (8 numbers each).
 callback!(fast_read_row, 5, |a| {
     let c = a.controller()?;
-    let ledger = match a.u32(1)? {
-        0 => LedgerKind::Trade,
-        1 => LedgerKind::Enrichment,
-        other => return Err(Fail::Core(CoreError::InvalidArgument { what: format!("ledger code {other} does not exist") })),
-    };
-    let (s, w) = (a.u32(2)?, a.u32(3)?);
-    let out = a.f64_array(4)?;
+    let ledger = crate::convert::ledger_kind(a.u32(1, "ledger code")?)?;
+    let (s, w) = (a.u32(2, "symbol id")?, a.u32(3, "window index")?);
     let n = ledger.slot_kinds().len();
-    if out.len() < n * SLOT_STRIDE {
-        return Err(Fail::Core(CoreError::InvalidArgument {
-            what: format!("the output array needs at least {} numbers", n * SLOT_STRIDE),
-        }));
-    }
+    let Some(out) = a.out(4, n * SLOT_STRIDE)? else { return Err(Fail::Type("missing output array")) };
     for (i, slot) in c.read_row(ledger, s, w)?.iter().enumerate() {
         write_slot(&mut out[i * SLOT_STRIDE..(i + 1) * SLOT_STRIDE], slot);
     }
@@ -299,31 +342,35 @@ callback!(fast_read_row, 5, |a| {
 
 // fastNextUnfilled(handle, symbol, start, kind) → window, or -1.
 callback!(fast_next_unfilled, 4, |a| {
-    let (c, s, start, k) = (a.controller()?, a.u32(1)?, a.u32(2)?, kind(a.u32(3)?)?);
-    Ok(c.next_unfilled_window(s, start, k)?.map_or(-1.0, f64::from))
+    let (c, at) = (a.controller()?, a.addr(1)?);
+    Ok(c.next_unfilled_window(at.symbol, at.window, at.kind)?.map_or(-1.0, f64::from))
 });
 
 // fastEmpty() → 0: the cost of a call through this path, for the benchmark's floor.
+#[cfg(feature = "bench")]
 callback!(fast_empty, 1, |_a| Ok(0.0));
 
 /// Words private to `fastCasInternal`: the benchmark's "one compare-and-swap" floor.
+#[cfg(feature = "bench")]
 static CAS_WORDS: [std::sync::atomic::AtomicU32; 1024] = [const { std::sync::atomic::AtomicU32::new(0) }; 1024];
 
 // fastCasInternal(index, expected, desired) → 1 if word `index % 1024` held `expected`
 // and now holds `desired`, else 0: a call plus one CAS on an internal array, for the
 // benchmark's floor (no ledger, no mapping, no controller lookup).
+#[cfg(feature = "bench")]
 callback!(fast_cas_internal, 3, |a| {
-    let (i, expected, desired) = (a.u32(0)?, a.u32(1)?, a.u32(2)?);
+    let (i, expected, desired) = (a.u32(0, "index")?, a.u32(1, "expected")?, a.u32(2, "desired")?);
     let word = &CAS_WORDS[i as usize % CAS_WORDS.len()];
     let swapped = word.compare_exchange(expected, desired, std::sync::atomic::Ordering::AcqRel, std::sync::atomic::Ordering::Acquire);
     Ok(if swapped.is_ok() { 1.0 } else { 0.0 })
 });
 
-/// Adds the hand-written functions to the module's exports.
-#[napi(module_exports)]
-pub fn init(exports: Object, env: Env) -> napi::Result<()> {
-    type Cb = unsafe extern "C" fn(sys::napi_env, sys::napi_callback_info) -> sys::napi_value;
-    let fns: [(&str, Cb); 9] = [
+type Callback = unsafe extern "C" fn(sys::napi_env, sys::napi_callback_info) -> sys::napi_value;
+
+/// The hand-written functions and their export names.
+fn exported() -> Vec<(&'static str, Callback)> {
+    #[allow(unused_mut)]
+    let mut fns: Vec<(&'static str, Callback)> = vec![
         ("fastClaim", fast_claim),
         ("fastRenew", fast_renew),
         ("fastFill", fast_fill),
@@ -331,15 +378,20 @@ pub fn init(exports: Object, env: Env) -> napi::Result<()> {
         ("fastReadSlot", fast_read_slot),
         ("fastReadRow", fast_read_row),
         ("fastNextUnfilled", fast_next_unfilled),
-        ("fastEmpty", fast_empty),
-        ("fastCasInternal", fast_cas_internal),
     ];
-    for (name, cb) in fns {
+    #[cfg(feature = "bench")]
+    fns.extend([("fastEmpty", fast_empty as Callback), ("fastCasInternal", fast_cas_internal as Callback)]);
+    fns
+}
+
+/// Adds the hand-written functions to the module's exports.
+#[napi(module_exports)]
+pub fn init(exports: Object, env: Env) -> napi::Result<()> {
+    for (name, cb) in exported() {
         let mut f = ptr::null_mut();
         // SAFETY: env is the module-init env; name is valid UTF-8 of the given
         // length; cb is an `extern "C"` callback that upholds the module contract.
-        let status =
-            unsafe { sys::napi_create_function(env.raw(), name.as_ptr().cast(), name.len() as isize, Some(cb), ptr::null_mut(), &mut f) };
+        let status = unsafe { sys::napi_create_function(env.raw(), name.as_ptr().cast(), name.len() as isize, Some(cb), ptr::null_mut(), &mut f) };
         if status != sys::Status::napi_ok {
             return Err(napi::Error::from_reason(format!("napi_create_function({name}) failed with status {status}")));
         }

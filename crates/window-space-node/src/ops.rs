@@ -4,10 +4,11 @@
 
 use std::path::Path;
 
+use napi::Env;
 use napi_derive::napi;
 use window_space_core::{ops, LedgerKind};
 
-use crate::{core_err, Result};
+use crate::errors::OrThrow;
 
 /// One thing wrong with a slot or a chunk header (see `ops::SlotIssue`).
 #[napi(object)]
@@ -39,11 +40,11 @@ pub struct NativeSlotCheck {
 /// Checks the raw bytes of every slot of both ledgers of a state directory
 /// (read-only, with pread; safe beside running engines).
 #[napi(catch_unwind)]
-pub fn check_ledger_slots(state_dir: String) -> Result<Vec<NativeSlotCheck>> {
+pub fn check_ledger_slots(env: Env, state_dir: String) -> napi::Result<Vec<NativeSlotCheck>> {
     LedgerKind::ALL
         .iter()
         .map(|&kind| {
-            let r = ops::check_ledger_slots(Path::new(&state_dir), kind).map_err(core_err)?;
+            let r = ops::check_ledger_slots(Path::new(&state_dir), kind).or_throw(&env)?;
             Ok(NativeSlotCheck {
                 ledger: kind.name().to_string(),
                 file: kind.file_name().to_string(),

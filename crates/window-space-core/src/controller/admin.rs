@@ -1,0 +1,190 @@
+//! Operators' transitions — force-clear and retire, on one slot or a range
+//! of windows — and the audit trail they write (`audit.rs` owns its format).
+//!
+//! Each audit line records what the transition actually replaced: the slot
+//! as read from the very head word the compare-and-swap checked, never from
+//! a separate read that another writer could have overtaken.
+
+use std::ops::Range;
+
+use super::Controller;
+use crate::audit::{self, AuditContext, AuditLog};
+use crate::error::{Error, Result};
+use crate::slot::{SlotAddr, SlotSnapshot, SlotWriteError, Transition};
+use crate::vocab::{self, LedgerEvent, SlotKind};
+
+/// One admin transition: what it did and what it replaced (`None` when the
+/// slot was left as it was).
+type AdminOutcome = Option<(Transition, SlotSnapshot)>;
+
+impl Controller {
+    fn check_range(&self, symbol: u32, windows: &Range<u32>) -> Result<()> {
+        if windows.start > windows.end {
+            return Err(Error::invalid(format!("window range {}..{} is reversed", windows.start, windows.end)));
+        }
+        self.symbols.check_id(symbol)?;
+        if windows.end > windows.start {
+            self.check_window(windows.end - 1)?;
+        }
+        Ok(())
+    }
+
+    fn force_clear_one(&self, at: SlotAddr) -> Result<AdminOutcome> {
+        self.check(at)?;
+        let Some(cell) = self.ledger(at.kind).slot(at.symbol, at.window, at.kind.column())? else {
+            return Ok(None); // never written: Empty, and claimable already
+        };
+        // A Retired slot is terminal; refusing it is not an engine's conflict, so it is not counted as one.
+        let done = cell.force_clear(|| self.journal.reserve()).map_err(|refusal| Error::SlotWrite { at, refusal })?;
+        let Some((t, before, journaled)) = done else { return Ok(None) };
+        self.after(journaled, at, t, LedgerEvent::ForceClears, 0)?;
+        Ok(Some((t, before)))
+    }
+
+    fn retire_one(&self, at: SlotAddr) -> Result<AdminOutcome> {
+        self.check(at)?;
+        let cell = self.ledger(at.kind).slot_for_write(at.symbol, at.window, at.kind.column())?;
+        let done = cell.retire(|| self.journal.reserve()).map_err(|refusal| Error::SlotWrite { at, refusal })?;
+        let Some((t, before, journaled)) = done else { return Ok(None) };
+        self.after(journaled, at, t, LedgerEvent::Retires, 0)?;
+        Ok(Some((t, before)))
+    }
+
+    fn audit_slot(&self, ctx: &AuditContext, action: &str, symbol: u32, kind: SlotKind, mut fields: serde_json::Map<String, serde_json::Value>) -> Result<()> {
+        fields.insert("symbol".into(), self.symbols.name(symbol).ok().flatten().unwrap_or_default().into());
+        fields.insert("symbolId".into(), symbol.into());
+        fields.insert("slot".into(), kind.name().into());
+        self.audit.append(ctx, action, fields)
+    }
+
+    pub(super) fn audit_single(&self, ctx: &AuditContext, action: &str, at: SlotAddr, t: Transition, previous: &SlotSnapshot) -> Result<()> {
+        let mut f = serde_json::Map::new();
+        f.insert("window".into(), at.window.into());
+        f.insert("previous".into(), audit::previous_json(previous));
+        f.insert("status".into(), t.to.name().into());
+        f.insert("version".into(), t.version.into());
+        self.audit_slot(ctx, action, at.symbol, at.kind, f)
+    }
+
+    /// Admin: any status but Retired → Cleared, recorded in the audit trail
+    /// under `ctx` when the slot changed. An Empty or Cleared slot stays as
+    /// it is; the returned transition then has `from == to`. If the audit
+    /// line cannot be written the slot has changed all the same and the
+    /// error says so.
+    pub fn force_clear(&self, at: SlotAddr, ctx: &AuditContext) -> Result<Transition> {
+        match self.force_clear_one(at)? {
+            Some((t, previous)) => {
+                self.audit_single(ctx, "forceClear", at, t, &previous)?;
+                Ok(t)
+            }
+            None => self.unchanged(at),
+        }
+    }
+
+    /// Admin: any status → Retired (terminal), recorded in the audit trail
+    /// under `ctx` when the slot changed.
+    pub fn retire(&self, at: SlotAddr, ctx: &AuditContext) -> Result<Transition> {
+        match self.retire_one(at)? {
+            Some((t, previous)) => {
+                self.audit_single(ctx, "retire", at, t, &previous)?;
+                Ok(t)
+            }
+            None => self.unchanged(at),
+        }
+    }
+
+    /// The no-op transition of a slot an admin call left as it was.
+    fn unchanged(&self, at: SlotAddr) -> Result<Transition> {
+        let s = self.ledger(at.kind).read(at.symbol, at.window, at.kind.column())?;
+        Ok(Transition { from: s.status, to: s.status, version: s.version })
+    }
+
+    fn range(
+        &self,
+        symbol: u32,
+        windows: Range<u32>,
+        kind: SlotKind,
+        ctx: &AuditContext,
+        action: &str,
+        one: impl Fn(SlotAddr) -> Result<AdminOutcome>,
+    ) -> Result<u64> {
+        self.check_range(symbol, &windows)?;
+        let mut changed = Vec::new();
+        let mut failure = None;
+        for window in windows.clone() {
+            match one(SlotAddr { symbol, window, kind }) {
+                Ok(Some((_, p))) => changed.push(serde_json::json!([window, p.status.name(), p.version, p.payload_id])),
+                Ok(None) => {}
+                Err(e) => {
+                    failure = Some(e);
+                    break;
+                }
+            }
+        }
+        let n = changed.len() as u64;
+        if n > 0 {
+            let mut f = serde_json::Map::new();
+            f.insert("from".into(), windows.start.into());
+            f.insert("to".into(), windows.end.into());
+            f.insert("changed".into(), serde_json::Value::Array(changed));
+            self.audit_slot(ctx, action, symbol, kind, f)?;
+        }
+        failure.map_or(Ok(n), Err)
+    }
+
+    /// Admin: force-clears `kind` in `windows` of `symbol`; returns how many
+    /// slots changed. Retired slots in the range are skipped. One audit line
+    /// for the range lists each slot that changed.
+    pub fn force_clear_range(&self, symbol: u32, windows: Range<u32>, kind: SlotKind, ctx: &AuditContext) -> Result<u64> {
+        self.range(symbol, windows, kind, ctx, "forceClearRange", |at| match self.force_clear_one(at) {
+            Err(Error::SlotWrite { refusal: SlotWriteError::SlotRetired { .. }, .. }) => Ok(None),
+            other => other,
+        })
+    }
+
+    /// Admin: retires `kind` in `windows` of `symbol`; returns how many slots changed.
+    pub fn retire_range(&self, symbol: u32, windows: Range<u32>, kind: SlotKind, ctx: &AuditContext) -> Result<u64> {
+        self.range(symbol, windows, kind, ctx, "retireRange", |at| self.retire_one(at))
+    }
+
+    /// Appends a tool's own action (gc deletions, retention, ...) to the
+    /// audit trail. `action` must be 1 to 64 ASCII letters, digits, `-` or `_`.
+    pub fn audit_action(&self, ctx: &AuditContext, action: &str, details: serde_json::Value) -> Result<()> {
+        if !vocab::valid_tool_action(action) {
+            return Err(Error::invalid(format!("audit action must be 1-64 ASCII letters, digits, - or _, got {action:?}")));
+        }
+        let mut f = serde_json::Map::new();
+        f.insert("details".into(), details);
+        self.audit.append(ctx, action, f)
+    }
+
+    /// The audit trail's file and default actor.
+    pub fn audit_log(&self) -> &AuditLog {
+        &self.audit
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::vocab::SlotStatus;
+    use crate::{Config, WindowSpace};
+
+    #[test]
+    fn a_status_the_slot_already_has_is_no_transition_and_no_audit_line() {
+        let d = tempfile::tempdir().unwrap();
+        let space: WindowSpace = serde_json::from_str(r#"{"kind":"uniform","originNs":0,"windowNs":60000000000,"windowCount":8}"#).unwrap();
+        let (c, _) = Controller::bootstrap(Config::new(d.path(), space)).unwrap();
+        let spy = c.resolve_symbol("SPY").unwrap();
+        let at = SlotAddr::new(spy, 3, SlotKind::Greeks);
+        let ctx = AuditContext::default();
+        let t = c.force_clear(at, &ctx).unwrap();
+        assert_eq!((t.from, t.to), (SlotStatus::Empty, SlotStatus::Empty));
+        c.retire(at, &ctx).unwrap();
+        let again = c.retire(at, &ctx).unwrap();
+        assert_eq!((again.from, again.to, again.version), (SlotStatus::Retired, SlotStatus::Retired, 1));
+        assert_eq!(c.retire_range(spy, 0..8, SlotKind::Greeks, &ctx).unwrap(), 7);
+        let lines = AuditLog::read_all(c.audit_log().path()).unwrap();
+        assert_eq!(lines.iter().map(|l| l["action"].as_str().unwrap()).collect::<Vec<_>>(), vec!["retire", "retireRange"]);
+    }
+}

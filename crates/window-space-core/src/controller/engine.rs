@@ -1,0 +1,208 @@
+//! The engine loop: claim a slot, record the artifact in its payload store,
+//! fill the slot with the record's id, or give the slot back; plus reads,
+//! batch claims and the artifact helper.
+//!
+//! Every transition takes its change-journal number after reading the
+//! slot's head and before the compare-and-swap that writes it (the `reserve`
+//! argument of the `SlotCell` transitions), then updates the shared counters,
+//! commits the journal entry and, in the sync mode, syncs the slot's page.
+
+use std::path::PathBuf;
+
+use super::{now_ms, now_ns, Controller};
+use crate::artifact::{self, ArtifactInfo};
+use crate::audit::AuditContext;
+use crate::error::{Error, Result};
+use crate::journal::Reservation;
+use crate::payload::{PayloadInput, PayloadRecord, PayloadStore};
+use crate::slot::{ClaimGrant, FillPayload, SlotAddr, SlotCell, SlotSnapshot, SlotWriteError, Transition};
+use crate::vocab::{LedgerEvent, LedgerKind, SlotStatus, StoreKind};
+
+/// Whether a slot can be claimed at `now`: Empty, Cleared, or Pending with an expired lease.
+pub(super) fn claimable(cell: Option<SlotCell<'_>>, status: SlotStatus, now: u64) -> bool {
+    match status {
+        SlotStatus::Empty | SlotStatus::Cleared => true,
+        SlotStatus::Pending => cell.is_some_and(|c| c.read().lease_deadline_ms <= now),
+        _ => false,
+    }
+}
+
+impl Controller {
+    /// Bookkeeping after a transition: counters, the journal entry whose
+    /// number `journaled` took before the compare-and-swap, the sync mode's msync.
+    pub(super) fn after(&self, journaled: Reservation<'_>, at: SlotAddr, t: Transition, event: LedgerEvent, payload_id: u64) -> Result<()> {
+        let ledger = self.ledger(at.kind);
+        ledger.count_transition(at.kind.column(), t);
+        ledger.count_event(event, 1);
+        journaled.commit(at, t, payload_id);
+        ledger.flush_slot(at.symbol, at.window, at.kind.column())
+    }
+
+    /// A refused transition as an error, counted as a conflict or a busy slot.
+    pub(super) fn refused(&self, at: SlotAddr, refusal: SlotWriteError) -> Error {
+        let event = match refusal {
+            SlotWriteError::SlotBusy { .. } => LedgerEvent::Busy,
+            _ => LedgerEvent::Conflicts,
+        };
+        self.ledger(at.kind).count_event(event, 1);
+        Error::SlotWrite { at, refusal }
+    }
+
+    /// The slot of a transition that needs a claim: one whose chunk was never
+    /// allocated is Empty, so the claim the caller presents cannot be current.
+    fn claimed_cell(&self, at: SlotAddr, claim_version: u32) -> Result<SlotCell<'_>> {
+        match self.ledger(at.kind).slot(at.symbol, at.window, at.kind.column())? {
+            Some(cell) => Ok(cell),
+            None => Err(self.refused(at, SlotWriteError::VersionConflict { expected_version: claim_version, current: SlotSnapshot::EMPTY })),
+        }
+    }
+
+    /// Claims a slot: `Empty | Cleared → Pending`, or takes over an expired claim.
+    pub fn claim(&self, at: SlotAddr, lease_ms: Option<u64>) -> Result<ClaimGrant> {
+        self.check(at)?;
+        let lease = lease_ms.unwrap_or(self.default_lease_ms);
+        let cell = self.ledger(at.kind).slot_for_write(at.symbol, at.window, at.kind.column())?;
+        let (g, journaled) = cell.claim(now_ms(), lease, || self.journal.reserve()).map_err(|e| self.refused(at, e))?;
+        let t = Transition { from: g.previous, to: SlotStatus::Pending, version: g.version };
+        let takeover = g.previous == SlotStatus::Pending;
+        if takeover {
+            self.ledger(at.kind).count_event(LedgerEvent::Takeovers, 1);
+        }
+        self.after(journaled, at, t, LedgerEvent::Claims, 0)?;
+        if takeover {
+            // The claim is ours whatever happens to the audit line: a failed
+            // write of it is not the engine's failure.
+            let previous = SlotSnapshot {
+                status: SlotStatus::Pending,
+                version: g.version.wrapping_sub(1),
+                lease_deadline_ms: g.previous_deadline_ms,
+                ..SlotSnapshot::EMPTY
+            };
+            let _ = self.audit_single(&AuditContext::default(), "takeover", at, t, &previous);
+        }
+        Ok(g)
+    }
+
+    /// Extends a live claim's lease; returns the new deadline (ms since epoch).
+    pub fn renew(&self, at: SlotAddr, claim_version: u32, lease_ms: Option<u64>) -> Result<u64> {
+        self.check(at)?;
+        let lease = lease_ms.unwrap_or(self.default_lease_ms);
+        let cell = self.claimed_cell(at, claim_version)?;
+        let d = cell.renew(claim_version, now_ms(), lease).map_err(|e| self.refused(at, e))?;
+        self.ledger(at.kind).flush_slot(at.symbol, at.window, at.kind.column())?;
+        Ok(d)
+    }
+
+    /// Fills a slot the caller claimed at `claim_version`. The payload id must
+    /// exist in the kind's mapping table.
+    pub fn fill(&self, at: SlotAddr, claim_version: u32, payload: FillPayload) -> Result<Transition> {
+        self.check(at)?;
+        let store = self.store(at.kind.store());
+        store.check_exists(payload.payload_id)?;
+        if self.sync && crate::durability::deferring() {
+            store.ensure_durable(payload.payload_id)?;
+        }
+        let cell = self.claimed_cell(at, claim_version)?;
+        let (t, journaled) = cell.fill(claim_version, payload, || self.journal.reserve()).map_err(|e| self.refused(at, e))?;
+        self.after(journaled, at, t, LedgerEvent::Fills, payload.payload_id)?;
+        Ok(t)
+    }
+
+    /// The claim holder gives the slot back: `Pending → Cleared`.
+    pub fn clear(&self, at: SlotAddr, claim_version: u32) -> Result<Transition> {
+        self.check(at)?;
+        let cell = self.claimed_cell(at, claim_version)?;
+        let (t, journaled) = cell.clear(claim_version, || self.journal.reserve()).map_err(|e| self.refused(at, e))?;
+        self.after(journaled, at, t, LedgerEvent::Clears, 0)?;
+        Ok(t)
+    }
+
+    /// A consistent copy of one slot.
+    pub fn read_slot(&self, at: SlotAddr) -> Result<SlotSnapshot> {
+        self.check(at)?;
+        self.ledger(at.kind).read(at.symbol, at.window, at.kind.column())
+    }
+
+    /// Every slot of a row of `ledger`, in column order.
+    pub fn read_row(&self, ledger: LedgerKind, symbol: u32, window_idx: u32) -> Result<Vec<SlotSnapshot>> {
+        self.symbols.check_id(symbol)?;
+        self.check_window(window_idx)?;
+        self.ledger_of(ledger).read_row(symbol, window_idx)
+    }
+
+    /// First window `>= start` whose `kind` slot is neither Filled nor Retired.
+    pub fn next_unfilled_window(&self, symbol: u32, start: u32, kind: crate::vocab::SlotKind) -> Result<Option<u32>> {
+        self.symbols.check_id(symbol)?;
+        let end = self.window_count();
+        if start >= end {
+            return Ok(None);
+        }
+        self.ledger(kind).find_window(symbol, start, end, kind.column(), |_, s| !matches!(s, SlotStatus::Filled | SlotStatus::Retired))
+    }
+
+    /// Claims up to `n` windows `>= start` of one symbol and slot kind, in window
+    /// order, skipping windows that are Filled, Retired or held by a live claim.
+    /// Returns (window, grant) pairs.
+    pub fn claim_next_unfilled(&self, start: SlotAddr, n: u32, lease_ms: Option<u64>) -> Result<Vec<(u32, ClaimGrant)>> {
+        self.symbols.check_id(start.symbol)?;
+        let end = self.window_count();
+        let mut out = Vec::with_capacity(n.min(4096) as usize);
+        let mut w = start.window;
+        let now = now_ms();
+        let ledger = self.ledger(start.kind);
+        while (out.len() as u32) < n && w < end {
+            let found = ledger.find_window(start.symbol, w, end, start.kind.column(), |cell, s| claimable(cell, s, now))?;
+            let Some(win) = found else { break };
+            match self.claim(SlotAddr { window: win, ..start }, lease_ms) {
+                Ok(g) => out.push((win, g)),
+                Err(Error::SlotWrite { .. }) => {}
+                Err(e) => return Err(e),
+            }
+            w = win + 1;
+        }
+        Ok(out)
+    }
+
+    // ---- payload stores -----------------------------------------------------------
+
+    pub fn store(&self, kind: StoreKind) -> &PayloadStore {
+        &self.stores[kind as usize]
+    }
+
+    /// Appends a payload record to `store`; returns its id. The record's slot
+    /// kind must record into `store`, and its symbol and window must exist.
+    pub fn append_payload(&self, store: StoreKind, input: PayloadInput) -> Result<u64> {
+        if input.slot_kind.store() != store {
+            return Err(Error::invalid(format!(
+                "slot kind {} records into {}, not {}",
+                input.slot_kind,
+                input.slot_kind.store().file_name(),
+                store.file_name()
+            )));
+        }
+        self.symbols.check_id(input.symbol_id)?;
+        self.check_window(input.window_idx)?;
+        let record = PayloadRecord {
+            payload_id: 0,
+            symbol_id: input.symbol_id,
+            window_idx: input.window_idx,
+            slot_kind: input.slot_kind.code() as u8,
+            payload_type: input.payload_type,
+            checksum: input.checksum,
+            size: input.size,
+            created_at_ns: now_ns(),
+            uri: input.uri,
+        };
+        self.store(store).append(record)
+    }
+
+    // ---- artifacts ----------------------------------------------------------------
+
+    pub fn write_artifact(&self, rel: &str, data: &[u8]) -> Result<ArtifactInfo> {
+        artifact::write_artifact(&self.state_dir, rel, data)
+    }
+
+    pub fn resolve_artifact(&self, uri: &str) -> Result<PathBuf> {
+        artifact::resolve_uri(&self.state_dir, uri)
+    }
+}

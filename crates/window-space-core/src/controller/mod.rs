@@ -1,0 +1,418 @@
+//! The controller of one state directory: what it holds, and the calls that
+//! are neither engine transitions nor operators' actions — schedule, symbols,
+//! metrics, durability and group commit.
+//!
+//! The calls live in one file per concern:
+//! * `bootstrap.rs` — opening or creating a state directory;
+//! * `engine.rs` — the engine loop: claim, renew, fill, clear, reads, batch
+//!   claims, payload records and artifacts;
+//! * `admin.rs` — operators' transitions (force-clear, retire, ranges) and
+//!   the audit trail;
+//! * `readiness.rs` — requirements across slot kinds (engines that wait on engines).
+//!
+//! A controller is `Send + Sync`; share it in an `Arc`. Any number of
+//! controllers, in one process or many, may have the same state directory
+//! open; they coordinate only through the shared mappings and file locks
+//! (see `lock.rs` and docs/design.md).
+
+mod admin;
+mod bootstrap;
+mod engine;
+mod readiness;
+
+use std::path::{Path, PathBuf};
+use std::sync::atomic::{AtomicU32, Ordering};
+use std::sync::RwLock;
+use std::time::{SystemTime, UNIX_EPOCH};
+
+use crate::audit::AuditLog;
+use crate::durability::{DeferScope, GroupCommit};
+use crate::error::{Error, Result};
+use crate::journal::{self, Journal};
+use crate::ledger::Ledger;
+use crate::lock::DirLock;
+use crate::payload::PayloadStore;
+use crate::schedule::{Schedule, ScheduleRelation, WindowMeta, WindowSpace};
+use crate::slot::SlotAddr;
+use crate::symbols::SymbolMap;
+use crate::vocab::{LedgerEvent, LedgerKind, SlotKind, SlotStatus, StoreKind};
+
+pub use bootstrap::state_file_names;
+
+/// Name of the persisted schedule.
+pub const SCHEDULE_FILE: &str = "schedule.json";
+
+/// When a call's effects reach the disk.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub enum Durability {
+    /// Survives the death of the process (`kill -9`) at any instant: writes go
+    /// to the shared page cache before a call returns. The default.
+    #[default]
+    Buffered,
+    /// Also survives power loss: fdatasync/msync before a call returns.
+    Sync,
+}
+
+/// Bootstrap options.
+#[derive(Debug, Clone)]
+pub struct Config {
+    pub state_dir: PathBuf,
+    pub window_space: WindowSpace,
+    pub durability: Durability,
+    /// Lease of a claim when the caller gives none.
+    pub default_lease_ms: u64,
+    /// Entries of the change journal when this bootstrap creates it (a power
+    /// of two, 64 ..= 2^24); an existing journal keeps its capacity.
+    pub journal_capacity: u64,
+    /// Who this controller's audit lines name when a call names nobody.
+    pub actor: Option<String>,
+}
+
+impl Config {
+    pub fn new(state_dir: impl Into<PathBuf>, window_space: WindowSpace) -> Self {
+        Self {
+            state_dir: state_dir.into(),
+            window_space,
+            durability: Durability::Buffered,
+            default_lease_ms: 30_000,
+            journal_capacity: journal::DEFAULT_CAPACITY,
+            actor: None,
+        }
+    }
+}
+
+/// One file of the state directory in the storage report.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct FileReport {
+    pub name: String,
+    pub bytes: u64,
+}
+
+/// One mapping table in the storage report.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct StoreReport {
+    pub store: StoreKind,
+    pub records: u64,
+    pub bytes: u64,
+    pub torn_tail_bytes: u64,
+    pub torn_tail_repaired: bool,
+}
+
+/// One ledger in the storage report.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct LedgerReport {
+    pub ledger: LedgerKind,
+    pub chunks: u64,
+    pub rows_allocated: u64,
+    pub bytes: u64,
+    pub stale_claims: u64,
+}
+
+/// What bootstrap did and found.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct StorageReport {
+    /// True when the state directory was created by this bootstrap.
+    pub created: bool,
+    /// "created", "same", "rolledForward" or "behind".
+    pub schedule: &'static str,
+    pub window_count: u32,
+    pub symbols: u32,
+    /// True when no other controller had the directory open (repairs allowed).
+    pub exclusive: bool,
+    pub files: Vec<FileReport>,
+    pub ledgers: Vec<LedgerReport>,
+    pub stores: Vec<StoreReport>,
+    /// Pending slots whose lease had expired (claimable by anyone).
+    pub stale_claims: u64,
+    /// Non-Empty slots counted by the bootstrap scan.
+    pub nonempty_slots: u64,
+    pub elapsed_ns: u64,
+}
+
+/// Counts of one slot kind by status.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct SlotMetric {
+    pub kind: SlotKind,
+    /// Indexed by `SlotStatus as usize`.
+    pub counts: [u64; 5],
+}
+
+/// The controller of one state directory.
+pub struct Controller {
+    state_dir: PathBuf,
+    schedule: RwLock<Schedule>,
+    /// Window count of `schedule`, for lock-free range checks.
+    window_count: AtomicU32,
+    symbols: SymbolMap,
+    trade: Ledger,
+    enrichment: Ledger,
+    stores: Vec<PayloadStore>,
+    dir_lock: DirLock,
+    default_lease_ms: u64,
+    sync: bool,
+    group: GroupCommit,
+    journal: Journal,
+    audit: AuditLog,
+}
+
+/// Milliseconds since the Unix epoch, from the coarse real-time clock (a few
+/// ns to read, resolution of one kernel tick, typically 1-4 ms): leases are
+/// compared against it, so a lease may run up to one tick longer than asked.
+pub fn now_ms() -> u64 {
+    let t = rustix::time::clock_gettime(rustix::time::ClockId::RealtimeCoarse);
+    (t.tv_sec.max(0) as u64) * 1000 + (t.tv_nsec.max(0) as u64) / 1_000_000
+}
+
+fn now_ns() -> u64 {
+    SystemTime::now().duration_since(UNIX_EPOCH).map_or(0, |d| d.as_nanos() as u64)
+}
+
+impl Controller {
+    pub fn state_dir(&self) -> &Path {
+        &self.state_dir
+    }
+
+    pub fn default_lease_ms(&self) -> u64 {
+        self.default_lease_ms
+    }
+
+    pub fn is_sync(&self) -> bool {
+        self.sync
+    }
+
+    // ---- schedule -----------------------------------------------------------------
+
+    /// Windows of the schedule, adopting a roll-forward another controller
+    /// persisted (it publishes the new count in the trade ledger's header).
+    pub fn window_count(&self) -> u32 {
+        let local = self.window_count.load(Ordering::Acquire);
+        if self.trade.shared_window_count() > u64::from(local) && self.reload_schedule().unwrap_or(false) {
+            return self.window_count.load(Ordering::Acquire);
+        }
+        local
+    }
+
+    pub fn window_space(&self) -> WindowSpace {
+        self.schedule.read().unwrap_or_else(|p| p.into_inner()).space().clone()
+    }
+
+    /// Checks a window index, adopting a roll-forward another process persisted.
+    pub fn check_window(&self, window_idx: u32) -> Result<()> {
+        if window_idx < self.window_count.load(Ordering::Acquire) {
+            return Ok(());
+        }
+        let err = match self.schedule.read().unwrap_or_else(|p| p.into_inner()).check(window_idx) {
+            Ok(()) => return Ok(()),
+            Err(e) => e,
+        };
+        if u64::from(window_idx) < self.trade.shared_window_count() && self.reload_schedule()? {
+            return self.schedule.read().unwrap_or_else(|p| p.into_inner()).check(window_idx);
+        }
+        Err(err)
+    }
+
+    /// Re-reads `schedule.json`; true if it rolled forward.
+    fn reload_schedule(&self) -> Result<bool> {
+        let path = self.state_dir.join(SCHEDULE_FILE);
+        let text = std::fs::read_to_string(&path).map_err(|e| Error::io("read", &path, e))?;
+        let fresh = Schedule::from_json(&path, &text)?;
+        let mut cur = self.schedule.write().unwrap_or_else(|p| p.into_inner());
+        if cur.relation_to(&fresh)? == ScheduleRelation::RollsForward {
+            self.window_count.store(fresh.window_count(), Ordering::Release);
+            *cur = fresh;
+            return Ok(true);
+        }
+        Ok(false)
+    }
+
+    pub fn window_idx_for_timestamp(&self, ts_ns: i128) -> Result<u32> {
+        let r = self.schedule.read().unwrap_or_else(|p| p.into_inner()).window_idx_for_timestamp(ts_ns);
+        if r.is_err() && self.reload_schedule()? {
+            return self.schedule.read().unwrap_or_else(|p| p.into_inner()).window_idx_for_timestamp(ts_ns);
+        }
+        r
+    }
+
+    pub fn window_meta(&self, window_idx: u32) -> Result<WindowMeta> {
+        self.check_window(window_idx)?;
+        self.schedule.read().unwrap_or_else(|p| p.into_inner()).window_meta(window_idx)
+    }
+
+    // ---- symbols ------------------------------------------------------------------
+
+    /// Id of `symbol`, created if missing.
+    pub fn resolve_symbol(&self, symbol: &str) -> Result<u32> {
+        let (id, added) = self.symbols.resolve(symbol, || self.dir_lock.gate())?;
+        if added {
+            self.trade.publish_symbol_count(u64::from(id) + 1);
+        }
+        Ok(id)
+    }
+
+    /// Id of a known symbol.
+    pub fn symbol_id(&self, symbol: &str) -> Result<u32> {
+        crate::symbols::validate_symbol(symbol)?;
+        self.symbols.lookup(symbol)?.ok_or_else(|| Error::UnknownSymbol { symbol: symbol.to_string() })
+    }
+
+    /// Id of a symbol if known, without creating it.
+    pub fn lookup_symbol(&self, symbol: &str) -> Result<Option<u32>> {
+        crate::symbols::validate_symbol(symbol)?;
+        self.symbols.lookup(symbol)
+    }
+
+    pub fn symbol_name(&self, id: u32) -> Result<String> {
+        self.symbols.name(id)?.ok_or_else(|| Error::UnknownSymbol { symbol: format!("id {id}") })
+    }
+
+    pub fn symbols(&self) -> Result<Vec<String>> {
+        self.symbols.reload()?;
+        Ok(self.symbols.all())
+    }
+
+    // ---- ledgers ------------------------------------------------------------------
+
+    fn ledger(&self, kind: SlotKind) -> &Ledger {
+        self.ledger_of(kind.ledger())
+    }
+
+    pub fn ledger_of(&self, kind: LedgerKind) -> &Ledger {
+        match kind {
+            LedgerKind::Trade => &self.trade,
+            LedgerKind::Enrichment => &self.enrichment,
+        }
+    }
+
+    /// Checks that a slot's symbol and window exist.
+    fn check(&self, at: SlotAddr) -> Result<()> {
+        self.symbols.check_id(at.symbol)?;
+        self.check_window(at.window)
+    }
+
+    // ---- metrics ------------------------------------------------------------------
+
+    /// Slot counts per kind and status, from the shared counters (O(1)).
+    pub fn slot_metrics(&self) -> Vec<SlotMetric> {
+        let symbols = self.trade.shared_symbol_count().max(u64::from(self.symbols.len()));
+        let windows = u64::from(self.window_count()).max(self.trade.shared_window_count());
+        let total = symbols * windows;
+        SlotKind::ALL
+            .iter()
+            .map(|&kind| {
+                let l = self.ledger(kind);
+                let mut counts = [0u64; 5];
+                for s in &SlotStatus::ALL[1..] {
+                    counts[*s as usize] = l.status_count(kind.column(), *s);
+                }
+                counts[0] = total.saturating_sub(counts[1..].iter().sum());
+                SlotMetric { kind, counts }
+            })
+            .collect()
+    }
+
+    /// Exact counts by scanning the ledgers (for verification).
+    pub fn recount(&self) -> Result<Vec<SlotMetric>> {
+        self.symbols.reload()?;
+        let symbols = self.symbols.len();
+        let windows = self.window_count();
+        let now = now_ms();
+        let mut out = Vec::new();
+        for ledger in LedgerKind::ALL {
+            let scan = self.ledger_of(ledger).scan(now, symbols, windows)?;
+            for (column, kind) in ledger.slot_kinds().iter().enumerate() {
+                let mut counts = scan.counts[column];
+                counts[0] = u64::from(symbols) * u64::from(windows) - counts[1..].iter().sum::<u64>();
+                out.push(SlotMetric { kind: *kind, counts });
+            }
+        }
+        Ok(out)
+    }
+
+    /// Event counters of a ledger (claims, fills, conflicts, ...).
+    pub fn events(&self, ledger: LedgerKind) -> Vec<(LedgerEvent, u64)> {
+        let l = self.ledger_of(ledger);
+        LedgerEvent::ALL.iter().map(|e| (*e, l.event_count(*e))).collect()
+    }
+
+    // ---- durability and group commit (durability.rs) ---------------------------------
+
+    /// Makes every change durable now (msync + fdatasync), whatever the mode.
+    pub fn flush(&self) -> Result<()> {
+        self.trade.flush_all()?;
+        self.enrichment.flush_all()?;
+        for s in &self.stores {
+            s.sync()?;
+        }
+        Ok(())
+    }
+
+    /// The change journal every process of this directory writes.
+    pub fn journal(&self) -> &Journal {
+        &self.journal
+    }
+
+    /// Runs a write whose syncs are deferred to a group commit; returns its
+    /// result and the ticket to pass to [`commit_through`](Self::commit_through)
+    /// (0 in the buffered mode, where nothing is owed). In the sync mode the
+    /// write is in the shared page cache when this returns, durable only once
+    /// its ticket is committed.
+    pub fn deferred<T>(&self, write: impl FnOnce(&Self) -> Result<T>) -> Result<(T, u64)> {
+        if !self.sync {
+            return Ok((write(self)?, 0));
+        }
+        let scope = DeferScope::enter();
+        let result = write(self);
+        drop(scope);
+        // Even a failed batch may have changed slots before it failed: those
+        // are owed too, so a ticket is drawn whatever the result, and on
+        // failure paid now, as the plain calls would have.
+        let ticket = self.group.issue();
+        match result {
+            Ok(r) => Ok((r, ticket)),
+            Err(e) => {
+                let _ = self.commit_through(ticket);
+                Err(e)
+            }
+        }
+    }
+
+    /// The unscoped form of [`deferred`](Self::deferred) for a binding whose
+    /// write is several calls on one thread: every call on this thread between
+    /// `begin_deferred` and [`end_deferred`](Self::end_deferred) defers its
+    /// syncs. The caller must call `end_deferred` on the same thread, also
+    /// when the write failed.
+    pub fn begin_deferred(&self) {
+        if self.sync {
+            crate::durability::set_deferring(true);
+        }
+    }
+
+    /// Ends a deferral begun by [`begin_deferred`](Self::begin_deferred); returns the ticket.
+    pub fn end_deferred(&self) -> u64 {
+        if !self.sync {
+            return 0;
+        }
+        crate::durability::set_deferring(false);
+        self.group.issue()
+    }
+
+    /// Makes every deferred write up to `ticket` durable: mapping tables
+    /// first, then ledger pages, once for all tickets issued so far.
+    pub fn commit_through(&self, ticket: u64) -> Result<()> {
+        if ticket == 0 {
+            return Ok(());
+        }
+        self.group.commit_through(ticket, || {
+            for s in &self.stores {
+                s.commit_deferred()?;
+            }
+            self.trade.commit_deferred()?;
+            self.enrichment.commit_deferred()
+        })
+    }
+
+    /// (tickets issued, tickets durable, commit rounds) of this controller's group commit.
+    pub fn group_commit_progress(&self) -> (u64, u64, u64) {
+        self.group.progress()
+    }
+}
