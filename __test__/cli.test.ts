@@ -185,8 +185,9 @@ describe('metrics and serve-metrics', () => {
     expect(r.stdout).toContain('# TYPE window_space_slots gauge')
     expect(r.stdout).toContain('window_space_slots{ledger="trade",slot="optionTrade",status="Filled"} 10\n')
     expect(r.stdout).toContain('window_space_payload_appends_total{store="trades"} 11\n')
-    expect(r.stdout).toMatch(/window_space_bootstrap_stale_claims 1\n/)
-    expect(r.stdout).toMatch(/window_space_bootstrap_duration_seconds \d/)
+    expect(r.stdout).toContain('window_space_transitions_total{ledger="trade",transition="claim"} 15\n')
+    // The command reads the directory without opening a controller: no bootstrap, so no bootstrap gauges.
+    expect(r.stdout).not.toContain('window_space_bootstrap_')
   })
   it('serve-metrics serves GET /metrics on 127.0.0.1 until SIGTERM', async () => {
     const child = spawn(process.execPath, [cli, 'serve-metrics', fixture, '--port', '0'], { stdio: ['ignore', 'pipe', 'pipe'] })
@@ -226,7 +227,7 @@ describe('verify', () => {
     try {
       fill(c, 'AAPL', 7, 'optionQuote')
       const r = ws('verify', dir, '--artifacts')
-      expect(r.stdout).toContain('checked: slot metrics (shared counters) equal an exact recount (other controllers open: differences are warnings)')
+      expect(r.stdout).toContain('checked: slot metrics (shared counters) equal an exact count of the slots')
       expect(r.stdout).toContain('OK: no problems found')
       expect(r.status).toBe(0)
     } finally {
@@ -290,7 +291,7 @@ describe('verify', () => {
     writeFileSync(p, b)
     const r = ws('verify', dir)
     expect(r.status).toBe(1)
-    expect(r.stdout).toMatch(/PROBLEM \[open-failed\] bootstrap refused the directory: corrupt state file \S*trades\.map at offset 64: record checksum mismatch/)
+    expect(r.stdout).toMatch(/PROBLEM \[open-failed\] the directory cannot be opened: corrupt state file \S*trades\.map at offset 64: record checksum mismatch/)
   })
 
   it('fails when a Filled slot refers to a record lost in a torn tail', () => {
@@ -371,7 +372,7 @@ describe('clear and retire', () => {
     const dir = copy()
     const r = ws('retire', dir, '--symbol', 'SPY', '--slot', 'greeks', '--window', '1')
     expect(r.status).toBe(2)
-    expect(r.stderr).toMatch(/^window-space retire: retire 1 slots .*: refused without --yes \(stdin is not a terminal, so nobody can confirm\)\n$/)
+    expect(r.stderr).toMatch(/^window-space retire: retire 1 slot .*: refused without --yes \(stdin is not a terminal, so nobody can confirm\)\n$/)
     const c = open(dir)
     expect(c.getSlot('SPY', 1, 'greeks').status).toBe('Filled')
     c.close()
@@ -380,7 +381,7 @@ describe('clear and retire', () => {
     const dir = copy()
     const one = ws('clear', dir, '--symbol', 'SPY', '--slot', 'optionTrade', '--window', '3', '--yes')
     expect(one.status).toBe(0)
-    expect(one.stdout).toBe('force-cleared 1 slots\n')
+    expect(one.stdout).toBe('force-cleared 1 slot\n')
     const range = ws('clear', dir, '--symbol', 'SPY,AAPL', '--slot', 'all', '--from', '0', '--to', '2', '-y', '--json')
     expect(range.status).toBe(0)
     expect(JSON.parse(range.stdout)).toMatchObject({ action: 'clear', changed: 6, wouldChange: { Filled: 6 } }) // SPY optionTrade+greeks, AAPL optionQuote, windows 0 and 1
@@ -433,27 +434,45 @@ describe('retention', () => {
 })
 
 describe('gc', () => {
-  it('reports unreferenced records and files; keeps young files by default', () => {
-    const r = ws('gc', fixture, '--json')
+  /** A copy of the fixture whose stale claim (SPY optionTrade 12) an operator cleared: no slot is Pending. */
+  const quiet = () => {
+    const dir = copy()
+    expect(ws('clear', dir, '--symbol', 'SPY', '--slot', 'optionTrade', '--window', '12', '--yes').status).toBe(0)
+    return dir
+  }
+
+  it('reports unreferenced records and files; keeps untied files while a slot is Pending, and young ones', () => {
+    const r = ws('gc', fixture, '--json', '--min-age', '0')
     expect(r.status).toBe(0)
     const j = JSON.parse(r.stdout)
     expect(j.records.map((x: { store: string; payloadId: number; slotStatus: string }) => [x.store, x.payloadId, x.slotStatus])).toEqual([['trades', 10, 'Cleared']])
-    expect(j.files).toEqual([]) // written just now: younger than the default --min-age of 1h
-    expect(j.youngFilesKept.map((f: { uri: string }) => f.uri).sort()).toEqual(['artifacts/SPY/optionTrade/10.txt', 'artifacts/SPY/stray.txt'])
-    const all = JSON.parse(ws('gc', fixture, '--json', '--min-age', '0').stdout)
-    expect(all.files.map((f: { uri: string }) => f.uri)).toEqual(['artifacts/SPY/optionTrade/10.txt', 'artifacts/SPY/stray.txt'])
-    expect(existsSync(join(fixture, 'gc.log'))).toBe(false) // reporting writes nothing
+    // SPY optionTrade 12 is Pending: its engine may be about to record a file at a path it chose.
+    expect(j.files).toEqual([])
+    expect(j.keptFiles.map((f: { uri: string; why: string }) => [f.uri, f.why])).toEqual([
+      ['artifacts/SPY/optionTrade/10.txt', '1 slots are Pending (an engine may be about to record it)'],
+      ['artifacts/SPY/stray.txt', '1 slots are Pending (an engine may be about to record it)'],
+    ])
+    const dir = quiet()
+    const young = JSON.parse(ws('gc', dir, '--json').stdout)
+    expect(young.files).toEqual([]) // written just now: younger than the default --min-age of 1h
+    expect(young.keptFiles.map((f: { why: string }) => f.why)).toEqual(['younger than --min-age', 'younger than --min-age'])
+    const all = JSON.parse(ws('gc', dir, '--json', '--min-age', '0').stdout)
+    expect(all.files.map((f: { uri: string; class: string }) => [f.uri, f.class])).toEqual([
+      ['artifacts/SPY/optionTrade/10.txt', 'untied'],
+      ['artifacts/SPY/stray.txt', 'untied'],
+    ])
+    expect(existsSync(join(dir, 'gc.log'))).toBe(false) // reporting writes nothing
   })
 
   it('--delete removes them, logs the collection append-only, and verify stays clean', () => {
-    const dir = copy()
+    const dir = quiet()
     // Retire SPY greeks 0..4: their artifacts become garbage too.
     expect(ws('retire', dir, '--symbol', 'SPY', '--slot', 'greeks', '--from', '0', '--to', '5', '--yes').status).toBe(0)
     const mapsBefore = ['trades.map', 'greeks.map'].map((f) => readFileSync(join(dir, f)))
     const r = ws('gc', dir, '--delete', '--min-age', '0')
     expect(r.status).toBe(0)
     expect(r.stderr).toBe('')
-    expect(r.stdout).toContain('removed 7 files; marked 6 records collected in gc.log')
+    expect(r.stdout).toMatch(/removed 7 files \(\d+ B\); marked 6 records collected in gc\.log/)
     expect(existsSync(join(dir, 'artifacts/SPY/stray.txt'))).toBe(false)
     expect(existsSync(join(dir, 'artifacts/SPY/optionTrade/10.txt'))).toBe(false)
     expect(readdirSync(join(dir, 'artifacts/SPY/greeks'))).toEqual([])
@@ -465,9 +484,13 @@ describe('gc', () => {
     expect(log.filter((e) => e.op === 'collect')).toHaveLength(7)
     expect(log.filter((e) => e.op === 'done')).toHaveLength(7)
     expect(log.find((e) => e.op === 'collect' && e.uri === 'artifacts/SPY/optionTrade/10.txt').records).toEqual([{ store: 'trades', payloadId: 10 }])
+    // The audit trail says the same as the output: intent before, outcome after.
+    const gcLines = (JSON.parse(`[${readFileSync(join(dir, 'audit.log'), 'utf8').trim().split('\n').join(',')}]`) as Array<{ action: string; details?: Record<string, unknown> }>).filter((e) => e.action === 'gc')
+    expect(gcLines.map((e) => e.details!.phase)).toEqual(['intent', 'done'])
+    expect(gcLines[1]!.details).toMatchObject({ removedFiles: 7, recordsMarked: 6 })
     // verify does not report collected artifacts as missing; gc finds nothing more.
     const v = ws('verify', dir, '--artifacts', '--json')
-    expect(JSON.parse(v.stdout).warnings.filter((w: { kind: string }) => w.kind !== 'stale-claims')).toEqual([])
+    expect(JSON.parse(v.stdout).warnings).toEqual([])
     expect(v.status).toBe(0)
     expect(JSON.parse(ws('gc', dir, '--json', '--min-age', '0').stdout)).toMatchObject({ records: [], files: [] })
     // inspect summarises gc.log.
@@ -475,7 +498,7 @@ describe('gc', () => {
   })
 
   it('never removes a file a live slot still uses, even when an older record of it is garbage', () => {
-    const dir = copy()
+    const dir = quiet()
     const c = open(dir)
     try {
       c.forceClear('SPY', 5, 'optionTrade')
@@ -487,7 +510,8 @@ describe('gc', () => {
     expect(r.records.map((x: { payloadId: number }) => x.payloadId)).toContain(5) // the first record of window 5
     expect(r.removed).not.toContain('artifacts/SPY/optionTrade/5.txt')
     expect(readFileSync(join(dir, 'artifacts/SPY/optionTrade/5.txt'), 'utf8')).toBe('SPY optionTrade 5, second try')
-    expect(readFileSync(join(dir, 'gc.log'), 'utf8')).toContain('"op":"record","at"')
+    const log = readFileSync(join(dir, 'gc.log'), 'utf8').trim().split('\n').map((l) => JSON.parse(l))
+    expect(log.find((e) => e.op === 'record' && e.payloadId === 5)).toMatchObject({ store: 'trades', uri: 'artifacts/SPY/optionTrade/5.txt', why: 'artifact shared with a live record' })
     expect(ws('verify', dir, '--artifacts').status).toBe(0)
   })
 
@@ -519,7 +543,10 @@ describe('gc', () => {
     expect(existsSync(join(dir, 'artifacts/SPY/optionTrade/10.txt'))).toBe(true)
     expect(existsSync(join(dir, 'artifacts/AAPL/optionQuote/0.txt'))).toBe(true)
     const log = readFileSync(join(dir, 'gc.log'), 'utf8')
-    expect(log).toContain('{"v":1,"op":"do#torn\n{"v":1,"op":"done","id":"dead-1"') // the torn line was marked and terminated, not rewritten
+    // The torn line was marked and ended, not rewritten; the next line is the first that finished run wrote.
+    const lines = log.split('\n')
+    expect(lines[3]).toBe('{"v":1,"op":"do#torn')
+    expect(JSON.parse(lines[4]!)).toMatchObject({ op: 'done', id: 'dead-1' })
     expect(ws('gc', dir).stdout).not.toContain('left unfinished')
     const v = ws('verify', dir, '--artifacts')
     expect(v.status).toBe(0)
@@ -532,28 +559,35 @@ describe('gc', () => {
 })
 
 describe('audit', () => {
-  it('clear, retention and gc --delete say who and why in the audit trail', () => {
+  it('clear, retention and gc --delete say who and why in the audit trail, intent before outcome', () => {
     const dir = copy()
     expect(ws('audit', dir).stdout).toMatch(/^\S+Z {2}retireRange {5}AAPL underlyingTrade windows 15\.\.19 +5 changed {2}— \S+@\S+ pid \d+\n$/) // the fixture's library call
     expect(ws('audit', fixture, '--last', '0').stdout).toBe(`no audit entries in ${fixture}\n`)
     expect(ws('clear', dir, '--symbol', 'SPY', '--slot', 'greeks', '--from', '0', '--to', '2', '--yes', '--reason', 'greeks model fixed', '--actor', 'ops-alice').status).toBe(0)
+    expect(ws('clear', dir, '--symbol', 'SPY', '--slot', 'optionTrade', '--window', '12', '--yes').status).toBe(0) // the dead engine's claim
     expect(ws('retention', dir, '--keep', '18', '--yes').status).toBe(0)
     expect(ws('gc', dir, '--delete', '--min-age', '0').status).toBe(0)
     const r = ws('audit', dir, '--json')
     expect(r.status).toBe(0)
     const entries = r.stdout.trim().split('\n').map((l) => JSON.parse(l))
-    expect(entries[1]).toMatchObject({ action: 'forceClearRange', actor: 'ops-alice', reason: 'greeks model fixed', symbol: 'SPY', slot: 'greeks', from: 0, to: 2 })
-    expect(entries[1].changed).toHaveLength(2)
-    const retention = entries.find((e) => e.action === 'retention')
-    expect(retention.details).toMatchObject({ keep: 18, retireBefore: 2 })
-    expect(retention.reason).toBe(`window-space retention ${dir} --keep 18 --yes`)
-    expect(entries.filter((e) => e.action === 'retireRange')).toHaveLength(1 + 2 * 9) // the fixture's, then 2 symbols × 9 slot kinds
+    const outcomes = entries.filter((e) => e.phase !== 'intent')
+    const clear = entries.findIndex((e) => e.action === 'forceClearRange' && e.phase !== 'intent')
+    expect(entries[clear - 1]).toMatchObject({ action: 'forceClearRange', phase: 'intent', actor: 'ops-alice', symbol: 'SPY', slot: 'greeks', from: 0, to: 2 })
+    expect(entries[clear]).toMatchObject({ action: 'forceClearRange', actor: 'ops-alice', reason: 'greeks model fixed', symbol: 'SPY', slot: 'greeks', from: 0, to: 2 })
+    expect(entries[clear].changed).toHaveLength(2)
+    const retention = entries.filter((e) => e.action === 'retention')
+    expect(retention.map((e) => e.details.phase)).toEqual(['intent', 'done'])
+    expect(retention[1].details).toMatchObject({ keep: 18, retireBefore: 2, retired: 36 }) // windows 0..1 × 2 symbols × 9 slot kinds
+    expect(retention[1].reason).toBe(`window-space retention ${dir} --keep 18 --yes`)
+    expect(outcomes.filter((e) => e.action === 'retireRange')).toHaveLength(1 + 2 * 9) // the fixture's, then 2 symbols × 9 slot kinds
     const gc = entries[entries.length - 1]
-    expect(gc).toMatchObject({ action: 'gc', details: { removedFiles: 8, recordsMarked: 0, log: 'gc.log' } }) // SPY greeks 0,1, optionTrade 0,1 and 10, the stray file, AAPL optionQuote 0,1
+    // SPY greeks 0,1, optionTrade 0,1 and 10, the stray file, AAPL optionQuote 0,1; their 7 records.
+    expect(gc).toMatchObject({ action: 'gc', details: { phase: 'done', removedFiles: 8, recordsMarked: 7, log: 'gc.log' } })
     const text = ws('audit', dir, '--last', '1')
     expect(text.stdout).toMatch(/^\d{4}-\d\d-\d\dT[\d:.]+Z {2}gc {14}/)
     expect(text.stdout).toContain('"removedFiles":8')
   })
+
 })
 
 // On a terminal: `script` runs the command on a pseudo-terminal and passes our input to it.
@@ -580,11 +614,11 @@ describe.skipIf(!hasScript)('on a terminal', () => {
   it('clear asks for confirmation and does nothing unless the answer is yes', () => {
     const dir = copy()
     const no = onTty('n\n', 'clear', dir, '--symbol', 'SPY', '--slot', 'greeks', '--window', '4')
-    expect(no.stdout).toContain('force-clear 1 slots (1 Filled) of SPY, greeks, windows 4..4? [y/N]')
+    expect(no.stdout).toContain('force-clear 1 slot (1 Filled) of SPY, greeks, window 4? [y/N]')
     expect(no.stdout).toContain('window-space clear: not confirmed; nothing was changed')
     expect(no.status).toBe(2)
     const yes = onTty('y\n', 'clear', dir, '--symbol', 'SPY', '--slot', 'greeks', '--window', '4')
-    expect(yes.stdout).toContain('force-cleared 1 slots')
+    expect(yes.stdout).toContain('force-cleared 1 slot')
     expect(yes.status).toBe(0)
     const c = open(dir)
     expect(c.getSlot('SPY', 4, 'greeks').status).toBe('Cleared')

@@ -302,8 +302,19 @@ describe('audit trail', () => {
     c.markPending('SPY', 20, 'greeks', { leaseMs: 0 })
     c.markPending('SPY', 20, 'greeks') // takes the expired claim over
     c.appendAudit('gcDelete', { uri: 'artifacts/x', payloadId: 3n }, { actor: 'gc' })
-    const log = readAuditLog(dir)
-    expect(log.map((l) => l.action)).toEqual(['forceClear', 'retireRange', 'takeover', 'gcDelete'])
+    const all = readAuditLog(dir)
+    // An admin call writes its intent before it changes anything, its outcome after.
+    expect(all.map((l) => `${l.action}${l.phase === 'intent' ? ' (intent)' : ''}`)).toEqual([
+      'forceClear (intent)',
+      'forceClear',
+      'retireRange (intent)',
+      'retireRange',
+      'takeover',
+      'gcDelete',
+    ])
+    expect(all[0]).toMatchObject({ actor: 'alice', reason: 'bad quotes feed', symbol: 'SPY', slot: 'optionQuote', window: 1, phase: 'intent' })
+    expect(all[2]).toMatchObject({ reason: 'retention', from: 10, to: 13, slot: 'greeks', phase: 'intent' })
+    const log = all.filter((l) => l.phase !== 'intent')
     const [fc, rr, to, gc] = log
     expect(fc).toMatchObject({ actor: 'alice', reason: 'bad quotes feed', symbol: 'SPY', slot: 'optionQuote', window: 1, status: 'Cleared', version: 3 })
     expect(fc!.previous).toMatchObject({ status: 'Filled', version: 2, payloadId: id, checksum: '2' })

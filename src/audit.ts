@@ -32,6 +32,12 @@ export interface AuditEntry {
   readonly reason: string
   /** `forceClear`, `retire`, `forceClearRange`, `retireRange`, `takeover`, or a tool's own action. */
   readonly action: string
+  /**
+   * `'intent'` on the line an admin action writes before it changes anything;
+   * absent on the outcome line written after. An intent without an outcome:
+   * the slots it names may or may not have changed.
+   */
+  readonly phase?: 'intent'
   readonly symbol?: string
   readonly symbolId?: number
   readonly slot?: string

@@ -55,6 +55,8 @@ import {
   type SlotKindName,
   type SlotStatus,
 } from './vocabulary'
+import type { GcReport } from './gc-report'
+import type { ProgressCallback } from './state-view'
 import { ChangeFeed, ChangeIterator, JournalCursor, abortErrorOf, type WatchOptions } from './watch'
 
 export type { AdminOptions } from './args'
@@ -869,17 +871,60 @@ export class WindowSpaceController {
   }
 
   /**
-   * Writes an artifact atomically under `<stateDir>/artifacts/<relPath>` (temp
-   * file, fsync, rename, directory fsync), computes its 64-bit checksum and
-   * returns its URI relative to the state directory. Paths that would leave
-   * the state directory throw `PathEscapesStateDirError`.
+   * Writes an artifact atomically (temp file, fsync, rename, directory
+   * fsync), computes its 64-bit checksum and returns its URI relative to the
+   * state directory.
+   *
+   * `writeArtifact(claim, name, data)` writes the claim's artifact `name` to
+   * a path that carries the claim
+   * (`artifacts/<symbol>/<slot kind>/<window>/v<version>/<name>`): no other
+   * attempt at the slot can ever write over it, and gc keeps it while the
+   * claim is in flight. It throws `VersionConflictError` if the slot is no
+   * longer Pending at the claim's version (someone else has it: skip it).
+   *
+   * `writeArtifact(relPath, data)` writes `artifacts/<relPath>`, a path the
+   * caller chooses: two attempts at one slot may then write the same file,
+   * and gc collects such a file only when no slot at all is Pending. Paths
+   * that would leave the state directory throw `PathEscapesStateDirError`.
    */
-  writeArtifact(relPath: string, data: Uint8Array | string): ArtifactInfo {
-    if (typeof relPath !== 'string') throw new TypeError(`relPath must be a string, got ${typeof relPath}`)
-    const bytes = typeof data === 'string' ? Buffer.from(data, 'utf8') : data
-    if (!(bytes instanceof Uint8Array)) throw new TypeError('data must be a Uint8Array, a Buffer or a string')
-    const a = call(() => this.#n.writeArtifact(relPath, bytes))
+  writeArtifact(claim: Claim, name: string, data: Uint8Array | string): ArtifactInfo
+  writeArtifact(relPath: string, data: Uint8Array | string): ArtifactInfo
+  writeArtifact(target: Claim | string, nameOrData: string | Uint8Array, maybeData?: Uint8Array | string): ArtifactInfo {
+    const bytesOf = (data: unknown): Uint8Array => {
+      const b = typeof data === 'string' ? Buffer.from(data, 'utf8') : data
+      if (!(b instanceof Uint8Array)) throw new TypeError('data must be a Uint8Array, a Buffer or a string')
+      return b
+    }
+    let a: { uri: string; checksum: bigint | number; size: number }
+    if (typeof target === 'string') {
+      const bytes = bytesOf(nameOrData)
+      a = call(() => this.#n.writeArtifact(target, bytes))
+    } else if (typeof target === 'object' && target !== null) {
+      if (typeof nameOrData !== 'string') throw new TypeError(`name must be a string, got ${typeof nameOrData}`)
+      const symbolId = checkWhole(target.symbolId, 'claim.symbolId', U32_MAX)
+      const windowIdx = checkWhole(target.windowIdx, 'claim.windowIdx', U32_MAX)
+      const version = checkWhole(target.version, 'claim.version', U32_MAX)
+      const kind = toSlotKind(target.slotKind, 'claim.slotKind')
+      const bytes = bytesOf(maybeData)
+      a = call(() => this.#n.writeClaimArtifact(symbolId, windowIdx, kind.code, version, nameOrData, bytes))
+    } else {
+      throw new TypeError(`writeArtifact expects a Claim or a relative path, got ${target === null ? 'null' : typeof target}`)
+    }
     return { uri: a.uri, path: path.join(this.#stateDir, a.uri), checksum: BigInt(a.checksum), size: a.size }
+  }
+
+  /**
+   * Garbage collection (see {@link GcReport}): payload records and artifact
+   * files no live slot uses. Without `delete` it only reports; with it, it
+   * removes the files restart-safely (gc.log, gc-trash/) and records the run
+   * in the audit trail (intent before acting, outcome after). A file that is
+   * or may become live is never removed or replaced.
+   */
+  collectGarbage(options: { delete?: boolean; minAgeMs?: number; actor?: string; reason?: string; onProgress?: ProgressCallback } = {}): GcReport {
+    const minAgeMs = options.minAgeMs === undefined ? 3_600_000 : checkWhole(options.minAgeMs, 'minAgeMs', Number.MAX_SAFE_INTEGER)
+    const actor = checkAuditText(options.actor, 'actor')
+    const reason = checkAuditText(options.reason, 'reason')
+    return call(() => this.#n.gc(options.delete === true, minAgeMs, actor, reason, options.onProgress)) as GcReport
   }
 
   /** The absolute path of an artifact URI (refuses URIs that would leave the state directory). */

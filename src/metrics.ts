@@ -17,6 +17,7 @@
 import type { Registry } from 'prom-client'
 
 import type { BootstrapResult, WindowSpaceController } from './controller'
+import { StateView } from './state-view'
 import { InvalidArgumentError } from './errors'
 import { LEDGER_NAMES, PAYLOAD_STORE_NAMES, SLOT_STATUSES, type LedgerEventCounts, type LedgerName, type StorageReport } from './types'
 
@@ -66,6 +67,29 @@ function isBootstrapResult(v: unknown): v is BootstrapResult {
   return typeof v === 'object' && v !== null && 'controller' in v && 'storageReport' in v
 }
 
+/** What the metrics read, from a controller or a read-only view. */
+interface Counters {
+  readonly closed: boolean
+  slotMetrics(): ReturnType<WindowSpaceController['slotMetrics']>
+  eventCounts(ledger: LedgerName): LedgerEventCounts
+  records(): Record<string, number>
+}
+
+function countersOf(source: WindowSpaceController | StateView): Counters {
+  if (source instanceof StateView) {
+    return { closed: false, slotMetrics: () => source.slotMetrics(), eventCounts: (l) => source.eventCounts(l), records: () => source.recordCounts() }
+  }
+  const stores = source.payloadStores()
+  return {
+    get closed() {
+      return source.closed
+    },
+    slotMetrics: () => source.slotMetrics(),
+    eventCounts: (l) => source.eventCounts(l),
+    records: () => Object.fromEntries(PAYLOAD_STORE_NAMES.map((s) => [s, stores[s].length])),
+  }
+}
+
 /**
  * Registers the metrics of one open state directory on `registry`:
  *
@@ -91,18 +115,19 @@ function isBootstrapResult(v: unknown): v is BootstrapResult {
  * to remove them earlier.
  *
  * @param registry - the prom-client `Registry` to register on (required; the global registry is never used by default)
- * @param source - the controller, or the whole `BootstrapResult` (adds the bootstrap gauges)
+ * @param source - the controller, the whole `BootstrapResult` (adds the bootstrap gauges), or a read-only `StateView`
  * @throws InvalidArgumentError if the registry already holds a metric of one of these names (nothing is registered then)
  */
-export function registerMetrics(registry: Registry, source: WindowSpaceController | BootstrapResult): RegisteredMetrics {
+export function registerMetrics(registry: Registry, source: WindowSpaceController | BootstrapResult | StateView): RegisteredMetrics {
   if (typeof registry !== 'object' || registry === null || typeof (registry as Registry).registerMetric !== 'function') {
     throw new TypeError('registerMetrics expects a prom-client Registry as its first argument')
   }
-  const controller = isBootstrapResult(source) ? source.controller : source
+  const target = isBootstrapResult(source) ? source.controller : source
   const report: StorageReport | undefined = isBootstrapResult(source) ? source.storageReport : undefined
-  if (typeof controller !== 'object' || controller === null || typeof (controller as WindowSpaceController).slotMetrics !== 'function') {
-    throw new TypeError('registerMetrics expects a WindowSpaceController or a BootstrapResult as its second argument')
+  if (typeof target !== 'object' || target === null || typeof (target as WindowSpaceController).slotMetrics !== 'function') {
+    throw new TypeError('registerMetrics expects a WindowSpaceController, a BootstrapResult or a StateView as its second argument')
   }
+  const controller = countersOf(target)
   const names: string[] = [METRIC_NAMES.slots, METRIC_NAMES.transitions, METRIC_NAMES.versionConflicts, METRIC_NAMES.leaseTakeovers, METRIC_NAMES.busyRefusals, METRIC_NAMES.payloadAppends]
   if (report) names.push(METRIC_NAMES.bootstrapDuration, METRIC_NAMES.bootstrapStaleClaims)
   for (const name of names) {
@@ -170,7 +195,6 @@ export function registerMetrics(registry: Registry, source: WindowSpaceControlle
   const conflicts = perLedger(METRIC_NAMES.versionConflicts, 'Fills and clears refused because the claim was no longer current (someone else claimed, took over, cleared or filled the slot).', 'conflicts')
   const takeovers = perLedger(METRIC_NAMES.leaseTakeovers, 'Expired claims taken over by another claimant (each is a claim whose engine died or overran its lease).', 'takeovers')
   const busy = perLedger(METRIC_NAMES.busyRefusals, 'Claims refused because another engine held a live claim on the slot.', 'busy')
-  const stores = controller.payloadStores()
   const appends = new Counter({
     name: METRIC_NAMES.payloadAppends,
     help: 'Payload records appended to each mapping table since it was created (its length: ids are dense).',
@@ -179,7 +203,8 @@ export function registerMetrics(registry: Registry, source: WindowSpaceControlle
     collect() {
       if (closed(this)) return
       this.reset()
-      for (const store of PAYLOAD_STORE_NAMES) this.inc({ store }, stores[store].length)
+      const records = controller.records()
+      for (const store of PAYLOAD_STORE_NAMES) this.inc({ store }, records[store]!)
     },
   })
   const metrics: Array<{ name: string; metric: unknown }> = [

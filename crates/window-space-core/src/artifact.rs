@@ -2,6 +2,23 @@
 //! `<stateDir>/artifacts/`, computes its 64-bit checksum (xxh3-64, the same
 //! function the format uses everywhere) and returns a URI relative to the
 //! state directory. Paths that would leave the state directory are refused.
+//!
+//! ## Claim-bound artifacts
+//!
+//! An artifact written for a claim goes to a path that carries the claim:
+//!
+//! ```text
+//! artifacts/<symbol>/<slot kind>/<window>/v<claim version>/<name>
+//! ```
+//!
+//! `<symbol>` is the symbol with every byte outside `A-Z a-z 0-9 _ -`
+//! written as `%XX` (so `BRK/B` is `BRK%2FB` and no symbol makes a `.` or
+//! `..` component). Two attempts at one slot never share a path, so an
+//! engine whose lease ran out (a zombie) can never overwrite the file of the
+//! engine that took the slot over; and gc can tell from the path alone which
+//! claim a file belongs to: while that claim is Pending the file is kept,
+//! once the slot moved past it the file is garbage unless a live record
+//! names it.
 
 use std::path::{Component, Path, PathBuf};
 
@@ -24,6 +41,77 @@ pub struct ArtifactInfo {
 /// The 64-bit checksum used for artifacts and records.
 pub fn checksum(bytes: &[u8]) -> u64 {
     xxhash_rust::xxh3::xxh3_64(bytes)
+}
+
+/// The claim an artifact path names (see the module docs).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ClaimPath {
+    pub symbol: String,
+    pub kind: crate::vocab::SlotKind,
+    pub window: u32,
+    pub version: u32,
+    pub name: String,
+}
+
+fn encode_symbol(symbol: &str) -> String {
+    let mut out = String::with_capacity(symbol.len());
+    for b in symbol.bytes() {
+        if b.is_ascii_alphanumeric() || b == b'_' || b == b'-' {
+            out.push(b as char);
+        } else {
+            out.push_str(&format!("%{b:02X}"));
+        }
+    }
+    out
+}
+
+fn decode_symbol(s: &str) -> Option<String> {
+    let b = s.as_bytes();
+    let mut out = Vec::with_capacity(b.len());
+    let mut i = 0;
+    while i < b.len() {
+        match b[i] {
+            b'%' => {
+                let hex = std::str::from_utf8(b.get(i + 1..i + 3)?).ok()?;
+                out.push(u8::from_str_radix(hex, 16).ok()?);
+                i += 3;
+            }
+            c if c.is_ascii_alphanumeric() || c == b'_' || c == b'-' => {
+                out.push(c);
+                i += 1;
+            }
+            _ => return None,
+        }
+    }
+    String::from_utf8(out).ok()
+}
+
+/// Checks the file name of a claim-bound artifact: one path component.
+fn check_name(name: &str) -> Result<()> {
+    if name.is_empty() || name.len() > 255 || name == "." || name == ".." || name.contains('/') || name.chars().any(char::is_control) {
+        return Err(Error::invalid(format!(
+            "artifact name must be one path component of 1 to 255 bytes without control characters, got {name:?}"
+        )));
+    }
+    Ok(())
+}
+
+/// The path (relative to `artifacts/`) of a claim's artifact `name`.
+pub fn claim_rel_path(symbol: &str, kind: crate::vocab::SlotKind, window: u32, version: u32, name: &str) -> Result<String> {
+    check_name(name)?;
+    Ok(format!("{}/{}/{window}/v{version}/{name}", encode_symbol(symbol), kind.name()))
+}
+
+/// The claim a URI (`artifacts/...`) names, if it has the claim-bound shape.
+pub fn parse_claim_uri(uri: &str) -> Option<ClaimPath> {
+    let rest = uri.strip_prefix("artifacts/")?;
+    let parts: Vec<&str> = rest.split('/').collect();
+    let [symbol, kind, window, version, name] = parts.as_slice() else { return None };
+    let kind = crate::vocab::SlotKind::from_name(kind)?;
+    let window: u32 = window.parse().ok().filter(|_| !window.starts_with('+'))?;
+    let version: u32 = version.strip_prefix('v')?.parse().ok()?;
+    check_name(name).ok()?;
+    Some(ClaimPath { symbol: decode_symbol(symbol)?, kind, window, version, name: (*name).to_string() })
 }
 
 /// Validates an artifact path relative to `artifacts/`.
@@ -103,6 +191,30 @@ fn ensure_real_dir(dir: &Path, rel: &str) -> Result<()> {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn claim_paths_round_trip_and_never_escape() {
+        use crate::vocab::SlotKind;
+        for symbol in ["SPY", "BRK/B", "..", ".", "a b", "Ünï", "%2F"] {
+            let rel = claim_rel_path(symbol, SlotKind::Greeks, 4711, 9, "greeks.parquet").unwrap();
+            assert!(!rel.split('/').any(|c| c == "." || c == ".."), "{rel}");
+            let parsed = parse_claim_uri(&format!("artifacts/{rel}")).unwrap();
+            assert_eq!((parsed.symbol.as_str(), parsed.kind, parsed.window, parsed.version), (symbol, SlotKind::Greeks, 4711, 9));
+        }
+        assert_eq!(claim_rel_path("BRK/B", SlotKind::OptionTrade, 1, 2, "t.json").unwrap(), "BRK%2FB/optionTrade/1/v2/t.json");
+        for bad in ["", ".", "..", "a/b", "x\u{7}"] {
+            assert!(claim_rel_path("SPY", SlotKind::Greeks, 0, 1, bad).is_err(), "{bad:?}");
+        }
+        for not_claim in [
+            "artifacts/SPY/1.txt",
+            "artifacts/SPY/nope/1/v2/x",
+            "artifacts/SPY/greeks/x/v2/y",
+            "artifacts/SPY/greeks/1/2/y",
+            "artifacts/S%ZZ/greeks/1/v2/y",
+        ] {
+            assert!(parse_claim_uri(not_claim).is_none(), "{not_claim}");
+        }
+    }
 
     #[test]
     fn writes_atomically_and_refuses_escapes() {

@@ -51,6 +51,26 @@ pub struct AuditContext {
     pub reason: Option<String>,
 }
 
+/// Longest actor or reason of an audit line, in characters.
+pub const MAX_AUDIT_TEXT: usize = 256;
+
+impl AuditContext {
+    /// Checks the actor and reason: at most [`MAX_AUDIT_TEXT`] characters each.
+    /// Callers check before they change anything, so an action whose audit
+    /// line would be refused never happens.
+    pub fn check(&self) -> Result<()> {
+        for (what, v) in [("actor", &self.actor), ("reason", &self.reason)] {
+            if let Some(v) = v {
+                let n = v.chars().count();
+                if n > MAX_AUDIT_TEXT {
+                    return Err(Error::invalid(format!("the audit {what} must be at most {MAX_AUDIT_TEXT} characters, got {n}")));
+                }
+            }
+        }
+        Ok(())
+    }
+}
+
 /// A line of the log that is not an audit entry.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct DamagedLine {
@@ -68,6 +88,9 @@ pub fn default_actor() -> String {
     let host = rustix::system::uname().nodename().to_string_lossy().into_owned();
     format!("{user}@{host} pid {}", std::process::id())
 }
+
+/// An audit line and its 1-based line number.
+pub type NumberedEntry = (u64, Value);
 
 /// The slot before an action, as an audit line records it.
 pub fn previous_json(s: &SlotSnapshot) -> Value {
@@ -105,6 +128,7 @@ impl AuditLog {
 
     /// Appends one line: `fields` plus `v`, `atNs`, `actor`, `reason`, `action`.
     pub fn append(&self, ctx: &AuditContext, action: &str, fields: Map<String, Value>) -> Result<()> {
+        ctx.check()?;
         let at_ns = SystemTime::now().duration_since(UNIX_EPOCH).map_or(0, |d| d.as_nanos());
         let mut line = Map::new();
         line.insert("v".into(), Value::from(1));
@@ -162,6 +186,12 @@ impl AuditLog {
 
     /// Every good line of the log, parsed, and where the damaged ones are.
     pub fn scan(path: &Path) -> Result<(Vec<Value>, Vec<DamagedLine>)> {
+        let (entries, damaged) = Self::scan_numbered(path)?;
+        Ok((entries.into_iter().map(|(_, v)| v).collect(), damaged))
+    }
+
+    /// Like [`scan`](Self::scan), with each good line's 1-based line number.
+    pub fn scan_numbered(path: &Path) -> Result<(Vec<NumberedEntry>, Vec<DamagedLine>)> {
         let text = match std::fs::read(path) {
             Ok(t) => t,
             Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Ok((Vec::new(), Vec::new())),
@@ -188,7 +218,7 @@ impl AuditLog {
                 && v.get("actor").and_then(Value::as_str).is_some()
                 && v.get("action").and_then(Value::as_str).is_some_and(|a| !a.is_empty());
             if ok {
-                out.push(v);
+                out.push((i as u64 + 1, v));
             } else {
                 damaged.push(DamagedLine { line: i as u64 + 1, offset: at, what: "lacks v=1, atNs, actor or action".into() });
             }

@@ -168,7 +168,11 @@ impl Error {
         if version > supported {
             Self::NewerFormat { file, version, supported }
         } else {
-            Self::corrupt(file, Some(offset), format!("format version {version} is not one window-space writes (this library reads version {supported})"))
+            Self::corrupt(
+                file,
+                Some(offset),
+                format!("format version {version} is not one window-space writes (this library reads version {supported})"),
+            )
         }
     }
 }

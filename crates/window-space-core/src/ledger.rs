@@ -171,11 +171,19 @@ impl LedgerGeometry {
         let stored_kind = u32_at(OFF_KIND);
         let want_kind = header_kind(kind);
         if stored_kind != want_kind {
-            return Err(Error::corrupt(path, Some(OFF_KIND as u64), format!("ledger kind {stored_kind}, expected {want_kind} ({})", kind.name())));
+            return Err(Error::corrupt(
+                path,
+                Some(OFF_KIND as u64),
+                format!("ledger kind {stored_kind}, expected {want_kind} ({})", kind.name()),
+            ));
         }
         let schema = u32_at(OFF_SCHEMA);
         if schema != SCHEMA_VERSION {
-            return Err(Error::corrupt(path, Some(OFF_SCHEMA as u64), format!("schema version {schema} is not supported (expected {SCHEMA_VERSION})")));
+            return Err(Error::corrupt(
+                path,
+                Some(OFF_SCHEMA as u64),
+                format!("schema version {schema} is not supported (expected {SCHEMA_VERSION})"),
+            ));
         }
         if u32_at(OFF_SLOTS_PER_ROW) != expected.slots_per_row
             || u32_at(OFF_SLOT_BYTES) != SLOT_BYTES as u32
@@ -719,7 +727,7 @@ fn encode_chunk_header(buf: &mut [u8], symbol: u32, chunk_idx: u32) {
     buf[CHUNK_OFF_CHECKSUM..CHUNK_OFF_CHECKSUM + 8].copy_from_slice(&sum.to_le_bytes());
 }
 
-fn decode_chunk_header(path: &Path, off: u64, buf: &[u8]) -> Result<(u32, u32)> {
+pub(crate) fn decode_chunk_header(path: &Path, off: u64, buf: &[u8]) -> Result<(u32, u32)> {
     if buf[0..4] != CHUNK_MAGIC {
         return Err(Error::corrupt(path, Some(off), "chunk header has the wrong magic number"));
     }

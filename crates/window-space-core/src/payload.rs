@@ -51,8 +51,8 @@ use std::sync::Mutex;
 
 use crate::error::{Error, Result};
 use crate::lock::FileLock;
-pub use crate::vocab::StoreKind;
 use crate::vocab::SlotKind;
+pub use crate::vocab::StoreKind;
 
 pub(crate) const MAGIC: [u8; 8] = *b"\x89WSMAP\r\n";
 pub(crate) const FORMAT_VERSION: u32 = 1;
@@ -129,6 +129,8 @@ pub struct PayloadStore {
     /// Taken before the file's flock by every appender of this process.
     appenders: Mutex<()>,
     sync: bool,
+    /// False for a table opened with [`open_read_only`](Self::open_read_only).
+    writable: bool,
     /// Records this process appended inside a deferral scope and has not
     /// synced yet: the first such payload id (`u64::MAX` when none is owed).
     first_owed: AtomicU64,
@@ -283,7 +285,18 @@ impl PayloadStore {
     /// tail is cut off (call that only after every other check of the bootstrap
     /// passed, see `Controller::bootstrap`).
     pub fn open(path: &Path, kind: StoreKind, sync: bool) -> Result<(Self, ReplayReport)> {
-        let file = OpenOptions::new().read(true).write(true).open(path).map_err(|e| Error::io("open", path, e))?;
+        Self::open_with(path, kind, sync, true)
+    }
+
+    /// Opens and replays a table for reading only (tools on live directories
+    /// and on read-only copies): the file is opened read-only, a torn tail is
+    /// reported and never cut, and appends are refused.
+    pub fn open_read_only(path: &Path, kind: StoreKind) -> Result<(Self, ReplayReport)> {
+        Self::open_with(path, kind, false, false)
+    }
+
+    fn open_with(path: &Path, kind: StoreKind, sync: bool, writable: bool) -> Result<(Self, ReplayReport)> {
+        let file = OpenOptions::new().read(true).write(writable).open(path).map_err(|e| Error::io("open", path, e))?;
         let mut header = [0u8; HEADER_BYTES as usize];
         let len = file.metadata().map_err(|e| Error::io("fstat", path, e))?.len();
         if len < HEADER_BYTES {
@@ -298,6 +311,7 @@ impl PayloadStore {
             index: Mutex::new(Index { offsets: Vec::new(), end: HEADER_BYTES }),
             appenders: Mutex::new(()),
             sync,
+            writable,
             first_owed: AtomicU64::new(u64::MAX),
             known: AtomicU64::new(0),
             syncing: Mutex::new(()),
@@ -313,6 +327,7 @@ impl PayloadStore {
     /// Cuts a torn tail found by replay; the caller knows no other process is
     /// appending (it is alone, or it holds the file lock).
     pub fn repair_torn_tail(&self) -> Result<u64> {
+        self.check_writable()?;
         let _lock = FileLock::exclusive(&self.file, &self.appenders, &self.path)?;
         let mut index = self.index.lock().unwrap_or_else(|p| p.into_inner());
         let torn = self.read_new_records(&mut index)?;
@@ -320,6 +335,14 @@ impl PayloadStore {
             self.cut(&index)?;
         }
         Ok(torn)
+    }
+
+    fn check_writable(&self) -> Result<()> {
+        if self.writable {
+            Ok(())
+        } else {
+            Err(Error::invalid(format!("{} was opened read-only", self.path.display())))
+        }
     }
 
     fn cut(&self, index: &Index) -> Result<()> {
@@ -434,6 +457,7 @@ impl PayloadStore {
 
     /// Appends a record; its `payload_id` field is ignored and set to the next id.
     pub fn append(&self, mut rec: PayloadRecord) -> Result<u64> {
+        self.check_writable()?;
         if rec.uri.len() > MAX_URI_BYTES {
             return Err(Error::invalid(format!("artifact URI is {} bytes; at most {MAX_URI_BYTES} are allowed", rec.uri.len())));
         }

@@ -194,6 +194,22 @@ impl Schedule {
         Ok(WindowMeta { window_idx, start_ns, duration_ns, schema_version: SCHEMA_VERSION })
     }
 
+    /// How many windows have started by `ts_ns` (windows `0..n` start at or
+    /// before it): the first window that starts after it, or the window count.
+    pub fn windows_started_by(&self, ts_ns: i128) -> u32 {
+        let (mut lo, mut hi) = (0u32, self.window_count);
+        while lo < hi {
+            let mid = lo + (hi - lo) / 2;
+            let start = self.window_meta(mid).map_or(i128::MAX, |m| i128::from(m.start_ns));
+            if start <= ts_ns {
+                lo = mid + 1;
+            } else {
+                hi = mid;
+            }
+        }
+        lo
+    }
+
     /// How `given` relates to `self` (the persisted schedule).
     pub fn relation_to(&self, given: &Schedule) -> Result<ScheduleRelation> {
         if self.space == given.space {
@@ -320,6 +336,22 @@ mod tests {
         assert_eq!(base.relation_to(&more).unwrap(), ScheduleRelation::RollsForward);
         assert_eq!(more.relation_to(&base).unwrap(), ScheduleRelation::Behind);
         assert_eq!(base.relation_to(&other).unwrap_err().code(), "ERR_SCHEDULE_MISMATCH");
+    }
+
+    #[test]
+    fn windows_started_by_counts_windows_that_began() {
+        let s = Schedule::new(WindowSpace::Sessions {
+            sessions: vec![
+                Session { start_ns: 0, end_ns: 10 * MIN, window_ns: 5 * MIN },
+                Session { start_ns: 20 * MIN, end_ns: 30 * MIN, window_ns: 5 * MIN },
+            ],
+        })
+        .unwrap();
+        assert_eq!(s.windows_started_by(-1), 0);
+        assert_eq!(s.windows_started_by(0), 1);
+        assert_eq!(s.windows_started_by(i128::from(15 * MIN)), 2, "between sessions");
+        assert_eq!(s.windows_started_by(i128::from(25 * MIN)), 4);
+        assert_eq!(s.windows_started_by(i128::from(99 * MIN)), 4);
     }
 
     #[test]

@@ -99,9 +99,10 @@ impl SlotWriteError {
     /// The slot as it was seen when the transition was refused.
     pub fn current(&self) -> &SlotSnapshot {
         match self {
-            Self::VersionConflict { current, .. } | Self::SlotBusy { current } | Self::SlotFilled { current } | Self::SlotRetired { current } => {
-                current
-            }
+            Self::VersionConflict { current, .. }
+            | Self::SlotBusy { current }
+            | Self::SlotFilled { current }
+            | Self::SlotRetired { current } => current,
         }
     }
 }
@@ -211,6 +212,84 @@ fn version_after(a: u32, b: u32) -> bool {
     (a.wrapping_sub(b) as i32) > 0
 }
 
+/// The fields of a slot's 32 bytes as the ledger file holds them, for tools
+/// that read the file with `pread` instead of through the mapping.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct RawSlot {
+    pub version: u32,
+    pub status_byte: u8,
+    pub payload_type: u8,
+    /// Head bits 48..64, always 0.
+    pub reserved_head: u16,
+    /// Lease deadline (Pending) or payload id (Filled), else 0.
+    pub high: u64,
+    pub checksum: u64,
+    /// The claim version whose fill wrote `checksum`.
+    pub fill_tag: u32,
+    /// Tail bits 96..128, always 0.
+    pub reserved_tail: u32,
+}
+
+impl RawSlot {
+    /// Decodes 32 little-endian bytes (the table at the top of this module).
+    pub fn from_bytes(b: &[u8; SLOT_BYTES]) -> Self {
+        let word = |o: usize| u64::from_le_bytes([b[o], b[o + 1], b[o + 2], b[o + 3], b[o + 4], b[o + 5], b[o + 6], b[o + 7]]);
+        let (low, high, checksum, tag) = (word(0), word(8), word(16), word(24));
+        Self {
+            version: low as u32,
+            status_byte: (low >> 32) as u8,
+            payload_type: (low >> 40) as u8,
+            reserved_head: (low >> 48) as u16,
+            high,
+            checksum,
+            fill_tag: tag as u32,
+            reserved_tail: (tag >> 32) as u32,
+        }
+    }
+
+    /// The slot these bytes hold, or `None` when its two words do not belong
+    /// together (a Filled head whose tail is not its fill's: bytes read in the
+    /// middle of a transition; read them again) or its status byte is unknown.
+    pub fn snapshot(&self) -> Option<SlotSnapshot> {
+        let status = SlotStatus::from_u8(self.status_byte)?;
+        if status == SlotStatus::Filled && self.fill_tag != self.version.wrapping_sub(1) {
+            return None;
+        }
+        self.snapshot_as_is()
+    }
+
+    /// The slot these bytes hold as they are, even when the two words do not
+    /// belong together (damage that read as the same bytes again and again);
+    /// `None` only for an unknown status byte.
+    pub fn snapshot_as_is(&self) -> Option<SlotSnapshot> {
+        SlotStatus::from_u8(self.status_byte)?;
+        let h = Head { version: self.version, status_byte: self.status_byte, payload_type: self.payload_type, high: self.high };
+        let tail = u128::from(self.checksum) | (u128::from(self.fill_tag) << 64);
+        Some(snapshot_of(h, tail))
+    }
+}
+
+/// The snapshot a head word and a tail word stand for.
+fn snapshot_of(h: Head, tail: u128) -> SlotSnapshot {
+    let status = SlotStatus::from_u8(h.status_byte).unwrap_or(SlotStatus::Empty);
+    let mut s = SlotSnapshot { status, version: h.version, payload_type: 0, payload_id: 0, checksum: 0, lease_deadline_ms: 0 };
+    match status {
+        SlotStatus::Pending => s.lease_deadline_ms = h.high,
+        SlotStatus::Filled => {
+            s.payload_type = h.payload_type;
+            s.payload_id = h.high;
+            s.checksum = tail as u64;
+        }
+        _ => {}
+    }
+    s
+}
+
+/// Serial-number comparison of 32-bit versions, for tools: true when `a` is after `b`.
+pub fn version_is_after(a: u32, b: u32) -> bool {
+    version_after(a, b)
+}
+
 /// One slot in the mapping: a pair of 128-bit atomic words.
 ///
 /// Obtained from the ledger (see `mapping.rs` for the safety argument); all
@@ -229,18 +308,7 @@ impl<'a> SlotCell<'a> {
     }
 
     fn snapshot_of(&self, h: Head, tail: u128) -> SlotSnapshot {
-        let status = SlotStatus::from_u8(h.status_byte).unwrap_or(SlotStatus::Empty);
-        let mut s = SlotSnapshot { status, version: h.version, payload_type: 0, payload_id: 0, checksum: 0, lease_deadline_ms: 0 };
-        match status {
-            SlotStatus::Pending => s.lease_deadline_ms = h.high,
-            SlotStatus::Filled => {
-                s.payload_type = h.payload_type;
-                s.payload_id = h.high;
-                s.checksum = tail as u64;
-            }
-            _ => {}
-        }
-        s
+        snapshot_of(h, tail)
     }
 
     /// Raw status byte of the head (for verification of unknown values).
@@ -363,7 +431,12 @@ impl<'a> SlotCell<'a> {
             // Phase 2: commit. Try again only if the head changed without leaving
             // our claim (a concurrent renewal of the same claim moves the deadline).
             match self.cas(w, filled) {
-                Ok(()) => return Ok((Transition { from: SlotStatus::Pending, to: SlotStatus::Filled, version: claim_version.wrapping_add(1) }, r)),
+                Ok(()) => {
+                    return Ok((
+                        Transition { from: SlotStatus::Pending, to: SlotStatus::Filled, version: claim_version.wrapping_add(1) },
+                        r,
+                    ))
+                }
                 Err(now) => w = now,
             }
         }
@@ -400,7 +473,11 @@ impl<'a> SlotCell<'a> {
         self.admin_set(SlotStatus::Retired, reserve)
     }
 
-    fn admin_set<R>(&self, to: SlotStatus, mut reserve: impl FnMut() -> R) -> Result<Option<(Transition, SlotSnapshot, R)>, SlotWriteError> {
+    fn admin_set<R>(
+        &self,
+        to: SlotStatus,
+        mut reserve: impl FnMut() -> R,
+    ) -> Result<Option<(Transition, SlotSnapshot, R)>, SlotWriteError> {
         let mut w = self.head.load(Ordering::Acquire);
         loop {
             let h = decode_head(w);
@@ -517,7 +594,10 @@ mod tests {
         c.fill(g.version, fp(4, 77, 0xfeed), || ()).unwrap();
         let (tr, before, ()) = c.force_clear(|| ()).unwrap().unwrap();
         assert_eq!((tr.from, tr.to, tr.version), (SlotStatus::Filled, SlotStatus::Cleared, 3));
-        assert_eq!((before.status, before.version, before.payload_type, before.payload_id, before.checksum), (SlotStatus::Filled, 2, 4, 77, 0xfeed));
+        assert_eq!(
+            (before.status, before.version, before.payload_type, before.payload_id, before.checksum),
+            (SlotStatus::Filled, 2, 4, 77, 0xfeed)
+        );
         assert!(c.force_clear(|| ()).unwrap().is_none(), "a Cleared slot stays as it is");
     }
 

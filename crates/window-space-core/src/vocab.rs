@@ -196,9 +196,27 @@ impl SlotKind {
         SlotKindInfo { kind: Self::RfRate, name: "rfRate", ledger: LedgerKind::Trade, column: 0, store: StoreKind::RfRate },
         SlotKindInfo { kind: Self::OptionTrade, name: "optionTrade", ledger: LedgerKind::Trade, column: 1, store: StoreKind::Trades },
         SlotKindInfo { kind: Self::OptionQuote, name: "optionQuote", ledger: LedgerKind::Trade, column: 2, store: StoreKind::Quotes },
-        SlotKindInfo { kind: Self::UnderlyingTrade, name: "underlyingTrade", ledger: LedgerKind::Trade, column: 3, store: StoreKind::Trades },
-        SlotKindInfo { kind: Self::UnderlyingQuote, name: "underlyingQuote", ledger: LedgerKind::Trade, column: 4, store: StoreKind::Quotes },
-        SlotKindInfo { kind: Self::OptionAggressor, name: "optionAggressor", ledger: LedgerKind::Trade, column: 5, store: StoreKind::Aggressor },
+        SlotKindInfo {
+            kind: Self::UnderlyingTrade,
+            name: "underlyingTrade",
+            ledger: LedgerKind::Trade,
+            column: 3,
+            store: StoreKind::Trades,
+        },
+        SlotKindInfo {
+            kind: Self::UnderlyingQuote,
+            name: "underlyingQuote",
+            ledger: LedgerKind::Trade,
+            column: 4,
+            store: StoreKind::Quotes,
+        },
+        SlotKindInfo {
+            kind: Self::OptionAggressor,
+            name: "optionAggressor",
+            ledger: LedgerKind::Trade,
+            column: 5,
+            store: StoreKind::Aggressor,
+        },
         SlotKindInfo {
             kind: Self::UnderlyingAggressor,
             name: "underlyingAggressor",
@@ -207,7 +225,13 @@ impl SlotKind {
             store: StoreKind::Aggressor,
         },
         SlotKindInfo { kind: Self::Greeks, name: "greeks", ledger: LedgerKind::Enrichment, column: 0, store: StoreKind::Greeks },
-        SlotKindInfo { kind: Self::Aggregation, name: "aggregation", ledger: LedgerKind::Enrichment, column: 1, store: StoreKind::Aggregations },
+        SlotKindInfo {
+            kind: Self::Aggregation,
+            name: "aggregation",
+            ledger: LedgerKind::Enrichment,
+            column: 1,
+            store: StoreKind::Aggregations,
+        },
     ];
 
     /// Every slot kind, in code order.

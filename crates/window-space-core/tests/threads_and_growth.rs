@@ -16,7 +16,15 @@ fn config(dir: &std::path::Path) -> Config {
 }
 
 fn record(symbol: u32, w: u32, tag: u64) -> PayloadInput {
-    PayloadInput { symbol_id: symbol, window_idx: w, slot_kind: SlotKind::OptionTrade, payload_type: 1, checksum: tag, size: 1, uri: format!("t/{tag}/{w}") }
+    PayloadInput {
+        symbol_id: symbol,
+        window_idx: w,
+        slot_kind: SlotKind::OptionTrade,
+        payload_type: 1,
+        checksum: tag,
+        size: 1,
+        uri: format!("t/{tag}/{w}"),
+    }
 }
 
 /// Every thread walks all windows; returns (wins, refusal codes) per thread.

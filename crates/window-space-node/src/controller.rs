@@ -8,14 +8,16 @@ use napi::bindgen_prelude::{AbortSignal, AsyncTask, BigInt};
 use napi::Env;
 use napi_derive::napi;
 use window_space_core::journal::JournalRead;
-use window_space_core::{Config, Controller, Durability, Error as CoreError, FillPayload, PayloadInput, SlotAddr, StorageReport, WindowSpace};
+use window_space_core::{
+    Config, Controller, Durability, Error as CoreError, FillPayload, PayloadInput, SlotAddr, StorageReport, WindowSpace,
+};
 
 use crate::convert::{i64_of, lease, ledger_kind, slot_kind, store_kind, u32_of, u64_of, whole};
 use crate::errors::{invalid, js_error, OrThrow};
 use crate::fast;
 use crate::reports::{
-    audit_ctx, storage_report, transition, NativeArtifact, NativeAuditContext, NativePayloadInput, NativePayloadRecord, NativeStorageReport,
-    NativeTransition, NativeWindowMeta,
+    audit_ctx, storage_report, transition, NativeArtifact, NativeAuditContext, NativePayloadInput, NativePayloadRecord,
+    NativeStorageReport, NativeTransition, NativeWindowMeta,
 };
 use crate::tasks::{CommitTask, OpenTask};
 use crate::watch;
@@ -48,8 +50,8 @@ fn durability(d: Option<&str>) -> Result<Durability, CoreError> {
 }
 
 fn config(o: &NativeOpenOptions) -> Result<Config, CoreError> {
-    let space: WindowSpace =
-        serde_json::from_str(&o.schedule_json).map_err(|e| CoreError::InvalidSchedule { what: format!("the schedule is not valid JSON: {e}") })?;
+    let space: WindowSpace = serde_json::from_str(&o.schedule_json)
+        .map_err(|e| CoreError::InvalidSchedule { what: format!("the schedule is not valid JSON: {e}") })?;
     let mut c = Config::new(&o.state_dir, space);
     c.durability = durability(o.durability.as_deref())?;
     if let Some(l) = o.default_lease_ms {
@@ -79,6 +81,11 @@ pub struct NativeController {
 }
 
 impl NativeController {
+    /// The open controller, or `ERR_CLOSED`.
+    pub(crate) fn core(&self, env: &Env) -> napi::Result<&Controller> {
+        self.inner.as_deref().ok_or_else(|| js_error(env, CoreError::Closed))
+    }
+
     pub(crate) fn new(c: Controller, report: StorageReport) -> Self {
         let inner = Arc::new(c);
         let handle = fast::register(inner.clone());
@@ -115,13 +122,18 @@ impl NativeController {
 
     /// Opens an existing state directory with its persisted schedule.
     #[napi(factory, catch_unwind)]
-    pub fn open_existing(env: Env, state_dir: String, durability_mode: Option<String>, actor: Option<String>) -> napi::Result<NativeController> {
+    pub fn open_existing(
+        env: Env,
+        state_dir: String,
+        durability_mode: Option<String>,
+        actor: Option<String>,
+    ) -> napi::Result<NativeController> {
         let (c, r) = durability(durability_mode.as_deref()).and_then(|d| Controller::open_existing(state_dir, d, actor)).or_throw(&env)?;
         Ok(NativeController::new(c, r))
     }
 
     fn c(&self, env: &Env) -> napi::Result<&Controller> {
-        self.inner.as_deref().ok_or_else(|| js_error(env, CoreError::Closed))
+        self.core(env)
     }
 
     #[napi(catch_unwind)]
@@ -306,25 +318,55 @@ impl NativeController {
     // ---- admin
 
     #[napi(catch_unwind)]
-    pub fn force_clear(&self, env: Env, symbol: u32, window_idx: u32, kind_code: u32, audit: Option<NativeAuditContext>) -> napi::Result<NativeTransition> {
+    pub fn force_clear(
+        &self,
+        env: Env,
+        symbol: u32,
+        window_idx: u32,
+        kind_code: u32,
+        audit: Option<NativeAuditContext>,
+    ) -> napi::Result<NativeTransition> {
         let k = slot_kind(kind_code).or_throw(&env)?;
         self.c(&env)?.force_clear(SlotAddr::new(symbol, window_idx, k), &audit_ctx(audit)).map(transition).or_throw(&env)
     }
 
     #[napi(catch_unwind)]
-    pub fn retire(&self, env: Env, symbol: u32, window_idx: u32, kind_code: u32, audit: Option<NativeAuditContext>) -> napi::Result<NativeTransition> {
+    pub fn retire(
+        &self,
+        env: Env,
+        symbol: u32,
+        window_idx: u32,
+        kind_code: u32,
+        audit: Option<NativeAuditContext>,
+    ) -> napi::Result<NativeTransition> {
         let k = slot_kind(kind_code).or_throw(&env)?;
         self.c(&env)?.retire(SlotAddr::new(symbol, window_idx, k), &audit_ctx(audit)).map(transition).or_throw(&env)
     }
 
     #[napi(catch_unwind)]
-    pub fn force_clear_range(&self, env: Env, symbol: u32, from: u32, to: u32, kind_code: u32, audit: Option<NativeAuditContext>) -> napi::Result<f64> {
+    pub fn force_clear_range(
+        &self,
+        env: Env,
+        symbol: u32,
+        from: u32,
+        to: u32,
+        kind_code: u32,
+        audit: Option<NativeAuditContext>,
+    ) -> napi::Result<f64> {
         let k = slot_kind(kind_code).or_throw(&env)?;
         self.c(&env)?.force_clear_range(symbol, from..to, k, &audit_ctx(audit)).map(|n| n as f64).or_throw(&env)
     }
 
     #[napi(catch_unwind)]
-    pub fn retire_range(&self, env: Env, symbol: u32, from: u32, to: u32, kind_code: u32, audit: Option<NativeAuditContext>) -> napi::Result<f64> {
+    pub fn retire_range(
+        &self,
+        env: Env,
+        symbol: u32,
+        from: u32,
+        to: u32,
+        kind_code: u32,
+        audit: Option<NativeAuditContext>,
+    ) -> napi::Result<f64> {
         let k = slot_kind(kind_code).or_throw(&env)?;
         self.c(&env)?.retire_range(symbol, from..to, k, &audit_ctx(audit)).map(|n| n as f64).or_throw(&env)
     }
@@ -363,8 +405,10 @@ impl NativeController {
         if out.len() < 3 * n as usize {
             return Err(js_error(&env, invalid(format!("claimNextReady needs an output array of at least {} numbers", 3 * n))));
         }
-        let got =
-            self.c(&env)?.claim_next_ready(SlotAddr::new(symbol, start, k), requirements, n, lease(lease_ms).or_throw(&env)?).or_throw(&env)?;
+        let got = self
+            .c(&env)?
+            .claim_next_ready(SlotAddr::new(symbol, start, k), requirements, n, lease(lease_ms).or_throw(&env)?)
+            .or_throw(&env)?;
         Ok(pairs_into(&got, out))
     }
 
@@ -518,6 +562,24 @@ impl NativeController {
     #[napi(catch_unwind)]
     pub fn write_artifact(&self, env: Env, rel_path: String, data: &[u8]) -> napi::Result<NativeArtifact> {
         let a = self.c(&env)?.write_artifact(&rel_path, data).or_throw(&env)?;
+        Ok(NativeArtifact { uri: a.uri, checksum: BigInt::from(a.checksum), size: a.size as f64 })
+    }
+
+    /// Writes the artifact `name` of a claim at its claim-bound path (core `artifact.rs`).
+    #[napi(catch_unwind)]
+    #[allow(clippy::too_many_arguments)] // the napi signature: the claim as numbers, a name, the bytes
+    pub fn write_claim_artifact(
+        &self,
+        env: Env,
+        symbol: u32,
+        window_idx: u32,
+        kind_code: u32,
+        version: u32,
+        name: String,
+        data: &[u8],
+    ) -> napi::Result<NativeArtifact> {
+        let k = slot_kind(kind_code).or_throw(&env)?;
+        let a = self.c(&env)?.write_claim_artifact(SlotAddr::new(symbol, window_idx, k), version, &name, data).or_throw(&env)?;
         Ok(NativeArtifact { uri: a.uri, checksum: BigInt::from(a.checksum), size: a.size as f64 })
     }
 

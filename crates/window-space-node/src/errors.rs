@@ -12,7 +12,7 @@ use window_space_core::Error as CoreError;
 
 /// A JS value for a JSON value of error details. Numbers become JS numbers
 /// (details hold no integer past 2^53; 64-bit checksums are decimal strings).
-fn json_to_js<'e>(env: &'e Env, v: &serde_json::Value) -> napi::Result<Unknown<'e>> {
+pub(crate) fn json_to_js<'e>(env: &'e Env, v: &serde_json::Value) -> napi::Result<Unknown<'e>> {
     use serde_json::Value;
     match v {
         Value::Null => Null.into_unknown(env),

@@ -220,7 +220,8 @@ fn hot<T>(r: Result<T, CoreError>, out: Option<&mut [f64]>, ok: impl FnOnce(T, O
 /// # Safety
 /// `env` must be the env of the running callback.
 unsafe fn finish(env: sys::napi_env, body: impl FnOnce() -> Out) -> sys::napi_value {
-    let result = std::panic::catch_unwind(std::panic::AssertUnwindSafe(body)).unwrap_or_else(|_| Err(Fail::Core(panicked("a hot-path call"))));
+    let result =
+        std::panic::catch_unwind(std::panic::AssertUnwindSafe(body)).unwrap_or_else(|_| Err(Fail::Core(panicked("a hot-path call"))));
     match result {
         Ok(v) => {
             let mut out = ptr::null_mut();
@@ -391,7 +392,8 @@ pub fn init(exports: Object, env: Env) -> napi::Result<()> {
         let mut f = ptr::null_mut();
         // SAFETY: env is the module-init env; name is valid UTF-8 of the given
         // length; cb is an `extern "C"` callback that upholds the module contract.
-        let status = unsafe { sys::napi_create_function(env.raw(), name.as_ptr().cast(), name.len() as isize, Some(cb), ptr::null_mut(), &mut f) };
+        let status =
+            unsafe { sys::napi_create_function(env.raw(), name.as_ptr().cast(), name.len() as isize, Some(cb), ptr::null_mut(), &mut f) };
         if status != sys::Status::napi_ok {
             return Err(napi::Error::from_reason(format!("napi_create_function({name}) failed with status {status}")));
         }

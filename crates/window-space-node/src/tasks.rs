@@ -23,7 +23,8 @@ impl Task for OpenTask {
 
     fn compute(&mut self) -> napi::Result<Self::Output> {
         let Some(config) = self.config.take() else { return Ok(Err(panicked("a bootstrap task that ran twice"))) };
-        Ok(std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| Controller::bootstrap(config))).unwrap_or_else(|_| Err(panicked("bootstrap"))))
+        Ok(std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| Controller::bootstrap(config)))
+            .unwrap_or_else(|_| Err(panicked("bootstrap"))))
     }
 
     fn resolve(&mut self, env: Env, output: Self::Output) -> napi::Result<Self::JsValue> {

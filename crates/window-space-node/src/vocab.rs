@@ -81,7 +81,10 @@ pub fn vocabulary() -> NativeVocabulary {
                 store: i.store.name().into(),
             })
             .collect(),
-        stores: StoreKind::ALL.iter().map(|s| NativeStoreInfo { name: s.name().into(), code: s.code(), file: s.file_name().into() }).collect(),
+        stores: StoreKind::ALL
+            .iter()
+            .map(|s| NativeStoreInfo { name: s.name().into(), code: s.code(), file: s.file_name().into() })
+            .collect(),
         statuses: SlotStatus::ALL.iter().map(|s| s.name().into()).collect(),
         events: LedgerEvent::ALL.iter().map(|e| e.name().into()).collect(),
         payload_types: vocab::PAYLOAD_TYPES.iter().map(|(n, c)| NativeNamedCode { name: (*n).into(), code: i32::from(*c) }).collect(),

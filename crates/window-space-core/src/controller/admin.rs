@@ -1,9 +1,15 @@
 //! Operators' transitions — force-clear and retire, on one slot or a range
 //! of windows — and the audit trail they write (`audit.rs` owns its format).
 //!
-//! Each audit line records what the transition actually replaced: the slot
-//! as read from the very head word the compare-and-swap checked, never from
-//! a separate read that another writer could have overtaken.
+//! Every change is announced before it is made: an *intent* line (`"phase":
+//! "intent"`, the slot or range about to change) is appended first, and only
+//! if it was written does anything change; the *outcome* line after it
+//! records what each transition actually replaced — the slot as read from
+//! the very head word the compare-and-swap checked, never from a separate
+//! read that another writer could have overtaken. An intent without an
+//! outcome means the process died (or the disk filled up) in between: the
+//! slots it names may or may not have changed. A call that would change
+//! nothing writes nothing.
 
 use std::ops::Range;
 
@@ -11,7 +17,7 @@ use super::Controller;
 use crate::audit::{self, AuditContext, AuditLog};
 use crate::error::{Error, Result};
 use crate::slot::{SlotAddr, SlotSnapshot, SlotWriteError, Transition};
-use crate::vocab::{self, LedgerEvent, SlotKind};
+use crate::vocab::{self, LedgerEvent, SlotKind, SlotStatus};
 
 /// One admin transition: what it did and what it replaced (`None` when the
 /// slot was left as it was).
@@ -50,14 +56,28 @@ impl Controller {
         Ok(Some((t, before)))
     }
 
-    fn audit_slot(&self, ctx: &AuditContext, action: &str, symbol: u32, kind: SlotKind, mut fields: serde_json::Map<String, serde_json::Value>) -> Result<()> {
+    fn audit_slot(
+        &self,
+        ctx: &AuditContext,
+        action: &str,
+        symbol: u32,
+        kind: SlotKind,
+        mut fields: serde_json::Map<String, serde_json::Value>,
+    ) -> Result<()> {
         fields.insert("symbol".into(), self.symbols.name(symbol).ok().flatten().unwrap_or_default().into());
         fields.insert("symbolId".into(), symbol.into());
         fields.insert("slot".into(), kind.name().into());
         self.audit.append(ctx, action, fields)
     }
 
-    pub(super) fn audit_single(&self, ctx: &AuditContext, action: &str, at: SlotAddr, t: Transition, previous: &SlotSnapshot) -> Result<()> {
+    pub(super) fn audit_single(
+        &self,
+        ctx: &AuditContext,
+        action: &str,
+        at: SlotAddr,
+        t: Transition,
+        previous: &SlotSnapshot,
+    ) -> Result<()> {
         let mut f = serde_json::Map::new();
         f.insert("window".into(), at.window.into());
         f.insert("previous".into(), audit::previous_json(previous));
@@ -66,12 +86,32 @@ impl Controller {
         self.audit_slot(ctx, action, at.symbol, at.kind, f)
     }
 
+    /// The intent line of an admin action on `windows` of (symbol, kind).
+    fn audit_intent(&self, ctx: &AuditContext, action: &str, symbol: u32, kind: SlotKind, windows: &Range<u32>) -> Result<()> {
+        let mut f = serde_json::Map::new();
+        f.insert("phase".into(), "intent".into());
+        if windows.end == windows.start + 1 {
+            f.insert("window".into(), windows.start.into());
+        } else {
+            f.insert("from".into(), windows.start.into());
+            f.insert("to".into(), windows.end.into());
+        }
+        self.audit_slot(ctx, action, symbol, kind, f)
+    }
+
     /// Admin: any status but Retired → Cleared, recorded in the audit trail
-    /// under `ctx` when the slot changed. An Empty or Cleared slot stays as
-    /// it is; the returned transition then has `from == to`. If the audit
-    /// line cannot be written the slot has changed all the same and the
-    /// error says so.
+    /// under `ctx` (intent first, outcome after) when the slot changes. An
+    /// Empty or Cleared slot stays as it is and nothing is written; the
+    /// returned transition then has `from == to`.
     pub fn force_clear(&self, at: SlotAddr, ctx: &AuditContext) -> Result<Transition> {
+        self.check(at)?;
+        let now = self.ledger(at.kind).read(at.symbol, at.window, at.kind.column())?;
+        match now.status {
+            SlotStatus::Empty | SlotStatus::Cleared => return Ok(Transition { from: now.status, to: now.status, version: now.version }),
+            SlotStatus::Retired => return Err(Error::SlotWrite { at, refusal: SlotWriteError::SlotRetired { current: now } }),
+            _ => {}
+        }
+        self.audit_intent(ctx, "forceClear", at.symbol, at.kind, &(at.window..at.window + 1))?;
         match self.force_clear_one(at)? {
             Some((t, previous)) => {
                 self.audit_single(ctx, "forceClear", at, t, &previous)?;
@@ -82,8 +122,14 @@ impl Controller {
     }
 
     /// Admin: any status → Retired (terminal), recorded in the audit trail
-    /// under `ctx` when the slot changed.
+    /// under `ctx` (intent first, outcome after) when the slot changes.
     pub fn retire(&self, at: SlotAddr, ctx: &AuditContext) -> Result<Transition> {
+        self.check(at)?;
+        let now = self.ledger(at.kind).read(at.symbol, at.window, at.kind.column())?;
+        if now.status == SlotStatus::Retired {
+            return Ok(Transition { from: now.status, to: now.status, version: now.version });
+        }
+        self.audit_intent(ctx, "retire", at.symbol, at.kind, &(at.window..at.window + 1))?;
         match self.retire_one(at)? {
             Some((t, previous)) => {
                 self.audit_single(ctx, "retire", at, t, &previous)?;
@@ -99,16 +145,30 @@ impl Controller {
         Ok(Transition { from: s.status, to: s.status, version: s.version })
     }
 
+    /// An admin action over `windows` of (symbol, kind): `action` names it in
+    /// the audit trail, `changes` says which statuses it changes, `one` does
+    /// it to one slot.
     fn range(
         &self,
-        symbol: u32,
-        windows: Range<u32>,
-        kind: SlotKind,
+        (symbol, kind, windows): (u32, SlotKind, Range<u32>),
         ctx: &AuditContext,
-        action: &str,
+        (action, changes): (&str, impl Fn(SlotStatus) -> bool),
         one: impl Fn(SlotAddr) -> Result<AdminOutcome>,
     ) -> Result<u64> {
         self.check_range(symbol, &windows)?;
+        // Nothing to change, nothing to announce.
+        let ledger = self.ledger(kind);
+        let mut any = false;
+        for w in windows.clone() {
+            if changes(ledger.read(symbol, w, kind.column())?.status) {
+                any = true;
+                break;
+            }
+        }
+        if !any {
+            return Ok(0);
+        }
+        self.audit_intent(ctx, action, symbol, kind, &windows)?;
         let mut changed = Vec::new();
         let mut failure = None;
         for window in windows.clone() {
@@ -136,7 +196,8 @@ impl Controller {
     /// slots changed. Retired slots in the range are skipped. One audit line
     /// for the range lists each slot that changed.
     pub fn force_clear_range(&self, symbol: u32, windows: Range<u32>, kind: SlotKind, ctx: &AuditContext) -> Result<u64> {
-        self.range(symbol, windows, kind, ctx, "forceClearRange", |at| match self.force_clear_one(at) {
+        let changes = |s: SlotStatus| matches!(s, SlotStatus::Pending | SlotStatus::Filled);
+        self.range((symbol, kind, windows), ctx, ("forceClearRange", changes), |at| match self.force_clear_one(at) {
             Err(Error::SlotWrite { refusal: SlotWriteError::SlotRetired { .. }, .. }) => Ok(None),
             other => other,
         })
@@ -144,7 +205,7 @@ impl Controller {
 
     /// Admin: retires `kind` in `windows` of `symbol`; returns how many slots changed.
     pub fn retire_range(&self, symbol: u32, windows: Range<u32>, kind: SlotKind, ctx: &AuditContext) -> Result<u64> {
-        self.range(symbol, windows, kind, ctx, "retireRange", |at| self.retire_one(at))
+        self.range((symbol, kind, windows), ctx, ("retireRange", |s| s != SlotStatus::Retired), |at| self.retire_one(at))
     }
 
     /// Appends a tool's own action (gc deletions, retention, ...) to the
@@ -167,7 +228,6 @@ impl Controller {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::vocab::SlotStatus;
     use crate::{Config, WindowSpace};
 
     #[test]
@@ -184,7 +244,11 @@ mod tests {
         let again = c.retire(at, &ctx).unwrap();
         assert_eq!((again.from, again.to, again.version), (SlotStatus::Retired, SlotStatus::Retired, 1));
         assert_eq!(c.retire_range(spy, 0..8, SlotKind::Greeks, &ctx).unwrap(), 7);
+        assert_eq!(c.retire_range(spy, 0..8, SlotKind::Greeks, &ctx).unwrap(), 0);
+        assert_eq!(c.force_clear_range(spy, 0..8, SlotKind::Greeks, &ctx).unwrap(), 0);
         let lines = AuditLog::read_all(c.audit_log().path()).unwrap();
-        assert_eq!(lines.iter().map(|l| l["action"].as_str().unwrap()).collect::<Vec<_>>(), vec!["retire", "retireRange"]);
+        let phases: Vec<_> =
+            lines.iter().map(|l| (l["action"].as_str().unwrap(), l.get("phase").and_then(|p| p.as_str()).unwrap_or("outcome"))).collect();
+        assert_eq!(phases, vec![("retire", "intent"), ("retire", "outcome"), ("retireRange", "intent"), ("retireRange", "outcome")]);
     }
 }

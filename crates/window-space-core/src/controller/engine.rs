@@ -53,7 +53,9 @@ impl Controller {
     fn claimed_cell(&self, at: SlotAddr, claim_version: u32) -> Result<SlotCell<'_>> {
         match self.ledger(at.kind).slot(at.symbol, at.window, at.kind.column())? {
             Some(cell) => Ok(cell),
-            None => Err(self.refused(at, SlotWriteError::VersionConflict { expected_version: claim_version, current: SlotSnapshot::EMPTY })),
+            None => {
+                Err(self.refused(at, SlotWriteError::VersionConflict { expected_version: claim_version, current: SlotSnapshot::EMPTY }))
+            }
         }
     }
 
@@ -198,8 +200,26 @@ impl Controller {
 
     // ---- artifacts ----------------------------------------------------------------
 
+    /// Writes an artifact at `artifacts/<rel>`, a path the caller chooses
+    /// (an untied artifact: see `artifact.rs` for why claim-bound ones are safer).
     pub fn write_artifact(&self, rel: &str, data: &[u8]) -> Result<ArtifactInfo> {
         artifact::write_artifact(&self.state_dir, rel, data)
+    }
+
+    /// Writes the artifact `name` of the claim of `at` at `claim_version`, at
+    /// the path that carries the claim (`artifact.rs`, claim-bound artifacts),
+    /// so that no other attempt at the slot can ever write over it. Refused
+    /// with a version conflict when the slot is no longer Pending at that
+    /// version: someone else has the slot, skip it.
+    pub fn write_claim_artifact(&self, at: SlotAddr, claim_version: u32, name: &str, data: &[u8]) -> Result<ArtifactInfo> {
+        self.check(at)?;
+        let current = self.ledger(at.kind).read(at.symbol, at.window, at.kind.column())?;
+        if current.status != SlotStatus::Pending || current.version != claim_version {
+            return Err(self.refused(at, SlotWriteError::VersionConflict { expected_version: claim_version, current }));
+        }
+        let symbol = self.symbol_name(at.symbol)?;
+        let rel = artifact::claim_rel_path(&symbol, at.kind, at.window, claim_version, name)?;
+        artifact::write_artifact(&self.state_dir, &rel, data)
     }
 
     pub fn resolve_artifact(&self, uri: &str) -> Result<PathBuf> {

@@ -15,7 +15,10 @@ impl Controller {
     /// The slot kinds of a requirement mask.
     fn required_kinds(requirements: u32) -> Result<Vec<SlotKind>> {
         if requirements >> SlotKind::ALL.len() != 0 {
-            return Err(Error::invalid(format!("requirement mask {requirements:#x} names slot kind codes past {}", SlotKind::ALL.len() - 1)));
+            return Err(Error::invalid(format!(
+                "requirement mask {requirements:#x} names slot kind codes past {}",
+                SlotKind::ALL.len() - 1
+            )));
         }
         Ok(SlotKind::ALL.iter().copied().filter(|k| requirements & (1 << k.code()) != 0).collect())
     }

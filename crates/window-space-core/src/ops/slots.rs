@@ -28,11 +28,11 @@ use std::path::Path;
 
 use crate::error::{Error, Result};
 use crate::ledger::{
-    chunk_offset, LedgerGeometry, CHUNK_BYTES, CHUNK_HEADER_BYTES, CHUNK_MAGIC, CHUNK_OFF_INDEX, CHUNK_OFF_RESERVED, CHUNK_OFF_RESERVED_TAIL,
-    CHUNK_OFF_SYMBOL, OFF_CHUNK_COUNT, RESERVED_HEADER_RANGES,
+    chunk_offset, LedgerGeometry, CHUNK_BYTES, CHUNK_HEADER_BYTES, CHUNK_MAGIC, CHUNK_OFF_INDEX, CHUNK_OFF_RESERVED,
+    CHUNK_OFF_RESERVED_TAIL, CHUNK_OFF_SYMBOL, OFF_CHUNK_COUNT, RESERVED_HEADER_RANGES,
 };
 use crate::mapping::PAGE;
-use crate::slot::SLOT_BYTES;
+use crate::slot::{version_is_after, RawSlot, SLOT_BYTES};
 use crate::vocab::{LedgerKind, SlotStatus};
 
 /// One thing wrong with a slot or a chunk.
@@ -69,34 +69,24 @@ fn u32_at(b: &[u8], o: usize) -> u32 {
     u32::from_le_bytes(b[o..o + 4].try_into().expect("4 bytes"))
 }
 
-/// Serial-number comparison of 32-bit versions: true when `a` is after `b`.
-fn version_after(a: u32, b: u32) -> bool {
-    (a.wrapping_sub(b) as i32) > 0
-}
-
 /// Checks the 32 bytes of one slot; `None` when they are a state `slot.rs` writes.
-pub fn check_slot_bytes(b: &[u8]) -> Option<String> {
-    let low = u64_at(b, 0);
-    let high = u64_at(b, 8);
-    let checksum = u64_at(b, 16);
-    let tag_word = u64_at(b, 24);
-    let version = low as u32;
-    let status_byte = (low >> 32) as u8;
-    let payload_type = (low >> 40) as u8;
-    if low >> 48 != 0 {
-        return Some(format!("reserved head bits 48..64 hold {:#x}, not 0", low >> 48));
+pub fn check_slot_bytes(b: &[u8; SLOT_BYTES]) -> Option<String> {
+    let r = RawSlot::from_bytes(b);
+    if r.reserved_head != 0 {
+        return Some(format!("reserved head bits 48..64 hold {:#x}, not 0", r.reserved_head));
     }
-    let Some(status) = SlotStatus::from_u8(status_byte) else {
-        return Some(format!("status byte {status_byte} is no status"));
+    let Some(status) = SlotStatus::from_u8(r.status_byte) else {
+        return Some(format!("status byte {} is no status", r.status_byte));
     };
-    if tag_word >> 32 != 0 {
-        return Some(format!("reserved tail bits 96..128 hold {:#x}, not 0", tag_word >> 32));
+    if r.reserved_tail != 0 {
+        return Some(format!("reserved tail bits 96..128 hold {:#x}, not 0", r.reserved_tail));
     }
-    let tag = tag_word as u32;
+    let (version, tag, payload_type, high) = (r.version, r.fill_tag, r.payload_type, r.high);
     match status {
-        SlotStatus::Empty if low | high | checksum | tag_word != 0 => {
+        SlotStatus::Empty if b.iter().any(|x| *x != 0) => {
             return Some(format!(
-                "an Empty slot holds data (version {version}, high word {high:#x}, checksum {checksum:#x}, fill tag {tag})"
+                "an Empty slot holds data (version {version}, high word {high:#x}, checksum {:#x}, fill tag {tag})",
+                r.checksum
             ));
         }
         SlotStatus::Filled if tag != version.wrapping_sub(1) => {
@@ -111,7 +101,7 @@ pub fn check_slot_bytes(b: &[u8]) -> Option<String> {
         }
         _ => {}
     }
-    if version_after(tag, version) {
+    if version_is_after(tag, version) {
         return Some(format!("fill tag {tag} is newer than the slot's version {version}"));
     }
     None
@@ -165,7 +155,7 @@ pub fn check_ledger_slots(state_dir: &Path, kind: LedgerKind) -> Result<SlotChec
             for column in 0..spr {
                 let at = CHUNK_HEADER_BYTES as usize + (r * spr + column) * SLOT_BYTES;
                 out.slots += 1;
-                let Some(what) = check_slot_bytes(&buf[at..at + SLOT_BYTES]) else { continue };
+                let Some(what) = check_slot_bytes(buf[at..at + SLOT_BYTES].try_into().expect("32 bytes")) else { continue };
                 // Re-read: a slot an engine is changing right now may be read half old, half new.
                 let mut again = [0u8; SLOT_BYTES];
                 let mut stable = true;

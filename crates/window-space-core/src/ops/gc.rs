@@ -1,0 +1,559 @@
+//! `window-space gc`: finds payload records and artifact files that no live
+//! slot uses, and with `delete` removes the files — restart-safe, beside
+//! running engines, and never touching a file that is or may become live.
+//!
+//! ## What is garbage
+//!
+//! A payload record is *live* when a Filled slot refers to it, or when the
+//! slot it was written for is Pending (its engine may be about to fill it).
+//! An artifact file is live when a live record names it. Of the other files:
+//!
+//! * a **claim-bound** file (`artifact.rs`: its path names symbol, slot
+//!   kind, window and claim version) is kept while its slot is Pending at
+//!   that version, whatever its age, and is garbage as soon as the slot has
+//!   moved past that claim — no later fill can ever name it;
+//! * an **untied** file (a path the engine chose) may belong to any claim in
+//!   flight, so it is garbage only when no slot at all is Pending, and it is
+//!   older than `min_age`;
+//! * a writer's **temp file** (`.<name>.tmp-<pid>-<n>`) is garbage once its
+//!   writer process is gone and it is older than `min_age`.
+//!
+//! ## How a file is removed
+//!
+//! Announced first, acted on after: the audit trail gets a `gc` line with
+//! `phase: "intent"` before anything changes (and the reason and actor are
+//! checked before that), and a `phase: "done"` line at the end. For each file:
+//! a `collect` line in `gc.log` (fsynced), the file moved into `gc-trash/`
+//! (`RENAME_NOREPLACE`, never following a symbolic link), its liveness checked
+//! again, then either the trashed file deleted and a `done` line, or it moved
+//! back — never over a file that took its place meanwhile — and an `abort`
+//! line. A gc killed at any point leaves a `collect` line without an ending;
+//! the next `gc --delete` finishes it the same way. Records are never removed
+//! from their tables; `gc.log` says which were collected.
+
+use std::collections::{HashMap, HashSet};
+use std::path::{Path, PathBuf};
+
+use serde::Serialize;
+
+use super::files::{self, Moved, TreeFile};
+use super::gc_log::{self, GcEntry, GcLogState, Intent, RecordRef, GC_TRASH};
+use super::reader::StateReader;
+use super::Progress;
+use crate::artifact::parse_claim_uri;
+use crate::audit::AuditContext;
+use crate::controller::{now_ms, Controller};
+use crate::error::{Error, Result};
+use crate::slot::SlotAddr;
+use crate::vocab::{LedgerKind, SlotKind, SlotStatus, StoreKind};
+
+/// Options of [`gc`].
+#[derive(Debug, Clone, Default)]
+pub struct GcOptions {
+    /// Remove the garbage files (and finish collections a killed gc left); otherwise only report.
+    pub delete: bool,
+    /// Untied files and temp files younger than this are kept.
+    pub min_age_ms: u64,
+    /// Who and why, for the audit trail.
+    pub ctx: AuditContext,
+}
+
+/// A payload record no live slot uses.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+#[serde(rename_all = "camelCase")]
+pub struct GarbageRecord {
+    pub store: &'static str,
+    pub payload_id: u64,
+    pub uri: String,
+    pub symbol_id: u32,
+    pub window_idx: u32,
+    pub slot: &'static str,
+    /// Status of the slot the record was written for.
+    pub slot_status: &'static str,
+}
+
+/// Why a file is garbage.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
+#[serde(rename_all = "camelCase")]
+pub enum FileClass {
+    /// Its path names a claim the slot has moved past.
+    Claim,
+    /// A path the engine chose; no slot is Pending.
+    Untied,
+    /// A temp file whose writer is gone.
+    Temp,
+}
+
+/// An artifact file no live record names.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+#[serde(rename_all = "camelCase")]
+pub struct GarbageFile {
+    pub uri: String,
+    pub size: u64,
+    pub class: FileClass,
+    /// Records (not live) written for this file.
+    pub records: Vec<RecordRef>,
+    #[serde(skip)]
+    rel: Vec<u8>,
+}
+
+/// A file kept although no live record names it, and why.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct KeptFile {
+    pub uri: String,
+    pub size: u64,
+    pub why: String,
+}
+
+/// What finishing or collecting one file did.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct FileOutcome {
+    pub uri: String,
+    pub result: String,
+}
+
+/// What [`gc`] found and did.
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize)]
+#[serde(rename_all = "camelCase")]
+pub struct GcReport {
+    pub state_dir: PathBuf,
+    pub deleted: bool,
+    pub min_age_ms: u64,
+    /// Records no live slot uses (and gc.log does not list as collected).
+    pub records: Vec<GarbageRecord>,
+    /// Files that are garbage.
+    pub files: Vec<GarbageFile>,
+    /// Files no live record names that were kept, and why.
+    pub kept_files: Vec<KeptFile>,
+    pub reclaimable_bytes: u64,
+    /// Slots Pending when the plan was made (untied files wait for none).
+    pub pending_claims: u64,
+    /// Symbolic links in the artifact tree (never followed, never removed).
+    pub symlinks: Vec<String>,
+    /// `artifacts` itself is a symbolic link or not a directory: nothing under it was looked at.
+    pub artifacts_refused: bool,
+    /// Collections a killed gc left unfinished, when this run started.
+    pub unfinished_before: u64,
+    /// What became of those (with `delete`).
+    pub finished: Vec<FileOutcome>,
+    /// Files removed by this run.
+    pub removed: Vec<String>,
+    pub removed_bytes: u64,
+    /// Garbage files this run did not remove, and why.
+    pub kept: Vec<FileOutcome>,
+    /// Records marked collected in gc.log by this run (those of removed files included).
+    pub records_marked: u64,
+}
+
+/// Whether a process exists.
+fn process_alive(pid: u32) -> bool {
+    pid > 0 && Path::new(&format!("/proc/{pid}")).exists()
+}
+
+/// The writer's pid of an atomic-write temp file name (`.<name>.tmp-<pid>-<n>`).
+fn temp_writer(uri: &str) -> Option<u32> {
+    let name = uri.rsplit('/').next()?;
+    if !name.starts_with('.') {
+        return None;
+    }
+    let (_, tail) = name.rsplit_once(".tmp-")?;
+    let (pid, seq) = tail.split_once('-')?;
+    seq.parse::<u64>().ok()?;
+    pid.parse().ok()
+}
+
+/// Pending slots right now, from the counters every process shares.
+fn pending_now(c: &Controller) -> u64 {
+    c.slot_metrics().iter().map(|m| m.counts[SlotStatus::Pending as usize]).sum()
+}
+
+/// Records by URI, kept up to date with records appended since the plan.
+struct UriIndex {
+    by_uri: HashMap<String, Vec<(RecordRef, SlotAddr)>>,
+    seen: HashMap<StoreKind, u64>,
+}
+
+impl UriIndex {
+    fn add(&mut self, store: StoreKind, id: u64, rec: &crate::payload::PayloadRecord) {
+        if let Some(kind) = SlotKind::from_code(u32::from(rec.slot_kind)) {
+            let at = SlotAddr::new(rec.symbol_id, rec.window_idx, kind);
+            self.by_uri.entry(rec.uri.clone()).or_default().push((RecordRef { store, payload_id: id }, at));
+        }
+    }
+
+    /// Reads records appended since the last look.
+    fn catch_up(&mut self, c: &Controller) -> Result<()> {
+        for store in StoreKind::ALL {
+            let s = c.store(store);
+            let len = s.len()?;
+            let from = self.seen.get(&store).copied().unwrap_or(0);
+            for id in from..len {
+                if let Some(rec) = s.get(id)? {
+                    self.add(store, id, &rec);
+                }
+            }
+            self.seen.insert(store, len);
+        }
+        Ok(())
+    }
+
+    /// Whether a record naming `uri` is live now.
+    fn live(&mut self, c: &Controller, uri: &str) -> Result<bool> {
+        self.catch_up(c)?;
+        for (r, at) in self.by_uri.get(uri).map(Vec::as_slice).unwrap_or(&[]) {
+            if record_live_now(c, *r, *at)? {
+                return Ok(true);
+            }
+        }
+        Ok(false)
+    }
+}
+
+/// A record is live if its slot is Pending, or Filled with it.
+fn record_live_now(c: &Controller, r: RecordRef, at: SlotAddr) -> Result<bool> {
+    let s = match c.read_slot(at) {
+        Ok(s) => s,
+        Err(Error::UnknownSymbol { .. } | Error::WindowOutOfRange { .. }) => return Ok(false),
+        Err(e) => return Err(e),
+    };
+    Ok(s.status == SlotStatus::Pending || (s.status == SlotStatus::Filled && s.payload_id == r.payload_id && at.kind.store() == r.store))
+}
+
+/// Whether a file is still garbage, judged again just before and after it is moved.
+fn still_garbage(c: &Controller, index: &mut UriIndex, f: &GarbageFile) -> Result<Option<String>> {
+    if index.live(c, &f.uri)? {
+        return Ok(Some("a slot refers to it again".into()));
+    }
+    match f.class {
+        FileClass::Claim => {
+            let Some(p) = parse_claim_uri(&f.uri) else { return Ok(None) };
+            let Some(symbol) = c.lookup_symbol(&p.symbol)? else { return Ok(None) };
+            let s = c.read_slot(SlotAddr::new(symbol, p.window, p.kind))?;
+            if s.status == SlotStatus::Pending && s.version == p.version {
+                return Ok(Some("its claim is in flight again".into()));
+            }
+        }
+        FileClass::Untied => {
+            let pending = pending_now(c);
+            if pending > 0 {
+                return Ok(Some(format!("{pending} slots are Pending now (an engine may be about to record it)")));
+            }
+        }
+        FileClass::Temp => {}
+    }
+    Ok(None)
+}
+
+/// Plans, and with `opts.delete` carries out, a garbage collection of the
+/// state directory `c` has open.
+pub fn gc(c: &Controller, opts: &GcOptions, progress: Progress<'_>) -> Result<GcReport> {
+    opts.ctx.check()?;
+    let dir = c.state_dir().to_path_buf();
+    let started_ms = now_ms() as i64;
+    let before = gc_log::read(&dir)?;
+    let mut report = GcReport {
+        state_dir: dir.clone(),
+        deleted: opts.delete,
+        min_age_ms: opts.min_age_ms,
+        unfinished_before: before.unfinished.len() as u64,
+        ..GcReport::default()
+    };
+
+    let mut index = UriIndex { by_uri: HashMap::new(), seen: HashMap::new() };
+    if opts.delete && !before.unfinished.is_empty() {
+        c.audit_action(&opts.ctx, "gc", serde_json::json!({ "phase": "finish", "unfinished": before.unfinished.len() }))?;
+        for intent in &before.unfinished {
+            let result = finish(c, &dir, intent, &mut index)?;
+            report.finished.push(FileOutcome { uri: intent.uri.clone(), result });
+        }
+    }
+
+    plan(c, &dir, opts, &before, &mut index, &mut report, progress)?;
+    if !opts.delete {
+        return Ok(report);
+    }
+    let files_n = report.files.len();
+    let bytes: u64 = report.files.iter().map(|f| f.size).sum();
+    c.audit_action(
+        &opts.ctx,
+        "gc",
+        serde_json::json!({ "phase": "intent", "files": files_n, "bytes": bytes, "records": report.records.len(), "log": gc_log::GC_LOG }),
+    )?;
+    let mut seq = 0u64;
+    let garbage = report.files.clone();
+    for (i, f) in garbage.iter().enumerate() {
+        progress("gc", i as u64 + 1, garbage.len() as u64);
+        seq += 1;
+        let id = format!("{}-{}-{seq}", std::process::id(), started_ms);
+        match collect(c, &dir, &id, f, &mut index)? {
+            None => {
+                report.removed.push(f.uri.clone());
+                report.removed_bytes += f.size;
+                report.records_marked += f.records.len() as u64;
+            }
+            Some(why) => report.kept.push(FileOutcome { uri: f.uri.clone(), result: why }),
+        }
+    }
+    // Records whose file is gone already, or shared with a live record: mark them collected.
+    let handled: HashSet<RecordRef> = garbage.iter().flat_map(|f| f.records.iter().copied()).collect();
+    let mut marks = Vec::new();
+    for r in &report.records {
+        let rr = RecordRef { store: store_of(r.store), payload_id: r.payload_id };
+        if handled.contains(&rr) {
+            continue;
+        }
+        let Some(kind) = SlotKind::from_name(r.slot) else { continue };
+        if record_live_now(c, rr, SlotAddr::new(r.symbol_id, r.window_idx, kind))? {
+            continue;
+        }
+        let why = match files::open_file(&dir, r.uri.as_bytes()) {
+            Ok(None) => "artifact already gone",
+            Ok(Some(_)) if index.live(c, &r.uri)? => "artifact shared with a live record",
+            _ => continue, // the file is still there: it is collected with its file
+        };
+        marks.push(GcEntry::Record {
+            v: 1,
+            at: gc_log::now_iso(),
+            store: rr.store,
+            payload_id: rr.payload_id,
+            uri: r.uri.clone(),
+            why: why.into(),
+        });
+    }
+    if !marks.is_empty() {
+        gc_log::append(&dir, &marks)?;
+    }
+    report.records_marked += marks.len() as u64;
+    c.audit_action(
+        &opts.ctx,
+        "gc",
+        serde_json::json!({
+            "phase": "done",
+            "removedFiles": report.removed.len(),
+            "removedBytes": report.removed_bytes,
+            "recordsMarked": report.records_marked,
+            "kept": report.kept.len(),
+            "finishedFromEarlierRun": report.finished.len(),
+            "log": gc_log::GC_LOG,
+        }),
+    )?;
+    Ok(report)
+}
+
+fn store_of(name: &str) -> StoreKind {
+    StoreKind::ALL.into_iter().find(|s| s.name() == name).unwrap_or(StoreKind::Trades)
+}
+
+/// Decides what is garbage; fills `report`.
+fn plan(
+    c: &Controller,
+    dir: &Path,
+    opts: &GcOptions,
+    before: &GcLogState,
+    index: &mut UriIndex,
+    report: &mut GcReport,
+    progress: Progress<'_>,
+) -> Result<()> {
+    let reader = StateReader::open(dir)?;
+    // Every Filled slot's record, and how many slots are Pending.
+    let mut referenced: HashSet<RecordRef> = HashSet::new();
+    let mut pending = 0u64;
+    let total: u64 = LedgerKind::ALL.iter().map(|l| reader.ledger(*l).chunk_count()).sum();
+    let mut seen = 0u64;
+    for ledger in LedgerKind::ALL {
+        let file = reader.ledger(ledger);
+        let rpc = file.geometry().rows_per_chunk;
+        file.for_each_chunk(|_, _, rows| {
+            seen += 1;
+            progress("gc: slots", seen, total);
+            for row in 0..rpc {
+                for (column, kind) in ledger.slot_kinds().iter().enumerate() {
+                    let s = rows.slot(row, column)?;
+                    match s.status {
+                        SlotStatus::Filled => {
+                            referenced.insert(RecordRef { store: kind.store(), payload_id: s.payload_id });
+                        }
+                        SlotStatus::Pending => pending += 1,
+                        _ => {}
+                    }
+                }
+            }
+            Ok(())
+        })?;
+    }
+    report.pending_claims = pending;
+    // Records: live, or garbage not collected yet.
+    index.catch_up(c)?;
+    let mut live_uris: HashSet<String> = HashSet::new();
+    let mut dead_by_uri: HashMap<String, Vec<RecordRef>> = HashMap::new();
+    for (uri, recs) in &index.by_uri {
+        for (r, at) in recs {
+            let live = referenced.contains(r) || reader.read_slot(*at).is_ok_and(|s| s.status == SlotStatus::Pending);
+            if live {
+                live_uris.insert(uri.clone());
+                continue;
+            }
+            if before.records.contains(r) {
+                continue;
+            }
+            let status = reader.read_slot(*at).map_or("Empty", |s| s.status.name());
+            report.records.push(GarbageRecord {
+                store: r.store.name(),
+                payload_id: r.payload_id,
+                uri: uri.clone(),
+                symbol_id: at.symbol,
+                window_idx: at.window,
+                slot: at.kind.name(),
+                slot_status: status,
+            });
+            dead_by_uri.entry(uri.clone()).or_default().push(*r);
+        }
+    }
+    report.records.sort_by(|a, b| (a.store, a.payload_id).cmp(&(b.store, b.payload_id)));
+    // Files.
+    let tree = files::walk(dir)?;
+    report.symlinks = tree.symlinks.clone();
+    report.artifacts_refused = tree.root_refused;
+    let now = now_ms() as i64;
+    let old_enough = |f: &TreeFile| f.mtime_ms <= now - opts.min_age_ms as i64;
+    for f in tree.files {
+        if f.utf8 && live_uris.contains(&f.uri) {
+            continue;
+        }
+        let keep = |why: String, report: &mut GcReport| report.kept_files.push(KeptFile { uri: f.uri.clone(), size: f.size, why });
+        let class = if let Some(pid) = temp_writer(&f.uri) {
+            if process_alive(pid) {
+                keep(format!("the temp file of process {pid}, which is running"), report);
+                continue;
+            }
+            if !old_enough(&f) {
+                keep("younger than --min-age".into(), report);
+                continue;
+            }
+            FileClass::Temp
+        } else if let Some(p) = parse_claim_uri(&f.uri).filter(|_| f.utf8) {
+            let slot =
+                reader.symbols().iter().position(|s| *s == p.symbol).map(|s| reader.read_slot(SlotAddr::new(s as u32, p.window, p.kind)));
+            match slot {
+                Some(Ok(s)) if s.status == SlotStatus::Pending && s.version == p.version => {
+                    keep(format!("its claim (version {}) is in flight", p.version), report);
+                    continue;
+                }
+                _ => FileClass::Claim,
+            }
+        } else {
+            if pending > 0 {
+                keep(format!("{pending} slots are Pending (an engine may be about to record it)"), report);
+                continue;
+            }
+            if !old_enough(&f) {
+                keep("younger than --min-age".into(), report);
+                continue;
+            }
+            FileClass::Untied
+        };
+        report.reclaimable_bytes += f.size;
+        report.files.push(GarbageFile {
+            records: dead_by_uri.get(&f.uri).cloned().unwrap_or_default(),
+            uri: f.uri,
+            size: f.size,
+            class,
+            rel: f.rel,
+        });
+    }
+    Ok(())
+}
+
+/// Collects one file; `None` when it was removed, else why it was kept.
+fn collect(c: &Controller, dir: &Path, id: &str, f: &GarbageFile, index: &mut UriIndex) -> Result<Option<String>> {
+    if let Some(why) = still_garbage(c, index, f)? {
+        return Ok(Some(why));
+    }
+    let Some(mut file) = files::open_file(dir, &f.rel)? else { return Ok(Some("the file disappeared".into())) };
+    let (sum, size) = files::hash(&mut file, &dir.join(&f.uri))?;
+    drop(file);
+    let trash = format!("{GC_TRASH}/{id}");
+    let intent = GcEntry::Collect {
+        v: 1,
+        id: id.to_string(),
+        at: gc_log::now_iso(),
+        uri: f.uri.clone(),
+        checksum: format!("{sum:#018x}"),
+        size,
+        records: f.records.clone(),
+        trash: trash.clone(),
+    };
+    gc_log::append(dir, &[intent])?;
+    let end = |entry: GcEntry| gc_log::append(dir, &[entry]);
+    match files::move_no_replace(dir, &f.rel, trash.as_bytes())? {
+        Moved::Moved => {}
+        Moved::SourceGone => {
+            end(GcEntry::Abort { v: 1, id: id.into(), at: gc_log::now_iso(), why: "the file disappeared".into() })?;
+            return Ok(Some("the file disappeared".into()));
+        }
+        Moved::Occupied => {
+            end(GcEntry::Abort { v: 1, id: id.into(), at: gc_log::now_iso(), why: "gc-trash holds a file of that name".into() })?;
+            return Ok(Some("gc-trash holds a file of that name".into()));
+        }
+        Moved::OtherFileSystem => {
+            let why = "the artifact is on another file system than gc-trash/ (the state directory): not moved";
+            end(GcEntry::Abort { v: 1, id: id.into(), at: gc_log::now_iso(), why: why.into() })?;
+            return Ok(Some(why.into()));
+        }
+    }
+    let intent = Intent { id: id.into(), uri: f.uri.clone(), checksum: format!("{sum:#018x}"), size, records: f.records.clone(), trash };
+    let again = still_garbage(c, index, f)?;
+    match again {
+        None => {
+            files::remove(dir, intent.trash.as_bytes())?;
+            end(GcEntry::Done { v: 1, id: id.into(), at: gc_log::now_iso() })?;
+            Ok(None)
+        }
+        Some(why) => {
+            restore(dir, &intent, &why)?;
+            Ok(Some(why))
+        }
+    }
+}
+
+/// Puts a trashed file back where it was, never over a file that took its
+/// place (then the trashed bytes are the older ones and are deleted), and
+/// ends the collection with `abort`.
+fn restore(dir: &Path, intent: &Intent, why: &str) -> Result<()> {
+    let why = match files::move_no_replace(dir, intent.trash.as_bytes(), intent.uri.as_bytes())? {
+        Moved::Moved | Moved::SourceGone => why.to_string(),
+        Moved::Occupied => {
+            files::remove(dir, intent.trash.as_bytes())?;
+            format!("{why}; a newer file took its path, so the trashed copy was deleted")
+        }
+        Moved::OtherFileSystem => format!("{why}; kept in {} (its path is on another file system)", intent.trash),
+    };
+    gc_log::append(dir, &[GcEntry::Abort { v: 1, id: intent.id.clone(), at: gc_log::now_iso(), why }])
+}
+
+/// Finishes a collection a killed gc left: what became of it.
+fn finish(c: &Controller, dir: &Path, intent: &Intent, index: &mut UriIndex) -> Result<String> {
+    let trashed = files::open_file(dir, intent.trash.as_bytes())?;
+    let Some(mut trashed) = trashed else {
+        // Died before the move (the file is still in place) or after the delete.
+        let in_place = files::open_file(dir, intent.uri.as_bytes())?.is_some();
+        let entry = if in_place {
+            GcEntry::Abort { v: 1, id: intent.id.clone(), at: gc_log::now_iso(), why: "interrupted before the move".into() }
+        } else {
+            GcEntry::Done { v: 1, id: intent.id.clone(), at: gc_log::now_iso() }
+        };
+        gc_log::append(dir, &[entry])?;
+        return Ok(if in_place { "interrupted before the move".into() } else { "done".into() });
+    };
+    let (sum, _) = files::hash(&mut trashed, &dir.join(&intent.trash))?;
+    drop(trashed);
+    let changed = format!("{sum:#018x}") != intent.checksum;
+    if changed || index.live(c, &intent.uri)? {
+        let why = if changed { "the file changed after the scan" } else { "a slot refers to it again" };
+        restore(dir, intent, why)?;
+        return Ok(why.into());
+    }
+    files::remove(dir, intent.trash.as_bytes())?;
+    gc_log::append(dir, &[GcEntry::Done { v: 1, id: intent.id.clone(), at: gc_log::now_iso() }])?;
+    Ok("done".into())
+}

@@ -1,0 +1,177 @@
+/**
+ * The `window-space` command line: its commands, options, help and exit
+ * statuses. Each command lives in its own module and is a thin printer over
+ * the library: the core decides, this prints.
+ *
+ * @module
+ */
+import { Command, CommanderError, Option } from 'commander'
+
+import { fail, type Opts } from './args'
+import { auditCommand } from './audit'
+import { adminCommand, retention } from './change'
+import { gcCommand } from './gc'
+import { exportRows, grid, inspect, metricsCommand, serveMetrics } from './look'
+import { ReaderGone } from './output'
+import { verifyCommand } from './verify'
+import { SLOT_KIND_NAMES } from '../vocabulary'
+
+const READ_ONLY = 'Read-only: opens every file read-only, takes no lock, creates and changes nothing (works on a live directory and on a read-only copy).'
+
+function program(): Command {
+  const p = new Command('window-space')
+  p.description('Operate a window-space state directory: inspect, verify, clear, retire, collect garbage, export, metrics.')
+    .version((require('../../package.json') as { version: string }).version)
+    .showHelpAfterError('(run with --help for usage)')
+    .addHelpText('after', '\nExit status: 0 ok, 1 problems found or the state or the output could not be read or written, 2 bad input.\nWindow ranges are --from (inclusive) to --to (exclusive), like the library.')
+    .exitOverride()
+    .configureOutput({ outputError: (s, write) => write(s) })
+
+  // Commander calls an action with (dir, options, command); ours take (dir, options).
+  const run =
+    (f: (dir: string, o: Opts) => unknown) =>
+    async (...args: unknown[]): Promise<void> => {
+      await f(args[0] as string, args[1] as Opts)
+    }
+  const readOnly = (c: Command) => c.addHelpText('after', `\n${READ_ONLY}`)
+
+  readOnly(
+    p
+      .command('inspect')
+      .argument('<dir>', 'state directory')
+      .description('schedule, sizes, symbols, per-ledger and per-slot status counts, event counters, stale claims')
+      .option('--by-symbol', 'also count statuses per symbol (scans the ledgers)')
+      .option('--json', 'print one JSON document')
+      .action(run(inspect)),
+  )
+
+  readOnly(
+    p
+      .command('grid')
+      .argument('<dir>', 'state directory')
+      .description('a status grid of a window range: one character per slot (. Empty, P Pending, S stale Pending, F Filled, C Cleared, R Retired)')
+      .requiredOption('--symbol <symbol>', 'the symbol')
+      .option('--from <window>', 'first window (default 0)')
+      .option('--to <window>', 'end window, exclusive (default: the window count)')
+      .option('--slot <kinds>', 'slot kinds, comma-separated, or all (default all)')
+      .option('--color', 'force colour')
+      .option('--no-color', 'no colour (default: colour only on a terminal that supports it, and NO_COLOR unset)')
+      .option('--json', 'print one JSON document')
+      .action(run(grid)),
+  )
+
+  readOnly(
+    p
+      .command('verify')
+      .argument('<dir>', 'state directory')
+      .description('check every invariant of the state directory; exit 1 with a list of what is wrong (a live directory verifies clean: a slot that changes while it is checked is read again)')
+      .option('--artifacts', 'also check that artifact files of Filled slots exist and match their records')
+      .option('--json', 'print one JSON document')
+      .action(run(verifyCommand)),
+  )
+
+  for (const action of ['clear', 'retire'] as const) {
+    p.command(action)
+      .argument('<dir>', 'state directory')
+      .description(action === 'clear' ? 'force-clear slots (Pending or Filled → Cleared: engines will redo them)' : 'retire slots (→ Retired, terminal: never claimed again)')
+      .option('--symbol <symbols>', 'a symbol, a comma-separated list, or all')
+      .option('--slot <kinds>', `slot kinds, comma-separated, or all (${SLOT_KIND_NAMES.join(', ')})`)
+      .option('--window <window>', 'one window')
+      .option('--from <window>', 'first window of a range')
+      .option('--to <window>', 'end of the range, exclusive')
+      .option('--dry-run', 'say what would change, change nothing')
+      .option('-y, --yes', 'do not ask for confirmation (required when stdin is not a terminal)')
+      .option('--reason <text>', 'why, for the audit trail (default: this command line)')
+      .option('--actor <name>', 'who, for the audit trail (default: user@host pid N)')
+      .option('--json', 'print one JSON document')
+      .addHelpText('after', '\nNothing changes unless the audit trail can be written: an intent line is written before the first slot changes.')
+      .action(run((dir, o) => adminCommand(action, dir, o)))
+  }
+
+  p.command('gc')
+    .argument('<dir>', 'state directory')
+    .description('find payload records and artifact files no live slot uses; with --delete remove the files (restart-safe) and record the collection in gc.log')
+    .option('--delete', 'remove garbage artifact files and mark their records collected in gc.log')
+    .addOption(new Option('--min-age <duration>', 'leave untied files and temp files younger than this, e.g. 90s, 15m, 2h').default('1h'))
+    .option('--reason <text>', 'why, for the audit trail (default: this command line)')
+    .option('--actor <name>', 'who, for the audit trail (default: user@host pid N)')
+    .option('--json', 'print one JSON document')
+    .addHelpText(
+      'after',
+      '\nA file written for a claim (writeArtifact(claim, ...)) is kept while its claim is in flight and collected once the slot moved past it; a file at a path the engine chose is collected only when no slot is Pending and it is older than --min-age. Symbolic links are never followed. A killed gc is finished by the next gc --delete.',
+    )
+    .action(run(gcCommand))
+
+  p.command('retention')
+    .argument('<dir>', 'state directory')
+    .description('retire every slot of every symbol in the windows before the last --keep windows before now (or --at TIME, or --before-window W)')
+    .option('--keep <n>', 'how many windows before the anchor to keep')
+    .option('--at <time>', 'count back from this time instead of now (ISO 8601, e.g. 2026-11-30T14:30:00Z)')
+    .option('--before-window <window>', 'count back from this window instead of now')
+    .option('--dry-run', 'say what would change, change nothing')
+    .option('-y, --yes', 'do not ask for confirmation (required when stdin is not a terminal)')
+    .option('--reason <text>', 'why, for the audit trail (default: this command line)')
+    .option('--actor <name>', 'who, for the audit trail (default: user@host pid N)')
+    .option('--json', 'print one JSON document')
+    .action(run(retention))
+
+  readOnly(
+    p
+      .command('audit')
+      .argument('<dir>', 'state directory')
+      .description('print the audit trail (audit.log): force-clears, retires, takeovers, gc and retention runs, with who and why')
+      .option('--last <n>', 'only the last N entries')
+      .option('--json', 'print the entries as JSON lines')
+      .action(run(auditCommand)),
+  )
+
+  readOnly(
+    p
+      .command('metrics')
+      .argument('<dir>', 'state directory')
+      .description('print the Prometheus metrics of the directory once (text format)')
+      .action(run((dir) => metricsCommand(dir))),
+  )
+
+  readOnly(
+    p
+      .command('serve-metrics')
+      .argument('<dir>', 'state directory')
+      .description('serve the Prometheus metrics over HTTP on 127.0.0.1 (GET /metrics) until interrupted (SIGINT or SIGTERM: scrapes in flight finish first)')
+      .option('--port <port>', 'TCP port on 127.0.0.1 (0 picks a free one)')
+      .action(run(serveMetrics)),
+  )
+
+  readOnly(
+    p
+      .command('export')
+      .argument('<dir>', 'state directory')
+      .description('print rows as JSON lines (rows with at least one non-Empty slot, unless --all-rows)')
+      .option('--symbol <symbols>', 'a symbol, a comma-separated list, or all (default all)')
+      .option('--ledger <ledger>', 'trade or enrichment (default both)')
+      .option('--from <window>', 'first window (default 0)')
+      .option('--to <window>', 'end window, exclusive (default: the window count)')
+      .option('--all-rows', 'also print rows whose slots are all Empty')
+      .action(run(exportRows)),
+  )
+
+  for (const c of p.commands) c.exitOverride().configureOutput({ outputError: (s, write) => write(s) }).showHelpAfterError(`(run window-space ${c.name()} --help for usage)`)
+  return p
+}
+
+/** Runs the command line; resolves with the exit status. */
+export async function main(argv: string[]): Promise<number> {
+  const p = program()
+  const name = argv.find((a, i) => i >= 2 && !a.startsWith('-')) ?? 'window-space'
+  try {
+    await p.parseAsync(argv)
+  } catch (e) {
+    if (e instanceof CommanderError) {
+      if (e.code === 'commander.helpDisplayed' || e.code === 'commander.version' || e.code === 'commander.help') return 0
+      return 2
+    }
+    if (e instanceof ReaderGone) return 0
+    return fail(name, e)
+  }
+  return typeof process.exitCode === 'number' ? process.exitCode : 0
+}
