@@ -32,7 +32,7 @@ describe('README engine example', () => {
       expect(controller.nextUnfilledWindow('SPY', 0, 'optionTrade')).toBe(8)
       expect(controller.payloadStores().trades.length).toBe(8)
       const rec = controller.payloadStores().trades.get(3)!
-      expect(rec.uri).toBe('artifacts/SPY/3/option-trades.json')
+      expect(rec.uri).toBe('artifacts/SPY/optionTrade/3/v1/option-trades.json')
       expect(controller.getTradeRow('SPY', 3).optionTrade).toMatchObject({ status: 'Filled', payloadId: 3, checksum: rec.checksum })
     } finally {
       controller.close()

@@ -109,17 +109,19 @@ async function engine({ name, slot, store, stateDir, pass, leaseMs = 30_000, daw
         }
         if (dawdleMs) await sleep(dawdleMs) // a slow engine: its short lease runs out meanwhile
         const body = JSON.stringify({ symbol, window: claim.windowIdx, slot, engine: name, pass, rows: [claim.windowIdx * 3, claim.windowIdx * 7] })
-        const artifact = controller.writeArtifact(`${symbol}/${slot}/${claim.windowIdx}-${name}.json`, body)
-        const payloadId = stores[store].append({
-          symbol: symbolId,
-          windowIdx: claim.windowIdx,
-          slotKind: slot,
-          payloadType: 'Json',
-          uri: artifact.uri,
-          checksum: artifact.checksum,
-          size: artifact.size,
-        })
         try {
+          // The artifact goes to a path only this claim uses: an engine that took
+          // the slot over meanwhile writes elsewhere, and this write is refused.
+          const artifact = controller.writeArtifact(claim, `${name}.json`, body)
+          const payloadId = stores[store].append({
+            symbol: symbolId,
+            windowIdx: claim.windowIdx,
+            slotKind: slot,
+            payloadType: 'Json',
+            uri: artifact.uri,
+            checksum: artifact.checksum,
+            size: artifact.size,
+          })
           controller.setRef(symbolId, claim.windowIdx, slot, { payloadType: 'Json', payloadId, version: claim.version, checksum: artifact.checksum })
           stats.filled++
         } catch (e) {
@@ -146,7 +148,7 @@ async function enrichmentEngine(controller, { name, slot, store, pass, needs, st
         stats.claimed++
         const inputs = needs.map((k) => controller.getSlot(symbol, claim.windowIdx, k).payloadId)
         const body = JSON.stringify({ symbol, window: claim.windowIdx, slot, engine: name, pass, inputs })
-        const artifact = controller.writeArtifact(`${symbol}/${slot}/${claim.windowIdx}-${name}.json`, body)
+        const artifact = controller.writeArtifact(claim, `${name}.json`, body)
         const payloadId = controller.payloadStores()[store].append({
           symbol, windowIdx: claim.windowIdx, slotKind: slot, payloadType: 'Json', uri: artifact.uri, checksum: artifact.checksum, size: artifact.size,
         })
