@@ -104,6 +104,28 @@ pub fn previous_json(s: &SlotSnapshot) -> Value {
     })
 }
 
+/// An exclusive `flock` on the audit log while one line is appended (the
+/// in-process mutex of the log is held around it, see `lock.rs`).
+struct AppendLock<'a>(&'a File);
+
+impl<'a> AppendLock<'a> {
+    fn take(f: &'a File, path: &Path) -> Result<Self> {
+        loop {
+            match rustix::fs::flock(f, rustix::fs::FlockOperation::LockExclusive) {
+                Ok(()) => return Ok(Self(f)),
+                Err(rustix::io::Errno::INTR) => continue,
+                Err(e) => return Err(Error::io("flock", path, e.into())),
+            }
+        }
+    }
+}
+
+impl Drop for AppendLock<'_> {
+    fn drop(&mut self) {
+        let _ = rustix::fs::flock(self.0, rustix::fs::FlockOperation::Unlock);
+    }
+}
+
 /// The append-only audit log of one state directory (opened lazily).
 pub struct AuditLog {
     path: PathBuf,
@@ -145,7 +167,11 @@ impl AuditLog {
                 OpenOptions::new().read(true).append(true).create(true).open(&self.path).map_err(|e| Error::io("open", &self.path, e))?;
             *guard = Some(f);
         }
-        let Some(f) = guard.as_mut() else { unreachable!("opened just above") };
+        let Some(f) = guard.as_ref() else { unreachable!("opened just above") };
+        // Appenders of every process take the file's lock: the look at the last
+        // byte and the write after it are one step, so no writer mistakes
+        // another's line in progress for a fragment (which would leave a blank line).
+        let _appending = AppendLock::take(f, &self.path)?;
         // A fragment left by a write cut short (whose closing newline could not
         // be written either) is ended first, so this line does not join it.
         let len = f.metadata().map_err(|e| Error::io("fstat", &self.path, e))?.len();
@@ -159,10 +185,11 @@ impl AuditLog {
         // One write of the whole line: O_APPEND places it at the end atomically.
         // A short write (the disk filled up mid-line) is ended with a newline
         // so that the next line is not glued to the fragment.
-        match f.write(&bytes) {
+        let mut w: &File = f;
+        match w.write(&bytes) {
             Ok(n) if n == bytes.len() => {}
             Ok(_) => {
-                let _ = f.write(b"\n");
+                let _ = w.write(b"\n");
                 // A short write to a regular file means the disk (or the file-size limit) is full.
                 return Err(Error::io("write", &self.path, std::io::Error::from_raw_os_error(rustix::io::Errno::NOSPC.raw_os_error())));
             }

@@ -49,6 +49,22 @@ pub fn default_actor() -> String {
     window_space_core::audit::default_actor()
 }
 
+/// The 64-bit checksum (xxh3-64) and size of a file, read in blocks (any size).
+#[napi(object)]
+pub struct NativeFileChecksum {
+    pub checksum: BigInt,
+    pub size: f64,
+}
+
+/// Checksums a file of any size without reading it into memory.
+#[napi(catch_unwind)]
+pub fn checksum_file(env: Env, path: String) -> napi::Result<NativeFileChecksum> {
+    let p = std::path::Path::new(&path);
+    let mut f = std::fs::File::open(p).map_err(|e| errors::js_error(&env, window_space_core::Error::Io { op: "open", path: p.into(), source: e }))?;
+    let (checksum, size) = window_space_core::ops::files::hash(&mut f, p).or_throw(&env)?;
+    Ok(NativeFileChecksum { checksum: BigInt::from(checksum), size: size as f64 })
+}
+
 /// 64-bit checksum (xxh3-64) of bytes, as the artifact helper computes it.
 #[napi(catch_unwind)]
 pub fn checksum64(data: &[u8]) -> BigInt {
