@@ -1,4 +1,4 @@
-// The watch guarantee under SIGKILL (issue 6): while engine processes claim,
+// The watch guarantee under SIGKILL: while engine processes claim,
 // append and fill and are killed at random moments, a watcher in another
 // process sees every change an engine saw succeed — or is told of a gap.
 // Never a silently missed change.

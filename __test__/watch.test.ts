@@ -1,4 +1,4 @@
-// Engines that wait on engines (issue 6): readiness evaluated in the core,
+// Engines that wait on engines: readiness evaluated in the core,
 // waitFor and watch woken through the change journal's shared futex word —
 // within one process, and across processes — journal overflow reported as a
 // gap, conflict details, and the audit trail of operator actions.

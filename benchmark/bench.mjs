@@ -1,9 +1,9 @@
 /**
- * The benchmark suite of issue 4: window-space against the peers a Node user
+ * The benchmark suite: window-space against the peers a Node user
  * would pick instead, side by side in one process run, same workload.
  *
  * Owns the run: which sections run in which order, the result tables printed
- * with console.table, the item-4 targets with MET / MISSED, and
+ * with console.table, the tracked performance targets with MET / MISSED, and
  * benchmark/results/latest.json. The contenders live in lib/slots.mjs, the
  * measuring in lib/harness.mjs, the native floor in lib/floor.mjs, the large
  * directories in lib/fixture.mjs, the sizes in lib/options.mjs.
@@ -534,7 +534,7 @@ try {
     await measure({ samples: opts.bootstrapSamples, warmup: 1, op: `recountSlots() (${fmtCount(fx.shape.slots)})`, contender: 'SAB+Atomics (in-memory)', mode: 'one pass over the state words', ops: 1, fn: () => void (sink += big.recount()[0]) })
   }
 
-  // ---- waiting on other engines (issue 6) ---------------------------------------
+  // ---- waiting on other engines ---------------------------------------
   if (runs('watch')) {
     say('\n== watch: wake-up latency of a waiter in another process, idle CPU, writer cost')
     const wdir = mkdtempSync(join(work, 'watch-'))
@@ -625,7 +625,7 @@ try {
     ])
   }
   const targets = evaluateTargets({ find, memory, scaling, opts })
-  console.log(`\nItem-4 targets (ratios from this run${opts.smoke ? '; smoke sizes: these say nothing about speed' : ''})`)
+  console.log(`\nPerformance targets (ratios from this run${opts.smoke ? '; smoke sizes: these say nothing about speed' : ''})`)
   console.table(targets.map((t) => ({ target: t.target, measured: t.measured, required: t.required, result: t.result })))
   if (notes.length) console.log(`\nNotes:\n${notes.map((n) => `- ${n}`).join('\n')}`)
 

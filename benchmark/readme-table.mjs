@@ -1,8 +1,8 @@
 /**
- * Owns the README's performance tables: prints, as Markdown, the main
- * comparison and the item-4 targets from a results file written by bench.mjs
- * (default benchmark/results/latest.json), so the README shows exactly the
- * numbers of a run.
+ * Prints, as Markdown, the performance tables of docs/performance.md and the
+ * README's summary — the main comparison and the tracked targets — from a
+ * results file written by bench.mjs (default benchmark/results/latest.json),
+ * so the documents show exactly the numbers of a run.
  *
  *   node benchmark/readme-table.mjs [results.json]
  */
@@ -60,6 +60,6 @@ if (run.watch) {
   lines.push(`| claim+fill (raw), nobody waiting | ${fmtNs(w.writerNoWaiter.nsPerOp)} |`)
   lines.push(`| claim+fill (raw), a waiter asleep in another process | ${fmtNs(w.writerWithWaiter.nsPerOp)} |`)
 }
-lines.push('', '| target (issue 4) | measured | required | result |', '| --- | --- | --- | --- |')
+lines.push('', '| target | measured | required | result |', '| --- | --- | --- | --- |')
 for (const t of run.targets) lines.push(`| ${t.target} | ${t.measured} | ${t.required} | ${t.result} |`)
 process.stdout.write(lines.join('\n') + '\n')

@@ -1,6 +1,6 @@
 /**
- * Owns the targets of issue 4, item 4: each one computed from this run's
- * results as the ratio or figure the issue names, with MET or MISSED. A target
+ * Owns the tracked performance targets (docs/performance.md): each one
+ * computed from this run's results as a ratio or figure, with MET or MISSED. A target
  * whose inputs were not measured (a section left out, the C++ addon not
  * built) is reported as "not measured", never as met.
  *

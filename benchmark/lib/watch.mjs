@@ -1,5 +1,5 @@
 /**
- * The watch section of the benchmark (issue 6): how fast a waiting engine in
+ * The watch section of the benchmark: how fast a waiting engine in
  * another process learns of a fill, what a sleeping waiter costs, and what a
  * sleeping waiter costs the writers.
  *

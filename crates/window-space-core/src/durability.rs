@@ -11,7 +11,8 @@
 //! issued before it started, so N concurrent async calls cost one round of
 //! syncs, not N.
 //!
-//! Ordering, which guarantee 2 of SPEC §5 needs: a commit syncs the mapping
+//! Ordering (a Filled slot must never refer to a record that power loss
+//! could take): a commit syncs the mapping
 //! tables before the ledgers, and a deferred fill first makes its payload
 //! record durable if that record was itself appended in a deferral scope
 //! that has not been committed yet (`PayloadStore::ensure_durable`), so the

@@ -56,7 +56,7 @@ fn populated() -> tempfile::TempDir {
 /// Every state file's bytes. In ledger files the shared counter words (bytes
 /// 256..960: chunk count aside, the symbol/window counts and the status and
 /// event counters) are masked: they are derived state that a bootstrap with no
-/// other controller open rewrites from an exact scan (SPEC §5 item 7).
+/// other controller open rewrites from an exact scan.
 fn snapshot(dir: &Path) -> BTreeMap<PathBuf, Vec<u8>> {
     std::fs::read_dir(dir)
         .unwrap()

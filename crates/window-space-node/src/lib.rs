@@ -60,7 +60,8 @@ pub struct NativeFileChecksum {
 #[napi(catch_unwind)]
 pub fn checksum_file(env: Env, path: String) -> napi::Result<NativeFileChecksum> {
     let p = std::path::Path::new(&path);
-    let mut f = std::fs::File::open(p).map_err(|e| errors::js_error(&env, window_space_core::Error::Io { op: "open", path: p.into(), source: e }))?;
+    let mut f = std::fs::File::open(p)
+        .map_err(|e| errors::js_error(&env, window_space_core::Error::Io { op: "open", path: p.into(), source: e }))?;
     let (checksum, size) = window_space_core::ops::files::hash(&mut f, p).or_throw(&env)?;
     Ok(NativeFileChecksum { checksum: BigInt::from(checksum), size: size as f64 })
 }
