@@ -32,8 +32,7 @@ type Tally = Record<SlotStatus, number>
 const emptyTally = (): Tally => Object.fromEntries(SLOT_STATUSES.map((s) => [s, 0])) as Tally
 
 /** How many slots of `kinds` × `symbols` × `range` an action would change, by their status now. */
-function tally(dir: string, symbols: readonly number[], kinds: readonly SlotKindName[], range: { from: number; to: number }, changes: (s: SlotStatus) => boolean): Tally {
-  const view = openView(dir)
+function tally(view: StateView, symbols: readonly number[], kinds: readonly SlotKindName[], range: { from: number; to: number }, changes: (s: SlotStatus) => boolean): Tally {
   const t = emptyTally()
   for (const s of symbols) {
     const cells = view.grid(s, range, kinds)
@@ -60,7 +59,7 @@ export async function adminCommand(action: 'clear' | 'retire', dir: string, o: O
   const kinds = slotKinds(String(o.slot))
   const range = windowRange(s.windowCount, view.stateDir, { window: o.window as string | undefined, from: o.from as string | undefined, to: o.to as string | undefined }, true)
   const changes = action === 'clear' ? (st: SlotStatus) => st === 'Pending' || st === 'Filled' : (st: SlotStatus) => st !== 'Retired'
-  const would = tally(view.stateDir, syms, kinds, range, changes)
+  const would = tally(view, syms, kinds, range, changes)
   const n = total(would)
   const verb = action === 'clear' ? 'force-clear' : 'retire'
   const symbolsText = syms.length === s.symbols.length && syms.length > 1 ? 'every symbol' : syms.map((x) => printable(s.symbols[x]!)).join(', ')
@@ -117,7 +116,7 @@ export async function retention(dir: string, o: Opts): Promise<void> {
     return out(`nothing to retire: keeping the ${keep} windows before ${anchor.what} leaves no older window (${plural(syms.length, 'symbol')})`)
   }
   const range = { from: 0, to }
-  summary.wouldRetire = total(tally(view.stateDir, syms, SLOT_KIND_NAMES, range, (st) => st !== 'Retired'))
+  summary.wouldRetire = total(tally(view, syms, SLOT_KIND_NAMES, range, (st) => st !== 'Retired'))
   const what = `retire ${plural(summary.wouldRetire, 'slot')}: windows 0..${to - 1} (from ${isoOfNs(s.firstStartNs)}; the ${keep} windows before ${anchor.what} are kept) of ${plural(syms.length, 'symbol')}, every slot kind`
   if (o.dryRun || summary.wouldRetire === 0) {
     if (o.json) return out(json(summary))
