@@ -552,8 +552,8 @@ describe('close', () => {
       expect(scoped.closed).toBe(false)
       expect(scoped.symbolId('SPY')).toBe(0)
     }
-    expect(ref!.closed).toBe(true)
-    expect(() => ref!.getTradeRow('SPY', 0)).toThrow(ClosedError)
+    expect(ref.closed).toBe(true)
+    expect(() => ref.getTradeRow('SPY', 0)).toThrow(ClosedError)
   })
 })
 

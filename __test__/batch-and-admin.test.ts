@@ -333,7 +333,7 @@ describe('metrics and event counts', () => {
     const expected: Record<string, Record<SlotStatus, number>> = {}
     for (const k of SLOT_KIND_NAMES) {
       expected[k] = zeroCounts()
-      expected[k]!.Empty = symbols * WINDOWS
+      expected[k].Empty = symbols * WINDOWS
     }
     for (const [key, st] of model) {
       const k = key.split('|')[2]!

@@ -22,7 +22,8 @@ const ENGINES = 3
 const ROUNDS = Number(process.env.WS_CRASH_ROUNDS ?? 12)
 const sleep = (ms: number) => new Promise((r) => setTimeout(r, ms))
 
-type Ack = { e: number; op: string; [k: string]: unknown }
+/** One line of an engine's log: the call it acknowledges (`op`) and that call's fields, which depend on `op`. */
+type Ack = { e: number; op: string; w?: number; v?: number; id?: number; store?: string; uri?: string; checksum?: string; name?: string; [k: string]: unknown }
 
 const dir = mkdtempSync(join(tmpdir(), 'ws-crash-'))
 const logPath = join(dir, '..', `${dir.split('/').pop()}.acks`)
@@ -35,9 +36,9 @@ function spawnEngine(engine: number, round: number, durability: 'buffered' | 'sy
   const args = { stateDir: dir, engine, windows: WINDOWS, durability, leaseMs: LEASE_MS, log: logPath, seed: round * 1000 + engine + 1 }
   const child = spawn(process.execPath, [ENGINE, JSON.stringify(args)], { stdio: ['ignore', 'pipe', 'pipe'] })
   let err = ''
-  child.stderr!.on('data', (d) => (err += d))
+  child.stderr.on('data', (d) => (err += d))
   const ready = new Promise<void>((resolve, reject) => {
-    child.stdout!.on('data', (d) => String(d).includes('ready') && resolve())
+    child.stdout.on('data', (d) => String(d).includes('ready') && resolve())
     child.once('exit', (code, signal) => (signal === 'SIGKILL' ? resolve() : reject(new Error(`engine ${engine} exited (${code}) before it was killed:\n${err}`))))
   })
   return { child, ready }

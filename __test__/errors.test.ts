@@ -318,7 +318,7 @@ describe('instanceof across two copies of the module', () => {
 
   async function loadCopy(): Promise<typeof errors> {
     vi.resetModules()
-    return (await import('../src/errors')) as typeof errors
+    return await import('../src/errors')
   }
 
   it('a second copy has distinct class objects', async () => {

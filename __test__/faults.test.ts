@@ -33,11 +33,33 @@ function stateDir(): string {
   return dir
 }
 
+/**
+ * What fault-engine.mjs prints when a scenario ends: the error that stopped it
+ * and what it had done until then. Which of the other fields are set depends
+ * on the scenario.
+ */
+interface ScenarioResult {
+  ok?: boolean
+  error: { name: string; code: string; message: string }
+  ids: number[]
+  claimed: { w: number; v: number }[]
+  symbols: Record<string, number>
+  ranges: number
+}
+
+/** What fault-engine.mjs prints, line by line, in its hold-and-read scenario. */
+interface HoldReport {
+  ready?: boolean
+  seen?: unknown
+  metrics?: unknown
+  recount?: unknown
+}
+
 /** Runs a scenario in a child process with a file-size limit of `kib` KiB. */
-function underLimit(dir: string, scenario: string, kib: number): Record<string, any> {
+function underLimit(dir: string, scenario: string, kib: number): ScenarioResult {
   const args = JSON.stringify({ stateDir: dir, windows: WINDOWS, scenario })
   const out = execFileSync('bash', ['-c', `ulimit -f ${kib}; exec "$0" "$1" "$2"`, process.execPath, ENGINE, args], { encoding: 'utf8' })
-  return JSON.parse(out.trim().split('\n').pop()!)
+  return JSON.parse(out.trim().split('\n').pop()!) as ScenarioResult
 }
 
 function files(dir: string): Record<string, string> {
@@ -76,7 +98,7 @@ describe('a full disk', () => {
     const { controller } = WindowSpaceController.bootstrap(config(dir))
     try {
       for (const { w, v } of r.claimed) expect(controller.getSlot('FULL', w, 'optionTrade')).toMatchObject({ status: 'Pending', version: v })
-      const failedAt = r.claimed.at(-1).w + 146
+      const failedAt = r.claimed.at(-1)!.w + 146
       expect(controller.getSlot('FULL', failedAt, 'optionTrade').status).toBe('Empty')
       expect(controller.slotMetrics()).toEqual(controller.recountSlots())
       expect(controller.slotMetrics().find((m) => m.slot === 'optionTrade')!.counts.Pending).toBe(r.claimed.length)
@@ -91,7 +113,7 @@ describe('a full disk', () => {
     const dir = stateDir()
     const r = underLimit(dir, 'symbols-until-full', 24)
     expect(r.error.code).toBe('ERR_DISK_FULL')
-    const acked = Object.entries(r.symbols as Record<string, number>)
+    const acked = Object.entries(r.symbols)
     expect(acked.length).toBeGreaterThan(10)
     const { controller } = WindowSpaceController.bootstrap(config(dir))
     try {
@@ -133,5 +155,63 @@ describe('a full disk during an audit-trail write', () => {
     const retired = [...Array(50).keys()].filter((i) => c.getSlot('FULL', failed + i, 'greeks').status === 'Retired').length
     expect(retired).toBe(announced ? 50 : 0)
     c.close()
+  })
+})
+
+describe('a read-only state directory', () => {
+  it('gives a typed error and changes nothing', () => {
+    const dir = stateDir()
+    const before = files(dir)
+    chmodSync(dir, 0o555)
+    for (const f of readdirSync(dir)) chmodSync(join(dir, f), 0o444)
+    const args = JSON.stringify({ stateDir: dir, windows: WINDOWS, scenario: 'bootstrap' })
+    // As root, permissions do not stop writes: run the engine as an unprivileged user then.
+    const asUser = process.getuid?.() === 0 ? { uid: 65534, gid: 65534 } : {}
+    chmodSync(join(dir, '..'), statSync(join(dir, '..')).mode | 0o005)
+    const out = execFileSync(process.execPath, [ENGINE, args], { encoding: 'utf8', ...asUser })
+    const r = JSON.parse(out.trim()) as ScenarioResult
+    expect(r.ok).toBe(false)
+    expect(['ERR_PERMISSION_DENIED', 'ERR_READ_ONLY']).toContain(r.error.code)
+    expect(r.error.message).toContain(dir)
+    expect(files(dir)).toEqual(before)
+  })
+})
+
+describe('a second process holding the directory', () => {
+  it('sees the ledger the first one grew, and the same metrics', async () => {
+    const dir = stateDir()
+    const child = spawn(process.execPath, [ENGINE, JSON.stringify({ stateDir: dir, windows: WINDOWS, scenario: 'hold-and-read' })], { stdio: ['pipe', 'pipe', 'inherit'] })
+    const lines: string[] = []
+    const next = () =>
+      new Promise<HoldReport>((resolve) => {
+        const tryLine = () => (lines.length > 0 ? resolve(JSON.parse(lines.shift()!) as HoldReport) : child.stdout.once('data', tryLine))
+        tryLine()
+      })
+    let buf = ''
+    child.stdout.on('data', (d) => {
+      buf += d
+      let i
+      while ((i = buf.indexOf('\n')) >= 0) {
+        lines.push(buf.slice(0, i))
+        buf = buf.slice(i + 1)
+      }
+    })
+    expect((await next()).ready).toBe(true)
+    const sizeBefore = statSync(join(dir, 'trade-ledger.dat')).size
+    const { controller } = WindowSpaceController.bootstrap(config(dir))
+    const versions: number[] = []
+    try {
+      expect(controller.resolveSymbol('GROW')).toBe(1)
+      for (let w = 0; w < 5000; w++) versions.push(controller.markPending('GROW', w, 'optionTrade', { leaseMs: 600_000 }).version)
+      expect(statSync(join(dir, 'trade-ledger.dat')).size).toBeGreaterThan(sizeBefore)
+      child.stdin.write(JSON.stringify({ symbol: 'GROW', upTo: 5000 }) + '\n')
+      const seen = await next()
+      expect(seen.seen).toEqual(versions.map((v) => ['Pending', v]))
+      expect(seen.metrics).toEqual(controller.slotMetrics())
+      expect(seen.metrics).toEqual(seen.recount)
+    } finally {
+      controller.close()
+      child.kill()
+    }
   })
 })

@@ -22,7 +22,7 @@ describe('leases across processes', () => {
       stdio: ['ignore', 'pipe', 'inherit'],
     })
     try {
-      const held = await new Promise<{ renewed: number; abandoned: number }>((resolve) => child.stdout.once('data', (d) => resolve(JSON.parse(String(d)))))
+      const held = await new Promise<{ renewed: number; abandoned: number }>((resolve) => child.stdout.once('data', (d) => resolve(JSON.parse(String(d)) as { renewed: number; abandoned: number })))
       // Three lease lengths later the renewed claim is still live, the abandoned one expired.
       await sleep(3 * LEASE_MS)
       expect(() => c.markPending('LEASE', 0, 'optionTrade')).toThrow(SlotBusyError)

@@ -19,7 +19,6 @@ import {
   WindowSpaceController,
   type EnrichmentRow,
   type PayloadRecord,
-  type PayloadStoreName,
   type SlotKindName,
   type TradeRow,
   STORE_OF_SLOT_KIND,

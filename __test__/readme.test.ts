@@ -21,7 +21,13 @@ describe('README engine example', () => {
     const body = example!.replace(/^import[\s\S]*?from 'window-space'\n/m, '')
     const js = ts.transpileModule(body, { compilerOptions: { module: ts.ModuleKind.CommonJS, target: ts.ScriptTarget.ES2022 } }).outputText
     const logs: unknown[] = []
-    const run = new Function('stateDir', 'ws', 'console', `const { ${Object.keys(windowSpace).join(', ')} } = ws;\n${js}`)
+    // The point of this test is to run the README's code as written.
+    // eslint-disable-next-line @typescript-eslint/no-implied-eval
+    const run = new Function('stateDir', 'ws', 'console', `const { ${Object.keys(windowSpace).join(', ')} } = ws;\n${js}`) as (
+      stateDir: string,
+      ws: typeof windowSpace,
+      console: { log: (...a: unknown[]) => void },
+    ) => void
     run(dir, windowSpace, { log: (...a: unknown[]) => logs.push(...a) })
     expect(logs).toEqual(['Filled'])
 

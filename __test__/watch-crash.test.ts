@@ -29,9 +29,9 @@ afterAll(() => {
 function start(script: string, args: object): { child: ChildProcess; ready: Promise<void> } {
   const child = spawn(process.execPath, [script, JSON.stringify(args)], { stdio: ['ignore', 'pipe', 'pipe'] })
   let err = ''
-  child.stderr!.on('data', (d) => (err += d))
+  child.stderr.on('data', (d) => (err += d))
   const ready = new Promise<void>((resolve, reject) => {
-    child.stdout!.on('data', (d) => String(d).includes('ready') && resolve())
+    child.stdout.on('data', (d) => String(d).includes('ready') && resolve())
     child.once('exit', (code, signal) => (signal === 'SIGKILL' ? resolve() : reject(new Error(`${script} exited (${code}):\n${err}`))))
   })
   return { child, ready }

@@ -56,6 +56,11 @@ function fill(c: WindowSpaceController, symbol: string, w: number, kind: SlotKin
   return payloadId
 }
 
+/** The change a `next()` result carries; undefined once the iterator is done. */
+function changeOf(r: IteratorResult<SlotChange>): SlotChange | undefined {
+  return r.done ? undefined : r.value
+}
+
 const INPUTS: SlotKindName[] = ['optionQuote', 'underlyingQuote']
 
 describe('readiness', () => {
@@ -195,7 +200,7 @@ describe('watch in one process', () => {
     expect(resume).toBe(80 - 64)
     // After a rescan, watching from resumeSeq works.
     const next = await c.watch({ fromSeq: resume }).next()
-    expect(next.value?.seq).toBe(resume)
+    expect(changeOf(next)?.seq).toBe(resume)
   })
 
   it('return() ends a watch at once, also while a next() is waiting, and lets the process exit', async () => {
@@ -222,7 +227,7 @@ describe('watch in one process', () => {
     const c = open({ journalCapacity: 64 })
     const it = c.watch()
     fill(c, 'SPY', 0, 'optionQuote')
-    expect((await it.next()).value?.to).toBe('Pending')
+    expect(changeOf(await it.next())?.to).toBe('Pending')
     for (let w = 1; w < 60; w++) {
       fill(c, 'SPY', w, 'optionQuote') // 118 more changes, with the event loop running in between
       await new Promise((r) => setImmediate(r))
@@ -367,8 +372,8 @@ function child(args: object): { proc: ChildProcess; ready: Promise<void>; result
   let err = ''
   let onReady: () => void
   const ready = new Promise<void>((r) => (onReady = r))
-  proc.stderr!.on('data', (d) => (err += d))
-  proc.stdout!.on('data', (d) => {
+  proc.stderr.on('data', (d) => (err += d))
+  proc.stdout.on('data', (d) => {
     out += d
     if (out.includes('"ready"')) onReady()
   })

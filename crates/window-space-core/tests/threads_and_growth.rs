@@ -27,11 +27,12 @@ fn record(symbol: u32, w: u32, tag: u64) -> PayloadInput {
     }
 }
 
-/// Every thread walks all windows; returns (wins, refusal codes) per thread.
-/// What one racing thread got: the (window, payload id) pairs it won, and the codes of its refusals.
-type Outcome = (Vec<(u32, u64)>, Vec<ErrorCode>);
+/// What one racing thread ends with: the (window, payload id) pairs it won,
+/// and the refusal codes of the claims it lost.
+type ThreadOutcome = (Vec<(u32, u64)>, Vec<ErrorCode>);
 
-fn race(controllers: Vec<Arc<Controller>>, threads_per_controller: usize) -> Vec<Outcome> {
+/// Every thread walks all windows; returns one outcome per thread.
+fn race(controllers: Vec<Arc<Controller>>, threads_per_controller: usize) -> Vec<ThreadOutcome> {
     let n = controllers.len() * threads_per_controller;
     let barrier = Arc::new(Barrier::new(n));
     let mut handles = Vec::new();
@@ -62,7 +63,7 @@ fn race(controllers: Vec<Arc<Controller>>, threads_per_controller: usize) -> Vec
     handles.into_iter().map(|h| h.join().unwrap()).collect()
 }
 
-fn check(results: &[Outcome], c: &Controller) {
+fn check(results: &[ThreadOutcome], c: &Controller) {
     let mut owner = vec![None; WINDOWS as usize];
     let mut ids = Vec::new();
     for (t, (wins, refusals)) in results.iter().enumerate() {
