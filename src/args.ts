@@ -9,6 +9,14 @@
 import { InvalidSymbolError } from './errors'
 import { PayloadType, type PayloadTypeName } from './vocabulary'
 
+/**
+ * An array check that keeps the element type of a typed argument
+ * (`Array.isArray` would narrow a readonly array's elements to `any`).
+ */
+export function isList(v: unknown): v is readonly unknown[] {
+  return Array.isArray(v)
+}
+
 /** Largest 32-bit unsigned value: window indices, versions, symbol ids. */
 export const U32_MAX = 0xffffffff
 

@@ -17,7 +17,7 @@
  */
 import * as path from 'node:path'
 
-import { adminContext, checkAuditText, checkChecksum, checkRange, checkWellFormed, checkWhole, payloadTypeCode, U32_MAX, type AdminOptions } from './args'
+import { adminContext, checkAuditText, isList, checkChecksum, checkRange, checkWellFormed, checkWhole, payloadTypeCode, U32_MAX, type AdminOptions } from './args'
 import { WindowSpaceConfig, type WindowSpaceOptions } from './config'
 import { durably } from './durably'
 import { AbortError, ClosedError, SlotRetiredError, UnknownSymbolError, WaitTimeoutError, translateNativeError, type SlotWriteError } from './errors'
@@ -127,8 +127,9 @@ function storageReportOf(r: NativeStorageReport): StorageReport {
 const MAX_ROW_SLOTS = Math.max(...LEDGER_NAMES.map((l) => SLOT_KINDS_OF_LEDGER[l].length))
 
 // Declaration merging gives the class its per-kind setters, which are
-// installed on the prototype from the vocabulary below the class.
-// eslint-disable-next-line @typescript-eslint/no-unsafe-declaration-merging
+// installed on the prototype from the vocabulary below the class (the
+// interface adds members through `extends`, so it is not empty).
+// eslint-disable-next-line @typescript-eslint/no-unsafe-declaration-merging, @typescript-eslint/no-empty-object-type
 export interface WindowSpaceController extends TypedSetters {}
 
 /** One open state directory. Create it with {@link WindowSpaceController.bootstrap}. */
@@ -490,7 +491,7 @@ export class WindowSpaceController {
    * its own (a refused item does not stop the batch); argument errors throw.
    */
   fillMany(items: readonly FillRequest[]): FillResult[] {
-    if (!Array.isArray(items)) throw new TypeError('fillMany expects an array')
+    if (!isList(items)) throw new TypeError('fillMany expects an array')
     const packed = new Float64Array(items.length * 8)
     const kinds: SlotKind[] = new Array<SlotKind>(items.length)
     items.forEach((it, i) => {
@@ -585,7 +586,7 @@ export class WindowSpaceController {
   // ---- readiness ------------------------------------------------------------
 
   #mask(requirements: readonly SlotKindInput[]): number {
-    if (!Array.isArray(requirements)) throw new TypeError('requirements must be an array of slot kinds')
+    if (!isList(requirements)) throw new TypeError('requirements must be an array of slot kinds')
     let mask = 0
     requirements.forEach((r, i) => {
       mask |= 1 << toSlotKind(r, `requirements[${i}]`).code
@@ -646,13 +647,13 @@ export class WindowSpaceController {
     try {
       symbolId = this.symbolId(symbol)
       checkWhole(windowIdx, 'windowIdx', U32_MAX)
-      if (!Array.isArray(slotKinds) || slotKinds.length === 0) throw new TypeError('slotKinds must be a non-empty array of slot kinds')
+      if (!isList(slotKinds) || slotKinds.length === 0) throw new TypeError('slotKinds must be a non-empty array of slot kinds')
       kinds = slotKinds.map((k, i) => toSlotKind(k, `slotKinds[${i}]`))
       if (options.timeoutMs !== undefined) checkWhole(options.timeoutMs, 'timeoutMs', 2 ** 31 - 1)
       if (options.signal !== undefined && !(options.signal instanceof AbortSignal)) throw new TypeError('signal must be an AbortSignal')
       if (options.signal?.aborted) throw abortErrorOf(options.signal, 'waitFor')
     } catch (e) {
-      return Promise.reject(e as Error)
+      return Promise.reject(e)
     }
     return new Promise<SlotState[]>((resolve, reject) => {
       let unsubscribe = () => {}
@@ -675,7 +676,7 @@ export class WindowSpaceController {
         try {
           slots = kinds.map((k) => this.#readSlot(symbolId, windowIdx, k))
         } catch (e) {
-          settle(() => reject(e as Error))
+          settle(() => reject(e))
           return true
         }
         const retired = slots.findIndex((x) => x.status === 'Retired')
@@ -699,14 +700,14 @@ export class WindowSpaceController {
       try {
         head = this.#feed.head()
       } catch (e) {
-        reject(translateNativeError(e) as Error)
+        reject(translateNativeError(e))
         return
       }
       if (check()) return
       try {
         unsubscribe = this.#feed.subscribe(() => void check(), head)
       } catch (e) {
-        reject(translateNativeError(e) as Error)
+        reject(translateNativeError(e))
         return
       }
       if (options.timeoutMs !== undefined) {

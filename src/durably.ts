@@ -27,16 +27,16 @@ export async function durably<T>(n: NativeController, write: () => T): Promise<T
     outcome = { ok: false, error }
   }
   const ticket = endDeferral(n)
-  let failed: unknown = null
+  let failed: { error: unknown } | null = null
   if (ticket > 0) {
     try {
       await n.commitAsync(ticket)
     } catch (e) {
-      failed = translateNativeError(e)
+      failed = { error: translateNativeError(e) }
     }
   }
   if (!outcome.ok) throw outcome.error // the write's own error is the one to report
-  if (failed) throw failed
+  if (failed) throw failed.error
   return outcome.value
 }
 

@@ -119,7 +119,7 @@ function countersOf(source: WindowSpaceController | StateView): Counters {
  * @throws InvalidArgumentError if the registry already holds a metric of one of these names (nothing is registered then)
  */
 export function registerMetrics(registry: Registry, source: WindowSpaceController | BootstrapResult | StateView): RegisteredMetrics {
-  if (typeof registry !== 'object' || registry === null || typeof (registry as Registry).registerMetric !== 'function') {
+  if (typeof registry !== 'object' || registry === null || typeof (registry).registerMetric !== 'function') {
     throw new TypeError('registerMetrics expects a prom-client Registry as its first argument')
   }
   const target = isBootstrapResult(source) ? source.controller : source
@@ -204,7 +204,7 @@ export function registerMetrics(registry: Registry, source: WindowSpaceControlle
       if (closed(this)) return
       this.reset()
       const records = controller.records()
-      for (const store of PAYLOAD_STORE_NAMES) this.inc({ store }, records[store]!)
+      for (const store of PAYLOAD_STORE_NAMES) this.inc({ store }, records[store])
     },
   })
   const metrics: Array<{ name: string; metric: unknown }> = [

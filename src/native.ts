@@ -8,7 +8,7 @@
 import type * as Binding from '../binding'
 
 // eslint-disable-next-line @typescript-eslint/no-require-imports
-export const native: typeof Binding = require('../binding.js')
+export const native = require('../binding.js') as typeof Binding
 export type NativeController = Binding.NativeController
 export type NativeStorageReport = Binding.NativeStorageReport
 export type NativeOpenOptions = Binding.NativeOpenOptions

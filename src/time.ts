@@ -10,6 +10,8 @@
  * @module
  */
 
+import { isList } from './args'
+
 /** An instant: `bigint` ns since epoch, `number` ms since epoch, or a `Date`. */
 export type TimeInput = bigint | number | Date
 /** A duration: `bigint` ns or `number` ms. */
@@ -103,7 +105,7 @@ export function scheduleToJson(ws: WindowSpace): string {
     return `{"kind":"uniform","originNs":${timeToNs(ws.origin, 'origin')},"windowNs":${durationToNs(ws.windowDuration, 'windowDuration')},"windowCount":${count}}`
   }
   if (ws.kind === 'sessions') {
-    if (!Array.isArray(ws.sessions)) throw new TypeError('sessions must be an array')
+    if (!isList(ws.sessions)) throw new TypeError('sessions must be an array')
     const parts = ws.sessions.map((s, i) => {
       if (typeof s !== 'object' || s === null) throw new TypeError(`sessions[${i}] must be an object`)
       return `{"startNs":${timeToNs(s.start, `sessions[${i}].start`)},"endNs":${timeToNs(s.end, `sessions[${i}].end`)},"windowNs":${durationToNs(s.windowDuration, `sessions[${i}].windowDuration`)}}`

@@ -85,7 +85,7 @@ export type SlotKindInput = SlotKind | SlotKindName
 export function toSlotKind(input: SlotKindInput, argName = 'slotKind'): SlotKind {
   if (typeof input === 'object' && input !== null && KINDS[input.code] === input) return input
   if (typeof input === 'string') return KIND_BY_NAME.get(input) ?? slotKind(input)
-  if (typeof input === 'object' && input !== null && typeof (input as SlotKind).name === 'string') return slotKind((input as SlotKind).name)
+  if (typeof input === 'object' && input !== null && typeof (input).name === 'string') return slotKind((input).name)
   throw new TypeError(`${argName} must be a SlotKind or a slot kind name, got ${typeof input}`)
 }
 

@@ -79,7 +79,7 @@ export class ChangeFeed {
    */
   subscribe(listener: () => void, knownHead: number): () => void {
     if (!this.#running) {
-      this.#native().startWatcher((_head: number) => this.#notify(), knownHead)
+      this.#native().startWatcher(() => this.#notify(), knownHead)
       this.#running = true
     }
     this.#listeners.add(listener)
@@ -289,8 +289,8 @@ export class ChangeIterator implements AsyncIterableIterator<SlotChange> {
     for (;;) {
       if (this.#done) return { done: true, value: undefined }
       if (this.#at < this.#batch.length) return { done: false, value: this.#batch[this.#at++]! }
-      if (this.#failure) {
-        const f = this.#failure
+      if (this.#failure !== null) {
+        const f: unknown = this.#failure
         this.#finish()
         throw f
       }

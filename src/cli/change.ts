@@ -69,7 +69,7 @@ export async function adminCommand(action: 'clear' | 'retire', dir: string, o: O
     if (o.json) return out(json(summary))
     return out(n === 0 ? `nothing to ${action}: no slot in that range ${action === 'clear' ? 'is Pending or Filled' : 'is not Retired already'}` : `would ${what} (dry run: nothing changed)`)
   }
-  await confirm(`${what}?`, o as { yes?: boolean })
+  await confirm(`${what}?`, o)
   const { controller: c } = openDir(dir, 'sync', who.actor)
   try {
     let changed = 0
@@ -122,7 +122,7 @@ export async function retention(dir: string, o: Opts): Promise<void> {
     if (o.json) return out(json(summary))
     return out(summary.wouldRetire === 0 ? `nothing to retire: windows 0..${to - 1} are Retired already` : `would ${what} (dry run: nothing changed)`)
   }
-  await confirm(`${what}?`, o as { yes?: boolean })
+  await confirm(`${what}?`, o)
   const { controller: c } = openDir(dir, 'sync', who.actor)
   try {
     c.appendAudit('retention', { phase: 'intent', keep, anchorWindow: anchor.window, retireBefore: to }, who)

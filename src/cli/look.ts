@@ -36,7 +36,7 @@ export function inspect(dir: string, o: Opts): void {
     symbols: s.symbols,
     files: s.files,
     totalBytes: s.files.reduce((a, f) => a + f.bytes, 0),
-    ledgers: s.ledgers.map(({ events: _e, ...l }) => l),
+    ledgers: s.ledgers.map((l) => ({ ledger: l.ledger, chunks: l.chunks, rowsAllocated: l.rowsAllocated, bytes: l.bytes, staleClaims: l.staleClaims })),
     stores: s.stores,
     slots: s.slots.map((m) => ({ ledger: m.ledger, slot: m.slot, ...m.counts })),
     events: Object.fromEntries(s.ledgers.map((l) => [l.ledger, l.events])),

@@ -5,6 +5,9 @@
  *
  * @module
  */
+import { readFileSync } from 'node:fs'
+import { join } from 'node:path'
+
 import { Command, CommanderError, Option } from 'commander'
 
 import { fail, type Opts } from './args'
@@ -21,7 +24,7 @@ const READ_ONLY = 'Read-only: opens every file read-only, takes no lock, creates
 function program(): Command {
   const p = new Command('window-space')
   p.description('Operate a window-space state directory: inspect, verify, clear, retire, collect garbage, export, metrics.')
-    .version((require('../../package.json') as { version: string }).version)
+    .version((JSON.parse(readFileSync(join(__dirname, '..', '..', 'package.json'), 'utf8')) as { version: string }).version)
     .showHelpAfterError('(run with --help for usage)')
     .addHelpText('after', '\nExit status: 0 ok, 1 problems found or the state or the output could not be read or written, 2 bad input.\nWindow ranges are --from (inclusive) to --to (exclusive), like the library.')
     .exitOverride()

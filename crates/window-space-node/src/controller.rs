@@ -269,6 +269,7 @@ impl NativeController {
     /// Claims up to `n` windows; writes (window, version, lease deadline)
     /// triples into `out`; returns how many.
     #[napi(catch_unwind)]
+    #[allow(clippy::too_many_arguments)] // the napi signature: numbers in, a typed array out
     pub fn claim_next_unfilled(
         &self,
         env: Env,
