@@ -81,6 +81,9 @@ use crate::mapping::{FixedMapping, PAGE};
 use crate::slot::{SlotAddr, Transition};
 use crate::vocab::{SlotKind, SlotStatus};
 
+pub mod hooks;
+use hooks::Step;
+
 /// The kind byte of an entry that records no change.
 const NO_CHANGE_KIND: u64 = 0xff;
 
@@ -97,6 +100,7 @@ impl Reservation<'_> {
     /// Writes the change this number was taken for (`payload_id` when it
     /// filled the slot, else 0), and wakes sleepers.
     pub fn commit(mut self, at: SlotAddr, t: Transition, payload_id: u64) {
+        hooks::at(Step::Changed);
         self.done = true;
         let w1 = u64::from(at.symbol) | (u64::from(at.window) << 32);
         let w2 = u64::from(at.kind.code()) | (u64::from(t.from as u8) << 8) | (u64::from(t.to as u8) << 16) | (u64::from(t.version) << 32);
@@ -277,7 +281,10 @@ impl Journal {
     /// Takes the next sequence number for a transition about to be tried.
     /// Commit it with the change, or drop it (a no-change entry is written).
     pub fn reserve(&self) -> Reservation<'_> {
-        Reservation { journal: self, seq: self.word(OFF_HEAD).fetch_add(1, Ordering::SeqCst), done: false }
+        let seq = self.word(OFF_HEAD).fetch_add(1, Ordering::SeqCst);
+        hooks::at(Step::Numbered);
+        hooks::at(Step::Reserved);
+        Reservation { journal: self, seq, done: false }
     }
 
     fn write_entry(&self, seq: u64, w1v: u64, w2v: u64, w3v: u64, wake: bool) {
@@ -288,6 +295,7 @@ impl Journal {
         w2.store(w2v, Ordering::Relaxed);
         w3.store(w3v, Ordering::Relaxed);
         marker.store(seq + 1, Ordering::Release);
+        hooks::at(Step::Committed);
         if !wake {
             return;
         }
@@ -540,6 +548,22 @@ mod tests {
         }
         t.join().unwrap();
         assert_eq!(entries(reader.read(0, 10))[0].window_idx, 7);
+    }
+
+    #[test]
+    fn a_writer_passes_its_steps_in_order_and_a_refused_one_stops_before_the_change() {
+        let (_d, j) = journal(64);
+        let steps = std::rc::Rc::new(std::cell::RefCell::new(Vec::new()));
+        let s = steps.clone();
+        hooks::set_thread_hook(Some(Box::new(move |step| s.borrow_mut().push(step))));
+        j.record(SlotAddr::new(0, 1, SlotKind::Greeks), SlotStatus::Empty, SlotStatus::Pending, 1, 0);
+        let committed = steps.borrow().clone();
+        steps.borrow_mut().clear();
+        drop(j.reserve());
+        let refused = steps.borrow().clone();
+        hooks::set_thread_hook(None);
+        assert_eq!(committed, vec![Step::Numbered, Step::Reserved, Step::Changed, Step::Committed]);
+        assert_eq!(refused, vec![Step::Numbered, Step::Reserved, Step::Committed]);
     }
 
     #[test]
