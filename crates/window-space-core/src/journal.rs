@@ -82,6 +82,8 @@ use crate::slot::{SlotAddr, Transition};
 use crate::vocab::{SlotKind, SlotStatus};
 
 pub mod hooks;
+#[cfg(test)]
+mod order_tests;
 use hooks::Step;
 
 /// The kind byte of an entry that records no change.
