@@ -36,6 +36,11 @@
 //! | 2 | slot kind code (bits 0..8; 255 = no change: a transition that was refused or abandoned), old status (8..16), new status (16..24), version (32..64) |
 //! | 3 | payload id when the new status is Filled, else 0 |
 //!
+//! The file is allocated in full when it is made (`fallocate`, or zeros
+//! written where the file system has no `fallocate`), so no store into its
+//! mapping ever needs a block that a full disk cannot give (which would be
+//! SIGBUS); a full disk fails the bootstrap that makes it instead.
+//!
 //! ## Protocol
 //!
 //! A writer takes its number *before* the slot's compare-and-swap
@@ -203,6 +208,26 @@ pub fn decode_header(path: &Path, h: &[u8]) -> Result<u64> {
     Ok(capacity)
 }
 
+/// Gives `file` every block of its first `len` bytes.
+fn allocate(file: &File, path: &Path, len: u64) -> Result<()> {
+    use rustix::fs::{fallocate, FallocateFlags};
+    match fallocate(file, FallocateFlags::empty(), 0, len) {
+        Ok(()) => Ok(()),
+        Err(e) if e == rustix::io::Errno::OPNOTSUPP => {
+            // File systems without fallocate: write zeros so blocks exist.
+            let zeros = vec![0u8; 1 << 20];
+            let mut at = 0;
+            while at < len {
+                let n = ((len - at) as usize).min(zeros.len());
+                file.write_all_at(&zeros[..n], at).map_err(|e| Error::io("write", path, e))?;
+                at += n as u64;
+            }
+            Ok(())
+        }
+        Err(e) => Err(Error::io("fallocate", path, e.into())),
+    }
+}
+
 /// An open change journal.
 pub struct Journal {
     map: FixedMapping,
@@ -210,7 +235,10 @@ pub struct Journal {
 }
 
 impl Journal {
-    /// Creates a journal file (the caller holds the state-directory gate).
+    /// Creates a journal file, every block allocated (the caller holds the
+    /// state-directory gate). It is written to a temporary file and renamed
+    /// into place, so a failure (a full disk) leaves whatever was at `path`
+    /// as it was.
     pub fn create(path: &Path, capacity: u64, created_at_ns: u64) -> Result<()> {
         if !capacity.is_power_of_two() || !(MIN_CAPACITY..=MAX_CAPACITY).contains(&capacity) {
             return Err(Error::invalid(format!(
@@ -218,12 +246,24 @@ impl Journal {
             )));
         }
         let tmp = path.with_extension("journal.tmp");
-        let file =
-            OpenOptions::new().read(true).write(true).create(true).truncate(true).open(&tmp).map_err(|e| Error::io("create", &tmp, e))?;
-        file.write_all_at(&encode_header(capacity, created_at_ns), 0).map_err(|e| Error::io("write", &tmp, e))?;
-        file.set_len(PAGE + capacity * ENTRY_BYTES).map_err(|e| Error::io("truncate", &tmp, e))?;
-        file.sync_all().map_err(|e| Error::io("fsync", &tmp, e))?;
-        std::fs::rename(&tmp, path).map_err(|e| Error::io("rename", path, e))
+        let made = (|| {
+            let file = OpenOptions::new()
+                .read(true)
+                .write(true)
+                .create(true)
+                .truncate(true)
+                .open(&tmp)
+                .map_err(|e| Error::io("create", &tmp, e))?;
+            allocate(&file, &tmp, PAGE + capacity * ENTRY_BYTES)?;
+            file.write_all_at(&encode_header(capacity, created_at_ns), 0).map_err(|e| Error::io("write", &tmp, e))?;
+            file.sync_all().map_err(|e| Error::io("fsync", &tmp, e))?;
+            std::fs::rename(&tmp, path).map_err(|e| Error::io("rename", path, e))
+        })();
+        if made.is_err() {
+            let _ = std::fs::remove_file(&tmp);
+        }
+        made?;
+        crate::fsutil::sync_dir(path.parent().unwrap_or(Path::new(".")))
     }
 
     /// Opens and validates a journal; writes nothing.
@@ -526,6 +566,18 @@ mod tests {
         std::fs::write(&p, &good[..100]).unwrap();
         assert!(matches!(Journal::open(&p), Err(Error::CorruptState { .. })));
         assert!(Journal::create(&p, 100, 1).is_err(), "capacity must be a power of two");
+    }
+
+    #[test]
+    fn a_journal_is_made_with_every_block_allocated() {
+        use std::os::unix::fs::MetadataExt;
+        let d = tempfile::tempdir().unwrap();
+        let p = d.path().join(JOURNAL_FILE);
+        Journal::create(&p, 1 << 12, 1).unwrap();
+        let m = std::fs::metadata(&p).unwrap();
+        assert_eq!(m.len(), PAGE + (1 << 12) * ENTRY_BYTES);
+        assert!(m.blocks() * 512 >= m.len(), "{} of {} bytes allocated", m.blocks() * 512, m.len());
+        assert!(!d.path().join("changes.journal.tmp").exists());
     }
 
     #[test]
