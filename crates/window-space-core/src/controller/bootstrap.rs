@@ -111,7 +111,7 @@ impl Controller {
         }
         let journal_path = dir.join(JOURNAL_FILE);
         let existing_journal = if journal_path.exists() {
-            Some(Journal::open(&journal_path)?)
+            Journal::open_in_bootstrap(&journal_path, alone)?
         } else if !alone && !created {
             // Controllers still open would go on writing to the journal they
             // have mapped, and waiters on a new one would never hear of them.
@@ -130,12 +130,12 @@ impl Controller {
 
         // Every check passed. The journal is derived (notification only): a
         // directory made before it existed, or whose journal an operator
-        // removed, gets a new one — first, so that a full disk fails the
-        // bootstrap before anything else changed.
+        // removed, or one of another format or boot gets a new one — first,
+        // so that a full disk fails the bootstrap before anything else changed.
         let journal = match existing_journal {
             Some(j) => {
                 if alone {
-                    j.reset_sleepers();
+                    j.reset_shared_state();
                 }
                 j
             }

@@ -6,7 +6,7 @@
 use std::sync::{Arc, Barrier, Mutex};
 
 use super::hooks::{self, Step};
-use super::JournalRead;
+use super::{JournalRead, ReadEnd};
 use crate::audit::AuditContext;
 use crate::controller::{Config, Controller};
 use crate::schedule::WindowSpace;
@@ -33,12 +33,12 @@ fn check_order(c: &Controller) -> usize {
     let mut last = std::collections::HashMap::new();
     let (mut from, mut n) = (0, 0);
     loop {
-        let (changes, next) = match j.read(from, 4096) {
-            JournalRead::Entries { changes, next, pending } => {
-                assert!(!pending, "an entry still in flight after every writer finished");
+        let (changes, next) = match j.read(j.epoch(), from, 4096) {
+            JournalRead::Entries { changes, next, end } => {
+                assert_eq!(end, ReadEnd::Read, "every writer has finished");
                 (changes, next)
             }
-            JournalRead::Gap { resume_at } => panic!("the journal overtook the check at {from} (resume at {resume_at})"),
+            JournalRead::Gap { resume_at, reason } => panic!("a gap ({reason:?}) at {from}, resume at {resume_at}"),
         };
         for ch in &changes {
             let before = last.get(&(ch.window_idx, ch.kind)).copied().unwrap_or((0, SlotStatus::Empty));
