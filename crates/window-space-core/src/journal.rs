@@ -83,42 +83,58 @@
 //! Between taking its number and committing its entry a writer may stop for
 //! any length of time (SIGSTOP, a debugger, a frozen cgroup, swapping) or
 //! die. Readers tell the two apart by the writer table and the liveness of
-//! processes, never by time. A writer, with sequentially consistent atomics:
+//! processes, never by time. A writer:
 //!
-//! 1. takes a free cell: compare-and-swap of its owner word from 0 to its
-//!    process's identity;
-//! 2. stores "taking a number, head ≥ *h*" into the cell's number word, *h*
-//!    a load of the head;
-//! 3. moves the head (`fetch_add`), which gives it its number *s*;
-//! 4. stores *s* + 1 into the number word;
+//! 1. takes a free cell: compare-and-swap (acquire-release) of its owner word
+//!    from 0 to its process's identity;
+//! 2. stores (release) "taking a number, head ≥ *h*" into the cell's number
+//!    word, *h* a load of the head;
+//! 3. moves the head (`fetch_add`, sequentially consistent), which gives it
+//!    its number *s*;
+//! 4. stores (release) *s* + 1 into the number word;
 //! 5. makes the slot's compare-and-swap (the controller);
-//! 6. writes the entry, committing it with the marker *s* + 1;
-//! 7. frees the cell: owner 0.
+//! 6. writes the entry: marker 0 (release), the data words, marker *s* + 1
+//!    (sequentially consistent, for sleepers: see the last section);
+//! 7. frees the cell: owner 0 (release).
 //!
 //! A reader that finds entry *s* uncommitted, having loaded the head past *s*
 //! before, loads every cell's owner and number word, then the marker of *s*
-//! and the head again. If the marker is now *s* + 1 the entry is committed;
-//! if the head is more than `capacity` past *s*, the ring overtook it.
-//! Otherwise, if some cell whose owner is alive holds *s*, or is taking a
-//! number with *h* ≤ *s*, the entry is *in flight* ([`ReadEnd::InFlight`]):
-//! wait. If none is, it is *abandoned* ([`ReadEnd::Abandoned`]): the process
-//! that took *s* died between steps 3 and 6, and whether its slot changed is
-//! unknown — a gap of one entry.
+//! and the head again (all acquire or stronger). If the marker is now *s* + 1
+//! the entry is committed; if the head is more than `capacity` past *s*, the
+//! ring overtook it. Otherwise, if some cell whose owner is alive holds *s*,
+//! or is taking a number with *h* ≤ *s*, the entry is *in flight*
+//! ([`ReadEnd::InFlight`]): wait. If none is, it is *abandoned*
+//! ([`ReadEnd::Abandoned`]): the process that took *s* died between steps 3
+//! and 6, and whether its slot changed is unknown — a gap of one entry.
 //!
 //! *A live writer is never taken for a dead one.* Let W be alive and hold
-//! *s*. In the single total order of sequentially consistent operations,
-//! W's `fetch_add` (3) comes before the reader's first head load (which saw
-//! the head past *s*), and the reader's last marker load comes before W's
-//! commit (6): it did not see *s* + 1, and the ring did not overtake *s*
-//! (a later lap's writer would have moved the head past *s* + `capacity`
-//! before touching the marker). So the reader loaded W's cell between steps
-//! 3 and 6, when its owner word holds W (written at 1, cleared at 7; nobody
-//! else writes the owned cell of a live process) and its number word holds
-//! "taking, *h* ≤ *s*" (stored at 2; *h* ≤ *s* as the head only grows and W
-//! loaded it before its `fetch_add` returned *s*) or *s* + 1 (stored at 4).
-//! The reader sees W alive and waits. Conversely an abandoned entry stays
-//! abandoned: a dead process does not come back, and nobody else writes
-//! entry *s* until the ring comes round, which readers see as a gap.
+//! *s*, and let the reader's last marker load not see *s* + 1 and its last
+//! head load show no lap.
+//!
+//! * The reader's first head load saw the head past *s*: it read W's
+//!   `fetch_add` (3) or a later one. Every change of the head is a
+//!   read-modify-write, so all of them continue the release sequence of 3,
+//!   and what W did before 3 (steps 1 and 2) happens before the reader's
+//!   cell loads: they read W's owner word (1) or a later value, and the
+//!   number word of step 2 or a later one.
+//! * Every later value of W's owner word is W's free (7), or written by a
+//!   writer that took the cell after it with an acquiring compare-and-swap;
+//!   every later value of its number word is written after such a take. A
+//!   reader that loaded one of them would therefore have synchronized with
+//!   7, so W's commit (6), which comes before 7, would happen before its
+//!   marker load: that load would see *s* + 1 — or, had the ring come round
+//!   since, a later lap's marker store, whose writer moved the head past
+//!   *s* + `capacity` before it (its release store of marker 0 makes that
+//!   `fetch_add` visible to the head load after), so a lap. Neither
+//!   happened.
+//! * So the reader saw W's own owner word, and the number word "taking, *h*
+//!   ≤ *s*" (step 2; *h* ≤ *s* as W loaded the head before its `fetch_add`
+//!   on the same word returned *s*) or *s* + 1 (step 4): a live writer that
+//!   may hold *s*. It waits.
+//!
+//! Conversely an abandoned entry stays abandoned: a dead process does not
+//! come back, and nobody else writes entry *s* until the ring comes round,
+//! which readers see as a gap.
 //!
 //! Until a writer stores step 2, a cell it just took still shows its last
 //! owner's number word: a reader may then wait for a live writer that cannot
@@ -582,11 +598,14 @@ impl Journal {
 
     fn write_entry(&self, seq: u64, w1v: u64, w2v: u64, w3v: u64, wake: bool) {
         let [marker, w1, w2, w3] = self.entry(seq);
-        marker.store(0, Ordering::SeqCst);
+        marker.store(0, Ordering::Release);
         fence(Ordering::Release);
         w1.store(w1v, Ordering::Relaxed);
         w2.store(w2v, Ordering::Relaxed);
         w3.store(w3v, Ordering::Relaxed);
+        // Sequentially consistent: a sleeper that waits for this entry loads
+        // the marker after registering (see `wait`), this writer loads
+        // `sleepers` after the store.
         marker.store(seq + 1, Ordering::SeqCst);
         if !wake {
             return;

@@ -99,7 +99,7 @@ impl Journal {
             for i in 0..CELLS {
                 let c = (start + i) % CELLS;
                 let owner = self.owner(c);
-                if owner.load(Ordering::Relaxed) == 0 && owner.compare_exchange(0, me, Ordering::SeqCst, Ordering::Relaxed).is_ok() {
+                if owner.load(Ordering::Relaxed) == 0 && owner.compare_exchange(0, me, Ordering::AcqRel, Ordering::Relaxed).is_ok() {
                     self.taking(c);
                     return c;
                 }
@@ -107,8 +107,8 @@ impl Journal {
             // Every cell is held: take over one whose owner died.
             let owners = Claimants { cells: Vec::new(), known: RefCell::new(Vec::new()) };
             for c in 0..CELLS {
-                let o = self.owner(c).load(Ordering::SeqCst);
-                if o != 0 && !owners.alive(o) && self.owner(c).compare_exchange(o, me, Ordering::SeqCst, Ordering::Relaxed).is_ok() {
+                let o = self.owner(c).load(Ordering::Acquire);
+                if o != 0 && !owners.alive(o) && self.owner(c).compare_exchange(o, me, Ordering::AcqRel, Ordering::Relaxed).is_ok() {
                     self.taking(c);
                     return c;
                 }
@@ -120,17 +120,17 @@ impl Journal {
     fn taking(&self, cell: usize) {
         // Loaded before this thread's `fetch_add`, so not above the number it will get.
         let head = self.word(OFF_HEAD).load(Ordering::Relaxed);
-        self.number(cell).store(TAKING | head, Ordering::SeqCst);
+        self.number(cell).store(TAKING | head, Ordering::Release);
     }
 
     /// Step 4: the cell shows the number its writer holds.
     pub(super) fn publish_number(&self, cell: usize, seq: u64) {
-        self.number(cell).store(seq + 1, Ordering::SeqCst);
+        self.number(cell).store(seq + 1, Ordering::Release);
     }
 
     /// Step 7: the writer's entry is committed; the cell is free.
     pub(super) fn free_cell(&self, cell: usize) {
-        self.owner(cell).store(0, Ordering::SeqCst);
+        self.owner(cell).store(0, Ordering::Release);
     }
 
     pub(super) fn clear_writer_table(&self) {
@@ -149,9 +149,9 @@ impl Journal {
     pub(super) fn held_cells(&self) -> Vec<(usize, u64, u64)> {
         let mut held = Vec::new();
         for c in 0..CELLS {
-            let o = self.owner(c).load(Ordering::SeqCst);
+            let o = self.owner(c).load(Ordering::Acquire);
             if o != 0 {
-                held.push((c, o, self.number(c).load(Ordering::SeqCst)));
+                held.push((c, o, self.number(c).load(Ordering::Acquire)));
             }
         }
         held
@@ -159,7 +159,7 @@ impl Journal {
 
     /// The owner and number word of one cell now.
     pub(super) fn cell(&self, cell: usize) -> (u64, u64) {
-        (self.owner(cell).load(Ordering::SeqCst), self.number(cell).load(Ordering::SeqCst))
+        (self.owner(cell).load(Ordering::Acquire), self.number(cell).load(Ordering::Acquire))
     }
 
     /// Writes a cell as a writer of process `owner` would (tests).
