@@ -671,7 +671,7 @@ impl Journal {
             // stalled mid-entry for a whole lap): then the data words may mix
             // two entries even though both marker loads agree.
             let lapped = self.head() > r + self.header.capacity;
-            if m1 != m2 || m1 > r + 1 || lapped {
+            if m1 > r + 1 || lapped {
                 return overtaken(r);
             }
             if m1 < r + 1 {
@@ -682,6 +682,10 @@ impl Journal {
                     Verdict::InFlight => return JournalRead::Entries { changes, next: r, end: ReadEnd::InFlight },
                     Verdict::Abandoned => return JournalRead::Entries { changes, next: r, end: ReadEnd::Abandoned },
                 }
+            }
+            if m2 != m1 {
+                // Committed at the first load, rewritten by a later lap by the second.
+                return overtaken(r);
             }
             if b & 0xff == NO_CHANGE_KIND {
                 r += 1;
