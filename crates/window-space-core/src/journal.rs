@@ -72,11 +72,13 @@
 //!
 //! A reader of entry *r* loads the marker, the data words, and the marker
 //! again: the entry is valid only if both loads saw `r + 1` (a seqlock). A
-//! marker past `r + 1`, or a head more than `capacity` ahead of *r* (also
-//! after reading it: a writer stalled mid-entry for a lap could be rewriting
-//! the place), means the ring overtook the reader: a gap. A marker below
-//! `r + 1` with the head past *r* is an entry in flight or abandoned (next
-//! section).
+//! marker past `r + 1`, one that was `r + 1` at the first load and is not at
+//! the second, or a head more than `capacity` ahead of *r* (also after
+//! reading it: a writer stalled mid-entry for a lap could be rewriting the
+//! place), means the ring overtook the reader: a gap. A marker below `r + 1`
+//! at the first load, with the head past *r*, is an entry in flight — maybe
+//! committed by the second load, then the reader reads it again — or
+//! abandoned (next section).
 //!
 //! ### Writers in flight, and abandoned entries
 //!
