@@ -57,7 +57,7 @@ import {
 } from './vocabulary'
 import type { GcReport } from './gc-report'
 import type { ProgressCallback } from './state-view'
-import { ChangeFeed, ChangeIterator, JournalCursor, abortErrorOf, type WatchOptions } from './watch'
+import { ChangeFeed, ChangeIterator, JournalCursor, abortErrorOf, checkEpoch, type JournalPosition, type WatchOptions } from './watch'
 
 export type { AdminOptions } from './args'
 export { WindowSpaceConfig, defaultActor, type Durability, type WindowSpaceOptions } from './config'
@@ -696,16 +696,9 @@ export class WindowSpaceController {
         }
         return false
       }
-      let head: number
-      try {
-        head = this.#feed.head()
-      } catch (e) {
-        reject(translateNativeError(e))
-        return
-      }
       if (check()) return
       try {
-        unsubscribe = this.#feed.subscribe(() => void check(), head)
+        unsubscribe = this.#feed.subscribe(() => void check())
       } catch (e) {
         reject(translateNativeError(e))
         return
@@ -739,20 +732,41 @@ export class WindowSpaceController {
   }
 
   /**
+   * The change journal's epoch: 16 lowercase hex digits, drawn at random when
+   * the journal file was made. With {@link journalHead} it makes a position
+   * to resume a watch from (`watch({ from: { epoch, seq } })`); positions of
+   * another epoch are gaps.
+   */
+  journalEpoch(): string {
+    return call(() => this.#n.journalEpoch())
+  }
+
+  /**
    * Every slot change made by any process on the host, as it happens, in
-   * journal order: `for await (const change of controller.watch({ slotKinds: ['optionQuote'] }))`.
-   * Starts at `fromSeq` (default: now). A watcher that falls behind the
-   * bounded journal, or meets an entry whose writer died, gets a
-   * `JournalGapError` (details.resumeSeq says where to resume after a
-   * rescan) — never a silently missed change. Breaking out of the loop stops
+   * journal order — so each slot's changes in version order:
+   * `for await (const change of controller.watch({ slotKinds: ['optionQuote'] }))`.
+   * Starts at `from` (a saved position: `{ epoch: change.epoch, seq: change.seq + 1 }`),
+   * or `fromSeq` in this journal, or now. A watcher that falls behind the
+   * bounded journal, meets an entry whose writer died before writing it, or
+   * starts from a position of another journal gets a `JournalGapError`
+   * (`details.reason`; `details.epoch` and `details.resumeSeq` say where to
+   * resume after a rescan) — never a silently missed change. A writer that is
+   * merely slow or stopped is waited for. Breaking out of the loop stops
    * watching.
    */
   watch(options: WatchOptions = {}): ChangeIterator {
     if (typeof options !== 'object' || options === null) throw new TypeError('watch options must be an object')
     const symbols = options.symbols === undefined ? null : new Set(options.symbols.map((s) => this.symbolId(s)))
     const kinds = options.slotKinds === undefined ? null : new Set(options.slotKinds.map((k, i) => toSlotKind(k, `slotKinds[${i}]`).code))
-    const head = this.journalHead()
-    const fromSeq = options.fromSeq === undefined ? head : checkWhole(options.fromSeq, 'fromSeq', Number.MAX_SAFE_INTEGER)
+    if (options.from !== undefined && options.fromSeq !== undefined) throw new TypeError('watch takes from or fromSeq, not both')
+    let from: JournalPosition
+    if (options.from !== undefined) {
+      if (typeof options.from !== 'object' || options.from === null) throw new TypeError('from must be a journal position { epoch, seq }')
+      from = { epoch: checkEpoch(options.from.epoch, 'from.epoch'), seq: checkWhole(options.from.seq, 'from.seq', Number.MAX_SAFE_INTEGER) }
+    } else {
+      const epoch = this.journalEpoch()
+      from = { epoch, seq: options.fromSeq === undefined ? this.journalHead() : checkWhole(options.fromSeq, 'fromSeq', Number.MAX_SAFE_INTEGER) }
+    }
     if (options.signal !== undefined && !(options.signal instanceof AbortSignal)) throw new TypeError('signal must be an AbortSignal')
     return new ChangeIterator(
       {
@@ -761,8 +775,7 @@ export class WindowSpaceController {
         closed: () => this.closed,
         symbolName: (id) => this.symbolName(id),
       },
-      new JournalCursor(fromSeq, symbols, kinds),
-      head,
+      new JournalCursor(from, symbols, kinds),
       options.signal,
     )
   }

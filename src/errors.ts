@@ -139,10 +139,12 @@ export class NotAStateDirError extends define('NotAStateDirError', 'ERR_NOT_A_ST
 /** A failure inside the native core that has no code of its own, such as a caught panic (a bug: please report it). */
 export class InternalError extends define('InternalError', 'ERR_INTERNAL') {}
 /**
- * A watcher cannot prove it saw every change since its sequence number: the
- * bounded change journal overtook it, or a writer died before finishing its
- * entry. Rescan what you watch (rows, `nextReadyWindow`), then watch again
- * from `details.resumeSeq`.
+ * A watcher cannot prove it saw every change since its position:
+ * `details.reason` says why — the bounded change journal overtook it
+ * (`'overtaken'`), a writer process died before finishing its entry
+ * (`'abandoned'`), the position is of another journal (`'otherJournal'`) or
+ * past its head (`'ahead'`). Rescan what you watch (rows, `nextReadyWindow`),
+ * then watch again from `{ epoch: details.epoch, seq: details.resumeSeq }`.
  */
 export class JournalGapError extends define('JournalGapError', 'ERR_JOURNAL_GAP') {}
 /** `waitFor` ran out of time before every slot was Filled. */

@@ -23,7 +23,7 @@ export {
   type WaitForOptions,
   defaultActor,
 } from './controller'
-export { type ChangeIterator, type SlotChange, type WatchOptions } from './watch'
+export { type ChangeIterator, type JournalGapDetails, type JournalGapReason, type JournalPosition, type SlotChange, type WatchOptions } from './watch'
 export { readAuditLog, scanAuditLog, type AuditEntry, type AuditPrevious, type DamagedAuditLine } from './audit'
 export * from './errors'
 export * from './types'

@@ -3,13 +3,15 @@
  * controller, built on the change journal every process writes
  * (crates/window-space-core/src/journal.rs) and the addon's watcher thread
  * (crates/window-space-node/src/watch.rs), which sleeps on the journal's
- * shared futex word and calls back here when the journal moved.
+ * shared futex word and calls back here when something may have changed.
  *
  * This module owns the JS side of that: the set of listeners, the
  * acknowledgement that lets the watcher thread sleep again, the journal
- * cursor of each `watch()` iterator, and the gap rules (a cursor the ring
- * overtook, or an entry a dead writer never finished, is a
- * {@link JournalGapError}, never a silently missed change).
+ * cursor of each `watch()` iterator, and how the core's verdicts reach the
+ * caller: a position the ring overtook, one of another journal, or an entry
+ * whose writer died before finishing it is a {@link JournalGapError}, never a
+ * silently missed change. Whether a writer is dead is the core's judgement
+ * (the process that took the entry's number no longer exists), never a timer.
  *
  * @module
  */
@@ -17,9 +19,27 @@ import { AbortError, ClosedError, JournalGapError } from './errors'
 import type { NativeController } from './native'
 import { SLOT_KIND_NAMES, SLOT_STATUSES, type SlotKindName, type SlotStatus } from './types'
 
+/**
+ * A position in the change journal: the journal's epoch and a sequence
+ * number in it. Save one to resume a watch later (`watch({ from })`); it is
+ * plain JSON.
+ */
+export interface JournalPosition {
+  /**
+   * The journal's epoch, 16 lowercase hex digits: a random 64-bit number drawn
+   * when the journal file was made. A string rather than a bigint so that a
+   * saved position survives `JSON.stringify`; compare epochs with `===`.
+   */
+  readonly epoch: string
+  /** A sequence number of that journal. */
+  readonly seq: number
+}
+
 /** One change of one slot, made by any process on the host. */
 export interface SlotChange {
-  /** Position in the change journal; resume a watch after it with `fromSeq: seq + 1`. */
+  /** The epoch of the journal `seq` belongs to; resume after this change with `from: { epoch, seq: seq + 1 }`. */
+  readonly epoch: string
+  /** Position in the change journal. */
   readonly seq: number
   readonly symbolId: number
   readonly symbol: string
@@ -40,20 +60,64 @@ export interface WatchOptions {
   /** Only changes of these slot kinds; all when omitted. */
   readonly slotKinds?: readonly SlotKindName[]
   /**
-   * First journal sequence number to yield (see {@link SlotChange.seq});
-   * default: the journal's head now, i.e. only changes made from now on.
+   * The first position to yield, as saved from a change
+   * (`{ epoch: change.epoch, seq: change.seq + 1 }`) or from
+   * `controller.journalEpoch()` and `journalHead()`. A position of another
+   * journal (one made anew since, or from before the host restarted) is a
+   * `JournalGapError` with `details.reason === 'otherJournal'`.
+   */
+  readonly from?: JournalPosition
+  /**
+   * The first sequence number to yield, in the journal this controller has
+   * open (use `from` for positions saved across restarts). Default, when
+   * neither is given: the journal's head now, i.e. only changes made from
+   * now on.
    */
   readonly fromSeq?: number
   /** Ends the iteration with an `AbortError`. */
   readonly signal?: AbortSignal
 }
 
-/** How long an entry may stay numbered but unwritten before it counts as abandoned (its writer died). */
-export const ABANDONED_ENTRY_MS = 2000
-/** How often a reader stuck at such an entry looks again (only while stuck). */
-const STUCK_RECHECK_MS = 25
+/** Why a watcher cannot vouch for every change since its position (`JournalGapError.details.reason`). */
+export type JournalGapReason =
+  /** The bounded journal overtook the position. */
+  | 'overtaken'
+  /** The process that took entry `fromSeq`'s number died before writing it: whether that slot changed is unknown. */
+  | 'abandoned'
+  /** The position is in another journal (`details.fromEpoch`): one made anew since, or from before the host restarted. */
+  | 'otherJournal'
+  /** The position is past the journal's head: a number it never handed out. */
+  | 'ahead'
+  /** A journal entry that cannot be decoded. */
+  | 'damaged'
+
+/** The details of a {@link JournalGapError}: rescan, then watch from `{ epoch, seq: resumeSeq }`. */
+export interface JournalGapDetails {
+  readonly reason: JournalGapReason
+  /** The epoch of the position that could not be continued. */
+  readonly fromEpoch: string
+  /** Its sequence number. */
+  readonly fromSeq: number
+  /** The epoch of the journal open now. */
+  readonly epoch: string
+  /** Where to watch from after a rescan, in that journal. */
+  readonly resumeSeq: number
+  readonly [key: string]: unknown
+}
+
 /** Changes read per native call. */
 const BATCH = 256
+const GAP_REASONS: Record<number, JournalGapReason> = { [-1]: 'overtaken', [-2]: 'otherJournal', [-3]: 'ahead', [-4]: 'damaged' }
+const IN_FLIGHT = 1
+const ABANDONED = 2
+
+/** A journal epoch as the native calls take it. */
+export function checkEpoch(epoch: unknown, what: string): string {
+  if (typeof epoch !== 'string' || !/^[0-9a-f]{16}$/.test(epoch)) {
+    throw new TypeError(`${what} must be a journal epoch (16 lowercase hex digits), got ${typeof epoch === 'string' ? JSON.stringify(epoch) : typeof epoch}`)
+  }
+  return epoch
+}
 
 /**
  * The listeners of one controller. The watcher thread runs while anyone
@@ -68,18 +132,14 @@ export class ChangeFeed {
     this.#native = native
   }
 
-  /** The journal's head now: the sequence number the next change will get. */
-  head(): number {
-    return this.#native().journalHead()
-  }
-
   /**
-   * Calls `listener` whenever the journal moved after `knownHead` (and at
-   * least once if it already has). Returns the unsubscribe function.
+   * Calls `listener` whenever something may have changed: once soon after
+   * the watcher thread starts, then whenever an entry is committed or judged
+   * abandoned. Returns the unsubscribe function.
    */
-  subscribe(listener: () => void, knownHead: number): () => void {
+  subscribe(listener: () => void): () => void {
     if (!this.#running) {
-      this.#native().startWatcher(() => this.#notify(), knownHead)
+      this.#native().startWatcher(() => this.#notify())
       this.#running = true
     }
     this.#listeners.add(listener)
@@ -132,20 +192,21 @@ export class ChangeFeed {
 }
 
 /**
- * Reads the journal from a cursor, filtering, with the gap rules. The
- * controller supplies the native handle and the symbol names.
+ * Reads the journal from a position, filtering, and turns the core's gap
+ * verdicts into {@link JournalGapError}. The controller supplies the native
+ * handle and the symbol names.
  */
 export class JournalCursor {
+  readonly #epoch: string
   #next: number
   readonly #symbols: Set<number> | null
   readonly #kinds: Set<number> | null
-  /** BATCH changes of 8 numbers, then the sequence number to read from next. */
-  readonly #buf = new Float64Array(BATCH * 8 + 1)
-  #stuckAt = -1
-  #stuckSince = 0
+  /** BATCH changes of 8 numbers, then why the read stopped, then the sequence number to read from next. */
+  readonly #buf = new Float64Array(BATCH * 8 + 2)
 
-  constructor(fromSeq: number, symbols: Set<number> | null, kinds: Set<number> | null) {
-    this.#next = fromSeq
+  constructor(from: JournalPosition, symbols: Set<number> | null, kinds: Set<number> | null) {
+    this.#epoch = from.epoch
+    this.#next = from.seq
     this.#symbols = symbols
     this.#kinds = kinds
   }
@@ -155,32 +216,27 @@ export class JournalCursor {
   }
 
   /**
-   * Reads what is there. Returns the changes that pass the filter and whether
-   * it stopped at an entry still being written (look again soon). Throws
-   * {@link JournalGapError} if changes since the cursor cannot all be seen.
+   * Reads what is there: the changes that pass the filter, and a gap to
+   * report after them, if the read met one (the cursor is then past it).
+   * Reads nothing past an entry whose writer is still at work.
    */
-  read(n: NativeController, symbolName: (id: number) => string): { changes: SlotChange[]; stuck: boolean } {
+  read(n: NativeController, symbolName: (id: number) => string): { changes: SlotChange[]; gap: JournalGapError | null } {
     const out: SlotChange[] = []
     const buf = this.#buf
     for (;;) {
-      const r = n.readJournal(this.#next, buf)
-      if (r < 0) {
-        const resumeSeq = -r - 1
-        throw new JournalGapError(
-          `the change journal overtook this watcher at sequence ${this.#next} (it keeps the last ${n.journalCapacity()} changes); rescan, then watch from ${resumeSeq}`,
-          { fromSeq: this.#next, resumeSeq },
-        )
-      }
-      const count = Math.floor(r / 2)
-      const pending = r % 2 === 1
-      const next = buf[BATCH * 8]!
-      for (let i = 0; i < count; i++) {
+      const from = this.#next
+      const r = n.readJournal(this.#epoch, from, buf)
+      const next = buf[buf.length - 1]!
+      if (r < 0) return { changes: out, gap: this.#gap(n, GAP_REASONS[r] ?? 'damaged', from, next) }
+      const end = buf[buf.length - 2]!
+      for (let i = 0; i < r; i++) {
         const o = i * 8
         const symbolId = buf[o + 1]!
         const kind = buf[o + 3]!
         if ((this.#symbols && !this.#symbols.has(symbolId)) || (this.#kinds && !this.#kinds.has(kind))) continue
         const to = SLOT_STATUSES[buf[o + 5]!]!
         out.push({
+          epoch: this.#epoch,
           seq: buf[o]!,
           symbolId,
           symbol: symbolName(symbolId),
@@ -192,29 +248,28 @@ export class JournalCursor {
           payloadId: to === 'Filled' ? buf[o + 7]! : null,
         })
       }
-      const progressed = next > this.#next
       this.#next = next
-      if (pending) {
-        const now = Date.now()
-        if (this.#stuckAt !== this.#next) {
-          this.#stuckAt = this.#next
-          this.#stuckSince = now
-        } else if (now - this.#stuckSince >= ABANDONED_ENTRY_MS) {
-          const at = this.#next
-          this.#next = at + 1
-          this.#stuckAt = -1
-          throw new JournalGapError(
-            `change ${at} of the journal was never finished (its writer died mid-entry); rescan, then watch from ${at + 1}`,
-            { fromSeq: at, resumeSeq: at + 1 },
-          )
-        }
-        return { changes: out, stuck: true }
-      }
-      this.#stuckAt = -1
+      if (end === ABANDONED) return { changes: out, gap: this.#gap(n, 'abandoned', next, next + 1) }
       // One batch a call, so what a watcher holds stays bounded; read on only
       // while entries went by and none passed the filter (or all were no-change entries).
-      if (out.length > 0 || !progressed) return { changes: out, stuck: false }
+      if (out.length > 0 || end === IN_FLIGHT || next === from) return { changes: out, gap: null }
     }
+  }
+
+  /** The gap at `fromSeq`; the cursor moves to where reading can go on. */
+  #gap(n: NativeController, reason: JournalGapReason, fromSeq: number, resumeSeq: number): JournalGapError {
+    const epoch = n.journalEpoch()
+    const details: JournalGapDetails = { reason, fromEpoch: this.#epoch, fromSeq, epoch, resumeSeq }
+    const then = `rescan, then watch from { epoch: '${epoch}', seq: ${resumeSeq} }`
+    const why: Record<JournalGapReason, string> = {
+      overtaken: `the change journal overtook this watcher at sequence ${fromSeq} (it keeps the last ${n.journalCapacity()} changes)`,
+      abandoned: `change ${fromSeq} of the journal was never finished: the process that took its number died before writing it, so whether its slot changed is unknown`,
+      otherJournal: `position ${fromSeq} is in change journal ${this.#epoch}, but the journal open now is ${epoch} (made anew since, or from before the host restarted)`,
+      ahead: `sequence ${fromSeq} is past the head of the change journal: it never handed that number out`,
+      damaged: `an entry of the change journal after sequence ${fromSeq} cannot be decoded`,
+    }
+    if (reason !== 'otherJournal') this.#next = resumeSeq
+    return new JournalGapError(`${why[reason]}; ${then}`, details)
   }
 }
 
@@ -242,7 +297,6 @@ export class ChangeIterator implements AsyncIterableIterator<SlotChange> {
   #failure: unknown = null
   #done = false
   #wake: (() => void) | null = null
-  #recheck: NodeJS.Timeout | undefined
   #unsubscribe: () => void = () => {}
   /** next() calls run one after another. */
   #chain: Promise<unknown> = Promise.resolve()
@@ -251,7 +305,7 @@ export class ChangeIterator implements AsyncIterableIterator<SlotChange> {
     this.#poke()
   }
 
-  constructor(src: ChangeSource, cursor: JournalCursor, knownHead: number, signal: AbortSignal | undefined) {
+  constructor(src: ChangeSource, cursor: JournalCursor, signal: AbortSignal | undefined) {
     this.#src = src
     this.#cursor = cursor
     this.#signal = signal
@@ -259,7 +313,7 @@ export class ChangeIterator implements AsyncIterableIterator<SlotChange> {
       this.#failure = abortErrorOf(signal, 'watch')
       return
     }
-    this.#unsubscribe = src.feed.subscribe(() => this.#poke(), knownHead)
+    this.#unsubscribe = src.feed.subscribe(() => this.#poke())
     signal?.addEventListener('abort', this.#onAbort, { once: true })
   }
 
@@ -273,7 +327,6 @@ export class ChangeIterator implements AsyncIterableIterator<SlotChange> {
     if (this.#done) return
     this.#done = true
     this.#unsubscribe()
-    if (this.#recheck) clearTimeout(this.#recheck)
     this.#signal?.removeEventListener('abort', this.#onAbort)
     this.#batch = []
     this.#poke()
@@ -301,20 +354,17 @@ export class ChangeIterator implements AsyncIterableIterator<SlotChange> {
       this.#batch = []
       this.#at = 0
       try {
-        const { changes, stuck } = this.#cursor.read(this.#src.native(), (id) => this.#src.symbolName(id))
+        const { changes, gap } = this.#cursor.read(this.#src.native(), (id) => this.#src.symbolName(id))
         this.#batch = changes
-        if (changes.length > 0) continue
-        if (stuck && !this.#recheck) {
-          // Only while an entry is numbered but unfinished: its writer may be mid-write or dead.
-          this.#recheck = setTimeout(() => {
-            this.#recheck = undefined
-            this.#poke()
-          }, STUCK_RECHECK_MS)
-        }
+        // The changes before a gap come first, then the gap.
+        if (gap) this.#failure = gap
+        if (changes.length > 0 || gap) continue
       } catch (e) {
         this.#failure = e
         continue
       }
+      // Nothing to read now (or only up to an entry whose writer is at work):
+      // the watcher thread wakes this when something is committed or abandoned.
       await new Promise<void>((r) => (this.#wake = r))
     }
   }
@@ -341,4 +391,3 @@ export function abortErrorOf(signal: AbortSignal, what: string): AbortError {
   const reason = signal.reason instanceof Error ? `: ${signal.reason.message}` : ''
   return new AbortError(`${what} was aborted${reason}`)
 }
-

@@ -1,72 +1,179 @@
 //! The change journal (`changes.journal`): a bounded ring of slot changes that
-//! every process writes after each transition and any process can read, plus
-//! the shared words that wake waiters across processes (futex).
+//! every process writes after each transition and any process can read, the
+//! shared words that wake waiters across processes (futex), and the table of
+//! writers in flight by which readers tell a stopped writer from a dead one.
 //!
-//! It is what `waitFor` and `watch` stand on: a reader keeps a sequence
-//! number, reads the entries after it, and sleeps on the wake word when there
-//! are none. The journal is *derived*, for notification only: it is not
-//! synced, and a reader that cannot prove it saw every change since its
-//! sequence number gets [`JournalRead::Gap`] and must rescan the ledger.
+//! It is what `waitFor` and `watch` stand on: a reader keeps a position — the
+//! journal's *epoch* and a sequence number — reads the entries after it, and
+//! sleeps on the wake word when there are none. The journal is *derived*, for
+//! notification only: it is not synced, and a reader that cannot prove it saw
+//! every change since its position gets [`JournalRead::Gap`], or reads up to
+//! an [abandoned](ReadEnd::Abandoned) entry, and must rescan the ledger.
 //!
-//! ## Format (version 1, little-endian)
+//! ## Format (version 2, little-endian)
 //!
 //! Header page, bytes 0..4096:
 //!
 //! | offset | size | field |
 //! | --- | --- | --- |
 //! | 0 | 8 | magic `89 57 53 4A 52 4E 0D 0A` (`\x89WSJRN\r\n`) |
-//! | 8 | 4 | format version = 1 |
+//! | 8 | 4 | format version = 2 |
 //! | 12 | 4 | entry bytes = 32 |
 //! | 16 | 8 | capacity in entries (a power of two, 64 ..= 2^24) |
 //! | 24 | 8 | created at, ns since epoch |
-//! | 32 | 24 | reserved 0 |
+//! | 32 | 8 | epoch: random, never 0, drawn for each journal file |
+//! | 40 | 16 | boot id of the host that made the file (`/proc/sys/kernel/random/boot_id` as 16 bytes; 0 when unknown) |
 //! | 56 | 8 | xxh3-64 of bytes 0..56 |
 //! | 256 | 8 | *shared:* head = the next sequence number to hand out |
 //! | 320 | 4 | *shared:* wake word (futex), bumped when a writer wakes sleepers |
 //! | 324 | 4 | *shared:* sleepers = readers asleep on the wake word |
 //! | 328 | 4 | *shared:* armed = 1 when a sleeper is owed a wake-up no writer has sent yet |
 //!
-//! Entry *s* (sequence number *s*) is at `4096 + (s mod capacity) × 32`,
+//! Writer table, bytes 4096..8192, *shared*: 256 cells of 16 bytes, cell *i*
+//! at `4096 + 16 i`, two u64 words:
+//!
+//! | word | contents |
+//! | --- | --- |
+//! | 0 | owner: 0 when free; else the writer's process: pid (bits 0..32) and the low 32 bits of its start time in clock ticks after boot (`/proc/<pid>/stat` field 22; bits 32..64, 0 when unknown) |
+//! | 1 | number: with bit 63 set, "taking a number, and the head was at least bits 0..63 before"; else *s* + 1, "holds number *s*" |
+//!
+//! Entry *s* (sequence number *s*) is at `8192 + (s mod capacity) × 32`,
 //! four u64 words:
 //!
 //! | word | contents |
 //! | --- | --- |
 //! | 0 | commit marker: *s* + 1 once the entry is complete; 0 while being written |
 //! | 1 | symbol id (bits 0..32), window (32..64) |
-//! | 2 | slot kind code (bits 0..8; 255 = no change: a transition that was refused or abandoned), old status (8..16), new status (16..24), version (32..64) |
+//! | 2 | slot kind code (bits 0..8; 255 = no change: a transition that was refused), old status (8..16), new status (16..24), version (32..64) |
 //! | 3 | payload id when the new status is Filled, else 0 |
+//!
+//! The file is allocated in full when it is made (`fallocate`, or zeros
+//! written where the file system has no `fallocate`), so no store into its
+//! mapping ever needs a block that a full disk cannot give (which would be
+//! SIGBUS); a full disk fails the bootstrap that makes it instead.
 //!
 //! ## Protocol
 //!
-//! A writer takes its number *before* the slot's compare-and-swap
-//! ([`Journal::reserve`]) and writes the entry after it, so a writer that dies
-//! between the two leaves a numbered, uncommitted entry — a gap a reader
-//! reports — never a change no entry accounts for; a refused transition
-//! commits a no-change entry (kind 255) that readers skip. To write entry *s*
-//! it stores 0 into the marker, the three
-//! data words, then `s + 1` into the marker (release), then, if anyone sleeps
-//! and the `armed` word is set, takes it, bumps the wake word and wakes them
-//! (`FUTEX_WAKE`, shared: the word is in a file mapping, so processes that
-//! map the file share the futex). A reader also treats an entry as lost when
-//! the head has run a whole lap past it while it read (a writer that stalled
-//! mid-entry for a lap could be writing the same place).
-//! A reader of entry *r* loads the marker (acquire), the data words, and the
-//! marker again: the entry is valid only if both loads saw `r + 1` (a seqlock).
-//! A marker past `r + 1`, or a head more than `capacity` ahead of *r*, means
-//! the ring overtook the reader: a gap. A marker below `r + 1` with the head
-//! past *r* is an entry still being written — or abandoned by a writer that
-//! died between taking the number and committing; the caller decides when
-//! that has lasted long enough to call it a gap.
+//! ### Numbers and entries
 //!
-//! Sleeping without lost wake-ups: a sleeper increments `sleepers`, sets
-//! `armed`, then reads the wake word and re-checks the head before it waits
-//! for the word to change; a writer moves the head (its `fetch_add`), and
-//! after committing reads `sleepers` — all sequentially consistent — and only
-//! if someone sleeps takes `armed` (swap to 0); the one writer that took it
-//! bumps the wake word and wakes every sleeper. So either a writer sees the
-//! sleeper and wakes it, or the sleeper sees the moved head (or the bumped
-//! word) and does not sleep; a writer pays no futex call while nobody
-//! sleeps, and the writers together pay one per sleep, not one per change.
+//! A writer takes its number ([`Journal::reserve`]) after reading the slot's
+//! head word and before the slot's compare-and-swap, and a new one if the
+//! compare-and-swap fails; it writes the entry after it. So of two
+//! transitions of one slot the later one (the higher version) has the higher
+//! number: its writer read the head word the earlier one wrote, after that
+//! writer had taken its number. A writer that dies between its number and
+//! its entry leaves a numbered, uncommitted entry — a gap a reader reports —
+//! never a change no entry accounts for; a refused transition commits a
+//! no-change entry (kind 255) that readers skip. To write entry *s* the
+//! writer stores 0 into the marker, the three data words, then `s + 1` into
+//! the marker, then, if anyone sleeps and the `armed` word is set, takes it,
+//! bumps the wake word and wakes them (`FUTEX_WAKE`, shared: the word is in a
+//! file mapping, so processes that map the file share the futex).
+//!
+//! A reader of entry *r* loads the marker, the data words, and the marker
+//! again: the entry is valid only if both loads saw `r + 1` (a seqlock). A
+//! marker past `r + 1`, one that was `r + 1` at the first load and is not at
+//! the second, or a head more than `capacity` ahead of *r* (also after
+//! reading it: a writer stalled mid-entry for a lap could be rewriting the
+//! place), means the ring overtook the reader: a gap. A marker below `r + 1`
+//! at the first load, with the head past *r*, is an entry in flight — maybe
+//! committed by the second load, then the reader reads it again — or
+//! abandoned (next section).
+//!
+//! ### Writers in flight, and abandoned entries
+//!
+//! Between taking its number and committing its entry a writer may stop for
+//! any length of time (SIGSTOP, a debugger, a frozen cgroup, swapping) or
+//! die. Readers tell the two apart by the writer table and the liveness of
+//! processes, never by time. A writer:
+//!
+//! 1. takes a free cell: compare-and-swap (acquire-release) of its owner word
+//!    from 0 to its process's identity;
+//! 2. stores (release) "taking a number, head ≥ *h*" into the cell's number
+//!    word, *h* a load of the head;
+//! 3. moves the head (`fetch_add`, sequentially consistent), which gives it
+//!    its number *s*;
+//! 4. stores (release) *s* + 1 into the number word;
+//! 5. makes the slot's compare-and-swap (the controller);
+//! 6. writes the entry: marker 0 (release), the data words, marker *s* + 1
+//!    (sequentially consistent, for sleepers: see the last section);
+//! 7. frees the cell: owner 0 (release).
+//!
+//! A reader that finds entry *s* uncommitted, having loaded the head past *s*
+//! before, loads every cell's owner and number word, then the marker of *s*
+//! and the head again (all acquire or stronger). If the marker is now *s* + 1
+//! the entry is committed; if the head is more than `capacity` past *s*, the
+//! ring overtook it. Otherwise, if some cell whose owner is alive holds *s*,
+//! or is taking a number with *h* ≤ *s*, the entry is *in flight*
+//! ([`ReadEnd::InFlight`]): wait. If none is, it is *abandoned*
+//! ([`ReadEnd::Abandoned`]): the process that took *s* died between steps 3
+//! and 6, and whether its slot changed is unknown — a gap of one entry.
+//!
+//! *A live writer is never taken for a dead one.* Let W be alive and hold
+//! *s*, and let the reader's last marker load not see *s* + 1 and its last
+//! head load show no lap.
+//!
+//! * The reader's first head load saw the head past *s*: it read W's
+//!   `fetch_add` (3) or a later one. Every change of the head is a
+//!   read-modify-write, so all of them continue the release sequence of 3,
+//!   and what W did before 3 (steps 1 and 2) happens before the reader's
+//!   cell loads: they read W's owner word (1) or a later value, and the
+//!   number word of step 2 or a later one.
+//! * Every later value of W's owner word is W's free (7), or written by a
+//!   writer that took the cell after it with an acquiring compare-and-swap;
+//!   every later value of its number word is written after such a take. A
+//!   reader that loaded one of them would therefore have synchronized with
+//!   7, so W's commit (6), which comes before 7, would happen before its
+//!   marker load: that load would see *s* + 1 — or, had the ring come round
+//!   since, a later lap's marker store, whose writer moved the head past
+//!   *s* + `capacity` before it (its release store of marker 0 makes that
+//!   `fetch_add` visible to the head load after), so a lap. Neither
+//!   happened.
+//! * So the reader saw W's own owner word, and the number word "taking, *h*
+//!   ≤ *s*" (step 2; *h* ≤ *s* as W loaded the head before its `fetch_add`
+//!   on the same word returned *s*) or *s* + 1 (step 4): a live writer that
+//!   may hold *s*. It waits.
+//!
+//! Conversely an abandoned entry stays abandoned: a dead process does not
+//! come back, and nobody else writes entry *s* until the ring comes round,
+//! which readers see as a gap.
+//!
+//! Until a writer stores step 2, a cell it just took still shows its last
+//! owner's number word: a reader may then wait for a live writer that cannot
+//! hold *s* (it has not moved the head yet, so its number will be past the
+//! head the reader saw), which is only a later verdict, never a wrong one.
+//!
+//! A process is alive when `/proc/<pid>/stat` exists, is not a zombie, and
+//! shows the start time recorded in the cell (so a recycled pid is not taken
+//! for the writer); when `/proc` does not show the pid (a `hidepid` mount),
+//! `kill(pid, 0)` decides, and anything unclear counts as alive. This holds
+//! for processes that share one pid namespace. Writers take a cell whose
+//! owner died when they find no free one; a bootstrap that finds no other
+//! controller open clears the whole table (and the sleepers).
+//!
+//! ### Epochs
+//!
+//! Positions of different journal files are told apart by the epoch, a
+//! random 64-bit number drawn when the file is made: a reader's position
+//! carries the epoch it was read in, and a position of another epoch is a
+//! gap ([`GapReason::OtherJournal`]). A journal is made anew when it is
+//! missing, when it is of another format version, and when its boot id is
+//! not the host's (the machine restarted since it was written, so entries
+//! that were never synced may be lost and the head may have gone back);
+//! only a bootstrap that finds no other controller open does so.
+//!
+//! ### Sleeping without lost wake-ups
+//!
+//! A sleeper increments `sleepers`, sets `armed`, then reads the wake word
+//! and re-checks the head and the markers of the entries it waits for before
+//! it waits for the word to change; a writer moves the head (its
+//! `fetch_add`), and after committing reads `sleepers` — all sequentially
+//! consistent — and only if someone sleeps takes `armed` (swap to 0); the
+//! one writer that took it bumps the wake word and wakes every sleeper. So
+//! either a writer sees the sleeper and wakes it, or the sleeper sees the
+//! moved head, the committed entry or the bumped word and does not sleep; a
+//! writer pays no futex call while nobody sleeps, and the writers together
+//! pay one per sleep, not one per change.
 
 use std::fs::{File, OpenOptions};
 use std::os::unix::fs::FileExt;
@@ -81,41 +188,26 @@ use crate::mapping::{FixedMapping, PAGE};
 use crate::slot::{SlotAddr, Transition};
 use crate::vocab::{SlotKind, SlotStatus};
 
+mod follow;
+pub mod hooks;
+#[cfg(test)]
+mod order_tests;
+#[cfg(test)]
+mod tests;
+mod writers;
+
+pub use follow::{Follower, Look};
+use hooks::Step;
+use writers::Claimants;
+
 /// The kind byte of an entry that records no change.
 const NO_CHANGE_KIND: u64 = 0xff;
-
-/// A sequence number taken for a transition about to be tried (see the
-/// module's Protocol). Dropped without [`commit`](Reservation::commit), it
-/// writes a no-change entry, so only a dead process leaves its number unused.
-pub struct Reservation<'a> {
-    journal: &'a Journal,
-    seq: u64,
-    done: bool,
-}
-
-impl Reservation<'_> {
-    /// Writes the change this number was taken for (`payload_id` when it
-    /// filled the slot, else 0), and wakes sleepers.
-    pub fn commit(mut self, at: SlotAddr, t: Transition, payload_id: u64) {
-        self.done = true;
-        let w1 = u64::from(at.symbol) | (u64::from(at.window) << 32);
-        let w2 = u64::from(at.kind.code()) | (u64::from(t.from as u8) << 8) | (u64::from(t.to as u8) << 16) | (u64::from(t.version) << 32);
-        self.journal.write_entry(self.seq, w1, w2, payload_id, true);
-    }
-}
-
-impl Drop for Reservation<'_> {
-    fn drop(&mut self) {
-        if !self.done {
-            self.journal.write_entry(self.seq, 0, NO_CHANGE_KIND, 0, false);
-        }
-    }
-}
 
 /// File name of the journal in the state directory.
 pub const JOURNAL_FILE: &str = "changes.journal";
 const MAGIC: [u8; 8] = *b"\x89WSJRN\r\n";
-const FORMAT_VERSION: u32 = 1;
+/// The format version this library writes and reads.
+pub const FORMAT_VERSION: u32 = 2;
 const ENTRY_BYTES: u64 = 32;
 /// Entries of a journal created without an explicit capacity (2 MiB of entries).
 pub const DEFAULT_CAPACITY: u64 = 1 << 16;
@@ -126,11 +218,22 @@ const OFF_VERSION: usize = 8;
 const OFF_ENTRY_BYTES: usize = 12;
 const OFF_CAPACITY: usize = 16;
 const OFF_CREATED: usize = 24;
+const OFF_EPOCH: usize = 32;
+const OFF_BOOT_ID: usize = 40;
 const OFF_CHECKSUM: usize = 56;
 const OFF_HEAD: usize = 256;
 const OFF_WAKE: usize = 320;
 const OFF_SLEEPERS: usize = 324;
 const OFF_ARMED: usize = 328;
+/// The writer table: [`writers::CELLS`] cells of [`writers::CELL_BYTES`].
+const OFF_WRITERS: u64 = PAGE;
+/// The first entry.
+const OFF_ENTRIES: u64 = OFF_WRITERS + writers::CELLS as u64 * writers::CELL_BYTES;
+
+/// Bytes of a journal file of `capacity` entries.
+pub fn file_bytes(capacity: u64) -> u64 {
+    OFF_ENTRIES + capacity * ENTRY_BYTES
+}
 
 /// One slot change as the journal records it.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -146,44 +249,88 @@ pub struct Change {
     pub payload_id: u64,
 }
 
-/// What a read from sequence number `from` found.
+/// Where a read that returned entries stopped.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum ReadEnd {
+    /// At the head, or after as many changes as asked for.
+    Read,
+    /// At entry `next`, numbered by a writer that is alive and has not
+    /// committed it yet (it may be stopped): read again when woken.
+    InFlight,
+    /// At entry `next`, whose writer died between taking its number and
+    /// committing it: whether its slot changed is unknown. A gap of that one
+    /// entry; entries from `next + 1` on can be read.
+    Abandoned,
+}
+
+/// Why a reader cannot go on from its position.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum GapReason {
+    /// The ring overtook the position: those entries are gone.
+    Overtaken,
+    /// The position is in another journal (another epoch): one since made
+    /// anew, or one from before the host restarted.
+    OtherJournal,
+    /// The position is past the head: a number this journal never handed out.
+    Ahead,
+    /// A committed entry that cannot be decoded.
+    Damaged,
+}
+
+/// What a read from a position found.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum JournalRead {
-    /// The entries from `from` on, in order, up to the first one not yet
-    /// committed (or the end, or the read limit). `pending` is true when the
-    /// read stopped at an entry that has a number but no commit yet.
-    Entries { changes: Vec<Change>, next: u64, pending: bool },
-    /// The ring overtook the reader: entries from `from` are gone. Changes
-    /// from `resume_at` on can still be read; rescan the ledger first.
-    Gap { resume_at: u64 },
+    /// The changes from the position on, in order (no-change entries left
+    /// out), the sequence number to read from next, and why the read stopped.
+    Entries { changes: Vec<Change>, next: u64, end: ReadEnd },
+    /// Entries from the position on cannot all be read. Changes from
+    /// `resume_at` on can; rescan the ledger first.
+    Gap { resume_at: u64, reason: GapReason },
 }
 
-fn encode_header(capacity: u64, created_at_ns: u64) -> [u8; PAGE as usize] {
-    let mut h = [0u8; PAGE as usize];
-    h[0..8].copy_from_slice(&MAGIC);
-    h[OFF_VERSION..OFF_VERSION + 4].copy_from_slice(&FORMAT_VERSION.to_le_bytes());
-    h[OFF_ENTRY_BYTES..OFF_ENTRY_BYTES + 4].copy_from_slice(&(ENTRY_BYTES as u32).to_le_bytes());
-    h[OFF_CAPACITY..OFF_CAPACITY + 8].copy_from_slice(&capacity.to_le_bytes());
-    h[OFF_CREATED..OFF_CREATED + 8].copy_from_slice(&created_at_ns.to_le_bytes());
-    let sum = xxhash_rust::xxh3::xxh3_64(&h[..OFF_CHECKSUM]);
-    h[OFF_CHECKSUM..OFF_CHECKSUM + 8].copy_from_slice(&sum.to_le_bytes());
-    h
+/// What a journal's header says.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Header {
+    pub capacity: u64,
+    pub created_at_ns: u64,
+    pub epoch: u64,
+    pub boot_id: [u8; 16],
 }
 
-/// Validates a journal header; returns the capacity.
-pub fn decode_header(path: &Path, h: &[u8]) -> Result<u64> {
+fn encode_header(h: &Header) -> [u8; PAGE as usize] {
+    let mut b = [0u8; PAGE as usize];
+    b[0..8].copy_from_slice(&MAGIC);
+    b[OFF_VERSION..OFF_VERSION + 4].copy_from_slice(&FORMAT_VERSION.to_le_bytes());
+    b[OFF_ENTRY_BYTES..OFF_ENTRY_BYTES + 4].copy_from_slice(&(ENTRY_BYTES as u32).to_le_bytes());
+    b[OFF_CAPACITY..OFF_CAPACITY + 8].copy_from_slice(&h.capacity.to_le_bytes());
+    b[OFF_CREATED..OFF_CREATED + 8].copy_from_slice(&h.created_at_ns.to_le_bytes());
+    b[OFF_EPOCH..OFF_EPOCH + 8].copy_from_slice(&h.epoch.to_le_bytes());
+    b[OFF_BOOT_ID..OFF_BOOT_ID + 16].copy_from_slice(&h.boot_id);
+    let sum = xxhash_rust::xxh3::xxh3_64(&b[..OFF_CHECKSUM]);
+    b[OFF_CHECKSUM..OFF_CHECKSUM + 8].copy_from_slice(&sum.to_le_bytes());
+    b
+}
+
+/// The format version of a journal header, after checking its length and
+/// magic number (what a bootstrap needs to decide whether to make it anew).
+fn header_version(path: &Path, h: &[u8]) -> Result<u32> {
     if h.len() < PAGE as usize {
         return Err(Error::corrupt(path, Some(h.len() as u64), "file is shorter than its 4096-byte header"));
     }
     if h[0..8] != MAGIC {
         return Err(Error::corrupt(path, Some(0), "wrong magic number: not a window-space change journal"));
     }
-    let u32_at = |o: usize| u32::from_le_bytes(h[o..o + 4].try_into().unwrap_or([0; 4]));
-    let u64_at = |o: usize| u64::from_le_bytes(h[o..o + 8].try_into().unwrap_or([0; 8]));
-    let version = u32_at(OFF_VERSION);
+    Ok(u32::from_le_bytes([h[OFF_VERSION], h[OFF_VERSION + 1], h[OFF_VERSION + 2], h[OFF_VERSION + 3]]))
+}
+
+/// Validates a journal header.
+pub fn decode_header(path: &Path, h: &[u8]) -> Result<Header> {
+    let version = header_version(path, h)?;
     if version != FORMAT_VERSION {
         return Err(Error::unsupported_version(path, OFF_VERSION as u64, version, FORMAT_VERSION));
     }
+    let u32_at = |o: usize| u32::from_le_bytes(h[o..o + 4].try_into().unwrap_or([0; 4]));
+    let u64_at = |o: usize| u64::from_le_bytes(h[o..o + 8].try_into().unwrap_or([0; 8]));
     if u64_at(OFF_CHECKSUM) != xxhash_rust::xxh3::xxh3_64(&h[..OFF_CHECKSUM]) {
         return Err(Error::corrupt(path, Some(OFF_CHECKSUM as u64), "header checksum mismatch"));
     }
@@ -194,30 +341,140 @@ pub fn decode_header(path: &Path, h: &[u8]) -> Result<u64> {
     {
         return Err(Error::corrupt(path, Some(OFF_ENTRY_BYTES as u64), "journal geometry is not one this library writes"));
     }
-    Ok(capacity)
+    let epoch = u64_at(OFF_EPOCH);
+    if epoch == 0 {
+        return Err(Error::corrupt(path, Some(OFF_EPOCH as u64), "journal epoch is 0"));
+    }
+    let mut boot_id = [0u8; 16];
+    boot_id.copy_from_slice(&h[OFF_BOOT_ID..OFF_BOOT_ID + 16]);
+    Ok(Header { capacity, created_at_ns: u64_at(OFF_CREATED), epoch, boot_id })
+}
+
+/// The host's boot id (16 bytes), or zeros where the kernel does not say.
+pub fn boot_id() -> [u8; 16] {
+    let mut id = [0u8; 16];
+    let Ok(text) = std::fs::read_to_string("/proc/sys/kernel/random/boot_id") else { return id };
+    let hex: Vec<u8> = text.bytes().filter(u8::is_ascii_hexdigit).collect();
+    if hex.len() != 32 {
+        return id;
+    }
+    for (i, pair) in hex.chunks(2).enumerate() {
+        let digit = |c: u8| (c as char).to_digit(16).unwrap_or(0) as u8;
+        id[i] = digit(pair[0]) << 4 | digit(pair[1]);
+    }
+    id
+}
+
+/// A random epoch for a new journal file, never 0.
+fn new_epoch() -> u64 {
+    use std::hash::{BuildHasher, Hasher};
+    // RandomState draws its keys from the operating system's random source.
+    let mut h = std::collections::hash_map::RandomState::new().build_hasher();
+    h.write_u128(std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).map_or(0, |d| d.as_nanos()));
+    h.write_u32(std::process::id());
+    h.finish().max(1)
+}
+
+/// Gives `file` every block of its first `len` bytes.
+fn allocate(file: &File, path: &Path, len: u64) -> Result<()> {
+    use rustix::fs::{fallocate, FallocateFlags};
+    match fallocate(file, FallocateFlags::empty(), 0, len) {
+        Ok(()) => Ok(()),
+        Err(e) if e == rustix::io::Errno::OPNOTSUPP => {
+            // File systems without fallocate: write zeros so blocks exist.
+            let zeros = vec![0u8; 1 << 20];
+            let mut at = 0;
+            while at < len {
+                let n = ((len - at) as usize).min(zeros.len());
+                file.write_all_at(&zeros[..n], at).map_err(|e| Error::io("write", path, e))?;
+                at += n as u64;
+            }
+            Ok(())
+        }
+        Err(e) => Err(Error::io("fallocate", path, e.into())),
+    }
+}
+
+/// A sequence number taken for a transition about to be tried (see the
+/// module's Protocol). Dropped without [`commit`](Reservation::commit), it
+/// writes a no-change entry, so only a dead process leaves its number unused.
+pub struct Reservation<'a> {
+    journal: &'a Journal,
+    seq: u64,
+    cell: usize,
+    done: bool,
+}
+
+impl Reservation<'_> {
+    /// Writes the change this number was taken for (`payload_id` when it
+    /// filled the slot, else 0), wakes sleepers and frees the writer's cell.
+    pub fn commit(mut self, at: SlotAddr, t: Transition, payload_id: u64) {
+        hooks::at(Step::Changed);
+        self.done = true;
+        let w1 = u64::from(at.symbol) | (u64::from(at.window) << 32);
+        let w2 = u64::from(at.kind.code()) | (u64::from(t.from as u8) << 8) | (u64::from(t.to as u8) << 16) | (u64::from(t.version) << 32);
+        self.journal.write_entry(self.seq, w1, w2, payload_id, true);
+        hooks::at(Step::Committed);
+        self.journal.free_cell(self.cell);
+    }
+}
+
+impl Drop for Reservation<'_> {
+    fn drop(&mut self) {
+        if !self.done {
+            self.journal.write_entry(self.seq, 0, NO_CHANGE_KIND, 0, false);
+            hooks::at(Step::Committed);
+            self.journal.free_cell(self.cell);
+        }
+    }
 }
 
 /// An open change journal.
 pub struct Journal {
     map: FixedMapping,
-    capacity: u64,
+    header: Header,
+}
+
+/// The state of one numbered entry, as a reader judges it.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Verdict {
+    Committed,
+    InFlight,
+    Abandoned,
+    Overtaken,
 }
 
 impl Journal {
-    /// Creates a journal file (the caller holds the state-directory gate).
+    /// Creates a journal file with a new epoch, every block allocated (the
+    /// caller holds the state-directory gate). It is written to a temporary
+    /// file and renamed into place, so a failure (a full disk) leaves
+    /// whatever was at `path` as it was.
     pub fn create(path: &Path, capacity: u64, created_at_ns: u64) -> Result<()> {
         if !capacity.is_power_of_two() || !(MIN_CAPACITY..=MAX_CAPACITY).contains(&capacity) {
             return Err(Error::invalid(format!(
                 "journal capacity must be a power of two from {MIN_CAPACITY} to {MAX_CAPACITY}, got {capacity}"
             )));
         }
+        let header = Header { capacity, created_at_ns, epoch: new_epoch(), boot_id: boot_id() };
         let tmp = path.with_extension("journal.tmp");
-        let file =
-            OpenOptions::new().read(true).write(true).create(true).truncate(true).open(&tmp).map_err(|e| Error::io("create", &tmp, e))?;
-        file.write_all_at(&encode_header(capacity, created_at_ns), 0).map_err(|e| Error::io("write", &tmp, e))?;
-        file.set_len(PAGE + capacity * ENTRY_BYTES).map_err(|e| Error::io("truncate", &tmp, e))?;
-        file.sync_all().map_err(|e| Error::io("fsync", &tmp, e))?;
-        std::fs::rename(&tmp, path).map_err(|e| Error::io("rename", path, e))
+        let made = (|| {
+            let file = OpenOptions::new()
+                .read(true)
+                .write(true)
+                .create(true)
+                .truncate(true)
+                .open(&tmp)
+                .map_err(|e| Error::io("create", &tmp, e))?;
+            allocate(&file, &tmp, file_bytes(capacity))?;
+            file.write_all_at(&encode_header(&header), 0).map_err(|e| Error::io("write", &tmp, e))?;
+            file.sync_all().map_err(|e| Error::io("fsync", &tmp, e))?;
+            std::fs::rename(&tmp, path).map_err(|e| Error::io("rename", path, e))
+        })();
+        if made.is_err() {
+            let _ = std::fs::remove_file(&tmp);
+        }
+        made?;
+        crate::fsutil::sync_dir(path.parent().unwrap_or(Path::new(".")))
     }
 
     /// Opens and validates a journal; writes nothing.
@@ -229,22 +486,72 @@ impl Journal {
             return Err(Error::corrupt(path, Some(len), "file is shorter than its 4096-byte header"));
         }
         file.read_exact_at(&mut h, 0).map_err(|e| Error::io("read", path, e))?;
-        let capacity = decode_header(path, &h)?;
-        let want = PAGE + capacity * ENTRY_BYTES;
+        let header = decode_header(path, &h)?;
+        let want = file_bytes(header.capacity);
         if len != want {
-            return Err(Error::corrupt(path, Some(len), format!("file is {len} bytes; a journal of {capacity} entries is {want}")));
+            return Err(Error::corrupt(
+                path,
+                Some(len),
+                format!("file is {len} bytes; a journal of {} entries is {want}", header.capacity),
+            ));
         }
         let map = FixedMapping::new(&file, path, want)?;
-        Ok(Self { map, capacity })
+        Ok(Self { map, header })
+    }
+
+    /// Opens the journal a bootstrap found at `path`, or returns `None` when
+    /// it must be made anew: it is of another format version, or was made
+    /// before the host last started. Only a bootstrap that is `alone` makes
+    /// it anew; with other controllers open (they write to the file they have
+    /// mapped) such a journal is an error that says to close them. Writes
+    /// nothing either way.
+    pub fn open_in_bootstrap(path: &Path, alone: bool) -> Result<Option<Self>> {
+        let mut h = Vec::with_capacity(PAGE as usize);
+        let file = File::open(path).map_err(|e| Error::io("open", path, e))?;
+        std::io::Read::read_to_end(&mut std::io::Read::take(&file, PAGE), &mut h).map_err(|e| Error::io("read", path, e))?;
+        let version = header_version(path, &h)?;
+        // Versions this library knows to exist: 1, made by an older library, and newer ones.
+        if version != FORMAT_VERSION && (version == 1 || version > FORMAT_VERSION) {
+            if alone {
+                return Ok(None);
+            }
+            if version < FORMAT_VERSION {
+                return Err(Error::corrupt(
+                    path,
+                    Some(OFF_VERSION as u64),
+                    format!(
+                        "the change journal is of format version {version} and controllers of an older window-space have it open; \
+                         close them, and the next bootstrap makes it anew in version {FORMAT_VERSION}"
+                    ),
+                ));
+            }
+        }
+        let journal = Self::open(path)?;
+        let host = boot_id();
+        if alone && host != [0; 16] && journal.header.boot_id != host {
+            return Ok(None);
+        }
+        Ok(Some(journal))
     }
 
     pub fn capacity(&self) -> u64 {
-        self.capacity
+        self.header.capacity
+    }
+
+    /// The epoch of this journal file (random, never 0).
+    pub fn epoch(&self) -> u64 {
+        self.header.epoch
+    }
+
+    /// The header as the file says.
+    pub fn header(&self) -> Header {
+        self.header
     }
 
     fn word(&self, off: usize) -> &AtomicU64 {
-        // Offsets are the constants above or entry offsets below `4096 + capacity × 32`,
-        // the length `open` checked; a miss would be a bug in this module.
+        // Offsets are the constants above, cells of the writer table, or entry
+        // offsets below `file_bytes(capacity)`, the length `open` checked; a
+        // miss would be a bug in this module.
         self.map.u64_at(off).unwrap_or_else(|| unreachable!("journal word {off} outside the mapping"))
     }
 
@@ -253,13 +560,17 @@ impl Journal {
     }
 
     fn entry(&self, seq: u64) -> [&AtomicU64; 4] {
-        let base = (PAGE + (seq & (self.capacity - 1)) * ENTRY_BYTES) as usize;
+        let base = (OFF_ENTRIES + (seq & (self.header.capacity - 1)) * ENTRY_BYTES) as usize;
         [self.word(base), self.word(base + 8), self.word(base + 16), self.word(base + 24)]
+    }
+
+    fn marker(&self, seq: u64) -> &AtomicU64 {
+        self.entry(seq)[0]
     }
 
     /// The next sequence number to be handed out (= number of changes ever journaled).
     pub fn head(&self) -> u64 {
-        self.word(OFF_HEAD).load(Ordering::Acquire)
+        self.word(OFF_HEAD).load(Ordering::SeqCst)
     }
 
     /// The current value of the wake word (to sleep on with [`wait`](Self::wait)).
@@ -274,25 +585,36 @@ impl Journal {
         self.reserve().commit(at, Transition { from, to, version }, payload_id);
     }
 
-    /// Takes the next sequence number for a transition about to be tried.
-    /// Commit it with the change, or drop it (a no-change entry is written).
+    /// Takes the next sequence number for a transition about to be tried
+    /// (steps 1 to 4 of the module's Protocol). Commit it with the change, or
+    /// drop it (a no-change entry is written).
     pub fn reserve(&self) -> Reservation<'_> {
-        Reservation { journal: self, seq: self.word(OFF_HEAD).fetch_add(1, Ordering::SeqCst), done: false }
+        let cell = self.take_cell();
+        hooks::at(Step::CellTaken);
+        let seq = self.word(OFF_HEAD).fetch_add(1, Ordering::SeqCst);
+        hooks::at(Step::Numbered);
+        self.publish_number(cell, seq);
+        hooks::at(Step::Reserved);
+        Reservation { journal: self, seq, cell, done: false }
     }
 
     fn write_entry(&self, seq: u64, w1v: u64, w2v: u64, w3v: u64, wake: bool) {
         let [marker, w1, w2, w3] = self.entry(seq);
-        marker.store(0, Ordering::Relaxed);
+        marker.store(0, Ordering::Release);
         fence(Ordering::Release);
         w1.store(w1v, Ordering::Relaxed);
         w2.store(w2v, Ordering::Relaxed);
         w3.store(w3v, Ordering::Relaxed);
-        marker.store(seq + 1, Ordering::Release);
+        // Sequentially consistent: a sleeper that waits for this entry loads
+        // the marker after registering (see `wait`), this writer loads
+        // `sleepers` after the store.
+        marker.store(seq + 1, Ordering::SeqCst);
         if !wake {
             return;
         }
         // Only a sleeper needs the wake word bumped: one that registered
-        // after this load sees the head we moved (see `wait`) and does not sleep.
+        // after this load sees the head or the marker we moved (see `wait`)
+        // and does not sleep.
         if self.word32(OFF_SLEEPERS).load(Ordering::SeqCst) > 0 && self.word32(OFF_ARMED).swap(0, Ordering::SeqCst) == 1 {
             let wake = self.word32(OFF_WAKE);
             wake.fetch_add(1, Ordering::SeqCst);
@@ -300,36 +622,72 @@ impl Journal {
         }
     }
 
-    /// Reads up to `max` committed entries from sequence number `from` on.
-    pub fn read(&self, from: u64, max: usize) -> JournalRead {
+    /// Whether entry `seq` is committed (a single marker load).
+    fn committed(&self, seq: u64) -> bool {
+        self.marker(seq).load(Ordering::SeqCst) == seq + 1
+    }
+
+    /// Judges uncommitted entry `seq`, whose number the caller saw handed
+    /// out (a head load past `seq`) before `claimants` were loaded.
+    fn judge(&self, seq: u64, claimants: &Claimants) -> Verdict {
+        let m = self.marker(seq).load(Ordering::SeqCst);
+        if m == seq + 1 {
+            return Verdict::Committed;
+        }
+        if m > seq + 1 || self.head() > seq.saturating_add(self.header.capacity) {
+            return Verdict::Overtaken;
+        }
+        if claimants.may_hold(seq) {
+            Verdict::InFlight
+        } else {
+            Verdict::Abandoned
+        }
+    }
+
+    /// Reads up to `max` changes from position (`epoch`, `from`) on.
+    pub fn read(&self, epoch: u64, from: u64, max: usize) -> JournalRead {
         let head = self.head();
-        if head > from.saturating_add(self.capacity) {
-            return JournalRead::Gap { resume_at: head - self.capacity };
+        if epoch != self.header.epoch {
+            return JournalRead::Gap { resume_at: head, reason: GapReason::OtherJournal };
+        }
+        if head > from.saturating_add(self.header.capacity) {
+            return JournalRead::Gap { resume_at: head - self.header.capacity, reason: GapReason::Overtaken };
         }
         if from > head {
-            // A sequence number this journal never handed out: one saved from a
-            // journal that was since recreated. Nothing can be vouched for.
-            return JournalRead::Gap { resume_at: head };
+            return JournalRead::Gap { resume_at: head, reason: GapReason::Ahead };
         }
+        let overtaken = |r: u64| {
+            let head = self.head();
+            JournalRead::Gap { resume_at: head.saturating_sub(self.header.capacity).max(r + 1), reason: GapReason::Overtaken }
+        };
+        let mut claimants: Option<Claimants> = None;
         let mut changes = Vec::new();
         let mut r = from;
         while r < head && changes.len() < max {
             let [marker, w1, w2, w3] = self.entry(r);
-            let m1 = marker.load(Ordering::Acquire);
+            let m1 = marker.load(Ordering::SeqCst);
             let (a, b, c) = (w1.load(Ordering::Relaxed), w2.load(Ordering::Relaxed), w3.load(Ordering::Relaxed));
             fence(Ordering::Acquire);
             let m2 = marker.load(Ordering::Relaxed);
             // A writer of a later lap may be writing this place too (one that
             // stalled mid-entry for a whole lap): then the data words may mix
             // two entries even though both marker loads agree.
-            let lapped = self.word(OFF_HEAD).load(Ordering::Acquire) > r + self.capacity;
-            if m1 != m2 || m1 > r + 1 || lapped {
-                // Overwritten by a later lap while (or before) we read it.
-                let head = self.head();
-                return JournalRead::Gap { resume_at: head.saturating_sub(self.capacity).max(r + 1) };
+            let lapped = self.head() > r + self.header.capacity;
+            if m1 > r + 1 || lapped {
+                return overtaken(r);
             }
             if m1 < r + 1 {
-                return JournalRead::Entries { changes, next: r, pending: true };
+                let c = claimants.get_or_insert_with(|| self.claimants());
+                match self.judge(r, c) {
+                    Verdict::Committed => continue, // committed meanwhile: read it again
+                    Verdict::Overtaken => return overtaken(r),
+                    Verdict::InFlight => return JournalRead::Entries { changes, next: r, end: ReadEnd::InFlight },
+                    Verdict::Abandoned => return JournalRead::Entries { changes, next: r, end: ReadEnd::Abandoned },
+                }
+            }
+            if m2 != m1 {
+                // Committed at the first load, rewritten by a later lap by the second.
+                return overtaken(r);
             }
             if b & 0xff == NO_CHANGE_KIND {
                 r += 1;
@@ -340,7 +698,7 @@ impl Journal {
                 .zip(SlotStatus::from_u8(((b >> 16) & 0xff) as u8));
             let Some(((kind, from_status), to_status)) = decoded else {
                 // A committed entry we cannot decode: damage. Callers must rescan.
-                return JournalRead::Gap { resume_at: r + 1 };
+                return JournalRead::Gap { resume_at: r + 1, reason: GapReason::Damaged };
             };
             changes.push(Change {
                 seq: r,
@@ -354,40 +712,32 @@ impl Journal {
             });
             r += 1;
         }
-        JournalRead::Entries { changes, next: r, pending: false }
+        JournalRead::Entries { changes, next: r, end: ReadEnd::Read }
     }
 
     /// Sleeps until the wake word differs from `seen` or `timeout` passes,
-    /// unless the head already moved past `after_seq`. Returns at once on a
-    /// wake-up that raced with the call; callers re-read the journal after.
-    pub fn wait(&self, seen: u32, after_seq: u64, timeout: Duration) {
+    /// unless the head already moved past `after_seq` or one of the entries
+    /// `in_flight` is committed. Returns at once on a wake-up that raced with
+    /// the call; callers look at the journal again after.
+    pub fn wait(&self, seen: u32, after_seq: u64, in_flight: &[u64], timeout: Duration) {
         let sleepers = self.word32(OFF_SLEEPERS);
         sleepers.fetch_add(1, Ordering::SeqCst);
         self.word32(OFF_ARMED).store(1, Ordering::SeqCst);
-        if self.word32(OFF_WAKE).load(Ordering::SeqCst) == seen && self.word(OFF_HEAD).load(Ordering::SeqCst) <= after_seq {
+        if self.word32(OFF_WAKE).load(Ordering::SeqCst) == seen && self.head() <= after_seq && !in_flight.iter().any(|&s| self.committed(s))
+        {
             let ts = rustix::time::Timespec { tv_sec: timeout.as_secs() as i64, tv_nsec: i64::from(timeout.subsec_nanos()) };
             let _ = futex::wait(self.word32(OFF_WAKE), futex::Flags::empty(), seen, Some(&ts));
         }
         sleepers.fetch_sub(1, Ordering::SeqCst);
     }
 
-    /// The first sequence number in `from..head` whose entry is not committed
-    /// yet (a writer between its number and its entry, or one that died
-    /// there), or `head` when every one is.
-    pub fn first_uncommitted(&self, from: u64, head: u64) -> u64 {
-        let mut r = from.max(head.saturating_sub(self.capacity));
-        while r < head && self.entry(r)[0].load(Ordering::Acquire) > r {
-            r += 1;
-        }
-        r
-    }
-
-    /// Zeroes the sleeper count and the armed word, which processes killed
-    /// while asleep leave set (they would make every writer pay an extra
-    /// atomic). Only for a bootstrap that knows no other controller is open.
-    pub fn reset_sleepers(&self) {
+    /// Zeroes the sleeper count, the armed word and the writer table, which
+    /// processes killed while asleep or mid-transition leave set. Only for a
+    /// bootstrap that knows no other controller is open.
+    pub fn reset_shared_state(&self) {
         self.word32(OFF_SLEEPERS).store(0, Ordering::SeqCst);
         self.word32(OFF_ARMED).store(0, Ordering::SeqCst);
+        self.clear_writer_table();
     }
 
     /// Wakes every sleeper on the wake word (for shutting a watcher down).
@@ -395,175 +745,5 @@ impl Journal {
         let wake = self.word32(OFF_WAKE);
         wake.fetch_add(1, Ordering::SeqCst);
         let _ = futex::wake(wake, futex::Flags::empty(), u32::MAX);
-    }
-}
-
-#[cfg(test)]
-mod tests {
-    use super::*;
-    use std::sync::Arc;
-
-    fn journal(capacity: u64) -> (tempfile::TempDir, Journal) {
-        let d = tempfile::tempdir().unwrap();
-        let p = d.path().join(JOURNAL_FILE);
-        Journal::create(&p, capacity, 1).unwrap();
-        let j = Journal::open(&p).unwrap();
-        (d, j)
-    }
-
-    fn entries(r: JournalRead) -> Vec<Change> {
-        match r {
-            JournalRead::Entries { changes, .. } => changes,
-            JournalRead::Gap { resume_at } => panic!("unexpected gap, resume at {resume_at}"),
-        }
-    }
-
-    #[test]
-    fn records_read_back_in_order_with_every_field() {
-        let (_d, j) = journal(64);
-        j.record(SlotAddr::new(3, 70_000, SlotKind::Greeks), SlotStatus::Pending, SlotStatus::Filled, 9, 1234);
-        j.record(SlotAddr::new(u32::MAX, u32::MAX, SlotKind::RfRate), SlotStatus::Empty, SlotStatus::Pending, u32::MAX, 0);
-        let got = entries(j.read(0, 10));
-        assert_eq!(got.len(), 2);
-        assert_eq!(
-            got[0],
-            Change {
-                seq: 0,
-                symbol: 3,
-                window_idx: 70_000,
-                kind: SlotKind::Greeks,
-                from: SlotStatus::Pending,
-                to: SlotStatus::Filled,
-                version: 9,
-                payload_id: 1234
-            }
-        );
-        assert_eq!((got[1].symbol, got[1].window_idx, got[1].version, got[1].kind), (u32::MAX, u32::MAX, u32::MAX, SlotKind::RfRate));
-        assert_eq!(entries(j.read(1, 10)).len(), 1);
-        assert_eq!(entries(j.read(2, 10)).len(), 0);
-        assert_eq!(entries(j.read(0, 1)).len(), 1);
-    }
-
-    #[test]
-    fn a_reader_overtaken_by_the_ring_gets_a_gap_never_wrong_entries() {
-        let (_d, j) = journal(64);
-        for i in 0..100u32 {
-            j.record(SlotAddr::new(0, i, SlotKind::OptionTrade), SlotStatus::Empty, SlotStatus::Pending, 1, 0);
-        }
-        assert_eq!(j.read(0, 1000), JournalRead::Gap { resume_at: 36 });
-        let tail = entries(j.read(36, 1000));
-        assert_eq!(tail.len(), 64);
-        assert!(tail.iter().enumerate().all(|(i, c)| c.seq == 36 + i as u64 && c.window_idx == 36 + i as u32));
-    }
-
-    #[test]
-    fn an_entry_numbered_but_not_committed_stops_the_read_as_pending() {
-        let (_d, j) = journal(64);
-        j.record(SlotAddr::new(0, 1, SlotKind::OptionTrade), SlotStatus::Empty, SlotStatus::Pending, 1, 0);
-        // A writer that took number 1 and died before committing it.
-        j.word(OFF_HEAD).fetch_add(1, Ordering::AcqRel);
-        j.record(SlotAddr::new(0, 2, SlotKind::OptionTrade), SlotStatus::Empty, SlotStatus::Pending, 1, 0);
-        match j.read(0, 10) {
-            JournalRead::Entries { changes, pending, .. } => {
-                assert_eq!(changes.len(), 1);
-                assert!(pending);
-            }
-            other => panic!("{other:?}"),
-        }
-        assert_eq!(entries(j.read(2, 10))[0].window_idx, 2);
-    }
-
-    #[test]
-    fn a_dropped_reservation_is_skipped_and_a_forgotten_one_is_pending() {
-        let (_d, j) = journal(64);
-        j.record(SlotAddr::new(0, 1, SlotKind::Greeks), SlotStatus::Empty, SlotStatus::Pending, 1, 0);
-        drop(j.reserve()); // a refused transition
-        j.record(SlotAddr::new(0, 2, SlotKind::Greeks), SlotStatus::Empty, SlotStatus::Pending, 1, 0);
-        match j.read(0, 10) {
-            JournalRead::Entries { changes, next, pending } => {
-                assert_eq!(changes.iter().map(|c| (c.seq, c.window_idx)).collect::<Vec<_>>(), vec![(0, 1), (2, 2)]);
-                assert_eq!((next, pending), (3, false));
-            }
-            other => panic!("{other:?}"),
-        }
-        // A writer that died between its number and its entry.
-        std::mem::forget(j.reserve());
-        j.record(SlotAddr::new(0, 3, SlotKind::Greeks), SlotStatus::Empty, SlotStatus::Pending, 1, 0);
-        assert_eq!(j.first_uncommitted(0, j.head()), 3);
-        match j.read(3, 10) {
-            JournalRead::Entries { changes, next, pending } => assert!(changes.is_empty() && next == 3 && pending),
-            other => panic!("{other:?}"),
-        }
-        assert_eq!(j.first_uncommitted(4, j.head()), 5);
-    }
-
-    #[test]
-    fn damaged_headers_are_refused_with_the_offset() {
-        let d = tempfile::tempdir().unwrap();
-        let p = d.path().join(JOURNAL_FILE);
-        Journal::create(&p, 64, 1).unwrap();
-        let good = std::fs::read(&p).unwrap();
-        for (at, what) in [(0usize, "magic"), (8, "version"), (20, "checksum")] {
-            let mut bad = good.clone();
-            bad[at] ^= 0x40;
-            std::fs::write(&p, &bad).unwrap();
-            let e = Journal::open(&p).err().unwrap_or_else(|| panic!("flipped {what} byte accepted"));
-            // A version byte flipped upwards reads as a newer format.
-            assert!(matches!(e, Error::CorruptState { .. } | Error::NewerFormat { version: 65, .. }), "{e}");
-        }
-        std::fs::write(&p, &good[..4096 + 32]).unwrap();
-        assert!(matches!(Journal::open(&p), Err(Error::CorruptState { .. })));
-        std::fs::write(&p, &good[..100]).unwrap();
-        assert!(matches!(Journal::open(&p), Err(Error::CorruptState { .. })));
-        assert!(Journal::create(&p, 100, 1).is_err(), "capacity must be a power of two");
-    }
-
-    #[test]
-    fn a_sleeper_is_woken_by_a_writer_on_another_thread() {
-        let d = tempfile::tempdir().unwrap();
-        let p = d.path().join(JOURNAL_FILE);
-        Journal::create(&p, 64, 1).unwrap();
-        let reader = Journal::open(&p).unwrap();
-        let writer = Arc::new(Journal::open(&p).unwrap());
-        let w = writer.clone();
-        let t = std::thread::spawn(move || {
-            std::thread::sleep(Duration::from_millis(20));
-            w.record(SlotAddr::new(0, 7, SlotKind::Greeks), SlotStatus::Pending, SlotStatus::Filled, 2, 5);
-        });
-        // Sleep until the change arrives; the long timeout is only a backstop.
-        loop {
-            let seen = reader.wake_word();
-            if reader.head() > 0 {
-                break;
-            }
-            reader.wait(seen, 0, Duration::from_secs(30));
-        }
-        t.join().unwrap();
-        assert_eq!(entries(reader.read(0, 10))[0].window_idx, 7);
-    }
-
-    #[test]
-    fn racing_writers_fill_every_number_once() {
-        let (_d, j) = journal(1 << 12);
-        let j = Arc::new(j);
-        let threads: Vec<_> = (0..4u32)
-            .map(|t| {
-                let j = j.clone();
-                std::thread::spawn(move || {
-                    for i in 0..500u32 {
-                        j.record(SlotAddr::new(t, i, SlotKind::OptionQuote), SlotStatus::Empty, SlotStatus::Pending, 1, 0);
-                    }
-                })
-            })
-            .collect();
-        for t in threads {
-            t.join().unwrap();
-        }
-        let got = entries(j.read(0, 4096));
-        assert_eq!(got.len(), 2000);
-        let mut seen: Vec<(u32, u32)> = got.iter().map(|c| (c.symbol, c.window_idx)).collect();
-        seen.sort_unstable();
-        seen.dedup();
-        assert_eq!(seen.len(), 2000);
     }
 }

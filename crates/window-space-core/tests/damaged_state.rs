@@ -136,7 +136,11 @@ proptest! {
                 for (p, old) in &before {
                     let new = &after[p];
                     let repaired = report.stores.iter().any(|s| s.torn_tail_repaired && p.file_name().unwrap() == s.store.file_name());
-                    if repaired {
+                    if p.file_name().unwrap() == "changes.journal" {
+                        // Derived: a bootstrap alone resets its shared words and
+                        // makes anew one of another format version.
+                        prop_assert!(window_space_core::journal::Journal::open(p).is_ok());
+                    } else if repaired {
                         prop_assert!(new.len() < old.len() && old.starts_with(new), "torn-tail repair may only cut {}", p.display());
                     } else {
                         prop_assert!(new == old, "{} changed by a bootstrap that reported no repair", p.display());
@@ -195,13 +199,11 @@ fn wrong_magic_in_any_binary_file_is_refused_and_named() {
 
 #[test]
 fn a_file_of_a_newer_format_is_named_as_newer_and_an_unknown_older_one_as_damage() {
-    for (name, checked, sum_at) in [
-        ("trade-ledger.dat", 48, 48),
-        ("enrichment-ledger.dat", 48, 48),
-        ("trades.map", 56, 56),
-        ("greeks.map", 56, 56),
-        ("changes.journal", 56, 56),
-    ] {
+    // (The change journal is derived: one of another format version is made
+    // anew; journal.rs tests that.)
+    for (name, checked, sum_at) in
+        [("trade-ledger.dat", 48, 48), ("enrichment-ledger.dat", 48, 48), ("trades.map", 56, 56), ("greeks.map", 56, 56)]
+    {
         // A newer version, with or without a header checksum this library
         // can check: the version is read before the checksum.
         for fix_checksum in [true, false] {

@@ -7,7 +7,7 @@ use std::sync::Arc;
 use napi::bindgen_prelude::{AbortSignal, AsyncTask, BigInt};
 use napi::Env;
 use napi_derive::napi;
-use window_space_core::journal::JournalRead;
+use window_space_core::journal::{GapReason, JournalRead, ReadEnd};
 use window_space_core::{
     Config, Controller, Durability, Error as CoreError, FillPayload, PayloadInput, SlotAddr, StorageReport, WindowSpace,
 };
@@ -427,25 +427,57 @@ impl NativeController {
         Ok(self.c(&env)?.journal().capacity() as f64)
     }
 
-    /// Reads changes from sequence number `from` into `out`, 8 numbers a change:
-    /// `[seq, symbol, window, kind, from status, to status, version, payload id]`,
-    /// and the sequence number to read from next into the last element of
-    /// `out` (entries that record no change are skipped, so it can be past the
-    /// last change). Returns `2 × count + (1 if it stopped at an entry not yet
-    /// committed)`, or `-(resume + 1)` when the ring overtook `from` (a gap:
-    /// rescan, then read from `resume`).
+    /// The journal's epoch: 16 lowercase hex digits.
     #[napi(catch_unwind)]
-    pub fn read_journal(&self, env: Env, from: f64, #[napi(ts_arg_type = "Float64Array")] out: F64Out<'_>) -> napi::Result<f64> {
+    pub fn journal_epoch(&self, env: Env) -> napi::Result<String> {
+        Ok(format!("{:016x}", self.c(&env)?.journal().epoch()))
+    }
+
+    /// Reads changes from position (`epoch`, 16 hex digits; `from`) into
+    /// `out`, 8 numbers a change: `[seq, symbol, window, kind, from status,
+    /// to status, version, payload id]`; entries that record no change are
+    /// skipped. Returns the number of changes, with the sequence number to read
+    /// from next in the last element of `out` and in the one before it why the
+    /// read stopped: 0 read to the head (or to the end of `out`), 1 at an entry
+    /// in flight, 2 at an entry whose writer died (a gap of that entry). Or
+    /// returns a negative gap code — -1 overtaken by the ring, -2 another
+    /// journal, -3 past the head, -4 a damaged entry — with the sequence
+    /// number to resume from (after a rescan) in the last element.
+    #[napi(catch_unwind)]
+    pub fn read_journal(
+        &self,
+        env: Env,
+        epoch: String,
+        from: f64,
+        #[napi(ts_arg_type = "Float64Array")] out: F64Out<'_>,
+    ) -> napi::Result<f64> {
         let from = whole(from, "fromSeq").or_throw(&env)?;
-        if out.len() < 9 {
-            return Err(js_error(&env, invalid("readJournal needs an output array of at least 9 numbers")));
+        let hex = epoch.len() == 16 && epoch.bytes().all(|b| b.is_ascii_digit() || (b'a'..=b'f').contains(&b));
+        let Some(epoch) = u64::from_str_radix(&epoch, 16).ok().filter(|_| hex) else {
+            return Err(js_error(&env, invalid(format!("a journal epoch is 16 lowercase hex digits, got {epoch:?}"))));
+        };
+        if out.len() < 10 {
+            return Err(js_error(&env, invalid("readJournal needs an output array of at least 10 numbers")));
         }
-        let max = (out.len() - 1) / 8;
-        match self.c(&env)?.journal().read(from, max) {
-            JournalRead::Gap { resume_at } => Ok(-(resume_at as f64) - 1.0),
-            JournalRead::Entries { changes, next, pending } => {
-                let last = out.len() - 1;
+        let last = out.len() - 1;
+        let max = (out.len() - 2) / 8;
+        match self.c(&env)?.journal().read(epoch, from, max) {
+            JournalRead::Gap { resume_at, reason } => {
+                out[last] = resume_at as f64;
+                Ok(match reason {
+                    GapReason::Overtaken => -1.0,
+                    GapReason::OtherJournal => -2.0,
+                    GapReason::Ahead => -3.0,
+                    GapReason::Damaged => -4.0,
+                })
+            }
+            JournalRead::Entries { changes, next, end } => {
                 out[last] = next as f64;
+                out[last - 1] = match end {
+                    ReadEnd::Read => 0.0,
+                    ReadEnd::InFlight => 1.0,
+                    ReadEnd::Abandoned => 2.0,
+                };
                 for (i, c) in changes.iter().enumerate() {
                     let o = &mut out[i * 8..i * 8 + 8];
                     o[0] = c.seq as f64;
@@ -457,27 +489,26 @@ impl NativeController {
                     o[6] = f64::from(c.version);
                     o[7] = c.payload_id as f64;
                 }
-                Ok((changes.len() * 2 + usize::from(pending)) as f64)
+                Ok(changes.len() as f64)
             }
         }
     }
 
-    /// Starts the watcher thread (idempotent): `callback(head)` is called when
-    /// the journal head differs from `known_head` and whenever it moves after;
-    /// call `watcherAck` after reading the journal.
+    /// Starts the watcher thread (idempotent): `callback(head)` is called once
+    /// at its start and whenever something may have changed since (an entry
+    /// committed, or abandoned by a writer that died); call `watcherAck` after
+    /// reading the journal.
     #[napi(catch_unwind)]
     pub fn start_watcher(
         &mut self,
         env: Env,
         #[napi(ts_arg_type = "(head: number) => void")] callback: watch::HeadCallback,
-        known_head: f64,
     ) -> napi::Result<()> {
         if self.watcher.is_some() {
             return Ok(());
         }
         let c = self.inner.clone().ok_or_else(|| js_error(&env, CoreError::Closed))?;
-        let known = whole(known_head, "knownHead").or_throw(&env)?;
-        let w = watch::Watcher::start(c, callback, known)
+        let w = watch::Watcher::start(c, callback)
             .map_err(|e| js_error(&env, CoreError::Internal { what: format!("cannot start the watcher thread: {e}") }))?;
         self.watcher = Some(w);
         Ok(())

@@ -1,18 +1,30 @@
-//! The watcher thread of a controller: sleeps on the change journal's wake
-//! word (a futex shared by every process that maps the journal) and tells JS
-//! when the journal head moved, through a threadsafe function. It owns no
-//! logic of its own: JS reads the journal (`readJournal`) when told, then
-//! acknowledges (`watcherAck`), and only then does the thread sleep again, so
+//! The watcher thread of a controller: follows the change journal (core
+//! `journal::Follower`), sleeping on its wake word (a futex shared by every
+//! process that maps the journal), and tells JS through a threadsafe function
+//! when something may have changed: once at its start, then whenever an
+//! entry is committed or judged abandoned. It owns no rule of its own: JS
+//! reads the journal (`readJournal`) or its slots when told, then
+//! acknowledges (`watcherAck`), and only then does the thread look again, so
 //! JS is called at most once per drain however fast other processes write.
 
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, Condvar, Mutex};
 use std::thread::JoinHandle;
-use std::time::{Duration, Instant};
+use std::time::Duration;
 
 use napi::threadsafe_function::{ThreadsafeFunction, ThreadsafeFunctionCallMode};
 use napi::Status;
+use napi_derive::napi;
+use window_space_core::journal::Follower;
 use window_space_core::Controller;
+
+/// Whether this addon was built with the journal writer's test stops
+/// (`WINDOW_SPACE_TEST_JOURNAL`, core `journal::hooks`): only the crash-point
+/// tests need them, and only the addon `npm test` builds has them.
+#[napi(catch_unwind)]
+pub fn journal_test_hooks() -> bool {
+    window_space_core::journal::hooks::ENABLED
+}
 
 /// The JS callback: called with the journal head, no error argument.
 pub type HeadCallback = ThreadsafeFunction<f64, (), f64, Status, false>;
@@ -20,6 +32,10 @@ pub type HeadCallback = ThreadsafeFunction<f64, (), f64, Status, false>;
 /// How long a sleep on the wake word lasts before the thread re-checks its
 /// stop flag (a wake-up from a writer ends it at once).
 const SLEEP_SLICE: Duration = Duration::from_millis(500);
+/// How long the thread sleeps while a writer is in flight: a commit wakes it
+/// sooner; a writer that dies wakes nobody, so this is how soon the thread
+/// looks at whether it is still alive.
+const IN_FLIGHT_SLICE: Duration = Duration::from_millis(25);
 
 struct Shared {
     stop: AtomicBool,
@@ -36,13 +52,12 @@ pub struct Watcher {
 }
 
 impl Watcher {
-    /// Starts the thread; it tells JS as soon as the journal head differs
-    /// from `known_head` (what the caller last read), so nothing written
-    /// between that read and the thread's start goes unannounced.
-    pub fn start(controller: Arc<Controller>, callback: HeadCallback, known_head: u64) -> std::io::Result<Self> {
+    /// Starts the thread; it tells JS once at its start, so anything that
+    /// changed before it runs is looked at again.
+    pub fn start(controller: Arc<Controller>, callback: HeadCallback) -> std::io::Result<Self> {
         let shared = Arc::new(Shared { stop: AtomicBool::new(false), told: Mutex::new(false), acked: Condvar::new() });
         let (s, c) = (shared.clone(), controller.clone());
-        let thread = std::thread::Builder::new().name("window-space-watch".into()).spawn(move || run(&s, &c, &callback, known_head))?;
+        let thread = std::thread::Builder::new().name("window-space-watch".into()).spawn(move || run(&s, &c, &callback))?;
         Ok(Self { shared, controller, thread: Some(thread) })
     }
 
@@ -75,22 +90,9 @@ impl Drop for Watcher {
     }
 }
 
-/// How long an entry may stay numbered but unwritten before the thread stops
-/// waiting for it (its writer died; JS then reports the gap to watchers).
-const ABANDONED: Duration = Duration::from_secs(2);
-/// How long the thread sleeps while an entry is in flight: its writer's
-/// commit wakes it sooner, this only bounds a wake-up lost to a narrow race.
-const IN_FLIGHT_SLICE: Duration = Duration::from_millis(25);
-
-fn run(shared: &Shared, controller: &Controller, callback: &HeadCallback, known_head: u64) {
+fn run(shared: &Shared, controller: &Controller, callback: &HeadCallback) {
     let journal = controller.journal();
-    // JS has been told of every change before `told`; `settled` is the first
-    // entry not seen committed. Writers number an entry before their slot's
-    // compare-and-swap and commit it after, so JS is told only of committed
-    // entries: when told, the slot changes they stand for have happened.
-    let mut told = known_head;
-    let mut settled = known_head;
-    let mut stuck: Option<(u64, Instant)> = None;
+    let mut follower = Follower::new(journal);
     loop {
         // Read the wake word before the stop flag: `stop` sets the flag and
         // then bumps the word, so a sleep on `seen` ends either way.
@@ -98,31 +100,14 @@ fn run(shared: &Shared, controller: &Controller, callback: &HeadCallback, known_
         if shared.stop.load(Ordering::SeqCst) {
             return;
         }
-        let head = journal.head();
-        settled = journal.first_uncommitted(settled.max(told), head);
-        if settled == told {
-            if settled == head {
-                journal.wait(seen, head, SLEEP_SLICE);
-                continue;
-            }
-            // An entry in flight, or abandoned by a writer that died.
-            match stuck {
-                Some((at, since)) if at == settled && since.elapsed() >= ABANDONED => {
-                    settled += 1;
-                    stuck = None;
-                }
-                Some((at, _)) if at == settled => journal.wait(seen, head, IN_FLIGHT_SLICE),
-                _ => {
-                    stuck = Some((settled, Instant::now()));
-                    journal.wait(seen, head, IN_FLIGHT_SLICE);
-                }
-            }
+        let look = follower.look(journal);
+        if !look.news {
+            let slice = if follower.in_flight() { IN_FLIGHT_SLICE } else { SLEEP_SLICE };
+            journal.wait(seen, look.head, &follower.waiting_on(), slice);
             continue;
         }
-        told = settled;
-        let head = told;
         *shared.told.lock().unwrap_or_else(|p| p.into_inner()) = true;
-        if callback.call(head as f64, ThreadsafeFunctionCallMode::NonBlocking) != Status::Ok {
+        if callback.call(look.head as f64, ThreadsafeFunctionCallMode::NonBlocking) != Status::Ok {
             return; // the JS environment is going away (worker exit)
         }
         let mut unacked = shared.told.lock().unwrap_or_else(|p| p.into_inner());

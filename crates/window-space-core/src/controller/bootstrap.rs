@@ -111,7 +111,7 @@ impl Controller {
         }
         let journal_path = dir.join(JOURNAL_FILE);
         let existing_journal = if journal_path.exists() {
-            Some(Journal::open(&journal_path)?)
+            Journal::open_in_bootstrap(&journal_path, alone)?
         } else if !alone && !created {
             // Controllers still open would go on writing to the journal they
             // have mapped, and waiters on a new one would never hear of them.
@@ -128,7 +128,24 @@ impl Controller {
         let scans: Vec<LedgerScan> =
             [&trade, &enrichment].iter().map(|l| l.scan(now, symbol_count, schedule.window_count())).collect::<Result<_>>()?;
 
-        // Every check passed: now repairs and roll-forward.
+        // Every check passed. The journal is derived (notification only): a
+        // directory made before it existed, or whose journal an operator
+        // removed, or one of another format or boot gets a new one — first,
+        // so that a full disk fails the bootstrap before anything else changed.
+        let journal = match existing_journal {
+            Some(j) => {
+                if alone {
+                    j.reset_shared_state();
+                }
+                j
+            }
+            None => {
+                Journal::create(&journal_path, config.journal_capacity, now_ns())?;
+                Journal::open(&journal_path)?
+            }
+        };
+
+        // Now repairs and roll-forward.
         let recovery = if alone { RecoveryMode::TruncateTornTail } else { RecoveryMode::ReportTornTail };
         if recovery == RecoveryMode::TruncateTornTail {
             for (store, report) in stores.iter().zip(store_reports.iter_mut()) {
@@ -148,20 +165,6 @@ impl Controller {
             write_atomic(&schedule_path, schedule.to_json().as_bytes())?;
         }
         trade.publish_window_count(u64::from(schedule.window_count()));
-        // The journal is derived (notification only): a directory made before
-        // it existed, or whose journal an operator removed, gets a new one.
-        let journal = match existing_journal {
-            Some(j) => {
-                if alone {
-                    j.reset_sleepers();
-                }
-                j
-            }
-            None => {
-                Journal::create(&journal_path, config.journal_capacity, now_ns())?;
-                Journal::open(&journal_path)?
-            }
-        };
         gate.admit()?;
 
         let mut files = Vec::new();
