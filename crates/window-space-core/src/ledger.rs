@@ -108,6 +108,19 @@ pub struct LedgerScan {
     pub stale_claims: u64,
     /// Chunks scanned.
     pub chunks: u64,
+    /// Non-Empty slots outside the symbols × windows the scan was given
+    /// (counted in `counts` all the same), if any.
+    pub outside: Option<OutsideSlots>,
+}
+
+/// Non-Empty slots a scan found outside the symbols × windows it was given.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct OutsideSlots {
+    /// The first one found: symbol, window, column and status.
+    pub first: (u32, u64, usize, SlotStatus),
+    /// The largest symbol id and the largest window index among them.
+    pub max_symbol: u32,
+    pub max_window: u64,
 }
 
 /// Immutable header fields.
@@ -581,9 +594,34 @@ impl Ledger {
     /// Rows of symbols at or past `symbol_count`, or windows at or past
     /// `window_count`, must be Empty; anything else is reported as damage.
     pub fn scan(&self, now_ms: u64, symbol_count: u32, window_count: u32) -> Result<LedgerScan> {
+        let scan = self.scan_counting_outside(now_ms, symbol_count, window_count)?;
+        match &scan.outside {
+            Some(o) => Err(self.outside_error(o, symbol_count, window_count)),
+            None => Ok(scan),
+        }
+    }
+
+    /// The damage error for non-Empty slots outside `symbol_count` × `window_count`.
+    pub fn outside_error(&self, o: &OutsideSlots, symbol_count: u32, window_count: u32) -> Error {
+        let (symbol, window, column, status) = o.first;
+        Error::corrupt(
+            &self.path,
+            None,
+            format!(
+                "slot (symbol {symbol}, window {window}, column {column}) is {status} but lies outside the {symbol_count} symbols × {window_count} windows of the state directory"
+            ),
+        )
+    }
+
+    /// Like [`scan`](Self::scan), but a non-Empty slot outside `symbol_count`
+    /// × `window_count` is counted and reported in [`LedgerScan::outside`]
+    /// instead of failing the scan: while other processes run, a symbol or
+    /// window added after the caller read those counts is no damage, and the
+    /// caller decides once it has read them again.
+    pub fn scan_counting_outside(&self, now_ms: u64, symbol_count: u32, window_count: u32) -> Result<LedgerScan> {
         self.catch_up()?;
         let columns = self.geometry.slots_per_row as usize;
-        let mut scan = LedgerScan { counts: vec![[0; 5]; columns], stale_claims: 0, chunks: 0 };
+        let mut scan = LedgerScan { counts: vec![[0; 5]; columns], stale_claims: 0, chunks: 0, outside: None };
         let dir = self.dir.read().unwrap_or_else(|p| p.into_inner());
         let rpc = self.geometry.rows_per_chunk;
         for (symbol, chunks) in dir.by_symbol.iter().enumerate() {
@@ -607,13 +645,13 @@ impl Ledger {
                             continue;
                         }
                         if symbol as u64 >= u64::from(symbol_count) || window >= u64::from(window_count) {
-                            return Err(Error::corrupt(
-                                &self.path,
-                                None,
-                                format!(
-                                    "slot (symbol {symbol}, window {window}, column {column}) is {status} but lies outside the {symbol_count} symbols × {window_count} windows of the state directory"
-                                ),
-                            ));
+                            let o = scan.outside.get_or_insert(OutsideSlots {
+                                first: (symbol as u32, window, column, status),
+                                max_symbol: symbol as u32,
+                                max_window: window,
+                            });
+                            o.max_symbol = o.max_symbol.max(symbol as u32);
+                            o.max_window = o.max_window.max(window);
                         }
                         scan.counts[column][status as usize] += 1;
                         if status == SlotStatus::Pending && cell.read().lease_deadline_ms <= now_ms {

@@ -311,14 +311,32 @@ impl Controller {
     }
 
     /// Exact counts by scanning the ledgers (for verification).
+    ///
+    /// Other processes may add symbols or roll the schedule forward while the
+    /// scan runs, and use them at once: a non-Empty slot outside the symbols ×
+    /// windows read before the scan is damage only if the directory does not
+    /// hold its symbol or window when they are read again after it.
     pub fn recount(&self) -> Result<Vec<SlotMetric>> {
         self.symbols.reload()?;
-        let symbols = self.symbols.len();
-        let windows = self.window_count();
+        let (mut symbols, mut windows) = (self.symbols.len(), self.window_count());
         let now = now_ms();
+        let scans = LedgerKind::ALL
+            .iter()
+            .map(|l| self.ledger_of(*l).scan_counting_outside(now, symbols, windows))
+            .collect::<Result<Vec<_>>>()?;
+        if scans.iter().any(|s| s.outside.is_some()) {
+            self.symbols.reload()?;
+            (symbols, windows) = (self.symbols.len(), self.window_count());
+            for (ledger, scan) in LedgerKind::ALL.iter().zip(&scans) {
+                if let Some(o) = &scan.outside {
+                    if u64::from(o.max_symbol) >= u64::from(symbols) || o.max_window >= u64::from(windows) {
+                        return Err(self.ledger_of(*ledger).outside_error(o, symbols, windows));
+                    }
+                }
+            }
+        }
         let mut out = Vec::new();
-        for ledger in LedgerKind::ALL {
-            let scan = self.ledger_of(ledger).scan(now, symbols, windows)?;
+        for (ledger, scan) in LedgerKind::ALL.iter().zip(scans) {
             for (column, kind) in ledger.slot_kinds().iter().enumerate() {
                 let mut counts = scan.counts[column];
                 counts[0] = u64::from(symbols) * u64::from(windows) - counts[1..].iter().sum::<u64>();
