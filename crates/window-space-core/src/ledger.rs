@@ -184,11 +184,19 @@ impl LedgerGeometry {
         let stored_kind = u32_at(OFF_KIND);
         let want_kind = header_kind(kind);
         if stored_kind != want_kind {
-            return Err(Error::corrupt(path, Some(OFF_KIND as u64), format!("ledger kind {stored_kind}, expected {want_kind} ({})", kind.name())));
+            return Err(Error::corrupt(
+                path,
+                Some(OFF_KIND as u64),
+                format!("ledger kind {stored_kind}, expected {want_kind} ({})", kind.name()),
+            ));
         }
         let schema = u32_at(OFF_SCHEMA);
         if schema != SCHEMA_VERSION {
-            return Err(Error::corrupt(path, Some(OFF_SCHEMA as u64), format!("schema version {schema} is not supported (expected {SCHEMA_VERSION})")));
+            return Err(Error::corrupt(
+                path,
+                Some(OFF_SCHEMA as u64),
+                format!("schema version {schema} is not supported (expected {SCHEMA_VERSION})"),
+            ));
         }
         if u32_at(OFF_SLOTS_PER_ROW) != expected.slots_per_row
             || u32_at(OFF_SLOT_BYTES) != SLOT_BYTES as u32
@@ -276,10 +284,10 @@ impl Ledger {
         let mut header = vec![0u8; PAGE as usize];
         file.read_exact_at(&mut header, 0).map_err(|e| Error::io("read", path, e))?;
         let geometry = LedgerGeometry::decode(path, kind, &header)?;
-        if len % PAGE != 0 {
-            return Err(Error::corrupt(path, Some(len), format!("file length {len} is not a multiple of {PAGE}")));
-        }
-        let map = SharedMapping::new(&file, path)?;
+        // Only whole chunks count: bytes past the last one (a growth that failed
+        // part way and could not be undone) are mapped by no one and
+        // overwritten by the next growth.
+        let map = SharedMapping::new(&file, path, u64::from(CHUNK_BYTES))?;
         let ledger = Self {
             path: path.to_path_buf(),
             file,
@@ -483,7 +491,16 @@ impl Ledger {
             let capacity = (len.saturating_sub(PAGE)) / u64::from(CHUNK_BYTES);
             let grow_to = (capacity + MIN_GROWTH_CHUNKS).max(capacity + capacity / 2).max(n + 1);
             let new_len = chunk_offset(grow_to);
-            allocate_file(&self.file, &self.path, len, new_len)?;
+            if let Err(e) = allocate_file(&self.file, &self.path, len, new_len) {
+                // A file system may extend the file part way before it fails
+                // (ext4 on a full disk): give the length back. Nothing past `len`
+                // is published or used; if even this fails, the bytes past the
+                // last whole chunk are ignored by every reader of the file.
+                if !restore_fails() {
+                    let _ = self.file.set_len(len);
+                }
+                return Err(e);
+            }
         }
         let off = chunk_offset(n);
         let mut chunk = vec![0u8; CHUNK_BYTES as usize];
@@ -770,11 +787,25 @@ fn decode_chunk_header(path: &Path, off: u64, buf: &[u8]) -> Result<(u32, u32)> 
     Ok((symbol, chunk_idx))
 }
 
+/// False, unless a failpoint makes giving the length back after a failed
+/// growth fail (as it might on a failing disk).
+fn restore_fails() -> bool {
+    failpoint!("ledger::restore-length", |_| true);
+    false
+}
+
 /// Extends `file` from `old_len` to `new_len` with real blocks (fallocate), so
 /// that a full disk shows up here as `ERR_DISK_FULL` and never as a SIGBUS when
 /// a mapped page is first written.
 fn allocate_file(file: &File, path: &Path, old_len: u64, new_len: u64) -> Result<()> {
     use rustix::fs::{fallocate, FallocateFlags};
+    // A failpoint `return(<bytes>)` extends the file by that many bytes and
+    // fails as a full disk does (what ext4 may do when it runs out of space).
+    failpoint!("ledger::extend", |arg: Option<String>| {
+        let part = arg.and_then(|a| a.parse::<u64>().ok()).unwrap_or(1024);
+        let _ = file.set_len(old_len + part);
+        Err(Error::io("fallocate", path, std::io::Error::from_raw_os_error(rustix::io::Errno::NOSPC.raw_os_error())))
+    });
     match fallocate(file, FallocateFlags::empty(), old_len, new_len - old_len) {
         Ok(()) => Ok(()),
         Err(e) if e == rustix::io::Errno::OPNOTSUPP => {
