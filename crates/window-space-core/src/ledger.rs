@@ -595,6 +595,46 @@ impl Ledger {
         self.status_counter(column, status).map_or(0, |c| c.load(Ordering::Acquire))
     }
 
+    /// The shared status counts as stored, by column: `[Pending, Filled,
+    /// Cleared, Retired]` (they may be off after a process died between a
+    /// transition and its counter update; `Controller::slot_metrics` clamps).
+    pub(crate) fn status_counts_raw(&self) -> Vec<[u64; COUNTED_STATUSES]> {
+        (0..self.geometry.slots_per_row as usize)
+            .map(|column| {
+                let mut c = [0u64; COUNTED_STATUSES];
+                for (i, status) in SlotStatus::ALL[1..].iter().enumerate() {
+                    c[i] = self.status_counter(column, *status).map_or(0, |a| a.load(Ordering::SeqCst));
+                }
+                c
+            })
+            .collect()
+    }
+
+    /// How many transitions completed their counter updates, by kind
+    /// (claims, fills, clears, force-clears, retires): every transition adds
+    /// to one of these after it moved the status counts.
+    pub(crate) fn transition_events_raw(&self) -> [u64; 5] {
+        [LedgerEvent::Claims, LedgerEvent::Fills, LedgerEvent::Clears, LedgerEvent::ForceClears, LedgerEvent::Retires]
+            .map(|e| self.header(OFF_EVENT_COUNTS + e as usize * 8).load(Ordering::SeqCst))
+    }
+
+    /// Adds `scan − before` (wrapping) to each shared status count, where
+    /// `before` are the counts as they were when `scan` was a true count of
+    /// the ledger: the counts become exact, and transitions counted since
+    /// are kept.
+    pub(crate) fn correct_counts(&self, before: &[[u64; COUNTED_STATUSES]], scan: &LedgerScan) {
+        for (column, (before, counts)) in before.iter().zip(&scan.counts).enumerate() {
+            for (i, status) in SlotStatus::ALL[1..].iter().enumerate() {
+                let delta = counts[*status as usize].wrapping_sub(before[i]);
+                if delta != 0 {
+                    if let Some(c) = self.status_counter(column, *status) {
+                        c.fetch_add(delta, Ordering::AcqRel);
+                    }
+                }
+            }
+        }
+    }
+
     /// Overwrites the shared status counts with an exact scan (only when no other
     /// process has the directory open).
     pub fn store_counts(&self, scan: &LedgerScan) {

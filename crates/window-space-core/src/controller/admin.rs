@@ -35,6 +35,7 @@ impl Controller {
             return Ok(None); // never written: Empty, and claimable already
         };
         // A Retired slot is terminal; refusing it is not an engine's conflict, so it is not counted as one.
+        let _in_flight = self.presence.in_flight();
         let done = cell.force_clear(|| self.journal.reserve()).map_err(|refusal| Error::SlotWrite { at, refusal })?;
         let Some((t, before, journaled)) = done else { return Ok(None) };
         self.after(journaled, at, t, LedgerEvent::ForceClears, 0)?;
@@ -44,20 +45,35 @@ impl Controller {
     fn retire_one(&self, at: SlotAddr) -> Result<AdminOutcome> {
         self.check(at)?;
         let cell = self.ledger(at.kind).slot_for_write(at.symbol, at.window, at.kind.column())?;
+        let _in_flight = self.presence.in_flight();
         let done = cell.retire(|| self.journal.reserve()).map_err(|refusal| Error::SlotWrite { at, refusal })?;
         let Some((t, before, journaled)) = done else { return Ok(None) };
         self.after(journaled, at, t, LedgerEvent::Retires, 0)?;
         Ok(Some((t, before)))
     }
 
-    fn audit_slot(&self, ctx: &AuditContext, action: &str, symbol: u32, kind: SlotKind, mut fields: serde_json::Map<String, serde_json::Value>) -> Result<()> {
+    fn audit_slot(
+        &self,
+        ctx: &AuditContext,
+        action: &str,
+        symbol: u32,
+        kind: SlotKind,
+        mut fields: serde_json::Map<String, serde_json::Value>,
+    ) -> Result<()> {
         fields.insert("symbol".into(), self.symbols.name(symbol).ok().flatten().unwrap_or_default().into());
         fields.insert("symbolId".into(), symbol.into());
         fields.insert("slot".into(), kind.name().into());
         self.audit.append(ctx, action, fields)
     }
 
-    pub(super) fn audit_single(&self, ctx: &AuditContext, action: &str, at: SlotAddr, t: Transition, previous: &SlotSnapshot) -> Result<()> {
+    pub(super) fn audit_single(
+        &self,
+        ctx: &AuditContext,
+        action: &str,
+        at: SlotAddr,
+        t: Transition,
+        previous: &SlotSnapshot,
+    ) -> Result<()> {
         let mut f = serde_json::Map::new();
         f.insert("window".into(), at.window.into());
         f.insert("previous".into(), audit::previous_json(previous));

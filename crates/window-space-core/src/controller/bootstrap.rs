@@ -15,7 +15,7 @@ use crate::error::{Error, Result};
 use crate::fsutil::write_atomic;
 use crate::journal::{Journal, JOURNAL_FILE};
 use crate::ledger::{Ledger, LedgerScan};
-use crate::lock::DirLock;
+use crate::lock::{DirLock, Presence};
 use crate::mapping::require_lock_free_u128;
 use crate::payload::{PayloadStore, RecoveryMode};
 use crate::schedule::{Schedule, ScheduleRelation};
@@ -162,6 +162,8 @@ impl Controller {
                 Journal::open(&journal_path)?
             }
         };
+        // Our presence record, before any transition; alone, every record left is a dead controller's.
+        let presence = Presence::join(&dir, alone)?;
         gate.admit()?;
 
         let mut files = Vec::new();
@@ -206,6 +208,8 @@ impl Controller {
             group: GroupCommit::default(),
             journal,
             audit,
+            presence,
+            repair_backoff: std::sync::Mutex::new((0, 0)),
         };
         Ok((controller, report))
     }
