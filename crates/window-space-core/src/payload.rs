@@ -558,10 +558,12 @@ impl PayloadStore {
     }
 
     /// Appends a record; its `payload_id` field is ignored and set to the next id.
+    /// The URI must be relative to the state directory ([`crate::artifact::check_uri`]).
     pub fn append(&self, mut rec: PayloadRecord) -> Result<u64> {
         if rec.uri.len() > MAX_URI_BYTES {
             return Err(Error::invalid(format!("artifact URI is {} bytes; at most {MAX_URI_BYTES} are allowed", rec.uri.len())));
         }
+        crate::artifact::check_uri(&rec.uri)?;
         let _lock = FileLock::exclusive(&self.file, &self.appenders, &self.path)?;
         let mut index = self.index.lock().unwrap_or_else(|p| p.into_inner());
         // We hold the lock: whatever bad bytes follow the last good record were
@@ -748,6 +750,23 @@ mod tests {
         let (s, r) = PayloadStore::open(&p, StoreKind::Greeks, false).unwrap();
         assert_eq!((r.records, r.torn_tail_bytes), (5, 0));
         assert_eq!(s.get(4).unwrap().unwrap().uri, "next");
+    }
+
+    #[test]
+    fn uris_that_could_leave_the_state_directory_are_refused_and_nothing_is_written() {
+        let dir = tempfile::tempdir().unwrap();
+        let p = dir.path().join("trades.map");
+        PayloadStore::create(&p, StoreKind::Trades, 1).unwrap();
+        let (s, _) = PayloadStore::open(&p, StoreKind::Trades, false).unwrap();
+        let before = std::fs::read(&p).unwrap();
+        for bad in ["../../etc/passwd", "/etc/passwd", "artifacts/../../x", "artifacts/a\0b", "a//b", "./a", "a/.", "", "a/", "a\nb"] {
+            let e = s.append(rec(bad)).unwrap_err();
+            assert_eq!(e.code().as_str(), "ERR_PATH_ESCAPES_STATE_DIR", "{bad:?}");
+        }
+        assert_eq!(std::fs::read(&p).unwrap(), before);
+        for good in ["artifacts/SPY/1/trades.parquet", "u/3/x", "a..b/c", "ünïcode/…"] {
+            s.append(rec(good)).unwrap();
+        }
     }
 
     #[test]

@@ -58,9 +58,7 @@ impl Controller {
         match std::fs::metadata(&dir) {
             Ok(m) if !m.is_dir() => return Err(Error::invalid(format!("state directory {} is not a directory", dir.display()))),
             Ok(_) => {}
-            Err(e) if e.kind() == std::io::ErrorKind::NotFound => {
-                std::fs::create_dir_all(&dir).map_err(|e| Error::io("mkdir", &dir, e))?;
-            }
+            Err(e) if e.kind() == std::io::ErrorKind::NotFound => crate::fsutil::create_dir_durably(&dir)?,
             Err(e) => return Err(Error::io("stat", &dir, e)),
         }
         let dir_lock = DirLock::open(&dir)?;
