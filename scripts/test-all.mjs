@@ -16,7 +16,8 @@ const build = run('build', 'npm', ['run', '--silent', 'build:debug'])
 if (!build.ok) process.exit(1)
 const types = run('type check (src and tests)', 'npx', ['tsc', '-p', 'tsconfig.json', '--noEmit'])
 if (!types.ok) process.exit(1)
-const rust = run('Rust', 'cargo', ['test', '--workspace', '--locked'])
+// With the core's failpoints compiled in, for the crash-point tests (tests/crash_points.rs).
+const rust = run('Rust', 'cargo', ['test', '--workspace', '--locked', '--features', 'window-space-core/failpoints'])
 const ts = run('TypeScript', 'npx', ['vitest', 'run'])
 
 const rustLines = rust.out.split('\n').filter((l) => /^test result:/.test(l))

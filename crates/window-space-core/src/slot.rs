@@ -101,9 +101,10 @@ impl SlotWriteError {
     /// The slot as it was seen when the transition was refused.
     pub fn current(&self) -> &SlotSnapshot {
         match self {
-            Self::VersionConflict { current, .. } | Self::SlotBusy { current } | Self::SlotFilled { current } | Self::SlotRetired { current } => {
-                current
-            }
+            Self::VersionConflict { current, .. }
+            | Self::SlotBusy { current }
+            | Self::SlotFilled { current }
+            | Self::SlotRetired { current } => current,
         }
     }
 }
@@ -375,7 +376,12 @@ impl<'a> SlotCell<'a> {
             // Phase 2: commit. Try again only if the head changed without leaving
             // our claim (a concurrent renewal of the same claim moves the deadline).
             match self.cas(w, filled) {
-                Ok(()) => return Ok((Transition { from: SlotStatus::Pending, to: SlotStatus::Filled, version: claim_version.wrapping_add(1) }, r)),
+                Ok(()) => {
+                    return Ok((
+                        Transition { from: SlotStatus::Pending, to: SlotStatus::Filled, version: claim_version.wrapping_add(1) },
+                        r,
+                    ))
+                }
                 Err(now) => w = now,
             }
         }
@@ -412,7 +418,11 @@ impl<'a> SlotCell<'a> {
         self.admin_set(SlotStatus::Retired, reserve)
     }
 
-    fn admin_set<R>(&self, to: SlotStatus, mut reserve: impl FnMut() -> R) -> Result<Option<(Transition, SlotSnapshot, R)>, SlotWriteError> {
+    fn admin_set<R>(
+        &self,
+        to: SlotStatus,
+        mut reserve: impl FnMut() -> R,
+    ) -> Result<Option<(Transition, SlotSnapshot, R)>, SlotWriteError> {
         let mut w = self.head.load(Ordering::Acquire);
         loop {
             let h = decode_head(w);
@@ -529,7 +539,10 @@ mod tests {
         c.fill(g.version, fp(4, 77, 0xfeed), || ()).unwrap();
         let (tr, before, ()) = c.force_clear(|| ()).unwrap().unwrap();
         assert_eq!((tr.from, tr.to, tr.version), (SlotStatus::Filled, SlotStatus::Cleared, 3));
-        assert_eq!((before.status, before.version, before.payload_type, before.payload_id, before.checksum), (SlotStatus::Filled, 2, 4, 77, 0xfeed));
+        assert_eq!(
+            (before.status, before.version, before.payload_type, before.payload_id, before.checksum),
+            (SlotStatus::Filled, 2, 4, 77, 0xfeed)
+        );
         assert!(c.force_clear(|| ()).unwrap().is_none(), "a Cleared slot stays as it is");
     }
 

@@ -62,7 +62,12 @@ fn racing_fills_of_one_claim_never_pair_a_payload_with_another_fills_checksum() 
         for (i, (h, t)) in cells.iter().enumerate() {
             let s = SlotCell::new(h, t).read();
             assert_eq!(s.status, SlotStatus::Filled);
-            assert_eq!(s.checksum, checksum_of(s.payload_id), "round {round}, slot {i}: payload {} carries another fill's checksum", s.payload_id);
+            assert_eq!(
+                s.checksum,
+                checksum_of(s.payload_id),
+                "round {round}, slot {i}: payload {} carries another fill's checksum",
+                s.payload_id
+            );
         }
     }
 }
@@ -86,7 +91,15 @@ fn racing_fills_through_a_controller_commit_the_checksum_of_the_record_they_name
             (0..THREADS)
                 .map(|t| {
                     let checksum = checksum_of(u64::from(w) * THREADS + t);
-                    let input = PayloadInput { symbol_id: s, window_idx: w, slot_kind: SlotKind::OptionQuote, payload_type: 2, checksum, size: 8, uri: format!("artifacts/{w}/{t}") };
+                    let input = PayloadInput {
+                        symbol_id: s,
+                        window_idx: w,
+                        slot_kind: SlotKind::OptionQuote,
+                        payload_type: 2,
+                        checksum,
+                        size: 8,
+                        uri: format!("artifacts/{w}/{t}"),
+                    };
                     (c.append_payload(StoreKind::Quotes, input).unwrap(), checksum)
                 })
                 .collect::<Vec<_>>(),
