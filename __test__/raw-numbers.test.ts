@@ -101,7 +101,7 @@ describe('raw calls refuse numbers that are not whole and in range', () => {
 describe('fillMany refuses items whose numbers are not whole and in range', () => {
   it('symbol, windowIdx, meta.version, meta.payloadId, meta.payloadType of any item', () => {
     const claim = c.markPending(sym, 8, 'optionTrade', { leaseMs: 600_000 })
-    const good = { symbol: sym as number, windowIdx: 8, slotKind: 'optionTrade' as const, meta: { payloadType: 1 as number | string, payloadId, version: claim.version, checksum: 5n } }
+    const good = { symbol: sym as number, windowIdx: 8, slotKind: 'optionTrade' as const, meta: { payloadType: 1 as number, payloadId, version: claim.version, checksum: 5n } }
     const variants: Array<[string, number[], (v: number) => typeof good]> = [
       ['symbol', U32_BAD, (v) => ({ ...good, symbol: v })],
       ['windowIdx', U32_BAD, (v) => ({ ...good, windowIdx: v })],

@@ -128,7 +128,8 @@ impl Drop for GateGuard<'_> {
 
 /// Presence records: one small file per open controller in `presence/`,
 /// named `<pid>-<n>`, that its controller holds under an exclusive `flock`
-/// from bootstrap to close (and removes on close). A record whose `flock`
+/// from bootstrap to close (and removes on close, with the directory when
+/// it is the last). A record whose `flock`
 /// another controller can take, while its file is still there, belongs to
 /// a controller that died (its process was killed): the kernel dropped the
 /// lock, and nobody removed the file. That is how survivors learn of a
@@ -196,17 +197,25 @@ impl Presence {
                 }
             }
         }
-        match std::fs::create_dir(&dir) {
-            Ok(()) => {}
-            Err(e) if e.kind() == std::io::ErrorKind::AlreadyExists => {}
-            Err(e) => return Err(Error::io("mkdir", &dir, e)),
-        }
         let name = format!("{}-{}", std::process::id(), RECORD_SEQ.fetch_add(1, std::sync::atomic::Ordering::Relaxed));
         let tmp = dir.join(format!(".tmp-{name}"));
         let path = dir.join(&name);
         let made = (|| {
-            let file =
-                std::fs::OpenOptions::new().read(true).write(true).create_new(true).open(&tmp).map_err(|e| Error::io("create", &tmp, e))?;
+            // The last controller to close removes the empty directory; one
+            // closing while we join may remove it between our two steps.
+            let mut tries = 0;
+            let file = loop {
+                match std::fs::create_dir(&dir) {
+                    Ok(()) => {}
+                    Err(e) if e.kind() == std::io::ErrorKind::AlreadyExists => {}
+                    Err(e) => return Err(Error::io("mkdir", &dir, e)),
+                }
+                match std::fs::OpenOptions::new().read(true).write(true).create_new(true).open(&tmp) {
+                    Ok(f) => break f,
+                    Err(e) if e.kind() == std::io::ErrorKind::NotFound && tries < 100 => tries += 1,
+                    Err(e) => return Err(Error::io("create", &tmp, e)),
+                }
+            };
             let mut page = vec![0u8; RECORD_BYTES as usize];
             page[0..8].copy_from_slice(&u64::from(std::process::id()).to_le_bytes());
             // Real blocks, so a full disk is an error here, never a SIGBUS in a transition.
@@ -292,5 +301,7 @@ impl Drop for Presence {
         // lock finds no file and knows this controller closed.
         let _ = std::fs::remove_file(self.dir.join(&self.name));
         let _ = flock(&self.file, FlockOperation::Unlock);
+        // The last one out removes the directory (only an empty one goes).
+        let _ = std::fs::remove_dir(&self.dir);
     }
 }
