@@ -137,6 +137,23 @@ fn relative_components(rel: &str) -> Result<Vec<&str>> {
     Ok(parts)
 }
 
+/// Checks the URI of a payload record: a path relative to the state
+/// directory, `/`-separated, like those [`write_artifact`] returns. It must
+/// not be empty, start with `/`, hold an empty, `.` or `..` component, or hold
+/// NUL or another control character: such a URI could name a file outside
+/// the state directory (or another file than it seems to), so it is refused
+/// with `ERR_PATH_ESCAPES_STATE_DIR`.
+pub fn check_uri(uri: &str) -> Result<()> {
+    let escapes = uri.is_empty()
+        || uri.starts_with('/')
+        || uri.chars().any(char::is_control)
+        || uri.split('/').any(|part| part.is_empty() || part == "." || part == "..");
+    if escapes {
+        return Err(Error::PathEscapesStateDir { path: uri.chars().take(200).collect() });
+    }
+    Ok(())
+}
+
 /// Resolves a URI returned by [`write_artifact`] to a path under `state_dir`.
 pub fn resolve_uri(state_dir: &Path, uri: &str) -> Result<PathBuf> {
     let rest = uri.strip_prefix("artifacts/").ok_or_else(|| Error::PathEscapesStateDir { path: uri.chars().take(200).collect() })?;
@@ -180,7 +197,11 @@ fn ensure_real_dir(dir: &Path, rel: &str) -> Result<()> {
         Ok(m) if m.file_type().is_dir() => Ok(()),
         Ok(_) => Err(Error::PathEscapesStateDir { path: rel.into() }),
         Err(e) if e.kind() == std::io::ErrorKind::NotFound => match std::fs::create_dir(dir) {
-            Ok(()) => Ok(()),
+            // The new directory's entry in its parent must survive power loss
+            // too; if that cannot be made sure, the next attempt creates it again.
+            Ok(()) => crate::fsutil::sync_dir(dir.parent().unwrap_or(Path::new("."))).inspect_err(|_| {
+                let _ = std::fs::remove_dir(dir);
+            }),
             Err(e) if e.kind() == std::io::ErrorKind::AlreadyExists => ensure_real_dir(dir, rel),
             Err(e) => Err(Error::io("mkdir", dir, e)),
         },

@@ -165,6 +165,11 @@ impl AuditLog {
         if guard.is_none() {
             let f =
                 OpenOptions::new().read(true).append(true).create(true).open(&self.path).map_err(|e| Error::io("open", &self.path, e))?;
+            if self.sync {
+                // The file may be new: its entry in the state directory must
+                // survive power loss as its lines do (once per controller).
+                crate::fsutil::sync_dir(self.path.parent().unwrap_or(Path::new(".")))?;
+            }
             *guard = Some(f);
         }
         let Some(f) = guard.as_ref() else { unreachable!("opened just above") };

@@ -31,5 +31,40 @@ pub fn write_atomic(path: &Path, bytes: &[u8]) -> Result<()> {
 
 /// fsyncs a directory so a rename or a new file in it survives power loss.
 pub fn sync_dir(dir: &Path) -> Result<()> {
+    // A failpoint `return(<dir>)` makes the fsync of that one directory fail.
+    failpoint!("fsutil::sync-dir", |arg: Option<String>| {
+        if arg.is_some_and(|a| Path::new(&a) == dir) {
+            return Err(Error::io("fsync", dir, std::io::Error::from_raw_os_error(rustix::io::Errno::IO.raw_os_error())));
+        }
+        File::open(dir).and_then(|d| d.sync_all()).map_err(|e| Error::io("fsync", dir, e))
+    });
     File::open(dir).and_then(|d| d.sync_all()).map_err(|e| Error::io("fsync", dir, e))
+}
+
+/// Creates `dir` and any missing ancestors, fsyncing the parent of each
+/// directory it creates, so the new directories survive power loss. A
+/// directory another process creates meanwhile is fine.
+pub fn create_dir_durably(dir: &Path) -> Result<()> {
+    let mut missing = Vec::new();
+    let mut at = dir;
+    while !at.as_os_str().is_empty() && std::fs::symlink_metadata(at).is_err() {
+        missing.push(at);
+        match at.parent() {
+            Some(p) => at = p,
+            None => break,
+        }
+    }
+    for d in missing.into_iter().rev() {
+        match std::fs::create_dir(d) {
+            Ok(()) => {
+                // Not durable: remove it, so that the next attempt creates (and syncs) it again.
+                sync_dir(d.parent().filter(|p| !p.as_os_str().is_empty()).unwrap_or(Path::new("."))).inspect_err(|_| {
+                    let _ = std::fs::remove_dir(d);
+                })?
+            }
+            Err(e) if e.kind() == std::io::ErrorKind::AlreadyExists => {}
+            Err(e) => return Err(Error::io("mkdir", d, e)),
+        }
+    }
+    Ok(())
 }

@@ -108,6 +108,19 @@ pub struct LedgerScan {
     pub stale_claims: u64,
     /// Chunks scanned.
     pub chunks: u64,
+    /// Non-Empty slots outside the symbols × windows the scan was given
+    /// (counted in `counts` all the same), if any.
+    pub outside: Option<OutsideSlots>,
+}
+
+/// Non-Empty slots a scan found outside the symbols × windows it was given.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct OutsideSlots {
+    /// The first one found: symbol, window, column and status.
+    pub first: (u32, u64, usize, SlotStatus),
+    /// The largest symbol id and the largest window index among them.
+    pub max_symbol: u32,
+    pub max_window: u64,
 }
 
 /// Immutable header fields.
@@ -271,10 +284,10 @@ impl Ledger {
         let mut header = vec![0u8; PAGE as usize];
         file.read_exact_at(&mut header, 0).map_err(|e| Error::io("read", path, e))?;
         let geometry = LedgerGeometry::decode(path, kind, &header)?;
-        if len % PAGE != 0 {
-            return Err(Error::corrupt(path, Some(len), format!("file length {len} is not a multiple of {PAGE}")));
-        }
-        let map = SharedMapping::new(&file, path)?;
+        // Only whole chunks count: bytes past the last one (a growth that failed
+        // part way and could not be undone) are mapped by no one and
+        // overwritten by the next growth.
+        let map = SharedMapping::new(&file, path, u64::from(CHUNK_BYTES))?;
         let ledger = Self {
             path: path.to_path_buf(),
             file,
@@ -478,7 +491,16 @@ impl Ledger {
             let capacity = (len.saturating_sub(PAGE)) / u64::from(CHUNK_BYTES);
             let grow_to = (capacity + MIN_GROWTH_CHUNKS).max(capacity + capacity / 2).max(n + 1);
             let new_len = chunk_offset(grow_to);
-            allocate_file(&self.file, &self.path, len, new_len)?;
+            if let Err(e) = allocate_file(&self.file, &self.path, len, new_len) {
+                // A file system may extend the file part way before it fails
+                // (ext4 on a full disk): give the length back. Nothing past `len`
+                // is published or used; if even this fails, the bytes past the
+                // last whole chunk are ignored by every reader of the file.
+                if !restore_fails() {
+                    let _ = self.file.set_len(len);
+                }
+                return Err(e);
+            }
         }
         let off = chunk_offset(n);
         let mut chunk = vec![0u8; CHUNK_BYTES as usize];
@@ -573,6 +595,46 @@ impl Ledger {
         self.status_counter(column, status).map_or(0, |c| c.load(Ordering::Acquire))
     }
 
+    /// The shared status counts as stored, by column: `[Pending, Filled,
+    /// Cleared, Retired]` (they may be off after a process died between a
+    /// transition and its counter update; `Controller::slot_metrics` clamps).
+    pub(crate) fn status_counts_raw(&self) -> Vec<[u64; COUNTED_STATUSES]> {
+        (0..self.geometry.slots_per_row as usize)
+            .map(|column| {
+                let mut c = [0u64; COUNTED_STATUSES];
+                for (i, status) in SlotStatus::ALL[1..].iter().enumerate() {
+                    c[i] = self.status_counter(column, *status).map_or(0, |a| a.load(Ordering::SeqCst));
+                }
+                c
+            })
+            .collect()
+    }
+
+    /// How many transitions completed their counter updates, by kind
+    /// (claims, fills, clears, force-clears, retires): every transition adds
+    /// to one of these after it moved the status counts.
+    pub(crate) fn transition_events_raw(&self) -> [u64; 5] {
+        [LedgerEvent::Claims, LedgerEvent::Fills, LedgerEvent::Clears, LedgerEvent::ForceClears, LedgerEvent::Retires]
+            .map(|e| self.header(OFF_EVENT_COUNTS + e as usize * 8).load(Ordering::SeqCst))
+    }
+
+    /// Adds `scan − before` (wrapping) to each shared status count, where
+    /// `before` are the counts as they were when `scan` was a true count of
+    /// the ledger: the counts become exact, and transitions counted since
+    /// are kept.
+    pub(crate) fn correct_counts(&self, before: &[[u64; COUNTED_STATUSES]], scan: &LedgerScan) {
+        for (column, (before, counts)) in before.iter().zip(&scan.counts).enumerate() {
+            for (i, status) in SlotStatus::ALL[1..].iter().enumerate() {
+                let delta = counts[*status as usize].wrapping_sub(before[i]);
+                if delta != 0 {
+                    if let Some(c) = self.status_counter(column, *status) {
+                        c.fetch_add(delta, Ordering::AcqRel);
+                    }
+                }
+            }
+        }
+    }
+
     /// Overwrites the shared status counts with an exact scan (only when no other
     /// process has the directory open).
     pub fn store_counts(&self, scan: &LedgerScan) {
@@ -589,9 +651,34 @@ impl Ledger {
     /// Rows of symbols at or past `symbol_count`, or windows at or past
     /// `window_count`, must be Empty; anything else is reported as damage.
     pub fn scan(&self, now_ms: u64, symbol_count: u32, window_count: u32) -> Result<LedgerScan> {
+        let scan = self.scan_counting_outside(now_ms, symbol_count, window_count)?;
+        match &scan.outside {
+            Some(o) => Err(self.outside_error(o, symbol_count, window_count)),
+            None => Ok(scan),
+        }
+    }
+
+    /// The damage error for non-Empty slots outside `symbol_count` × `window_count`.
+    pub fn outside_error(&self, o: &OutsideSlots, symbol_count: u32, window_count: u32) -> Error {
+        let (symbol, window, column, status) = o.first;
+        Error::corrupt(
+            &self.path,
+            None,
+            format!(
+                "slot (symbol {symbol}, window {window}, column {column}) is {status} but lies outside the {symbol_count} symbols × {window_count} windows of the state directory"
+            ),
+        )
+    }
+
+    /// Like [`scan`](Self::scan), but a non-Empty slot outside `symbol_count`
+    /// × `window_count` is counted and reported in [`LedgerScan::outside`]
+    /// instead of failing the scan: while other processes run, a symbol or
+    /// window added after the caller read those counts is no damage, and the
+    /// caller decides once it has read them again.
+    pub fn scan_counting_outside(&self, now_ms: u64, symbol_count: u32, window_count: u32) -> Result<LedgerScan> {
         self.catch_up()?;
         let columns = self.geometry.slots_per_row as usize;
-        let mut scan = LedgerScan { counts: vec![[0; 5]; columns], stale_claims: 0, chunks: 0 };
+        let mut scan = LedgerScan { counts: vec![[0; 5]; columns], stale_claims: 0, chunks: 0, outside: None };
         let dir = self.dir.read().unwrap_or_else(|p| p.into_inner());
         let rpc = self.geometry.rows_per_chunk;
         for (symbol, chunks) in dir.by_symbol.iter().enumerate() {
@@ -615,13 +702,13 @@ impl Ledger {
                             continue;
                         }
                         if symbol as u64 >= u64::from(symbol_count) || window >= u64::from(window_count) {
-                            return Err(Error::corrupt(
-                                &self.path,
-                                None,
-                                format!(
-                                    "slot (symbol {symbol}, window {window}, column {column}) is {status} but lies outside the {symbol_count} symbols × {window_count} windows of the state directory"
-                                ),
-                            ));
+                            let o = scan.outside.get_or_insert(OutsideSlots {
+                                first: (symbol as u32, window, column, status),
+                                max_symbol: symbol as u32,
+                                max_window: window,
+                            });
+                            o.max_symbol = o.max_symbol.max(symbol as u32);
+                            o.max_window = o.max_window.max(window);
                         }
                         scan.counts[column][status as usize] += 1;
                         if status == SlotStatus::Pending && cell.read().lease_deadline_ms <= now_ms {
@@ -740,11 +827,25 @@ pub(crate) fn decode_chunk_header(path: &Path, off: u64, buf: &[u8]) -> Result<(
     Ok((symbol, chunk_idx))
 }
 
+/// False, unless a failpoint makes giving the length back after a failed
+/// growth fail (as it might on a failing disk).
+fn restore_fails() -> bool {
+    failpoint!("ledger::restore-length", |_| true);
+    false
+}
+
 /// Extends `file` from `old_len` to `new_len` with real blocks (fallocate), so
 /// that a full disk shows up here as `ERR_DISK_FULL` and never as a SIGBUS when
 /// a mapped page is first written.
 fn allocate_file(file: &File, path: &Path, old_len: u64, new_len: u64) -> Result<()> {
     use rustix::fs::{fallocate, FallocateFlags};
+    // A failpoint `return(<bytes>)` extends the file by that many bytes and
+    // fails as a full disk does (what ext4 may do when it runs out of space).
+    failpoint!("ledger::extend", |arg: Option<String>| {
+        let part = arg.and_then(|a| a.parse::<u64>().ok()).unwrap_or(1024);
+        let _ = file.set_len(old_len + part);
+        Err(Error::io("fallocate", path, std::io::Error::from_raw_os_error(rustix::io::Errno::NOSPC.raw_os_error())))
+    });
     match fallocate(file, FallocateFlags::empty(), old_len, new_len - old_len) {
         Ok(()) => Ok(()),
         Err(e) if e == rustix::io::Errno::OPNOTSUPP => {

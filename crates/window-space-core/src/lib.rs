@@ -10,6 +10,20 @@
 
 #![deny(unsafe_code)]
 
+/// A named point of a multi-step operation where tests stop the process or
+/// inject a fault (the `fail` crate's `fail_point!`, with the same forms).
+/// Without the `failpoints` feature it compiles to nothing.
+#[cfg(feature = "failpoints")]
+macro_rules! failpoint {
+    ($($t:tt)*) => {
+        fail::fail_point!($($t)*)
+    };
+}
+#[cfg(not(feature = "failpoints"))]
+macro_rules! failpoint {
+    ($($t:tt)*) => {};
+}
+
 pub mod artifact;
 pub mod audit;
 pub mod controller;

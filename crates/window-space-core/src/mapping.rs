@@ -5,7 +5,11 @@
 //!
 //! A [`SharedMapping`] maps a file in *segments*: the first segment covers the
 //! file as it was when opened, and each later segment covers a range the file
-//! grew by (page-aligned, appended in file order). Segments are never unmapped
+//! grew by, appended in file order. Segments end only on a *granule*
+//! boundary (`PAGE + k × granule`; the ledger's granule is its chunk), never
+//! inside one, whatever the file's length: a file extended part way (a
+//! `fallocate` that failed half done) is mapped up to its last whole granule,
+//! so a chunk never straddles two segments. Segments are never unmapped
 //! or moved before the `SharedMapping` is dropped, so a pointer into a segment
 //! stays valid for as long as a shared borrow of the `SharedMapping` lives.
 //!
@@ -69,17 +73,21 @@ pub(crate) struct SharedMapping {
     grow: Mutex<()>,
     /// Base address of the first segment (file offset 0, at least one page).
     header_base: usize,
+    /// Segments end at `PAGE + k × granule` (a multiple of [`PAGE`]).
+    granule: u64,
 }
 
 impl SharedMapping {
-    /// Maps `[0, file length)` of `file`. The length must be a non-zero multiple of [`PAGE`].
-    pub(crate) fn new(file: &File, path: &Path) -> Result<Self> {
-        let mut this = Self { path: path.to_path_buf(), segments: RwLock::new(Vec::new()), grow: Mutex::new(()), header_base: 0 };
+    /// Maps `file` from offset 0 to its last whole granule after the header
+    /// page: `PAGE + k × granule`, the largest such offset within the file.
+    pub(crate) fn new(file: &File, path: &Path, granule: u64) -> Result<Self> {
+        assert!(granule > 0 && granule.is_multiple_of(PAGE), "granule {granule} is not a multiple of the page");
+        let mut this = Self { path: path.to_path_buf(), segments: RwLock::new(Vec::new()), grow: Mutex::new(()), header_base: 0, granule };
         let len = file.metadata().map_err(|e| Error::io("fstat", path, e))?.len();
         if len < PAGE {
             return Err(Error::corrupt(path, Some(len), "file is shorter than its 4096-byte header"));
         }
-        this.map_to(file, len)?;
+        this.map_to(file, PAGE)?;
         this.header_base = this.segments.read().unwrap_or_else(|p| p.into_inner())[0].map.as_mut_ptr() as usize;
         Ok(this)
     }
@@ -90,8 +98,14 @@ impl SharedMapping {
         segs.last().map_or(0, |s| s.file_offset + s.len)
     }
 
-    /// Makes sure `[0, end)` is mapped, mapping what the file grew by. Fails
-    /// with `CorruptState` if the file is shorter than `end`.
+    /// The largest granule boundary at or before `len` (at least [`PAGE`]).
+    fn whole_end(&self, len: u64) -> u64 {
+        PAGE + (len.saturating_sub(PAGE) / self.granule) * self.granule
+    }
+
+    /// Makes sure `[0, end)` is mapped (`end` a granule boundary), mapping
+    /// what the file grew by up to its last whole granule. Fails with
+    /// `CorruptState` if the file is shorter than `end`.
     pub(crate) fn map_to(&self, file: &File, end: u64) -> Result<()> {
         let _g = self.grow.lock().unwrap_or_else(|p| p.into_inner());
         let mapped = self.mapped_len();
@@ -106,14 +120,7 @@ impl SharedMapping {
                 format!("file is {file_len} bytes but its header says it holds at least {end}"),
             ));
         }
-        if file_len % PAGE != 0 {
-            return Err(Error::corrupt(
-                &self.path,
-                Some(file_len),
-                format!("file length {file_len} is not a multiple of the {PAGE}-byte page"),
-            ));
-        }
-        let len = file_len - mapped;
+        let len = self.whole_end(file_len).max(end) - mapped;
         let map = MmapOptions::new()
             .offset(mapped)
             .len(usize::try_from(len).map_err(|_| Error::invalid("mapping larger than the address space"))?)

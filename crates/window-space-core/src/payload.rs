@@ -47,7 +47,7 @@ use std::fs::{File, OpenOptions};
 use std::os::unix::fs::FileExt;
 use std::path::{Path, PathBuf};
 use std::sync::atomic::{AtomicU64, Ordering};
-use std::sync::Mutex;
+use std::sync::{Mutex, MutexGuard};
 
 use crate::error::{Error, Result};
 use crate::lock::FileLock;
@@ -134,8 +134,9 @@ pub struct PayloadStore {
     /// Records this process appended inside a deferral scope and has not
     /// synced yet: the first such payload id (`u64::MAX` when none is owed).
     first_owed: AtomicU64,
-    /// Number of records in `index` (only grows), readable without its lock:
-    /// the fill path's existence check.
+    /// Number of records in `index`, readable without its lock: the fill
+    /// path's existence check. It only shrinks when a record is found cut
+    /// after a failed `fdatasync`, whose id its appender never handed out.
     known: AtomicU64,
     /// Held across taking `first_owed` and the `fdatasync` that pays it, so
     /// `ensure_durable` never sees "nothing owed" while that sync is running.
@@ -273,6 +274,21 @@ pub fn parse_record(buf: &[u8]) -> Parsed {
 /// Bytes read per `pread` during replay.
 const REPLAY_BLOCK: usize = 4 << 20;
 
+/// Reads into `buf` from `at` until it is full or the file ends; returns the
+/// bytes read (fewer than `buf.len()` only at the end of the file).
+fn read_upto(file: &File, buf: &mut [u8], at: u64) -> std::io::Result<usize> {
+    let mut got = 0;
+    while got < buf.len() {
+        match file.read_at(&mut buf[got..], at + got as u64) {
+            Ok(0) => break,
+            Ok(n) => got += n,
+            Err(e) if e.kind() == std::io::ErrorKind::Interrupted => {}
+            Err(e) => return Err(e),
+        }
+    }
+    Ok(got)
+}
+
 impl PayloadStore {
     /// Creates an empty table (first bootstrap).
     pub fn create(path: &Path, kind: StoreKind, created_at_ns: u64) -> Result<()> {
@@ -330,7 +346,7 @@ impl PayloadStore {
         self.check_writable()?;
         let _lock = FileLock::exclusive(&self.file, &self.appenders, &self.path)?;
         let mut index = self.index.lock().unwrap_or_else(|p| p.into_inner());
-        let torn = self.read_new_records(&mut index)?;
+        let torn = self.read_new_records_locked(&mut index)?;
         if torn > 0 {
             self.cut(&index)?;
         }
@@ -350,6 +366,72 @@ impl PayloadStore {
         self.file.sync_all().map_err(|e| Error::io("fsync", &self.path, e))
     }
 
+    /// [`read_new_records`](Self::read_new_records) for a caller that holds
+    /// the file lock. A record this index holds may have been cut since it
+    /// was read (an append whose `fdatasync` failed is cut off, see
+    /// [`append`](Self::append)): when the file ends before the index does,
+    /// or what follows the index does not read, the index's last records are
+    /// read again first and those the file no longer holds are dropped.
+    fn read_new_records_locked(&self, index: &mut Index) -> Result<u64> {
+        let len = self.file.metadata().map_err(|e| Error::io("fstat", &self.path, e))?.len();
+        // Anything after the index's end may be cut as a torn tail below, so
+        // the end must be right: the last record must still be where it was.
+        if len < index.end || !self.last_record_reads_back(index)? {
+            self.resync_tail(index)?;
+        }
+        match self.read_new_records(index) {
+            Err(Error::CorruptState { .. }) if self.resync_tail(index)? => self.read_new_records(index),
+            other => other,
+        }
+    }
+
+    /// Drops the index's last records until the last one reads back as the
+    /// record of its id; true if the index changed.
+    fn resync_tail(&self, index: &mut Index) -> Result<bool> {
+        let mut changed = false;
+        while let Some(&off) = index.offsets.last() {
+            let id = index.offsets.len() as u64 - 1;
+            match self.record_at(off)? {
+                Some((rec, total)) if rec.payload_id == id => {
+                    if index.end != off + total as u64 {
+                        index.end = off + total as u64;
+                        changed = true;
+                    }
+                    break;
+                }
+                _ => {
+                    index.offsets.pop();
+                    index.end = off;
+                    changed = true;
+                }
+            }
+        }
+        if changed {
+            self.known.store(index.offsets.len() as u64, Ordering::Release);
+        }
+        Ok(changed)
+    }
+
+    /// True when the index's last record still reads back, ending at the index's end.
+    fn last_record_reads_back(&self, index: &Index) -> Result<bool> {
+        let Some(&off) = index.offsets.last() else { return Ok(index.end == HEADER_BYTES) };
+        let mut buf = vec![0u8; (index.end - off) as usize];
+        let got = read_upto(&self.file, &mut buf, off).map_err(|e| Error::io("read", &self.path, e))?;
+        Ok(got == buf.len()
+            && matches!(parse_record(&buf), Parsed::Record(rec, n) if n == buf.len() && rec.payload_id == index.offsets.len() as u64 - 1))
+    }
+
+    /// The record at `offset` and its length, if a good one is there.
+    fn record_at(&self, offset: u64) -> Result<Option<(PayloadRecord, usize)>> {
+        let mut buf = vec![0u8; pad8(RECORD_HEADER_BYTES + MAX_BODY_BYTES)];
+        let got = read_upto(&self.file, &mut buf, offset).map_err(|e| Error::io("read", &self.path, e))?;
+        buf.truncate(got);
+        Ok(match parse_record(&buf) {
+            Parsed::Record(rec, n) => Some((rec, n)),
+            Parsed::Incomplete | Parsed::Bad { .. } => None,
+        })
+    }
+
     /// Reads records past `index.end` and adds them; returns the number of
     /// bytes of a torn tail after them (0 if the file ends cleanly). Damage
     /// followed by more data is an error naming the offset.
@@ -360,7 +442,14 @@ impl PayloadStore {
     }
 
     fn scan_new_records(&self, index: &mut Index) -> Result<u64> {
-        let file_len = self.file.metadata().map_err(|e| Error::io("fstat", &self.path, e))?.len();
+        let mut file_len = self.file.metadata().map_err(|e| Error::io("fstat", &self.path, e))?.len();
+        if file_len < index.end {
+            return Err(Error::corrupt(
+                &self.path,
+                Some(file_len),
+                format!("the file ends before the records already read from it (which end at {})", index.end),
+            ));
+        }
         let mut buf: Vec<u8> = Vec::new();
         let mut buf_start = index.end; // file offset of buf[0]
         let mut pos = 0usize; // position in buf
@@ -396,7 +485,14 @@ impl PayloadStore {
                     let want = (REPLAY_BLOCK.max(have + MAX_BODY_BYTES + RECORD_HEADER_BYTES)).min((file_len - buf_start) as usize);
                     let old = buf.len();
                     buf.resize(want, 0);
-                    self.file.read_exact_at(&mut buf[old..], buf_start + old as u64).map_err(|e| Error::io("read", &self.path, e))?;
+                    let got =
+                        read_upto(&self.file, &mut buf[old..], buf_start + old as u64).map_err(|e| Error::io("read", &self.path, e))?;
+                    if old + got < want {
+                        // The file is shorter than it was a moment ago: an
+                        // appender cut a torn tail. Its end is here now.
+                        buf.truncate(old + got);
+                        file_len = buf_start + buf.len() as u64;
+                    }
                 }
                 Parsed::Bad { what, announced } => {
                     let rest = file_len - at;
@@ -424,7 +520,12 @@ impl PayloadStore {
             return Ok(true);
         }
         let mut buf = vec![0u8; ((end - at) as usize).min(MAX_BODY_BYTES + RECORD_HEADER_BYTES + 8)];
-        self.file.read_exact_at(&mut buf, at).map_err(|e| Error::io("read", &self.path, e))?;
+        let got = read_upto(&self.file, &mut buf, at).map_err(|e| Error::io("read", &self.path, e))?;
+        if got < buf.len() {
+            // The file was cut meanwhile (an appender removed a torn tail): it ends at `at + got`.
+            buf.truncate(got);
+            return Ok(got < RECORD_HEADER_BYTES || buf.iter().all(|b| *b == 0) || buf.len() < MAX_BODY_BYTES);
+        }
         // A bad framing followed by less than one record's worth of bytes, or zeros.
         Ok(end - at <= buf.len() as u64 && (buf.iter().all(|b| *b == 0) || buf.len() < MAX_BODY_BYTES))
     }
@@ -439,33 +540,59 @@ impl PayloadStore {
 
     /// Records known to this controller (catching up with other processes first).
     pub fn len(&self) -> Result<u64> {
+        Ok(self.caught_up()?.offsets.len() as u64)
+    }
+
+    /// The index after catching up with what other processes appended.
+    ///
+    /// The catch-up runs without the file lock, so it can meet an append or
+    /// a cut in progress: a file shorter than a moment ago is its new end
+    /// (`read_new_records`), and bytes after the last good record may be a
+    /// record still being written, or records written after a cut of one
+    /// this index holds. Whenever anything follows the last good record, the
+    /// catch-up is done again under the file lock, where nobody writes: only
+    /// damage still there is an error.
+    fn caught_up(&self) -> Result<MutexGuard<'_, Index>> {
+        {
+            let mut index = self.index.lock().unwrap_or_else(|p| p.into_inner());
+            match self.read_new_records(&mut index) {
+                Ok(0) => return Ok(index),
+                // Bytes after the last good record: an append in progress, a
+                // torn tail, or the records behind a cut (see `append`).
+                Ok(_) | Err(Error::CorruptState { .. }) => {}
+                Err(e) => return Err(e),
+            }
+        }
+        self.caught_up_locked()
+    }
+
+    /// The index after catching up under the file lock: what it says is final.
+    fn caught_up_locked(&self) -> Result<MutexGuard<'_, Index>> {
+        // Lock order as in `append`: the file lock, then the index.
+        let _lock = FileLock::exclusive(&self.file, &self.appenders, &self.path)?;
         let mut index = self.index.lock().unwrap_or_else(|p| p.into_inner());
-        self.catch_up_unlocked(&mut index)?;
-        Ok(index.offsets.len() as u64)
+        self.read_new_records_locked(&mut index)?;
+        drop(_lock);
+        Ok(index)
     }
 
     pub fn is_empty(&self) -> Result<bool> {
         Ok(self.len()? == 0)
     }
 
-    /// Reads records other processes appended, without taking the file lock: an
-    /// incomplete record at the end may be an append in progress, so it is
-    /// neither an error nor cut off here.
-    fn catch_up_unlocked(&self, index: &mut Index) -> Result<()> {
-        self.read_new_records(index).map(|_| ())
-    }
-
     /// Appends a record; its `payload_id` field is ignored and set to the next id.
+    /// The URI must be relative to the state directory ([`crate::artifact::check_uri`]).
     pub fn append(&self, mut rec: PayloadRecord) -> Result<u64> {
         self.check_writable()?;
         if rec.uri.len() > MAX_URI_BYTES {
             return Err(Error::invalid(format!("artifact URI is {} bytes; at most {MAX_URI_BYTES} are allowed", rec.uri.len())));
         }
+        crate::artifact::check_uri(&rec.uri)?;
         let _lock = FileLock::exclusive(&self.file, &self.appenders, &self.path)?;
         let mut index = self.index.lock().unwrap_or_else(|p| p.into_inner());
         // We hold the lock: whatever bad bytes follow the last good record were
         // left by a writer that died. Cut them before appending after them.
-        if self.read_new_records(&mut index)? > 0 {
+        if self.read_new_records_locked(&mut index)? > 0 {
             self.cut(&index)?;
         }
         let id = index.offsets.len() as u64;
@@ -477,11 +604,17 @@ impl PayloadStore {
             let _ = self.file.set_len(at);
             return Err(Error::io("write", &self.path, e));
         }
+        failpoint!("payload::append-written");
         if self.sync {
             if crate::durability::deferring() {
                 self.first_owed.fetch_min(id, Ordering::AcqRel);
-            } else {
-                self.file.sync_data().map_err(|e| Error::io("fdatasync", &self.path, e))?;
+            } else if let Err(e) = self.sync_data() {
+                // The caller is told the append failed, so the record must not
+                // count: cut it off (we hold the lock, nothing follows it). The
+                // next append writes its id again; a reader that indexed it
+                // meanwhile drops it when it next reads under the lock.
+                let _ = self.file.set_len(at);
+                return Err(Error::io("fdatasync", &self.path, e));
             }
         }
         index.offsets.push(at);
@@ -492,27 +625,32 @@ impl PayloadStore {
 
     /// Reads the record of `payload_id`, if it exists.
     pub fn get(&self, payload_id: u64) -> Result<Option<PayloadRecord>> {
-        let offset = {
-            let mut index = self.index.lock().unwrap_or_else(|p| p.into_inner());
-            if payload_id >= index.offsets.len() as u64 {
-                self.catch_up_unlocked(&mut index)?;
-            }
-            match index.offsets.get(payload_id as usize) {
-                Some(o) => *o,
-                None => return Ok(None),
-            }
-        };
-        let mut buf = vec![0u8; RECORD_HEADER_BYTES];
-        self.file.read_exact_at(&mut buf, offset).map_err(|e| Error::io("read", &self.path, e))?;
-        let body_len = u32::from_le_bytes(buf[4..8].try_into().expect("4 bytes")) as usize;
-        buf.resize(pad8(RECORD_HEADER_BYTES + body_len.min(MAX_BODY_BYTES)), 0);
-        self.file
-            .read_exact_at(&mut buf[RECORD_HEADER_BYTES..], offset + RECORD_HEADER_BYTES as u64)
-            .map_err(|e| Error::io("read", &self.path, e))?;
-        match parse_record(&buf) {
-            Parsed::Record(rec, _) => Ok(Some(rec)),
-            Parsed::Incomplete | Parsed::Bad { .. } => {
-                Err(Error::corrupt(&self.path, Some(offset), format!("record of payload id {payload_id} no longer reads back")))
+        let mut locked = false;
+        loop {
+            let offset = {
+                let mut index = self.index.lock().unwrap_or_else(|p| p.into_inner());
+                if payload_id >= index.offsets.len() as u64 {
+                    drop(index);
+                    index = if locked { self.caught_up_locked()? } else { self.caught_up()? };
+                }
+                index.offsets.get(payload_id as usize).copied()
+            };
+            let found = match offset {
+                Some(at) => self.record_at(at)?.filter(|(rec, _)| rec.payload_id == payload_id),
+                None => None,
+            };
+            match (found, offset) {
+                (Some((rec, _)), _) => return Ok(Some(rec)),
+                // Not there, or not readable where the index says: the lock-free
+                // view may be behind a cut; read again under the lock, once.
+                _ if !locked => {
+                    locked = true;
+                    drop(self.caught_up_locked()?);
+                }
+                (None, None) => return Ok(None),
+                (None, Some(at)) => {
+                    return Err(Error::corrupt(&self.path, Some(at), format!("record of payload id {payload_id} no longer reads back")));
+                }
             }
         }
     }
@@ -522,7 +660,12 @@ impl PayloadStore {
         if payload_id < self.known.load(Ordering::Acquire) {
             return Ok(());
         }
-        let len = self.len()?;
+        if payload_id < self.len()? {
+            return Ok(());
+        }
+        // Refuse only on what the file holds under the lock (the lock-free
+        // view may be behind a cut after a failed sync).
+        let len = self.caught_up_locked()?.offsets.len() as u64;
         if payload_id < len {
             Ok(())
         } else {
@@ -536,9 +679,15 @@ impl PayloadStore {
         self.sync_locked()
     }
 
+    /// `fdatasync` of the file (a failpoint can make it fail as a failing disk does).
+    fn sync_data(&self) -> std::io::Result<()> {
+        failpoint!("payload::fdatasync", |_| Err(std::io::Error::from_raw_os_error(rustix::io::Errno::IO.raw_os_error())));
+        self.file.sync_data()
+    }
+
     fn sync_locked(&self) -> Result<()> {
         let owed = self.first_owed.swap(u64::MAX, Ordering::AcqRel);
-        self.file.sync_data().map_err(|e| {
+        self.sync_data().map_err(|e| {
             self.first_owed.fetch_min(owed, Ordering::AcqRel);
             Error::io("fdatasync", &self.path, e)
         })
@@ -625,6 +774,23 @@ mod tests {
         let (s, r) = PayloadStore::open(&p, StoreKind::Greeks, false).unwrap();
         assert_eq!((r.records, r.torn_tail_bytes), (5, 0));
         assert_eq!(s.get(4).unwrap().unwrap().uri, "next");
+    }
+
+    #[test]
+    fn uris_that_could_leave_the_state_directory_are_refused_and_nothing_is_written() {
+        let dir = tempfile::tempdir().unwrap();
+        let p = dir.path().join("trades.map");
+        PayloadStore::create(&p, StoreKind::Trades, 1).unwrap();
+        let (s, _) = PayloadStore::open(&p, StoreKind::Trades, false).unwrap();
+        let before = std::fs::read(&p).unwrap();
+        for bad in ["../../etc/passwd", "/etc/passwd", "artifacts/../../x", "artifacts/a\0b", "a//b", "./a", "a/.", "", "a/", "a\nb"] {
+            let e = s.append(rec(bad)).unwrap_err();
+            assert_eq!(e.code().as_str(), "ERR_PATH_ESCAPES_STATE_DIR", "{bad:?}");
+        }
+        assert_eq!(std::fs::read(&p).unwrap(), before);
+        for good in ["artifacts/SPY/1/trades.parquet", "u/3/x", "a..b/c", "ünïcode/…"] {
+            s.append(rec(good)).unwrap();
+        }
     }
 
     #[test]

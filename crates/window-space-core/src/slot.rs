@@ -19,8 +19,10 @@
 //! wins, and every transition increments the 32-bit version. A fill needs
 //! three fields more than fit in `head`; it first writes the checksum into
 //! `tail` (a CAS that refuses to overwrite a tag newer than its own claim, so a
-//! stale writer can never clobber a newer fill), then commits with the CAS on
-//! `head`. A reader accepts a Filled slot's checksum only when the tail's tag
+//! stale writer can never clobber a newer fill, and refuses a tail that already
+//! carries its own claim's tag with another checksum, so of two fills of one
+//! claim only the one whose checksum is there can commit), then commits with
+//! the CAS on `head`. A reader accepts a Filled slot's checksum only when the tail's tag
 //! is the version the fill committed from (head version − 1), and retries
 //! otherwise; so readers see a slot either before or after a transition.
 
@@ -415,12 +417,22 @@ impl<'a> SlotCell<'a> {
             }
             let r = reserve();
             // Phase 1: the checksum, tagged with our claim version. Never overwrite a
-            // newer tag: that belongs to a claim that superseded ours.
+            // newer tag: that belongs to a claim that superseded ours. Never
+            // overwrite our own tag either: another fill of this same claim
+            // wrote it and may commit its payload id next, so replacing its
+            // checksum could pair that id with ours. The first checksum written
+            // for a claim is the only one its fill can commit with.
             let mut t = self.tail.load(Ordering::Acquire);
             let new_tail = u128::from(payload.checksum) | (u128::from(claim_version) << 64);
             loop {
                 let tag = (t >> 64) as u32;
-                if tag != claim_version && version_after(tag, claim_version) {
+                if tag == claim_version {
+                    if t as u64 != payload.checksum {
+                        return Err(conflict(self));
+                    }
+                    break; // already ours: a retry after a renewal moved the deadline
+                }
+                if version_after(tag, claim_version) {
                     return Err(conflict(self));
                 }
                 match self.tail.compare_exchange(t, new_tail, Ordering::AcqRel, Ordering::Acquire) {

@@ -23,9 +23,90 @@ use crate::fsutil::write_atomic;
 /// Longest symbol, in UTF-8 bytes.
 pub const MAX_SYMBOL_BYTES: usize = 64;
 
-/// Checks a symbol string.
+/// Code points a symbol may not contain besides control characters and white
+/// space: characters that display as nothing or reorder the text around them,
+/// so that a symbol holding one looks like another symbol. They are Unicode's
+/// default-ignorable code points (zero-width spaces and joiners, the soft
+/// hyphen, word joiners and invisible operators, variation selectors, Hangul
+/// fillers, tag characters), the bidirectional controls (U+061C, U+200E,
+/// U+200F, U+202A–U+202E, U+2066–U+2069), the other format characters
+/// (U+0600–U+0605, U+06DD, U+070F, U+0890–U+0891, U+08E2, U+110BD, U+110CD,
+/// U+13430–U+1343F, U+FFF9–U+FFFB), private-use characters and noncharacters.
+/// Sorted, inclusive ranges.
+const INVISIBLE: &[(u32, u32)] = &[
+    (0x00AD, 0x00AD),
+    (0x034F, 0x034F),
+    (0x0600, 0x0605),
+    (0x061C, 0x061C),
+    (0x06DD, 0x06DD),
+    (0x070F, 0x070F),
+    (0x0890, 0x0891),
+    (0x08E2, 0x08E2),
+    (0x115F, 0x1160),
+    (0x17B4, 0x17B5),
+    (0x180B, 0x180F),
+    (0x200B, 0x200F),
+    (0x202A, 0x202E),
+    (0x2060, 0x206F),
+    (0x3164, 0x3164),
+    (0xE000, 0xF8FF),
+    (0xFDD0, 0xFDEF),
+    (0xFE00, 0xFE0F),
+    (0xFEFF, 0xFEFF),
+    (0xFFA0, 0xFFA0),
+    (0xFFF0, 0xFFFB),
+    (0x110BD, 0x110BD),
+    (0x110CD, 0x110CD),
+    (0x13430, 0x1343F),
+    (0x1BCA0, 0x1BCA3),
+    (0x1D173, 0x1D17A),
+    (0xE0000, 0xE0FFF),
+    (0xF0000, 0x10FFFF),
+];
+
+/// True for a character a symbol may not contain (besides the format's own rule):
+/// white space other than the ASCII space, and the [`INVISIBLE`] code points.
+fn invisible(c: char) -> bool {
+    if c == ' ' {
+        return false;
+    }
+    let cp = c as u32;
+    // Noncharacters: the last two code points of every plane.
+    c.is_whitespace()
+        || cp & 0xFFFE == 0xFFFE
+        || INVISIBLE
+            .binary_search_by(|&(lo, hi)| {
+                if hi < cp {
+                    std::cmp::Ordering::Less
+                } else if lo > cp {
+                    std::cmp::Ordering::Greater
+                } else {
+                    std::cmp::Ordering::Equal
+                }
+            })
+            .is_ok()
+}
+
+/// Checks a symbol string: 1 to 64 bytes of UTF-8, no white space at either
+/// end, and no character that is invisible or changes how the text around it
+/// displays: no control characters, no white space but the ASCII space, none
+/// of the [`INVISIBLE`] code points. So two different symbols never look the
+/// same for such a character (`"SPY\u{200B}"` is refused, not taken for a
+/// symbol beside `"SPY"`). Symbols are used as given, never normalized.
 pub fn validate_symbol(s: &str) -> Result<()> {
-    let why = if s.is_empty() {
+    stored_symbol_problem(s).or_else(|| s.chars().any(invisible).then_some("must not contain invisible or format characters (zero-width, bidirectional controls, white space other than the ASCII space)")).map_or(Ok(()), |why| Err(Error::InvalidSymbol { symbol: s.chars().take(80).collect(), why }))
+}
+
+/// Checks what the file format itself requires of a symbol in
+/// `symbol-map.json`. A map holding a symbol that passes this check but not
+/// [`validate_symbol`] is read as it is, so its id stays valid and the symbol
+/// can still be named; only adding such a symbol is refused.
+pub fn validate_stored_symbol(s: &str) -> Result<()> {
+    stored_symbol_problem(s).map_or(Ok(()), |why| Err(Error::InvalidSymbol { symbol: s.chars().take(80).collect(), why }))
+}
+
+fn stored_symbol_problem(s: &str) -> Option<&'static str> {
+    if s.is_empty() {
         Some("must not be empty")
     } else if s.len() > MAX_SYMBOL_BYTES {
         Some("must be at most 64 bytes of UTF-8")
@@ -35,10 +116,6 @@ pub fn validate_symbol(s: &str) -> Result<()> {
         Some("must not start or end with white space")
     } else {
         None
-    };
-    match why {
-        Some(why) => Err(Error::InvalidSymbol { symbol: s.chars().take(80).collect(), why }),
-        None => Ok(()),
     }
 }
 
@@ -104,6 +181,17 @@ impl SymbolMap {
         Ok(())
     }
 
+    /// Id of a symbol given by a caller, if known: a symbol the map holds is
+    /// found whatever rule it was added under; an unknown one that could
+    /// never be added is refused with `InvalidSymbol`.
+    pub fn lookup_checked(&self, symbol: &str) -> Result<Option<u32>> {
+        validate_stored_symbol(symbol)?;
+        match self.lookup(symbol)? {
+            Some(id) => Ok(Some(id)),
+            None => validate_symbol(symbol).map(|()| None),
+        }
+    }
+
     /// Id of a symbol, if known (re-reading the file once on a miss).
     pub fn lookup(&self, symbol: &str) -> Result<Option<u32>> {
         if let Some(id) = self.names.read().unwrap_or_else(|p| p.into_inner()).by_name.get(symbol) {
@@ -141,8 +229,7 @@ impl SymbolMap {
     /// Returns the id of `symbol`, adding it if missing. `gate` must return the
     /// state directory's gate lock; it is taken only when the symbol is new.
     pub fn resolve<G>(&self, symbol: &str, gate: impl FnOnce() -> Result<G>) -> Result<(u32, bool)> {
-        validate_symbol(symbol)?;
-        if let Some(id) = self.lookup(symbol)? {
+        if let Some(id) = self.lookup_checked(symbol)? {
             return Ok((id, false));
         }
         let _gate = gate()?;
@@ -188,11 +275,66 @@ fn parse(path: &Path, bytes: &[u8]) -> Result<Names> {
     }
     let mut names = Names::default();
     for (i, s) in doc.symbols.into_iter().enumerate() {
-        validate_symbol(&s).map_err(|e| Error::corrupt(path, None, format!("symbol id {i}: {e}")))?;
+        validate_stored_symbol(&s).map_err(|e| Error::corrupt(path, None, format!("symbol id {i}: {e}")))?;
         if names.by_name.insert(s.clone(), i as u32).is_some() {
             return Err(Error::corrupt(path, None, format!("symbol {s:?} appears twice (ids must be unique)")));
         }
         names.by_id.push(s);
     }
     Ok(names)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn symbols_that_look_like_others_are_refused() {
+        for ok in ["SPY", "BRK.B", "ES Z4", "Ä-Ö_1", "日経225", "a b"] {
+            assert!(validate_symbol(ok).is_ok(), "{ok:?}");
+        }
+        for bad in [
+            "SPY\u{200B}",
+            "\u{200B}SPY",
+            "S\u{200C}PY",
+            "S\u{200D}PY",
+            "SPY\u{2060}",
+            "SPY\u{FEFF}",
+            "SP\u{00AD}Y",
+            "SPY\u{202E}",
+            "SPY\u{2066}",
+            "SPY\u{200E}",
+            "SPY\u{061C}",
+            "SPY\u{FE0F}",
+            "SPY\u{E0041}",
+            "S\u{00A0}PY",
+            "S\u{3000}PY",
+            "S\u{2028}PY",
+            "SPY\u{E000}",
+            "SPY\u{FFFF}",
+            "SPY\u{3164}",
+            "SPY\u{7}",
+            "SPY\u{85}",
+            " SPY",
+            "",
+        ] {
+            let e = validate_symbol(bad).unwrap_err();
+            assert_eq!(e.code().as_str(), "ERR_INVALID_SYMBOL", "{bad:?}");
+        }
+        let e = validate_symbol("SPY\u{200B}").unwrap_err();
+        assert!(e.to_string().contains("invisible"), "{e}");
+    }
+
+    #[test]
+    fn a_map_holding_a_symbol_the_stricter_rule_refuses_still_loads_and_names_it() {
+        let d = tempfile::tempdir().unwrap();
+        let doc = serde_json::json!({ "format": "window-space/symbol-map", "version": 1, "symbols": ["SPY", "SPY\u{200B}"] });
+        std::fs::write(d.path().join(SymbolMap::FILE_NAME), doc.to_string()).unwrap();
+        let m = SymbolMap::load(d.path()).unwrap();
+        assert_eq!(m.lookup_checked("SPY\u{200B}").unwrap(), Some(1));
+        assert_eq!(m.resolve("SPY\u{200B}", || Ok(())).unwrap(), (1, false));
+        assert_eq!(m.resolve("QQQ\u{200B}", || Ok(())).unwrap_err().code().as_str(), "ERR_INVALID_SYMBOL");
+        assert_eq!(m.lookup_checked("QQQ\u{200B}").unwrap_err().code().as_str(), "ERR_INVALID_SYMBOL");
+        assert_eq!(m.len(), 2);
+    }
 }

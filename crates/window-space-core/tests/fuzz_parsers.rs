@@ -100,7 +100,7 @@ proptest! {
     fn symbol_maps_with_bad_symbols_are_refused(symbols in proptest::collection::vec("\\PC{0,70}", 0..8)) {
         let doc = serde_json::json!({ "format": "window-space/symbol-map", "version": 1, "symbols": symbols });
         let parsed = parse_symbol_map(Path::new(P), doc.to_string().as_bytes());
-        let valid = symbols.iter().all(|s| window_space_core::symbols::validate_symbol(s).is_ok())
+        let valid = symbols.iter().all(|s| window_space_core::symbols::validate_stored_symbol(s).is_ok())
             && symbols.iter().collect::<std::collections::HashSet<_>>().len() == symbols.len();
         prop_assert_eq!(parsed.is_ok(), valid);
         if let Ok(back) = parsed { prop_assert_eq!(back, symbols); }

@@ -14,7 +14,9 @@ pub(crate) const MAX_SAFE: f64 = 9_007_199_254_740_991.0;
 /// fractions, negatives, too large) is refused, never rounded or wrapped.
 #[inline]
 pub(crate) fn whole_upto(v: f64, max: f64, what: &str) -> Result<u64, CoreError> {
-    if v >= 0.0 && v <= max && v.fract() == 0.0 {
+    // `max` is at most 2^53 - 1, so a value in range converts to i64 exactly
+    // when it is whole (and without libm's `trunc`, which `fract` calls).
+    if v >= 0.0 && v <= max && (v as i64) as f64 == v {
         Ok(v as u64)
     } else {
         Err(invalid(format!("{what} must be a whole number from 0 to {max}, got {v}")))

@@ -41,6 +41,7 @@ impl Controller {
             return Ok(None); // never written: Empty, and claimable already
         };
         // A Retired slot is terminal; refusing it is not an engine's conflict, so it is not counted as one.
+        let _in_flight = self.presence.in_flight();
         let done = cell.force_clear(|| self.journal.reserve()).map_err(|refusal| Error::SlotWrite { at, refusal })?;
         let Some((t, before, journaled)) = done else { return Ok(None) };
         self.after(journaled, at, t, LedgerEvent::ForceClears, 0)?;
@@ -50,6 +51,7 @@ impl Controller {
     fn retire_one(&self, at: SlotAddr) -> Result<AdminOutcome> {
         self.check(at)?;
         let cell = self.ledger(at.kind).slot_for_write(at.symbol, at.window, at.kind.column())?;
+        let _in_flight = self.presence.in_flight();
         let done = cell.retire(|| self.journal.reserve()).map_err(|refusal| Error::SlotWrite { at, refusal })?;
         let Some((t, before, journaled)) = done else { return Ok(None) };
         self.after(journaled, at, t, LedgerEvent::Retires, 0)?;

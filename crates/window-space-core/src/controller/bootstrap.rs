@@ -15,7 +15,7 @@ use crate::error::{Error, Result};
 use crate::fsutil::write_atomic;
 use crate::journal::{Journal, JOURNAL_FILE};
 use crate::ledger::{Ledger, LedgerScan};
-use crate::lock::DirLock;
+use crate::lock::{DirLock, Presence};
 use crate::mapping::require_lock_free_u128;
 use crate::payload::{PayloadStore, RecoveryMode};
 use crate::schedule::{Schedule, ScheduleRelation};
@@ -58,9 +58,7 @@ impl Controller {
         match std::fs::metadata(&dir) {
             Ok(m) if !m.is_dir() => return Err(Error::invalid(format!("state directory {} is not a directory", dir.display()))),
             Ok(_) => {}
-            Err(e) if e.kind() == std::io::ErrorKind::NotFound => {
-                std::fs::create_dir_all(&dir).map_err(|e| Error::io("mkdir", &dir, e))?;
-            }
+            Err(e) if e.kind() == std::io::ErrorKind::NotFound => crate::fsutil::create_dir_durably(&dir)?,
             Err(e) => return Err(Error::io("stat", &dir, e)),
         }
         let dir_lock = DirLock::open(&dir)?;
@@ -165,6 +163,8 @@ impl Controller {
             write_atomic(&schedule_path, schedule.to_json().as_bytes())?;
         }
         trade.publish_window_count(u64::from(schedule.window_count()));
+        // Our presence record, before any transition; alone, every record left is a dead controller's.
+        let presence = Presence::join(&dir, alone)?;
         gate.admit()?;
 
         let mut files = Vec::new();
@@ -209,6 +209,8 @@ impl Controller {
             group: GroupCommit::default(),
             journal,
             audit,
+            presence,
+            repair_backoff: std::sync::Mutex::new((0, 0)),
         };
         Ok((controller, report))
     }

@@ -32,6 +32,7 @@ impl Controller {
     /// number `journaled` took before the compare-and-swap, the sync mode's msync.
     pub(super) fn after(&self, journaled: Reservation<'_>, at: SlotAddr, t: Transition, event: LedgerEvent, payload_id: u64) -> Result<()> {
         let ledger = self.ledger(at.kind);
+        failpoint!("controller::before-count");
         ledger.count_transition(at.kind.column(), t);
         ledger.count_event(event, 1);
         journaled.commit(at, t, payload_id);
@@ -64,6 +65,7 @@ impl Controller {
         self.check(at)?;
         let lease = lease_ms.unwrap_or(self.default_lease_ms);
         let cell = self.ledger(at.kind).slot_for_write(at.symbol, at.window, at.kind.column())?;
+        let in_flight = self.presence.in_flight();
         let (g, journaled) = cell.claim(now_ms(), lease, || self.journal.reserve()).map_err(|e| self.refused(at, e))?;
         let t = Transition { from: g.previous, to: SlotStatus::Pending, version: g.version };
         let takeover = g.previous == SlotStatus::Pending;
@@ -71,6 +73,7 @@ impl Controller {
             self.ledger(at.kind).count_event(LedgerEvent::Takeovers, 1);
         }
         self.after(journaled, at, t, LedgerEvent::Claims, 0)?;
+        drop(in_flight);
         if takeover {
             // The claim is ours whatever happens to the audit line: a failed
             // write of it is not the engine's failure.
@@ -105,6 +108,7 @@ impl Controller {
             store.ensure_durable(payload.payload_id)?;
         }
         let cell = self.claimed_cell(at, claim_version)?;
+        let _in_flight = self.presence.in_flight();
         let (t, journaled) = cell.fill(claim_version, payload, || self.journal.reserve()).map_err(|e| self.refused(at, e))?;
         self.after(journaled, at, t, LedgerEvent::Fills, payload.payload_id)?;
         Ok(t)
@@ -114,6 +118,7 @@ impl Controller {
     pub fn clear(&self, at: SlotAddr, claim_version: u32) -> Result<Transition> {
         self.check(at)?;
         let cell = self.claimed_cell(at, claim_version)?;
+        let _in_flight = self.presence.in_flight();
         let (t, journaled) = cell.clear(claim_version, || self.journal.reserve()).map_err(|e| self.refused(at, e))?;
         self.after(journaled, at, t, LedgerEvent::Clears, 0)?;
         Ok(t)

@@ -22,7 +22,7 @@ mod readiness;
 
 use std::path::{Path, PathBuf};
 use std::sync::atomic::{AtomicU32, Ordering};
-use std::sync::RwLock;
+use std::sync::{Mutex, RwLock};
 use std::time::{SystemTime, UNIX_EPOCH};
 
 use crate::audit::AuditLog;
@@ -30,7 +30,7 @@ use crate::durability::{DeferScope, GroupCommit};
 use crate::error::{Error, Result};
 use crate::journal::{self, Journal};
 use crate::ledger::Ledger;
-use crate::lock::DirLock;
+use crate::lock::{DeadRecord, DirLock, Presence};
 use crate::payload::PayloadStore;
 use crate::schedule::{Schedule, ScheduleRelation, WindowMeta, WindowSpace};
 use crate::slot::SlotAddr;
@@ -153,6 +153,11 @@ pub struct Controller {
     group: GroupCommit,
     journal: Journal,
     audit: AuditLog,
+    /// This controller's presence record (`lock.rs`).
+    presence: Presence,
+    /// Repairs of the shared counters that found no quiet instant in a row,
+    /// and how many calls to skip before the next try.
+    repair_backoff: Mutex<(u32, u32)>,
 }
 
 /// Milliseconds since the Unix epoch, from the coarse real-time clock (a few
@@ -251,14 +256,12 @@ impl Controller {
 
     /// Id of a known symbol.
     pub fn symbol_id(&self, symbol: &str) -> Result<u32> {
-        crate::symbols::validate_symbol(symbol)?;
-        self.symbols.lookup(symbol)?.ok_or_else(|| Error::UnknownSymbol { symbol: symbol.to_string() })
+        self.symbols.lookup_checked(symbol)?.ok_or_else(|| Error::UnknownSymbol { symbol: symbol.to_string() })
     }
 
     /// Id of a symbol if known, without creating it.
     pub fn lookup_symbol(&self, symbol: &str) -> Result<Option<u32>> {
-        crate::symbols::validate_symbol(symbol)?;
-        self.symbols.lookup(symbol)
+        self.symbols.lookup_checked(symbol)
     }
 
     pub fn symbol_name(&self, id: u32) -> Result<String> {
@@ -291,8 +294,17 @@ impl Controller {
 
     // ---- metrics ------------------------------------------------------------------
 
-    /// Slot counts per kind and status, from the shared counters (O(1)).
+    /// Slot counts per kind and status, from the shared counters (O(1) in
+    /// the ledger's size, plus a look at the presence records).
+    ///
+    /// A controller that died between a transition and its counter update
+    /// leaves the shared counters off by one. Such a death is seen here: its
+    /// presence record is still there but no longer locked. The counters are
+    /// then recounted (see [`repair_counters`](Self::repair_counters)). Until
+    /// that succeeds, and always, each count reads within 0 ..= the number
+    /// of slots (a count that went below zero reads as 0).
     pub fn slot_metrics(&self) -> Vec<SlotMetric> {
+        self.repair_counters_of_dead_controllers();
         let symbols = self.trade.shared_symbol_count().max(u64::from(self.symbols.len()));
         let windows = u64::from(self.window_count()).max(self.trade.shared_window_count());
         let total = symbols * windows;
@@ -302,7 +314,10 @@ impl Controller {
                 let l = self.ledger(kind);
                 let mut counts = [0u64; 5];
                 for s in &SlotStatus::ALL[1..] {
-                    counts[*s as usize] = l.status_count(kind.column(), *s);
+                    // Counters are moved with wrapping arithmetic: a value past
+                    // i64::MAX is a count below zero.
+                    let raw = l.status_count(kind.column(), *s);
+                    counts[*s as usize] = if raw > i64::MAX as u64 { 0 } else { raw.min(total) };
                 }
                 counts[0] = total.saturating_sub(counts[1..].iter().sum());
                 SlotMetric { kind, counts }
@@ -310,15 +325,87 @@ impl Controller {
             .collect()
     }
 
+    /// Recounts the shared counters if a controller died (see
+    /// [`slot_metrics`](Self::slot_metrics)), then removes its record. A
+    /// repair that found no quiet instant is tried again on a later call:
+    /// after `n` such failures in a row, `2^n` calls later (at most 64).
+    fn repair_counters_of_dead_controllers(&self) {
+        let Ok(mut backoff) = self.repair_backoff.try_lock() else { return };
+        let (failures, skip) = &mut *backoff;
+        if *skip > 0 {
+            *skip -= 1;
+            return;
+        }
+        let dead = self.presence.dead();
+        if dead.is_empty() {
+            return;
+        }
+        if self.repair_counters(&dead).unwrap_or(false) {
+            dead.into_iter().for_each(DeadRecord::remove);
+            *failures = 0;
+        } else {
+            *failures = (*failures + 1).min(6);
+            *skip = 1 << *failures;
+        }
+    }
+
+    /// Makes the shared status counts exact while other controllers go on
+    /// working; true if it did.
+    ///
+    /// Reads the counts, scans both ledgers, then checks that no transition
+    /// happened meanwhile: no live controller has one under way (the
+    /// `in_flight` words of the presence records; a transition counts as
+    /// under way from before its compare-and-swap until after its counter
+    /// update) and no transition completed (the counts and the transition
+    /// events are unchanged). Then the scan is a true count of the ledger at
+    /// the instant the counts were read, and the difference is added to the
+    /// counters. Otherwise nothing changes and the caller tries again later.
+    /// `dead` are the records of dead controllers (their words are left
+    /// stuck by the death and are not read).
+    pub(crate) fn repair_counters(&self, dead: &[DeadRecord]) -> Result<bool> {
+        let ledgers = [&self.trade, &self.enrichment];
+        let before: Vec<_> = ledgers.iter().map(|l| (l.status_counts_raw(), l.transition_events_raw())).collect();
+        let now = now_ms();
+        let scans = ledgers.iter().map(|l| l.scan_counting_outside(now, u32::MAX, u32::MAX)).collect::<Result<Vec<_>>>()?;
+        failpoint!("controller::repair-scanned");
+        if self.presence.live_in_flight(dead) != Some(0) {
+            return Ok(false);
+        }
+        let after: Vec<_> = ledgers.iter().map(|l| (l.status_counts_raw(), l.transition_events_raw())).collect();
+        if before != after {
+            return Ok(false);
+        }
+        for ((ledger, (counts, _)), scan) in ledgers.iter().zip(&before).zip(&scans) {
+            ledger.correct_counts(counts, scan);
+        }
+        Ok(true)
+    }
+
     /// Exact counts by scanning the ledgers (for verification).
+    ///
+    /// Other processes may add symbols or roll the schedule forward while the
+    /// scan runs, and use them at once: a non-Empty slot outside the symbols ×
+    /// windows read before the scan is damage only if the directory does not
+    /// hold its symbol or window when they are read again after it.
     pub fn recount(&self) -> Result<Vec<SlotMetric>> {
         self.symbols.reload()?;
-        let symbols = self.symbols.len();
-        let windows = self.window_count();
+        let (mut symbols, mut windows) = (self.symbols.len(), self.window_count());
         let now = now_ms();
+        let scans =
+            LedgerKind::ALL.iter().map(|l| self.ledger_of(*l).scan_counting_outside(now, symbols, windows)).collect::<Result<Vec<_>>>()?;
+        if scans.iter().any(|s| s.outside.is_some()) {
+            self.symbols.reload()?;
+            (symbols, windows) = (self.symbols.len(), self.window_count());
+            for (ledger, scan) in LedgerKind::ALL.iter().zip(&scans) {
+                if let Some(o) = &scan.outside {
+                    if u64::from(o.max_symbol) >= u64::from(symbols) || o.max_window >= u64::from(windows) {
+                        return Err(self.ledger_of(*ledger).outside_error(o, symbols, windows));
+                    }
+                }
+            }
+        }
         let mut out = Vec::new();
-        for ledger in LedgerKind::ALL {
-            let scan = self.ledger_of(ledger).scan(now, symbols, windows)?;
+        for (ledger, scan) in LedgerKind::ALL.iter().zip(scans) {
             for (column, kind) in ledger.slot_kinds().iter().enumerate() {
                 let mut counts = scan.counts[column];
                 counts[0] = u64::from(symbols) * u64::from(windows) - counts[1..].iter().sum::<u64>();

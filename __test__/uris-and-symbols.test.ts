@@ -1,0 +1,43 @@
+// Payload URIs are paths relative to the state directory and cannot leave
+// it; symbols cannot hold characters that make them look like another
+// symbol. Both are refused with a typed error, and nothing is written.
+import { mkdtempSync, readFileSync, rmSync } from 'node:fs'
+import { tmpdir } from 'node:os'
+import { join } from 'node:path'
+import { afterAll, beforeAll, describe, expect, it } from 'vitest'
+
+import { InvalidSymbolError, PathEscapesStateDirError, WindowSpace, WindowSpaceConfig, WindowSpaceController } from '../src/index'
+import { caught } from './helpers'
+
+const dir = mkdtempSync(join(tmpdir(), 'ws-uris-'))
+let c: WindowSpaceController
+beforeAll(() => {
+  c = WindowSpaceController.bootstrap(new WindowSpaceConfig(dir, WindowSpace.uniform({ origin: 0, windowDuration: 1000, windowCount: 10 }))).controller
+  c.resolveSymbol('SPY')
+})
+afterAll(() => {
+  c.close()
+  rmSync(dir, { recursive: true, force: true })
+})
+
+describe('payload URIs', () => {
+  it.each(['../../etc/passwd', '/etc/passwd', 'artifacts/../../x', 'artifacts/a\0b', 'a//b', './a', 'a/..', '', 'a\nb'])('%j → PathEscapesStateDirError, nothing appended', (uri) => {
+    const before = readFileSync(join(dir, 'trades.map'))
+    const e = caught(() => c.payloadStores().trades.append({ symbol: 'SPY', windowIdx: 0, slotKind: 'optionTrade', payloadType: 'Binary', uri, checksum: 1n, size: 1 }))
+    expect(e).toBeInstanceOf(PathEscapesStateDirError)
+    expect((e as PathEscapesStateDirError).code).toBe('ERR_PATH_ESCAPES_STATE_DIR')
+    expect(readFileSync(join(dir, 'trades.map'))).toEqual(before)
+  })
+
+  it('a URI like those writeArtifact returns is accepted', () => {
+    const a = c.writeArtifact('SPY/0/trades.bin', Buffer.from('x'))
+    expect(c.payloadStores().trades.append({ symbol: 'SPY', windowIdx: 0, slotKind: 'optionTrade', payloadType: 'Binary', uri: a.uri, checksum: a.checksum, size: a.size })).toBe(0)
+  })
+})
+
+describe('symbols that would look like another symbol', () => {
+  it.each(['SPY\u200B', '\u200BSPY', 'S\u200DPY', 'SPY\u2060', 'SPY\uFEFF', 'SP\u00ADY', 'SPY\u202E', 'SPY\u2066', 'S\u00A0PY', 'SPY\uFE0F', 'SPY\u0007'])('%j → InvalidSymbolError, no symbol added', (s) => {
+    expect(caught(() => c.resolveSymbol(s))).toBeInstanceOf(InvalidSymbolError)
+    expect(c.symbols()).toEqual(['SPY'])
+  })
+})
