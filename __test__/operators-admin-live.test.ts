@@ -68,7 +68,8 @@ describe('the audit trail names exactly what a force-clear replaced, when it rac
     const dir = fresh(['SPY'], 8)
     const log = join(work, `acks-${seq++}.jsonl`)
     const stop = join(work, `stop-${seq++}`)
-    const fleet = startFleet(3, { stateDir: dir, symbol: 'SPY', from: 0, to: 8, log, leaseMs: 10, slowEvery: 8, forceClearEvery: 2 }, stop)
+    // Engines, and an operator's loop force-clearing their windows: fills land while slots are cleared.
+    const fleet = startFleet(4, { stateDir: dir, symbol: 'SPY', from: 0, to: 8, log, leaseMs: 10, slowEvery: 8, forceClearEvery: 2 }, stop)
     const admin = startEngine({ stateDir: dir, symbol: 'SPY', from: 0, to: 8, adminLoop: true, stopFile: stop })
     // Until the audit trail holds enough changes that raced fills, with operators' commands among them.
     const lines = () => (existsSync(join(dir, 'audit.log')) ? readFileSync(join(dir, 'audit.log'), 'utf8').split('\n').length : 0)
@@ -76,7 +77,7 @@ describe('the audit trail names exactly what a force-clear replaced, when it rac
       ...[0, 1, 2, 3].map(() => wsAsync('clear', dir, '--symbol', 'SPY', '--slot', 'optionTrade', '--from', '0', '--to', '8', '--yes')),
       ...[7, 6].map((w) => wsAsync('retire', dir, '--symbol', 'SPY', '--slot', 'optionTrade', '--window', String(w), '--yes')),
     ])
-    while (lines() < 1200) await new Promise((r) => setTimeout(r, 50))
+    while (lines() < 4000) await new Promise((r) => setTimeout(r, 50))
     await fleet.stop()
     await admin.done
     for (const r of cliRuns) expect(r.status, r.stderr).toBe(0)
@@ -280,7 +281,8 @@ describe('retention counts back from now', () => {
 describe('audit.log under concurrent writers', () => {
   it('has no blank line and every line parses', async () => {
     const dir = fresh(['SPY', 'QQQ'], 16)
-    const writers = Array.from({ length: 4 }, () => startEngine({ stateDir: dir, symbol: 'SPY', from: 0, to: 1, auditLines: 300 }))
+    // Lines longer than a page: each append spans pages, so another writer may look at the file mid-append.
+    const writers = Array.from({ length: 4 }, () => startEngine({ stateDir: dir, symbol: 'SPY', from: 0, to: 1, auditLines: 300, bytes: 6000 }))
     const stop = join(work, `stop-${seq++}`)
     const fleet = startFleet(2, { stateDir: dir, symbol: 'QQQ', from: 0, to: 16, leaseMs: 5, slowEvery: 2 }, stop) // takeovers are audited too
     await Promise.all(writers.map((w) => w.done))
