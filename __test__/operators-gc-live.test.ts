@@ -6,7 +6,7 @@
 // second gc at the same time and names that are not UTF-8. Every command is
 // the built dist/cli.js run as a child process.
 import { execFileSync } from 'node:child_process'
-import { existsSync, mkdirSync, readdirSync, readFileSync, truncateSync, utimesSync, writeFileSync } from 'node:fs'
+import { existsSync, mkdirSync, readdirSync, readFileSync, symlinkSync, truncateSync, utimesSync, writeFileSync } from 'node:fs'
 import { join } from 'node:path'
 import { afterAll, beforeAll, describe, expect, it } from 'vitest'
 
@@ -67,10 +67,10 @@ describe('gc beside an engine that redoes a slot at the same path', () => {
     c.close()
     expect(ws('clear', dir, '--symbol', 'SPY', '--slot', 'optionTrade', '--window', '3', '--yes').status).toBe(0)
     // The old file is large (gc takes a while over it) and older than the default --min-age.
-    truncateSync(a.path, 128 << 20)
+    truncateSync(a.path, 256 << 20)
     utimesSync(a.path, hoursAgo(2), hoursAgo(2))
-    // The engine redoes window 3 at the same path the moment gc has moved the old file away.
-    const engine = startEngine({ stateDir: dir, symbol: 'SPY', from: 3, to: 4, untied: true, startWhenTrashed: true, bytes: 64 })
+    // The engine redoes window 3 at the same path just after gc announced it collects the old file.
+    const engine = startEngine({ stateDir: dir, symbol: 'SPY', from: 3, to: 4, untied: true, startWhenCollecting: true, startDelayMs: 15, bytes: 64 })
     const gc = await wsAsync('gc', dir, '--delete')
     const stats = await engine.done
     expect(stats.fills).toBe(1)
@@ -313,6 +313,19 @@ describe('a damaged or forged gc.log cannot steer gc outside the artifacts', () 
     expect(readFileSync('/etc/hostname').length).toBeGreaterThan(0)
     const v = JSON.parse(ws('verify', dir, '--json').stdout) as { problems: Array<{ kind: string; lines?: number[] }> }
     expect(v.problems.find((p) => p.kind === 'gc-log-damaged')!.lines).toEqual([1, 2, 3, 4, 5, 6, 7, 8])
+  })
+
+  it('a gc.log that is a symbolic link is never written through', () => {
+    const dir = fresh(['SPY'], 8)
+    const outside = join(dir, '..', `outside-log-${seq++}`)
+    symlinkSync(outside, join(dir, 'gc.log'))
+    mkdirSync(join(dir, 'artifacts', 'SPY'), { recursive: true })
+    writeFileSync(join(dir, 'artifacts', 'SPY', 'orphan.json'), 'no record names this')
+    const r = ws('gc', dir, '--delete', '--min-age', '0')
+    expect(r.status).toBe(1)
+    expect(r.stderr).toContain('gc.log')
+    expect(existsSync(outside)).toBe(false)
+    expect(existsSync(join(dir, 'artifacts', 'SPY', 'orphan.json'))).toBe(true)
   })
 })
 

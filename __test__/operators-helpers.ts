@@ -79,7 +79,8 @@ export interface EngineArgs {
   bytes?: number
   holdBeforeWrite?: string
   holdAfterWrite?: string
-  startWhenTrashed?: boolean
+  startWhenCollecting?: boolean
+  startDelayMs?: number
   adminLoop?: boolean
   auditLines?: number
 }

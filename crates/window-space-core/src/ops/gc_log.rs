@@ -32,7 +32,7 @@
 use std::collections::{HashMap, HashSet};
 use std::fs::OpenOptions;
 use std::io::Write;
-use std::os::unix::fs::FileExt;
+use std::os::unix::fs::{FileExt, OpenOptionsExt};
 use std::path::Path;
 
 use serde::{Deserialize, Serialize};
@@ -236,7 +236,14 @@ pub fn read(state_dir: &Path) -> Result<GcLogState> {
 pub fn append(state_dir: &Path, entries: &[GcEntry]) -> Result<()> {
     let path = state_dir.join(GC_LOG);
     let existed = path.exists();
-    let mut f = OpenOptions::new().read(true).append(true).create(true).open(&path).map_err(|e| Error::io("open", &path, e))?;
+    // Never through a symbolic link: a gc.log that is one would have gc append to a file outside the log.
+    let mut f = OpenOptions::new()
+        .read(true)
+        .append(true)
+        .create(true)
+        .custom_flags(rustix::fs::OFlags::NOFOLLOW.bits() as i32)
+        .open(&path)
+        .map_err(|e| Error::io("open", &path, e))?;
     let len = f.metadata().map_err(|e| Error::io("fstat", &path, e))?.len();
     let mut text = String::new();
     if len > 0 {
@@ -322,6 +329,16 @@ mod tests {
         assert_eq!(st.damaged, (2..=9).collect::<Vec<u64>>());
         assert_eq!(st.unfinished.len(), 1);
         assert_eq!(st.unfinished[0].trash, "gc-trash/x");
+    }
+
+    #[test]
+    fn a_gc_log_that_is_a_symbolic_link_is_never_written_through() {
+        let d = tempfile::tempdir().unwrap();
+        let outside = tempfile::NamedTempFile::new().unwrap();
+        std::os::unix::fs::symlink(outside.path(), d.path().join(GC_LOG)).unwrap();
+        let done = GcEntry::Done { v: 1, id: "x".into(), at: now_iso() };
+        assert!(append(d.path(), &[done]).is_err());
+        assert_eq!(std::fs::read(outside.path()).unwrap(), b"");
     }
 
     #[test]
