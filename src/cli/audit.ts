@@ -16,9 +16,10 @@ import { err, LineWriter, out } from './output'
 const str = (v: unknown): string | undefined => (typeof v === 'string' ? v : v === undefined || v === null ? undefined : JSON.stringify(v))
 const num = (v: unknown): number | undefined => (typeof v === 'number' && Number.isFinite(v) ? v : undefined)
 
-/** What an intent and its outcome share: action, actor and slots. */
+/** What an intent and its outcome share: action, actor and slots (`window` W is the range W..W+1). */
 function target(e: AuditEntry): string {
-  return JSON.stringify([e.action, e.actor, e.symbolId, e.slot, e.window, e.from, e.to])
+  const w = num(e.window)
+  return JSON.stringify([e.action, e.actor, e.symbolId, e.slot, w ?? e.from, w === undefined ? e.to : w + 1])
 }
 
 function atOf(e: AuditEntry): string {
@@ -32,7 +33,7 @@ function atOf(e: AuditEntry): string {
 function describe(e: AuditEntry, outcomeFollows: boolean): string {
   const from = num(e.from)
   const to = num(e.to)
-  const where = [str(e.symbol), str(e.slot), num(e.window) !== undefined ? `window ${e.window}` : from !== undefined ? `windows ${from}..${(to ?? from) - 1}` : undefined]
+  const where = [str(e.symbol), str(e.slot), num(e.window) !== undefined ? `window ${e.window}` : from !== undefined ? (to === from + 1 ? `window ${from}` : `windows ${from}..${(to ?? from) - 1}`) : undefined]
     .filter((x) => x !== undefined)
     .join(' ')
   let what: string

@@ -23,6 +23,12 @@ use crate::vocab::{self, LedgerEvent, SlotKind, SlotStatus};
 /// slot was left as it was).
 type AdminOutcome = Option<(Transition, SlotSnapshot)>;
 
+/// What an admin action names in the audit trail: one slot, or a range of windows.
+enum Target {
+    One(u32),
+    Range(Range<u32>),
+}
+
 impl Controller {
     fn check_range(&self, symbol: u32, windows: &Range<u32>) -> Result<()> {
         if windows.start > windows.end {
@@ -88,15 +94,20 @@ impl Controller {
         self.audit_slot(ctx, action, at.symbol, at.kind, f)
     }
 
-    /// The intent line of an admin action on `windows` of (symbol, kind).
-    fn audit_intent(&self, ctx: &AuditContext, action: &str, symbol: u32, kind: SlotKind, windows: &Range<u32>) -> Result<()> {
+    /// The intent line of an admin action on one slot (`window`) or on a
+    /// range (`from`, `to`: also a range of one window), named as its
+    /// outcome line will name it.
+    fn audit_intent(&self, ctx: &AuditContext, action: &str, symbol: u32, kind: SlotKind, windows: Target) -> Result<()> {
         let mut f = serde_json::Map::new();
         f.insert("phase".into(), "intent".into());
-        if windows.end == windows.start + 1 {
-            f.insert("window".into(), windows.start.into());
-        } else {
-            f.insert("from".into(), windows.start.into());
-            f.insert("to".into(), windows.end.into());
+        match windows {
+            Target::One(window) => {
+                f.insert("window".into(), window.into());
+            }
+            Target::Range(windows) => {
+                f.insert("from".into(), windows.start.into());
+                f.insert("to".into(), windows.end.into());
+            }
         }
         self.audit_slot(ctx, action, symbol, kind, f)
     }
@@ -113,7 +124,7 @@ impl Controller {
             SlotStatus::Retired => return Err(Error::SlotWrite { at, refusal: SlotWriteError::SlotRetired { current: now } }),
             _ => {}
         }
-        self.audit_intent(ctx, "forceClear", at.symbol, at.kind, &(at.window..at.window + 1))?;
+        self.audit_intent(ctx, "forceClear", at.symbol, at.kind, Target::One(at.window))?;
         match self.force_clear_one(at)? {
             Some((t, previous)) => {
                 self.audit_single(ctx, "forceClear", at, t, &previous)?;
@@ -131,7 +142,7 @@ impl Controller {
         if now.status == SlotStatus::Retired {
             return Ok(Transition { from: now.status, to: now.status, version: now.version });
         }
-        self.audit_intent(ctx, "retire", at.symbol, at.kind, &(at.window..at.window + 1))?;
+        self.audit_intent(ctx, "retire", at.symbol, at.kind, Target::One(at.window))?;
         match self.retire_one(at)? {
             Some((t, previous)) => {
                 self.audit_single(ctx, "retire", at, t, &previous)?;
@@ -170,7 +181,7 @@ impl Controller {
         if !any {
             return Ok(0);
         }
-        self.audit_intent(ctx, action, symbol, kind, &windows)?;
+        self.audit_intent(ctx, action, symbol, kind, Target::Range(windows.clone()))?;
         let mut changed = Vec::new();
         let mut failure = None;
         for window in windows.clone() {
@@ -252,5 +263,12 @@ mod tests {
         let phases: Vec<_> =
             lines.iter().map(|l| (l["action"].as_str().unwrap(), l.get("phase").and_then(|p| p.as_str()).unwrap_or("outcome"))).collect();
         assert_eq!(phases, vec![("retire", "intent"), ("retire", "outcome"), ("retireRange", "intent"), ("retireRange", "outcome")]);
+        // A range of one window is named as a range by its intent and its outcome alike.
+        c.claim(SlotAddr::new(spy, 5, SlotKind::OptionTrade), None).unwrap();
+        assert_eq!(c.force_clear_range(spy, 5..6, SlotKind::OptionTrade, &ctx).unwrap(), 1);
+        let lines = AuditLog::read_all(c.audit_log().path()).unwrap();
+        let last: Vec<_> =
+            lines[lines.len() - 2..].iter().map(|l| (l.get("window").is_some(), l["from"].as_u64(), l["to"].as_u64())).collect();
+        assert_eq!(last, vec![(false, Some(5), Some(6)), (false, Some(5), Some(6))]);
     }
 }

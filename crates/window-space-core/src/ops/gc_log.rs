@@ -8,7 +8,7 @@
 //!
 //! | op | fields | meaning |
 //! | --- | --- | --- |
-//! | `collect` | `id`, `at`, `uri`, `checksum` (`0x` + 16 hex digits), `size`, `records` (`[{store, payloadId}]`), `trash` | gc is about to move the artifact `uri` to `trash` (a path under the state directory) and delete it; `records` are the payload records it was written for |
+//! | `collect` | `id`, `at`, `uri`, `checksum` (`0x` + 16 hex digits), `size`, `records` (`[{store, payloadId}]`), `trash` | gc is about to move the artifact `uri` (under `artifacts/`) to `trash` (`gc-trash/<id>`) and delete it; `records` are the payload records it was written for |
 //! | `done` | `id`, `at` | the collection `id` finished: the file is gone and its records are collected |
 //! | `abort` | `id`, `at`, `why` | the collection `id` was undone: the file is back (or was never moved) |
 //! | `record` | `at`, `store`, `payloadId`, `uri`, `why` | a payload record no slot references is collected without removing a file (its file is gone, or still used by a live record) |
@@ -21,8 +21,10 @@
 //! A line cut short by a crash is the last line, without its newline; the next
 //! writer ends it with `#torn` and a newline, so it stays recognisable and
 //! the lines after it read normally. Any other line that does not parse, or
-//! parses but lacks a field its `op` needs, is damage: `verify` reports it
-//! with its line number, and readers skip it.
+//! parses but lacks a field its `op` needs (or a `collect` line whose `uri`
+//! is not under `artifacts/` or whose `trash` is not directly in `gc-trash/`),
+//! is damage: `verify` reports it with its line number, and readers skip it,
+//! so no line can make gc move or delete any other file.
 //!
 //! gc never rewrites a mapping table: a collected record stays in its table,
 //! and this log is what says it was collected.
@@ -30,7 +32,7 @@
 use std::collections::{HashMap, HashSet};
 use std::fs::OpenOptions;
 use std::io::Write;
-use std::os::unix::fs::FileExt;
+use std::os::unix::fs::{FileExt, OpenOptionsExt};
 use std::path::Path;
 
 use serde::{Deserialize, Serialize};
@@ -97,6 +99,31 @@ impl GcEntry {
     fn version(&self) -> u32 {
         match self {
             Self::Collect { v, .. } | Self::Done { v, .. } | Self::Abort { v, .. } | Self::Record { v, .. } => *v,
+        }
+    }
+}
+
+/// Whether `uri` names a file under `artifacts/`: `/`-separated components,
+/// none empty, `.` or `..`, no NUL.
+fn is_artifact_uri(uri: &str) -> bool {
+    let Some(rest) = uri.strip_prefix("artifacts/") else { return false };
+    !uri.contains('\0') && rest.split('/').all(|c| !c.is_empty() && c != "." && c != "..")
+}
+
+/// Whether `trash` names a file directly in `gc-trash/`.
+fn is_trash_path(trash: &str) -> bool {
+    trash.strip_prefix("gc-trash/").is_some_and(|name| !name.is_empty() && name != "." && name != ".." && !name.contains(['/', '\0']))
+}
+
+impl GcEntry {
+    /// A `collect` line names an artifact and a file in `gc-trash/`, nothing
+    /// else: a line naming any other path (damage, or a hand-written line)
+    /// is no intent, so gc never moves or deletes a state file or a file
+    /// outside the state directory to finish it.
+    fn paths_in_place(&self) -> bool {
+        match self {
+            Self::Collect { uri, trash, .. } => is_artifact_uri(uri) && is_trash_path(trash),
+            _ => true,
         }
     }
 }
@@ -170,7 +197,7 @@ pub fn read(state_dir: &Path) -> Result<GcLogState> {
         if line.is_empty() || line.ends_with(TORN_MARK.as_bytes()) {
             continue;
         }
-        let entry = serde_json::from_slice::<GcEntry>(line).ok().filter(|e| e.version() == 1);
+        let entry = serde_json::from_slice::<GcEntry>(line).ok().filter(|e| e.version() == 1 && e.paths_in_place());
         let Some(entry) = entry else {
             if last && !ends_with_newline {
                 st.torn_tail = true;
@@ -209,7 +236,14 @@ pub fn read(state_dir: &Path) -> Result<GcLogState> {
 pub fn append(state_dir: &Path, entries: &[GcEntry]) -> Result<()> {
     let path = state_dir.join(GC_LOG);
     let existed = path.exists();
-    let mut f = OpenOptions::new().read(true).append(true).create(true).open(&path).map_err(|e| Error::io("open", &path, e))?;
+    // Never through a symbolic link: a gc.log that is one would have gc append to a file outside the log.
+    let mut f = OpenOptions::new()
+        .read(true)
+        .append(true)
+        .create(true)
+        .custom_flags(rustix::fs::OFlags::NOFOLLOW.bits() as i32)
+        .open(&path)
+        .map_err(|e| Error::io("open", &path, e))?;
     let len = f.metadata().map_err(|e| Error::io("fstat", &path, e))?.len();
     let mut text = String::new();
     if len > 0 {
@@ -269,6 +303,42 @@ mod tests {
         let st = read(d.path()).unwrap();
         assert!(!st.torn_tail, "the torn line was ended and marked");
         assert_eq!(st.unfinished.len(), 1);
+    }
+
+    #[test]
+    fn collect_lines_naming_paths_outside_artifacts_or_gc_trash_are_damage() {
+        let d = tempfile::tempdir().unwrap();
+        let line = |uri: &str, trash: &str| {
+            format!(
+                r#"{{"v":1,"op":"collect","id":"x","at":"t","uri":{uri:?},"checksum":"0x0000000000000001","size":1,"records":[],"trash":{trash:?}}}"#
+            )
+        };
+        let lines = [
+            line("artifacts/SPY/a.json", "gc-trash/x"),
+            line("artifacts/SPY/a.json", "../victim"),
+            line("artifacts/SPY/a.json", "trades.map"),
+            line("artifacts/SPY/a.json", "gc-trash/../audit.log"),
+            line("artifacts/SPY/a.json", "gc-trash/"),
+            line("/etc/passwd", "gc-trash/x"),
+            line("artifacts/../symbol-map.json", "gc-trash/x"),
+            line("artifacts//a.json", "gc-trash/x"),
+            line("trade-ledger.dat", "gc-trash/x"),
+        ];
+        std::fs::write(d.path().join(GC_LOG), format!("{}\n", lines.join("\n"))).unwrap();
+        let st = read(d.path()).unwrap();
+        assert_eq!(st.damaged, (2..=9).collect::<Vec<u64>>());
+        assert_eq!(st.unfinished.len(), 1);
+        assert_eq!(st.unfinished[0].trash, "gc-trash/x");
+    }
+
+    #[test]
+    fn a_gc_log_that_is_a_symbolic_link_is_never_written_through() {
+        let d = tempfile::tempdir().unwrap();
+        let outside = tempfile::NamedTempFile::new().unwrap();
+        std::os::unix::fs::symlink(outside.path(), d.path().join(GC_LOG)).unwrap();
+        let done = GcEntry::Done { v: 1, id: "x".into(), at: now_iso() };
+        assert!(append(d.path(), &[done]).is_err());
+        assert_eq!(std::fs::read(outside.path()).unwrap(), b"");
     }
 
     #[test]
