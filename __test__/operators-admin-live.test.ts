@@ -210,6 +210,7 @@ describe('the text of window-space audit cannot be forged', () => {
     expect(text.status).toBe(0)
     const entries = ws('audit', dir, '--json').stdout.trim().split('\n')
     expect(text.stdout.trim().split('\n')).toHaveLength(entries.length - 1) // an intent whose outcome follows is shown once
+    // eslint-disable-next-line no-control-regex -- control characters are what this looks for
     expect(text.stdout).not.toMatch(/[\x00-\x08\x0b-\x1f\x7f-\x9f\u2028\u2029]/)
     expect(text.stdout).toContain('ops\\n2026-01-01T00:00:00.000Z')
     expect(text.stdout).toContain('\\x1b[2J\\x1b[31mall good\\r\\nsecond line')

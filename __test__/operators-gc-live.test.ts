@@ -337,6 +337,7 @@ describe('hostile file names and huge directories', () => {
     for (const n of names) writeFileSync(join(dir, 'artifacts', 'SPY', 'v1', n), n)
     const dry = ws('gc', dir, '--min-age', '0')
     expect(dry.status).toBe(0)
+    // eslint-disable-next-line no-control-regex -- control characters are what this looks for
     expect(dry.stdout).not.toMatch(/[\x00-\x08\x0b-\x1f\x7f\u2028]/)
     expect(dry.stdout).toContain(`unreferenced artifact files: ${names.length} `)
     expect(dry.stdout).toContain('artifacts/SPY/v1/line\\nbreak.json')

@@ -100,8 +100,8 @@ export function startEngine(args: EngineArgs): { child: ChildProcess; done: Prom
   const child = spawn(process.execPath, [engineScript, JSON.stringify(args)], { stdio: ['ignore', 'pipe', 'pipe'] })
   let out = ''
   let err = ''
-  child.stdout!.on('data', (b: Buffer) => (out += b.toString()))
-  child.stderr!.on('data', (b: Buffer) => (err += b.toString()))
+  child.stdout.on('data', (b: Buffer) => (out += b.toString()))
+  child.stderr.on('data', (b: Buffer) => (err += b.toString()))
   const done = new Promise<EngineStats>((resolve, reject) =>
     child.on('close', (code, signal) => (code === 0 ? resolve(JSON.parse(out) as EngineStats) : reject(new Error(`engine exited ${code ?? signal}: ${err}`)))),
   )

@@ -347,9 +347,9 @@ describe('log lines that are valid JSON of the wrong shape', () => {
     const [v, ...runs] = await Promise.all([wsAsync('verify', dir, '--json'), ...others.map((args) => wsAsync(...args))])
     for (const [i, r] of runs.entries()) expect(r.status, `${others[i]!.join(' ')}: ${r.stderr}`).toBe(0)
     expect(ws('gc', dir, '--delete').status).toBe(0)
-    expect(v!.stderr).toBe('')
-    expect(v!.status).toBe(1)
-    const problems = (JSON.parse(v!.stdout) as { problems: Array<{ kind: string; message: string; line?: number; lines?: number[] }> }).problems
+    expect(v.stderr).toBe('')
+    expect(v.status).toBe(1)
+    const problems = (JSON.parse(v.stdout) as { problems: Array<{ kind: string; message: string; line?: number; lines?: number[] }> }).problems
     const auditLines = problems.filter((p) => p.kind.startsWith('audit-')).map((p) => p.line)
     // The blank line is no entry and no damage; the next nine lines are all reported.
     expect(auditLines).toEqual([1, 2, 3, 4, 5, 6, 7, 8, 9].map((i) => auditAt + i))
