@@ -31,7 +31,7 @@
 
 use std::fs::{File, OpenOptions};
 use std::io::Write;
-use std::os::unix::fs::FileExt;
+use std::os::unix::fs::{FileExt, OpenOptionsExt};
 use std::path::{Path, PathBuf};
 use std::sync::Mutex;
 use std::time::{SystemTime, UNIX_EPOCH};
@@ -163,8 +163,14 @@ impl AuditLog {
         bytes.push(b'\n');
         let mut guard = self.file.lock().unwrap_or_else(|p| p.into_inner());
         if guard.is_none() {
-            let f =
-                OpenOptions::new().read(true).append(true).create(true).open(&self.path).map_err(|e| Error::io("open", &self.path, e))?;
+            // Never through a symbolic link: the trail stays inside the state directory.
+            let f = OpenOptions::new()
+                .read(true)
+                .append(true)
+                .create(true)
+                .custom_flags(rustix::fs::OFlags::NOFOLLOW.bits() as i32)
+                .open(&self.path)
+                .map_err(|e| Error::io("open", &self.path, e))?;
             if self.sync {
                 // The file may be new: its entry in the state directory must
                 // survive power loss as its lines do (once per controller).
@@ -224,11 +230,14 @@ impl AuditLog {
 
     /// Like [`scan`](Self::scan), with each good line's 1-based line number.
     pub fn scan_numbered(path: &Path) -> Result<(Vec<NumberedEntry>, Vec<DamagedLine>)> {
-        let text = match std::fs::read(path) {
-            Ok(t) => t,
+        // Never through a symbolic link (ELOOP): what is read is the state directory's own trail.
+        let opened = OpenOptions::new().read(true).custom_flags(rustix::fs::OFlags::NOFOLLOW.bits() as i32).open(path);
+        let mut text = Vec::new();
+        match opened.and_then(|mut f| std::io::Read::read_to_end(&mut f, &mut text)) {
+            Ok(_) => {}
             Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Ok((Vec::new(), Vec::new())),
             Err(e) => return Err(Error::io("read", path, e)),
-        };
+        }
         let mut out = Vec::new();
         let mut damaged = Vec::new();
         let mut offset = 0u64;
@@ -311,5 +320,18 @@ mod tests {
     fn a_missing_log_reads_as_empty() {
         let d = tempfile::tempdir().unwrap();
         assert!(AuditLog::read_all(&d.path().join(AUDIT_FILE)).unwrap().is_empty());
+    }
+
+    #[test]
+    fn a_log_that_is_a_symbolic_link_is_neither_written_nor_read_through() {
+        let d = tempfile::tempdir().unwrap();
+        let outside = tempfile::tempdir().unwrap();
+        let target = outside.path().join("elsewhere.log");
+        std::fs::write(&target, b"outside\n").unwrap();
+        std::os::unix::fs::symlink(&target, d.path().join(AUDIT_FILE)).unwrap();
+        let log = AuditLog::new(d.path(), "x".into(), false);
+        assert!(matches!(log.append(&AuditContext::default(), "retire", Map::new()), Err(Error::Io { .. })));
+        assert!(matches!(AuditLog::scan(log.path()), Err(Error::Io { .. })));
+        assert_eq!(std::fs::read(&target).unwrap(), b"outside\n");
     }
 }
