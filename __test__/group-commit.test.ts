@@ -7,7 +7,6 @@ import { spawnSync } from 'node:child_process'
 import { mkdtempSync, rmSync } from 'node:fs'
 import { tmpdir } from 'node:os'
 import { join } from 'node:path'
-import { fileURLToPath } from 'node:url'
 import { afterEach, beforeEach, describe, expect, it } from 'vitest'
 
 import {
@@ -127,7 +126,7 @@ describe('group commit', () => {
     const fifo = join(dir, 'pool-gate')
     expect(spawnSync('mkfifo', [fifo]).status).toBe(0)
     const stateDir = join(dir, 'state')
-    const r = spawnSync(process.execPath, [fileURLToPath(new URL('./fixtures/group-commit-held-pool.mjs', import.meta.url)), JSON.stringify({ stateDir, fifo, n: 200 })], {
+    const r = spawnSync(process.execPath, [join(__dirname, 'fixtures', 'group-commit-held-pool.mjs'), JSON.stringify({ stateDir, fifo, n: 200 })], {
       encoding: 'utf8',
       env: { ...process.env, UV_THREADPOOL_SIZE: '1' },
     })
