@@ -13,6 +13,7 @@ import { caught } from './helpers'
 import {
   EnrichmentSlotKind,
   PayloadType,
+  SLOT_KIND_NAMES,
   SlotBusyError,
   SlotFilledError,
   SlotKind,
@@ -33,16 +34,7 @@ import {
 
 const sleep = (ms: number) => new Promise((r) => setTimeout(r, ms))
 
-type Setter =
-  | 'setRfRateRef'
-  | 'setOptionTradeRef'
-  | 'setOptionQuoteRef'
-  | 'setUnderlyingTradeRef'
-  | 'setUnderlyingQuoteRef'
-  | 'setOptionAggressorRef'
-  | 'setUnderlyingAggressorRef'
-  | 'setGreeksRef'
-  | 'setAggregationRef'
+type Setter = `set${Capitalize<SlotKindName>}Ref`
 
 interface KindRow {
   kind: SlotKindName
@@ -64,8 +56,8 @@ const KINDS: KindRow[] = [
   { kind: 'aggregation', ledger: 'enrichment', store: 'aggregations', setter: 'setAggregationRef', slotKind: SlotKind.Enrichment(EnrichmentSlotKind.Aggregation) },
 ]
 
-const TRADE_KINDS: SlotKindName[] = ['rfRate', 'optionTrade', 'optionQuote', 'underlyingTrade', 'underlyingQuote', 'optionAggressor', 'underlyingAggressor']
-const ENRICHMENT_KINDS: SlotKindName[] = ['greeks', 'aggregation']
+const TRADE_KINDS = KINDS.filter((r) => r.ledger === 'trade').map((r) => r.kind)
+const ENRICHMENT_KINDS = KINDS.filter((r) => r.ledger === 'enrichment').map((r) => r.kind)
 const EMPTY: SlotState = { status: 'Empty', version: 0, payloadType: 0, payloadId: 0, checksum: 0n, leaseExpiresAt: null }
 
 let dir: string
@@ -83,8 +75,8 @@ afterEach(() => {
 
 /** The slot of `kind` in the row that holds it. */
 function slotOf(symbol: string | number, windowIdx: number, kind: SlotKindName): SlotState {
-  if (ENRICHMENT_KINDS.includes(kind)) return c.getEnrichmentRow(symbol, windowIdx)[kind as 'greeks' | 'aggregation']
-  return c.getTradeRow(symbol, windowIdx)[kind as Exclude<SlotKindName, 'greeks' | 'aggregation'>]
+  if (ENRICHMENT_KINDS.includes(kind)) return c.getEnrichmentRow(symbol, windowIdx)[kind as EnrichmentSlotKind]
+  return c.getTradeRow(symbol, windowIdx)[kind as TradeSlotKind]
 }
 
 /** Appends a record for (symbol, window, kind) to the kind's store; returns its id. */
@@ -92,6 +84,11 @@ function append(row: KindRow, symbol: string, windowIdx: number, uri = `u/${row.
   return c.payloadStores()[row.store].append({ symbol, windowIdx, slotKind: row.kind, payloadType: 'Json', uri, checksum, size: 3 })
 }
 
+
+it('covers every slot kind of the vocabulary, in code order', () => {
+  expect(KINDS.map((r) => r.kind)).toEqual([...SLOT_KIND_NAMES])
+  expect(KINDS.map((r) => r.slotKind.code)).toEqual(SLOT_KIND_NAMES.map((_, i) => i))
+})
 
 describe.each(KINDS)('engine loop: $kind ($ledger ledger, $store store)', (row) => {
   it('claim → artifact → append → typed setter → Filled row, record and file', () => {
