@@ -10,6 +10,7 @@ import { afterEach, beforeEach, describe, expect, it } from 'vitest'
 import { caught } from './helpers'
 
 import {
+  SLOT_KIND_INFO,
   SLOT_KIND_NAMES,
   SLOT_STATUSES,
   SlotBusyError,
@@ -343,7 +344,7 @@ describe('metrics and event counts', () => {
 
     const metrics = c.slotMetrics()
     expect(metrics.map((m) => m.slot)).toEqual([...SLOT_KIND_NAMES])
-    expect(metrics.map((m) => m.ledger)).toEqual(['trade', 'trade', 'trade', 'trade', 'trade', 'trade', 'trade', 'enrichment', 'enrichment'])
+    expect(metrics.map((m) => m.ledger)).toEqual(SLOT_KIND_NAMES.map((k) => SLOT_KIND_INFO[k].ledger))
     for (const m of metrics) expect(Object.keys(m.counts)).toEqual([...SLOT_STATUSES])
     expect(byKind(metrics)).toEqual(expected)
     expect(c.recountSlots()).toEqual(metrics)

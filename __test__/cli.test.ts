@@ -8,7 +8,7 @@ import { tmpdir } from 'node:os'
 import { join } from 'node:path'
 import { afterAll, beforeAll, describe, expect, it } from 'vitest'
 
-import { WindowSpace, WindowSpaceConfig, WindowSpaceController, checksum64, type WindowSpaceController as Controller } from '../src/index'
+import { SLOT_KIND_NAMES, WindowSpace, WindowSpaceConfig, WindowSpaceController, checksum64, type WindowSpaceController as Controller } from '../src/index'
 
 const root = join(__dirname, '..')
 const cli = join(root, 'dist', 'cli.js')
@@ -415,8 +415,8 @@ describe('retention', () => {
     const dir = copy()
     const dry = ws('retention', dir, '--keep', '5', '--dry-run', '--json')
     expect(dry.status).toBe(0)
-    // 15 windows × 2 symbols × 9 slot kinds, none Retired there yet.
-    expect(JSON.parse(dry.stdout)).toMatchObject({ keep: 5, windowCount: 20, retireBefore: 15, wouldRetire: 270, retired: 0 })
+    // 15 windows × 2 symbols × every slot kind, none Retired there yet.
+    expect(JSON.parse(dry.stdout)).toMatchObject({ keep: 5, windowCount: 20, retireBefore: 15, wouldRetire: 15 * 2 * SLOT_KIND_NAMES.length, retired: 0 })
     expect(ws('retention', dir, '--keep', '5').status).toBe(2) // no --yes, stdin not a terminal
     const r = ws('retention', dir, '--keep', '5', '--yes')
     expect(r.status).toBe(0)
@@ -577,9 +577,9 @@ describe('audit', () => {
     expect(entries[clear].changed).toHaveLength(2)
     const retention = entries.filter((e) => e.action === 'retention')
     expect(retention.map((e) => e.details.phase)).toEqual(['intent', 'done'])
-    expect(retention[1].details).toMatchObject({ keep: 18, retireBefore: 2, retired: 36 }) // windows 0..1 × 2 symbols × 9 slot kinds
+    expect(retention[1].details).toMatchObject({ keep: 18, retireBefore: 2, retired: 2 * 2 * SLOT_KIND_NAMES.length }) // windows 0..1 × 2 symbols × every slot kind
     expect(retention[1].reason).toBe(`window-space retention ${dir} --keep 18 --yes`)
-    expect(outcomes.filter((e) => e.action === 'retireRange')).toHaveLength(1 + 2 * 9) // the fixture's, then 2 symbols × 9 slot kinds
+    expect(outcomes.filter((e) => e.action === 'retireRange')).toHaveLength(1 + 2 * SLOT_KIND_NAMES.length) // the fixture's, then 2 symbols × every slot kind
     const gc = entries[entries.length - 1]
     // SPY greeks 0,1, optionTrade 0,1 and 10, the stray file, AAPL optionQuote 0,1; their 7 records.
     expect(gc).toMatchObject({ action: 'gc', details: { phase: 'done', removedFiles: 8, recordsMarked: 7, log: 'gc.log' } })
