@@ -35,9 +35,9 @@ export interface Writer {
   exit: Promise<{ code: number | null; signal: NodeJS.Signals | null; results: Record<string, unknown>[]; stderr: string }>
 }
 
-/** Starts a writer process running `ops`; with `stopAt` it stops itself at that step of its first transition. */
-export function writer(stateDir: string, ops: WriterOp[], stopAt?: Step): Writer {
-  const env = failpointEnv(stopAt ? `journal::${stopAt}=stop` : undefined)
+/** Starts a writer process running `ops`; with `stopAt` it stops itself at that step of its first transition (its `nth` one). */
+export function writer(stateDir: string, ops: WriterOp[], stopAt?: Step, nth = 1): Writer {
+  const env = failpointEnv(stopAt ? `journal::${stopAt}=stop(${nth})` : undefined)
   const child = spawn(process.execPath, [WRITER, JSON.stringify({ stateDir, ops })], { stdio: ['ignore', 'pipe', 'pipe'], env })
   let out = ''
   let stderr = ''

@@ -1,7 +1,8 @@
 // A writer of the change journal that is stopped (SIGSTOP, a debugger, a
 // frozen cgroup) is never taken for a dead one, and one that is killed is
 // told apart from it. A writer process stops itself at a named step of a
-// fill (the core's crash points `journal::<step>`, armed through
+// fill (the core's crash points journal::cell-taken, journal::numbered,
+// journal::reserved, journal::changed and journal::committed, armed through
 // WINDOW_SPACE_FAILPOINTS); the test then watches from this process
 // while it stays stopped for seconds, and continues it (SIGCONT) or kills it
 // (SIGKILL). Readers judge an unfinished entry by whether the process that
