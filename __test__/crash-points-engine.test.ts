@@ -12,6 +12,7 @@
 // own fills and waits go on, and the engine, continued, is refused (its claim
 // is stale) or finishes, without confusing any watcher.
 // What a watcher sees at each step is in journal-stalled-writer.test.ts.
+import { spawnSync } from 'node:child_process'
 import { mkdtempSync, rmSync } from 'node:fs'
 import { tmpdir } from 'node:os'
 import { join } from 'node:path'
@@ -19,7 +20,7 @@ import { isDeepStrictEqual } from 'node:util'
 import { afterEach, beforeAll, beforeEach, describe, expect, it } from 'vitest'
 
 import { JournalGapError, verifyStateDir, WindowSpace, WindowSpaceConfig, WindowSpaceController, type SlotChange } from '../src/index'
-import { requireFailpoints, sleep } from './failpoint-helpers'
+import { failpointEnv, requireFailpoints, sleep } from './failpoint-helpers'
 import { writer, type Step, type Writer } from './journal-helpers'
 
 const POINTS = ['journal::cell-taken', 'journal::numbered', 'journal::reserved', 'journal::changed', 'journal::committed'] as const
@@ -182,5 +183,16 @@ describe('an engine stopped at each step of a journaled fill for longer than its
     const seen = await changesOf(c, seq, 2, (ch) => ch.windowIdx === 2)
     expect(seen.map((ch) => (ch === 'gap' ? ch : `${ch.to} v${ch.version}`))).toEqual([changed ? `Filled v${claim.version + 1}` : `Pending v${taken}`])
     invariants(c, `stopped at ${point}`)
+  })
+})
+
+describe('WINDOW_SPACE_FAILPOINTS', () => {
+  it('naming no crash point of the core ends the process that loads the addon, with the reason', () => {
+    const facade = join(__dirname, '..', 'dist', 'index.js')
+    const r = spawnSync(process.execPath, ['-e', `require(${JSON.stringify(facade)})`], { env: failpointEnv('journal::numberd=stop'), encoding: 'utf8' })
+    expect(r.signal).toBe('SIGABRT')
+    expect(r.stderr).toContain('WINDOW_SPACE_FAILPOINTS: "journal::numberd" is not a crash point of window-space')
+    const ok = spawnSync(process.execPath, ['-e', `require(${JSON.stringify(facade)})`], { env: failpointEnv('journal::numbered=stop'), encoding: 'utf8' })
+    expect([ok.status, ok.stderr]).toEqual([0, ''])
   })
 })
