@@ -6,8 +6,8 @@
 // the one before it, from the status the one before left: a watcher that
 // keeps a view of the slots ends where the slots are. The writers yield the
 // CPU between taking their journal number and their compare-and-swap (the
-// addon's test hooks), so racing writers interleave there as often as
-// possible.
+// crash point `journal::reserved` armed with the `fail` crate's `yield`), so
+// racing writers interleave there as often as possible.
 import { spawn } from 'node:child_process'
 import { mkdtempSync, rmSync } from 'node:fs'
 import { tmpdir } from 'node:os'
@@ -15,7 +15,7 @@ import { join } from 'node:path'
 import { afterEach, beforeAll, beforeEach, describe, expect, it } from 'vitest'
 
 import { WindowSpace, WindowSpaceConfig, WindowSpaceController, type SlotChange } from '../src/index'
-import { requireTestHooks } from './journal-helpers'
+import { failpointEnv, requireFailpoints } from './failpoint-helpers'
 
 const ENGINE = join(__dirname, 'fixtures', 'order-engine.mjs')
 const SCHEDULE = WindowSpace.uniform({ origin: 0, windowDuration: 1000, windowCount: 64 })
@@ -25,7 +25,7 @@ const OPS = Number(process.env.WS_ORDER_OPS ?? 4000)
 const MARK = 63
 
 let dir: string
-beforeAll(requireTestHooks)
+beforeAll(() => requireFailpoints('journal::reserved'))
 beforeEach(() => {
   dir = mkdtempSync(join(tmpdir(), 'ws-order-'))
 })
@@ -33,7 +33,7 @@ afterEach(() => rmSync(dir, { recursive: true, force: true }))
 
 function engine(seed: number, threads: number): Promise<{ code: number | null; out: string }> {
   const args = { stateDir: dir, seed, ops: OPS, windows: WINDOWS, kinds: KINDS, threads }
-  const env = { ...process.env, WINDOW_SPACE_TEST_JOURNAL: 'yield@reserved' }
+  const env = failpointEnv('journal::reserved=yield')
   const child = spawn(process.execPath, [ENGINE, JSON.stringify(args)], { stdio: ['ignore', 'pipe', 'pipe'], env })
   let out = ''
   child.stdout.on('data', (d) => (out += d))

@@ -1,7 +1,9 @@
 // A writer of the change journal that is stopped (SIGSTOP, a debugger, a
 // frozen cgroup) is never taken for a dead one, and one that is killed is
 // told apart from it. A writer process stops itself at a named step of a
-// fill (the addon's test hooks); the test then watches from this process
+// fill (the core's crash points journal::cell-taken, journal::numbered,
+// journal::reserved, journal::changed and journal::committed, armed through
+// WINDOW_SPACE_FAILPOINTS); the test then watches from this process
 // while it stays stopped for seconds, and continues it (SIGCONT) or kills it
 // (SIGKILL). Readers judge an unfinished entry by whether the process that
 // took its number is alive — no timer.
@@ -11,7 +13,7 @@ import { join } from 'node:path'
 import { afterEach, beforeAll, beforeEach, describe, expect, it } from 'vitest'
 
 import { JournalGapError, WindowSpace, WindowSpaceConfig, WindowSpaceController, type SlotChange } from '../src/index'
-import { STEPS, requireTestHooks, sleep, watched, writer, type Writer } from './journal-helpers'
+import { STEPS, requireJournalPoints, sleep, watched, writer, type Writer } from './journal-helpers'
 
 const SCHEDULE = WindowSpace.uniform({ origin: 0, windowDuration: 1000, windowCount: 64 })
 /** How long a writer stays stopped: far longer than a transition takes. */
@@ -20,7 +22,7 @@ const STOPPED_MS = 2500
 let dir: string
 const opened: WindowSpaceController[] = []
 const writers: Writer[] = []
-beforeAll(requireTestHooks)
+beforeAll(requireJournalPoints)
 beforeEach(() => {
   dir = mkdtempSync(join(tmpdir(), 'ws-stalled-'))
 })

@@ -20,7 +20,7 @@ import { stripVTControlCharacters } from 'node:util'
 // same list; `bench` adds the benchmark's floor functions to the addon). Write them as `package/feature`
 // (e.g. 'window-space-core/failpoints'), which means the same thing to
 // `napi build --package window-space-node` and to `cargo test --workspace`.
-const FEATURES = ['window-space-node/bench', 'window-space-node/test-hooks', 'window-space-node/failpoints']
+const FEATURES = ['window-space-node/bench', 'window-space-node/failpoints']
 const featureArgs = FEATURES.length ? ['--features', FEATURES.join(',')] : []
 
 const root = new URL('..', import.meta.url).pathname

@@ -20,7 +20,9 @@ pub fn write_atomic(path: &Path, bytes: &[u8]) -> Result<()> {
         let mut f = OpenOptions::new().write(true).create_new(true).open(&tmp).map_err(|e| Error::io("create", &tmp, e))?;
         f.write_all(bytes).map_err(|e| Error::io("write", &tmp, e))?;
         f.sync_all().map_err(|e| Error::io("fsync", &tmp, e))?;
+        failpoint!("fsutil::atomic-temp-written");
         std::fs::rename(&tmp, path).map_err(|e| Error::io("rename", path, e))?;
+        failpoint!("fsutil::atomic-renamed");
         sync_dir(dir)
     })();
     if result.is_err() {

@@ -189,7 +189,6 @@ use crate::slot::{SlotAddr, Transition};
 use crate::vocab::{SlotKind, SlotStatus};
 
 mod follow;
-pub mod hooks;
 #[cfg(test)]
 mod order_tests;
 #[cfg(test)]
@@ -197,7 +196,6 @@ mod tests;
 mod writers;
 
 pub use follow::{Follower, Look};
-use hooks::Step;
 use writers::Claimants;
 
 /// The kind byte of an entry that records no change.
@@ -409,12 +407,12 @@ impl Reservation<'_> {
     /// Writes the change this number was taken for (`payload_id` when it
     /// filled the slot, else 0), wakes sleepers and frees the writer's cell.
     pub fn commit(mut self, at: SlotAddr, t: Transition, payload_id: u64) {
-        hooks::at(Step::Changed);
+        failpoint!("journal::changed");
         self.done = true;
         let w1 = u64::from(at.symbol) | (u64::from(at.window) << 32);
         let w2 = u64::from(at.kind.code()) | (u64::from(t.from as u8) << 8) | (u64::from(t.to as u8) << 16) | (u64::from(t.version) << 32);
         self.journal.write_entry(self.seq, w1, w2, payload_id, true);
-        hooks::at(Step::Committed);
+        failpoint!("journal::committed");
         self.journal.free_cell(self.cell);
     }
 }
@@ -423,7 +421,7 @@ impl Drop for Reservation<'_> {
     fn drop(&mut self) {
         if !self.done {
             self.journal.write_entry(self.seq, 0, NO_CHANGE_KIND, 0, false);
-            hooks::at(Step::Committed);
+            failpoint!("journal::committed");
             self.journal.free_cell(self.cell);
         }
     }
@@ -590,11 +588,11 @@ impl Journal {
     /// drop it (a no-change entry is written).
     pub fn reserve(&self) -> Reservation<'_> {
         let cell = self.take_cell();
-        hooks::at(Step::CellTaken);
+        failpoint!("journal::cell-taken");
         let seq = self.word(OFF_HEAD).fetch_add(1, Ordering::SeqCst);
-        hooks::at(Step::Numbered);
+        failpoint!("journal::numbered");
         self.publish_number(cell, seq);
-        hooks::at(Step::Reserved);
+        failpoint!("journal::reserved");
         Reservation { journal: self, seq, cell, done: false }
     }
 

@@ -501,6 +501,7 @@ impl Ledger {
                 }
                 return Err(e);
             }
+            failpoint!("ledger::extended");
         }
         let off = chunk_offset(n);
         let mut chunk = vec![0u8; CHUNK_BYTES as usize];
@@ -509,12 +510,14 @@ impl Ledger {
         if self.sync {
             self.file.sync_data().map_err(|e| Error::io("fdatasync", &self.path, e))?;
         }
+        failpoint!("ledger::chunk-written");
         self.map.map_to(&self.file, chunk_offset(n + 1))?;
         let addr = self.map.chunk_addr(off, CHUNK_BYTES)?;
         self.header(OFF_CHUNK_COUNT).store(n + 1, Ordering::Release);
         if self.sync {
             self.map.flush_header()?;
         }
+        failpoint!("ledger::published");
         dir.insert(symbol, chunk_idx, addr);
         dir.known_chunks = n + 1;
         Ok(addr)

@@ -10,9 +10,10 @@
 
 #![deny(unsafe_code)]
 
-/// A named point of a multi-step operation where tests stop the process or
-/// inject a fault (the `fail` crate's `fail_point!`, with the same forms).
-/// Without the `failpoints` feature it compiles to nothing.
+/// A named point of a multi-step operation where tests stop or kill the
+/// process or inject a fault (the `fail` crate's `fail_point!`, with the same
+/// forms). Every name is listed in [`failpoints::POINTS`]. Without the
+/// `failpoints` feature it compiles to nothing.
 #[cfg(feature = "failpoints")]
 macro_rules! failpoint {
     ($($t:tt)*) => {
@@ -29,6 +30,7 @@ pub mod audit;
 pub mod controller;
 mod durability;
 pub mod error;
+pub mod failpoints;
 mod fsutil;
 pub mod journal;
 pub mod ledger;

@@ -595,6 +595,7 @@ impl PayloadStore {
         if self.read_new_records_locked(&mut index)? > 0 {
             self.cut(&index)?;
         }
+        failpoint!("payload::append-locked");
         let id = index.offsets.len() as u64;
         rec.payload_id = id;
         let bytes = encode_record(&rec)?;
@@ -617,6 +618,7 @@ impl PayloadStore {
                 return Err(Error::io("fdatasync", &self.path, e));
             }
         }
+        failpoint!("payload::append-synced");
         index.offsets.push(at);
         self.known.fetch_max(index.offsets.len() as u64, Ordering::Release);
         index.end = at + bytes.len() as u64;

@@ -242,6 +242,7 @@ impl SymbolMap {
         let mut next = names.by_id.clone();
         next.push(symbol.to_string());
         write_atomic(&self.path, &encode(&next))?;
+        failpoint!("symbols::persisted");
         names.by_name.insert(symbol.to_string(), id);
         names.by_id = next;
         self.known.store(id + 1, Ordering::Release);

@@ -66,6 +66,32 @@ pub fn checksum_file(env: Env, path: String) -> napi::Result<NativeFileChecksum>
     Ok(NativeFileChecksum { checksum: BigInt::from(checksum), size: size as f64 })
 }
 
+/// The crash points compiled into this addon (core `failpoints::POINTS`):
+/// their names, empty in a build without the `failpoints` feature (the
+/// published one). Tests check it before they drive a process to a point.
+#[napi(catch_unwind)]
+pub fn failpoints() -> Vec<String> {
+    if window_space_core::failpoints::ENABLED {
+        window_space_core::failpoints::POINTS.iter().map(|(name, _)| (*name).to_string()).collect()
+    } else {
+        Vec::new()
+    }
+}
+
+/// Arms the crash points `WINDOW_SPACE_FAILPOINTS` names when the addon is
+/// loaded (builds with the `failpoints` feature only). A value that names no
+/// point of the core, or an action that cannot be parsed, ends the process
+/// at once with the reason: a test must never pass because its point was
+/// never armed.
+#[cfg(feature = "failpoints")]
+#[napi_derive::module_init]
+fn arm_failpoints() {
+    if let Err(e) = window_space_core::failpoints::arm_from_env() {
+        eprintln!("window-space: {}: {e}", window_space_core::failpoints::ENV);
+        std::process::abort();
+    }
+}
+
 /// 64-bit checksum (xxh3-64) of bytes, as the artifact helper computes it.
 #[napi(catch_unwind)]
 pub fn checksum64(data: &[u8]) -> BigInt {

@@ -14,17 +14,8 @@ use std::time::Duration;
 
 use napi::threadsafe_function::{ThreadsafeFunction, ThreadsafeFunctionCallMode};
 use napi::Status;
-use napi_derive::napi;
 use window_space_core::journal::Follower;
 use window_space_core::Controller;
-
-/// Whether this addon was built with the journal writer's test stops
-/// (`WINDOW_SPACE_TEST_JOURNAL`, core `journal::hooks`): only the crash-point
-/// tests need them, and only the addon `npm test` builds has them.
-#[napi(catch_unwind)]
-pub fn journal_test_hooks() -> bool {
-    window_space_core::journal::hooks::ENABLED
-}
 
 /// The JS callback: called with the journal head, no error argument.
 pub type HeadCallback = ThreadsafeFunction<f64, (), f64, Status, false>;

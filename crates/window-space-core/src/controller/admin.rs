@@ -51,6 +51,7 @@ impl Controller {
         let done = cell.force_clear(|| self.journal.reserve()).map_err(|refusal| Error::SlotWrite { at, refusal })?;
         let Some((t, before, journaled)) = done else { return Ok(None) };
         self.after(journaled, at, t, LedgerEvent::ForceClears, 0)?;
+        failpoint!("admin::slot-changed");
         Ok(Some((t, before)))
     }
 
@@ -61,6 +62,7 @@ impl Controller {
         let done = cell.retire(|| self.journal.reserve()).map_err(|refusal| Error::SlotWrite { at, refusal })?;
         let Some((t, before, journaled)) = done else { return Ok(None) };
         self.after(journaled, at, t, LedgerEvent::Retires, 0)?;
+        failpoint!("admin::slot-changed");
         Ok(Some((t, before)))
     }
 
@@ -125,9 +127,11 @@ impl Controller {
             _ => {}
         }
         self.audit_intent(ctx, "forceClear", at.symbol, at.kind, Target::One(at.window))?;
+        failpoint!("admin::intent-written");
         match self.force_clear_one(at)? {
             Some((t, previous)) => {
                 self.audit_single(ctx, "forceClear", at, t, &previous)?;
+                failpoint!("admin::outcome-written");
                 Ok(t)
             }
             None => self.unchanged(at),
@@ -143,9 +147,11 @@ impl Controller {
             return Ok(Transition { from: now.status, to: now.status, version: now.version });
         }
         self.audit_intent(ctx, "retire", at.symbol, at.kind, Target::One(at.window))?;
+        failpoint!("admin::intent-written");
         match self.retire_one(at)? {
             Some((t, previous)) => {
                 self.audit_single(ctx, "retire", at, t, &previous)?;
+                failpoint!("admin::outcome-written");
                 Ok(t)
             }
             None => self.unchanged(at),
@@ -182,6 +188,7 @@ impl Controller {
             return Ok(0);
         }
         self.audit_intent(ctx, action, symbol, kind, Target::Range(windows.clone()))?;
+        failpoint!("admin::intent-written");
         let mut changed = Vec::new();
         let mut failure = None;
         for window in windows.clone() {
@@ -201,6 +208,7 @@ impl Controller {
             f.insert("to".into(), windows.end.into());
             f.insert("changed".into(), serde_json::Value::Array(changed));
             self.audit_slot(ctx, action, symbol, kind, f)?;
+            failpoint!("admin::outcome-written");
         }
         failure.map_or(Ok(n), Err)
     }

@@ -152,19 +152,23 @@ impl Controller {
                     report.torn_tail_repaired = true;
                 }
             }
+            failpoint!("bootstrap::tails-cut");
             trade.store_counts(&scans[0]);
             enrichment.store_counts(&scans[1]);
             trade.set_symbol_count(u64::from(symbol_count));
+            failpoint!("bootstrap::counts-rebuilt");
             remove_stale_temp_files(&dir);
         } else {
             trade.publish_symbol_count(u64::from(symbol_count));
         }
         if relation == "rolledForward" {
             write_atomic(&schedule_path, schedule.to_json().as_bytes())?;
+            failpoint!("bootstrap::schedule-rolled");
         }
         trade.publish_window_count(u64::from(schedule.window_count()));
         // Our presence record, before any transition; alone, every record left is a dead controller's.
         let presence = Presence::join(&dir, alone)?;
+        failpoint!("bootstrap::present");
         gate.admit()?;
 
         let mut files = Vec::new();
@@ -277,6 +281,7 @@ impl Controller {
             PayloadStore::create(&dir.join(kind.file_name()), kind, created)?;
         }
         SymbolMap::create(dir)?;
+        failpoint!("bootstrap::files-created");
         write_atomic(&dir.join(SCHEDULE_FILE), schedule.to_json().as_bytes())
     }
 }

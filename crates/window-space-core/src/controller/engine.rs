@@ -75,6 +75,7 @@ impl Controller {
         self.after(journaled, at, t, LedgerEvent::Claims, 0)?;
         drop(in_flight);
         if takeover {
+            failpoint!("controller::takeover-claimed");
             // The claim is ours whatever happens to the audit line: a failed
             // write of it is not the engine's failure.
             let previous = SlotSnapshot {
@@ -200,7 +201,9 @@ impl Controller {
             created_at_ns: now_ns(),
             uri: input.uri,
         };
-        self.store(store).append(record)
+        let id = self.store(store).append(record)?;
+        failpoint!("payload::append-unlocked");
+        Ok(id)
     }
 
     // ---- artifacts ----------------------------------------------------------------

@@ -249,6 +249,7 @@ impl Controller {
     pub fn resolve_symbol(&self, symbol: &str) -> Result<u32> {
         let (id, added) = self.symbols.resolve(symbol, || self.dir_lock.gate())?;
         if added {
+            failpoint!("controller::symbol-added");
             self.trade.publish_symbol_count(u64::from(id) + 1);
         }
         Ok(id)

@@ -3,9 +3,8 @@
 //! takes a new one when the compare-and-swap fails, so of two transitions of
 //! one slot the later (higher version) always has the higher number.
 
-use std::sync::{Arc, Barrier, Mutex};
+use std::sync::Arc;
 
-use super::hooks::{self, Step};
 use super::{JournalRead, ReadEnd};
 use crate::audit::AuditContext;
 use crate::controller::{Config, Controller};
@@ -115,34 +114,39 @@ fn race(c: &Controller, seed: u64, ops: usize, windows: &[u32], kinds: &[SlotKin
 
 #[test]
 fn racing_threads_journal_each_slots_changes_in_version_order() {
+    // Yield between taking a number and the compare-and-swap, so racing
+    // writers interleave there as often as possible (with the crash points
+    // compiled in; without them the race still runs).
+    #[cfg(feature = "failpoints")]
+    let scenario = {
+        let s = fail::FailScenario::setup();
+        fail::cfg("journal::reserved", "yield").unwrap();
+        s
+    };
     let (_d, c) = controller(1 << 20);
     let kinds = [SlotKind::Greeks, SlotKind::OptionQuote];
     let threads: Vec<_> = (0..8u64)
         .map(|t| {
             let c = c.clone();
-            std::thread::spawn(move || {
-                // Yield between taking a number and the compare-and-swap, so
-                // racing writers interleave there as often as possible.
-                hooks::set_thread_hook(Some(Box::new(|s| {
-                    if s == Step::Reserved {
-                        std::thread::yield_now();
-                    }
-                })));
-                race(&c, t + 1, 20_000, &[0, 1, 2], &kinds);
-            })
+            std::thread::spawn(move || race(&c, t + 1, 20_000, &[0, 1, 2], &kinds))
         })
         .collect();
     for t in threads {
         t.join().unwrap();
     }
+    #[cfg(feature = "failpoints")]
+    scenario.teardown();
     assert!(check_order(&c) > 5_000);
 }
 
+#[cfg(feature = "failpoints")]
 #[test]
 fn a_writer_stalled_after_taking_its_number_journals_its_change_after_the_one_that_overtook_it() {
+    use std::sync::{Barrier, Mutex};
     // A retires the slot but stops right after taking its number; B
     // force-clears the same slot meanwhile; then A goes on. Whatever A's
     // number was, A's change (one version after B's) must come after B's.
+    let scenario = fail::FailScenario::setup();
     let (_d, c) = controller(64);
     let at = SlotAddr::new(SYMBOL, 5, SlotKind::Greeks);
     c.claim(at, Some(60_000)).unwrap();
@@ -151,12 +155,15 @@ fn a_writer_stalled_after_taking_its_number_journals_its_change_after_the_one_th
     let a = {
         let (c, stopped, go, first) = (c.clone(), stopped.clone(), go.clone(), first.clone());
         std::thread::spawn(move || {
-            hooks::set_thread_hook(Some(Box::new(move |s| {
-                if s == Step::Reserved && std::mem::replace(&mut *first.lock().unwrap(), false) {
+            // Other tests of this binary write journals meanwhile: stop this thread only.
+            let me = std::thread::current().id();
+            fail::cfg_callback("journal::reserved", move || {
+                if std::thread::current().id() == me && std::mem::replace(&mut *first.lock().unwrap(), false) {
                     stopped.wait();
                     go.wait();
                 }
-            })));
+            })
+            .unwrap();
             c.retire(at, &AuditContext::default()).unwrap()
         })
     };
@@ -164,6 +171,7 @@ fn a_writer_stalled_after_taking_its_number_journals_its_change_after_the_one_th
     let b = c.force_clear(at, &AuditContext::default()).unwrap();
     go.wait();
     let a = a.join().unwrap();
+    scenario.teardown();
     assert_eq!((b.version, a.version), (2, 3));
     check_order(&c);
 }

@@ -279,6 +279,7 @@ pub fn gc(c: &Controller, opts: &GcOptions, progress: Progress<'_>) -> Result<Gc
         "gc",
         serde_json::json!({ "phase": "intent", "files": files_n, "bytes": bytes, "records": report.records.len(), "log": gc_log::GC_LOG }),
     )?;
+    failpoint!("gc::intent-audited");
     let mut seq = 0u64;
     let garbage = report.files.clone();
     for (i, f) in garbage.iter().enumerate() {
@@ -323,6 +324,7 @@ pub fn gc(c: &Controller, opts: &GcOptions, progress: Progress<'_>) -> Result<Gc
     if !marks.is_empty() {
         gc_log::append(&dir, &marks)?;
     }
+    failpoint!("gc::records-marked");
     report.records_marked += marks.len() as u64;
     c.audit_action(
         &opts.ctx,
@@ -484,6 +486,7 @@ fn collect(c: &Controller, dir: &Path, id: &str, f: &GarbageFile, index: &mut Ur
         trash: trash.clone(),
     };
     gc_log::append(dir, &[intent])?;
+    failpoint!("gc::collect-logged");
     let end = |entry: GcEntry| gc_log::append(dir, &[entry]);
     match files::move_no_replace(dir, &f.rel, trash.as_bytes())? {
         Moved::Moved => {}
@@ -501,11 +504,13 @@ fn collect(c: &Controller, dir: &Path, id: &str, f: &GarbageFile, index: &mut Ur
             return Ok(Some(why.into()));
         }
     }
+    failpoint!("gc::trashed");
     let intent = Intent { id: id.into(), uri: f.uri.clone(), checksum: format!("{sum:#018x}"), size, records: f.records.clone(), trash };
     let again = still_garbage(c, index, f)?;
     match again {
         None => {
             files::remove(dir, intent.trash.as_bytes())?;
+            failpoint!("gc::deleted");
             end(GcEntry::Done { v: 1, id: id.into(), at: gc_log::now_iso() })?;
             Ok(None)
         }
@@ -528,6 +533,7 @@ fn restore(dir: &Path, intent: &Intent, why: &str) -> Result<()> {
         }
         Moved::OtherFileSystem => format!("{why}; kept in {} (its path is on another file system)", intent.trash),
     };
+    failpoint!("gc::restored");
     gc_log::append(dir, &[GcEntry::Abort { v: 1, id: intent.id.clone(), at: gc_log::now_iso(), why }])
 }
 
@@ -554,6 +560,7 @@ fn finish(c: &Controller, dir: &Path, intent: &Intent, index: &mut UriIndex) -> 
         return Ok(why.into());
     }
     files::remove(dir, intent.trash.as_bytes())?;
+    failpoint!("gc::deleted");
     gc_log::append(dir, &[GcEntry::Done { v: 1, id: intent.id.clone(), at: gc_log::now_iso() }])?;
     Ok("done".into())
 }

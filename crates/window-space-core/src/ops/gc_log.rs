@@ -266,6 +266,7 @@ pub fn append(state_dir: &Path, entries: &[GcEntry]) -> Result<()> {
         }
         Err(e) => return Err(Error::io("write", &path, e)),
     }
+    failpoint!("gc::log-written");
     f.sync_data().map_err(|e| Error::io("fdatasync", &path, e))?;
     if !existed {
         sync_dir(state_dir)?;
