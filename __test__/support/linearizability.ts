@@ -202,7 +202,14 @@ export function check<S, I, O>(model: Model<S, I, O>, history: readonly Operatio
   let states: readonly S[] = start.states
   let statesKey = start.key
   let required = history.filter((op) => !op.optional).length
+  // The longest prefix placed so far: copied from the stack only when the
+  // search is about to back out of it, not at every step that lengthens it.
   let best: { frames: Frame<S>[]; states: readonly S[] } = { frames: [], states }
+  let bestOnStack = false
+  const keepBest = () => {
+    if (bestOnStack) best = { frames: stack.slice(), states }
+    bestOnStack = false
+  }
   let configurations = 0
 
   const push = (i: number, dropped: boolean, nextStates: readonly S[], nextKey: string): boolean => {
@@ -221,11 +228,12 @@ export function check<S, I, O>(model: Model<S, I, O>, history: readonly Operatio
     statesKey = nextKey
     lift(i)
     if (!history[i]!.optional) required--
-    if (stack.length > best.frames.length) best = { frames: stack.slice(), states }
+    if (stack.length > best.frames.length) bestOnStack = true
     return true
   }
   /** Undoes the last step; returns its frame, or null when there is none. */
   const pop = (): Frame<S> | null => {
+    keepBest()
     const f = stack.pop()
     if (!f) return null
     placed.toggle(f.op)
