@@ -30,6 +30,8 @@
 /// line says "a fault" inject an error (armed with `return(...)`); the
 /// others are crash points that do nothing unless armed.
 pub const POINTS: &[(&str, &str)] = &[
+    ("slot::claim-read", "a claim has loaded the slot's head word and not yet decided on it"),
+    ("slot::admin-read", "a force-clear or retire has loaded the slot's head word and not yet decided on it"),
     (
         "controller::before-count",
         "a transition's compare-and-swap done (claim, fill, clear, force-clear, retire); the shared counters not updated",

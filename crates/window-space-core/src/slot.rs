@@ -25,6 +25,12 @@
 //! the CAS on `head`. A reader accepts a Filled slot's checksum only when the tail's tag
 //! is the version the fill committed from (head version − 1), and retries
 //! otherwise; so readers see a slot either before or after a transition.
+//!
+//! A refused claim (busy, filled, retired) and an admin call that changes
+//! nothing report the slot as the head word they decided on shows it, never
+//! a later read, so the answer and the slot it carries always agree; a
+//! version conflict reports a read after it, which still shows the conflict
+//! (a claim version that is no longer current never is again).
 
 use std::fmt;
 use std::sync::atomic::Ordering;
@@ -98,7 +104,10 @@ impl SlotWriteError {
         }
     }
 
-    /// The slot as it was seen when the transition was refused.
+    /// The slot as it was seen when the transition was refused: for a busy,
+    /// filled or retired slot, the very word the refusal was decided on; for
+    /// a version conflict, a read after it (a claim version that is no longer
+    /// current never is again, so that read shows the conflict too).
     pub fn current(&self) -> &SlotSnapshot {
         match self {
             Self::VersionConflict { current, .. }
@@ -179,6 +188,16 @@ pub struct Transition {
     pub from: SlotStatus,
     pub to: SlotStatus,
     pub version: u32,
+}
+
+/// What an admin transition ([`SlotCell::force_clear`], [`SlotCell::retire`]) did.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum AdminChange<R> {
+    /// The slot changed: the transition, the slot just before it, and what `reserve` returned.
+    Changed(Transition, SlotSnapshot, R),
+    /// The slot already had the status asked for (or was Empty, for a
+    /// force-clear): nothing changed. The slot as it was when that was decided.
+    Unchanged(SlotSnapshot),
 }
 
 // ---- head word encoding --------------------------------------------------------
@@ -341,6 +360,27 @@ impl<'a> SlotCell<'a> {
         self.snapshot_of(decode_head(w), self.tail.load(Ordering::Acquire))
     }
 
+    /// The slot as the head word `w`, loaded once, shows it; `None` when that
+    /// can no longer be told and the caller must load the head again.
+    ///
+    /// Only a Filled head needs the tail (its checksum). The tail belongs to
+    /// the fill that made `w` while its tag is that fill's claim version (the
+    /// head's version − 1): a tail tagged with a claim version never changes
+    /// its checksum (another fill of that claim is refused without writing),
+    /// and tags never go back (a fill never writes under a newer tag). The
+    /// fill wrote the tail before its compare-and-swap published `w`, which
+    /// this thread loaded with acquire ordering, so the tail it loads now is
+    /// that one or a newer one; a newer tag means a newer claim and fill came
+    /// since `w` was loaded.
+    fn snapshot_at(&self, w: u128) -> Option<SlotSnapshot> {
+        let h = decode_head(w);
+        if h.status_byte != SlotStatus::Filled as u8 {
+            return Some(self.snapshot_of(h, 0));
+        }
+        let t = self.tail.load(Ordering::Acquire);
+        ((t >> 64) as u32 == h.version.wrapping_sub(1)).then(|| self.snapshot_of(h, t))
+    }
+
     /// Status only (one atomic load).
     pub fn status(&self) -> Option<SlotStatus> {
         SlotStatus::from_u8(decode_head(self.head.load(Ordering::Acquire)).status_byte)
@@ -362,14 +402,28 @@ impl<'a> SlotCell<'a> {
         let deadline = now_ms.saturating_add(lease_ms);
         let mut w = self.head.load(Ordering::Acquire);
         loop {
+            // Tests change the slot here, after its head word was loaded (tests/refusal_snapshots.rs).
+            failpoint!("slot::claim-read");
             let h = decode_head(w);
             let status = SlotStatus::from_u8(h.status_byte).unwrap_or(SlotStatus::Empty);
-            match status {
-                SlotStatus::Empty | SlotStatus::Cleared => {}
-                SlotStatus::Pending if h.high <= now_ms => {}
-                SlotStatus::Pending => return Err(SlotWriteError::SlotBusy { current: self.read() }),
-                SlotStatus::Filled => return Err(SlotWriteError::SlotFilled { current: self.read() }),
-                SlotStatus::Retired => return Err(SlotWriteError::SlotRetired { current: self.read() }),
+            let refusal: Option<fn(SlotSnapshot) -> SlotWriteError> = match status {
+                SlotStatus::Empty | SlotStatus::Cleared => None,
+                SlotStatus::Pending if h.high <= now_ms => None,
+                SlotStatus::Pending => Some(|current| SlotWriteError::SlotBusy { current }),
+                SlotStatus::Filled => Some(|current| SlotWriteError::SlotFilled { current }),
+                SlotStatus::Retired => Some(|current| SlotWriteError::SlotRetired { current }),
+            };
+            if let Some(refuse) = refusal {
+                // The refusal carries the slot as the word it was decided on
+                // shows it, never a later read: by then the slot may be in a
+                // state that would have been refused otherwise, or not at all.
+                match self.snapshot_at(w) {
+                    Some(current) => return Err(refuse(current)),
+                    None => {
+                        w = self.head.load(Ordering::Acquire);
+                        continue;
+                    }
+                }
             }
             let version = h.version.wrapping_add(1);
             let r = reserve();
@@ -472,34 +526,33 @@ impl<'a> SlotCell<'a> {
     }
 
     /// Admin: any status but Retired → Cleared; `reserve` as in [`claim`](Self::claim).
-    /// An Empty or Cleared slot is left as it is: the result is `None` (no
-    /// transition, nothing reserved). On success, the slot as it was just
-    /// before the transition comes back with it.
-    pub fn force_clear<R>(&self, reserve: impl FnMut() -> R) -> Result<Option<(Transition, SlotSnapshot, R)>, SlotWriteError> {
+    /// An Empty or Cleared slot is left as it is ([`AdminChange::Unchanged`],
+    /// nothing reserved).
+    pub fn force_clear<R>(&self, reserve: impl FnMut() -> R) -> Result<AdminChange<R>, SlotWriteError> {
         self.admin_set(SlotStatus::Cleared, reserve)
     }
 
     /// Admin: any status → Retired (terminal); `reserve` as in [`claim`](Self::claim).
-    /// A Retired slot is left as it is: the result is `None`.
-    pub fn retire<R>(&self, reserve: impl FnMut() -> R) -> Result<Option<(Transition, SlotSnapshot, R)>, SlotWriteError> {
+    /// A Retired slot is left as it is ([`AdminChange::Unchanged`]).
+    pub fn retire<R>(&self, reserve: impl FnMut() -> R) -> Result<AdminChange<R>, SlotWriteError> {
         self.admin_set(SlotStatus::Retired, reserve)
     }
 
-    fn admin_set<R>(
-        &self,
-        to: SlotStatus,
-        mut reserve: impl FnMut() -> R,
-    ) -> Result<Option<(Transition, SlotSnapshot, R)>, SlotWriteError> {
+    fn admin_set<R>(&self, to: SlotStatus, mut reserve: impl FnMut() -> R) -> Result<AdminChange<R>, SlotWriteError> {
         let mut w = self.head.load(Ordering::Acquire);
         loop {
+            // Tests change the slot here, after its head word was loaded (tests/refusal_snapshots.rs).
+            failpoint!("slot::admin-read");
             let h = decode_head(w);
             let from = SlotStatus::from_u8(h.status_byte).unwrap_or(SlotStatus::Empty);
+            // Empty, Cleared and Retired slots need no tail: the head word
+            // alone is the slot the answer reports, as the decision saw it.
             if from == to || (to == SlotStatus::Cleared && from == SlotStatus::Empty) {
                 // Already there (an Empty slot is claimable already): no transition.
-                return Ok(None);
+                return Ok(AdminChange::Unchanged(self.snapshot_of(h, 0)));
             }
             if from == SlotStatus::Retired {
-                return Err(SlotWriteError::SlotRetired { current: self.read() });
+                return Err(SlotWriteError::SlotRetired { current: self.snapshot_of(h, 0) });
             }
             // What the transition replaces, read from the very head word the
             // compare-and-swap below checks: the tail's checksum belongs to
@@ -514,7 +567,7 @@ impl<'a> SlotCell<'a> {
             let version = h.version.wrapping_add(1);
             let r = reserve();
             match self.cas(w, head(pack_low(version, to, 0), 0)) {
-                Ok(()) => return Ok(Some((Transition { from, to, version }, before, r))),
+                Ok(()) => return Ok(AdminChange::Changed(Transition { from, to, version }, before, r)),
                 Err(now) => w = now,
             }
         }
@@ -579,11 +632,11 @@ mod tests {
     fn retired_is_terminal() {
         let (h, t) = cell_pair();
         let c = SlotCell::new(&h, &t);
-        let (t, before, ()) = c.retire(|| ()).unwrap().unwrap();
+        let AdminChange::Changed(t, before, ()) = c.retire(|| ()).unwrap() else { panic!("an Empty slot is retired") };
         assert_eq!((t.from, t.to, t.version, before), (SlotStatus::Empty, SlotStatus::Retired, 1, SlotSnapshot::EMPTY));
         assert_eq!(c.claim(0, 10, || ()).unwrap_err().code().as_str(), "ERR_SLOT_RETIRED");
         assert_eq!(c.force_clear(|| ()).unwrap_err().code().as_str(), "ERR_SLOT_RETIRED");
-        assert!(c.retire(|| ()).unwrap().is_none(), "retiring a Retired slot changes nothing");
+        assert_eq!(c.retire(|| ()).unwrap(), AdminChange::Unchanged(c.read()), "retiring a Retired slot changes nothing");
         assert_eq!(c.read().version, 1);
     }
 
@@ -604,13 +657,13 @@ mod tests {
         let c = SlotCell::new(&h, &t);
         let g = c.claim(0, 100, || ()).unwrap().0;
         c.fill(g.version, fp(4, 77, 0xfeed), || ()).unwrap();
-        let (tr, before, ()) = c.force_clear(|| ()).unwrap().unwrap();
+        let AdminChange::Changed(tr, before, ()) = c.force_clear(|| ()).unwrap() else { panic!("a Filled slot is cleared") };
         assert_eq!((tr.from, tr.to, tr.version), (SlotStatus::Filled, SlotStatus::Cleared, 3));
         assert_eq!(
             (before.status, before.version, before.payload_type, before.payload_id, before.checksum),
             (SlotStatus::Filled, 2, 4, 77, 0xfeed)
         );
-        assert!(c.force_clear(|| ()).unwrap().is_none(), "a Cleared slot stays as it is");
+        assert_eq!(c.force_clear(|| ()).unwrap(), AdminChange::Unchanged(c.read()), "a Cleared slot stays as it is");
     }
 
     #[test]

@@ -7,7 +7,7 @@
 
 use portable_atomic::AtomicU128;
 use proptest::prelude::*;
-use window_space_core::slot::{FillPayload, SlotCell, SlotSnapshot, SlotStatus};
+use window_space_core::slot::{AdminChange, FillPayload, SlotCell, SlotSnapshot, SlotStatus};
 
 #[derive(Debug, Clone)]
 enum Op {
@@ -122,9 +122,9 @@ proptest! {
                     match m.status {
                         SlotStatus::Retired => prop_assert_eq!(r.unwrap_err().code(), "ERR_SLOT_RETIRED"),
                         // Empty is claimable already and Cleared is there: no transition.
-                        SlotStatus::Empty | SlotStatus::Cleared => prop_assert!(r.unwrap().is_none()),
+                        SlotStatus::Empty | SlotStatus::Cleared => prop_assert_eq!(r.unwrap(), AdminChange::Unchanged(snapshot_of(&m))),
                         _ => {
-                            let (t, before, ()) = r.unwrap().unwrap();
+                            let AdminChange::Changed(t, before, ()) = r.unwrap() else { panic!("a {:?} slot is cleared", m.status) };
                             prop_assert_eq!(t.version, m.version + 1);
                             prop_assert_eq!(before, snapshot_of(&m));
                             m = Model { status: SlotStatus::Cleared, version: m.version + 1, ..m };
@@ -134,9 +134,9 @@ proptest! {
                 Op::Retire => {
                     let r = cell.retire(|| ()).unwrap();
                     if m.status == SlotStatus::Retired {
-                        prop_assert!(r.is_none());
+                        prop_assert_eq!(r, AdminChange::Unchanged(snapshot_of(&m)));
                     } else {
-                        let (t, before, ()) = r.unwrap();
+                        let AdminChange::Changed(t, before, ()) = r else { panic!("a {:?} slot is retired", m.status) };
                         prop_assert_eq!(before, snapshot_of(&m));
                         m = Model { status: SlotStatus::Retired, version: m.version + 1, ..m };
                         prop_assert_eq!(t.version, m.version);

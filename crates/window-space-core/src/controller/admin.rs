@@ -16,17 +16,29 @@ use std::ops::Range;
 use super::Controller;
 use crate::audit::{self, AuditContext, AuditLog};
 use crate::error::{Error, Result};
-use crate::slot::{SlotAddr, SlotSnapshot, SlotWriteError, Transition};
+use crate::slot::{AdminChange, SlotAddr, SlotSnapshot, SlotWriteError, Transition};
 use crate::vocab::{self, LedgerEvent, SlotKind, SlotStatus};
 
-/// One admin transition: what it did and what it replaced (`None` when the
-/// slot was left as it was).
-type AdminOutcome = Option<(Transition, SlotSnapshot)>;
+/// One admin transition on one slot.
+enum AdminOutcome {
+    /// What it did, and the slot it replaced.
+    Changed(Transition, SlotSnapshot),
+    /// It left the slot as it was: the slot as it was when that was decided.
+    Unchanged(SlotSnapshot),
+}
 
 /// What an admin action names in the audit trail: one slot, or a range of windows.
 enum Target {
     One(u32),
     Range(Range<u32>),
+}
+
+/// The answer of an admin call that left the slot `s` as it was: no
+/// transition, from `s`'s status to the same, at its version. It is the slot
+/// the call decided on, not a later read, which could show a status the call
+/// would have changed.
+fn unchanged(s: &SlotSnapshot) -> Transition {
+    Transition { from: s.status, to: s.status, version: s.version }
 }
 
 impl Controller {
@@ -44,26 +56,32 @@ impl Controller {
     fn force_clear_one(&self, at: SlotAddr) -> Result<AdminOutcome> {
         self.check(at)?;
         let Some(cell) = self.ledger(at.kind).slot(at.symbol, at.window, at.kind.column())? else {
-            return Ok(None); // never written: Empty, and claimable already
+            return Ok(AdminOutcome::Unchanged(SlotSnapshot::EMPTY)); // never written: Empty, and claimable already
         };
         // A Retired slot is terminal; refusing it is not an engine's conflict, so it is not counted as one.
         let _in_flight = self.presence.in_flight();
-        let done = cell.force_clear(|| self.journal.reserve()).map_err(|refusal| Error::SlotWrite { at, refusal })?;
-        let Some((t, before, journaled)) = done else { return Ok(None) };
-        self.after(journaled, at, t, LedgerEvent::ForceClears, 0)?;
-        failpoint!("admin::slot-changed");
-        Ok(Some((t, before)))
+        match cell.force_clear(|| self.journal.reserve()).map_err(|refusal| Error::SlotWrite { at, refusal })? {
+            AdminChange::Changed(t, before, journaled) => {
+                self.after(journaled, at, t, LedgerEvent::ForceClears, 0)?;
+                failpoint!("admin::slot-changed");
+                Ok(AdminOutcome::Changed(t, before))
+            }
+            AdminChange::Unchanged(s) => Ok(AdminOutcome::Unchanged(s)),
+        }
     }
 
     fn retire_one(&self, at: SlotAddr) -> Result<AdminOutcome> {
         self.check(at)?;
         let cell = self.ledger(at.kind).slot_for_write(at.symbol, at.window, at.kind.column())?;
         let _in_flight = self.presence.in_flight();
-        let done = cell.retire(|| self.journal.reserve()).map_err(|refusal| Error::SlotWrite { at, refusal })?;
-        let Some((t, before, journaled)) = done else { return Ok(None) };
-        self.after(journaled, at, t, LedgerEvent::Retires, 0)?;
-        failpoint!("admin::slot-changed");
-        Ok(Some((t, before)))
+        match cell.retire(|| self.journal.reserve()).map_err(|refusal| Error::SlotWrite { at, refusal })? {
+            AdminChange::Changed(t, before, journaled) => {
+                self.after(journaled, at, t, LedgerEvent::Retires, 0)?;
+                failpoint!("admin::slot-changed");
+                Ok(AdminOutcome::Changed(t, before))
+            }
+            AdminChange::Unchanged(s) => Ok(AdminOutcome::Unchanged(s)),
+        }
     }
 
     fn audit_slot(
@@ -129,12 +147,12 @@ impl Controller {
         self.audit_intent(ctx, "forceClear", at.symbol, at.kind, Target::One(at.window))?;
         failpoint!("admin::intent-written");
         match self.force_clear_one(at)? {
-            Some((t, previous)) => {
+            AdminOutcome::Changed(t, previous) => {
                 self.audit_single(ctx, "forceClear", at, t, &previous)?;
                 failpoint!("admin::outcome-written");
                 Ok(t)
             }
-            None => self.unchanged(at),
+            AdminOutcome::Unchanged(s) => Ok(unchanged(&s)),
         }
     }
 
@@ -149,19 +167,13 @@ impl Controller {
         self.audit_intent(ctx, "retire", at.symbol, at.kind, Target::One(at.window))?;
         failpoint!("admin::intent-written");
         match self.retire_one(at)? {
-            Some((t, previous)) => {
+            AdminOutcome::Changed(t, previous) => {
                 self.audit_single(ctx, "retire", at, t, &previous)?;
                 failpoint!("admin::outcome-written");
                 Ok(t)
             }
-            None => self.unchanged(at),
+            AdminOutcome::Unchanged(s) => Ok(unchanged(&s)),
         }
-    }
-
-    /// The no-op transition of a slot an admin call left as it was.
-    fn unchanged(&self, at: SlotAddr) -> Result<Transition> {
-        let s = self.ledger(at.kind).read(at.symbol, at.window, at.kind.column())?;
-        Ok(Transition { from: s.status, to: s.status, version: s.version })
     }
 
     /// An admin action over `windows` of (symbol, kind): `action` names it in
@@ -193,8 +205,8 @@ impl Controller {
         let mut failure = None;
         for window in windows.clone() {
             match one(SlotAddr { symbol, window, kind }) {
-                Ok(Some((_, p))) => changed.push(serde_json::json!([window, p.status.name(), p.version, p.payload_id])),
-                Ok(None) => {}
+                Ok(AdminOutcome::Changed(_, p)) => changed.push(serde_json::json!([window, p.status.name(), p.version, p.payload_id])),
+                Ok(AdminOutcome::Unchanged(_)) => {}
                 Err(e) => {
                     failure = Some(e);
                     break;
@@ -219,7 +231,7 @@ impl Controller {
     pub fn force_clear_range(&self, symbol: u32, windows: Range<u32>, kind: SlotKind, ctx: &AuditContext) -> Result<u64> {
         let changes = |s: SlotStatus| matches!(s, SlotStatus::Pending | SlotStatus::Filled);
         self.range((symbol, kind, windows), ctx, ("forceClearRange", changes), |at| match self.force_clear_one(at) {
-            Err(Error::SlotWrite { refusal: SlotWriteError::SlotRetired { .. }, .. }) => Ok(None),
+            Err(Error::SlotWrite { refusal: SlotWriteError::SlotRetired { current }, .. }) => Ok(AdminOutcome::Unchanged(current)),
             other => other,
         })
     }
