@@ -416,7 +416,10 @@ fn plan(
     let tree = files::walk(dir)?;
     report.symlinks = tree.symlinks.clone();
     report.artifacts_refused = tree.root_refused;
-    let now = now_ms() as i64;
+    // File times come from a finer clock than the coarse one leases use
+    // (`now_ms`): ages are measured against the precise wall clock, so a
+    // file written a moment ago is never judged to come from the future.
+    let now = std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).map_or(0, |d| d.as_millis() as i64);
     let old_enough = |f: &TreeFile| f.mtime_ms <= now - opts.min_age_ms as i64;
     for f in tree.files {
         if f.utf8 && live_uris.contains(&f.uri) {
@@ -563,4 +566,31 @@ fn finish(c: &Controller, dir: &Path, intent: &Intent, index: &mut UriIndex) -> 
     failpoint!("gc::deleted");
     gc_log::append(dir, &[GcEntry::Done { v: 1, id: intent.id.clone(), at: gc_log::now_iso() }])?;
     Ok("done".into())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::{Config, WindowSpace};
+
+    #[test]
+    fn an_untied_file_written_this_instant_is_old_enough_for_min_age_zero() {
+        let d = tempfile::tempdir().unwrap();
+        let space: WindowSpace = serde_json::from_str(r#"{"kind":"uniform","originNs":0,"windowNs":60000000000,"windowCount":8}"#).unwrap();
+        let (c, _) = Controller::bootstrap(Config::new(d.path(), space)).unwrap();
+        let dir = d.path().join("artifacts").join("SPY");
+        std::fs::create_dir_all(&dir).unwrap();
+        for i in 0..20 {
+            let path = dir.join(format!("fresh-{i}.json"));
+            std::fs::write(&path, b"no record names this").unwrap();
+            // Stamped with the precise wall clock, which runs ahead of the coarse
+            // clock by up to one tick: an age measured on the coarse clock would
+            // be negative.
+            let f = std::fs::File::options().write(true).open(&path).unwrap();
+            f.set_modified(std::time::SystemTime::now()).unwrap();
+            let report = gc(&c, &GcOptions { delete: false, min_age_ms: 0, ctx: AuditContext::default() }, &mut |_, _, _| {}).unwrap();
+            let uri = format!("artifacts/SPY/fresh-{i}.json");
+            assert!(report.files.iter().any(|g| g.uri == uri && g.class == FileClass::Untied), "{uri}: kept {:?}", report.kept_files);
+        }
+    }
 }
