@@ -30,6 +30,7 @@ pub mod controller;
 mod durability;
 pub mod error;
 mod fsutil;
+pub mod io;
 pub mod journal;
 pub mod ledger;
 mod lock;

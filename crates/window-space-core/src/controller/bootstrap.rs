@@ -13,6 +13,7 @@ use crate::audit::{default_actor, AuditLog};
 use crate::durability::GroupCommit;
 use crate::error::{Error, Result};
 use crate::fsutil::write_atomic;
+use crate::io::{self, AtomicSites, Site};
 use crate::journal::{Journal, JOURNAL_FILE};
 use crate::ledger::{Ledger, LedgerScan};
 use crate::lock::{DirLock, Presence};
@@ -160,7 +161,7 @@ impl Controller {
             trade.publish_symbol_count(u64::from(symbol_count));
         }
         if relation == "rolledForward" {
-            write_atomic(&schedule_path, schedule.to_json().as_bytes())?;
+            write_atomic(&schedule_path, schedule.to_json().as_bytes(), AtomicSites::SCHEDULE)?;
         }
         trade.publish_window_count(u64::from(schedule.window_count()));
         // Our presence record, before any transition; alone, every record left is a dead controller's.
@@ -277,6 +278,8 @@ impl Controller {
             PayloadStore::create(&dir.join(kind.file_name()), kind, created)?;
         }
         SymbolMap::create(dir)?;
-        write_atomic(&dir.join(SCHEDULE_FILE), schedule.to_json().as_bytes())
+        // Every file's entry is durable before `schedule.json` says the directory is whole.
+        io::sync_dir(Site::StateDirFiles, dir)?;
+        write_atomic(&dir.join(SCHEDULE_FILE), schedule.to_json().as_bytes(), AtomicSites::SCHEDULE)
     }
 }
