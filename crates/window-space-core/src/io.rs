@@ -56,7 +56,6 @@
 //! | `schedule.write` | write | a new `schedule.json` (first bootstrap, roll-forward; temp file) |
 //! | `schedule.sync` | fsync | that temp file |
 //! | `schedule.dir` | fsync (dir) | the state directory after the rename |
-//! | `statedir.files.dir` | fsync (dir) | a new state directory once its files exist, before `schedule.json` commits it |
 //! | `statedir.mkdir` | fsync (dir) | the parent of each directory created for a new state directory |
 //! | `presence.write` | write | a controller's presence record |
 //! | `audit.open.dir` | fsync (dir) | the state directory when a controller first opens `audit.log` (sync mode) |
@@ -222,7 +221,6 @@ sites! {
     ScheduleWrite = "schedule.write", Write;
     ScheduleSync = "schedule.sync", FullSync;
     ScheduleDir = "schedule.dir", DirSync;
-    StateDirFiles = "statedir.files.dir", DirSync;
     StateDirMkdir = "statedir.mkdir", DirSync;
     PresenceWrite = "presence.write", Write;
     AuditOpenDir = "audit.open.dir", DirSync;

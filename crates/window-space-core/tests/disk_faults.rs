@@ -35,11 +35,14 @@
 //! Failpoints and the sites' counters are per process: the test takes
 //! `FailScenario`, which runs one scenario at a time.
 
-use std::collections::{BTreeMap, BTreeSet, HashMap};
-use std::path::PathBuf;
+use std::collections::{BTreeMap, BTreeSet, HashMap, HashSet};
+use std::path::{Path, PathBuf};
+
+mod support;
 
 use fail::FailScenario;
 use serde_json::Value;
+use support::crash_image::Recording;
 use window_space_core::audit::{AuditContext, AuditLog};
 use window_space_core::io::{self, Fault, Site};
 use window_space_core::ops::gc::{gc, GcOptions};
@@ -115,6 +118,7 @@ fn workload() -> Vec<Step> {
         Claim(("A", WINDOWS + 100, OptionTrade)),
         Append(("A", WINDOWS + 100, OptionTrade)),
         Fill(("A", WINDOWS + 100, OptionTrade)),
+        ForceClear(("A", WINDOWS + 100, OptionTrade)),
     ]
 }
 
@@ -144,9 +148,9 @@ fn expect(site: Site) -> Expect {
         PayloadCreateWrite | PayloadCreateSync | PayloadAppendWrite | PayloadAppendSync | PayloadCutTruncate | PayloadCutSync
         | PayloadCommitSync | LedgerCreateWrite | LedgerCreateSync | LedgerGrowExtend | LedgerGrowChunk | LedgerGrowSync
         | LedgerGrowHeader | LedgerFlushMsync | JournalCreateExtend | JournalCreateWrite | JournalCreateSync | JournalCreateDir
-        | SymbolsWrite | SymbolsSync | SymbolsDir | ScheduleWrite | ScheduleSync | ScheduleDir | StateDirFiles | StateDirMkdir
-        | PresenceWrite | AuditOpenDir | AuditAppend | AuditSync | GcLogAppend | GcLogSync | GcLogDir | ArtifactWrite | ArtifactSync
-        | ArtifactDir | ArtifactMkdir => Expect::Fails,
+        | SymbolsWrite | SymbolsSync | SymbolsDir | ScheduleWrite | ScheduleSync | ScheduleDir | StateDirMkdir | PresenceWrite
+        | AuditOpenDir | AuditAppend | AuditSync | GcLogAppend | GcLogSync | GcLogDir | ArtifactWrite | ArtifactSync | ArtifactDir
+        | ArtifactMkdir => Expect::Fails,
     }
 }
 
@@ -180,6 +184,8 @@ struct World {
     /// Slot states the workload was told of (or, after a failure after the
     /// change, found in place).
     slots: HashMap<SlotAddr, SlotSnapshot>,
+    /// Slots whose state in `slots` a failed call left (not acknowledged).
+    unacked: HashSet<SlotAddr>,
     claims: HashMap<SlotAddr, u32>,
     appended: HashMap<SlotAddr, u64>,
     artifacts: BTreeMap<String, Vec<u8>>,
@@ -187,12 +193,15 @@ struct World {
     audit: Vec<Value>,
     torn: bool,
     next_checksum: u64,
+    /// In the sync mode, what every sync made durable (see [`check_durable_image`]).
+    synced: Option<Recording>,
 }
 
 impl World {
     fn new(mode: Durability) -> Self {
-        let root = scratch_dir();
+        let root = support::scratch_dir();
         let dir = root.path().join("parent").join("state");
+        let synced = (mode == Durability::Sync).then(|| Recording::start_durable_only(&dir));
         Self {
             _root: root,
             dir,
@@ -202,12 +211,14 @@ impl World {
             symbols: BTreeMap::new(),
             records: BTreeMap::new(),
             slots: HashMap::new(),
+            unacked: HashSet::new(),
             claims: HashMap::new(),
             appended: HashMap::new(),
             artifacts: BTreeMap::new(),
             audit: Vec::new(),
             torn: false,
             next_checksum: 1,
+            synced,
         }
     }
 
@@ -247,6 +258,7 @@ impl World {
     fn told_slot(&mut self, at: SlotAddr) {
         let now = self.c().read_slot(at).unwrap();
         self.slots.insert(at, now);
+        self.unacked.remove(&at);
     }
 
     fn audit_path(&self) -> PathBuf {
@@ -259,19 +271,6 @@ impl World {
         self.c = Some(c);
         Ok(())
     }
-}
-
-/// A new directory for one run: in memory (`/dev/shm`) where the machine has
-/// it, since the checks here are of what each call reports and leaves, and a
-/// real disk's fsyncs only make them slower.
-fn scratch_dir() -> tempfile::TempDir {
-    let shm = std::path::Path::new("/dev/shm");
-    if shm.is_dir() {
-        if let Ok(d) = tempfile::Builder::new().prefix("ws-disk-faults-").tempdir_in(shm) {
-            return d;
-        }
-    }
-    tempfile::tempdir().unwrap()
 }
 
 /// Runs one step; the world learns what a successful call told.
@@ -448,6 +447,11 @@ fn retry(w: &mut World, step: Step, changed: bool, next_id: Option<u64>) -> Resu
             let rec = w.c().store(at.kind.store()).get(live.payload_id).unwrap().expect("the deferred fill's record exists");
             w.records.insert((at.kind.store().code(), live.payload_id), rec);
             w.claims.remove(&at);
+            // Committed now: acknowledged.
+            w.slots.insert(at, live);
+            w.unacked.remove(&at);
+            w.audit = AuditLog::scan(&w.audit_path()).unwrap().0;
+            return Ok(());
         }
         _ => unreachable!("{step:?} changes no slot"),
     }
@@ -462,6 +466,13 @@ fn retry(w: &mut World, step: Step, changed: bool, next_id: Option<u64>) -> Resu
 /// Everything acknowledged is in place, no Filled slot refers to a record
 /// that does not exist (or to another one), and the counts equal a recount.
 fn check(w: &World, c: &Controller, when: &str) -> Result<(), String> {
+    check_in(w, c, &w.dir, false, when)
+}
+
+/// [`check`] of the controller `c` of the directory `dir`; an `image` of
+/// what was synced holds no artifacts and need not hold slot states no call
+/// acknowledged.
+fn check_in(w: &World, c: &Controller, dir: &Path, image: bool, when: &str) -> Result<(), String> {
     for (name, id) in &w.symbols {
         let got = c.lookup_symbol(name).map_err(|e| format!("{when}: symbol {name}: {e}"))?;
         if got != Some(*id) {
@@ -475,7 +486,7 @@ fn check(w: &World, c: &Controller, when: &str) -> Result<(), String> {
             return Err(format!("{when}: {} record {id} was {rec:?}, now {got:?}", store.file_name()));
         }
     }
-    for (at, snap) in &w.slots {
+    for (at, snap) in w.slots.iter().filter(|(at, _)| !image || !w.unacked.contains(at)) {
         let got = c.read_slot(*at).map_err(|e| format!("{when}: {at}: {e}"))?;
         if got != *snap {
             return Err(format!("{when}: {at} was {snap:?}, now {got:?}"));
@@ -504,16 +515,33 @@ fn check(w: &World, c: &Controller, when: &str) -> Result<(), String> {
     if c.slot_metrics() != recount {
         return Err(format!("{when}: the counts differ from a recount"));
     }
-    for (uri, data) in &w.artifacts {
-        if std::fs::read(w.dir.join(uri)).ok().as_ref() != Some(data) {
+    for (uri, data) in w.artifacts.iter().filter(|_| !image) {
+        if std::fs::read(dir.join(uri)).ok().as_ref() != Some(data) {
             return Err(format!("{when}: artifact {uri} is gone or changed"));
         }
     }
-    let (lines, _) = AuditLog::scan(&w.audit_path()).map_err(|e| format!("{when}: audit.log: {e}"))?;
+    let (lines, _) = AuditLog::scan(&dir.join("audit.log")).map_err(|e| format!("{when}: audit.log: {e}"))?;
     if !lines.starts_with(&w.audit) {
         return Err(format!("{when}: audit lines written before are gone or changed"));
     }
-    gc_log::read(&w.dir).map_err(|e| format!("{when}: gc.log: {e}"))?;
+    gc_log::read(dir).map_err(|e| format!("{when}: gc.log: {e}"))?;
+    Ok(())
+}
+
+/// In the sync mode, a power loss now must lose no acknowledged call, also
+/// after faults and retries: the image of only what the syncs made durable
+/// (`support::crash_image`) opens and holds everything acknowledged.
+fn check_durable_image(w: &World) -> Result<(), String> {
+    let Some(rec) = &w.synced else { return Ok(()) };
+    let image = w._root.path().join("durable-image");
+    std::fs::create_dir(&image).unwrap();
+    rec.write_final_durable_image(&image);
+    let mut cfg = w.config(w.windows);
+    cfg.state_dir = image.clone();
+    let (c, _) = Controller::bootstrap(cfg).map_err(|e| format!("the image of what was synced does not open: {e}"))?;
+    check_in(w, &c, &image, true, "in the image of what was synced")?;
+    drop(c);
+    std::fs::remove_dir_all(&image).unwrap();
     Ok(())
 }
 
@@ -533,6 +561,7 @@ fn reaching_steps(mode: Durability, steps: &[Step]) -> BTreeMap<Site, Vec<usize>
         }
     }
     w.c = None;
+    check_durable_image(&w).unwrap();
     let (c, _) = Controller::bootstrap(w.config(w.windows)).unwrap();
     check(&w, &c, "after the fault-free run").unwrap();
     out
@@ -587,6 +616,7 @@ fn run_case(mode: Durability, steps: &[Step], k: usize, site: Site, fault: Fault
             }
             // In place, though not known to be durable.
             w.slots.insert(at, now);
+            w.unacked.insert(at);
             changed = true;
         }
     }
@@ -603,6 +633,7 @@ fn run_case(mode: Durability, steps: &[Step], k: usize, site: Site, fault: Fault
         check(&w, c, "at the end of the workload")?;
     }
     w.c = None;
+    check_durable_image(&w)?;
     let (c, _) = Controller::bootstrap(w.config(w.windows)).map_err(|e| format!("a fresh bootstrap failed: {e}"))?;
     check(&w, &c, "after a fresh bootstrap")
 }

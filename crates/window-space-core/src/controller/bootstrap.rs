@@ -13,7 +13,7 @@ use crate::audit::{default_actor, AuditLog};
 use crate::durability::GroupCommit;
 use crate::error::{Error, Result};
 use crate::fsutil::write_atomic;
-use crate::io::{self, AtomicSites, Site};
+use crate::io::AtomicSites;
 use crate::journal::{Journal, JOURNAL_FILE};
 use crate::ledger::{Ledger, LedgerScan};
 use crate::lock::{DirLock, Presence};
@@ -278,8 +278,6 @@ impl Controller {
             PayloadStore::create(&dir.join(kind.file_name()), kind, created)?;
         }
         SymbolMap::create(dir)?;
-        // Every file's entry is durable before `schedule.json` says the directory is whole.
-        io::sync_dir(Site::StateDirFiles, dir)?;
         write_atomic(&dir.join(SCHEDULE_FILE), schedule.to_json().as_bytes(), AtomicSites::SCHEDULE)
     }
 }
