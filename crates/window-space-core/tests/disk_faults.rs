@@ -442,6 +442,7 @@ fn retry(w: &mut World, step: Step, changed: bool, next_id: Option<u64>) -> Resu
                 w.c().clear(at, claim)
             };
             let e = again.expect_err("a retried transition finds its change in place");
+            assert_eq!(e.code(), ErrorCode::VersionConflict, "{e}");
             assert_eq!(e.refusal().map(|r| *r.current()), Some(live), "the refusal shows the change in place");
             w.claims.remove(&at);
             w.appended.remove(&at);
