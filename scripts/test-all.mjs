@@ -87,7 +87,8 @@ if (!facade.ok) process.exit(1)
 if (process.argv.includes('--build-only')) process.exit(0)
 const types = await run('type check (src and tests)', 'npx', ['tsc', '-p', 'tsconfig.json', '--noEmit'])
 if (!types.ok) process.exit(1)
-const rust = await run('Rust', 'cargo', ['test', '--workspace', '--locked', '--target', host, ...featureArgs])
+// --no-fail-fast: a failing test binary does not hide the results of the ones after it.
+const rust = await run('Rust', 'cargo', ['test', '--workspace', '--locked', '--no-fail-fast', '--target', host, ...featureArgs])
 const ts = await run('TypeScript', 'npx', ['vitest', 'run'])
 
 const rustLines = rust.out.split('\n').filter((l) => /^test result:/.test(l))

@@ -24,6 +24,7 @@ use std::path::{Component, Path, PathBuf};
 
 use crate::error::{Error, Result};
 use crate::fsutil::write_atomic;
+use crate::io::{self, AtomicSites, Site};
 
 /// Directory (under the state directory) that holds artifacts.
 pub const ARTIFACT_DIR: &str = "artifacts";
@@ -183,7 +184,7 @@ pub fn write_artifact(state_dir: &Path, rel: &str, data: &[u8]) -> Result<Artifa
             return Err(Error::PathEscapesStateDir { path: rel.into() });
         }
     }
-    write_atomic(&target, data)?;
+    write_atomic(&target, data, AtomicSites::ARTIFACT)?;
     let mut uri = String::from(ARTIFACT_DIR);
     for p in &parts {
         uri.push('/');
@@ -199,7 +200,7 @@ fn ensure_real_dir(dir: &Path, rel: &str) -> Result<()> {
         Err(e) if e.kind() == std::io::ErrorKind::NotFound => match std::fs::create_dir(dir) {
             // The new directory's entry in its parent must survive power loss
             // too; if that cannot be made sure, the next attempt creates it again.
-            Ok(()) => crate::fsutil::sync_dir(dir.parent().unwrap_or(Path::new("."))).inspect_err(|_| {
+            Ok(()) => io::sync_dir(Site::ArtifactMkdir, dir.parent().unwrap_or(Path::new("."))).inspect_err(|_| {
                 let _ = std::fs::remove_dir(dir);
             }),
             Err(e) if e.kind() == std::io::ErrorKind::AlreadyExists => ensure_real_dir(dir, rel),

@@ -30,7 +30,6 @@
 //! damaged lines; [`AuditLog::read_all`] refuses them).
 
 use std::fs::{File, OpenOptions};
-use std::io::Write;
 use std::os::unix::fs::{FileExt, OpenOptionsExt};
 use std::path::{Path, PathBuf};
 use std::sync::Mutex;
@@ -39,6 +38,7 @@ use std::time::{SystemTime, UNIX_EPOCH};
 use serde_json::{json, Map, Value};
 
 use crate::error::{Error, Result};
+use crate::io::{self, Site};
 use crate::slot::{SlotSnapshot, SlotStatus};
 
 /// File name of the audit trail in the state directory.
@@ -174,7 +174,7 @@ impl AuditLog {
             if self.sync {
                 // The file may be new: its entry in the state directory must
                 // survive power loss as its lines do (once per controller).
-                crate::fsutil::sync_dir(self.path.parent().unwrap_or(Path::new(".")))?;
+                io::sync_dir(Site::AuditOpenDir, self.path.parent().unwrap_or(Path::new(".")))?;
             }
             *guard = Some(f);
         }
@@ -196,18 +196,17 @@ impl AuditLog {
         // One write of the whole line: O_APPEND places it at the end atomically.
         // A short write (the disk filled up mid-line) is ended with a newline
         // so that the next line is not glued to the fragment.
-        let mut w: &File = f;
-        match w.write(&bytes) {
+        match io::write_once(Site::AuditAppend, f, &self.path, &bytes) {
             Ok(n) if n == bytes.len() => {}
             Ok(_) => {
-                let _ = w.write(b"\n");
+                let _ = io::write_once(Site::AuditAppend, f, &self.path, b"\n");
                 // A short write to a regular file means the disk (or the file-size limit) is full.
                 return Err(Error::io("write", &self.path, std::io::Error::from_raw_os_error(rustix::io::Errno::NOSPC.raw_os_error())));
             }
-            Err(e) => return Err(Error::io("write", &self.path, e)),
+            Err(e) => return Err(e),
         }
         if self.sync {
-            f.sync_data().map_err(|e| Error::io("fdatasync", &self.path, e))?;
+            io::sync_data(Site::AuditSync, f, &self.path)?;
         }
         Ok(())
     }

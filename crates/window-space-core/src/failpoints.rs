@@ -23,8 +23,10 @@
 //!   injects a fault takes its argument), `yield`, `sleep(ms)`, `delay(ms)`,
 //!   `panic(msg)`, `pause`, with its `p%`, `cnt*` and `->` forms.
 //!
-//! A point name that is not in [`POINTS`] is refused, so a test cannot arm a
-//! point that does not exist and pass because nothing happened.
+//! The I/O sites of `io.rs` (where a test injects a disk fault, e.g.
+//! `payload.append.write=1*return(enospc)`) are armed the same way. A name
+//! that is neither in [`POINTS`] nor an I/O site is refused, so a test
+//! cannot arm a point that does not exist and pass because nothing happened.
 
 /// Every named point: its name and, in one line, where it is. Points whose
 /// line says "a fault" inject an error (armed with `return(...)`); the
@@ -44,15 +46,11 @@ pub const POINTS: &[(&str, &str)] = &[
     ("controller::symbol-added", "a new symbol in symbol-map.json, the gate released; the trade ledger's shared symbol count not raised"),
     ("payload::append-locked", "an append holds its mapping table's lock (a dead writer's torn tail cut); nothing written"),
     ("payload::append-written", "an append's record written (`pwrite`), not synced; the lock held"),
-    ("payload::fdatasync", "a fault: every `fdatasync` of a mapping table fails with EIO"),
     ("payload::append-synced", "an append's record written and, in the sync mode, synced; the lock held"),
     ("payload::append-unlocked", "an append's lock released; its id not returned to the caller"),
-    ("ledger::extend", "a fault: the `fallocate` of ledger growth extends the file by N bytes (`return(N)`), then fails with ENOSPC"),
-    ("ledger::restore-length", "a fault: giving the old length back after a failed growth fails"),
     ("ledger::extended", "ledger growth: the file extended; the new chunk not written; the ledger's lock held"),
     ("ledger::chunk-written", "ledger growth: the chunk (header, zero rows) written; the chunk count not published"),
     ("ledger::published", "ledger growth: the chunk count published in the header; the slot that needed the chunk not changed"),
-    ("fsutil::sync-dir", "a fault: the fsync of the one directory named (`return(<dir>)`) fails with EIO"),
     (
         "fsutil::atomic-temp-written",
         "an atomic rewrite (symbol-map.json, schedule.json, an artifact): the temp file written and fsynced, not renamed",
@@ -115,8 +113,8 @@ pub fn parse(spec: &str) -> Result<Vec<Arming>, String> {
             return Err(format!("{part:?} is not point=action"));
         };
         let (point, action) = (point.trim(), action.trim());
-        if !POINTS.iter().any(|(name, _)| *name == point) {
-            return Err(format!("{point:?} is not a crash point of window-space"));
+        if !POINTS.iter().any(|(name, _)| *name == point) && !crate::io::Site::ALL.iter().any(|site| site.name() == point) {
+            return Err(format!("{point:?} is not a crash point or I/O site of window-space"));
         }
         let counted = |word: &str| -> Result<Option<u64>, String> {
             if action == word {
@@ -190,13 +188,13 @@ mod tests {
 
     #[test]
     fn values_of_the_variable_parse_and_unknown_points_are_refused() {
-        let a = parse("journal::numbered=stop; payload::append-written=kill(3);ledger::extend=return(3072)").unwrap();
+        let a = parse("journal::numbered=stop; payload::append-written=kill(3);ledger.grow.extend=return(short:3072)").unwrap();
         assert_eq!(
             a,
             vec![
                 Arming::Stop { point: "journal::numbered".into(), nth: 1 },
                 Arming::Kill { point: "payload::append-written".into(), nth: 3 },
-                Arming::Fail { point: "ledger::extend".into(), actions: "return(3072)".into() },
+                Arming::Fail { point: "ledger.grow.extend".into(), actions: "return(short:3072)".into() },
             ]
         );
         assert_eq!(parse("").unwrap(), vec![]);

@@ -1,46 +1,36 @@
-//! Small file-system helpers: atomic whole-file writes and directory fsync.
+//! Small file-system helpers: atomic whole-file writes and creating
+//! directories durably (their writes and syncs go through `io.rs`).
 
-use std::fs::{File, OpenOptions};
-use std::io::Write;
+use std::fs::OpenOptions;
 use std::path::Path;
 use std::sync::atomic::{AtomicU64, Ordering};
 
 use crate::error::{Error, Result};
+use crate::io::{self, AtomicSites, Site};
 
 static TEMP_SEQ: AtomicU64 = AtomicU64::new(0);
 
 /// Writes `bytes` to `path` atomically: a temp file in the same directory,
 /// fsync, rename over `path`, fsync of the directory. Readers see the old or
-/// the new content, never a mix, also after a crash or power loss.
-pub fn write_atomic(path: &Path, bytes: &[u8]) -> Result<()> {
+/// the new content, never a mix, also after a crash or power loss. `sites`
+/// name the write and the two syncs.
+pub(crate) fn write_atomic(path: &Path, bytes: &[u8], sites: AtomicSites) -> Result<()> {
     let dir = path.parent().unwrap_or(Path::new("."));
     let name = path.file_name().and_then(|n| n.to_str()).unwrap_or("file");
     let tmp = dir.join(format!(".{name}.tmp-{}-{}", std::process::id(), TEMP_SEQ.fetch_add(1, Ordering::Relaxed)));
     let result = (|| {
-        let mut f = OpenOptions::new().write(true).create_new(true).open(&tmp).map_err(|e| Error::io("create", &tmp, e))?;
-        f.write_all(bytes).map_err(|e| Error::io("write", &tmp, e))?;
-        f.sync_all().map_err(|e| Error::io("fsync", &tmp, e))?;
+        let f = OpenOptions::new().write(true).create_new(true).open(&tmp).map_err(|e| Error::io("create", &tmp, e))?;
+        io::write_at(sites.write, &f, &tmp, bytes, 0)?;
+        io::sync_all(sites.sync, &f, &tmp)?;
         failpoint!("fsutil::atomic-temp-written");
         std::fs::rename(&tmp, path).map_err(|e| Error::io("rename", path, e))?;
         failpoint!("fsutil::atomic-renamed");
-        sync_dir(dir)
+        io::sync_dir(sites.dir, dir)
     })();
     if result.is_err() {
         let _ = std::fs::remove_file(&tmp);
     }
     result
-}
-
-/// fsyncs a directory so a rename or a new file in it survives power loss.
-pub fn sync_dir(dir: &Path) -> Result<()> {
-    // A failpoint `return(<dir>)` makes the fsync of that one directory fail.
-    failpoint!("fsutil::sync-dir", |arg: Option<String>| {
-        if arg.is_some_and(|a| Path::new(&a) == dir) {
-            return Err(Error::io("fsync", dir, std::io::Error::from_raw_os_error(rustix::io::Errno::IO.raw_os_error())));
-        }
-        File::open(dir).and_then(|d| d.sync_all()).map_err(|e| Error::io("fsync", dir, e))
-    });
-    File::open(dir).and_then(|d| d.sync_all()).map_err(|e| Error::io("fsync", dir, e))
 }
 
 /// Creates `dir` and any missing ancestors, fsyncing the parent of each
@@ -60,9 +50,11 @@ pub fn create_dir_durably(dir: &Path) -> Result<()> {
         match std::fs::create_dir(d) {
             Ok(()) => {
                 // Not durable: remove it, so that the next attempt creates (and syncs) it again.
-                sync_dir(d.parent().filter(|p| !p.as_os_str().is_empty()).unwrap_or(Path::new("."))).inspect_err(|_| {
-                    let _ = std::fs::remove_dir(d);
-                })?
+                io::sync_dir(Site::StateDirMkdir, d.parent().filter(|p| !p.as_os_str().is_empty()).unwrap_or(Path::new("."))).inspect_err(
+                    |_| {
+                        let _ = std::fs::remove_dir(d);
+                    },
+                )?
             }
             Err(e) if e.kind() == std::io::ErrorKind::AlreadyExists => {}
             Err(e) => return Err(Error::io("mkdir", d, e)),

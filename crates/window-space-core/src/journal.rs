@@ -184,6 +184,7 @@ use std::time::Duration;
 use rustix::thread::futex;
 
 use crate::error::{Error, Result};
+use crate::io::{self, Site};
 use crate::mapping::{FixedMapping, PAGE};
 use crate::slot::{SlotAddr, Transition};
 use crate::vocab::{SlotKind, SlotStatus};
@@ -373,26 +374,6 @@ fn new_epoch() -> u64 {
     h.finish().max(1)
 }
 
-/// Gives `file` every block of its first `len` bytes.
-fn allocate(file: &File, path: &Path, len: u64) -> Result<()> {
-    use rustix::fs::{fallocate, FallocateFlags};
-    match fallocate(file, FallocateFlags::empty(), 0, len) {
-        Ok(()) => Ok(()),
-        Err(e) if e == rustix::io::Errno::OPNOTSUPP => {
-            // File systems without fallocate: write zeros so blocks exist.
-            let zeros = vec![0u8; 1 << 20];
-            let mut at = 0;
-            while at < len {
-                let n = ((len - at) as usize).min(zeros.len());
-                file.write_all_at(&zeros[..n], at).map_err(|e| Error::io("write", path, e))?;
-                at += n as u64;
-            }
-            Ok(())
-        }
-        Err(e) => Err(Error::io("fallocate", path, e.into())),
-    }
-}
-
 /// A sequence number taken for a transition about to be tried (see the
 /// module's Protocol). Dropped without [`commit`](Reservation::commit), it
 /// writes a no-change entry, so only a dead process leaves its number unused.
@@ -463,16 +444,17 @@ impl Journal {
                 .truncate(true)
                 .open(&tmp)
                 .map_err(|e| Error::io("create", &tmp, e))?;
-            allocate(&file, &tmp, file_bytes(capacity))?;
-            file.write_all_at(&encode_header(&header), 0).map_err(|e| Error::io("write", &tmp, e))?;
-            file.sync_all().map_err(|e| Error::io("fsync", &tmp, e))?;
+            // Every block, so that no store into the mapping can meet a full disk.
+            io::extend(Site::JournalCreateExtend, &file, &tmp, 0, file_bytes(capacity))?;
+            io::write_at(Site::JournalCreateWrite, &file, &tmp, &encode_header(&header), 0)?;
+            io::sync_all(Site::JournalCreateSync, &file, &tmp)?;
             std::fs::rename(&tmp, path).map_err(|e| Error::io("rename", path, e))
         })();
         if made.is_err() {
             let _ = std::fs::remove_file(&tmp);
         }
         made?;
-        crate::fsutil::sync_dir(path.parent().unwrap_or(Path::new(".")))
+        io::sync_dir(Site::JournalCreateDir, path.parent().unwrap_or(Path::new(".")))
     }
 
     /// Opens and validates a journal; writes nothing.

@@ -52,6 +52,7 @@ use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Mutex, RwLock};
 
 use crate::error::{Error, Result};
+use crate::io::{self, Site};
 use crate::lock::FileLock;
 use crate::mapping::{ChunkAddr, SharedMapping, PAGE};
 use crate::slot::{SlotCell, SlotSnapshot, Transition, SLOT_BYTES};
@@ -255,6 +256,10 @@ pub struct Ledger {
     /// Slots changed inside a deferral scope whose msync is still owed
     /// (`durability.rs`): chunk address and byte offset in the chunk.
     deferred: Mutex<Vec<(ChunkAddr, usize)>>,
+    /// Failed msyncs of the header page since one succeeded (sync mode): a
+    /// chunk count published but not known durable, paid by the next sync
+    /// of a slot before that slot's transition is acknowledged.
+    header_owed: AtomicU64,
 }
 
 /// File offset of chunk `n`.
@@ -268,9 +273,8 @@ impl Ledger {
     pub fn create(path: &Path, kind: LedgerKind, created_at_ns: u64) -> Result<()> {
         let geometry = LedgerGeometry { created_at_ns, ..LedgerGeometry::for_kind(kind) };
         let file = OpenOptions::new().read(true).write(true).create_new(true).open(path).map_err(|e| Error::io("create", path, e))?;
-        file.write_all_at(&geometry.encode(), 0).map_err(|e| Error::io("write", path, e))?;
-        file.sync_all().map_err(|e| Error::io("fsync", path, e))?;
-        Ok(())
+        io::write_at(Site::LedgerCreateWrite, &file, path, &geometry.encode(), 0)?;
+        io::sync_all(Site::LedgerCreateSync, &file, path)
     }
 
     /// Opens and validates an existing ledger; read-only of the file's bytes
@@ -297,6 +301,7 @@ impl Ledger {
             dir: RwLock::new(Directory::default()),
             sync,
             deferred: Mutex::new(Vec::new()),
+            header_owed: AtomicU64::new(0),
         };
         ledger.catch_up()?;
         ledger.check_unpublished_chunks(len)?;
@@ -491,14 +496,12 @@ impl Ledger {
             let capacity = (len.saturating_sub(PAGE)) / u64::from(CHUNK_BYTES);
             let grow_to = (capacity + MIN_GROWTH_CHUNKS).max(capacity + capacity / 2).max(n + 1);
             let new_len = chunk_offset(grow_to);
-            if let Err(e) = allocate_file(&self.file, &self.path, len, new_len) {
+            if let Err(e) = io::extend(Site::LedgerGrowExtend, &self.file, &self.path, len, new_len) {
                 // A file system may extend the file part way before it fails
                 // (ext4 on a full disk): give the length back. Nothing past `len`
                 // is published or used; if even this fails, the bytes past the
                 // last whole chunk are ignored by every reader of the file.
-                if !restore_fails() {
-                    let _ = self.file.set_len(len);
-                }
+                let _ = io::set_len(Site::LedgerGrowRestore, &self.file, &self.path, len);
                 return Err(e);
             }
             failpoint!("ledger::extended");
@@ -506,16 +509,19 @@ impl Ledger {
         let off = chunk_offset(n);
         let mut chunk = vec![0u8; CHUNK_BYTES as usize];
         encode_chunk_header(&mut chunk[..CHUNK_HEADER_BYTES as usize], symbol, chunk_idx);
-        self.file.write_all_at(&chunk, off).map_err(|e| Error::io("write", &self.path, e))?;
+        io::write_at(Site::LedgerGrowChunk, &self.file, &self.path, &chunk, off)?;
         if self.sync {
-            self.file.sync_data().map_err(|e| Error::io("fdatasync", &self.path, e))?;
+            io::sync_data(Site::LedgerGrowSync, &self.file, &self.path)?;
         }
         failpoint!("ledger::chunk-written");
         self.map.map_to(&self.file, chunk_offset(n + 1))?;
         let addr = self.map.chunk_addr(off, CHUNK_BYTES)?;
         self.header(OFF_CHUNK_COUNT).store(n + 1, Ordering::Release);
         if self.sync {
-            self.map.flush_header()?;
+            if let Err(e) = self.map.flush_header(Site::LedgerGrowHeader) {
+                self.header_owed.fetch_add(1, Ordering::AcqRel);
+                return Err(e);
+            }
         }
         failpoint!("ledger::published");
         dir.insert(symbol, chunk_idx, addr);
@@ -533,8 +539,22 @@ impl Ledger {
             if crate::durability::deferring() {
                 self.deferred.lock().unwrap_or_else(|p| p.into_inner()).push((addr, off));
             } else {
-                self.map.flush(addr, off, SLOT_BYTES)?;
+                self.pay_header()?;
+                self.map.flush(Site::LedgerSlotMsync, addr, off, SLOT_BYTES)?;
             }
+        }
+        Ok(())
+    }
+
+    /// Syncs the header page if a growth's msync of it failed since it was
+    /// last synced: the chunk count must be durable before a slot of that
+    /// chunk is acknowledged.
+    fn pay_header(&self) -> Result<()> {
+        let owed = self.header_owed.load(Ordering::Acquire);
+        if owed > 0 {
+            self.map.flush_header(Site::LedgerGrowHeader)?;
+            // A failure after our load stays owed.
+            let _ = self.header_owed.compare_exchange(owed, 0, Ordering::AcqRel, Ordering::Acquire);
         }
         Ok(())
     }
@@ -542,11 +562,12 @@ impl Ledger {
     /// Makes the slot changes deferred so far durable (one msync per page).
     /// On failure the pages not yet synced stay owed, for the next commit.
     pub(crate) fn commit_deferred(&self) -> Result<()> {
+        self.pay_header()?;
         let mut owed = std::mem::take(&mut *self.deferred.lock().unwrap_or_else(|p| p.into_inner()));
         owed.sort_unstable_by_key(|(a, off)| (a.base_addr(), off / PAGE as usize));
         owed.dedup_by_key(|(a, off)| (a.base_addr(), *off / PAGE as usize));
         for (i, (addr, off)) in owed.iter().enumerate() {
-            if let Err(e) = self.map.flush(*addr, *off, SLOT_BYTES) {
+            if let Err(e) = self.map.flush(Site::LedgerCommitMsync, *addr, *off, SLOT_BYTES) {
                 self.deferred.lock().unwrap_or_else(|p| p.into_inner()).extend_from_slice(&owed[i..]);
                 return Err(e);
             }
@@ -558,9 +579,9 @@ impl Ledger {
     pub fn flush_all(&self) -> Result<()> {
         let dir = self.dir.read().unwrap_or_else(|p| p.into_inner());
         for addr in dir.by_symbol.iter().flatten().flatten() {
-            self.map.flush(*addr, 0, CHUNK_BYTES as usize)?;
+            self.map.flush(Site::LedgerFlushMsync, *addr, 0, CHUNK_BYTES as usize)?;
         }
-        self.map.flush_header()
+        self.map.flush_header(Site::LedgerFlushMsync)
     }
 
     fn status_counter(&self, column: usize, status: SlotStatus) -> Option<&AtomicU64> {
@@ -828,40 +849,4 @@ pub(crate) fn decode_chunk_header(path: &Path, off: u64, buf: &[u8]) -> Result<(
     let symbol = u32::from_le_bytes(buf[CHUNK_OFF_SYMBOL..CHUNK_OFF_SYMBOL + 4].try_into().expect("4 bytes"));
     let chunk_idx = u32::from_le_bytes(buf[CHUNK_OFF_INDEX..CHUNK_OFF_INDEX + 4].try_into().expect("4 bytes"));
     Ok((symbol, chunk_idx))
-}
-
-/// False, unless a failpoint makes giving the length back after a failed
-/// growth fail (as it might on a failing disk).
-fn restore_fails() -> bool {
-    failpoint!("ledger::restore-length", |_| true);
-    false
-}
-
-/// Extends `file` from `old_len` to `new_len` with real blocks (fallocate), so
-/// that a full disk shows up here as `ERR_DISK_FULL` and never as a SIGBUS when
-/// a mapped page is first written.
-fn allocate_file(file: &File, path: &Path, old_len: u64, new_len: u64) -> Result<()> {
-    use rustix::fs::{fallocate, FallocateFlags};
-    // A failpoint `return(<bytes>)` extends the file by that many bytes and
-    // fails as a full disk does (what ext4 may do when it runs out of space).
-    failpoint!("ledger::extend", |arg: Option<String>| {
-        let part = arg.and_then(|a| a.parse::<u64>().ok()).unwrap_or(1024);
-        let _ = file.set_len(old_len + part);
-        Err(Error::io("fallocate", path, std::io::Error::from_raw_os_error(rustix::io::Errno::NOSPC.raw_os_error())))
-    });
-    match fallocate(file, FallocateFlags::empty(), old_len, new_len - old_len) {
-        Ok(()) => Ok(()),
-        Err(e) if e == rustix::io::Errno::OPNOTSUPP => {
-            // File systems without fallocate: write zeros so blocks exist.
-            let zeros = vec![0u8; 1 << 20];
-            let mut at = old_len;
-            while at < new_len {
-                let n = ((new_len - at) as usize).min(zeros.len());
-                file.write_all_at(&zeros[..n], at).map_err(|e| Error::io("write", path, e))?;
-                at += n as u64;
-            }
-            Ok(())
-        }
-        Err(e) => Err(Error::io("fallocate", path, e.into())),
-    }
 }

@@ -32,6 +32,7 @@ mod durability;
 pub mod error;
 pub mod failpoints;
 mod fsutil;
+pub mod io;
 pub mod journal;
 pub mod ledger;
 mod lock;

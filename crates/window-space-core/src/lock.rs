@@ -219,7 +219,7 @@ impl Presence {
             let mut page = vec![0u8; RECORD_BYTES as usize];
             page[0..8].copy_from_slice(&u64::from(std::process::id()).to_le_bytes());
             // Real blocks, so a full disk is an error here, never a SIGBUS in a transition.
-            std::io::Write::write_all(&mut &file, &page).map_err(|e| Error::io("write", &tmp, e))?;
+            crate::io::write_at(crate::io::Site::PresenceWrite, &file, &tmp, &page, 0)?;
             lock(&file, &tmp, FlockOperation::LockExclusive)?;
             let map = crate::mapping::FixedMapping::new(&file, &tmp, RECORD_BYTES)?;
             if map.u64_at(IN_FLIGHT_OFFSET).is_none() {

@@ -38,6 +38,7 @@ use memmap2::{MmapOptions, MmapRaw};
 use portable_atomic::AtomicU128;
 
 use crate::error::{Error, Result};
+use crate::io::Site;
 use crate::slot::{SlotCell, SLOT_BYTES};
 
 /// Page size the format aligns segment boundaries to (the file header is one page).
@@ -181,17 +182,17 @@ impl SharedMapping {
         unsafe { AtomicU64::from_ptr((self.header_base + offset) as *mut u64) }
     }
 
-    /// Writes dirty pages of `[byte_offset, byte_offset + len)` of a chunk to the disk (msync).
-    pub(crate) fn flush(&self, addr: ChunkAddr, byte_offset: usize, len: usize) -> Result<()> {
+    /// Writes dirty pages of `[byte_offset, byte_offset + len)` of a chunk to the disk (msync, at `site`).
+    pub(crate) fn flush(&self, site: Site, addr: ChunkAddr, byte_offset: usize, len: usize) -> Result<()> {
         let segs = self.segments.read().unwrap_or_else(|p| p.into_inner());
         let s = &segs[addr.segment as usize];
-        s.map.flush_range(addr.offset_in_segment as usize + byte_offset, len).map_err(|e| Error::io("msync", &self.path, e))
+        crate::io::msync(site, &s.map, s.file_offset, addr.offset_in_segment as usize + byte_offset, len, &self.path)
     }
 
-    /// Writes dirty pages of the header page to the disk (msync).
-    pub(crate) fn flush_header(&self) -> Result<()> {
+    /// Writes dirty pages of the header page to the disk (msync, at `site`).
+    pub(crate) fn flush_header(&self, site: Site) -> Result<()> {
         let segs = self.segments.read().unwrap_or_else(|p| p.into_inner());
-        segs[0].map.flush_range(0, PAGE as usize).map_err(|e| Error::io("msync", &self.path, e))
+        crate::io::msync(site, &segs[0].map, 0, 0, PAGE as usize, &self.path)
     }
 }
 

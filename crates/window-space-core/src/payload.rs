@@ -50,6 +50,7 @@ use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Mutex, MutexGuard};
 
 use crate::error::{Error, Result};
+use crate::io::{self, Site};
 use crate::lock::FileLock;
 use crate::vocab::SlotKind;
 pub use crate::vocab::StoreKind;
@@ -293,8 +294,8 @@ impl PayloadStore {
     /// Creates an empty table (first bootstrap).
     pub fn create(path: &Path, kind: StoreKind, created_at_ns: u64) -> Result<()> {
         let file = OpenOptions::new().write(true).create_new(true).open(path).map_err(|e| Error::io("create", path, e))?;
-        file.write_all_at(&encode_header(kind, created_at_ns), 0).map_err(|e| Error::io("write", path, e))?;
-        file.sync_all().map_err(|e| Error::io("fsync", path, e))
+        io::write_at(Site::PayloadCreateWrite, &file, path, &encode_header(kind, created_at_ns), 0)?;
+        io::sync_all(Site::PayloadCreateSync, &file, path)
     }
 
     /// Opens and replays a table. With [`RecoveryMode::TruncateTornTail`] a torn
@@ -362,8 +363,8 @@ impl PayloadStore {
     }
 
     fn cut(&self, index: &Index) -> Result<()> {
-        self.file.set_len(index.end).map_err(|e| Error::io("truncate", &self.path, e))?;
-        self.file.sync_all().map_err(|e| Error::io("fsync", &self.path, e))
+        io::set_len(Site::PayloadCutTruncate, &self.file, &self.path, index.end)?;
+        io::sync_all(Site::PayloadCutSync, &self.file, &self.path)
     }
 
     /// [`read_new_records`](Self::read_new_records) for a caller that holds
@@ -600,22 +601,22 @@ impl PayloadStore {
         rec.payload_id = id;
         let bytes = encode_record(&rec)?;
         let at = index.end;
-        if let Err(e) = self.file.write_all_at(&bytes, at) {
+        if let Err(e) = io::write_at(Site::PayloadAppendWrite, &self.file, &self.path, &bytes, at) {
             // Leave no partial record behind (a full disk, for instance).
-            let _ = self.file.set_len(at);
-            return Err(Error::io("write", &self.path, e));
+            let _ = io::set_len(Site::PayloadAppendUndo, &self.file, &self.path, at);
+            return Err(e);
         }
         failpoint!("payload::append-written");
         if self.sync {
             if crate::durability::deferring() {
                 self.first_owed.fetch_min(id, Ordering::AcqRel);
-            } else if let Err(e) = self.sync_data() {
+            } else if let Err(e) = io::sync_data(Site::PayloadAppendSync, &self.file, &self.path) {
                 // The caller is told the append failed, so the record must not
                 // count: cut it off (we hold the lock, nothing follows it). The
                 // next append writes its id again; a reader that indexed it
                 // meanwhile drops it when it next reads under the lock.
-                let _ = self.file.set_len(at);
-                return Err(Error::io("fdatasync", &self.path, e));
+                let _ = io::set_len(Site::PayloadAppendUndo, &self.file, &self.path, at);
+                return Err(e);
             }
         }
         failpoint!("payload::append-synced");
@@ -681,17 +682,10 @@ impl PayloadStore {
         self.sync_locked()
     }
 
-    /// `fdatasync` of the file (a failpoint can make it fail as a failing disk does).
-    fn sync_data(&self) -> std::io::Result<()> {
-        failpoint!("payload::fdatasync", |_| Err(std::io::Error::from_raw_os_error(rustix::io::Errno::IO.raw_os_error())));
-        self.file.sync_data()
-    }
-
     fn sync_locked(&self) -> Result<()> {
         let owed = self.first_owed.swap(u64::MAX, Ordering::AcqRel);
-        self.sync_data().map_err(|e| {
+        io::sync_data(Site::PayloadCommitSync, &self.file, &self.path).inspect_err(|_| {
             self.first_owed.fetch_min(owed, Ordering::AcqRel);
-            Error::io("fdatasync", &self.path, e)
         })
     }
 

@@ -19,6 +19,7 @@ use serde::{Deserialize, Serialize};
 
 use crate::error::{Error, Result};
 use crate::fsutil::write_atomic;
+use crate::io::AtomicSites;
 
 /// Longest symbol, in UTF-8 bytes.
 pub const MAX_SYMBOL_BYTES: usize = 64;
@@ -146,7 +147,7 @@ impl SymbolMap {
 
     /// Writes an empty map (first bootstrap).
     pub fn create(dir: &Path) -> Result<()> {
-        write_atomic(&dir.join(Self::FILE_NAME), &encode(&[]))
+        write_atomic(&dir.join(Self::FILE_NAME), &encode(&[]), AtomicSites::SYMBOLS)
     }
 
     /// Reads and validates the file.
@@ -241,7 +242,7 @@ impl SymbolMap {
         let id = u32::try_from(names.by_id.len()).map_err(|_| Error::invalid("too many symbols"))?;
         let mut next = names.by_id.clone();
         next.push(symbol.to_string());
-        write_atomic(&self.path, &encode(&next))?;
+        write_atomic(&self.path, &encode(&next), AtomicSites::SYMBOLS)?;
         failpoint!("symbols::persisted");
         names.by_name.insert(symbol.to_string(), id);
         names.by_id = next;

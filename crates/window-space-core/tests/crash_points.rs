@@ -23,9 +23,10 @@
 //! (`__test__/crash-points-operators.test.ts`,
 //! `__test__/journal-stalled-writer.test.ts`).
 //!
-//! Faults injected into the test's own process (`ledger::extend`,
-//! `ledger::restore-length`, `payload::fdatasync`, `fsutil::sync-dir`) are
-//! armed with the `fail` crate directly. Every test takes `FailScenario`, so
+//! Disk faults injected into the test's own process at I/O sites of
+//! `io.rs` (`ledger.grow.extend`, `ledger.grow.restore`,
+//! `payload.append.sync`, `statedir.mkdir`, ...) are armed with the `fail`
+//! crate directly. Every test takes `FailScenario`, so
 //! they run one at a time. The last test checks that every point has its
 //! row in the table of docs/reliability.md and that the test file a row
 //! names drives that point.
@@ -1151,10 +1152,10 @@ fn a_growth_that_fails_part_way_gives_the_file_length_back() {
     assert_eq!(grow_until_error(&c, s, 0, 8), None); // the first growth makes room for 8 chunks
     let path = dir.path().join("trade-ledger.dat");
     let len = std::fs::metadata(&path).unwrap().len();
-    fail::cfg("ledger::extend", "return(3072)").unwrap();
+    fail::cfg("ledger.grow.extend", "return(short:3072)").unwrap();
     assert_eq!(grow_until_error(&c, s, 8, 1), Some(ErrorCode::DiskFull));
     assert_eq!(std::fs::metadata(&path).unwrap().len(), len, "the failed growth left the file longer");
-    fail::remove("ledger::extend");
+    fail::remove("ledger.grow.extend");
     assert_eq!(grow_until_error(&c, s, 8, 4), None, "growth goes on once there is space");
     drop(c);
     let (c, _) = Controller::bootstrap(config(dir.path())).unwrap();
@@ -1172,12 +1173,12 @@ fn a_file_left_extended_part_way_opens_and_grows_and_no_chunk_straddles_two_mapp
         assert_eq!(grow_until_error(&a, s, 0, 8), None);
         let path = dir.path().join("trade-ledger.dat");
         let len = std::fs::metadata(&path).unwrap().len();
-        fail::cfg("ledger::extend", &format!("return({partial})")).unwrap();
-        fail::cfg("ledger::restore-length", "return").unwrap();
+        fail::cfg("ledger.grow.extend", &format!("return(short:{partial})")).unwrap();
+        fail::cfg("ledger.grow.restore", "return(eio)").unwrap();
         assert_eq!(grow_until_error(&a, s, 8, 1), Some(ErrorCode::DiskFull));
         assert_eq!(std::fs::metadata(&path).unwrap().len(), len + partial);
-        fail::remove("ledger::extend");
-        fail::remove("ledger::restore-length");
+        fail::remove("ledger.grow.extend");
+        fail::remove("ledger.grow.restore");
         // A controller opened now maps the file as it is, cut mid-chunk.
         let (b, _) = Controller::bootstrap(config(dir.path())).unwrap_or_else(|e| panic!("{partial} bytes past the last chunk: {e}"));
         // The other one grows the file past the partial chunk and uses it...
@@ -1219,14 +1220,14 @@ fn an_append_whose_fdatasync_fails_leaves_no_record_and_its_id_goes_to_the_next_
         })
         .unwrap();
     }
-    fail::cfg("payload::fdatasync", "return").unwrap();
+    fail::cfg("payload.append.sync", "return(eio)").unwrap();
     let mut failing = record(s, 1, SlotKind::OptionTrade, 2);
     failing.uri = "artifacts/a-longer-uri-than-the-next-record-has".into();
     let err = c.append_payload(StoreKind::Trades, failing).unwrap_err();
     assert_eq!(err.code(), ErrorCode::Io);
     assert!(err.to_string().contains("fdatasync"), "{err}");
     assert_eq!(seen.load(std::sync::atomic::Ordering::SeqCst), 2, "the reader saw the record before it was cut");
-    fail::remove("payload::fdatasync");
+    fail::remove("payload.append.sync");
     fail::remove("payload::append-written");
     assert_eq!(c.store(StoreKind::Trades).len().unwrap(), 1, "the failed record does not count");
     assert_eq!(c.append_payload(StoreKind::Trades, record(s, 1, SlotKind::OptionTrade, 3)).unwrap(), 1);
@@ -1246,9 +1247,9 @@ fn an_append_whose_fdatasync_fails_leaves_no_record_and_its_id_goes_to_the_next_
 
 // ---- directory fsyncs in the sync mode ------------------------------------------------
 
-/// Makes the fsync of `dir` (only) fail.
-fn fail_fsync_of(dir: &Path) {
-    fail::cfg("fsutil::sync-dir", &format!("return({})", dir.display())).unwrap();
+/// Makes the directory fsync at `site` fail for `dir` (only).
+fn fail_fsync_of(site: &str, dir: &Path) {
+    fail::cfg(site, &format!("return(eio@{})", dir.display())).unwrap();
 }
 
 #[test]
@@ -1258,30 +1259,30 @@ fn the_sync_mode_fsyncs_the_parent_of_each_directory_and_file_it_creates() {
 
     // The state directory (and a missing parent of it) are created durably.
     let state = root.path().join("new-parent").join("state");
-    fail_fsync_of(&root.path().join("new-parent"));
+    fail_fsync_of("statedir.mkdir", &root.path().join("new-parent"));
     let mut cfg = config(&state);
     cfg.durability = Durability::Sync;
     let err = Controller::bootstrap(cfg.clone()).err().expect("a failed fsync of the new directory's parent fails the bootstrap");
     assert_eq!(err.code(), ErrorCode::Io);
-    fail::remove("fsutil::sync-dir");
+    fail::remove("statedir.mkdir");
     let (c, _) = Controller::bootstrap(cfg).unwrap();
     let s = c.resolve_symbol("DIR").unwrap();
 
     // audit.log, when the first admin call creates it.
-    fail_fsync_of(&state);
+    fail_fsync_of("audit.open.dir", &state);
     let err = c.retire(SlotAddr::new(s, 0, SlotKind::Greeks), &Default::default()).unwrap_err();
     assert_eq!(err.code(), ErrorCode::Io, "{err}");
-    fail::remove("fsutil::sync-dir");
+    fail::remove("audit.open.dir");
     c.retire(SlotAddr::new(s, 1, SlotKind::Greeks), &Default::default()).unwrap();
 
     // artifacts/ and each new directory under it.
-    fail_fsync_of(&state);
+    fail_fsync_of("artifact.mkdir", &state);
     assert_eq!(c.write_artifact("a/b/x.bin", b"x").unwrap_err().code(), ErrorCode::Io);
-    fail_fsync_of(&state.join("artifacts"));
+    fail_fsync_of("artifact.mkdir", &state.join("artifacts"));
     assert_eq!(c.write_artifact("a/b/x.bin", b"x").unwrap_err().code(), ErrorCode::Io);
-    fail_fsync_of(&state.join("artifacts").join("a"));
+    fail_fsync_of("artifact.mkdir", &state.join("artifacts").join("a"));
     assert_eq!(c.write_artifact("a/b/x.bin", b"x").unwrap_err().code(), ErrorCode::Io);
-    fail::remove("fsutil::sync-dir");
+    fail::remove("artifact.mkdir");
     assert_eq!(c.write_artifact("a/b/x.bin", b"x").unwrap().uri, "artifacts/a/b/x.bin");
     scenario.teardown();
 }

@@ -140,7 +140,7 @@ impl Controller {
         self.check(at)?;
         let now = self.ledger(at.kind).read(at.symbol, at.window, at.kind.column())?;
         match now.status {
-            SlotStatus::Empty | SlotStatus::Cleared => return Ok(Transition { from: now.status, to: now.status, version: now.version }),
+            SlotStatus::Empty | SlotStatus::Cleared => return self.as_it_was(at, now),
             SlotStatus::Retired => return Err(Error::SlotWrite { at, refusal: SlotWriteError::SlotRetired { current: now } }),
             _ => {}
         }
@@ -152,7 +152,7 @@ impl Controller {
                 failpoint!("admin::outcome-written");
                 Ok(t)
             }
-            AdminOutcome::Unchanged(s) => Ok(unchanged(&s)),
+            AdminOutcome::Unchanged(s) => self.as_it_was(at, s),
         }
     }
 
@@ -162,7 +162,7 @@ impl Controller {
         self.check(at)?;
         let now = self.ledger(at.kind).read(at.symbol, at.window, at.kind.column())?;
         if now.status == SlotStatus::Retired {
-            return Ok(Transition { from: now.status, to: now.status, version: now.version });
+            return self.as_it_was(at, now);
         }
         self.audit_intent(ctx, "retire", at.symbol, at.kind, Target::One(at.window))?;
         failpoint!("admin::intent-written");
@@ -172,8 +172,17 @@ impl Controller {
                 failpoint!("admin::outcome-written");
                 Ok(t)
             }
-            AdminOutcome::Unchanged(s) => Ok(unchanged(&s)),
+            AdminOutcome::Unchanged(s) => self.as_it_was(at, s),
         }
+    }
+
+    /// The no-op transition of a slot found as `now`. In the sync mode its
+    /// page is synced first: the state the call reports must survive power
+    /// loss as a change would (it may be the change of an earlier call whose
+    /// msync failed).
+    fn as_it_was(&self, at: SlotAddr, now: SlotSnapshot) -> Result<Transition> {
+        self.ledger(at.kind).flush_slot(at.symbol, at.window, at.kind.column())?;
+        Ok(unchanged(&now))
     }
 
     /// An admin action over `windows` of (symbol, kind): `action` names it in
@@ -197,6 +206,10 @@ impl Controller {
             }
         }
         if !any {
+            // As it is: in the sync mode, durably so.
+            for w in windows {
+                ledger.flush_slot(symbol, w, kind.column())?;
+            }
             return Ok(0);
         }
         self.audit_intent(ctx, action, symbol, kind, Target::Range(windows.clone()))?;
@@ -206,7 +219,12 @@ impl Controller {
         for window in windows.clone() {
             match one(SlotAddr { symbol, window, kind }) {
                 Ok(AdminOutcome::Changed(_, p)) => changed.push(serde_json::json!([window, p.status.name(), p.version, p.payload_id])),
-                Ok(AdminOutcome::Unchanged(_)) => {}
+                Ok(AdminOutcome::Unchanged(_)) => {
+                    if let Err(e) = ledger.flush_slot(symbol, window, kind.column()) {
+                        failure = Some(e);
+                        break;
+                    }
+                }
                 Err(e) => {
                     failure = Some(e);
                     break;

@@ -13,6 +13,7 @@ use crate::audit::{default_actor, AuditLog};
 use crate::durability::GroupCommit;
 use crate::error::{Error, Result};
 use crate::fsutil::write_atomic;
+use crate::io::AtomicSites;
 use crate::journal::{Journal, JOURNAL_FILE};
 use crate::ledger::{Ledger, LedgerScan};
 use crate::lock::{DirLock, Presence};
@@ -162,7 +163,7 @@ impl Controller {
             trade.publish_symbol_count(u64::from(symbol_count));
         }
         if relation == "rolledForward" {
-            write_atomic(&schedule_path, schedule.to_json().as_bytes())?;
+            write_atomic(&schedule_path, schedule.to_json().as_bytes(), AtomicSites::SCHEDULE)?;
             failpoint!("bootstrap::schedule-rolled");
         }
         trade.publish_window_count(u64::from(schedule.window_count()));
@@ -282,6 +283,6 @@ impl Controller {
         }
         SymbolMap::create(dir)?;
         failpoint!("bootstrap::files-created");
-        write_atomic(&dir.join(SCHEDULE_FILE), schedule.to_json().as_bytes())
+        write_atomic(&dir.join(SCHEDULE_FILE), schedule.to_json().as_bytes(), AtomicSites::SCHEDULE)
     }
 }

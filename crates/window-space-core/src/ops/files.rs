@@ -151,6 +151,12 @@ fn parent_of(state_dir: &Path, rel: &[u8]) -> Result<Option<(OwnedFd, Vec<u8>)>>
     Ok(Some((dir, last.to_vec())))
 }
 
+/// The directory that holds `rel` (for messages and sync observers).
+fn parent_path(state_dir: &Path, rel: &[u8]) -> PathBuf {
+    let p = state_dir.join(OsStr::from_bytes(rel));
+    p.parent().map_or_else(|| state_dir.to_path_buf(), Path::to_path_buf)
+}
+
 /// Opens a regular file under the state directory for reading, following no
 /// symbolic link on the way; `Ok(None)` if it does not exist.
 pub fn open_file(state_dir: &Path, rel: &[u8]) -> Result<Option<File>> {
@@ -211,8 +217,9 @@ pub fn move_no_replace(state_dir: &Path, from: &[u8], to: &[u8]) -> Result<Moved
     };
     match renameat_with(&src_dir, OsStr::from_bytes(&src), &dst.0, OsStr::from_bytes(&dst.1), RenameFlags::NOREPLACE) {
         Ok(()) => {
-            let _ = rustix::fs::fsync(&src_dir);
-            let _ = rustix::fs::fsync(&dst.0);
+            // Best effort: both files are garbage whichever entry a power loss keeps.
+            let _ = crate::io::sync_dir_fd(crate::io::Site::GcMoveDir, &src_dir, &parent_path(state_dir, from));
+            let _ = crate::io::sync_dir_fd(crate::io::Site::GcMoveDir, &dst.0, &parent_path(state_dir, to));
             Ok(Moved::Moved)
         }
         Err(Errno::NOENT) => Ok(Moved::SourceGone),
@@ -247,7 +254,7 @@ pub fn remove(state_dir: &Path, rel: &[u8]) -> Result<bool> {
     let Some((dir, name)) = parent_of(state_dir, rel)? else { return Ok(false) };
     match unlinkat(&dir, OsStr::from_bytes(&name), AtFlags::empty()) {
         Ok(()) => {
-            let _ = rustix::fs::fsync(&dir);
+            let _ = crate::io::sync_dir_fd(crate::io::Site::GcRemoveDir, &dir, &parent_path(state_dir, rel));
             Ok(true)
         }
         Err(Errno::NOENT) => Ok(false),

@@ -31,14 +31,13 @@
 
 use std::collections::{HashMap, HashSet};
 use std::fs::OpenOptions;
-use std::io::Write;
 use std::os::unix::fs::{FileExt, OpenOptionsExt};
 use std::path::Path;
 
 use serde::{Deserialize, Serialize};
 
 use crate::error::{Error, Result};
-use crate::fsutil::sync_dir;
+use crate::io::{self, Site};
 use crate::vocab::StoreKind;
 
 /// File name of the log in the state directory.
@@ -237,7 +236,7 @@ pub fn append(state_dir: &Path, entries: &[GcEntry]) -> Result<()> {
     let path = state_dir.join(GC_LOG);
     let existed = path.exists();
     // Never through a symbolic link: a gc.log that is one would have gc append to a file outside the log.
-    let mut f = OpenOptions::new()
+    let f = OpenOptions::new()
         .read(true)
         .append(true)
         .create(true)
@@ -258,18 +257,18 @@ pub fn append(state_dir: &Path, entries: &[GcEntry]) -> Result<()> {
         text.push_str(&serde_json::to_string(e).map_err(|e| Error::invalid(format!("gc.log entry: {e}")))?);
         text.push('\n');
     }
-    match f.write(text.as_bytes()) {
+    match io::write_once(Site::GcLogAppend, &f, &path, text.as_bytes()) {
         Ok(n) if n == text.len() => {}
         Ok(_) => {
-            let _ = f.write(b"\n");
+            let _ = io::write_once(Site::GcLogAppend, &f, &path, b"\n");
             return Err(Error::io("write", &path, std::io::Error::from_raw_os_error(rustix::io::Errno::NOSPC.raw_os_error())));
         }
-        Err(e) => return Err(Error::io("write", &path, e)),
+        Err(e) => return Err(e),
     }
     failpoint!("gc::log-written");
-    f.sync_data().map_err(|e| Error::io("fdatasync", &path, e))?;
+    io::sync_data(Site::GcLogSync, &f, &path)?;
     if !existed {
-        sync_dir(state_dir)?;
+        io::sync_dir(Site::GcLogDir, state_dir)?;
     }
     Ok(())
 }
