@@ -191,7 +191,7 @@ describe('WINDOW_SPACE_FAILPOINTS', () => {
     const facade = join(__dirname, '..', 'dist', 'index.js')
     const r = spawnSync(process.execPath, ['-e', `require(${JSON.stringify(facade)})`], { env: failpointEnv('journal::numberd=stop'), encoding: 'utf8' })
     expect(r.signal).toBe('SIGABRT')
-    expect(r.stderr).toContain('WINDOW_SPACE_FAILPOINTS: "journal::numberd" is not a crash point of window-space')
+    expect(r.stderr).toContain('WINDOW_SPACE_FAILPOINTS: "journal::numberd" is not a crash point or I/O site of window-space')
     const ok = spawnSync(process.execPath, ['-e', `require(${JSON.stringify(facade)})`], { env: failpointEnv('journal::numbered=stop'), encoding: 'utf8' })
     expect([ok.status, ok.stderr]).toEqual([0, ''])
   })
