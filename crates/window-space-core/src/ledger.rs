@@ -304,7 +304,7 @@ impl Ledger {
             header_owed: AtomicU64::new(0),
         };
         ledger.catch_up()?;
-        ledger.check_unpublished_chunks(len)?;
+        ledger.check_unpublished_chunks()?;
         Ok(ledger)
     }
 
@@ -313,13 +313,14 @@ impl Ledger {
     /// Anything else means the chunk count was damaged: refuse, since the next
     /// allocation would overwrite a chunk that holds slots.
     ///
-    /// Runs under the ledger's file lock: allocators publish under it, so the
-    /// count read here is final for the duration of the check (another process
-    /// may be allocating while we open; without the lock a chunk published and
-    /// written between our reads would look like damage).
-    fn check_unpublished_chunks(&self, _file_len_at_open: u64) -> Result<()> {
-        let _lock = FileLock::exclusive(&self.file, &self.allocators, &self.path)?;
-        let count = self.chunk_count();
+    /// Takes no lock, so an allocator stopped in the middle of a growth holds
+    /// up no bootstrap. Another process may be allocating while we look:
+    /// slots of a chunk are written only after its count is published, so a
+    /// chunk past the count we read that holds slots was published meanwhile
+    /// when the count read again covers it, and is damage only when it does
+    /// not.
+    fn check_unpublished_chunks(&self) -> Result<()> {
+        let mut count = self.chunk_count();
         let file_len = self.file_len()?;
         let mut buf = vec![0u8; CHUNK_BYTES as usize];
         let mut n = count;
@@ -327,11 +328,17 @@ impl Ledger {
             let off = chunk_offset(n);
             self.file.read_exact_at(&mut buf, off).map_err(|e| Error::io("read", &self.path, e))?;
             if let Some(i) = buf[CHUNK_HEADER_BYTES as usize..].iter().position(|b| *b != 0) {
-                return Err(Error::corrupt(
-                    &self.path,
-                    Some(off + u64::from(CHUNK_HEADER_BYTES) + i as u64),
-                    format!("chunk {n} holds slots but the header publishes only {count} chunks (offset {OFF_CHUNK_COUNT})"),
-                ));
+                // The slot bytes just read were stored after the count that
+                // publishes their chunk: read the count after them.
+                std::sync::atomic::fence(Ordering::SeqCst);
+                count = self.chunk_count();
+                if count <= n {
+                    return Err(Error::corrupt(
+                        &self.path,
+                        Some(off + u64::from(CHUNK_HEADER_BYTES) + i as u64),
+                        format!("chunk {n} holds slots but the header publishes only {count} chunks (offset {OFF_CHUNK_COUNT})"),
+                    ));
+                }
             }
             n += 1;
         }

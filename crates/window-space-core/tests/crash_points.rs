@@ -724,6 +724,17 @@ fn a_growth_stopped_at_each_step_holds_up_only_growth_of_its_ledger() {
         w.c.clear(at(s, 3), g.version).unwrap();
         w.c.claim(SlotAddr::new(s, 0, SlotKind::Greeks), None).unwrap();
         assert_eq!(w.c.read_slot(at(s, 8 * r)).unwrap().status, SlotStatus::Empty);
+        // A new engine opens the directory: its bootstrap does not wait for the
+        // stopped growth (the bound only ends a test that would hang).
+        let (opened, wait) = std::sync::mpsc::channel();
+        let dir = w.path().to_path_buf();
+        std::thread::spawn(move || {
+            let _ = opened.send(Controller::bootstrap(config(&dir)).map(drop).map_err(|e| e.to_string()));
+        });
+        match wait.recv_timeout(std::time::Duration::from_secs(120)) {
+            Ok(r) => r.unwrap_or_else(|e| panic!("{when}: a bootstrap beside it: {e}")),
+            Err(_) => panic!("{when}: a bootstrap beside it waited for the stopped growth"),
+        }
         // A growth of the same ledger waits for its lock, then gets a chunk of its own.
         let (mine, acked) = std::thread::scope(|scope| {
             let waiting = scope.spawn(|| w.c.claim(at(s, 9 * r), None).unwrap());
