@@ -26,10 +26,12 @@ function describe(r: RepairReport): string[] {
   for (const s of r.stores) {
     if (s.markLost) lines.push(`  mark payload ids ${s.markLost[0]}..${s.markLost[1]} of ${s.file} lost (never handed out again: the next append returns ${s.markLost[1] + 1})`)
   }
-  const verb = r.dryRun ? 'force-clear' : `force-cleared ${r.cleared} of`
-  lines.push(`  ${verb} ${plural(r.slots.length, 'Filled slot')} that refer to lost payload ids (engines redo them):`)
-  for (const x of r.slots.slice(0, 20)) lines.push(`    ${printable(x.symbol)} window ${x.windowIdx} ${x.slot} (${x.store}#${x.payloadId})`)
-  if (r.slots.length > 20) lines.push(`    … and ${r.slots.length - 20} more (--json lists all)`)
+  if (r.slots.length) {
+    const verb = r.dryRun ? 'force-clear' : `force-cleared ${r.cleared} of`
+    lines.push(`  ${verb} ${plural(r.slots.length, 'Filled slot')} that refer to lost payload ids (engines redo them):`)
+    for (const x of r.slots.slice(0, 20)) lines.push(`    ${printable(x.symbol)} window ${x.windowIdx} ${x.slot} (${x.store}#${x.payloadId})`)
+    if (r.slots.length > 20) lines.push(`    … and ${r.slots.length - 20} more (--json lists all)`)
+  }
   lines.push(r.dryRun ? '(dry run: nothing changed)' : 'the audit trail has the intent and the outcome (window-space audit)')
   return lines
 }

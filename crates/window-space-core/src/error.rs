@@ -217,11 +217,13 @@ impl Error {
                     n => format!(" ({} more mapping tables are affected likewise)", n - 1),
                 };
                 format!(
-                    "{dangling_slots} Filled slots refer to payload ids this mapping table does not hold: it holds {records} records (ids below {records}), and the highest id a slot refers to is {highest_referenced}{others}. Records were lost (power loss in the buffered mode, or files restored from backups of different times); appending now would hand out ids those slots already refer to. `window-space repair` accepts the loss: it clears those slots and marks the lost ids, so no id is handed out twice"
+                    "{dangling_slots} Filled slots refer to payload ids this mapping table does not hold: it holds {records} record{}, and slots refer to ids up to {highest_referenced}{others}. Records were lost (power loss in the buffered mode, or files restored from backups of different times), and appending would hand out ids those slots refer to; `window-space repair` accepts the loss (try --dry-run first)",
+                    if *records == 1 { "" } else { "s" }
                 )
             }
             Self::UnknownSymbolChunks { symbols, highest_symbol, chunks, .. } => format!(
-                "{chunks} ledger chunks belong to symbol ids this map does not hold: it holds {symbols} symbols (ids below {symbols}), and the highest symbol id of a chunk is {highest_symbol}. Symbols were lost (files restored from backups of different times); adding a symbol now would give it the id of rows that exist. `window-space repair` accepts the loss: it names the missing ids with placeholder symbols, so no id is given twice"
+                "{chunks} ledger chunks belong to symbol ids this map does not hold: it holds {symbols} symbol{}, and chunks belong to ids up to {highest_symbol}. Symbols were lost (files restored from backups of different times), and adding a symbol would give it the id of rows that exist; `window-space repair` accepts the loss (try --dry-run first)",
+                if *symbols == 1 { "" } else { "s" }
             ),
             _ => String::new(),
         }

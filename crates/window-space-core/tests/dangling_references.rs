@@ -294,6 +294,11 @@ fn keep_symbols(dir: &Path, keep: usize) {
 #[test]
 fn chunks_of_lost_symbols_are_refused_then_named_by_placeholders_and_no_symbol_id_is_given_twice() {
     let dir = populated();
+    {
+        // An audit line that names AAPL (id 1) before the map loses it.
+        let (c, _) = Controller::bootstrap(config(dir.path())).unwrap();
+        c.force_clear(SlotAddr::new(1, 4, SlotKind::OptionQuote), &ctx()).unwrap();
+    }
     keep_symbols(dir.path(), 1);
     let before = snapshot(dir.path());
     let e = Controller::bootstrap(config(dir.path())).err().expect("the bootstrap must refuse");
@@ -328,6 +333,13 @@ fn chunks_of_lost_symbols_are_refused_then_named_by_placeholders_and_no_symbol_i
     let audit = AuditLog::read_all(c.audit_log().path()).unwrap();
     let done = audit.iter().rev().find(|l| l["action"] == "repair" && l["details"]["phase"] == "done").unwrap();
     assert_eq!(done["details"]["symbolsAdded"], serde_json::json!([[1, "lost-symbol-1"], [2, "lost-symbol-2"]]));
+    drop(c);
+    // verify is clean; it says which name the audit trail remembers for a placeholder.
+    let v = verify(dir.path(), VerifyOptions::default(), &mut |_, _, _| {}).unwrap();
+    assert!(v.ok, "{:?}", v.problems);
+    let named: Vec<_> = v.warnings.iter().filter(|w| w.kind == "lost-symbol-named").collect();
+    assert_eq!(named.len(), 1, "{:?}", v.warnings);
+    assert_eq!((named[0].fields["symbolId"].as_u64(), &named[0].fields["auditNames"]), (Some(1), &serde_json::json!(["AAPL"])));
 }
 
 #[test]

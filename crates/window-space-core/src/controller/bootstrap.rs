@@ -177,6 +177,10 @@ impl Controller {
 
         let schedule_path = dir.join(SCHEDULE_FILE);
         let created = !schedule_path.exists();
+        if created && accept.is_some() {
+            // A repair never makes a state directory.
+            return Err(Error::NotAStateDir { path: dir.clone() });
+        }
         let (schedule, relation) = if created {
             Self::create_files(&dir, &given)?;
             (given, "created")

@@ -31,6 +31,7 @@ use crate::controller::now_ms;
 use crate::error::{Error, Result};
 use crate::lock::DirLock;
 use crate::slot::{SlotAddr, SlotSnapshot};
+use crate::symbols::LOST_SYMBOL_PREFIX;
 use crate::vocab::{LedgerKind, SlotKind, SlotStatus, StoreKind};
 
 /// One thing `verify` found.
@@ -560,6 +561,9 @@ fn check_audit_log(dir: &Path, reader: &StateReader, r: &mut VerifyReport) -> Re
     let symbols = reader.symbols();
     let windows = u64::from(reader.window_count());
     r.counts.audit_entries = entries.len() as u64;
+    // Ids whose name the map lost (a repair named them `lost-symbol-<id>`):
+    // the names lines written before the loss give them, and how often.
+    let mut remembered: std::collections::BTreeMap<u64, std::collections::BTreeMap<String, u64>> = Default::default();
     for (line, e) in entries {
         if e.get("slot").is_none() && e.get("symbol").is_none() {
             continue; // a tool's own action
@@ -567,7 +571,11 @@ fn check_audit_log(dir: &Path, reader: &StateReader, r: &mut VerifyReport) -> Re
         let mut bad = Vec::new();
         let symbol = e.get("symbol").and_then(Value::as_str);
         let symbol_id = e.get("symbolId").and_then(Value::as_u64);
-        if symbol.is_none() || symbol_id.and_then(|id| symbols.get(id as usize)).map(String::as_str) != symbol {
+        let in_map = symbol_id.and_then(|id| symbols.get(id as usize)).map(String::as_str);
+        let placeholder = in_map.is_some_and(|n| n.starts_with(LOST_SYMBOL_PREFIX));
+        if let (true, Some(id), Some(name)) = (placeholder && in_map != symbol, symbol_id, symbol) {
+            *remembered.entry(id).or_default().entry(name.to_string()).or_default() += 1;
+        } else if symbol.is_none() || in_map != symbol {
             bad.push(format!(
                 "symbol {} (id {}) is not in symbol-map.json",
                 e.get("symbol").unwrap_or(&Value::Null),
@@ -610,6 +618,15 @@ fn check_audit_log(dir: &Path, reader: &StateReader, r: &mut VerifyReport) -> Re
                 json!({ "line": line }),
             ));
         }
+    }
+    for (id, names) in remembered {
+        let placeholder = symbols.get(id as usize).cloned().unwrap_or_default();
+        let said = names.iter().map(|(n, lines)| format!("{n:?} ({lines} lines)")).collect::<Vec<_>>().join(", ");
+        r.warnings.push(finding(
+            "lost-symbol-named",
+            format!("symbol id {id} is the placeholder {placeholder} (the map lost its name); audit.log names it {said}"),
+            json!({ "symbolId": id, "symbol": placeholder, "auditNames": names.keys().collect::<Vec<_>>() }),
+        ));
     }
     r.checked.push("every audit.log line parses and names a known symbol, slot kind and window".into());
     Ok(())
