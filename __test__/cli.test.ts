@@ -84,7 +84,7 @@ beforeAll(() => {
 })
 afterAll(() => rmSync(work, { recursive: true, force: true }))
 
-const COMMANDS = ['inspect', 'grid', 'verify', 'clear', 'retire', 'gc', 'retention', 'audit', 'metrics', 'serve-metrics', 'export']
+const COMMANDS = ['inspect', 'grid', 'verify', 'clear', 'retire', 'gc', 'repair', 'retention', 'audit', 'metrics', 'serve-metrics', 'export']
 
 describe('help', () => {
   it('lists every command', () => {
