@@ -363,3 +363,26 @@ fn lost_symbols_and_lost_records_together_are_refused_then_repaired_in_one_run()
     drop(c);
     assert!(verify(dir.path(), VerifyOptions::default(), &mut |_, _, _| {}).unwrap().ok);
 }
+
+#[test]
+fn a_slot_that_refers_far_past_its_table_is_refused_by_the_repair_too_and_nothing_changes() {
+    let dir = populated();
+    // SPY's first trade chunk is the first allocated: header page, chunk
+    // header, row 3, column 1 (optionTrade); the payload id is the high half
+    // of the slot's head word (bytes 8..16).
+    let p = dir.path().join("trade-ledger.dat");
+    let mut bytes = std::fs::read(&p).unwrap();
+    let at = 4096 + 64 + 3 * 7 * 32 + 32 + 8;
+    assert_eq!(u64::from_le_bytes(bytes[at..at + 8].try_into().unwrap()), 3, "the slot holds payload id 3");
+    bytes[at..at + 8].copy_from_slice(&(1u64 << 40).to_le_bytes());
+    std::fs::write(&p, &bytes).unwrap();
+    let before = snapshot(dir.path());
+    let e = Controller::bootstrap(config(dir.path())).err().unwrap();
+    assert_eq!((e.details()["highestReferencedId"].as_u64(), e.details()["danglingSlots"].as_u64()), (Some(1 << 40), Some(1)));
+    for dry_run in [true, false] {
+        let e = repair(dir.path(), &RepairOptions { dry_run, ctx: ctx() }).expect_err("the repair must refuse");
+        assert_eq!(e.code().as_str(), "ERR_CORRUPT_STATE", "{e}");
+        assert!(e.to_string().contains("more than lost records explain"), "{e}");
+        assert_unchanged(&before, dir.path(), "after a refused repair");
+    }
+}

@@ -219,10 +219,10 @@ fn intent_details(report: &RepairReport) -> serde_json::Value {
 /// controller open; false (nothing done) for a dry run or a clean directory.
 fn before_open(a: &Alone<'_>, opts: &RepairOptions, report: &mut RepairReport) -> Result<bool> {
     plan(report, a.damage, &a.symbols.all());
+    check_bounds(a.dir, report)?;
     if report.clean || opts.dry_run {
         return Ok(false);
     }
-    check_bounds(a.dir, report)?;
     let audit = AuditLog::new(a.dir, default_actor(), a.sync);
     let mut f = serde_json::Map::new();
     f.insert("details".into(), intent_details(report));
