@@ -84,7 +84,7 @@ beforeAll(() => {
 })
 afterAll(() => rmSync(work, { recursive: true, force: true }))
 
-const COMMANDS = ['inspect', 'grid', 'verify', 'clear', 'retire', 'gc', 'retention', 'audit', 'metrics', 'serve-metrics', 'export']
+const COMMANDS = ['inspect', 'grid', 'verify', 'clear', 'retire', 'gc', 'repair', 'retention', 'audit', 'metrics', 'serve-metrics', 'export']
 
 describe('help', () => {
   it('lists every command', () => {
@@ -301,8 +301,9 @@ describe('verify', () => {
     const r = ws('verify', dir, '--json')
     expect(r.status).toBe(1)
     const out = JSON.parse(r.stdout)
-    expect(out.problems.map((x: { kind: string }) => x.kind)).toEqual(['payload-missing'])
+    expect(out.problems.map((x: { kind: string }) => x.kind)).toEqual(['payload-missing', 'dangling-references'])
     expect(out.problems[0].message).toBe('AAPL window 2 optionQuote is Filled with payload id 2, which quotes does not hold (2 records)')
+    expect(out.problems[1]).toMatchObject({ store: 'quotes', records: 2, highestReferencedId: 2, danglingSlots: 1 })
     expect(out.warnings.map((x: { kind: string }) => x.kind)).toContain('torn-tail')
   })
 

@@ -94,7 +94,14 @@ export class DiskFullError extends define('DiskFullError', 'ERR_DISK_FULL') {}
 export class ReadOnlyError extends define('ReadOnlyError', 'ERR_READ_ONLY') {}
 /** The process may not write (or read) a state file. */
 export class PermissionDeniedError extends define('PermissionDeniedError', 'ERR_PERMISSION_DENIED') {}
-/** A state file is damaged, truncated or of another format; `details.file` and `details.offset` say where. */
+/**
+ * A state file is damaged, truncated or of another format; `details.file`
+ * and `details.offset` say where. When files lost what others refer to, the
+ * details also say what: a mapping table that Filled slots refer past has
+ * `records`, `highestReferencedId`, `danglingSlots` and `storesAffected`; a
+ * symbol map missing symbols whose ledger chunks exist has `symbols`,
+ * `highestSymbolId` and `chunks`. Only `window-space repair` accepts such a loss.
+ */
 export class CorruptStateError extends define('CorruptStateError', 'ERR_CORRUPT_STATE') {
   /** The damaged file. */
   get file(): string | undefined {
@@ -124,6 +131,15 @@ export class WindowOutOfRangeError extends define('WindowOutOfRangeError', 'ERR_
 export class NoWindowForTimestampError extends define('NoWindowForTimestampError', 'ERR_NO_WINDOW_FOR_TIMESTAMP') {}
 /** A payload id that its mapping table does not hold. */
 export class UnknownPayloadError extends define('UnknownPayloadError', 'ERR_UNKNOWN_PAYLOAD') {}
+/**
+ * A payload id whose record was lost and that `window-space repair` marked
+ * lost (`details.store`, `details.payloadId`): the id exists and is never
+ * handed out again, but names no artifact. Reading it, or filling a slot
+ * with it, gives this error.
+ */
+export class PayloadLostError extends define('PayloadLostError', 'ERR_PAYLOAD_LOST') {}
+/** An operation that needs the state directory to itself (`repair`) found other controllers with it open (`details.path`). */
+export class StateDirInUseError extends define('StateDirInUseError', 'ERR_STATE_DIR_IN_USE') {}
 /** An argument of the right type but an unacceptable value (checked in the native core). */
 export class InvalidArgumentError extends define('InvalidArgumentError', 'ERR_INVALID_ARGUMENT') {}
 /** An artifact path that would leave the state directory. */
@@ -238,6 +254,8 @@ export const errorClasses: Readonly<Record<WindowSpaceErrorCode, new (message: s
   ERR_NOT_A_STATE_DIR: NotAStateDirError,
   ERR_JOURNAL_GAP: JournalGapError,
   ERR_WAIT_TIMEOUT: WaitTimeoutError,
+  ERR_PAYLOAD_LOST: PayloadLostError,
+  ERR_STATE_DIR_IN_USE: StateDirInUseError,
 }
 
 /** The slot a refused transition saw, from the fields of its details. */

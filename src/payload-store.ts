@@ -6,7 +6,7 @@
  */
 import { checkChecksum, checkWhole, payloadTypeCode, U32_MAX } from './args'
 import { durably } from './durably'
-import { translateNativeError } from './errors'
+import { PayloadLostError, translateNativeError } from './errors'
 import type { NativeController } from './native'
 import { toSlotKind, type PayloadInput, type PayloadRecord } from './types'
 import { PAYLOAD_STORE_NAMES, SLOT_KIND_INFO, SLOT_KIND_NAMES, type PayloadStoreName } from './vocabulary'
@@ -76,7 +76,12 @@ export class PayloadStore implements Iterable<PayloadRecord> {
     return durably(n, () => this.append(payload))
   }
 
-  /** The record of `payloadId`, or `null` if it does not exist. */
+  /**
+   * The record of `payloadId`, or `null` if it does not exist. An id whose
+   * record was lost and that `window-space repair` marked lost throws
+   * `PayloadLostError`: the id exists (it is never handed out again) but
+   * names no artifact.
+   */
   get(payloadId: number): PayloadRecord | null {
     checkWhole(payloadId, 'payloadId', Number.MAX_SAFE_INTEGER)
     const r = call(() => this.#native().getPayload(this.#code, payloadId))
@@ -94,17 +99,23 @@ export class PayloadStore implements Iterable<PayloadRecord> {
     }
   }
 
-  /** Number of records (including those other processes appended). */
+  /** Number of records (including those other processes appended, and ids marked lost): the next id. */
   get length(): number {
     return call(() => this.#native().payloadCount(this.#code))
   }
 
-  /** Records from id `from` on, in id order. */
+  /** Records from id `from` on, in id order (ids marked lost are skipped). */
   *entries(from = 0): IterableIterator<PayloadRecord> {
     checkWhole(from, 'from', Number.MAX_SAFE_INTEGER)
     const end = this.length
     for (let id = from; id < end; id++) {
-      const r = this.get(id)
+      let r: PayloadRecord | null
+      try {
+        r = this.get(id)
+      } catch (e) {
+        if (e instanceof PayloadLostError) continue
+        throw e
+      }
       if (r) yield r
     }
   }

@@ -146,6 +146,8 @@ export const ERROR_CODES = {
   ERR_NOT_A_STATE_DIR: { class: 'NotAStateDirError', parent: 'WindowSpaceError' },
   ERR_JOURNAL_GAP: { class: 'JournalGapError', parent: 'WindowSpaceError' },
   ERR_WAIT_TIMEOUT: { class: 'WaitTimeoutError', parent: 'WindowSpaceError' },
+  ERR_PAYLOAD_LOST: { class: 'PayloadLostError', parent: 'WindowSpaceError' },
+  ERR_STATE_DIR_IN_USE: { class: 'StateDirInUseError', parent: 'WindowSpaceError' },
 } as const
 /** Stable code of an error (`err.code`). */
 export type WindowSpaceErrorCode = keyof typeof ERROR_CODES

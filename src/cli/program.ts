@@ -16,6 +16,7 @@ import { adminCommand, retention } from './change'
 import { gcCommand } from './gc'
 import { exportRows, grid, inspect, metricsCommand, serveMetrics } from './look'
 import { ReaderGone } from './output'
+import { repairCommand } from './repair'
 import { verifyCommand } from './verify'
 import { SLOT_KIND_NAMES } from '../vocabulary'
 
@@ -23,7 +24,7 @@ const READ_ONLY = 'Read-only: opens every file read-only, takes no lock, creates
 
 function program(): Command {
   const p = new Command('window-space')
-  p.description('Operate a window-space state directory: inspect, verify, clear, retire, collect garbage, export, metrics.')
+  p.description('Operate a window-space state directory: inspect, verify, clear, retire, collect garbage, repair, export, metrics.')
     .version((JSON.parse(readFileSync(join(__dirname, '..', '..', 'package.json'), 'utf8')) as { version: string }).version)
     .showHelpAfterError('(run with --help for usage)')
     .addHelpText('after', '\nExit status: 0 ok, 1 problems found or the state or the output could not be read or written, 2 bad input.\nWindow ranges are --from (inclusive) to --to (exclusive), like the library.')
@@ -104,6 +105,19 @@ function program(): Command {
       '\nA file written for a claim (writeArtifact(claim, ...)) is kept while its claim is in flight and collected once the slot moved past it; a file at a path the engine chose is collected only when no slot is Pending and it is older than --min-age. Symbolic links are never followed. A killed gc is finished by the next gc --delete.',
     )
     .action(run(gcCommand))
+
+  p.command('repair')
+    .argument('<dir>', 'state directory')
+    .description('accept lost payload records and symbols that make a bootstrap refuse the directory: clear the Filled slots that refer to lost records, mark their ids lost and name lost symbols, so no id is ever handed out twice')
+    .option('--dry-run', 'say what was found and what would change, change nothing')
+    .option('--reason <text>', 'why, for the audit trail (default: this command line)')
+    .option('--actor <name>', 'who, for the audit trail (default: user@host pid N)')
+    .option('--json', 'print one JSON document')
+    .addHelpText(
+      'after',
+      '\nNeeds the directory to itself: refused while any engine or tool has it open. An intent line goes to the audit trail before anything changes, an outcome line after. Killed at any point, run it again: it finishes what is left, and until then the directory stays refused.',
+    )
+    .action(run(repairCommand))
 
   p.command('retention')
     .argument('<dir>', 'state directory')

@@ -9,7 +9,7 @@
 //! | code | details fields |
 //! | --- | --- |
 //! | `ERR_IO`, `ERR_DISK_FULL`, `ERR_READ_ONLY`, `ERR_PERMISSION_DENIED` | `op`, `path`, `osError` (errno or null) |
-//! | `ERR_CORRUPT_STATE` | `file`, `offset` (or null), `what` |
+//! | `ERR_CORRUPT_STATE` | `file`, `offset` (or null), `what`; for payload ids Filled slots refer to that their mapping table does not hold, also `records`, `highestReferencedId`, `danglingSlots`, `storesAffected`; for chunks of symbols `symbol-map.json` does not hold, also `symbols`, `highestSymbolId`, `chunks` |
 //! | `ERR_NEWER_FORMAT` | `file`, `version` (found), `supported` (the newest this library reads) |
 //! | `ERR_SCHEDULE_MISMATCH`, `ERR_INVALID_SCHEDULE`, `ERR_INVALID_ARGUMENT`, `ERR_UNSUPPORTED`, `ERR_INTERNAL` | `what` |
 //! | `ERR_INVALID_SYMBOL` | `symbol`, `why` |
@@ -18,6 +18,8 @@
 //! | `ERR_NO_WINDOW_FOR_TIMESTAMP` | `timestampNs` (decimal string) |
 //! | `ERR_VERSION_CONFLICT`, `ERR_SLOT_BUSY`, `ERR_SLOT_FILLED`, `ERR_SLOT_RETIRED` | `symbolId`, `windowIdx`, `slotKind`, `expectedVersion` (or null), and the slot as it was seen: `status`, `version`, `payloadType`, `payloadId`, `checksum` (u64 as a decimal string), `leaseExpiresAt` (ms, or null) |
 //! | `ERR_UNKNOWN_PAYLOAD` | `store`, `payloadId`, `length` |
+//! | `ERR_PAYLOAD_LOST` | `store`, `payloadId` |
+//! | `ERR_STATE_DIR_IN_USE` | `path`, `what` |
 //! | `ERR_PATH_ESCAPES_STATE_DIR`, `ERR_NOT_A_STATE_DIR` | `path` |
 //! | `ERR_CLOSED` | none |
 
@@ -39,6 +41,35 @@ pub enum Error {
     Io { op: &'static str, path: PathBuf, source: io::Error },
     /// A state file is damaged, truncated, or of another format.
     CorruptState { file: PathBuf, offset: Option<u64>, what: String },
+    /// Filled slots refer to payload ids that their mapping table does not
+    /// hold (it lost records: power loss in the buffered mode, or files
+    /// restored from backups of different times), or holds only as lost.
+    /// A bootstrap refuses it; only an operator's repair accepts the loss.
+    DanglingPayloads {
+        /// The mapping table (the first one affected, in store order).
+        file: PathBuf,
+        /// Whole records the table holds.
+        records: u64,
+        /// The highest payload id any Filled slot of its slot kinds refers to.
+        highest_referenced: u64,
+        /// Filled slots whose payload id the table does not hold (or holds as lost).
+        dangling_slots: u64,
+        /// How many mapping tables are affected (this one included).
+        stores: u32,
+    },
+    /// Ledger chunks belong to symbol ids that `symbol-map.json` does not
+    /// hold (the map lost symbols, or was restored from an older backup).
+    /// A bootstrap refuses it; only an operator's repair accepts the loss.
+    UnknownSymbolChunks {
+        /// `symbol-map.json`.
+        file: PathBuf,
+        /// Symbols the map holds.
+        symbols: u32,
+        /// The highest symbol id a chunk belongs to.
+        highest_symbol: u32,
+        /// Chunks (of both ledgers) whose symbol id the map does not hold.
+        chunks: u64,
+    },
     /// A state file was written by a newer version of window-space.
     NewerFormat { file: PathBuf, version: u32, supported: u32 },
     /// The schedule given differs from the one persisted in the state directory.
@@ -57,6 +88,13 @@ pub enum Error {
     SlotWrite { at: SlotAddr, refusal: SlotWriteError },
     /// A payload id that the mapping table does not hold.
     UnknownPayload { store: &'static str, payload_id: u64, length: u64 },
+    /// A payload id whose record was lost and that an operator's repair
+    /// marked lost: the id exists (it is never handed out again) but names
+    /// no artifact.
+    PayloadLost { store: &'static str, payload_id: u64 },
+    /// An operation that needs the state directory to itself found other
+    /// controllers (in this or other processes) with it open.
+    StateDirInUse { path: PathBuf, what: String },
     /// An argument outside what the operation accepts.
     InvalidArgument { what: String },
     /// An artifact path that would leave the state directory.
@@ -83,7 +121,7 @@ impl Error {
                 Some(code) if code == rustix::io::Errno::PERM.raw_os_error() => ErrorCode::PermissionDenied,
                 _ => ErrorCode::Io,
             },
-            Self::CorruptState { .. } => ErrorCode::CorruptState,
+            Self::CorruptState { .. } | Self::DanglingPayloads { .. } | Self::UnknownSymbolChunks { .. } => ErrorCode::CorruptState,
             Self::NewerFormat { .. } => ErrorCode::NewerFormat,
             Self::ScheduleMismatch { .. } => ErrorCode::ScheduleMismatch,
             Self::InvalidSchedule { .. } => ErrorCode::InvalidSchedule,
@@ -93,6 +131,8 @@ impl Error {
             Self::NoWindowForTimestamp { .. } => ErrorCode::NoWindowForTimestamp,
             Self::SlotWrite { refusal, .. } => refusal.code(),
             Self::UnknownPayload { .. } => ErrorCode::UnknownPayload,
+            Self::PayloadLost { .. } => ErrorCode::PayloadLost,
+            Self::StateDirInUse { .. } => ErrorCode::StateDirInUse,
             Self::InvalidArgument { .. } => ErrorCode::InvalidArgument,
             Self::PathEscapesStateDir { .. } => ErrorCode::PathEscapesStateDir,
             Self::Closed => ErrorCode::Closed,
@@ -109,6 +149,23 @@ impl Error {
         match self {
             Self::Io { op, path, source } => json!({ "op": op, "path": path, "osError": source.raw_os_error() }),
             Self::CorruptState { file, offset, what } => json!({ "file": file, "offset": offset, "what": what }),
+            Self::DanglingPayloads { file, records, highest_referenced, dangling_slots, stores } => json!({
+                "file": file,
+                "offset": null,
+                "what": self.what(),
+                "records": records,
+                "highestReferencedId": highest_referenced,
+                "danglingSlots": dangling_slots,
+                "storesAffected": stores,
+            }),
+            Self::UnknownSymbolChunks { file, symbols, highest_symbol, chunks } => json!({
+                "file": file,
+                "offset": null,
+                "what": self.what(),
+                "symbols": symbols,
+                "highestSymbolId": highest_symbol,
+                "chunks": chunks,
+            }),
             Self::NewerFormat { file, version, supported } => json!({ "file": file, "version": version, "supported": supported }),
             Self::ScheduleMismatch { what }
             | Self::InvalidSchedule { what }
@@ -135,6 +192,8 @@ impl Error {
                 })
             }
             Self::UnknownPayload { store, payload_id, length } => json!({ "store": store, "payloadId": payload_id, "length": length }),
+            Self::PayloadLost { store, payload_id } => json!({ "store": store, "payloadId": payload_id }),
+            Self::StateDirInUse { path, what } => json!({ "path": path, "what": what }),
             Self::PathEscapesStateDir { path } => json!({ "path": path }),
             Self::Closed => json!({}),
             Self::NotAStateDir { path } => json!({ "path": path }),
@@ -146,6 +205,27 @@ impl Error {
         match self {
             Self::SlotWrite { refusal, .. } => Some(refusal),
             _ => None,
+        }
+    }
+
+    /// What is wrong, for the damage that only an operator's repair accepts.
+    fn what(&self) -> String {
+        match self {
+            Self::DanglingPayloads { records, highest_referenced, dangling_slots, stores, .. } => {
+                let others = match stores {
+                    0 | 1 => String::new(),
+                    n => format!(" ({} more mapping tables are affected likewise)", n - 1),
+                };
+                format!(
+                    "{dangling_slots} Filled slots refer to payload ids this mapping table does not hold: it holds {records} record{}, and slots refer to ids up to {highest_referenced}{others}. Records were lost (power loss in the buffered mode, or files restored from backups of different times), and appending would hand out ids those slots refer to; `window-space repair` accepts the loss (try --dry-run first)",
+                    if *records == 1 { "" } else { "s" }
+                )
+            }
+            Self::UnknownSymbolChunks { symbols, highest_symbol, chunks, .. } => format!(
+                "{chunks} ledger chunks belong to symbol ids this map does not hold: it holds {symbols} symbol{}, and chunks belong to ids up to {highest_symbol}. Symbols were lost (files restored from backups of different times), and adding a symbol would give it the id of rows that exist; `window-space repair` accepts the loss (try --dry-run first)",
+                if *symbols == 1 { "" } else { "s" }
+            ),
+            _ => String::new(),
         }
     }
 
@@ -187,6 +267,9 @@ impl fmt::Display for Error {
             Self::CorruptState { file, offset: None, what } => {
                 write!(f, "corrupt state file {}: {what}", file.display())
             }
+            Self::DanglingPayloads { file, .. } | Self::UnknownSymbolChunks { file, .. } => {
+                write!(f, "corrupt state file {}: {}", file.display(), self.what())
+            }
             Self::NewerFormat { file, version, supported } => write!(
                 f,
                 "{} was made by a newer version of window-space (format version {version}; this library reads version {supported}): upgrade window-space to open it",
@@ -206,6 +289,11 @@ impl fmt::Display for Error {
             Self::UnknownPayload { store, payload_id, length } => {
                 write!(f, "payload id {payload_id} does not exist in {store} (it holds {length} records)")
             }
+            Self::PayloadLost { store, payload_id } => write!(
+                f,
+                "payload id {payload_id} of {store} was lost: its record did not survive and `window-space repair` marked the id lost (it names no artifact and is never handed out again)"
+            ),
+            Self::StateDirInUse { path, what } => write!(f, "{} is in use: {what}", path.display()),
             Self::InvalidArgument { what } => write!(f, "invalid argument: {what}"),
             Self::PathEscapesStateDir { path } => write!(f, "artifact path {path:?} would leave the state directory"),
             Self::Closed => write!(f, "the controller is closed"),

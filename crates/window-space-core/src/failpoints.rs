@@ -32,6 +32,13 @@
 /// line says "a fault" inject an error (armed with `return(...)`); the
 /// others are crash points that do nothing unless armed.
 pub const POINTS: &[(&str, &str)] = &[
+    ("repair::intent-written", "`window-space repair`: its audit intent line written; nothing else changed"),
+    ("repair::symbols-added", "`window-space repair`: the placeholder symbols are in `symbol-map.json`; no lost-id record yet"),
+    ("payload::lost-header-written", "a damaged table's header rewritten with format version 2; no lost-id record yet"),
+    ("payload::lost-written", "a batch of lost-id records written, not synced"),
+    ("repair::lost-marked", "`window-space repair`: every lost id marked; no dangling slot cleared yet"),
+    ("repair::slot-cleared", "`window-space repair`: one dangling slot cleared (counted, journaled); the others not yet"),
+    ("repair::cleared", "`window-space repair`: every dangling slot cleared; the outcome line not written"),
     ("slot::claim-read", "a claim has loaded the slot's head word and not yet decided on it"),
     ("slot::admin-read", "a force-clear or retire has loaded the slot's head word and not yet decided on it"),
     (

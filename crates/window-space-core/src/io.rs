@@ -36,6 +36,11 @@
 //! | `payload.cut.truncate` | truncate | cutting a torn tail (bootstrap alone, or an appender) |
 //! | `payload.cut.sync` | fsync | after that cut |
 //! | `payload.commit.sync` | fdatasync | records of deferred appends (group commit, a deferred fill's own record, `flush()`) |
+//! | `payload.lost.header` | write | the header rewritten with format version 2 before the first lost-id record (`window-space repair`) |
+//! | `payload.lost.header.sync` | fdatasync | that header |
+//! | `payload.lost.write` | write | lost-id records, in batches (`window-space repair`) |
+//! | `payload.lost.sync` | fdatasync | those records |
+//! | `payload.lost.undo` | truncate | cutting off what a failed batch wrote |
 //! | `ledger.create.write` | write | the header page of a new ledger |
 //! | `ledger.create.sync` | fsync | that header page |
 //! | `ledger.grow.extend` | fallocate | room for new chunks (zeros written where `fallocate` is unsupported) |
@@ -201,6 +206,11 @@ sites! {
     PayloadCutTruncate = "payload.cut.truncate", Truncate;
     PayloadCutSync = "payload.cut.sync", FullSync;
     PayloadCommitSync = "payload.commit.sync", DataSync;
+    PayloadLostHeader = "payload.lost.header", Write;
+    PayloadLostHeaderSync = "payload.lost.header.sync", DataSync;
+    PayloadLostWrite = "payload.lost.write", Write;
+    PayloadLostSync = "payload.lost.sync", DataSync;
+    PayloadLostUndo = "payload.lost.undo", Truncate;
     LedgerCreateWrite = "ledger.create.write", Write;
     LedgerCreateSync = "ledger.create.sync", FullSync;
     LedgerGrowExtend = "ledger.grow.extend", Extend;

@@ -56,7 +56,7 @@ use crate::io::{self, Site};
 use crate::lock::FileLock;
 use crate::mapping::{ChunkAddr, SharedMapping, PAGE};
 use crate::slot::{SlotCell, SlotSnapshot, Transition, SLOT_BYTES};
-use crate::vocab::{LedgerEvent, LedgerKind, SlotKind, SlotStatus};
+use crate::vocab::{LedgerEvent, LedgerKind, SlotKind, SlotStatus, StoreKind};
 
 pub(crate) const MAGIC: [u8; 8] = *b"\x89WSLED\r\n";
 pub(crate) const FORMAT_VERSION: u32 = 1;
@@ -112,6 +112,22 @@ pub struct LedgerScan {
     /// Non-Empty slots outside the symbols × windows the scan was given
     /// (counted in `counts` all the same), if any.
     pub outside: Option<OutsideSlots>,
+    /// By store (`StoreKind` code): the highest payload id a Filled slot of
+    /// this ledger refers to (when the scan was asked about references).
+    pub highest_ref: [Option<u64>; StoreKind::ALL.len()],
+    /// Filled slots whose payload id the scan's `missing` judged absent from
+    /// its store (when the scan was asked about references).
+    pub dangling: Vec<DanglingRef>,
+}
+
+/// A Filled slot whose payload id its store does not hold (or holds only as
+/// a lost id): what a bootstrap refuses and an operator's repair clears.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct DanglingRef {
+    pub symbol: u32,
+    pub window: u32,
+    pub kind: SlotKind,
+    pub payload_id: u64,
 }
 
 /// Non-Empty slots a scan found outside the symbols × windows it was given.
@@ -682,7 +698,7 @@ impl Ledger {
     /// Rows of symbols at or past `symbol_count`, or windows at or past
     /// `window_count`, must be Empty; anything else is reported as damage.
     pub fn scan(&self, now_ms: u64, symbol_count: u32, window_count: u32) -> Result<LedgerScan> {
-        let scan = self.scan_counting_outside(now_ms, symbol_count, window_count)?;
+        let scan = self.scan_with(now_ms, symbol_count, window_count, None)?;
         match &scan.outside {
             Some(o) => Err(self.outside_error(o, symbol_count, window_count)),
             None => Ok(scan),
@@ -707,9 +723,34 @@ impl Ledger {
     /// window added after the caller read those counts is no damage, and the
     /// caller decides once it has read them again.
     pub fn scan_counting_outside(&self, now_ms: u64, symbol_count: u32, window_count: u32) -> Result<LedgerScan> {
+        self.scan_with(now_ms, symbol_count, window_count, None)
+    }
+
+    /// Like [`scan_counting_outside`](Self::scan_counting_outside), and also
+    /// looks at what every Filled slot refers to: the highest payload id per
+    /// store ([`LedgerScan::highest_ref`]) and the slots whose payload id
+    /// `missing(store, id)` says the store does not hold
+    /// ([`LedgerScan::dangling`]).
+    pub fn scan_references(
+        &self,
+        now_ms: u64,
+        symbol_count: u32,
+        window_count: u32,
+        missing: &dyn Fn(StoreKind, u64) -> bool,
+    ) -> Result<LedgerScan> {
+        self.scan_with(now_ms, symbol_count, window_count, Some(missing))
+    }
+
+    fn scan_with(
+        &self,
+        now_ms: u64,
+        symbol_count: u32,
+        window_count: u32,
+        missing: Option<&dyn Fn(StoreKind, u64) -> bool>,
+    ) -> Result<LedgerScan> {
         self.catch_up()?;
         let columns = self.geometry.slots_per_row as usize;
-        let mut scan = LedgerScan { counts: vec![[0; 5]; columns], stale_claims: 0, chunks: 0, outside: None };
+        let mut scan = LedgerScan { counts: vec![[0; 5]; columns], ..LedgerScan::default() };
         let dir = self.dir.read().unwrap_or_else(|p| p.into_inner());
         let rpc = self.geometry.rows_per_chunk;
         for (symbol, chunks) in dir.by_symbol.iter().enumerate() {
@@ -745,11 +786,40 @@ impl Ledger {
                         if status == SlotStatus::Pending && cell.read().lease_deadline_ms <= now_ms {
                             scan.stale_claims += 1;
                         }
+                        if let (SlotStatus::Filled, Some(missing), Some(kind)) = (status, missing, self.kind_of_column(column)) {
+                            let snap = cell.read();
+                            if snap.status == SlotStatus::Filled {
+                                let store = kind.store();
+                                let high = &mut scan.highest_ref[store as usize];
+                                *high = Some(high.map_or(snap.payload_id, |h| h.max(snap.payload_id)));
+                                if missing(store, snap.payload_id) {
+                                    let window = u32::try_from(window).unwrap_or(u32::MAX);
+                                    scan.dangling.push(DanglingRef { symbol: symbol as u32, window, kind, payload_id: snap.payload_id });
+                                }
+                            }
+                        }
                     }
                 }
             }
         }
         Ok(scan)
+    }
+
+    /// Chunks published so far whose symbol id is `symbol_count` or more
+    /// (symbols the symbol map does not hold), and the highest such id.
+    pub fn chunks_of_unknown_symbols(&self, symbol_count: u32) -> Result<(u64, Option<u32>)> {
+        self.catch_up()?;
+        let dir = self.dir.read().unwrap_or_else(|p| p.into_inner());
+        let mut n = 0;
+        let mut highest = None;
+        for (symbol, chunks) in dir.by_symbol.iter().enumerate().skip(symbol_count as usize) {
+            let here = chunks.iter().filter(|c| c.is_some()).count() as u64;
+            if here > 0 {
+                n += here;
+                highest = Some(symbol as u32);
+            }
+        }
+        Ok((n, highest))
     }
 
     /// Symbols that own at least one chunk (for tests and tooling).

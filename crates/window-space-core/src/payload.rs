@@ -3,12 +3,12 @@
 //! `aggregations.map`). A payload id is the position of its record in the
 //! file; ids are dense, never reused, and unique across processes.
 //!
-//! ## File format (version 1), little-endian
+//! ## File format (versions 1 and 2), little-endian
 //!
 //! ```text
 //! Header, bytes 0..64
 //!   0   8  magic            89 57 53 4D 41 50 0D 0A   ("\x89WSMAP\r\n")
-//!   8   4  format version   1
+//!   8   4  format version   1; 2 once the table may hold lost-id records
 //!  12   4  store kind       0 trades, 1 quotes, 2 aggressor, 3 rf_rate, 4 greeks, 5 aggregations
 //!  16   8  created at       ns since the Unix epoch
 //!  24  32  reserved         0
@@ -23,13 +23,28 @@
 //!    12   4  window index
 //!    16   1  slot kind        global slot-kind code (slot.rs)
 //!    17   1  payload type     artifact format code
-//!    18   2  flags            0 (a record with other flags is damage)
+//!    18   2  flags            0: a record; 0x0001 (LOST): a lost-id record
+//!                             (below); any other value is damage
 //!    20   4  URI length       u (≤ 4096)
 //!    24   8  artifact checksum
 //!    32   8  artifact size    bytes
 //!    40   8  created at       ns since the Unix epoch
 //!    48   u  URI              UTF-8
 //! ```
+//!
+//! **Lost-id records** (flags `0x0001`): the record of this payload id did
+//! not survive (power loss in the buffered mode, or a table restored from an
+//! older backup) and an operator's repair (`ops/repair.rs`) accepted the
+//! loss. It keeps the id taken, so the id is never handed out again; it names
+//! no artifact. Its body is the fixed 48 bytes: the payload id, the creation
+//! time (when the repair wrote it), every other field 0 and no URI (a lost-id
+//! record of another shape is damage). Reading its id gives
+//! `Error::PayloadLost`; a fill naming it is refused the same way. Before it
+//! writes the first one, the repair rewrites the header with format version
+//! 2 (and fsyncs), so a library that reads only version 1 refuses the table
+//! as made by a newer version rather than taking a lost-id record for a bad
+//! one (and cutting it off as a torn tail, which would hand its id out
+//! again). New tables are made with version 1.
 //!
 //! **Appends** take an exclusive `flock` on the file, first read any records
 //! other processes appended (so the next id is known), cut an incomplete
@@ -56,7 +71,14 @@ use crate::vocab::SlotKind;
 pub use crate::vocab::StoreKind;
 
 pub(crate) const MAGIC: [u8; 8] = *b"\x89WSMAP\r\n";
-pub(crate) const FORMAT_VERSION: u32 = 1;
+/// The newest format version this library reads (and the one the repair writes).
+pub(crate) const FORMAT_VERSION: u32 = 2;
+/// The format version of a new table (no lost-id record yet).
+const FORMAT_VERSION_NEW: u32 = 1;
+/// Format version 2 and later may hold lost-id records.
+const FORMAT_VERSION_LOST: u32 = 2;
+/// The record flag of a lost-id record.
+pub const FLAG_LOST: u16 = 0x0001;
 pub(crate) const HEADER_BYTES: u64 = 64;
 const RECORD_MAGIC: [u8; 4] = *b"WSR1";
 const RECORD_HEADER_BYTES: usize = 16;
@@ -105,7 +127,10 @@ pub struct PayloadInput {
 /// What replay found.
 #[derive(Debug, Clone, Default, PartialEq, Eq)]
 pub struct ReplayReport {
+    /// Records, lost-id records included (the next id).
     pub records: u64,
+    /// Lost-id records among them.
+    pub lost: u64,
     pub bytes: u64,
     /// Bytes of a torn tail found after the last good record.
     pub torn_tail_bytes: u64,
@@ -117,6 +142,8 @@ pub struct ReplayReport {
 struct Index {
     /// File offset of each record, by payload id.
     offsets: Vec<u64>,
+    /// Ids of lost-id records, ascending.
+    lost: Vec<u64>,
     /// End of the last good record.
     end: u64,
 }
@@ -142,16 +169,36 @@ pub struct PayloadStore {
     /// Held across taking `first_owed` and the `fdatasync` that pays it, so
     /// `ensure_durable` never sees "nothing owed" while that sync is running.
     syncing: Mutex<()>,
+    /// The lowest and highest lost id in `index` (`u64::MAX` and 0 when
+    /// none), set before `known` covers them: an id outside the range is no
+    /// lost one, without taking the index's lock.
+    lost_lo: AtomicU64,
+    lost_hi: AtomicU64,
+}
+
+/// What a good record at some offset is.
+enum Entry {
+    Record(PayloadRecord),
+    Lost(u64),
+}
+
+impl Entry {
+    fn id(&self) -> u64 {
+        match self {
+            Self::Record(r) => r.payload_id,
+            Self::Lost(id) => *id,
+        }
+    }
 }
 
 fn pad8(n: usize) -> usize {
     (n + 7) & !7
 }
 
-fn encode_header(kind: StoreKind, created_at_ns: u64) -> [u8; HEADER_BYTES as usize] {
+fn encode_header(kind: StoreKind, created_at_ns: u64, version: u32) -> [u8; HEADER_BYTES as usize] {
     let mut h = [0u8; HEADER_BYTES as usize];
     h[0..8].copy_from_slice(&MAGIC);
-    h[8..12].copy_from_slice(&FORMAT_VERSION.to_le_bytes());
+    h[8..12].copy_from_slice(&version.to_le_bytes());
     h[12..16].copy_from_slice(&kind.code().to_le_bytes());
     h[16..24].copy_from_slice(&created_at_ns.to_le_bytes());
     let sum = xxhash_rust::xxh3::xxh3_64(&h[..56]);
@@ -159,8 +206,20 @@ fn encode_header(kind: StoreKind, created_at_ns: u64) -> [u8; HEADER_BYTES as us
     h
 }
 
-/// Checks a mapping-table header.
-pub fn decode_header(path: &Path, kind: StoreKind, h: &[u8]) -> Result<()> {
+/// True when `h` is a version 1 header whose rewrite as version 2 was cut
+/// short: the new header's first bytes over the old one's last. The two
+/// differ only in the version and the checksum, so such a header is the old
+/// one for some cut, and its fields are those of both.
+fn is_torn_upgrade(h: &[u8]) -> bool {
+    let kind = u32::from_le_bytes(h[12..16].try_into().expect("4 bytes"));
+    let Some(kind) = StoreKind::from_code(kind) else { return false };
+    let created = u64::from_le_bytes(h[16..24].try_into().expect("8 bytes"));
+    let (old, new) = (encode_header(kind, created, FORMAT_VERSION_NEW), encode_header(kind, created, FORMAT_VERSION_LOST));
+    (0..=h.len()).any(|cut| h[..cut] == new[..cut] && h[cut..] == old[cut..])
+}
+
+/// Checks a mapping-table header; returns its format version (1 or 2).
+pub fn decode_header(path: &Path, kind: StoreKind, h: &[u8]) -> Result<u32> {
     if h.len() < HEADER_BYTES as usize {
         return Err(Error::corrupt(path, Some(h.len() as u64), "file is shorter than its 64-byte header"));
     }
@@ -169,17 +228,28 @@ pub fn decode_header(path: &Path, kind: StoreKind, h: &[u8]) -> Result<()> {
         return Err(Error::corrupt(path, Some(0), "wrong magic number: not a window-space mapping table"));
     }
     let version = u32::from_le_bytes(h[8..12].try_into().expect("4 bytes"));
-    if version != FORMAT_VERSION {
+    if !(FORMAT_VERSION_NEW..=FORMAT_VERSION).contains(&version) {
         return Err(Error::unsupported_version(path, 8, version, FORMAT_VERSION));
     }
     if u64::from_le_bytes(h[56..64].try_into().expect("8 bytes")) != xxhash_rust::xxh3::xxh3_64(&h[..56]) {
-        return Err(Error::corrupt(path, Some(56), "header checksum mismatch"));
+        if !is_torn_upgrade(&h[..HEADER_BYTES as usize]) {
+            return Err(Error::corrupt(path, Some(56), "header checksum mismatch"));
+        }
+        // The rewrite to version 2 was cut short before any lost-id record
+        // was written (they follow it only once it is whole and synced): the
+        // table is still a version 1 one, and the next `append_lost` writes
+        // the header again.
+        let stored = u32::from_le_bytes(h[12..16].try_into().expect("4 bytes"));
+        if stored != kind.code() {
+            return Err(Error::corrupt(path, Some(12), format!("store kind {stored}, expected {} ({})", kind.code(), kind.file_name())));
+        }
+        return Ok(FORMAT_VERSION_NEW);
     }
     let stored = u32::from_le_bytes(h[12..16].try_into().expect("4 bytes"));
     if stored != kind.code() {
         return Err(Error::corrupt(path, Some(12), format!("store kind {stored}, expected {} ({})", kind.code(), kind.file_name())));
     }
-    Ok(())
+    Ok(version)
 }
 
 /// Encodes a record (with its framing) for `payload_id`.
@@ -210,11 +280,29 @@ pub fn encode_record(rec: &PayloadRecord) -> Result<Vec<u8>> {
     Ok(out)
 }
 
+/// Encodes the lost-id record of `payload_id` (see the module comment).
+pub fn encode_lost_record(payload_id: u64, created_at_ns: u64) -> Vec<u8> {
+    let mut out = vec![0u8; pad8(RECORD_HEADER_BYTES + BODY_FIXED_BYTES)];
+    {
+        let body = &mut out[RECORD_HEADER_BYTES..RECORD_HEADER_BYTES + BODY_FIXED_BYTES];
+        body[0..8].copy_from_slice(&payload_id.to_le_bytes());
+        body[18..20].copy_from_slice(&FLAG_LOST.to_le_bytes());
+        body[40..48].copy_from_slice(&created_at_ns.to_le_bytes());
+    }
+    let sum = xxhash_rust::xxh3::xxh3_64(&out[RECORD_HEADER_BYTES..RECORD_HEADER_BYTES + BODY_FIXED_BYTES]);
+    out[0..4].copy_from_slice(&RECORD_MAGIC);
+    out[4..8].copy_from_slice(&(BODY_FIXED_BYTES as u32).to_le_bytes());
+    out[8..16].copy_from_slice(&sum.to_le_bytes());
+    out
+}
+
 /// Outcome of parsing one record from a byte slice.
 #[derive(Debug, PartialEq, Eq)]
 pub enum Parsed {
     /// A good record of this many bytes (padding included).
     Record(PayloadRecord, usize),
+    /// A good lost-id record of this payload id and this many bytes.
+    Lost(u64, usize),
     /// Not enough bytes for the record the framing announces.
     Incomplete,
     /// Bad framing or checksum; `announced` is the record length when the
@@ -246,6 +334,13 @@ pub fn parse_record(buf: &[u8]) -> Parsed {
     let u64_at = |o: usize| u64::from_le_bytes(body[o..o + 8].try_into().expect("8 bytes"));
     let u32_at = |o: usize| u32::from_le_bytes(body[o..o + 4].try_into().expect("4 bytes"));
     let flags = u16::from_le_bytes([body[18], body[19]]);
+    if flags == FLAG_LOST {
+        let zero = body[8..18].iter().chain(&body[20..40]).all(|b| *b == 0);
+        if body_len != BODY_FIXED_BYTES || !zero {
+            return Parsed::Bad { what: "lost-id record with fields set".into(), announced: Some(total) };
+        }
+        return Parsed::Lost(u64_at(0), total);
+    }
     if flags != 0 {
         return Parsed::Bad { what: format!("record flags {flags:#06x} are not 0"), announced: Some(total) };
     }
@@ -294,7 +389,7 @@ impl PayloadStore {
     /// Creates an empty table (first bootstrap).
     pub fn create(path: &Path, kind: StoreKind, created_at_ns: u64) -> Result<()> {
         let file = OpenOptions::new().write(true).create_new(true).open(path).map_err(|e| Error::io("create", path, e))?;
-        io::write_at(Site::PayloadCreateWrite, &file, path, &encode_header(kind, created_at_ns), 0)?;
+        io::write_at(Site::PayloadCreateWrite, &file, path, &encode_header(kind, created_at_ns, FORMAT_VERSION_NEW), 0)?;
         io::sync_all(Site::PayloadCreateSync, &file, path)
     }
 
@@ -325,18 +420,26 @@ impl PayloadStore {
             kind,
             path: path.to_path_buf(),
             file,
-            index: Mutex::new(Index { offsets: Vec::new(), end: HEADER_BYTES }),
+            index: Mutex::new(Index { offsets: Vec::new(), lost: Vec::new(), end: HEADER_BYTES }),
             appenders: Mutex::new(()),
             sync,
             writable,
             first_owed: AtomicU64::new(u64::MAX),
             known: AtomicU64::new(0),
             syncing: Mutex::new(()),
+            lost_lo: AtomicU64::new(u64::MAX),
+            lost_hi: AtomicU64::new(0),
         };
         let report = {
             let mut index = store.index.lock().unwrap_or_else(|p| p.into_inner());
             let torn = store.read_new_records(&mut index)?;
-            ReplayReport { records: index.offsets.len() as u64, bytes: index.end, torn_tail_bytes: torn, torn_tail_repaired: false }
+            ReplayReport {
+                records: index.offsets.len() as u64,
+                lost: index.lost.len() as u64,
+                bytes: index.end,
+                torn_tail_bytes: torn,
+                torn_tail_repaired: false,
+            }
         };
         Ok((store, report))
     }
@@ -393,7 +496,7 @@ impl PayloadStore {
         while let Some(&off) = index.offsets.last() {
             let id = index.offsets.len() as u64 - 1;
             match self.record_at(off)? {
-                Some((rec, total)) if rec.payload_id == id => {
+                Some((rec, total)) if rec.id() == id => {
                     if index.end != off + total as u64 {
                         index.end = off + total as u64;
                         changed = true;
@@ -408,7 +511,11 @@ impl PayloadStore {
             }
         }
         if changed {
-            self.known.store(index.offsets.len() as u64, Ordering::Release);
+            let len = index.offsets.len() as u64;
+            while index.lost.last().is_some_and(|l| *l >= len) {
+                index.lost.pop();
+            }
+            self.known.store(len, Ordering::Release);
         }
         Ok(changed)
     }
@@ -418,17 +525,23 @@ impl PayloadStore {
         let Some(&off) = index.offsets.last() else { return Ok(index.end == HEADER_BYTES) };
         let mut buf = vec![0u8; (index.end - off) as usize];
         let got = read_upto(&self.file, &mut buf, off).map_err(|e| Error::io("read", &self.path, e))?;
+        let last = index.offsets.len() as u64 - 1;
         Ok(got == buf.len()
-            && matches!(parse_record(&buf), Parsed::Record(rec, n) if n == buf.len() && rec.payload_id == index.offsets.len() as u64 - 1))
+            && match parse_record(&buf) {
+                Parsed::Record(rec, n) => n == buf.len() && rec.payload_id == last,
+                Parsed::Lost(id, n) => n == buf.len() && id == last,
+                Parsed::Incomplete | Parsed::Bad { .. } => false,
+            })
     }
 
     /// The record at `offset` and its length, if a good one is there.
-    fn record_at(&self, offset: u64) -> Result<Option<(PayloadRecord, usize)>> {
+    fn record_at(&self, offset: u64) -> Result<Option<(Entry, usize)>> {
         let mut buf = vec![0u8; pad8(RECORD_HEADER_BYTES + MAX_BODY_BYTES)];
         let got = read_upto(&self.file, &mut buf, offset).map_err(|e| Error::io("read", &self.path, e))?;
         buf.truncate(got);
         Ok(match parse_record(&buf) {
-            Parsed::Record(rec, n) => Some((rec, n)),
+            Parsed::Record(rec, n) => Some((Entry::Record(rec), n)),
+            Parsed::Lost(id, n) => Some((Entry::Lost(id), n)),
             Parsed::Incomplete | Parsed::Bad { .. } => None,
         })
     }
@@ -438,8 +551,18 @@ impl PayloadStore {
     /// followed by more data is an error naming the offset.
     fn read_new_records(&self, index: &mut Index) -> Result<u64> {
         let result = self.scan_new_records(index);
+        self.publish_lost(index);
         self.known.fetch_max(index.offsets.len() as u64, Ordering::Release);
         result
+    }
+
+    /// Widens the lost-id range to the lost ids of `index` (before `known`
+    /// covers them, so the fill path's lock-free check never misses one).
+    fn publish_lost(&self, index: &Index) {
+        if let (Some(first), Some(last)) = (index.lost.first(), index.lost.last()) {
+            self.lost_lo.fetch_min(*first, Ordering::AcqRel);
+            self.lost_hi.fetch_max(*last, Ordering::AcqRel);
+        }
     }
 
     fn scan_new_records(&self, index: &mut Index) -> Result<u64> {
@@ -459,15 +582,24 @@ impl PayloadStore {
             if at >= file_len {
                 return Ok(0);
             }
-            match parse_record(&buf[pos..]) {
-                Parsed::Record(rec, n) => {
+            let parsed = parse_record(&buf[pos..]);
+            let (id, n, lost) = match parsed {
+                Parsed::Record(PayloadRecord { payload_id, .. }, n) => (payload_id, n, false),
+                Parsed::Lost(id, n) => (id, n, true),
+                _ => (0, 0, false),
+            };
+            match parsed {
+                Parsed::Record(..) | Parsed::Lost(..) => {
                     let expected = index.offsets.len() as u64;
-                    if rec.payload_id != expected {
+                    if id != expected {
                         return Err(Error::corrupt(
                             &self.path,
                             Some(at),
-                            format!("record holds payload id {} where id {expected} belongs", rec.payload_id),
+                            format!("record holds payload id {id} where id {expected} belongs"),
                         ));
+                    }
+                    if lost {
+                        index.lost.push(id);
                     }
                     index.offsets.push(at);
                     pos += n;
@@ -626,7 +758,8 @@ impl PayloadStore {
         Ok(id)
     }
 
-    /// Reads the record of `payload_id`, if it exists.
+    /// Reads the record of `payload_id`, if it exists. A lost id (see the
+    /// module comment) is `Error::PayloadLost`: the id exists, its record does not.
     pub fn get(&self, payload_id: u64) -> Result<Option<PayloadRecord>> {
         let mut locked = false;
         loop {
@@ -639,11 +772,12 @@ impl PayloadStore {
                 index.offsets.get(payload_id as usize).copied()
             };
             let found = match offset {
-                Some(at) => self.record_at(at)?.filter(|(rec, _)| rec.payload_id == payload_id),
+                Some(at) => self.record_at(at)?.filter(|(rec, _)| rec.id() == payload_id),
                 None => None,
             };
             match (found, offset) {
-                (Some((rec, _)), _) => return Ok(Some(rec)),
+                (Some((Entry::Record(rec), _)), _) => return Ok(Some(rec)),
+                (Some((Entry::Lost(_), _)), _) => return Err(Error::PayloadLost { store: self.kind.file_name(), payload_id }),
                 // Not there, or not readable where the index says: the lock-free
                 // view may be behind a cut; read again under the lock, once.
                 _ if !locked => {
@@ -658,22 +792,111 @@ impl PayloadStore {
         }
     }
 
-    /// Checks that `payload_id` exists (catching up first).
+    /// Checks that `payload_id` exists and is not lost (catching up first).
     pub fn check_exists(&self, payload_id: u64) -> Result<()> {
-        if payload_id < self.known.load(Ordering::Acquire) {
+        let known = payload_id < self.known.load(Ordering::Acquire);
+        if known && !self.maybe_lost(payload_id) {
             return Ok(());
         }
-        if payload_id < self.len()? {
-            return Ok(());
+        if !known && payload_id >= self.len()? {
+            // Refuse only on what the file holds under the lock (the lock-free
+            // view may be behind a cut after a failed sync).
+            let len = self.caught_up_locked()?.offsets.len() as u64;
+            if payload_id >= len {
+                return Err(Error::UnknownPayload { store: self.kind.file_name(), payload_id, length: len });
+            }
         }
-        // Refuse only on what the file holds under the lock (the lock-free
-        // view may be behind a cut after a failed sync).
-        let len = self.caught_up_locked()?.offsets.len() as u64;
-        if payload_id < len {
-            Ok(())
-        } else {
-            Err(Error::UnknownPayload { store: self.kind.file_name(), payload_id, length: len })
+        if self.is_lost(payload_id) {
+            return Err(Error::PayloadLost { store: self.kind.file_name(), payload_id });
         }
+        Ok(())
+    }
+
+    /// False when `payload_id` is certainly no lost id (one atomic range check).
+    #[inline]
+    fn maybe_lost(&self, payload_id: u64) -> bool {
+        self.lost_lo.load(Ordering::Acquire) <= payload_id && payload_id <= self.lost_hi.load(Ordering::Acquire)
+    }
+
+    /// Whether `payload_id` is a lost id among the records indexed so far.
+    pub fn is_lost(&self, payload_id: u64) -> bool {
+        self.maybe_lost(payload_id) && self.index.lock().unwrap_or_else(|p| p.into_inner()).lost.binary_search(&payload_id).is_ok()
+    }
+
+    /// The lost ids of the table, ascending (catching up first).
+    pub fn lost_ids(&self) -> Result<Vec<u64>> {
+        Ok(self.caught_up()?.lost.clone())
+    }
+
+    /// Records and lost ids as indexed now, without catching up (bootstrap's
+    /// view of what it replayed).
+    pub(crate) fn indexed(&self) -> (u64, Vec<u64>) {
+        let index = self.index.lock().unwrap_or_else(|p| p.into_inner());
+        (index.offsets.len() as u64, index.lost.clone())
+    }
+
+    /// The format version in the file's header now (1, or 2 once it may hold
+    /// lost-id records).
+    pub fn format_version(&self) -> Result<u32> {
+        let mut header = [0u8; HEADER_BYTES as usize];
+        self.file.read_exact_at(&mut header, 0).map_err(|e| Error::io("read", &self.path, e))?;
+        decode_header(&self.path, self.kind, &header)
+    }
+
+    /// Marks every id from the table's next one through `through` lost, with
+    /// lost-id records (the operator's repair, `ops/repair.rs`): afterwards
+    /// the next append returns `through + 1`, so none of those ids is handed
+    /// out again. Rewrites the header with format version 2 first (see the
+    /// module comment), and syncs the records before it returns, whatever the
+    /// durability mode. Returns the ids it marked (empty when the table
+    /// already reaches past `through`). A torn tail is cut first, as an
+    /// append does; a process killed part way leaves whole lost-id records
+    /// and at most a torn one, so running it again completes it.
+    pub fn append_lost(&self, through: u64, created_at_ns: u64) -> Result<std::ops::Range<u64>> {
+        self.check_writable()?;
+        let _lock = FileLock::exclusive(&self.file, &self.appenders, &self.path)?;
+        let mut index = self.index.lock().unwrap_or_else(|p| p.into_inner());
+        if self.read_new_records_locked(&mut index)? > 0 {
+            self.cut(&index)?;
+        }
+        let from = index.offsets.len() as u64;
+        if through < from {
+            return Ok(from..from);
+        }
+        if self.format_version()? < FORMAT_VERSION_LOST {
+            let mut header = [0u8; HEADER_BYTES as usize];
+            self.file.read_exact_at(&mut header, 0).map_err(|e| Error::io("read", &self.path, e))?;
+            let created = u64::from_le_bytes(header[16..24].try_into().expect("8 bytes"));
+            let upgraded = encode_header(self.kind, created, FORMAT_VERSION_LOST);
+            io::write_at(Site::PayloadLostHeader, &self.file, &self.path, &upgraded, 0)?;
+            io::sync_data(Site::PayloadLostHeaderSync, &self.file, &self.path)?;
+            failpoint!("payload::lost-header-written");
+        }
+        // In batches, so that a huge range never needs its bytes in memory at once.
+        const BATCH: u64 = 16 * 1024;
+        let mut id = from;
+        while id <= through {
+            let last = through.min(id + BATCH - 1);
+            let mut bytes = Vec::with_capacity(((last - id + 1) * 64) as usize);
+            let mut offsets = Vec::with_capacity((last - id + 1) as usize);
+            for i in id..=last {
+                offsets.push(index.end + bytes.len() as u64);
+                bytes.extend_from_slice(&encode_lost_record(i, created_at_ns));
+            }
+            if let Err(e) = io::write_at(Site::PayloadLostWrite, &self.file, &self.path, &bytes, index.end) {
+                let _ = io::set_len(Site::PayloadLostUndo, &self.file, &self.path, index.end);
+                return Err(e);
+            }
+            failpoint!("payload::lost-written");
+            io::sync_data(Site::PayloadLostSync, &self.file, &self.path)?;
+            index.offsets.extend_from_slice(&offsets);
+            index.lost.extend(id..=last);
+            index.end += bytes.len() as u64;
+            self.publish_lost(&index);
+            self.known.fetch_max(index.offsets.len() as u64, Ordering::Release);
+            id = last + 1;
+        }
+        Ok(from..through + 1)
     }
 
     /// Makes appended records durable (`flush`).
@@ -790,6 +1013,55 @@ mod tests {
     }
 
     #[test]
+    fn lost_ids_are_kept_taken_read_as_lost_and_the_next_append_follows_them() {
+        let dir = tempfile::tempdir().unwrap();
+        let p = dir.path().join("trades.map");
+        PayloadStore::create(&p, StoreKind::Trades, 1).unwrap();
+        let (s, _) = PayloadStore::open(&p, StoreKind::Trades, false).unwrap();
+        for i in 0..3 {
+            s.append(rec(&format!("u{i}"))).unwrap();
+        }
+        assert_eq!(s.format_version().unwrap(), 1);
+        assert_eq!(s.append_lost(6, 42).unwrap(), 3..7);
+        assert_eq!(s.format_version().unwrap(), 2, "the header says version 2 once a lost-id record may follow");
+        assert_eq!(s.append_lost(5, 42).unwrap(), 7..7, "ids already taken are not marked again");
+        assert_eq!(s.get(2).unwrap().unwrap().uri, "u2");
+        for id in 3..7 {
+            assert!(matches!(s.get(id), Err(Error::PayloadLost { payload_id, .. }) if payload_id == id), "{id}");
+            assert!(matches!(s.check_exists(id), Err(Error::PayloadLost { .. })), "{id}");
+        }
+        assert!(s.check_exists(2).is_ok());
+        assert!(matches!(s.check_exists(7), Err(Error::UnknownPayload { .. })));
+        assert_eq!(s.append(rec("next")).unwrap(), 7);
+        assert!(s.check_exists(7).is_ok());
+        drop(s);
+        // Another process reads them as such.
+        let (s, r) = PayloadStore::open_read_only(&p, StoreKind::Trades).unwrap();
+        assert_eq!((r.records, r.lost), (8, 4));
+        assert_eq!(s.lost_ids().unwrap(), vec![3, 4, 5, 6]);
+        assert_eq!(s.get(7).unwrap().unwrap().uri, "next");
+        assert!(matches!(s.get(4), Err(Error::PayloadLost { .. })));
+    }
+
+    #[test]
+    fn a_torn_lost_id_record_is_a_torn_tail_and_marking_again_completes_the_range() {
+        let dir = tempfile::tempdir().unwrap();
+        let p = dir.path().join("greeks.map");
+        PayloadStore::create(&p, StoreKind::Greeks, 1).unwrap();
+        let (s, _) = PayloadStore::open(&p, StoreKind::Greeks, false).unwrap();
+        s.append(rec("a")).unwrap();
+        s.append_lost(4, 1).unwrap();
+        drop(s);
+        let len = std::fs::metadata(&p).unwrap().len();
+        OpenOptions::new().write(true).open(&p).unwrap().set_len(len - 10).unwrap();
+        let (s, r) = PayloadStore::open(&p, StoreKind::Greeks, false).unwrap();
+        assert_eq!((r.records, r.lost, r.torn_tail_bytes), (4, 3, 54));
+        assert_eq!(s.append_lost(4, 1).unwrap(), 4..5);
+        assert_eq!(s.append(rec("b")).unwrap(), 5);
+        assert_eq!(s.lost_ids().unwrap(), vec![1, 2, 3, 4]);
+    }
+
+    #[test]
     fn damage_before_the_tail_is_an_error_with_the_offset() {
         let dir = tempfile::tempdir().unwrap();
         let p = dir.path().join("quotes.map");
@@ -807,5 +1079,25 @@ mod tests {
         assert_eq!(err.code(), "ERR_CORRUPT_STATE");
         assert!(err.to_string().contains("offset 64"), "{err}");
         assert_eq!(std::fs::read(&p).unwrap(), bytes, "a failed open changes nothing");
+    }
+
+    #[test]
+    fn a_header_rewrite_cut_short_reads_as_the_version_1_header_and_other_damage_does_not() {
+        let p = Path::new("t.map");
+        let old = encode_header(StoreKind::Quotes, 77, FORMAT_VERSION_NEW);
+        let new = encode_header(StoreKind::Quotes, 77, FORMAT_VERSION_LOST);
+        for cut in 0..=HEADER_BYTES as usize {
+            let mut h = old;
+            h[..cut].copy_from_slice(&new[..cut]);
+            let want = if cut == HEADER_BYTES as usize { FORMAT_VERSION_LOST } else { FORMAT_VERSION_NEW };
+            assert_eq!(decode_header(p, StoreKind::Quotes, &h).unwrap(), want, "cut at {cut}");
+            assert!(decode_header(p, StoreKind::Trades, &h).is_err(), "cut at {cut}: another store's table");
+        }
+        for at in [13, 20, 40, 57] {
+            let mut h = old;
+            h[..10].copy_from_slice(&new[..10]);
+            h[at] ^= 1;
+            assert!(decode_header(p, StoreKind::Quotes, &h).is_err(), "a torn rewrite with byte {at} damaged too");
+        }
     }
 }

@@ -9,6 +9,12 @@
 //! (temp file, fsync, rename, directory fsync) under the state directory's
 //! gate lock, after re-reading it, so two processes adding symbols at once
 //! both end up with one id per symbol.
+//!
+//! Names that start with `lost-symbol-` are reserved: an operator's repair
+//! (`ops/repair.rs`) gives the ids of symbols the map lost, whose ledger
+//! chunks exist, the placeholder names `lost-symbol-<id>`, so those rows can
+//! be looked at, cleared and retired, and the ids are never given again.
+//! `resolve_symbol` never adds such a name.
 
 use std::collections::HashMap;
 use std::path::{Path, PathBuf};
@@ -23,6 +29,14 @@ use crate::io::AtomicSites;
 
 /// Longest symbol, in UTF-8 bytes.
 pub const MAX_SYMBOL_BYTES: usize = 64;
+
+/// Start of the reserved names of placeholder symbols (see the module comment).
+pub const LOST_SYMBOL_PREFIX: &str = "lost-symbol-";
+
+/// The placeholder name of a lost symbol id.
+pub fn lost_symbol_name(id: u32) -> String {
+    format!("{LOST_SYMBOL_PREFIX}{id}")
+}
 
 /// Code points a symbol may not contain besides control characters and white
 /// space: characters that display as nothing or reorder the text around them,
@@ -95,7 +109,10 @@ fn invisible(c: char) -> bool {
 /// same for such a character (`"SPY\u{200B}"` is refused, not taken for a
 /// symbol beside `"SPY"`). Symbols are used as given, never normalized.
 pub fn validate_symbol(s: &str) -> Result<()> {
-    stored_symbol_problem(s).or_else(|| s.chars().any(invisible).then_some("must not contain invisible or format characters (zero-width, bidirectional controls, white space other than the ASCII space)")).map_or(Ok(()), |why| Err(Error::InvalidSymbol { symbol: s.chars().take(80).collect(), why }))
+    stored_symbol_problem(s)
+        .or_else(|| s.chars().any(invisible).then_some("must not contain invisible or format characters (zero-width, bidirectional controls, white space other than the ASCII space)"))
+        .or_else(|| s.starts_with(LOST_SYMBOL_PREFIX).then_some("must not start with \"lost-symbol-\" (reserved for the placeholders of lost symbols)"))
+        .map_or(Ok(()), |why| Err(Error::InvalidSymbol { symbol: s.chars().take(80).collect(), why }))
 }
 
 /// Checks what the file format itself requires of a symbol in
@@ -248,6 +265,41 @@ impl SymbolMap {
         names.by_id = next;
         self.known.store(id + 1, Ordering::Release);
         Ok((id, true))
+    }
+}
+
+impl SymbolMap {
+    /// Gives every id from the map's next one through `through` a
+    /// placeholder name (`lost-symbol-<id>`, or `lost-symbol-<id>.<n>` if a
+    /// map of an older library holds that name already) and writes the map
+    /// atomically; returns the ids and names added. The caller holds the
+    /// state directory's gate (an operator's repair, `ops/repair.rs`).
+    pub(crate) fn add_lost(&self, through: u32) -> Result<Vec<(u32, String)>> {
+        self.reload()?;
+        let mut names = self.names.write().unwrap_or_else(|p| p.into_inner());
+        let from = names.by_id.len() as u32;
+        if through < from {
+            return Ok(Vec::new());
+        }
+        let mut next = names.by_id.clone();
+        let mut added = Vec::new();
+        for id in from..=through {
+            let mut name = lost_symbol_name(id);
+            let mut n = 1;
+            while names.by_name.contains_key(&name) {
+                name = format!("{}.{n}", lost_symbol_name(id));
+                n += 1;
+            }
+            next.push(name.clone());
+            added.push((id, name));
+        }
+        write_atomic(&self.path, &encode(&next), AtomicSites::SYMBOLS)?;
+        for (id, name) in &added {
+            names.by_name.insert(name.clone(), *id);
+        }
+        names.by_id = next;
+        self.known.store(through + 1, Ordering::Release);
+        Ok(added)
     }
 }
 

@@ -425,6 +425,8 @@ pub enum ErrorCode {
     NotAStateDir,
     JournalGap,
     WaitTimeout,
+    PayloadLost,
+    StateDirInUse,
 }
 
 /// One row of [`ErrorCode::TABLE`].
@@ -445,7 +447,7 @@ const fn err(code: ErrorCode, name: &'static str, class: &'static str, parent: &
 
 impl ErrorCode {
     /// Every code, its string, its TypeScript class and that class's parent.
-    pub const TABLE: [ErrorCodeInfo; 26] = {
+    pub const TABLE: [ErrorCodeInfo; 28] = {
         use ErrorCode::*;
         const BASE: &str = "WindowSpaceError";
         const CONFLICT: &str = "VersionConflictError";
@@ -476,6 +478,8 @@ impl ErrorCode {
             err(NotAStateDir, "ERR_NOT_A_STATE_DIR", "NotAStateDirError", BASE),
             err(JournalGap, "ERR_JOURNAL_GAP", "JournalGapError", BASE),
             err(WaitTimeout, "ERR_WAIT_TIMEOUT", "WaitTimeoutError", BASE),
+            err(PayloadLost, "ERR_PAYLOAD_LOST", "PayloadLostError", BASE),
+            err(StateDirInUse, "ERR_STATE_DIR_IN_USE", "StateDirInUseError", BASE),
         ]
     };
 

@@ -6,7 +6,8 @@
 //! clears, grows both ledgers, retires and force-clears (audit lines), runs
 //! a deferred append and fill with its group commit, flushes, writes an
 //! artifact, collects it as garbage, reopens, cuts a torn tail at bootstrap
-//! and rolls the schedule forward. A first run of it in each durability mode
+//! and rolls the schedule forward, then tears a record a Filled slot refers
+//! to and repairs the directory. A first run of it in each durability mode
 //! finds which steps call which sites, and how often. Then, for every site,
 //! every fault kind that applies to its call (ENOSPC, EIO, a short write or
 //! extension) and every mode where the site is reached, the workload is run
@@ -53,6 +54,7 @@ use window_space_core::audit::{AuditContext, AuditLog};
 use window_space_core::io::{self, Fault, Site};
 use window_space_core::ops::gc::{gc, GcOptions};
 use window_space_core::ops::gc_log;
+use window_space_core::ops::repair::{repair, RepairOptions};
 use window_space_core::{
     Config, Controller, Durability, Error, ErrorCode, FillPayload, PayloadInput, PayloadRecord, SlotAddr, SlotKind, SlotSnapshot,
     SlotStatus, StoreKind, WindowSpace,
@@ -87,6 +89,11 @@ enum Step {
     /// Cuts the last trades record short, then bootstraps (which cuts the torn tail off).
     TearAndReopen,
     RollForward(u32),
+    /// Tears the last trades record, which this Filled slot refers to (a
+    /// bootstrap then refuses the directory), and runs `window-space repair`:
+    /// the slot is Cleared, its id marked lost. The loss is the operator's
+    /// to accept; everything else stays.
+    LoseAndRepair(Slot),
 }
 
 fn workload() -> Vec<Step> {
@@ -125,6 +132,13 @@ fn workload() -> Vec<Step> {
         Append(("A", WINDOWS + 100, OptionTrade)),
         Fill(("A", WINDOWS + 100, OptionTrade)),
         ForceClear(("A", WINDOWS + 100, OptionTrade)),
+        Claim(("A", 7, OptionTrade)),
+        Append(("A", 7, OptionTrade)),
+        Fill(("A", 7, OptionTrade)),
+        LoseAndRepair(("A", 7, OptionTrade)),
+        Claim(("A", 8, OptionTrade)),
+        Append(("A", 8, OptionTrade)),
+        Fill(("A", 8, OptionTrade)),
     ]
 }
 
@@ -148,15 +162,50 @@ fn expect(site: Site) -> Expect {
     use Site::*;
     match site {
         PayloadAppendUndo => Expect::Undo { primary: PayloadAppendWrite },
+        PayloadLostUndo => Expect::Undo { primary: PayloadLostWrite },
         LedgerGrowRestore => Expect::Undo { primary: LedgerGrowExtend },
         LedgerSlotMsync | LedgerCommitMsync => Expect::FailsAfterTheChange,
         GcMoveDir | GcRemoveDir => Expect::Tolerated,
-        PayloadCreateWrite | PayloadCreateSync | PayloadAppendWrite | PayloadAppendSync | PayloadCutTruncate | PayloadCutSync
-        | PayloadCommitSync | LedgerCreateWrite | LedgerCreateSync | LedgerGrowExtend | LedgerGrowChunk | LedgerGrowSync
-        | LedgerGrowHeader | LedgerFlushMsync | JournalCreateExtend | JournalCreateWrite | JournalCreateSync | JournalCreateDir
-        | SymbolsWrite | SymbolsSync | SymbolsDir | ScheduleWrite | ScheduleSync | ScheduleDir | StateDirMkdir | PresenceWrite
-        | AuditOpenDir | AuditAppend | AuditSync | GcLogAppend | GcLogSync | GcLogDir | ArtifactWrite | ArtifactSync | ArtifactDir
-        | ArtifactMkdir => Expect::Fails,
+        PayloadCreateWrite
+        | PayloadCreateSync
+        | PayloadAppendWrite
+        | PayloadAppendSync
+        | PayloadCutTruncate
+        | PayloadCutSync
+        | PayloadCommitSync
+        | LedgerCreateWrite
+        | LedgerCreateSync
+        | LedgerGrowExtend
+        | LedgerGrowChunk
+        | LedgerGrowSync
+        | LedgerGrowHeader
+        | LedgerFlushMsync
+        | JournalCreateExtend
+        | JournalCreateWrite
+        | JournalCreateSync
+        | JournalCreateDir
+        | SymbolsWrite
+        | SymbolsSync
+        | SymbolsDir
+        | ScheduleWrite
+        | ScheduleSync
+        | ScheduleDir
+        | StateDirMkdir
+        | PresenceWrite
+        | AuditOpenDir
+        | AuditAppend
+        | AuditSync
+        | GcLogAppend
+        | GcLogSync
+        | GcLogDir
+        | ArtifactWrite
+        | ArtifactSync
+        | ArtifactDir
+        | ArtifactMkdir
+        | PayloadLostHeader
+        | PayloadLostHeaderSync
+        | PayloadLostWrite
+        | PayloadLostSync => Expect::Fails,
     }
 }
 
@@ -198,6 +247,8 @@ struct World {
     /// Good audit lines read after the last successful step.
     audit: Vec<Value>,
     torn: bool,
+    /// The record `LoseAndRepair` tore (and the repair marked lost).
+    lost: Option<u64>,
     next_checksum: u64,
     /// In the sync mode, what every sync made durable (see [`check_durable_image`]).
     synced: Option<Recording>,
@@ -223,6 +274,7 @@ impl World {
             artifacts: BTreeMap::new(),
             audit: Vec::new(),
             torn: false,
+            lost: None,
             next_checksum: 1,
             synced,
         }
@@ -371,6 +423,31 @@ fn run(w: &mut World, step: Step) -> Result<(), Error> {
             let data = format!("bytes of {rel}").into_bytes();
             let info = w.c().write_artifact(rel, &data)?;
             w.artifacts.insert(info.uri, data);
+        }
+        Step::LoseAndRepair(slot) => {
+            let at = w.addr(slot);
+            w.c = None;
+            let store = at.kind.store();
+            if w.lost.is_none() {
+                let id = w.slots[&at].payload_id;
+                let (&(_, last), _) = w.records.iter().rfind(|((s, _), _)| *s == store.code()).unwrap();
+                assert_eq!(id, last, "the slot refers to the last record of its table");
+                let path = w.dir.join(store.file_name());
+                let len = std::fs::metadata(&path).unwrap().len();
+                std::fs::OpenOptions::new().write(true).open(&path).unwrap().set_len(len - 1).unwrap();
+                let refused = Controller::bootstrap(w.config(w.windows)).map(drop).expect_err("a Filled slot refers to a torn record");
+                assert_eq!(refused.code(), ErrorCode::CorruptState, "{refused}");
+                w.records.remove(&(store.code(), id));
+                w.lost = Some(id);
+            }
+            repair(&w.dir, &RepairOptions { dry_run: false, ctx: AuditContext::default() })?;
+            w.bootstrap(w.windows)?;
+            let id = w.lost.unwrap();
+            let lost = w.c().store(store).get(id).expect_err("a lost id reads as lost");
+            assert_eq!(lost.code(), ErrorCode::PayloadLost, "{lost}");
+            let now = w.c().read_slot(at).unwrap();
+            assert_eq!(now.status, SlotStatus::Cleared, "the repair cleared the slot that referred to the lost record");
+            w.told_slot(at);
         }
         Step::Gc => {
             // Older than any minimum age (the coarse clock gc reads may lag a file's mtime).

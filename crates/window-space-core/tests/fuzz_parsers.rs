@@ -9,7 +9,7 @@ use std::path::Path;
 
 use proptest::prelude::*;
 use window_space_core::ledger::LedgerGeometry;
-use window_space_core::payload::{decode_header, encode_record, parse_record, Parsed, PayloadRecord, StoreKind};
+use window_space_core::payload::{decode_header, encode_lost_record, encode_record, parse_record, Parsed, PayloadRecord, StoreKind};
 use window_space_core::schedule::Schedule;
 use window_space_core::symbols::parse_symbol_map;
 use window_space_core::LedgerKind;
@@ -83,7 +83,21 @@ proptest! {
         bad[at] ^= flip;
         match parse_record(&bad) {
             Parsed::Record(back, _) => prop_assert!(false, "flip at {} went unnoticed: {:?}", at, back),
+            Parsed::Lost(lost, _) => prop_assert!(false, "flip at {} made a lost-id record of id {}", at, lost),
             Parsed::Bad { .. } | Parsed::Incomplete => {}
+        }
+    }
+
+    #[test]
+    fn lost_id_records_round_trip_and_flips_are_caught(id in any::<u64>(), created in any::<u64>(), flip_at in 0usize..64, flip in 1u8..=255) {
+        let bytes = encode_lost_record(id, created);
+        prop_assert_eq!(bytes.len(), 64);
+        prop_assert_eq!(parse_record(&bytes), Parsed::Lost(id, 64));
+        let mut bad = bytes.clone();
+        bad[flip_at] ^= flip;
+        match parse_record(&bad) {
+            Parsed::Bad { .. } | Parsed::Incomplete => {}
+            other => prop_assert!(false, "flip at {} went unnoticed: {:?}", flip_at, other),
         }
     }
 

@@ -10,7 +10,7 @@ use napi::Env;
 use napi_derive::napi;
 use window_space_core::audit::AuditContext;
 use window_space_core::ops::reader::StateReader;
-use window_space_core::ops::{gc, verify, view};
+use window_space_core::ops::{gc, repair, verify, view};
 use window_space_core::{Error as CoreError, LedgerKind, SlotKind, StoreKind};
 
 use crate::controller::NativeController;
@@ -48,6 +48,21 @@ pub fn verify_state_dir<'e>(
 ) -> napi::Result<Unknown<'e>> {
     let mut p = progress(&on_progress);
     let r = verify::verify(Path::new(&state_dir), verify::VerifyOptions { artifacts }, &mut p).or_throw(env)?;
+    to_js(env, &r)
+}
+
+/// Repairs the damage a bootstrap refuses (lost payload records, lost
+/// symbols), or with `dryRun` says what it would do (core `ops/repair.rs`).
+#[napi(catch_unwind)]
+pub fn repair_state_dir<'e>(
+    env: &'e Env,
+    state_dir: String,
+    dry_run: bool,
+    actor: Option<String>,
+    reason: Option<String>,
+) -> napi::Result<Unknown<'e>> {
+    let opts = repair::RepairOptions { dry_run, ctx: AuditContext { actor, reason } };
+    let r = repair::repair(Path::new(&state_dir), &opts).or_throw(env)?;
     to_js(env, &r)
 }
 

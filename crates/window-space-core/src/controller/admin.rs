@@ -70,6 +70,22 @@ impl Controller {
         }
     }
 
+    /// An operator's repair (`ops/repair.rs`): force-clears a slot that is
+    /// still Filled with `payload_id` (a payload id its table lost), through
+    /// the path of every admin transition (journal number, in-flight mark,
+    /// counters, the sync mode's msync); `None` when the slot no longer
+    /// refers to it. The repair writes its own audit lines.
+    pub(crate) fn clear_dangling(&self, at: SlotAddr, payload_id: u64) -> Result<Option<(Transition, SlotSnapshot)>> {
+        let now = self.ledger(at.kind).read(at.symbol, at.window, at.kind.column())?;
+        if now.status != SlotStatus::Filled || now.payload_id != payload_id {
+            return Ok(None);
+        }
+        Ok(match self.force_clear_one(at)? {
+            AdminOutcome::Changed(t, before) => Some((t, before)),
+            AdminOutcome::Unchanged(_) => None,
+        })
+    }
+
     fn retire_one(&self, at: SlotAddr) -> Result<AdminOutcome> {
         self.check(at)?;
         let cell = self.ledger(at.kind).slot_for_write(at.symbol, at.window, at.kind.column())?;

@@ -2,6 +2,15 @@
 //! file before changing anything, the repairs only a controller that is alone
 //! may make (torn tails, shared counters, stale temp files), roll-forward of
 //! the schedule, and the storage report.
+//!
+//! Validation ends with the cross-file checks: every ledger chunk belongs to
+//! a symbol `symbol-map.json` holds, and every Filled slot refers to a
+//! payload id its mapping table holds (whole records, after the torn tail;
+//! not a lost id). A directory that fails them lost records or symbols
+//! (power loss in the buffered mode, or files restored from backups of
+//! different times): opening it would hand out ids that slots or rows already
+//! use, so the bootstrap refuses ([`Damage`]) and changes nothing. Only an
+//! operator's repair (`ops/repair.rs`) accepts such a loss.
 
 use std::path::{Path, PathBuf};
 use std::sync::atomic::AtomicU32;
@@ -15,13 +24,89 @@ use crate::error::{Error, Result};
 use crate::fsutil::write_atomic;
 use crate::io::AtomicSites;
 use crate::journal::{Journal, JOURNAL_FILE};
-use crate::ledger::{Ledger, LedgerScan};
+use crate::ledger::{DanglingRef, Ledger, LedgerScan};
 use crate::lock::{DirLock, Presence};
 use crate::mapping::require_lock_free_u128;
 use crate::payload::{PayloadStore, RecoveryMode};
 use crate::schedule::{Schedule, ScheduleRelation};
 use crate::symbols::SymbolMap;
 use crate::vocab::{LedgerKind, StoreKind};
+
+/// Damage that only an operator's repair accepts (`ops/repair.rs`): what
+/// every bootstrap looks for after its other checks, before it changes anything.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct Damage {
+    /// Ledger chunks of symbol ids `symbol-map.json` does not hold.
+    pub unknown_symbols: Option<UnknownSymbols>,
+    /// Mapping tables that Filled slots refer past (or to lost ids of), in store order.
+    pub stores: Vec<StoreDamage>,
+    /// Every Filled slot whose payload id its table does not hold, or holds as lost.
+    pub dangling: Vec<DanglingRef>,
+}
+
+/// Chunks of symbols the symbol map does not hold.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct UnknownSymbols {
+    /// Symbols the map holds.
+    pub symbols: u32,
+    /// The highest symbol id a chunk belongs to.
+    pub highest_symbol: u32,
+    /// Chunks (both ledgers) of symbol ids the map does not hold.
+    pub chunks: u64,
+}
+
+/// What Filled slots refer to that one mapping table does not hold.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct StoreDamage {
+    pub store: StoreKind,
+    /// Whole records of the table (lost ids included): its next id.
+    pub records: u64,
+    /// The highest payload id a Filled slot of the table's slot kinds refers to.
+    pub highest_referenced: u64,
+    /// Filled slots whose payload id the table does not hold, or holds as lost.
+    pub dangling_slots: u64,
+}
+
+impl Damage {
+    pub fn is_empty(&self) -> bool {
+        self.unknown_symbols.is_none() && self.dangling.is_empty()
+    }
+
+    /// The error a bootstrap refuses with: the missing symbols first (a
+    /// repair adds them first), else the first mapping table affected.
+    pub fn error(&self, dir: &Path) -> Option<Error> {
+        if let Some(u) = self.unknown_symbols {
+            return Some(Error::UnknownSymbolChunks {
+                file: dir.join(SymbolMap::FILE_NAME),
+                symbols: u.symbols,
+                highest_symbol: u.highest_symbol,
+                chunks: u.chunks,
+            });
+        }
+        self.stores.first().map(|s| Error::DanglingPayloads {
+            file: dir.join(s.store.file_name()),
+            records: s.records,
+            highest_referenced: s.highest_referenced,
+            dangling_slots: s.dangling_slots,
+            stores: self.stores.len() as u32,
+        })
+    }
+}
+
+/// What an operator's repair may look at and change while a bootstrap holds
+/// the gate and no other controller has the directory open: after every
+/// check, before the bootstrap changes anything.
+pub(crate) struct Alone<'a> {
+    pub dir: &'a Path,
+    pub damage: &'a Damage,
+    pub symbols: &'a SymbolMap,
+    pub stores: &'a [PayloadStore],
+    pub sync: bool,
+}
+
+/// Called by [`Controller::bootstrap_accepting`] with the gate held; returns
+/// false to stop there (the bootstrap then changes nothing and opens nothing).
+pub(crate) type AcceptDamage<'f> = &'f mut dyn FnMut(&Alone<'_>) -> Result<bool>;
 
 /// Names of every state file (besides the lock file).
 pub fn state_file_names() -> Vec<&'static str> {
@@ -51,7 +136,25 @@ fn file_len(path: &Path) -> Option<u64> {
 impl Controller {
     /// Opens (or creates) the state directory. A failed bootstrap changes
     /// nothing on disk, except creating an empty directory and its lock file.
+    /// A directory with [`Damage`] is refused (`ERR_CORRUPT_STATE`, with
+    /// the details of the first thing lost).
     pub fn bootstrap(config: Config) -> Result<(Controller, StorageReport)> {
+        match Self::bootstrap_accepting(config, None)? {
+            Some((c, report, _)) => Ok((c, report)),
+            None => Err(Error::Internal { what: "a bootstrap that accepts no damage stopped".into() }),
+        }
+    }
+
+    /// [`bootstrap`](Self::bootstrap), or with `accept` the open of an
+    /// operator's repair: it refuses (`ERR_STATE_DIR_IN_USE`) unless no other
+    /// controller has the directory open, finds the [`Damage`] without
+    /// refusing it, and calls `accept` with the gate held before it changes
+    /// anything; `Ok(None)` when `accept` stopped it. The damage found is
+    /// returned with the controller.
+    pub(crate) fn bootstrap_accepting(
+        config: Config,
+        mut accept: Option<AcceptDamage<'_>>,
+    ) -> Result<Option<(Controller, StorageReport, Damage)>> {
         let started = Instant::now();
         require_lock_free_u128()?;
         let given = Schedule::new(config.window_space.clone())?;
@@ -66,9 +169,19 @@ impl Controller {
         let gate = dir_lock.enter()?;
         let alone = gate.alone;
         let sync = config.durability == Durability::Sync;
+        if accept.is_some() && !alone {
+            return Err(Error::StateDirInUse {
+                path: dir.clone(),
+                what: "other controllers (engines, tools) have it open; a repair needs it to itself: stop them and run it again".into(),
+            });
+        }
 
         let schedule_path = dir.join(SCHEDULE_FILE);
         let created = !schedule_path.exists();
+        if created && accept.is_some() {
+            // A repair never makes a state directory.
+            return Err(Error::NotAStateDir { path: dir.clone() });
+        }
         let (schedule, relation) = if created {
             Self::create_files(&dir, &given)?;
             (given, "created")
@@ -123,9 +236,16 @@ impl Controller {
             None
         };
         let now = now_ms();
-        let symbol_count = symbols.len();
-        let scans: Vec<LedgerScan> =
-            [&trade, &enrichment].iter().map(|l| l.scan(now, symbol_count, schedule.window_count())).collect::<Result<_>>()?;
+        let mut symbol_count = symbols.len();
+        let (scans, damage) = Self::find_damage([&trade, &enrichment], &symbols, &stores, (now, schedule.window_count()), alone)?;
+        if let Some(accept) = accept.as_mut() {
+            if !accept(&Alone { dir: &dir, damage: &damage, symbols: &symbols, stores: &stores, sync })? {
+                return Ok(None);
+            }
+            symbol_count = symbols.len();
+        } else if let Some(e) = damage.error(&dir) {
+            return Err(e);
+        }
 
         // Every check passed. The journal is derived (notification only): a
         // directory made before it existed, or whose journal an operator
@@ -217,7 +337,79 @@ impl Controller {
             presence,
             repair_backoff: std::sync::Mutex::new((0, 0)),
         };
-        Ok((controller, report))
+        Ok(Some((controller, report, damage)))
+    }
+
+    /// Scans both ledgers (counts, stale claims, no slot outside the
+    /// schedule's windows) and finds the [`Damage`]: chunks of symbols the map
+    /// does not hold, and Filled slots whose payload id their table does not
+    /// hold as a record. With other controllers open, a slot that refers past
+    /// what was replayed is judged again after the table is read up to date
+    /// (its record may have been appended since) and the slot read again.
+    fn find_damage(
+        ledgers: [&Ledger; 2],
+        symbols: &SymbolMap,
+        stores: &[PayloadStore],
+        (now, window_count): (u64, u32),
+        alone: bool,
+    ) -> Result<(Vec<LedgerScan>, Damage)> {
+        let symbol_count = symbols.len();
+        let mut damage = Damage::default();
+        let mut unknown = UnknownSymbols { symbols: symbol_count, highest_symbol: 0, chunks: 0 };
+        for l in ledgers {
+            let (n, highest) = l.chunks_of_unknown_symbols(symbol_count)?;
+            unknown.chunks += n;
+            unknown.highest_symbol = unknown.highest_symbol.max(highest.unwrap_or(0));
+        }
+        if unknown.chunks > 0 {
+            damage.unknown_symbols = Some(unknown);
+        }
+        // Slots of those chunks are judged as damage of the symbol map, not as slots outside it.
+        let symbols_seen = if unknown.chunks > 0 { unknown.highest_symbol.saturating_add(1) } else { symbol_count };
+        let indexed: Vec<(u64, Vec<u64>)> = stores.iter().map(PayloadStore::indexed).collect();
+        let missing = |store: StoreKind, id: u64| {
+            let (records, lost) = &indexed[store as usize];
+            id >= *records || lost.binary_search(&id).is_ok()
+        };
+        let mut scans = Vec::new();
+        for l in ledgers {
+            let scan = l.scan_references(now, symbols_seen, window_count, &missing)?;
+            if let Some(o) = &scan.outside {
+                return Err(l.outside_error(o, symbols_seen, window_count));
+            }
+            damage.dangling.extend_from_slice(&scan.dangling);
+            scans.push(scan);
+        }
+        if !alone && !damage.dangling.is_empty() {
+            let mut confirmed = Vec::new();
+            for d in &damage.dangling {
+                let store = &stores[d.kind.store() as usize];
+                match store.check_exists(d.payload_id) {
+                    Ok(()) => continue,
+                    Err(Error::UnknownPayload { .. } | Error::PayloadLost { .. }) => {}
+                    Err(e) => return Err(e),
+                }
+                let now = ledgers[d.kind.ledger() as usize].read(d.symbol, d.window, d.kind.column())?;
+                if now.status == crate::vocab::SlotStatus::Filled && now.payload_id == d.payload_id {
+                    confirmed.push(*d);
+                }
+            }
+            damage.dangling = confirmed;
+        }
+        for store in StoreKind::ALL {
+            let of_store: Vec<&DanglingRef> = damage.dangling.iter().filter(|d| d.kind.store() == store).collect();
+            if of_store.is_empty() {
+                continue;
+            }
+            let referenced = scans.iter().filter_map(|s| s.highest_ref[store as usize]).max().unwrap_or(0);
+            damage.stores.push(StoreDamage {
+                store,
+                records: stores[store as usize].indexed().0,
+                highest_referenced: of_store.iter().map(|d| d.payload_id).max().unwrap_or(0).max(referenced),
+                dangling_slots: of_store.len() as u64,
+            });
+        }
+        Ok((scans, damage))
     }
 
     /// Opens an existing state directory with the schedule persisted in it

@@ -37,7 +37,8 @@ use crate::slot::SlotAddr;
 use crate::symbols::SymbolMap;
 use crate::vocab::{LedgerEvent, LedgerKind, SlotKind, SlotStatus, StoreKind};
 
-pub use bootstrap::state_file_names;
+pub(crate) use bootstrap::Alone;
+pub use bootstrap::{state_file_names, Damage, StoreDamage, UnknownSymbols};
 
 /// Name of the persisted schedule.
 pub const SCHEDULE_FILE: &str = "schedule.json";

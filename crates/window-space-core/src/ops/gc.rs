@@ -188,8 +188,11 @@ impl UriIndex {
             let len = s.len()?;
             let from = self.seen.get(&store).copied().unwrap_or(0);
             for id in from..len {
-                if let Some(rec) = s.get(id)? {
-                    self.add(store, id, &rec);
+                match s.get(id) {
+                    Ok(Some(rec)) => self.add(store, id, &rec),
+                    // A lost id (marked by a repair) names no artifact.
+                    Ok(None) | Err(Error::PayloadLost { .. }) => {}
+                    Err(e) => return Err(e),
                 }
             }
             self.seen.insert(store, len);

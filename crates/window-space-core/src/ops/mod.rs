@@ -10,12 +10,15 @@
 //! * `gc.rs` and `gc_log.rs` — garbage collection of payload records and
 //!   artifact files, and the log that makes it restart-safe;
 //! * `files.rs` — the artifact tree, walked and changed without ever
-//!   following a symbolic link.
+//!   following a symbolic link;
+//! * `repair.rs` — accepting lost payload records and symbols that a
+//!   bootstrap refuses, explicitly and in the audit trail.
 
 pub mod files;
 pub mod gc;
 pub mod gc_log;
 pub mod reader;
+pub mod repair;
 mod slots;
 pub mod verify;
 pub mod view;

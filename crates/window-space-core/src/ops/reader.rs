@@ -171,6 +171,13 @@ impl LedgerFile {
         }
     }
 
+    /// Chunks whose symbol id is `symbol_count` or more (symbols the map
+    /// does not hold), and the highest such id.
+    pub fn chunks_of_unknown_symbols(&self, symbol_count: u32) -> (u64, Option<u32>) {
+        let unknown = self.order.iter().map(|(s, _)| *s).filter(|s| *s >= symbol_count);
+        unknown.fold((0, None), |(n, high): (u64, Option<u32>), s| (n + 1, Some(high.map_or(s, |h| h.max(s)))))
+    }
+
     /// Visits every allocated chunk in file order with its symbol, first
     /// window and bytes (the chunk header and the rows, read in one `pread`).
     pub fn for_each_chunk(&self, mut visit: impl FnMut(u32, u32, &ChunkRows<'_>) -> Result<()>) -> Result<()> {

@@ -8,6 +8,13 @@
 //! between was in flight, not wrong, so a healthy busy ledger verifies
 //! clean. Problem kinds are stable names (`payload-missing`, `slot-damaged`,
 //! ...); docs/operations.md lists them.
+//!
+//! The damage a bootstrap refuses (`controller::Damage`) is reported the
+//! same way: `symbols-missing` for ledger chunks of symbol ids
+//! `symbol-map.json` does not hold, and `dangling-references` for a mapping
+//! table that Filled slots refer past (each such slot is also a
+//! `payload-missing`, or a `payload-lost` when it refers to an id a repair
+//! marked lost).
 
 use std::collections::{HashMap, HashSet};
 use std::path::{Path, PathBuf};
@@ -24,6 +31,7 @@ use crate::controller::now_ms;
 use crate::error::{Error, Result};
 use crate::lock::DirLock;
 use crate::slot::{SlotAddr, SlotSnapshot};
+use crate::symbols::LOST_SYMBOL_PREFIX;
 use crate::vocab::{LedgerKind, SlotKind, SlotStatus, StoreKind};
 
 /// One thing `verify` found.
@@ -150,6 +158,20 @@ pub fn verify(dir: &Path, opts: VerifyOptions, progress: Progress<'_>) -> Result
     }
     check_raw_slots(dir, &mut r, reader.symbols());
     r.checked.push("raw bytes of every slot of every allocated chunk: reserved bits, fill tags, fields each status may carry".into());
+    check_chunk_symbols(dir, &reader, &mut r);
+    for store in StoreKind::ALL {
+        let lost = reader.replay(store).lost;
+        if lost > 0 {
+            r.warnings.push(finding(
+                "payload-ids-lost",
+                format!(
+                    "{}: {lost} payload ids are marked lost (their records did not survive; a repair accepted the loss, and the ids are never handed out again)",
+                    store.file_name()
+                ),
+                json!({ "store": store.name(), "count": lost }),
+            ));
+        }
+    }
 
     // Every slot: counts, stale claims, slots outside the directory's symbols
     // and windows, and every Filled slot against its record.
@@ -158,6 +180,9 @@ pub fn verify(dir: &Path, opts: VerifyOptions, progress: Progress<'_>) -> Result
     r.counts.rows = symbols * windows * LedgerKind::ALL.len() as u64;
     let mut counted: HashMap<SlotKind, [u64; 5]> = HashMap::new();
     let mut referenced: HashMap<RecordRef, SlotAddr> = HashMap::new();
+    // By store: the highest payload id a Filled slot refers to, and the slots whose record is missing or lost.
+    let mut highest: HashMap<StoreKind, u64> = HashMap::new();
+    let mut dangling: HashMap<StoreKind, (u64, u64)> = HashMap::new();
     let mut stale = 0u64;
     let total_chunks: u64 = LedgerKind::ALL.iter().map(|l| reader.ledger(*l).chunk_count()).sum();
     let mut seen_chunks = 0u64;
@@ -192,7 +217,13 @@ pub fn verify(dir: &Path, opts: VerifyOptions, progress: Progress<'_>) -> Result
                         SlotStatus::Pending if slot.lease_deadline_ms <= now => stale += 1,
                         SlotStatus::Filled => {
                             r.counts.filled_slots += 1;
+                            let h = highest.entry(kind.store()).or_insert(slot.payload_id);
+                            *h = (*h).max(slot.payload_id);
                             if let Some(f) = check_filled(&reader, &names, at, &slot) {
+                                if matches!(f.kind, "payload-missing" | "payload-lost") {
+                                    let d = dangling.entry(kind.store()).or_default();
+                                    *d = (d.0 + 1, d.1.max(slot.payload_id));
+                                }
                                 r.problems.push(f);
                             } else {
                                 referenced.insert(RecordRef { store: kind.store(), payload_id: slot.payload_id }, at);
@@ -206,6 +237,19 @@ pub fn verify(dir: &Path, opts: VerifyOptions, progress: Progress<'_>) -> Result
         })?;
     }
     r.checked.push("every Filled slot resolves to a record of its own slot in its store, with the same checksum and payload type".into());
+    for store in StoreKind::ALL {
+        let Some((slots, highest_dangling)) = dangling.get(&store).copied() else { continue };
+        let records = reader.store(store).len()?;
+        let highest = highest.get(&store).copied().unwrap_or(0).max(highest_dangling);
+        r.problems.push(finding(
+            "dangling-references",
+            format!(
+                "{}: {slots} Filled slots refer to payload ids it does not hold: it holds {records} records, and the highest id a slot refers to is {highest} (records were lost; a bootstrap refuses the directory; `window-space repair` accepts the loss)",
+                store.file_name()
+            ),
+            json!({ "store": store.name(), "file": store.file_name(), "records": records, "highestReferencedId": highest, "danglingSlots": slots }),
+        ));
+    }
     if stale > 0 {
         r.warnings.push(finding(
             "stale-claims",
@@ -229,6 +273,16 @@ pub fn verify(dir: &Path, opts: VerifyOptions, progress: Progress<'_>) -> Result
 fn check_filled(reader: &StateReader, names: &Names<'_>, at: SlotAddr, slot: &SlotSnapshot) -> Option<Finding> {
     let store = at.kind.store();
     let problem = match reader.store(store).get(slot.payload_id) {
+        Err(Error::PayloadLost { .. }) => Some(finding(
+            "payload-lost",
+            format!(
+                "{} is Filled with payload id {}, which {} marks lost (its record did not survive; `window-space repair` clears the slot)",
+                names.at(at),
+                slot.payload_id,
+                store.name()
+            ),
+            at_fields(names, at),
+        )),
         Err(e) => Some(finding(
             "record-unreadable",
             format!("{} record {}: {e}", store.name(), slot.payload_id),
@@ -294,6 +348,31 @@ fn check_filled(reader: &StateReader, names: &Names<'_>, at: SlotAddr, slot: &Sl
     };
     // Read the slot again: if it changed, it was in flight, not wrong.
     problem.filter(|_| reader.read_slot(at).is_ok_and(|now| now == *slot))
+}
+
+/// Every chunk belongs to a symbol the map holds. The view read the ledgers
+/// before the map, and a chunk is allocated only for a symbol already in the
+/// map, so a chunk of an id the map does not hold is damage even while
+/// engines add symbols.
+fn check_chunk_symbols(dir: &Path, reader: &StateReader, r: &mut VerifyReport) {
+    let symbols = reader.symbols().len() as u32;
+    let (mut chunks, mut highest) = (0u64, 0u32);
+    for ledger in LedgerKind::ALL {
+        let (n, h) = reader.ledger(ledger).chunks_of_unknown_symbols(symbols);
+        chunks += n;
+        highest = highest.max(h.unwrap_or(0));
+    }
+    if chunks > 0 {
+        let file = dir.join(crate::symbols::SymbolMap::FILE_NAME);
+        r.problems.push(finding(
+            "symbols-missing",
+            format!(
+                "{chunks} ledger chunks belong to symbol ids symbol-map.json does not hold: it holds {symbols} symbols, and the highest symbol id of a chunk is {highest} (symbols were lost; a bootstrap refuses the directory; `window-space repair` names them)"
+            ),
+            json!({ "file": file, "symbols": symbols, "highestSymbolId": highest, "chunks": chunks }),
+        ));
+    }
+    r.checked.push("every ledger chunk belongs to a symbol of symbol-map.json".into());
 }
 
 fn check_raw_slots(dir: &Path, r: &mut VerifyReport, symbols: &[String]) {
@@ -482,6 +561,9 @@ fn check_audit_log(dir: &Path, reader: &StateReader, r: &mut VerifyReport) -> Re
     let symbols = reader.symbols();
     let windows = u64::from(reader.window_count());
     r.counts.audit_entries = entries.len() as u64;
+    // Ids whose name the map lost (a repair named them `lost-symbol-<id>`):
+    // the names lines written before the loss give them, and how often.
+    let mut remembered: std::collections::BTreeMap<u64, std::collections::BTreeMap<String, u64>> = Default::default();
     for (line, e) in entries {
         if e.get("slot").is_none() && e.get("symbol").is_none() {
             continue; // a tool's own action
@@ -489,7 +571,11 @@ fn check_audit_log(dir: &Path, reader: &StateReader, r: &mut VerifyReport) -> Re
         let mut bad = Vec::new();
         let symbol = e.get("symbol").and_then(Value::as_str);
         let symbol_id = e.get("symbolId").and_then(Value::as_u64);
-        if symbol.is_none() || symbol_id.and_then(|id| symbols.get(id as usize)).map(String::as_str) != symbol {
+        let in_map = symbol_id.and_then(|id| symbols.get(id as usize)).map(String::as_str);
+        let placeholder = in_map.is_some_and(|n| n.starts_with(LOST_SYMBOL_PREFIX));
+        if let (true, Some(id), Some(name)) = (placeholder && in_map != symbol, symbol_id, symbol) {
+            *remembered.entry(id).or_default().entry(name.to_string()).or_default() += 1;
+        } else if symbol.is_none() || in_map != symbol {
             bad.push(format!(
                 "symbol {} (id {}) is not in symbol-map.json",
                 e.get("symbol").unwrap_or(&Value::Null),
@@ -533,6 +619,15 @@ fn check_audit_log(dir: &Path, reader: &StateReader, r: &mut VerifyReport) -> Re
             ));
         }
     }
+    for (id, names) in remembered {
+        let placeholder = symbols.get(id as usize).cloned().unwrap_or_default();
+        let said = names.iter().map(|(n, lines)| format!("{n:?} ({lines} lines)")).collect::<Vec<_>>().join(", ");
+        r.warnings.push(finding(
+            "lost-symbol-named",
+            format!("symbol id {id} is the placeholder {placeholder} (the map lost its name); audit.log names it {said}"),
+            json!({ "symbolId": id, "symbol": placeholder, "auditNames": names.keys().collect::<Vec<_>>() }),
+        ));
+    }
     r.checked.push("every audit.log line parses and names a known symbol, slot kind and window".into());
     Ok(())
 }
@@ -567,7 +662,12 @@ fn check_artifacts(
         for id in 0..len {
             done += 1;
             progress("artifacts", done, total.max(done));
-            let Some(rec) = reader.store(store).get(id)? else { continue };
+            let rec = match reader.store(store).get(id) {
+                Ok(Some(rec)) => rec,
+                // A lost id (marked by a repair) names no artifact.
+                Ok(None) | Err(Error::PayloadLost { .. }) => continue,
+                Err(e) => return Err(e),
+            };
             let key = RecordRef { store, payload_id: id };
             let live = referenced.get(&key).copied();
             if live.is_none() && gc.records.contains(&key) {

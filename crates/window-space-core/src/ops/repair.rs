@@ -1,0 +1,284 @@
+//! `window-space repair`: accepts, explicitly and in the audit trail, the
+//! loss that a bootstrap refuses ([`Damage`]): payload records that Filled
+//! slots refer to but their mapping table no longer holds, and symbols whose
+//! ledger chunks exist but `symbol-map.json` no longer holds (power loss in
+//! the buffered mode, or files restored from backups of different times).
+//!
+//! What it does, in this order, each step durable before the next:
+//!
+//! 1. Opens the directory as a bootstrap does, but only when no other
+//!    controller has it open (`ERR_STATE_DIR_IN_USE` otherwise), and finds
+//!    the damage with every check of a bootstrap, changing nothing. With
+//!    `dry_run`, or when there is nothing to repair, it stops here.
+//! 2. Appends an audit line `{"action":"repair","details":{"phase":"intent",…}}`
+//!    saying what it will do; nothing changes unless it was written.
+//! 3. Gives every missing symbol id up to the highest one a chunk belongs to
+//!    a placeholder symbol, `lost-symbol-<id>` (a reserved name no engine can
+//!    add: `symbols.rs`), in one atomic rewrite of the map. The rows of those
+//!    chunks become visible under that name (grid, export, clear, retire) and
+//!    no id is given twice: a symbol added later gets the next id.
+//! 4. Marks every payload id from each damaged table's next id through the
+//!    highest id a Filled slot refers to lost, with lost-id records
+//!    (`payload.rs`; the table's header becomes format version 2 first), so
+//!    the next append returns an id past every id a slot ever referred to.
+//! 5. Force-clears every Filled slot whose payload id its table does not
+//!    hold as a record, through the controller's admin transition (journal
+//!    entry, counters, in-flight mark): engines redo those slots.
+//! 6. Appends the outcome line (`"phase":"done"`: symbols added, ids marked
+//!    lost, each slot cleared with the payload id it referred to).
+//!
+//! **Killed at any step, it is run again.** Each step is idempotent and the
+//! damage a bootstrap finds describes what is left: symbols added stay
+//! added; lost-id records already written are kept (a torn one is cut, as an
+//! append does) and the rest are written; slots already cleared no longer
+//! refer to a lost id. While anything is left, every other bootstrap still
+//! refuses the directory, so no engine can open it half repaired: a slot
+//! referring to a lost id counts as damage as much as one referring past the
+//! table's end, which is why the ids are marked before the slots are
+//! cleared. An intent line without an outcome line says a repair was killed.
+
+use std::path::{Path, PathBuf};
+
+use serde::Serialize;
+use serde_json::json;
+
+use crate::audit::{default_actor, AuditContext, AuditLog};
+use crate::controller::{Alone, Config, Controller, Damage, Durability, SCHEDULE_FILE};
+use crate::error::{Error, Result};
+use crate::schedule::Schedule;
+use crate::slot::SlotAddr;
+use crate::symbols::lost_symbol_name;
+
+/// Most payload ids one repair marks lost in one mapping table. A slot that
+/// refers further past the table's end is more likely a damaged slot than
+/// lost records, and marking that many ids would fill the disk.
+pub const MAX_LOST_IDS: u64 = 1 << 24;
+
+/// Most placeholder symbols one repair adds.
+pub const MAX_LOST_SYMBOLS: u32 = 1 << 20;
+
+/// Options of [`repair`].
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct RepairOptions {
+    /// Say what would be done; change nothing.
+    pub dry_run: bool,
+    /// Who and why, for the audit trail.
+    pub ctx: AuditContext,
+}
+
+/// What [`repair`] found and did.
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize)]
+#[serde(rename_all = "camelCase")]
+pub struct RepairReport {
+    pub state_dir: PathBuf,
+    pub dry_run: bool,
+    /// Nothing to repair: every chunk's symbol is in the map and every
+    /// Filled slot's payload id is a record of its table.
+    pub clean: bool,
+    /// Whether this run changed the directory.
+    pub changed: bool,
+    /// Chunks of symbols the map does not hold, and the placeholders for them.
+    pub symbols: Option<SymbolRepair>,
+    /// Mapping tables Filled slots refer past (or to lost ids of).
+    pub stores: Vec<StoreRepair>,
+    /// Every Filled slot whose payload id its table does not hold as a record.
+    pub slots: Vec<DanglingSlot>,
+    /// How many of `slots` this run cleared.
+    pub cleared: u64,
+}
+
+/// The symbol map's side of a repair.
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize)]
+#[serde(rename_all = "camelCase")]
+pub struct SymbolRepair {
+    /// Symbols the map held.
+    pub symbols: u32,
+    /// The highest symbol id a chunk belongs to.
+    pub highest_symbol_id: u32,
+    /// Chunks (both ledgers) of symbol ids the map did not hold.
+    pub chunks: u64,
+    /// The placeholders added (or, in a dry run, to be added): id and name.
+    pub placeholders: Vec<Placeholder>,
+}
+
+/// A placeholder symbol.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct Placeholder {
+    pub id: u32,
+    pub name: String,
+}
+
+/// One mapping table's side of a repair.
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize)]
+#[serde(rename_all = "camelCase")]
+pub struct StoreRepair {
+    /// The store's API name (`trades`, ...).
+    pub store: &'static str,
+    pub file: &'static str,
+    /// Whole records the table held (lost ids included): its next id.
+    pub records: u64,
+    /// The highest payload id a Filled slot refers to.
+    pub highest_referenced_id: u64,
+    /// Filled slots whose payload id the table does not hold as a record.
+    pub dangling_slots: u64,
+    /// Ids marked lost by this repair (or, in a dry run, to be marked):
+    /// `[first, last]`, or none when the table already reaches past every
+    /// id a slot refers to.
+    pub mark_lost: Option<[u64; 2]>,
+}
+
+/// A Filled slot whose payload id its table does not hold as a record.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+#[serde(rename_all = "camelCase")]
+pub struct DanglingSlot {
+    pub symbol: String,
+    pub symbol_id: u32,
+    pub window_idx: u32,
+    pub slot: &'static str,
+    pub store: &'static str,
+    pub payload_id: u64,
+}
+
+/// What the damage says a repair will do.
+fn plan(report: &mut RepairReport, damage: &Damage, names: &[String]) {
+    report.clean = damage.is_empty();
+    report.symbols = damage.unknown_symbols.map(|u| SymbolRepair {
+        symbols: u.symbols,
+        highest_symbol_id: u.highest_symbol,
+        chunks: u.chunks,
+        placeholders: (u.symbols..=u.highest_symbol).map(|id| Placeholder { id, name: lost_symbol_name(id) }).collect(),
+    });
+    report.stores = damage
+        .stores
+        .iter()
+        .map(|s| StoreRepair {
+            store: s.store.name(),
+            file: s.store.file_name(),
+            records: s.records,
+            highest_referenced_id: s.highest_referenced,
+            dangling_slots: s.dangling_slots,
+            mark_lost: (s.highest_referenced >= s.records).then_some([s.records, s.highest_referenced]),
+        })
+        .collect();
+    report.slots = damage
+        .dangling
+        .iter()
+        .map(|d| DanglingSlot {
+            symbol: names.get(d.symbol as usize).cloned().unwrap_or_else(|| lost_symbol_name(d.symbol)),
+            symbol_id: d.symbol,
+            window_idx: d.window,
+            slot: d.kind.name(),
+            store: d.kind.store().name(),
+            payload_id: d.payload_id,
+        })
+        .collect();
+}
+
+/// Refuses a repair whose size says the damage is something else.
+fn check_bounds(dir: &Path, report: &RepairReport) -> Result<()> {
+    if let Some(s) = &report.symbols {
+        let n = s.highest_symbol_id - s.symbols + 1;
+        if n > MAX_LOST_SYMBOLS {
+            return Err(Error::corrupt(
+                dir.join(crate::symbols::SymbolMap::FILE_NAME),
+                None,
+                format!("a chunk belongs to symbol id {}, {n} ids past the map's {} symbols: more than lost symbols explain (at most {MAX_LOST_SYMBOLS} are repaired); restore the map from a backup", s.highest_symbol_id, s.symbols),
+            ));
+        }
+    }
+    for s in &report.stores {
+        if let Some([first, last]) = s.mark_lost {
+            if last - first + 1 > MAX_LOST_IDS {
+                return Err(Error::corrupt(
+                    dir.join(s.file),
+                    None,
+                    format!("a Filled slot refers to payload id {last}, {} ids past the table's {first} records: more than lost records explain (at most {MAX_LOST_IDS} ids are marked lost); restore the table from a backup", last - first + 1),
+                ));
+            }
+        }
+    }
+    Ok(())
+}
+
+fn intent_details(report: &RepairReport) -> serde_json::Value {
+    json!({
+        "phase": "intent",
+        "symbols": report.symbols.as_ref().map(|s| json!({ "symbols": s.symbols, "highestSymbolId": s.highest_symbol_id, "chunks": s.chunks })),
+        "stores": report.stores.iter().map(|s| json!({
+            "store": s.store,
+            "records": s.records,
+            "highestReferencedId": s.highest_referenced_id,
+            "danglingSlots": s.dangling_slots,
+            "markLost": s.mark_lost,
+        })).collect::<Vec<_>>(),
+        "slots": report.slots.len(),
+    })
+}
+
+/// Steps 2 to 4 (see the module comment), with the gate held and no other
+/// controller open; false (nothing done) for a dry run or a clean directory.
+fn before_open(a: &Alone<'_>, opts: &RepairOptions, report: &mut RepairReport) -> Result<bool> {
+    plan(report, a.damage, &a.symbols.all());
+    check_bounds(a.dir, report)?;
+    if report.clean || opts.dry_run {
+        return Ok(false);
+    }
+    let audit = AuditLog::new(a.dir, default_actor(), a.sync);
+    let mut f = serde_json::Map::new();
+    f.insert("details".into(), intent_details(report));
+    audit.append(&opts.ctx, "repair", f)?;
+    report.changed = true;
+    failpoint!("repair::intent-written");
+    if let Some(s) = report.symbols.as_mut() {
+        let added = a.symbols.add_lost(s.highest_symbol_id)?;
+        s.placeholders = added.into_iter().map(|(id, name)| Placeholder { id, name }).collect();
+        failpoint!("repair::symbols-added");
+    }
+    let created = std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).map_or(0, |d| d.as_nanos() as u64);
+    for (s, damage) in report.stores.iter_mut().zip(&a.damage.stores) {
+        if let Some([_, last]) = s.mark_lost {
+            let marked = a.stores[damage.store as usize].append_lost(last, created)?;
+            s.mark_lost = (!marked.is_empty()).then(|| [marked.start, marked.end - 1]);
+        }
+    }
+    failpoint!("repair::lost-marked");
+    Ok(true)
+}
+
+/// Repairs the state directory `dir` (see the module comment). `Err` when
+/// it is not a state directory, is in use, is damaged in another way (the
+/// bootstrap's own refusal), or a step failed (run it again).
+pub fn repair(dir: &Path, opts: &RepairOptions) -> Result<RepairReport> {
+    opts.ctx.check()?;
+    let path = dir.join(SCHEDULE_FILE);
+    let text = match std::fs::read_to_string(&path) {
+        Ok(t) => t,
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Err(Error::NotAStateDir { path: dir.to_path_buf() }),
+        Err(e) => return Err(Error::io("read", &path, e)),
+    };
+    let schedule = Schedule::from_json(&path, &text)?;
+    let mut config = Config::new(dir, schedule.space().clone());
+    // An operator's change survives power loss, as the admin commands' do.
+    config.durability = Durability::Sync;
+    config.actor = opts.ctx.actor.clone();
+    let mut report = RepairReport { state_dir: dir.to_path_buf(), dry_run: opts.dry_run, ..RepairReport::default() };
+    let opened = Controller::bootstrap_accepting(config, Some(&mut |a: &Alone<'_>| before_open(a, opts, &mut report)))?;
+    let Some((c, _, damage)) = opened else { return Ok(report) };
+    let mut cleared = Vec::new();
+    for d in &damage.dangling {
+        if let Some((t, before)) = c.clear_dangling(SlotAddr::new(d.symbol, d.window, d.kind), d.payload_id)? {
+            cleared.push(json!([d.symbol, d.window, d.kind.name(), before.payload_id, before.version, t.version]));
+            failpoint!("repair::slot-cleared");
+        }
+    }
+    report.cleared = cleared.len() as u64;
+    failpoint!("repair::cleared");
+    let done = json!({
+        "phase": "done",
+        "symbolsAdded": report.symbols.as_ref().map(|s| s.placeholders.iter().map(|p| json!([p.id, p.name])).collect::<Vec<_>>()),
+        "stores": report.stores.iter().map(|s| json!({ "store": s.store, "markedLost": s.mark_lost })).collect::<Vec<_>>(),
+        "cleared": cleared,
+    });
+    c.audit_action(&opts.ctx, "repair", done)?;
+    Ok(report)
+}
