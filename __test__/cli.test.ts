@@ -446,7 +446,8 @@ describe('gc', () => {
     const r = ws('gc', fixture, '--json', '--min-age', '0')
     expect(r.status).toBe(0)
     const j = JSON.parse(r.stdout)
-    expect(j.records.map((x: { store: string; payloadId: number; slotStatus: string }) => [x.store, x.payloadId, x.slotStatus])).toEqual([['trades', 10, 'Cleared']])
+    expect(j.records.map((x: { store: string; payloadId: number; symbol: string; slotStatus: string }) => [x.store, x.payloadId, x.symbol, x.slotStatus])).toEqual([['trades', 10, 'SPY', 'Cleared']])
+    expect(ws('gc', fixture, '--min-age', '0').stdout).toContain('  trades#10  SPY window 10 optionTrade (slot now Cleared)  artifacts/SPY/optionTrade/10.txt')
     // SPY optionTrade 12 is Pending: its engine may be about to record a file at a path it chose.
     expect(j.files).toEqual([])
     expect(j.keptFiles.map((f: { uri: string; why: string }) => [f.uri, f.why])).toEqual([
@@ -587,6 +588,11 @@ describe('audit', () => {
     const text = ws('audit', dir, '--last', '1')
     expect(text.stdout).toMatch(/^\d{4}-\d\d-\d\dT[\d:.]+Z {2}gc {14}/)
     expect(text.stdout).toContain('"removedFiles":8')
+    // --last N counts the entries shown: an intent and its outcome are one.
+    const all = ws('audit', dir).stdout.trim().split('\n')
+    expect(all.length).toBeLessThan(entries.length)
+    for (const n of [1, 3, 5]) expect(ws('audit', dir, '--last', String(n)).stdout.trim().split('\n')).toEqual(all.slice(-n))
+    expect(ws('audit', dir, '--json', '--last', '3').stdout.trim().split('\n').map((l) => JSON.parse(l))).toEqual(entries.slice(-3))
   })
 
 })

@@ -23,6 +23,8 @@ export interface GcReport {
     readonly payloadId: number
     readonly uri: string
     readonly symbolId: number
+    /** The symbol's name (empty when the symbol map does not hold its id). */
+    readonly symbol: string
     readonly windowIdx: number
     readonly slot: SlotKindName
     /** Status of the slot the record was written for. */

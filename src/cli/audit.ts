@@ -51,19 +51,17 @@ export function auditCommand(dir: string, o: Opts): void {
   if (!fs.existsSync(path.join(abs, 'schedule.json'))) throw new UsageError(`${abs} is not a window-space state directory (it has no schedule.json)`)
   const scan = scanAuditLog(abs)
   for (const d of scan.damaged) err(`warning: audit.log line ${d.line} (offset ${d.offset}) ${printable(d.what)}; skipped (window-space verify reports it)`)
-  let entries = scan.entries
-  if (o.last !== undefined) {
-    const n = whole(String(o.last), '--last')
-    entries = n === 0 ? [] : entries.slice(-n)
-  }
+  const entries = scan.entries
+  const last = o.last === undefined ? undefined : whole(String(o.last), '--last')
   if (o.json) {
+    // The lines as they are in the file: --last N is the last N lines.
     const w = new LineWriter()
-    for (const e of entries) w.line(JSON.stringify(e))
+    for (const e of last === undefined ? entries : last === 0 ? [] : entries.slice(-last)) w.line(JSON.stringify(e))
     w.flush()
     return
   }
-  if (entries.length === 0) return out(`no audit entries in ${abs}`)
-  // An intent whose outcome follows is shown by its outcome line alone.
+  // An intent whose outcome follows is shown by its outcome line alone;
+  // --last N is the last N entries shown.
   const answered = new Array<boolean>(entries.length).fill(false)
   const outcomes = new Map<string, number>()
   for (let i = entries.length - 1; i >= 0; i--) {
@@ -75,9 +73,10 @@ export function auditCommand(dir: string, o: Opts): void {
       outcomes.set(key, outcomes.get(key)! - 1)
     }
   }
+  const shown = entries.filter((_, i) => !answered[i])
+  const lines = last === undefined ? shown : last === 0 ? [] : shown.slice(-last)
+  if (lines.length === 0) return out(`no audit entries in ${abs}`)
   const w = new LineWriter()
-  entries.forEach((e, i) => {
-    if (!answered[i]) w.line(describe(e, e.phase !== 'intent'))
-  })
+  for (const e of lines) w.line(describe(e, e.phase !== 'intent'))
   w.flush()
 }

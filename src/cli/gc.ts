@@ -26,7 +26,7 @@ export function gcCommand(dir: string, o: Opts): void {
   if (!o.delete && r.unfinishedBefore) lines.push(`${r.unfinishedBefore} collections a previous gc left unfinished: run with --delete to finish them`)
   lines.push(`unreferenced payload records: ${r.records.length}`)
   for (const x of r.records.slice(0, 20)) {
-    lines.push(`  ${x.store}#${x.payloadId}  symbol #${x.symbolId} window ${x.windowIdx} ${x.slot} (slot ${x.slotStatus === 'Filled' ? 'Filled with another record' : `now ${x.slotStatus}`})  ${printable(x.uri)}`)
+    lines.push(`  ${x.store}#${x.payloadId}  ${x.symbol ? printable(x.symbol) : `symbol #${x.symbolId}`} window ${x.windowIdx} ${x.slot} (slot ${x.slotStatus === 'Filled' ? 'Filled with another record' : `now ${x.slotStatus}`})  ${printable(x.uri)}`)
   }
   if (r.records.length > 20) lines.push(`  … and ${r.records.length - 20} more (--json lists all)`)
   lines.push(`unreferenced artifact files: ${r.files.length} (${bytes(r.reclaimableBytes)})`)

@@ -137,7 +137,7 @@ function program(): Command {
       .command('audit')
       .argument('<dir>', 'state directory')
       .description('print the audit trail (audit.log): force-clears, retires, takeovers, gc and retention runs, with who and why')
-      .option('--last <n>', 'only the last N entries')
+      .option('--last <n>', 'only the last N entries (in the text, an intent and its outcome are one entry; with --json, the last N lines)')
       .option('--json', 'print the entries as JSON lines')
       .action(run(auditCommand)),
   )

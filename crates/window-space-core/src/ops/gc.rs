@@ -66,6 +66,8 @@ pub struct GarbageRecord {
     pub payload_id: u64,
     pub uri: String,
     pub symbol_id: u32,
+    /// The symbol's name (empty when `symbol-map.json` does not hold its id).
+    pub symbol: String,
     pub window_idx: u32,
     pub slot: &'static str,
     /// Status of the slot the record was written for.
@@ -407,6 +409,7 @@ fn plan(
                 payload_id: r.payload_id,
                 uri: uri.clone(),
                 symbol_id: at.symbol,
+                symbol: reader.symbols().get(at.symbol as usize).cloned().unwrap_or_default(),
                 window_idx: at.window,
                 slot: at.kind.name(),
                 slot_status: status,
