@@ -116,6 +116,17 @@ pub fn state_file_names() -> Vec<&'static str> {
     v
 }
 
+/// Refuses an existing state directory (it holds a schedule) that lacks one
+/// of its state files, naming the file.
+pub(crate) fn check_state_files_present(dir: &Path) -> Result<()> {
+    for name in state_file_names() {
+        if !dir.join(name).exists() {
+            return Err(Error::corrupt(dir.join(name), None, "state file is missing (the directory holds a schedule, so it is not new)"));
+        }
+    }
+    Ok(())
+}
+
 /// Removes temp files (`.<name>.tmp-<pid>-<n>`) that an atomic write left
 /// behind when its process died; only called when no other controller is open.
 fn remove_stale_temp_files(dir: &Path) {
@@ -186,15 +197,7 @@ impl Controller {
             Self::create_files(&dir, &given)?;
             (given, "created")
         } else {
-            for name in state_file_names() {
-                if !dir.join(name).exists() {
-                    return Err(Error::corrupt(
-                        dir.join(name),
-                        None,
-                        "state file is missing (the directory holds a schedule, so it is not new)",
-                    ));
-                }
-            }
+            check_state_files_present(&dir)?;
             let text = std::fs::read_to_string(&schedule_path).map_err(|e| Error::io("read", &schedule_path, e))?;
             let persisted = Schedule::from_json(&schedule_path, &text)?;
             match persisted.relation_to(&given)? {

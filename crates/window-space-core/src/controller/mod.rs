@@ -37,7 +37,7 @@ use crate::slot::SlotAddr;
 use crate::symbols::SymbolMap;
 use crate::vocab::{LedgerEvent, LedgerKind, SlotKind, SlotStatus, StoreKind};
 
-pub(crate) use bootstrap::Alone;
+pub(crate) use bootstrap::{check_state_files_present, Alone};
 pub use bootstrap::{state_file_names, Damage, StoreDamage, UnknownSymbols};
 
 /// Name of the persisted schedule.

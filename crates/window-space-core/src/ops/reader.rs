@@ -19,7 +19,7 @@ use std::fs::File;
 use std::os::unix::fs::FileExt;
 use std::path::{Path, PathBuf};
 
-use crate::controller::{state_file_names, SCHEDULE_FILE};
+use crate::controller::{check_state_files_present, SCHEDULE_FILE};
 use crate::error::{Error, Result};
 use crate::ledger::{
     chunk_offset, decode_chunk_header, LedgerGeometry, CHUNK_BYTES, CHUNK_HEADER_BYTES, OFF_CHUNK_COUNT, OFF_EVENT_COUNTS,
@@ -270,15 +270,7 @@ impl StateReader {
             Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Err(Error::NotAStateDir { path: dir.to_path_buf() }),
             Err(e) => return Err(Error::io("read", &schedule_path, e)),
         };
-        for name in state_file_names() {
-            if !dir.join(name).exists() {
-                return Err(Error::corrupt(
-                    dir.join(name),
-                    None,
-                    "state file is missing (the directory holds a schedule, so it is not new)",
-                ));
-            }
-        }
+        check_state_files_present(dir)?;
         let schedule = Schedule::from_json(&schedule_path, &text)?;
         // Ledgers before symbols: a chunk is allocated only for a symbol that
         // is already in the map, so every chunk seen has its symbol in the
