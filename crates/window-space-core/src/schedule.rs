@@ -182,16 +182,21 @@ impl Schedule {
     /// Start and duration of a window.
     pub fn window_meta(&self, window_idx: u32) -> Result<WindowMeta> {
         self.check(window_idx)?;
-        let (start_ns, duration_ns) = match &self.space {
-            WindowSpace::Uniform { origin_ns, window_ns, .. } => (origin_ns + window_ns * i64::from(window_idx), *window_ns),
+        // In i128: a window's offset from its origin may exceed i64 even when
+        // its start (which `new` proved lies before the schedule's end) does not.
+        let (start, duration) = match &self.space {
+            WindowSpace::Uniform { origin_ns, window_ns, .. } => {
+                (i128::from(*origin_ns) + i128::from(*window_ns) * i128::from(window_idx), i128::from(*window_ns))
+            }
             WindowSpace::Sessions { sessions } => {
                 let i = self.bases.partition_point(|b| *b <= window_idx) - 1;
                 let s = &sessions[i];
-                let start = s.start_ns + s.window_ns * i64::from(window_idx - self.bases[i]);
-                (start, s.window_ns.min(s.end_ns - start))
+                let start = i128::from(s.start_ns) + i128::from(s.window_ns) * i128::from(window_idx - self.bases[i]);
+                (start, i128::from(s.window_ns).min(i128::from(s.end_ns) - start))
             }
         };
-        Ok(WindowMeta { window_idx, start_ns, duration_ns, schema_version: SCHEMA_VERSION })
+        let narrow = |v: i128| i64::try_from(v).map_err(|_| Error::InvalidSchedule { what: format!("window {window_idx} lies outside the i64 nanosecond range") });
+        Ok(WindowMeta { window_idx, start_ns: narrow(start)?, duration_ns: narrow(duration)?, schema_version: SCHEMA_VERSION })
     }
 
     /// How many windows have started by `ts_ns` (windows `0..n` start at or
@@ -270,7 +275,7 @@ fn extends(longer: &WindowSpace, shorter: &WindowSpace) -> bool {
                     || (a.start_ns == b.start_ns
                         && a.window_ns == b.window_ns
                         && a.end_ns >= b.end_ns
-                        && (b.end_ns - b.start_ns) % b.window_ns == 0)
+                        && (i128::from(b.end_ns) - i128::from(b.start_ns)) % i128::from(b.window_ns) == 0)
             };
             long[..n - 1] == short[..n - 1] && last_ok
         }
@@ -359,5 +364,27 @@ mod tests {
         assert!(Schedule::new(WindowSpace::Uniform { origin_ns: 0, window_ns: 0, window_count: 1 }).is_err());
         assert!(Schedule::new(WindowSpace::Sessions { sessions: vec![] }).is_err());
         assert!(Schedule::new(WindowSpace::Uniform { origin_ns: i64::MAX - 5, window_ns: 10, window_count: 1 }).is_err());
+    }
+
+    #[test]
+    fn schedules_spanning_the_whole_i64_range_give_every_window() {
+        let half = 1i64 << 62;
+        let u = Schedule::new(WindowSpace::Uniform { origin_ns: i64::MIN, window_ns: half, window_count: 3 }).unwrap();
+        assert_eq!(u.window_meta(2).unwrap().start_ns, 0);
+        assert_eq!(u.window_idx_for_timestamp(0).unwrap(), 2);
+        let wide = Session { start_ns: i64::MIN, end_ns: i64::MAX, window_ns: half };
+        let s = Schedule::new(WindowSpace::Sessions { sessions: vec![wide] }).unwrap();
+        assert_eq!(s.window_count(), 4);
+        let last = s.window_meta(3).unwrap();
+        assert_eq!((last.start_ns, last.duration_ns), (half, i64::MAX - half));
+        assert_eq!(s.windows_started_by(i128::from(i64::MAX)), 4);
+        let longer = Schedule::new(WindowSpace::Sessions { sessions: vec![wide, Session { start_ns: i64::MAX - 1, end_ns: i64::MAX, window_ns: 1 }] });
+        // The wide session does not hold whole windows, so it may not grow, and
+        // appending overlaps it: both refused without overflowing.
+        assert!(longer.is_err());
+        // Growing a session that does not hold whole windows is refused (its
+        // last window would change length), judged without overflowing.
+        let shorter = Schedule::new(WindowSpace::Sessions { sessions: vec![Session { end_ns: i64::MAX - 1, ..wide }] }).unwrap();
+        assert!(matches!(shorter.relation_to(&s), Err(Error::ScheduleMismatch { .. })));
     }
 }
