@@ -195,7 +195,10 @@ impl Schedule {
                 (start, i128::from(s.window_ns).min(i128::from(s.end_ns) - start))
             }
         };
-        let narrow = |v: i128| i64::try_from(v).map_err(|_| Error::InvalidSchedule { what: format!("window {window_idx} lies outside the i64 nanosecond range") });
+        let narrow = |v: i128| {
+            i64::try_from(v)
+                .map_err(|_| Error::InvalidSchedule { what: format!("window {window_idx} lies outside the i64 nanosecond range") })
+        };
         Ok(WindowMeta { window_idx, start_ns: narrow(start)?, duration_ns: narrow(duration)?, schema_version: SCHEMA_VERSION })
     }
 
@@ -378,7 +381,9 @@ mod tests {
         let last = s.window_meta(3).unwrap();
         assert_eq!((last.start_ns, last.duration_ns), (half, i64::MAX - half));
         assert_eq!(s.windows_started_by(i128::from(i64::MAX)), 4);
-        let longer = Schedule::new(WindowSpace::Sessions { sessions: vec![wide, Session { start_ns: i64::MAX - 1, end_ns: i64::MAX, window_ns: 1 }] });
+        let longer = Schedule::new(WindowSpace::Sessions {
+            sessions: vec![wide, Session { start_ns: i64::MAX - 1, end_ns: i64::MAX, window_ns: 1 }],
+        });
         // The wide session does not hold whole windows, so it may not grow, and
         // appending overlaps it: both refused without overflowing.
         assert!(longer.is_err());

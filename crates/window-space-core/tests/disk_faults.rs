@@ -19,6 +19,9 @@
 //! * the step fails with a typed error — `ERR_DISK_FULL` for ENOSPC and a
 //!   short write, `ERR_IO` for EIO — never a panic or a SIGBUS (the gc's
 //!   best-effort directory syncs are the exception: gc goes on);
+//! * a bootstrap that fails to make a new directory leaves no
+//!   `schedule.json` (the commit mark), so the directory is still new to a
+//!   bootstrap with another schedule;
 //! * nothing acknowledged before is lost or altered (symbols, records with
 //!   every byte of them, slot states, artifacts, audit lines), and no Filled
 //!   slot refers to a record that does not exist or whose checksum differs;
@@ -696,6 +699,12 @@ fn run_case(mode: Durability, steps: &[Step], k: usize, hit: u64, site: Site, fa
             return Err(format!("step {k} {step:?} failed with {} ({e}), expected {}", e.code().as_str(), code.as_str()))
         }
         (_, Err(_)) => {}
+    }
+    // A bootstrap that failed to make a new directory leaves it new: no
+    // schedule.json (the commit mark) to refuse a bootstrap with another
+    // schedule, whatever site failed.
+    if k == 0 && expectation != Expect::Tolerated && w.dir.join("schedule.json").exists() {
+        return Err(format!("the failed bootstrap of a new directory left {}", w.dir.join("schedule.json").display()));
     }
     // The slot is as it was, unless the failure came after the change.
     let mut changed = false;

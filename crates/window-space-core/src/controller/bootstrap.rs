@@ -194,7 +194,7 @@ impl Controller {
             return Err(Error::NotAStateDir { path: dir.clone() });
         }
         let (schedule, relation) = if created {
-            Self::create_files(&dir, &given)?;
+            Self::create_files(&dir)?;
             (given, "created")
         } else {
             check_state_files_present(&dir)?;
@@ -293,6 +293,9 @@ impl Controller {
         // Our presence record, before any transition; alone, every record left is a dead controller's.
         let presence = Presence::join(&dir, alone)?;
         failpoint!("bootstrap::present");
+        if created {
+            Self::commit_new_directory(&dir, &schedule)?;
+        }
         gate.admit()?;
 
         let mut files = Vec::new();
@@ -438,10 +441,11 @@ impl Controller {
         Self::bootstrap(config)
     }
 
-    /// Creates the files of a new state directory; `schedule.json` last, as the
-    /// commit mark. Leftovers of an earlier bootstrap that died before writing
-    /// `schedule.json` are replaced only if they hold no data.
-    fn create_files(dir: &Path, schedule: &Schedule) -> Result<()> {
+    /// Creates the files of a new state directory, all but `schedule.json`
+    /// (see [`commit_new_directory`](Self::commit_new_directory)). Leftovers of
+    /// an earlier bootstrap that died or failed before writing `schedule.json`
+    /// are replaced only if they hold no data.
+    fn create_files(dir: &Path) -> Result<()> {
         for name in state_file_names() {
             let p = dir.join(name);
             let Some(len) = file_len(&p) else { continue };
@@ -478,6 +482,19 @@ impl Controller {
         }
         SymbolMap::create(dir)?;
         failpoint!("bootstrap::files-created");
-        write_atomic(&dir.join(SCHEDULE_FILE), schedule.to_json().as_bytes(), AtomicSites::SCHEDULE)
+        Ok(())
+    }
+
+    /// Writes `schedule.json` into a new state directory: its commit mark,
+    /// written once everything else of the bootstrap succeeded. Until it
+    /// exists the directory is new to every bootstrap (and `create_files`
+    /// makes the empty files again), so a bootstrap that fails before it,
+    /// on a full disk say, leaves no schedule behind to refuse another one.
+    /// If writing it fails part way, it is removed again.
+    fn commit_new_directory(dir: &Path, schedule: &Schedule) -> Result<()> {
+        let path = dir.join(SCHEDULE_FILE);
+        write_atomic(&path, schedule.to_json().as_bytes(), AtomicSites::SCHEDULE).inspect_err(|_| {
+            let _ = std::fs::remove_file(&path);
+        })
     }
 }
