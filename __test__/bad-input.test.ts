@@ -589,6 +589,18 @@ describe('bootstrap on damaged state files', () => {
     ['empty enrichment-ledger.dat', 'enrichment-ledger.dat', (f) => truncateSync(f, 0)],
     ['invalid JSON in symbol-map.json', 'symbol-map.json', (f) => writeFileSync(f, '{"symbols": [')],
     ['symbol-map.json that is not an object', 'symbol-map.json', (f) => writeFileSync(f, '42')],
+    ['symbol-map.json with its two symbols swapped, still valid JSON', 'symbol-map.json', (f) => {
+      const doc = JSON.parse(readFileSync(f, 'utf8')) as { symbols: string[] }
+      expect(doc.symbols).toEqual(['SPY', 'QQQ'])
+      writeFileSync(f, JSON.stringify({ ...doc, symbols: ['QQQ', 'SPY'] }))
+    }],
+    ['symbol-map.json with one bit flipped in a symbol (SPY → SPX)', 'symbol-map.json', (f) => {
+      const b = readFileSync(f)
+      const at = b.indexOf('"SPY"') + 3
+      expect(b[at]).toBe(0x59)
+      b.writeUInt8(0x58, at)
+      writeFileSync(f, b)
+    }],
     ['truncated trades.map header', 'trades.map', (f) => truncateSync(f, 7)],
     ['truncated greeks.map header', 'greeks.map', (f) => truncateSync(f, 20)],
     ['wrong magic in quotes.map', 'quotes.map', (f) => {

@@ -23,6 +23,7 @@ import {
   WindowSpace,
   WindowSpaceConfig,
   WindowSpaceController,
+  checksum64,
   repairStateDir,
   type WindowSpaceController as Controller,
 } from '../src/index'
@@ -260,7 +261,10 @@ describe('a symbol map that lost symbols', () => {
     const dir = populated()
     const mapFile = join(dir, 'symbol-map.json')
     const doc = JSON.parse(readFileSync(mapFile, 'utf8')) as { symbols: string[] }
-    writeFileSync(mapFile, JSON.stringify({ ...doc, symbols: doc.symbols.slice(0, 1) }))
+    // An older backup of the map: its first symbol, with that content's checksum.
+    const symbols = doc.symbols.slice(0, 1)
+    const checksum = checksum64(JSON.stringify(symbols)).toString(16).padStart(16, '0')
+    writeFileSync(mapFile, JSON.stringify({ ...doc, symbols, checksum }))
     const before = stateFiles(dir)
     const e = refusal(dir)
     expect(e.file).toBe(mapFile)

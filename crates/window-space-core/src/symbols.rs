@@ -2,9 +2,15 @@
 //! `symbol-map.json`.
 //!
 //! ```json
-//! { "format": "window-space/symbol-map", "version": 1, "symbols": ["SPY", "AAPL"] }
+//! { "format": "window-space/symbol-map", "version": 2, "symbols": ["SPY", "AAPL"], "checksum": "56b44c5b641b27e6" }
 //! ```
-//! A symbol's id is its position in `symbols`. Ids are never changed or
+//! A symbol's id is its position in `symbols`. `checksum` is the xxh3-64 of
+//! the compact JSON text of `symbols` (`["SPY","AAPL"]`), as 16 lower-case hex
+//! digits: damage that leaves valid JSON (a flipped bit that turns `SPY`
+//! into `SPX`, two names swapped) would otherwise move every row of a symbol
+//! to another name without a word. A map whose checksum differs is refused as
+//! corrupt. Version 1, the same document without `checksum`, is still read;
+//! every write is version 2. Ids are never changed or
 //! reused: the file only ever grows by appending. It is rewritten atomically
 //! (temp file, fsync, rename, directory fsync) under the state directory's
 //! gate lock, after re-reading it, so two processes adding symbols at once
@@ -143,6 +149,17 @@ struct Doc {
     format: String,
     version: u32,
     symbols: Vec<String>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    checksum: Option<String>,
+}
+
+/// The format version every write uses (see the module comment).
+const FORMAT_VERSION: u32 = 2;
+
+/// `checksum` of a map holding `symbols`.
+fn checksum_of(symbols: &[String]) -> String {
+    let text = serde_json::to_string(symbols).expect("symbols serialize");
+    format!("{:016x}", xxhash_rust::xxh3::xxh3_64(text.as_bytes()))
 }
 
 #[derive(Default)]
@@ -304,7 +321,12 @@ impl SymbolMap {
 }
 
 fn encode(symbols: &[String]) -> Vec<u8> {
-    let doc = Doc { format: "window-space/symbol-map".into(), version: 1, symbols: symbols.to_vec() };
+    let doc = Doc {
+        format: "window-space/symbol-map".into(),
+        version: FORMAT_VERSION,
+        symbols: symbols.to_vec(),
+        checksum: Some(checksum_of(symbols)),
+    };
     let mut v = serde_json::to_vec_pretty(&doc).expect("symbol map serializes");
     v.push(b'\n');
     v
@@ -324,8 +346,27 @@ pub fn parse_symbol_map(path: &Path, bytes: &[u8]) -> Result<Vec<String>> {
 fn parse(path: &Path, bytes: &[u8]) -> Result<Names> {
     let doc: Doc = serde_json::from_slice(bytes)
         .map_err(|e| Error::corrupt(path, None, format!("invalid JSON at line {}, column {}: {e}", e.line(), e.column())))?;
-    if doc.format != "window-space/symbol-map" || doc.version != 1 {
+    if doc.format != "window-space/symbol-map" {
         return Err(Error::corrupt(path, None, format!("unsupported document {:?} version {}", doc.format, doc.version)));
+    }
+    match (doc.version, &doc.checksum) {
+        (1, None) => {}
+        (1, Some(_)) => return Err(Error::corrupt(path, None, "a version 1 symbol map has no checksum field")),
+        (FORMAT_VERSION, None) => return Err(Error::corrupt(path, None, "the checksum field is missing")),
+        (FORMAT_VERSION, Some(stored)) => {
+            let computed = checksum_of(&doc.symbols);
+            if *stored != computed {
+                return Err(Error::corrupt(
+                    path,
+                    None,
+                    format!("checksum mismatch: the file says {stored}, its symbols give {computed} (the symbols were changed or damaged)"),
+                ));
+            }
+        }
+        (v, _) if v > FORMAT_VERSION => {
+            return Err(Error::NewerFormat { file: path.to_path_buf(), version: v, supported: FORMAT_VERSION });
+        }
+        (v, _) => return Err(Error::corrupt(path, None, format!("unsupported document {:?} version {v}", doc.format))),
     }
     let mut names = Names::default();
     for (i, s) in doc.symbols.into_iter().enumerate() {
@@ -390,5 +431,30 @@ mod tests {
         assert_eq!(m.resolve("QQQ\u{200B}", || Ok(())).unwrap_err().code().as_str(), "ERR_INVALID_SYMBOL");
         assert_eq!(m.lookup_checked("QQQ\u{200B}").unwrap_err().code().as_str(), "ERR_INVALID_SYMBOL");
         assert_eq!(m.len(), 2);
+    }
+
+    #[test]
+    fn a_map_whose_symbols_changed_but_stay_valid_json_is_refused() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join(SymbolMap::FILE_NAME);
+        let written = encode(&["SPY".to_string(), "QQQ".to_string()]);
+        assert_eq!(parse_symbol_map(&path, &written).unwrap(), ["SPY", "QQQ"]);
+        let doc: serde_json::Value = serde_json::from_slice(&written).unwrap();
+        assert_eq!(doc["version"], 2);
+        assert_eq!(doc["checksum"], checksum_of(&["SPY".into(), "QQQ".into()]));
+        let text = String::from_utf8(written).unwrap();
+        let swapped = text.replace("\"SPY\"", "\"TMP\"").replace("\"QQQ\"", "\"SPY\"").replace("\"TMP\"", "\"QQQ\"");
+        let flipped = text.replace("\"SPY\"", "\"SPX\""); // 'Y' 0x59 -> 'X' 0x58: one bit
+        for (what, bytes) in [("two names swapped", swapped), ("one bit flipped in a name", flipped)] {
+            let e = parse_symbol_map(&path, bytes.as_bytes()).expect_err(what);
+            assert_eq!(e.code(), crate::vocab::ErrorCode::CorruptState, "{what}: {e}");
+            assert!(e.to_string().contains("checksum mismatch"), "{what}: {e}");
+        }
+        let no_sum = serde_json::json!({ "format": "window-space/symbol-map", "version": 2, "symbols": ["SPY"] }).to_string();
+        assert!(parse_symbol_map(&path, no_sum.as_bytes()).is_err(), "version 2 without its checksum");
+        let v1 = serde_json::json!({ "format": "window-space/symbol-map", "version": 1, "symbols": ["SPY"] }).to_string();
+        assert_eq!(parse_symbol_map(&path, v1.as_bytes()).unwrap(), ["SPY"], "version 1 is still read");
+        let newer = serde_json::json!({ "format": "window-space/symbol-map", "version": 3, "symbols": [], "checksum": "0" }).to_string();
+        assert!(matches!(parse_symbol_map(&path, newer.as_bytes()), Err(Error::NewerFormat { version: 3, .. })));
     }
 }

@@ -17,6 +17,8 @@
 //!   verifies clean, reads a lost id as `ERR_PAYLOAD_LOST`, and a fill naming
 //!   one is refused the same way.
 
+mod support;
+
 use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
 
@@ -282,15 +284,6 @@ fn the_repaired_table_is_of_format_version_2_so_a_reader_of_version_1_only_refus
     assert_eq!(e.code().as_str(), "ERR_NEWER_FORMAT");
 }
 
-/// Rewrites `symbol-map.json` with only its first `keep` symbols (as a
-/// restore of an older backup of the map would).
-fn keep_symbols(dir: &Path, keep: usize) {
-    let p = dir.join("symbol-map.json");
-    let mut doc: serde_json::Value = serde_json::from_slice(&std::fs::read(&p).unwrap()).unwrap();
-    doc["symbols"].as_array_mut().unwrap().truncate(keep);
-    std::fs::write(&p, serde_json::to_vec(&doc).unwrap()).unwrap();
-}
-
 #[test]
 fn chunks_of_lost_symbols_are_refused_then_named_by_placeholders_and_no_symbol_id_is_given_twice() {
     let dir = populated();
@@ -299,7 +292,7 @@ fn chunks_of_lost_symbols_are_refused_then_named_by_placeholders_and_no_symbol_i
         let (c, _) = Controller::bootstrap(config(dir.path())).unwrap();
         c.force_clear(SlotAddr::new(1, 4, SlotKind::OptionQuote), &ctx()).unwrap();
     }
-    keep_symbols(dir.path(), 1);
+    support::keep_symbols(dir.path(), 1);
     let before = snapshot(dir.path());
     let e = Controller::bootstrap(config(dir.path())).err().expect("the bootstrap must refuse");
     assert_eq!(e.code().as_str(), "ERR_CORRUPT_STATE", "{e}");
@@ -345,7 +338,7 @@ fn chunks_of_lost_symbols_are_refused_then_named_by_placeholders_and_no_symbol_i
 #[test]
 fn lost_symbols_and_lost_records_together_are_refused_then_repaired_in_one_run() {
     let dir = populated();
-    keep_symbols(dir.path(), 2);
+    support::keep_symbols(dir.path(), 2);
     // quotes.map loses the records of QQQ (symbol 2), whose map entry is lost too.
     let p = dir.path().join("quotes.map");
     let len = std::fs::metadata(&p).unwrap().len();

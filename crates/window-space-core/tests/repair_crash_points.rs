@@ -10,6 +10,8 @@
 //! so every step runs. The killed process is this test binary run again in
 //! the role `repair_child_role`, stopped at the named failpoint.
 
+mod support;
+
 use std::collections::BTreeMap;
 use std::io::{BufRead, BufReader, Write};
 use std::path::{Path, PathBuf};
@@ -65,10 +67,7 @@ fn damaged() -> tempfile::TempDir {
             }
         }
     }
-    let map = d.path().join("symbol-map.json");
-    let mut doc: serde_json::Value = serde_json::from_slice(&std::fs::read(&map).unwrap()).unwrap();
-    doc["symbols"].as_array_mut().unwrap().truncate(1);
-    std::fs::write(&map, serde_json::to_vec(&doc).unwrap()).unwrap();
+    support::keep_symbols(d.path(), 1);
     let trades = d.path().join("trades.map");
     let len = std::fs::metadata(&trades).unwrap().len();
     std::fs::OpenOptions::new().write(true).open(&trades).unwrap().set_len(len / 2).unwrap();

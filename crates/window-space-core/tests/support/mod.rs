@@ -1,5 +1,5 @@
-//! Helpers shared by the disk-fault and power-loss tests (each uses part of
-//! them, hence `dead_code` is allowed here).
+//! Helpers shared by the disk-fault, power-loss and repair tests (each uses
+//! part of them, hence `dead_code` is allowed here).
 
 #![allow(dead_code)]
 
@@ -17,4 +17,16 @@ pub fn scratch_dir() -> tempfile::TempDir {
         }
     }
     tempfile::tempdir().unwrap()
+}
+
+/// Rewrites `symbol-map.json` with only its first `keep` symbols, as a
+/// restore of an older backup of the map would: a valid map with its own
+/// checksum (xxh3-64 of the compact JSON of its symbols).
+pub fn keep_symbols(dir: &std::path::Path, keep: usize) {
+    let p = dir.join("symbol-map.json");
+    let mut doc: serde_json::Value = serde_json::from_slice(&std::fs::read(&p).unwrap()).unwrap();
+    doc["symbols"].as_array_mut().unwrap().truncate(keep);
+    let sum = xxhash_rust::xxh3::xxh3_64(&serde_json::to_vec(&doc["symbols"]).unwrap());
+    doc["checksum"] = format!("{sum:016x}").into();
+    std::fs::write(&p, serde_json::to_vec(&doc).unwrap()).unwrap();
 }
