@@ -156,12 +156,31 @@ pub fn check_uri(uri: &str) -> Result<()> {
 }
 
 /// Resolves a URI returned by [`write_artifact`] to a path under `state_dir`.
+/// As in `write_artifact`, every directory on the way that exists must be a
+/// real directory and the file, if it exists, a regular file: a symlink
+/// could make the path lead outside the state directory.
 pub fn resolve_uri(state_dir: &Path, uri: &str) -> Result<PathBuf> {
-    let rest = uri.strip_prefix("artifacts/").ok_or_else(|| Error::PathEscapesStateDir { path: uri.chars().take(200).collect() })?;
+    let escapes = || Error::PathEscapesStateDir { path: uri.chars().take(200).collect() };
+    let rest = uri.strip_prefix("artifacts/").ok_or_else(escapes)?;
     let parts = relative_components(rest)?;
     let mut p = state_dir.join(ARTIFACT_DIR);
-    for part in parts {
-        p.push(part);
+    let last = parts.len() - 1;
+    for (i, part) in std::iter::once(None).chain(parts.iter().map(Some)).enumerate() {
+        if let Some(part) = part {
+            p.push(part);
+        }
+        match std::fs::symlink_metadata(&p) {
+            Ok(m) if m.file_type().is_dir() && i <= last => {}
+            Ok(m) if m.file_type().is_file() && i == last + 1 => {}
+            Ok(_) => return Err(escapes()),
+            Err(e) if e.kind() == std::io::ErrorKind::NotFound => {
+                for part in &parts[i.min(parts.len())..] {
+                    p.push(part);
+                }
+                return Ok(p);
+            }
+            Err(e) => return Err(Error::io("stat", &p, e)),
+        }
     }
     Ok(p)
 }
@@ -251,5 +270,28 @@ mod tests {
         }
         std::os::unix::fs::symlink("/tmp", d.path().join("artifacts/out")).unwrap();
         assert_eq!(write_artifact(d.path(), "out/x", b"x").unwrap_err().code(), "ERR_PATH_ESCAPES_STATE_DIR");
+    }
+
+    #[test]
+    fn resolving_refuses_a_way_through_a_symlink_and_allows_files_not_written_yet() {
+        let d = tempfile::tempdir().unwrap();
+        let outside = tempfile::tempdir().unwrap();
+        std::fs::write(outside.path().join("f.bin"), b"secret").unwrap();
+        assert_eq!(resolve_uri(d.path(), "artifacts/SPY/1/x.bin").unwrap(), d.path().join("artifacts/SPY/1/x.bin"), "nothing exists yet");
+        write_artifact(d.path(), "SPY/1/trades.bin", b"hello").unwrap();
+        assert_eq!(resolve_uri(d.path(), "artifacts/SPY/1/other.bin").unwrap(), d.path().join("artifacts/SPY/1/other.bin"));
+        std::os::unix::fs::symlink(outside.path(), d.path().join("artifacts/ln")).unwrap();
+        std::os::unix::fs::symlink(outside.path().join("f.bin"), d.path().join("artifacts/SPY/1/link.bin")).unwrap();
+        for uri in ["artifacts/ln/f.bin", "artifacts/ln", "artifacts/SPY/1/link.bin", "artifacts/SPY/1/trades.bin/x"] {
+            assert_eq!(resolve_uri(d.path(), uri).unwrap_err().code(), "ERR_PATH_ESCAPES_STATE_DIR", "{uri}");
+        }
+        let moved = tempfile::tempdir().unwrap();
+        std::fs::rename(d.path().join("artifacts"), moved.path().join("a")).unwrap();
+        std::os::unix::fs::symlink(moved.path().join("a"), d.path().join("artifacts")).unwrap();
+        assert_eq!(
+            resolve_uri(d.path(), "artifacts/SPY/1/trades.bin").unwrap_err().code(),
+            "ERR_PATH_ESCAPES_STATE_DIR",
+            "artifacts/ itself"
+        );
     }
 }
