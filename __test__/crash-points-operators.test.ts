@@ -274,8 +274,37 @@ describe('gc --delete killed at each step', () => {
   })
 })
 
+describe('a collection a killed gc left, finished by the next gc --delete', () => {
+  it('an untied file an engine wrote again at the same path while gc moved it: put back while a slot is Pending', async () => {
+    const { dir, c } = world()
+    const rel = 'SPY/untied.json'
+    const untied = c.writeArtifact(rel, 'same bytes').path
+    utimesSync(untied, hoursAgo(2), hoursAgo(2))
+    const r = run(GC(dir), 'gc::collect-logged=stop;gc::trashed=kill')
+    await r.stopped
+    // An engine claims a slot and writes its output, the same bytes, to that path; then gc moves it and dies.
+    const claim = c.markPending('SPY', 9, 'optionTrade')
+    const a = c.writeArtifact(rel, 'same bytes')
+    r.child.kill('SIGCONT')
+    expect((await r.done).signal).toBe('SIGKILL')
+    expect(existsSync(untied)).toBe(false)
+    expect(unfinished(dir)).toEqual(['artifacts/SPY/untied.json'])
+    const again = ws(...GC(dir), '--json')
+    expect([again.status, again.stderr]).toEqual([0, ''])
+    const report = JSON.parse(again.stdout) as { finished: Array<{ uri: string; result: string }> }
+    expect(report.finished).toEqual([{ uri: 'artifacts/SPY/untied.json', result: expect.stringContaining('Pending') as string }])
+    expect(unfinished(dir)).toEqual([])
+    expect(trash(dir)).toEqual([])
+    // The engine records and fills: its artifact is in place.
+    const id = c.payloadStores().trades.append({ symbol: 'SPY', windowIdx: 9, slotKind: 'optionTrade', payloadType: 'Json', uri: a.uri, checksum: a.checksum, size: a.size })
+    c.setRef('SPY', 9, 'optionTrade', { payloadType: 'Json', payloadId: id, version: claim.version, checksum: a.checksum })
+    expect(readFileSync(untied, 'utf8')).toBe('same bytes')
+    invariants(dir, c, 'a finished collection of a file an engine wrote again')
+  })
+})
+
 describe('gc --delete stopped at each step for longer than the engine’s leases', () => {
-  it.each(GC_POINTS.filter((p) => p !== 'gc::restored'))('stopped at %s: the engine, verify and another gc go on; continued, it finishes', async (point) => {
+  it.each(GC_POINTS.filter((p) => p !== 'gc::restored'))('stopped at %s: the engine and verify go on, a second gc --delete refuses; continued, it finishes', async (point) => {
     const { dir, c, live, garbage } = gcWorld()
     const r = run(GC(dir), `${point}=stop`)
     await r.stopped
@@ -288,9 +317,15 @@ describe('gc --delete stopped at each step for longer than the engine’s leases
     expect((await waited)[0]!.status).toBe('Filled')
     const v = ws('verify', dir, '--artifacts')
     expect([v.status, v.stderr]).toEqual([0, ''])
-    // Another gc --delete meanwhile: it finishes what the stopped one announced, and removes the rest.
+    // Another gc --delete meanwhile refuses, changing nothing: the stopped one holds gc.log locked, so
+    // no run ever takes a collection in progress for one a dead gc left. The report alone still runs.
+    const logBefore = readFileSync(join(dir, 'gc.log'))
     const other = ws(...GC(dir))
-    expect([other.status, other.stderr]).toEqual([0, ''])
+    expect(other.status).toBe(1)
+    expect(other.stderr).toContain('another `gc --delete` is running')
+    expect(other.stderr).toContain('ERR_STATE_DIR_IN_USE')
+    expect(readFileSync(join(dir, 'gc.log')).equals(logBefore)).toBe(true)
+    expect(ws('gc', dir, '--json').status).toBe(0)
     r.child.kill('SIGCONT')
     const done = await r.done
     expect([done.status, done.stderr]).toEqual([0, ''])

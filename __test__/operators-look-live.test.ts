@@ -1,5 +1,5 @@
 // The commands that look — inspect, grid, verify, export, audit, metrics,
-// serve-metrics — beside engines doing the README's loop, and on what a live
+// serve-metrics, gc without --delete — beside engines doing the README's loop, and on what a live
 // or damaged directory holds: a busy ledger verifies clean, nothing is
 // written, locked or touched (a read-only copy works), outputs are complete
 // or the command exits 1, symbolic links are never followed, artifacts of any
@@ -46,6 +46,8 @@ const LOOKS = (dir: string): string[][] => [
   ['audit', dir],
   ['audit', dir, '--json'],
   ['metrics', dir],
+  ['gc', dir, '--min-age', '0'],
+  ['gc', dir, '--json'],
 ]
 
 describe('verify on a healthy busy ledger', () => {
@@ -104,6 +106,26 @@ describe('the commands that look change nothing', () => {
       expect(after.get(f)!.bytes.equals(b.bytes), f).toBe(true)
       expect(after.get(f)!.mtimeMs, f).toBe(b.mtimeMs)
     }
+  })
+
+  it('gc without --delete leaves alone what a bootstrap would repair: a torn tail, a dead writer\'s temp file, a missing change journal', () => {
+    const dir = join(work, `copy-${seq++}`)
+    cpSync(quiet, dir, { recursive: true, preserveTimestamps: true })
+    if (existsSync(join(dir, 'window-space.lock'))) unlinkSync(join(dir, 'window-space.lock'))
+    appendFileSync(join(dir, 'trades.map'), Buffer.from('WSR1 torn'))
+    writeFileSync(join(dir, '.symbol-map.json.tmp-4194303-1'), '{')
+    unlinkSync(join(dir, 'changes.journal'))
+    const before = snapshot(dir)
+    const r = ws('gc', dir, '--min-age', '0', '--json')
+    expect([r.status, r.stderr]).toEqual([0, ''])
+    expect((JSON.parse(r.stdout) as { deleted: boolean }).deleted).toBe(false)
+    const after = snapshot(dir)
+    expect([...after.keys()]).toEqual([...before.keys()])
+    for (const [f, b] of before) {
+      expect(after.get(f)!.bytes.equals(b.bytes), f).toBe(true)
+      expect(after.get(f)!.mtimeMs, f).toBe(b.mtimeMs)
+    }
+    expect(existsSync(join(dir, 'window-space.lock'))).toBe(false)
   })
 
   it.skipIf(!mountOk && !chattrOk)('work on a read-only copy', async () => {

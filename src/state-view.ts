@@ -10,7 +10,9 @@
  */
 import * as path from 'node:path'
 
+import { checkWhole } from './args'
 import { translateNativeError } from './errors'
+import type { GcReport } from './gc-report'
 import { scheduleFromJson, type WindowSpace } from './time'
 import { native } from './native'
 import { slotStateAt } from './slot-state'
@@ -81,6 +83,19 @@ export interface VerifyReport {
 export function verifyStateDir(dir: string, options: { artifacts?: boolean; onProgress?: ProgressCallback } = {}): VerifyReport {
   if (typeof dir !== 'string' || dir.length === 0) throw new TypeError('dir must be a non-empty string')
   return call(() => native.verifyStateDir(path.resolve(dir), options.artifacts === true, options.onProgress)) as VerifyReport
+}
+
+/**
+ * What a garbage collection of `dir` would remove (see {@link GcReport}),
+ * read-only: nothing is created, locked or written, so it works beside
+ * running engines and on a read-only copy. Untied files and temp files
+ * younger than `minAgeMs` (default one hour) are kept. Removing is
+ * {@link WindowSpaceController.collectGarbage} with `delete: true`.
+ */
+export function planGarbage(dir: string, options: { minAgeMs?: number; onProgress?: ProgressCallback } = {}): GcReport {
+  if (typeof dir !== 'string' || dir.length === 0) throw new TypeError('dir must be a non-empty string')
+  const minAgeMs = options.minAgeMs === undefined ? 3_600_000 : checkWhole(options.minAgeMs, 'minAgeMs', Number.MAX_SAFE_INTEGER)
+  return call(() => native.planGarbage(path.resolve(dir), minAgeMs, options.onProgress)) as GcReport
 }
 
 /** The summary of a state directory (see {@link StateView.summary}). */

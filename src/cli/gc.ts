@@ -4,21 +4,31 @@
  *
  * @module
  */
-import { adminOptions, bytes, duration, json, openDir, plural, printable, type Opts } from './args'
+import { adminOptions, bytes, duration, json, openDir, plural, printable, stateDirArg, type Opts } from './args'
+import { planGarbage } from '../state-view'
 import { out } from './output'
 import { Progress } from './progress'
 
 export function gcCommand(dir: string, o: Opts): void {
   const minAgeMs = duration(String(o.minAge ?? '1h'), '--min-age')
   const who = adminOptions(o) // refused before anything is opened or changed
-  const { controller: c } = openDir(dir, 'buffered', who.actor)
   const progress = new Progress()
   let r
-  try {
-    r = c.collectGarbage({ delete: Boolean(o.delete), minAgeMs, actor: who.actor, reason: who.reason, onProgress: progress.tick })
-  } finally {
-    progress.end()
-    c.close()
+  if (!o.delete) {
+    // The report alone reads through the read-only view: it changes nothing.
+    try {
+      r = planGarbage(stateDirArg(dir), { minAgeMs, onProgress: progress.tick })
+    } finally {
+      progress.end()
+    }
+  } else {
+    const { controller: c } = openDir(dir, 'buffered', who.actor)
+    try {
+      r = c.collectGarbage({ delete: true, minAgeMs, actor: who.actor, reason: who.reason, onProgress: progress.tick })
+    } finally {
+      progress.end()
+      c.close()
+    }
   }
   if (o.json) return out(json(r))
   const lines: string[] = []

@@ -51,6 +51,21 @@ pub fn verify_state_dir<'e>(
     to_js(env, &r)
 }
 
+/// What a garbage collection would remove, read-only (core `ops/gc.rs`,
+/// `plan_read_only`): nothing is created, locked or written.
+#[napi(catch_unwind)]
+pub fn plan_garbage<'e>(
+    env: &'e Env,
+    state_dir: String,
+    min_age_ms: f64,
+    #[napi(ts_arg_type = "(phase: string, done: number, total: number) => void")] on_progress: Option<ProgressFn<'_>>,
+) -> napi::Result<Unknown<'e>> {
+    let min_age_ms = crate::convert::whole(min_age_ms, "minAgeMs").or_throw(env)?;
+    let mut p = progress(&on_progress);
+    let r = gc::plan_read_only(Path::new(&state_dir), min_age_ms, &mut p).or_throw(env)?;
+    to_js(env, &r)
+}
+
 /// Repairs the damage a bootstrap refuses (lost payload records, lost
 /// symbols), or with `dryRun` says what it would do (core `ops/repair.rs`).
 #[napi(catch_unwind)]

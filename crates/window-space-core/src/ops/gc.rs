@@ -28,11 +28,29 @@
 //! again, then either the trashed file deleted and a `done` line, or it moved
 //! back — never over a file that took its place meanwhile — and an `abort`
 //! line. A gc killed at any point leaves a `collect` line without an ending;
-//! the next `gc --delete` finishes it the same way. Records are never removed
-//! from their tables; `gc.log` says which were collected.
+//! the next `gc --delete` finishes it the same way, judging the file by the
+//! same rules as a collection (an untied file goes back while any slot is
+//! Pending). Records are never removed from their tables; `gc.log` says
+//! which were collected.
+//!
+//! ## One at a time
+//!
+//! A `gc --delete` holds an exclusive `flock` on `gc.log` for its whole run,
+//! taken without waiting: a second one refuses (`ERR_STATE_DIR_IN_USE`)
+//! while the first runs, even stopped. So a collection without an ending
+//! that a run finds is always one whose gc died, never one in progress.
+//!
+//! The report without `delete` ([`plan_read_only`]) opens nothing for
+//! writing: it reads the directory through the read-only view, as
+//! `inspect` and `verify` do, so it changes no byte and works on a
+//! read-only copy.
 
 use std::collections::{HashMap, HashSet};
+use std::fs::{File, OpenOptions};
+use std::os::unix::fs::OpenOptionsExt;
 use std::path::{Path, PathBuf};
+
+use rustix::fs::FlockOperation;
 
 use serde::Serialize;
 
@@ -44,6 +62,8 @@ use crate::artifact::parse_claim_uri;
 use crate::audit::AuditContext;
 use crate::controller::{now_ms, Controller};
 use crate::error::{Error, Result};
+use crate::io::{self, Site};
+use crate::payload::PayloadStore;
 use crate::slot::SlotAddr;
 use crate::vocab::{LedgerKind, SlotKind, SlotStatus, StoreKind};
 
@@ -184,9 +204,9 @@ impl UriIndex {
     }
 
     /// Reads records appended since the last look.
-    fn catch_up(&mut self, c: &Controller) -> Result<()> {
+    fn catch_up<'s>(&mut self, stores: impl Fn(StoreKind) -> &'s PayloadStore) -> Result<()> {
         for store in StoreKind::ALL {
-            let s = c.store(store);
+            let s = stores(store);
             let len = s.len()?;
             let from = self.seen.get(&store).copied().unwrap_or(0);
             for id in from..len {
@@ -204,7 +224,7 @@ impl UriIndex {
 
     /// Whether a record naming `uri` is live now.
     fn live(&mut self, c: &Controller, uri: &str) -> Result<bool> {
-        self.catch_up(c)?;
+        self.catch_up(|k| c.store(k))?;
         for (r, at) in self.by_uri.get(uri).map(Vec::as_slice).unwrap_or(&[]) {
             if record_live_now(c, *r, *at)? {
                 return Ok(true);
@@ -224,14 +244,27 @@ fn record_live_now(c: &Controller, r: RecordRef, at: SlotAddr) -> Result<bool> {
     Ok(s.status == SlotStatus::Pending || (s.status == SlotStatus::Filled && s.payload_id == r.payload_id && at.kind.store() == r.store))
 }
 
-/// Whether a file is still garbage, judged again just before and after it is moved.
-fn still_garbage(c: &Controller, index: &mut UriIndex, f: &GarbageFile) -> Result<Option<String>> {
-    if index.live(c, &f.uri)? {
+/// The class a file's path gives it (the plan's order: a temp file's name
+/// first, then a claim-bound path).
+fn class_of(uri: &str) -> FileClass {
+    if temp_writer(uri).is_some() {
+        FileClass::Temp
+    } else if parse_claim_uri(uri).is_some() {
+        FileClass::Claim
+    } else {
+        FileClass::Untied
+    }
+}
+
+/// Whether a file is still garbage, judged again just before and after it is
+/// moved, and when a later gc finishes a collection a killed one left.
+fn still_garbage(c: &Controller, index: &mut UriIndex, uri: &str, class: FileClass) -> Result<Option<String>> {
+    if index.live(c, uri)? {
         return Ok(Some("a slot refers to it again".into()));
     }
-    match f.class {
+    match class {
         FileClass::Claim => {
-            let Some(p) = parse_claim_uri(&f.uri) else { return Ok(None) };
+            let Some(p) = parse_claim_uri(uri) else { return Ok(None) };
             let Some(symbol) = c.lookup_symbol(&p.symbol)? else { return Ok(None) };
             let s = c.read_slot(SlotAddr::new(symbol, p.window, p.kind))?;
             if s.status == SlotStatus::Pending && s.version == p.version {
@@ -244,9 +277,61 @@ fn still_garbage(c: &Controller, index: &mut UriIndex, f: &GarbageFile) -> Resul
                 return Ok(Some(format!("{pending} slots are Pending now (an engine may be about to record it)")));
             }
         }
-        FileClass::Temp => {}
+        FileClass::Temp => {
+            if let Some(pid) = temp_writer(uri).filter(|pid| process_alive(*pid)) {
+                return Ok(Some(format!("the temp file of process {pid}, which is running")));
+            }
+        }
     }
     Ok(None)
+}
+
+/// Takes the lock a `gc --delete` holds for its whole run (see "One at a
+/// time" above): an exclusive `flock` on `gc.log`, without waiting.
+fn lock_collection(dir: &Path) -> Result<File> {
+    let path = dir.join(gc_log::GC_LOG);
+    let existed = path.exists();
+    // Never through a symbolic link, as every gc.log write.
+    let f = OpenOptions::new()
+        .read(true)
+        .append(true)
+        .create(true)
+        .custom_flags(rustix::fs::OFlags::NOFOLLOW.bits() as i32)
+        .open(&path)
+        .map_err(|e| Error::io("open", &path, e))?;
+    if !existed {
+        io::sync_dir(Site::GcLogDir, dir)?;
+    }
+    loop {
+        match rustix::fs::flock(&f, FlockOperation::NonBlockingLockExclusive) {
+            Ok(()) => return Ok(f),
+            Err(rustix::io::Errno::INTR) => continue,
+            Err(rustix::io::Errno::WOULDBLOCK) => {
+                return Err(Error::StateDirInUse {
+                    path: dir.to_path_buf(),
+                    what: "another `gc --delete` is running on it (it holds gc.log locked); run again when it has finished".into(),
+                })
+            }
+            Err(e) => return Err(Error::io("flock", &path, e.into())),
+        }
+    }
+}
+
+/// The report of a gc without `delete`, read through the read-only view of
+/// `dir`: it changes nothing (no bootstrap, no lock file, no repair of a torn
+/// tail) and works on a read-only copy.
+pub fn plan_read_only(dir: &Path, min_age_ms: u64, progress: Progress<'_>) -> Result<GcReport> {
+    let before = gc_log::read(dir)?;
+    let mut report = GcReport {
+        state_dir: dir.to_path_buf(),
+        deleted: false,
+        min_age_ms,
+        unfinished_before: before.unfinished.len() as u64,
+        ..GcReport::default()
+    };
+    let mut index = UriIndex { by_uri: HashMap::new(), seen: HashMap::new() };
+    plan(dir, min_age_ms, &before, &mut index, &mut report, progress)?;
+    Ok(report)
 }
 
 /// Plans, and with `opts.delete` carries out, a garbage collection of the
@@ -255,6 +340,7 @@ pub fn gc(c: &Controller, opts: &GcOptions, progress: Progress<'_>) -> Result<Gc
     opts.ctx.check()?;
     let dir = c.state_dir().to_path_buf();
     let started_ms = now_ms() as i64;
+    let _one_at_a_time = if opts.delete { Some(lock_collection(&dir)?) } else { None };
     let before = gc_log::read(&dir)?;
     let mut report = GcReport {
         state_dir: dir.clone(),
@@ -273,7 +359,7 @@ pub fn gc(c: &Controller, opts: &GcOptions, progress: Progress<'_>) -> Result<Gc
         }
     }
 
-    plan(c, &dir, opts, &before, &mut index, &mut report, progress)?;
+    plan(&dir, opts.min_age_ms, &before, &mut index, &mut report, progress)?;
     if !opts.delete {
         return Ok(report);
     }
@@ -353,9 +439,8 @@ fn store_of(name: &str) -> StoreKind {
 
 /// Decides what is garbage; fills `report`.
 fn plan(
-    c: &Controller,
     dir: &Path,
-    opts: &GcOptions,
+    min_age_ms: u64,
     before: &GcLogState,
     index: &mut UriIndex,
     report: &mut GcReport,
@@ -390,7 +475,7 @@ fn plan(
     }
     report.pending_claims = pending;
     // Records: live, or garbage not collected yet.
-    index.catch_up(c)?;
+    index.catch_up(|k| reader.store(k))?;
     let mut live_uris: HashSet<String> = HashSet::new();
     let mut dead_by_uri: HashMap<String, Vec<RecordRef>> = HashMap::new();
     for (uri, recs) in &index.by_uri {
@@ -426,7 +511,7 @@ fn plan(
     // (`now_ms`): ages are measured against the precise wall clock, so a
     // file written a moment ago is never judged to come from the future.
     let now = std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).map_or(0, |d| d.as_millis() as i64);
-    let old_enough = |f: &TreeFile| f.mtime_ms <= now - opts.min_age_ms as i64;
+    let old_enough = |f: &TreeFile| f.mtime_ms <= now - min_age_ms as i64;
     for f in tree.files {
         if f.utf8 && live_uris.contains(&f.uri) {
             continue;
@@ -477,7 +562,7 @@ fn plan(
 
 /// Collects one file; `None` when it was removed, else why it was kept.
 fn collect(c: &Controller, dir: &Path, id: &str, f: &GarbageFile, index: &mut UriIndex) -> Result<Option<String>> {
-    if let Some(why) = still_garbage(c, index, f)? {
+    if let Some(why) = still_garbage(c, index, &f.uri, f.class)? {
         return Ok(Some(why));
     }
     let Some(mut file) = files::open_file(dir, &f.rel)? else { return Ok(Some("the file disappeared".into())) };
@@ -515,7 +600,7 @@ fn collect(c: &Controller, dir: &Path, id: &str, f: &GarbageFile, index: &mut Ur
     }
     failpoint!("gc::trashed");
     let intent = Intent { id: id.into(), uri: f.uri.clone(), checksum: format!("{sum:#018x}"), size, records: f.records.clone(), trash };
-    let again = still_garbage(c, index, f)?;
+    let again = still_garbage(c, index, &f.uri, f.class)?;
     match again {
         None => {
             files::remove(dir, intent.trash.as_bytes())?;
@@ -562,11 +647,14 @@ fn finish(c: &Controller, dir: &Path, intent: &Intent, index: &mut UriIndex) -> 
     };
     let (sum, _) = files::hash(&mut trashed, &dir.join(&intent.trash))?;
     drop(trashed);
-    let changed = format!("{sum:#018x}") != intent.checksum;
-    if changed || index.live(c, &intent.uri)? {
-        let why = if changed { "the file changed after the scan" } else { "a slot refers to it again" };
-        restore(dir, intent, why)?;
-        return Ok(why.into());
+    let why = if format!("{sum:#018x}") != intent.checksum {
+        Some("the file changed after the scan".to_string())
+    } else {
+        still_garbage(c, index, &intent.uri, class_of(&intent.uri))?
+    };
+    if let Some(why) = why {
+        restore(dir, intent, &why)?;
+        return Ok(why);
     }
     files::remove(dir, intent.trash.as_bytes())?;
     failpoint!("gc::deleted");
