@@ -3,7 +3,7 @@
 // the library, and is checked by its output, its exit status and — for the
 // commands that change things — by reading the directory back with the library.
 import { spawn, spawnSync } from 'node:child_process'
-import { appendFileSync, cpSync, existsSync, mkdirSync, mkdtempSync, readFileSync, readdirSync, renameSync, rmSync, statSync, truncateSync, unlinkSync, writeFileSync } from 'node:fs'
+import { appendFileSync, cpSync, existsSync, mkdirSync, mkdtempSync, readFileSync, readdirSync, renameSync, rmSync, statSync, symlinkSync, truncateSync, unlinkSync, writeFileSync } from 'node:fs'
 import { tmpdir } from 'node:os'
 import { join } from 'node:path'
 import { afterAll, beforeAll, describe, expect, it } from 'vitest'
@@ -640,6 +640,36 @@ describe.skipIf(!hasScript)('on a terminal', () => {
   })
 })
 
+describe('a state directory whose path holds a newline', () => {
+  it('is printed escaped by inspect and verify, as in error messages', () => {
+    const d = join(work, `line\nbreak-${seq++}`)
+    cpSync(fixture, d, { recursive: true })
+    for (const cmd of ['inspect', 'verify']) {
+      const r = ws(cmd, d)
+      expect(r.status, r.stderr).toBe(0)
+      expect(r.stdout).toContain('line\\nbreak')
+      expect(r.stdout).not.toContain('line\nbreak')
+    }
+  })
+})
+
+describe('gc --delete with a gc-trash that is a symbolic link', () => {
+  it('refuses before it announces or moves anything', () => {
+    const dir = copy()
+    const outside = join(work, `outside-${seq++}`)
+    mkdirSync(outside)
+    symlinkSync(outside, join(dir, 'gc-trash'))
+    const auditBefore = existsSync(join(dir, 'audit.log')) ? readFileSync(join(dir, 'audit.log')) : Buffer.alloc(0)
+    const r = ws('gc', dir, '--delete', '--min-age', '0')
+    expect(r.status).toBe(1)
+    expect(r.stderr).toContain('gc-trash')
+    expect(r.stderr).toContain('ERR_CORRUPT_STATE')
+    expect(existsSync(join(dir, 'gc.log'))).toBe(false)
+    expect(existsSync(join(dir, 'audit.log')) ? readFileSync(join(dir, 'audit.log')) : Buffer.alloc(0)).toEqual(auditBefore)
+    expect(readdirSync(outside)).toEqual([])
+  })
+})
+
 describe('bad input: one line on stderr, exit status 2', () => {
   const oneLine = (r: Run) => {
     expect(r.status).toBe(2)
@@ -662,6 +692,8 @@ describe('bad input: one line on stderr, exit status 2', () => {
     ['a missing required option', ['grid', '<fixture>'], "error: required option '--symbol <symbol>' not specified"],
     ['an unknown command', ['frobnicate'], "error: unknown command 'frobnicate'"],
     ['audit of a directory that is not a state directory', ['audit', '<empty>'], 'is not a window-space state directory (it has no schedule.json)'],
+    ['an empty --slot', ['grid', '<fixture>', '--symbol', 'SPY', '--slot', ''], 'window-space grid: --slot names no slot kind'],
+    ['an empty --actor', ['clear', '<fixture>', '--symbol', 'SPY', '--slot', 'greeks', '--window', '1', '--yes', '--actor', ''], 'the audit actor must not be empty'],
   ])('%s', (_what, args, message) => {
     const empty = join(work, 'empty')
     mkdirSync(empty, { recursive: true })

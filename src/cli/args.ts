@@ -149,6 +149,7 @@ export function slotKinds(spec: string | undefined, ledger?: string): SlotKindNa
       if (!(SLOT_KIND_NAMES as readonly string[]).includes(s)) throw new UsageError(`unknown slot kind ${JSON.stringify(s)} (one of: ${SLOT_KIND_NAMES.join(', ')}, all)`)
       kinds.push(s as SlotKindName)
     }
+    if (kinds.length === 0) throw new UsageError(`--slot names no slot kind (one or more of: ${SLOT_KIND_NAMES.join(', ')}, or all)`)
   }
   if (ledger !== undefined) kinds = kinds.filter((k) => SLOT_KIND_INFO[k].ledger === ledgerArg(ledger))
   return kinds

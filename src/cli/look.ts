@@ -48,7 +48,7 @@ export function inspect(dir: string, o: Opts): void {
   if (o.json) return out(json(info))
   const sch = info.schedule
   const lines: string[] = []
-  lines.push(`state directory ${info.stateDir}${info.otherControllersOpen ? '  (other controllers have it open)' : ''}`)
+  lines.push(`state directory ${printable(info.stateDir)}${info.otherControllersOpen ? '  (other controllers have it open)' : ''}`)
   lines.push(`schedule        ${sch.kind}, ${sch.windowCount} windows${'windowDurationMs' in sch ? ` of ${sch.windowDurationMs} ms` : ` in ${sch.sessions} sessions`}, ${sch.firstStart} .. ${sch.lastEnd}`)
   lines.push(`symbols         ${s.symbols.length}${s.symbols.length ? `: ${s.symbols.slice(0, 20).map(printable).join(', ')}${s.symbols.length > 20 ? ', …' : ''}` : ''}`)
   lines.push(`size            ${bytes(info.totalBytes)} in ${s.files.length} state files (artifacts not counted)`)

@@ -22,8 +22,8 @@ export function verifyCommand(dir: string, o: Opts): void {
   else {
     const opened = !r.problems.some((p) => p.kind === 'open-failed')
     const head = opened
-      ? `verified ${r.stateDir}: ${r.counts.rows} rows, ${r.counts.filledSlots} Filled slots, ${r.counts.records} records${o.artifacts ? `, ${r.counts.artifacts} artifact files` : ''}`
-      : `could not open ${r.stateDir} to verify it`
+      ? `verified ${printable(r.stateDir)}: ${r.counts.rows} rows, ${r.counts.filledSlots} Filled slots, ${r.counts.records} records${o.artifacts ? `, ${r.counts.artifacts} artifact files` : ''}`
+      : `could not open ${printable(r.stateDir)} to verify it`
     const lines = [head]
     for (const ch of r.checked) lines.push(`  checked: ${ch}`)
     for (const w of r.warnings) lines.push(`warning: ${printable(w.message)}`)

@@ -55,10 +55,14 @@ pub struct AuditContext {
 pub const MAX_AUDIT_TEXT: usize = 256;
 
 impl AuditContext {
-    /// Checks the actor and reason: at most [`MAX_AUDIT_TEXT`] characters each.
-    /// Callers check before they change anything, so an action whose audit
-    /// line would be refused never happens.
+    /// Checks the actor and reason: at most [`MAX_AUDIT_TEXT`] characters each,
+    /// and an actor given is not empty (it says who; leave it out for the
+    /// default). Callers check before they change anything, so an action
+    /// whose audit line would be refused never happens.
     pub fn check(&self) -> Result<()> {
+        if self.actor.as_deref().is_some_and(|a| a.trim().is_empty()) {
+            return Err(Error::invalid("the audit actor must not be empty (leave it out for the default, user@host pid N)"));
+        }
         for (what, v) in [("actor", &self.actor), ("reason", &self.reason)] {
             if let Some(v) = v {
                 let n = v.chars().count();

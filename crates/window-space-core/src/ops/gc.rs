@@ -340,6 +340,18 @@ pub fn gc(c: &Controller, opts: &GcOptions, progress: Progress<'_>) -> Result<Gc
     opts.ctx.check()?;
     let dir = c.state_dir().to_path_buf();
     let started_ms = now_ms() as i64;
+    if opts.delete {
+        // Refused before anything is announced or moved: files go only into a real directory.
+        let trash = dir.join(GC_TRASH);
+        match std::fs::symlink_metadata(&trash) {
+            Ok(m) if !m.file_type().is_dir() => {
+                return Err(Error::corrupt(&trash, None, "is a symbolic link or not a directory: gc moves files only into a real directory of the state directory; remove it and run gc again"));
+            }
+            Ok(_) => {}
+            Err(e) if e.kind() == std::io::ErrorKind::NotFound => {}
+            Err(e) => return Err(Error::io("stat", &trash, e)),
+        }
+    }
     let _one_at_a_time = if opts.delete { Some(lock_collection(&dir)?) } else { None };
     let before = gc_log::read(&dir)?;
     let mut report = GcReport {
