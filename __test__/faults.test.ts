@@ -1,15 +1,18 @@
 // Fault injection: a full disk (a file-size limit set with `ulimit -f`, which
 // turns writes past it into EFBIG) during payload appends, ledger growth and
 // symbol-map rewrites; a read-only state directory; and a second process
-// holding the directory open while the first grows it. Each fault gives a
+// holding the directory open while the first grows it; and a write to
+// audit.log or gc.log cut short, injected in the command line through
+// WINDOW_SPACE_FAILPOINTS (the debug addon's I/O sites). Each fault gives a
 // typed error and loses nothing that was acknowledged.
-import { execFileSync, spawn } from 'node:child_process'
+import { execFileSync, spawn, spawnSync } from 'node:child_process'
 import { chmodSync, mkdtempSync, readdirSync, readFileSync, rmSync, statSync } from 'node:fs'
 import { tmpdir } from 'node:os'
 import { join } from 'node:path'
 import { afterEach, describe, expect, it } from 'vitest'
 
-import { CorruptStateError, WindowSpace, WindowSpaceConfig, WindowSpaceController, readAuditLog, scanAuditLog } from '../src/index'
+import { WindowSpace, WindowSpaceConfig, WindowSpaceController, readAuditLog, scanAuditLog } from '../src/index'
+import { failpointEnv, requireFailpoints } from './failpoint-helpers'
 
 const ENGINE = join(__dirname, 'fixtures', 'fault-engine.mjs')
 const WINDOWS = 20_000
@@ -128,7 +131,7 @@ describe('a full disk', () => {
 })
 
 describe('a full disk during an audit-trail write', () => {
-  it('gives DiskFullError, changes no slot whose intent line was not written, and the cut line stays one damaged line', () => {
+  it('gives DiskFullError, changes no slot whose intent line was not written, and the cut line is a torn append', () => {
     const dir = stateDir()
     const { controller: pre } = WindowSpaceController.bootstrap(config(dir))
     for (let w = 0; w < 2000; w += 500) pre.markPending('FULL', w, 'greeks') // allocate the rows (no audit lines)
@@ -137,12 +140,15 @@ describe('a full disk during an audit-trail write', () => {
     expect(r.error.code).toBe('ERR_DISK_FULL')
     expect(r.ranges).toBeGreaterThan(0)
     expect(statSync(join(dir, 'audit.log')).size).toBe(4096) // the last line was cut at the limit
-    // With no limit, the next admin call's lines do not join the fragment.
+    // With no limit, the next admin call ends the fragment with the torn mark, and its lines do not join it.
     const { controller: c } = WindowSpaceController.bootstrap(config(dir))
     c.retire('FULL', 1999, 'greeks', { reason: 'after the full disk' })
-    expect(() => readAuditLog(dir)).toThrow(CorruptStateError)
-    const { entries, damaged } = scanAuditLog(dir)
-    expect(damaged).toHaveLength(1)
+    const { entries, damaged, torn } = scanAuditLog(dir)
+    expect(damaged).toEqual([])
+    expect(torn).toHaveLength(1)
+    expect(torn[0]!.offset).toBe(readFileSync(join(dir, 'audit.log'), 'utf8').slice(0, 4096).lastIndexOf('\n') + 1)
+    expect(readFileSync(join(dir, 'audit.log'), 'utf8').split('\n')[torn[0]!.line - 1]).toMatch(/#torn$/)
+    expect(readAuditLog(dir)).toEqual(entries)
     // Every range that returned has its intent and its outcome.
     const lines = entries.map((e) => `${e.reason}${e.phase === 'intent' ? ' (intent)' : ''}`)
     const done = [...Array(r.ranges).keys()].flatMap((i) => [`range ${i * 50} (intent)`, `range ${i * 50}`])
@@ -151,10 +157,86 @@ describe('a full disk during an audit-trail write', () => {
     const failed = r.ranges * 50
     const announced = lines.includes(`range ${failed} (intent)`)
     expect(lines).toEqual([...done, ...(announced ? [`range ${failed} (intent)`] : []), 'after the full disk (intent)', 'after the full disk'])
-    expect(damaged[0]!.line).toBe(done.length + (announced ? 2 : 1))
+    expect(torn[0]!.line).toBe(done.length + (announced ? 2 : 1))
     const retired = [...Array(50).keys()].filter((i) => c.getSlot('FULL', failed + i, 'greeks').status === 'Retired').length
     expect(retired).toBe(announced ? 50 : 0)
     c.close()
+  })
+})
+
+describe('a write cut short in audit.log or gc.log, injected in the command line', () => {
+  const CLI = join(__dirname, '..', 'dist', 'cli.js')
+  const run = (args: string[], spec?: string) => spawnSync(process.execPath, [CLI, ...args], { encoding: 'utf8', input: '', env: failpointEnv(spec) })
+  interface Finding {
+    kind: string
+    message: string
+    line?: number
+  }
+  const verifyJson = (dir: string) => {
+    const v = run(['verify', dir, '--json'])
+    return { status: v.status, report: JSON.parse(v.stdout) as { ok: boolean; problems: Finding[]; warnings: Finding[] } }
+  }
+
+  /** A state directory whose window 3 of FULL was filled, then force-cleared: its artifact is garbage. */
+  function withGarbage(): string {
+    const dir = stateDir()
+    const { controller: c } = WindowSpaceController.bootstrap(config(dir))
+    for (let w = 0; w < 4; w++) {
+      const claim = c.markPending('FULL', w, 'optionTrade')
+      const a = c.writeArtifact(claim, 'a.json', `window ${w}`)
+      const id = c.payloadStores().trades.append({ symbol: 'FULL', windowIdx: w, slotKind: 'optionTrade', payloadType: 'Json', uri: a.uri, checksum: a.checksum, size: a.size })
+      c.setRef('FULL', w, 'optionTrade', { payloadType: 'Json', payloadId: id, version: claim.version, checksum: a.checksum })
+    }
+    c.forceClear('FULL', 3, 'optionTrade', { actor: 'test', reason: 'garbage' })
+    c.close()
+    return dir
+  }
+
+  it('audit.log: the command fails with ERR_DISK_FULL, run again it succeeds, and verify passes with a warning naming the torn line', () => {
+    requireFailpoints('admin::intent-written')
+    const dir = withGarbage()
+    const args = ['clear', dir, '--symbol', 'FULL', '--slot', 'optionTrade', '--from', '0', '--to', '2', '--yes']
+    const failed = run(args, 'audit.append=1*return(short)')
+    expect(failed.status, failed.stdout + failed.stderr).toBe(1)
+    expect(failed.stderr).toContain('ERR_DISK_FULL')
+    const again = run(args)
+    expect(again.status, again.stdout + again.stderr).toBe(0)
+    const text = readFileSync(join(dir, 'audit.log'), 'utf8').split('\n')
+    // Lines 1 and 2: the force-clear of window 3; line 3: the clear's intent, cut short.
+    expect(text[2]).toMatch(/^\{"action":"forceClearRange",.*#torn$/)
+    const { status, report } = verifyJson(dir)
+    expect(report.problems).toEqual([])
+    expect(report.ok).toBe(true)
+    expect(status).toBe(0)
+    const torn = report.warnings.filter((w) => w.kind === 'audit-log-torn')
+    expect(torn.map((w) => w.line)).toEqual([3])
+    expect(torn[0]!.message).toContain('audit.log line 3')
+    expect(torn[0]!.message).toContain('cut short')
+    const audit = run(['audit', dir])
+    expect(audit.status).toBe(0)
+    expect(audit.stderr).toContain('audit.log line 3 (offset')
+    expect(audit.stderr).toContain('append cut short')
+    expect(audit.stderr).not.toContain('damaged')
+  })
+
+  it('gc.log: gc --delete fails with ERR_DISK_FULL, run again it collects, and verify passes with a warning naming the torn line', () => {
+    requireFailpoints('gc::log-written')
+    const dir = withGarbage()
+    const args = ['gc', dir, '--delete', '--min-age', '0']
+    const failed = run(args, 'gclog.append=1*return(short)')
+    expect(failed.status, failed.stdout + failed.stderr).toBe(1)
+    expect(failed.stderr).toContain('ERR_DISK_FULL')
+    const again = run(args)
+    expect(again.status, again.stdout + again.stderr).toBe(0)
+    expect(readFileSync(join(dir, 'gc.log'), 'utf8').split('\n')[0]).toMatch(/#torn$/)
+    const { status, report } = verifyJson(dir)
+    expect(report.problems).toEqual([])
+    expect(report.ok).toBe(true)
+    expect(status).toBe(0)
+    const torn = report.warnings.filter((w) => w.kind === 'gc-log-torn')
+    expect(torn.map((w) => w.line)).toEqual([1])
+    expect(torn[0]!.message).toContain('gc.log line 1')
+    expect(torn[0]!.message).toContain('cut short')
   })
 })
 

@@ -8,8 +8,10 @@
 // and changes nothing; `repair` is refused while an engine process has the
 // directory open; `repair` clears the dangling slots, marks the lost ids
 // (read as PayloadLostError, never handed out again), names lost symbols,
-// and writes intent and outcome to the audit trail; a repair SIGKILLed
-// part way and run again ends where an uninterrupted one does.
+// and writes intent (naming every slot it clears) and outcome to the audit
+// trail; a repair SIGKILLed part way and run again ends where an
+// uninterrupted one does; one killed after clearing every slot gets its
+// outcome line from the run after it.
 import { spawn, spawnSync, type ChildProcess } from 'node:child_process'
 import { cpSync, readFileSync, statSync, truncateSync, writeFileSync } from 'node:fs'
 import { join } from 'node:path'
@@ -25,8 +27,10 @@ import {
   WindowSpaceController,
   checksum64,
   repairStateDir,
+  type RepairReport,
   type WindowSpaceController as Controller,
 } from '../src/index'
+import { failpointEnv, requireFailpoints } from './failpoint-helpers'
 import { cli, removeScratch, scratch, snapshot, ws, type Run } from './operators-helpers'
 
 const FILLED = 170
@@ -220,6 +224,9 @@ describe('a mapping table that lost records', () => {
       ['intent', 'ops-alice'],
       ['done', 'ops-alice'],
     ])
+    // The intent names every slot it clears and the payload id it referred to.
+    const dangling = Array.from({ length: FILLED - records }, (_, i) => [0, records + i, 'optionTrade', records + i])
+    expect((lines[0]!.details as unknown as { slots: unknown[] }).slots).toEqual(dangling)
     expect(ws('verify', dir).status).toBe(0)
     const again = ws('repair', dir)
     expect(again.status).toBe(0)
@@ -254,6 +261,51 @@ describe('a mapping table that lost records', () => {
     }
     expect(killedPartWay).toBeGreaterThan(0)
   }, 120_000)
+})
+
+describe('a repair killed after clearing every slot, before its outcome line', () => {
+  it('names the slots in its intent, and the run after it writes the outcome line that finishes it', () => {
+    requireFailpoints('repair::cleared')
+    const dir = populated()
+    const records = cutTradesInHalf(dir)
+    const killed = spawnSync(process.execPath, [cli, 'repair', dir, '--actor', 'ops-alice'], { encoding: 'utf8', env: failpointEnv('repair::cleared=kill') })
+    expect(killed.signal, killed.stderr).toBe('SIGKILL')
+    interface Line {
+      action: string
+      atNs: string
+      details: { phase: string; slots: unknown; finishesEarlierRun?: boolean; intentLine?: number; intentAtNs?: string }
+    }
+    const repairLines = () => ws('audit', dir, '--json').stdout.trim().split('\n').map((l) => JSON.parse(l) as Line).filter((l) => l.action === 'repair')
+    const dangling = Array.from({ length: FILLED - records }, (_, i) => [0, records + i, 'optionTrade', records + i])
+    const [intent] = repairLines()
+    expect(repairLines()).toHaveLength(1)
+    expect(intent!.details).toMatchObject({ phase: 'intent', slots: dangling })
+    // The directory opens: nothing is left to repair.
+    const { controller: c } = WindowSpaceController.openExisting(dir)
+    expect(c.getTradeRow('SPY', records).optionTrade.status).toBe('Cleared')
+    c.close()
+    const intentLine = ws('audit', dir, '--json').stdout.trim().split('\n').findIndex((l) => (JSON.parse(l) as Line).details?.phase === 'intent') + 1
+
+    const before = stateFiles(dir)
+    const dry = ws('repair', dir, '--dry-run')
+    expect(dry.status, dry.stderr).toBe(0)
+    expect(dry.stdout).toContain('nothing to repair')
+    expect(dry.stdout).toContain(`an earlier repair (ops-alice, audit.log line ${intentLine}) was killed before its outcome line; its intent names ${FILLED - records} slots to clear`)
+    expect(dry.stdout).toContain('dry run: nothing written')
+    expectUnchanged(before, dir)
+
+    const again = ws('repair', dir, '--actor', 'ops-bob')
+    expect(again.status, again.stderr).toBe(0)
+    expect(again.stdout).toContain('this run wrote the outcome line that finishes it')
+    const lines = repairLines()
+    expect(lines.map((l) => l.details.phase)).toEqual(['intent', 'done'])
+    expect(lines[1]!.details).toEqual({ phase: 'done', finishesEarlierRun: true, intentLine, intentAtNs: intent!.atNs, slots: dangling })
+
+    // Finished: the next run has nothing to finish, and says so in its report.
+    const third = JSON.parse(ws('repair', dir, '--json').stdout) as RepairReport
+    expect(third).toMatchObject({ clean: true, changed: false, finishesEarlierRun: null })
+    expect(repairLines()).toHaveLength(2)
+  })
 })
 
 describe('a symbol map that lost symbols', () => {

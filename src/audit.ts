@@ -52,7 +52,7 @@ export interface AuditEntry {
   readonly details?: Record<string, unknown>
 }
 
-/** A line of `audit.log` that is not an audit entry (a write cut short by a full disk, damage). */
+/** A line of `audit.log` that is not an audit entry and no torn append: damage. */
 export interface DamagedAuditLine {
   /** 1-based line number. */
   readonly line: number
@@ -61,10 +61,29 @@ export interface DamagedAuditLine {
   readonly what: string
 }
 
-function read(stateDir: string, skipDamaged: boolean): { entries: AuditEntry[]; damaged: DamagedAuditLine[] } {
+/**
+ * A line of `audit.log` that is an append cut short (a full disk): it ends in
+ * the torn mark `#torn` (or is the unended last line). The call that wrote it
+ * failed; the line records nothing and is skipped.
+ */
+export interface TornAuditLine {
+  /** 1-based line number. */
+  readonly line: number
+  /** Byte offset of the line in `audit.log`. */
+  readonly offset: number
+}
+
+/** What {@link scanAuditLog} read. */
+export interface AuditScan {
+  readonly entries: AuditEntry[]
+  readonly damaged: DamagedAuditLine[]
+  readonly torn: TornAuditLine[]
+}
+
+function read(stateDir: string, skipDamaged: boolean): AuditScan {
   if (typeof stateDir !== 'string' || stateDir.length === 0) throw new TypeError('stateDir must be a non-empty string')
   try {
-    return JSON.parse(native.readAuditLog(path.join(path.resolve(stateDir), 'audit.log'), skipDamaged)) as { entries: AuditEntry[]; damaged: DamagedAuditLine[] }
+    return JSON.parse(native.readAuditLog(path.join(path.resolve(stateDir), 'audit.log'), skipDamaged)) as AuditScan
   } catch (e) {
     throw translateNativeError(e)
   }
@@ -72,14 +91,15 @@ function read(stateDir: string, skipDamaged: boolean): { entries: AuditEntry[]; 
 
 /**
  * Every line of a state directory's audit trail, oldest first (an empty list
- * when there is none yet). A damaged line is a `CorruptStateError` naming the
- * file and the byte offset of the line; {@link scanAuditLog} reads around it.
+ * when there is none yet). Torn appends are skipped. A damaged line is a
+ * `CorruptStateError` naming the file and the byte offset of the line;
+ * {@link scanAuditLog} reads around it.
  */
 export function readAuditLog(stateDir: string): AuditEntry[] {
   return read(stateDir, false).entries
 }
 
-/** Every good line of the audit trail, and where the damaged ones are (for tools such as `verify`). */
-export function scanAuditLog(stateDir: string): { entries: AuditEntry[]; damaged: DamagedAuditLine[] } {
+/** Every good line of the audit trail, and where the damaged lines and the torn appends are (for tools such as `window-space audit`). */
+export function scanAuditLog(stateDir: string): AuditScan {
   return read(stateDir, true)
 }

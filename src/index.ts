@@ -24,7 +24,7 @@ export {
   defaultActor,
 } from './controller'
 export { type ChangeIterator, type JournalGapDetails, type JournalGapReason, type JournalPosition, type SlotChange, type WatchOptions } from './watch'
-export { readAuditLog, scanAuditLog, type AuditEntry, type AuditPrevious, type DamagedAuditLine } from './audit'
+export { readAuditLog, scanAuditLog, type AuditEntry, type AuditPrevious, type AuditScan, type DamagedAuditLine, type TornAuditLine } from './audit'
 export * from './errors'
 export * from './types'
 export { type TypedSetters } from './controller'

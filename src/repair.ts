@@ -50,6 +50,23 @@ export interface RepairReport {
   }>
   /** How many of `slots` this run cleared. */
   readonly cleared: number
+  /**
+   * With nothing left to repair: a repair an earlier run left without its
+   * outcome line in the audit trail (killed after it cleared every slot),
+   * which this run finished by writing that line
+   * (`"phase":"done","finishesEarlierRun":true`); a dry run only reports it.
+   * `null` otherwise.
+   */
+  readonly finishesEarlierRun: {
+    /** 1-based line number of its intent line in `audit.log`. */
+    readonly intentLine: number
+    /** `atNs` of its intent line. */
+    readonly intentAtNs: string
+    /** Who ran it. */
+    readonly actor: string
+    /** The slots its intent line names, `[symbol id, window, slot kind, payload id]` each (their count, when the intent line gives only that). */
+    readonly slots: ReadonlyArray<readonly [number, number, SlotKindName, number]> | number
+  } | null
 }
 
 /** Options of {@link repairStateDir}. */
@@ -69,11 +86,13 @@ export interface RepairOptions {
  * longer holds (power loss in the `'buffered'` mode, or files restored from
  * backups of different times). Needs the directory to itself
  * (`StateDirInUseError` while any controller has it open). Writes an intent
- * line to the audit trail before it changes anything and an outcome line
- * after; names lost symbols with placeholders, marks lost payload ids (read
+ * line to the audit trail (naming every slot it will clear) before it changes
+ * anything and an outcome line after; names lost symbols with placeholders, marks lost payload ids (read
  * as `PayloadLostError`, never handed out again) and force-clears the slots
  * that referred to them, so engines redo them. Safe to run again after it
- * was killed at any point. With `dryRun` it only reports.
+ * was killed at any point; with nothing left to repair, it writes the outcome
+ * line a run killed after clearing every slot did not write
+ * (`finishesEarlierRun`). With `dryRun` it only reports.
  */
 export function repairStateDir(dir: string, options: RepairOptions = {}): RepairReport {
   if (typeof dir !== 'string' || dir.length === 0) throw new TypeError('dir must be a non-empty string')

@@ -50,7 +50,8 @@ export function auditCommand(dir: string, o: Opts): void {
   const abs = stateDirArg(dir)
   if (!fs.existsSync(path.join(abs, 'schedule.json'))) throw new UsageError(`${abs} is not a window-space state directory (it has no schedule.json)`)
   const scan = scanAuditLog(abs)
-  for (const d of scan.damaged) err(`warning: audit.log line ${d.line} (offset ${d.offset}) ${printable(d.what)}; skipped (window-space verify reports it)`)
+  for (const t of scan.torn) err(`warning: audit.log line ${t.line} (offset ${t.offset}) is an append cut short (the call that wrote it failed, as on a full disk); skipped`)
+  for (const d of scan.damaged) err(`warning: audit.log line ${d.line} (offset ${d.offset}) ${printable(d.what)}; damaged, skipped (window-space verify reports it)`)
   const entries = scan.entries
   const last = o.last === undefined ? undefined : whole(String(o.last), '--last')
   if (o.json) {

@@ -40,6 +40,17 @@ export function repairCommand(dir: string, o: Opts): void {
   const who = adminOptions(o) // refused before anything is opened or changed
   const r = repairStateDir(stateDirArg(dir), { dryRun: Boolean(o.dryRun), ...who })
   if (o.json) return out(json(r))
-  if (r.clean) return out(`nothing to repair: every ledger chunk's symbol is in symbol-map.json and every Filled slot's payload id is a record of its mapping table (${printable(r.stateDir)})`)
+  if (r.clean) {
+    const lines = [`nothing to repair: every ledger chunk's symbol is in symbol-map.json and every Filled slot's payload id is a record of its mapping table (${printable(r.stateDir)})`]
+    const e = r.finishesEarlierRun
+    if (e) {
+      const slots = typeof e.slots === 'number' ? plural(e.slots, 'slot') : plural(e.slots.length, 'slot')
+      lines.push(
+        `an earlier repair (${printable(e.actor)}, audit.log line ${e.intentLine}) was killed before its outcome line; its intent names ${slots} to clear, and none is left to clear`,
+        r.dryRun ? '(dry run: nothing written; a repair without --dry-run writes the outcome line that finishes it)' : 'this run wrote the outcome line that finishes it (window-space audit)',
+      )
+    }
+    return out(lines.join('\n'))
+  }
   out(describe(r).join('\n'))
 }

@@ -22,13 +22,21 @@
 //! | `changed` | range actions: `[[window, previous status, previous version, previous payload id], ...]` for each slot that changed |
 //! | `details` | free-form object for tool actions |
 //!
-//! A line that does not parse, or lacks `v`, `atNs`, `actor` or `action`, is
-//! damage that `window-space verify` reports. A write cut short (a full disk)
-//! is ended with a newline at once (or by the next append, which starts with
-//! one when the file does not end in a newline), so the fragment stays one damaged line
-//! and the lines after it read normally ([`AuditLog::scan`] skips and lists
-//! damaged lines; [`AuditLog::read_all`] refuses them).
-
+//! A write cut short (a full disk) leaves a fragment of a line. The writer
+//! that cut it knows so and ends the fragment with the torn mark
+//! [`TORN_MARK`] (`#torn`) and a newline at once; when even that cannot be
+//! written, the next append finds the file not ending in a newline and ends
+//! the fragment with the mark first. A line ending in the mark is a *torn
+//! append*: the call that wrote it failed (its caller got the error), and it
+//! records nothing. [`AuditLog::scan`] skips torn lines and lists them apart
+//! from damage, `window-space verify` reports them as warnings, and
+//! [`AuditLog::read_all`] skips them. A fragment not (yet) ended — the last
+//! line of the file, without its newline — is also a torn append.
+//!
+//! Any other line that does not parse, or lacks `v`, `atNs`, `actor` or
+//! `action`, is damage: `verify` reports it as a problem, [`AuditLog::scan`]
+//! skips and lists it, and [`AuditLog::read_all`] refuses it. The lines
+//! after a torn or damaged one read normally.
 use std::fs::{File, OpenOptions};
 use std::os::unix::fs::{FileExt, OpenOptionsExt};
 use std::path::{Path, PathBuf};
@@ -43,6 +51,9 @@ use crate::slot::{SlotSnapshot, SlotStatus};
 
 /// File name of the audit trail in the state directory.
 pub const AUDIT_FILE: &str = "audit.log";
+/// Ends the fragment a write cut short left (with a newline after it): the
+/// line is a torn append, not damage.
+pub const TORN_MARK: &str = "#torn";
 
 /// Who does an action and why, as the caller gives it.
 #[derive(Debug, Clone, Default, PartialEq, Eq)]
@@ -83,6 +94,25 @@ pub struct DamagedLine {
     /// Byte offset of the line in the file.
     pub offset: u64,
     pub what: String,
+}
+
+/// A line of the log that is an append cut short (it ends in [`TORN_MARK`],
+/// or is the last line and has no newline): the call that wrote it failed.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct TornLine {
+    /// 1-based line number.
+    pub line: u64,
+    /// Byte offset of the line in the file.
+    pub offset: u64,
+}
+
+/// What [`AuditLog::scan_numbered`] found: good lines with their numbers,
+/// damaged lines and torn appends.
+#[derive(Debug, Clone, Default, PartialEq)]
+pub struct Scan {
+    pub entries: Vec<NumberedEntry>,
+    pub damaged: Vec<DamagedLine>,
+    pub torn: Vec<TornLine>,
 }
 
 /// `user@host pid N` of this process: whom audit lines name when neither the
@@ -187,23 +217,27 @@ impl AuditLog {
         // byte and the write after it are one step, so no writer mistakes
         // another's line in progress for a fragment (which would leave a blank line).
         let _appending = AppendLock::take(f, &self.path)?;
-        // A fragment left by a write cut short (whose closing newline could not
-        // be written either) is ended first, so this line does not join it.
+        // A fragment left by a write cut short (whose closing mark could not
+        // be written either) is ended with the mark first, so this line does
+        // not join it and the fragment reads as a torn append.
         let len = f.metadata().map_err(|e| Error::io("fstat", &self.path, e))?.len();
         let mut last = [b'\n'];
         if len > 0 {
             f.read_exact_at(&mut last, len - 1).map_err(|e| Error::io("read", &self.path, e))?;
         }
         if last[0] != b'\n' {
-            bytes.insert(0, b'\n');
+            let mut marked = format!("{TORN_MARK}\n").into_bytes();
+            marked.append(&mut bytes);
+            bytes = marked;
         }
         // One write of the whole line: O_APPEND places it at the end atomically.
-        // A short write (the disk filled up mid-line) is ended with a newline
-        // so that the next line is not glued to the fragment.
+        // A short write (the disk filled up mid-line) is ended with the torn
+        // mark: the fragment is a write this call cut short, and the next line
+        // is not glued to it.
         match io::write_once(Site::AuditAppend, f, &self.path, &bytes) {
             Ok(n) if n == bytes.len() => {}
             Ok(_) => {
-                let _ = io::write_once(Site::AuditAppend, f, &self.path, b"\n");
+                let _ = io::write_once(Site::AuditAppend, f, &self.path, format!("{TORN_MARK}\n").as_bytes());
                 // A short write to a regular file means the disk (or the file-size limit) is full.
                 return Err(Error::io("write", &self.path, std::io::Error::from_raw_os_error(rustix::io::Errno::NOSPC.raw_os_error())));
             }
@@ -215,8 +249,9 @@ impl AuditLog {
         Ok(())
     }
 
-    /// Every line of the log, parsed; a line that is not a JSON object with
-    /// the required fields is an error naming its line number and byte offset.
+    /// Every line of the log, parsed; a damaged line (not a JSON object with
+    /// the required fields, and no torn append) is an error naming its line
+    /// number and byte offset. Torn appends are skipped.
     pub fn read_all(path: &Path) -> Result<Vec<Value>> {
         let (entries, damaged) = Self::scan(path)?;
         match damaged.into_iter().next() {
@@ -225,35 +260,44 @@ impl AuditLog {
         }
     }
 
-    /// Every good line of the log, parsed, and where the damaged ones are.
+    /// Every good line of the log, parsed, and where the damaged ones are
+    /// (torn appends are skipped; [`scan_numbered`](Self::scan_numbered) lists them).
     pub fn scan(path: &Path) -> Result<(Vec<Value>, Vec<DamagedLine>)> {
-        let (entries, damaged) = Self::scan_numbered(path)?;
-        Ok((entries.into_iter().map(|(_, v)| v).collect(), damaged))
+        let scan = Self::scan_numbered(path)?;
+        Ok((scan.entries.into_iter().map(|(_, v)| v).collect(), scan.damaged))
     }
 
-    /// Like [`scan`](Self::scan), with each good line's 1-based line number.
-    pub fn scan_numbered(path: &Path) -> Result<(Vec<NumberedEntry>, Vec<DamagedLine>)> {
+    /// Every good line of the log with its 1-based line number, the damaged
+    /// lines, and the torn appends.
+    pub fn scan_numbered(path: &Path) -> Result<Scan> {
         // Never through a symbolic link (ELOOP): what is read is the state directory's own trail.
         let opened = OpenOptions::new().read(true).custom_flags(rustix::fs::OFlags::NOFOLLOW.bits() as i32).open(path);
         let mut text = Vec::new();
         match opened.and_then(|mut f| std::io::Read::read_to_end(&mut f, &mut text)) {
             Ok(_) => {}
-            Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Ok((Vec::new(), Vec::new())),
+            Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Ok(Scan::default()),
             Err(e) => return Err(Error::io("read", path, e)),
         }
-        let mut out = Vec::new();
-        let mut damaged = Vec::new();
+        let mut scan = Scan::default();
         let mut offset = 0u64;
-        for (i, line) in text.split(|b| *b == b'\n').enumerate() {
+        let lines: Vec<&[u8]> = text.split(|b| *b == b'\n').collect();
+        let count = lines.len();
+        for (i, line) in lines.into_iter().enumerate() {
             let at = offset;
+            let number = i as u64 + 1;
             offset += line.len() as u64 + 1;
             if line.is_empty() {
+                continue;
+            }
+            // The last piece has no newline after it: a fragment no mark ended yet.
+            if i + 1 == count || line.ends_with(TORN_MARK.as_bytes()) {
+                scan.torn.push(TornLine { line: number, offset: at });
                 continue;
             }
             let v: Value = match serde_json::from_slice(line) {
                 Ok(v) => v,
                 Err(e) => {
-                    damaged.push(DamagedLine { line: i as u64 + 1, offset: at, what: format!("is not JSON: {e}") });
+                    scan.damaged.push(DamagedLine { line: number, offset: at, what: format!("is not JSON: {e}") });
                     continue;
                 }
             };
@@ -262,12 +306,12 @@ impl AuditLog {
                 && v.get("actor").and_then(Value::as_str).is_some()
                 && v.get("action").and_then(Value::as_str).is_some_and(|a| !a.is_empty());
             if ok {
-                out.push((i as u64 + 1, v));
+                scan.entries.push((number, v));
             } else {
-                damaged.push(DamagedLine { line: i as u64 + 1, offset: at, what: "lacks v=1, atNs, actor or action".into() });
+                scan.damaged.push(DamagedLine { line: number, offset: at, what: "lacks v=1, atNs, actor or action".into() });
             }
         }
-        Ok((out, damaged))
+        Ok(scan)
     }
 }
 
@@ -317,6 +361,31 @@ mod tests {
         let (entries, damaged) = AuditLog::scan(log.path()).unwrap();
         assert_eq!(entries.len(), 2);
         assert_eq!(damaged, vec![DamagedLine { line: 2, offset: good.len() as u64, what: damaged[0].what.clone() }]);
+    }
+
+    #[test]
+    fn a_fragment_left_unended_is_torn_and_the_next_append_ends_it_with_the_mark() {
+        let d = tempfile::tempdir().unwrap();
+        let log = AuditLog::new(d.path(), "x".into(), false);
+        log.append(&AuditContext::default(), "retire", Map::new()).unwrap();
+        let good = std::fs::read(log.path()).unwrap();
+        // A write cut short whose mark could not be written either (the disk stayed full).
+        let mut cut = good.clone();
+        cut.extend_from_slice(&good[..good.len() / 2]);
+        std::fs::write(log.path(), &cut).unwrap();
+        let scan = AuditLog::scan_numbered(log.path()).unwrap();
+        assert_eq!((scan.entries.len(), scan.damaged.len()), (1, 0));
+        assert_eq!(scan.torn, vec![TornLine { line: 2, offset: good.len() as u64 }]);
+        log.append(&AuditContext::default(), "forceClear", Map::new()).unwrap();
+        let text = std::fs::read_to_string(log.path()).unwrap();
+        assert!(text.lines().nth(1).unwrap().ends_with(TORN_MARK), "{text}");
+        let scan = AuditLog::scan_numbered(log.path()).unwrap();
+        assert_eq!(scan.torn, vec![TornLine { line: 2, offset: good.len() as u64 }]);
+        assert_eq!(scan.damaged, vec![]);
+        assert_eq!(
+            scan.entries.iter().map(|(n, e)| (*n, e["action"].as_str().unwrap())).collect::<Vec<_>>(),
+            [(1, "retire"), (3, "forceClear")]
+        );
     }
 
     #[test]

@@ -64,9 +64,9 @@
 //! | `statedir.mkdir` | fsync (dir) | the parent of each directory created for a new state directory |
 //! | `presence.write` | write | a controller's presence record |
 //! | `audit.open.dir` | fsync (dir) | the state directory when a controller first opens `audit.log` (sync mode) |
-//! | `audit.append` | write | one audit line (and the newline that ends a fragment a short write left) |
+//! | `audit.append` | write | one audit line (and the torn mark that ends a fragment a short write left) |
 //! | `audit.sync` | fdatasync | that line (sync mode) |
-//! | `gclog.append` | write | lines of `gc.log` (and the newline that ends a short write's fragment) |
+//! | `gclog.append` | write | lines of `gc.log` (and the torn mark that ends a short write's fragment) |
 //! | `gclog.sync` | fdatasync | those lines |
 //! | `gclog.dir` | fsync (dir) | the state directory when `gc.log` was created |
 //! | `gc.move.dir` | fsync (dir) | both directories after gc moved a file (best effort: a failure is ignored) |

@@ -58,6 +58,7 @@ use window_space_core::io::{self, Fault, Site};
 use window_space_core::ops::gc::{gc, GcOptions};
 use window_space_core::ops::gc_log;
 use window_space_core::ops::repair::{repair, RepairOptions};
+use window_space_core::ops::verify::{verify, VerifyOptions};
 use window_space_core::{
     Config, Controller, Durability, Error, ErrorCode, FillPayload, PayloadInput, PayloadRecord, SlotAddr, SlotKind, SlotSnapshot,
     SlotStatus, StoreKind, WindowSpace,
@@ -608,11 +609,18 @@ fn check_in(w: &World, c: &Controller, dir: &Path, image: bool, when: &str) -> R
             return Err(format!("{when}: artifact {uri} is gone or changed"));
         }
     }
-    let (lines, _) = AuditLog::scan(&dir.join("audit.log")).map_err(|e| format!("{when}: audit.log: {e}"))?;
+    let (lines, damaged) = AuditLog::scan(&dir.join("audit.log")).map_err(|e| format!("{when}: audit.log: {e}"))?;
     if !lines.starts_with(&w.audit) {
         return Err(format!("{when}: audit lines written before are gone or changed"));
     }
-    gc_log::read(dir).map_err(|e| format!("{when}: gc.log: {e}"))?;
+    // A write cut short is a torn append, never damage that verify would report forever.
+    if !damaged.is_empty() {
+        return Err(format!("{when}: audit.log has damaged lines: {damaged:?}"));
+    }
+    let gc = gc_log::read(dir).map_err(|e| format!("{when}: gc.log: {e}"))?;
+    if !gc.damaged.is_empty() {
+        return Err(format!("{when}: gc.log has damaged lines: {:?}", gc.damaged));
+    }
     Ok(())
 }
 
@@ -783,4 +791,47 @@ fn every_site_fails_cleanly_with_every_fault_and_the_call_succeeds_when_retried(
     let missed: Vec<&str> = Site::ALL.iter().filter(|s| !injected.contains(s)).map(|s| s.name()).collect();
     assert!(missed.is_empty(), "no workload step reaches these sites (add one): {missed:?}");
     println!("{cases} cases, {} sites", injected.len());
+}
+
+/// A write cut short in `audit.log` and in `gc.log` (the disk filled up
+/// mid-line): the call fails with `ERR_DISK_FULL`, its writer ends the
+/// fragment with the torn mark, the call run again succeeds, and `verify`
+/// reports each torn line as a warning naming it, not as a problem.
+#[test]
+fn a_write_cut_short_in_either_log_is_a_torn_append_that_verify_warns_of() {
+    let scenario = FailScenario::setup();
+    let mut w = World::new(Durability::Sync);
+    w.bootstrap(WINDOWS).unwrap();
+    let ctx = AuditContext::default();
+    w.c().audit_action(&ctx, "retention", serde_json::json!({ "n": 1 })).unwrap();
+    fail::cfg(Site::AuditAppend.name(), &Fault::Short.action(Some(1))).unwrap();
+    let e = w.c().audit_action(&ctx, "retention", serde_json::json!({ "n": 2 })).unwrap_err();
+    fail::remove(Site::AuditAppend.name());
+    assert_eq!(e.code(), ErrorCode::DiskFull, "{e}");
+    w.c().audit_action(&ctx, "retention", serde_json::json!({ "n": 2 })).unwrap();
+
+    let done = |id: &str| gc_log::GcEntry::Done { v: 1, id: id.into(), at: gc_log::now_iso() };
+    gc_log::append(&w.dir, &[done("a")]).unwrap();
+    fail::cfg(Site::GcLogAppend.name(), &Fault::Short.action(Some(1))).unwrap();
+    let e = gc_log::append(&w.dir, &[done("b")]).unwrap_err();
+    fail::remove(Site::GcLogAppend.name());
+    assert_eq!(e.code(), ErrorCode::DiskFull, "{e}");
+    gc_log::append(&w.dir, &[done("b")]).unwrap();
+    scenario.teardown();
+
+    let audit = std::fs::read_to_string(w.audit_path()).unwrap();
+    assert!(audit.lines().nth(1).is_some_and(|l| l.ends_with("#torn")), "{audit}");
+    let scan = AuditLog::scan_numbered(&w.audit_path()).unwrap();
+    assert_eq!(scan.torn.iter().map(|t| t.line).collect::<Vec<_>>(), [2]);
+    assert!(scan.damaged.is_empty(), "{:?}", scan.damaged);
+    assert_eq!(scan.entries.iter().map(|(n, e)| (*n, e["details"]["n"].as_u64())).collect::<Vec<_>>(), [(1, Some(1)), (3, Some(2))]);
+    let gc = gc_log::read(&w.dir).unwrap();
+    assert_eq!((gc.torn.clone(), gc.damaged.clone(), gc.torn_tail), (vec![2], vec![], false));
+
+    let r = verify(&w.dir, VerifyOptions::default(), &mut |_, _, _| {}).unwrap();
+    assert!(r.ok && r.problems.is_empty(), "{:#?}", r.problems);
+    let torn: Vec<(&str, Option<u64>)> =
+        r.warnings.iter().filter(|f| f.kind.ends_with("-torn")).map(|f| (f.kind, f.fields.get("line").and_then(Value::as_u64))).collect();
+    assert_eq!(torn, [("gc-log-torn", Some(2)), ("audit-log-torn", Some(2))]);
+    assert!(r.warnings.iter().filter(|f| f.kind.ends_with("-torn")).all(|f| f.message.contains("cut short")));
 }

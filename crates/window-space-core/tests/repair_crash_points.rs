@@ -3,7 +3,9 @@
 //! (symbols, records and lost ids of every table, every slot's status,
 //! version and payload id, the shared counters and event counters), and in
 //! between every other bootstrap refuses the directory while anything is
-//! left to repair, changing nothing.
+//! left to repair, changing nothing. The intent line names every slot the
+//! repair clears; a repair killed after clearing them all (nothing left to
+//! repair) gets its outcome line from the run after it.
 //!
 //! The directory has both kinds of damage (a symbol map that lost two
 //! symbols whose chunks exist, and a `trades.map` cut to half its length),
@@ -18,6 +20,7 @@ use std::path::{Path, PathBuf};
 use std::process::{Command, Stdio};
 
 use fail::FailScenario;
+use serde_json::Value;
 use window_space_core::audit::{AuditContext, AuditLog};
 use window_space_core::ops::repair::{repair, RepairOptions};
 use window_space_core::{Config, Controller, FillPayload, LedgerKind, PayloadInput, SlotAddr, SlotKind, StoreKind, WindowSpace};
@@ -105,6 +108,11 @@ fn repair_lines(dir: &Path) -> (usize, usize) {
     (count("intent"), count("done"))
 }
 
+/// The `repair` lines of the audit trail, with their line numbers.
+fn repair_entries(dir: &Path) -> Vec<(u64, Value)> {
+    AuditLog::scan_numbered(&dir.join("audit.log")).unwrap().entries.into_iter().filter(|(_, l)| l["action"] == "repair").collect()
+}
+
 fn logical(dir: &Path) -> Logical {
     let (c, _) = Controller::bootstrap(config(dir)).unwrap();
     let symbols = c.symbols().unwrap();
@@ -190,6 +198,15 @@ fn a_repair_killed_at_any_step_and_run_again_ends_as_an_uninterrupted_one() {
     let want = logical(reference.path());
     assert_eq!(repair_lines(reference.path()), (1, 1));
     assert_eq!(want.symbols, vec!["SPY", "lost-symbol-1", "lost-symbol-2"]);
+    // The intent names every slot the repair clears, with the payload id it
+    // referred to: the outcome's list without the versions.
+    let lines = repair_entries(reference.path());
+    let named: Vec<Value> = lines[0].1["details"]["slots"].as_array().unwrap().clone();
+    let cleared: Vec<Value> =
+        lines[1].1["details"]["cleared"].as_array().unwrap().iter().map(|c| Value::from(c.as_array().unwrap()[..4].to_vec())).collect();
+    assert_eq!(named.len() as u64, r.cleared);
+    assert_eq!(named, cleared);
+    assert_eq!(r.finishes_earlier_run, None);
 
     // (failpoint, whether something is left to repair when it is killed there)
     let points = [
@@ -222,13 +239,48 @@ fn a_repair_killed_at_any_step_and_run_again_ends_as_an_uninterrupted_one() {
                 assert_eq!(e.code().as_str(), "ERR_CORRUPT_STATE", "{point}: {e}");
                 assert_eq!(before, state_bytes(work.path()), "{point}: the refused bootstrap changed a file");
             }
+            // The killed run's intent names the slots it was to clear.
+            let killed = repair_entries(work.path());
+            assert_eq!(killed.len(), 1, "{point}");
+            assert_eq!(killed[0].1["details"]["phase"], "intent");
+            assert_eq!(killed[0].1["details"]["slots"].as_array(), Some(&named), "{point}");
+            if !left {
+                // A dry run says it would finish the killed run, and writes nothing.
+                let before = state_bytes(work.path());
+                let dry = repair(work.path(), &RepairOptions { dry_run: true, ..opts() }).unwrap();
+                assert!(dry.clean && !dry.changed, "{point}: {dry:?}");
+                assert_eq!(dry.finishes_earlier_run.as_ref().map(|e| e.intent_line), Some(killed[0].0));
+                assert_eq!(before, state_bytes(work.path()), "{point}: the dry run wrote");
+            }
             let again = repair(work.path(), &opts()).unwrap();
             assert_eq!(again.clean, !left, "{point}: {again:?}");
             let got = logical(work.path());
             assert_eq!(got, want, "{point} (torn: {tear}): the state after a killed and a completed repair");
-            // The killed run's intent stays without an outcome; a run that
-            // found something left wrote both.
-            assert_eq!(repair_lines(work.path()), if left { (2, 1) } else { (1, 0) }, "{point}");
+            // The killed run's intent stays without an outcome when a run
+            // found something left (it wrote both); with nothing left, the run
+            // again writes the killed run's outcome line, naming its intent.
+            assert_eq!(repair_lines(work.path()), if left { (2, 1) } else { (1, 1) }, "{point}");
+            let lines = repair_entries(work.path());
+            let last = &lines.last().unwrap().1["details"];
+            if left {
+                assert_eq!(again.finishes_earlier_run, None, "{point}");
+                assert_eq!(last["finishesEarlierRun"], Value::Null, "{point}");
+            } else {
+                let earlier = again.finishes_earlier_run.as_ref().unwrap_or_else(|| panic!("{point}: {again:?}"));
+                assert_eq!((earlier.intent_line, earlier.actor.as_str()), (killed[0].0, "ops-test"));
+                assert_eq!(earlier.intent_at_ns, killed[0].1["atNs"].as_str().unwrap());
+                assert!(again.changed);
+                assert_eq!(last["phase"], "done");
+                assert_eq!(last["finishesEarlierRun"], true);
+                assert_eq!(last["intentLine"], killed[0].0);
+                assert_eq!(last["intentAtNs"], killed[0].1["atNs"]);
+                assert_eq!(last["slots"].as_array(), Some(&named));
+                // Finished: a further run finds nothing to finish and writes nothing.
+                let before = state_bytes(work.path());
+                let third = repair(work.path(), &opts()).unwrap();
+                assert!(third.clean && !third.changed && third.finishes_earlier_run.is_none(), "{point}: {third:?}");
+                assert_eq!(before, state_bytes(work.path()));
+            }
         }
     }
     scenario.teardown();

@@ -28,19 +28,26 @@ use napi::bindgen_prelude::BigInt;
 use napi::Env;
 use napi_derive::napi;
 use window_space_core::artifact;
-use window_space_core::audit::AuditLog;
+use window_space_core::audit::{AuditLog, Scan};
 
 use crate::errors::OrThrow;
 
-/// An audit log as JSON text `{"entries": [...], "damaged": [{line, offset, what}]}`.
-/// Unless `skip_damaged`, a damaged line is `ERR_CORRUPT_STATE` with its offset instead.
+/// An audit log as JSON text `{"entries": [...], "damaged": [{line, offset, what}], "torn": [{line, offset}]}`
+/// (torn: appends cut short, skipped). Unless `skip_damaged`, a damaged line is
+/// `ERR_CORRUPT_STATE` with its offset instead.
 #[napi(catch_unwind)]
 pub fn read_audit_log(env: Env, path: String, skip_damaged: Option<bool>) -> napi::Result<String> {
     let p = std::path::Path::new(&path);
-    let (entries, damaged) =
-        if skip_damaged.unwrap_or(false) { AuditLog::scan(p).or_throw(&env)? } else { (AuditLog::read_all(p).or_throw(&env)?, Vec::new()) };
-    let damaged: Vec<_> = damaged.iter().map(|d| serde_json::json!({ "line": d.line, "offset": d.offset, "what": d.what })).collect();
-    Ok(serde_json::json!({ "entries": entries, "damaged": damaged }).to_string())
+    let scan = if skip_damaged.unwrap_or(false) {
+        AuditLog::scan_numbered(p).or_throw(&env)?
+    } else {
+        let entries = AuditLog::read_all(p).or_throw(&env)?;
+        Scan { entries: entries.into_iter().map(|v| (0, v)).collect(), ..Scan::default() }
+    };
+    let entries: Vec<_> = scan.entries.into_iter().map(|(_, v)| v).collect();
+    let damaged: Vec<_> = scan.damaged.iter().map(|d| serde_json::json!({ "line": d.line, "offset": d.offset, "what": d.what })).collect();
+    let torn: Vec<_> = scan.torn.iter().map(|t| serde_json::json!({ "line": t.line, "offset": t.offset })).collect();
+    Ok(serde_json::json!({ "entries": entries, "damaged": damaged, "torn": torn }).to_string())
 }
 
 /// `user@host pid N` of this process: whom audit lines name by default.

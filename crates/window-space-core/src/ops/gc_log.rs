@@ -18,9 +18,14 @@
 //! finishes it (the trashed file is deleted if it is still garbage, moved
 //! back otherwise — never over a file that took its place).
 //!
-//! A line cut short by a crash is the last line, without its newline; the next
-//! writer ends it with `#torn` and a newline, so it stays recognisable and
-//! the lines after it read normally. Any other line that does not parse, or
+//! A line cut short ends in the torn mark `#torn`: a write cut short (a full
+//! disk) is ended with the mark and a newline by the writer that cut it, and
+//! a line cut short by a crash (the last line, without its newline) by the
+//! next writer, which finds the file not ending in a newline. A line ending in
+//! the mark is a *torn append* (the call that wrote it failed): readers skip
+//! it, `verify` reports it as a warning with its line number, and the lines
+//! after it read normally; an unended last line is a torn tail, reported the
+//! same way. Any other line that does not parse, or
 //! parses but lacks a field its `op` needs (or a `collect` line whose `uri`
 //! is not under `artifacts/` or whose `trash` is not directly in `gc-trash/`),
 //! is damage: `verify` reports it with its line number, and readers skip it,
@@ -44,7 +49,8 @@ use crate::vocab::StoreKind;
 pub const GC_LOG: &str = "gc.log";
 /// Directory (in the state directory) where gc moves a file before deleting it.
 pub const GC_TRASH: &str = "gc-trash";
-/// Appended (with a newline) to an unterminated last line by the next writer.
+/// Ends a line cut short (with a newline): appended by the writer whose
+/// write was cut short, or by the next writer to an unterminated last line.
 const TORN_MARK: &str = "#torn";
 
 /// A payload record, as gc names it.
@@ -148,8 +154,10 @@ pub struct GcLogState {
     pub uris: HashSet<String>,
     /// Collections started and neither finished nor undone, in log order.
     pub unfinished: Vec<Intent>,
-    /// 1-based numbers of lines that are not log entries (a torn last line aside).
+    /// 1-based numbers of lines that are not log entries (torn lines aside).
     pub damaged: Vec<u64>,
+    /// 1-based numbers of lines ending in the torn mark: appends cut short.
+    pub torn: Vec<u64>,
     /// The last line was cut short by a crash.
     pub torn_tail: bool,
 }
@@ -193,7 +201,11 @@ pub fn read(state_dir: &Path) -> Result<GcLogState> {
     let n = lines.len();
     for (i, line) in lines.into_iter().enumerate() {
         let last = i + 1 == n;
-        if line.is_empty() || line.ends_with(TORN_MARK.as_bytes()) {
+        if line.is_empty() {
+            continue;
+        }
+        if line.ends_with(TORN_MARK.as_bytes()) {
+            st.torn.push(i as u64 + 1);
             continue;
         }
         let entry = serde_json::from_slice::<GcEntry>(line).ok().filter(|e| e.version() == 1 && e.paths_in_place());
@@ -260,7 +272,9 @@ pub fn append(state_dir: &Path, entries: &[GcEntry]) -> Result<()> {
     match io::write_once(Site::GcLogAppend, &f, &path, text.as_bytes()) {
         Ok(n) if n == text.len() => {}
         Ok(_) => {
-            let _ = io::write_once(Site::GcLogAppend, &f, &path, b"\n");
+            // The disk filled up mid-line: the fragment is a write this call
+            // cut short, so it is ended with the mark, not left as damage.
+            let _ = io::write_once(Site::GcLogAppend, &f, &path, format!("{TORN_MARK}\n").as_bytes());
             return Err(Error::io("write", &path, std::io::Error::from_raw_os_error(rustix::io::Errno::NOSPC.raw_os_error())));
         }
         Err(e) => return Err(e),
@@ -298,10 +312,14 @@ mod tests {
         let st = read(d.path()).unwrap();
         assert_eq!(st.damaged, vec![3]);
         assert!(st.torn_tail);
+        assert!(st.torn.is_empty());
         assert!(st.records.contains(&rec) && st.uris.contains("artifacts/x"));
         append(d.path(), &[collect]).unwrap();
+        let text = std::fs::read_to_string(d.path().join(GC_LOG)).unwrap();
+        assert!(text.lines().nth(3).unwrap().ends_with(TORN_MARK), "{text}");
         let st = read(d.path()).unwrap();
         assert!(!st.torn_tail, "the torn line was ended and marked");
+        assert_eq!((st.torn.clone(), st.damaged.clone()), (vec![4], vec![3]), "a torn line is listed apart from damage");
         assert_eq!(st.unfinished.len(), 1);
     }
 

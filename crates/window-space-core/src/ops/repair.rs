@@ -9,9 +9,17 @@
 //! 1. Opens the directory as a bootstrap does, but only when no other
 //!    controller has it open (`ERR_STATE_DIR_IN_USE` otherwise), and finds
 //!    the damage with every check of a bootstrap, changing nothing. With
-//!    `dry_run`, or when there is nothing to repair, it stops here.
+//!    `dry_run`, or when there is nothing to repair, it stops here — with one
+//!    exception: when there is nothing to repair and the audit trail's last
+//!    `repair` line is an intent (a run killed after step 5, before step 6),
+//!    it appends the outcome line that run did not write,
+//!    `{"phase":"done","finishesEarlierRun":true,…}` with the intent's line
+//!    number and time and the slots it named, and its report says so
+//!    ([`RepairReport::finishes_earlier_run`]; a dry run only reports it).
 //! 2. Appends an audit line `{"action":"repair","details":{"phase":"intent",…}}`
-//!    saying what it will do; nothing changes unless it was written.
+//!    saying what it will do: the symbols and tables it found damaged, and
+//!    every slot it will clear as `[symbol id, window, slot kind, payload id]`
+//!    (`slots`); nothing changes unless it was written.
 //! 3. Gives every missing symbol id up to the highest one a chunk belongs to
 //!    a placeholder symbol, `lost-symbol-<id>` (a reserved name no engine can
 //!    add: `symbols.rs`), in one atomic rewrite of the map. The rows of those
@@ -25,24 +33,40 @@
 //!    hold as a record, through the controller's admin transition (journal
 //!    entry, counters, in-flight mark): engines redo those slots.
 //! 6. Appends the outcome line (`"phase":"done"`: symbols added, ids marked
-//!    lost, each slot cleared with the payload id it referred to).
+//!    lost, each slot cleared with the payload id it referred to and its
+//!    versions before and after).
+//!
+//! **What others see meanwhile.** Steps 1 to 4 run with the directory's gate
+//! held (the exclusive `flock` every bootstrap takes first, `lock.rs`): every
+//! other bootstrap — an engine's, or a tool's that opens a controller, such
+//! as `window-space clear` — waits for it (a blocking `flock`: a repair
+//! stopped there, by SIGSTOP, holds them up until it goes on or dies); a
+//! second repair waits too, and is refused (`ERR_STATE_DIR_IN_USE`) when the
+//! first still has the directory open once it gets the gate. Step
+//! 5 runs with the gate released and the repair open as a controller: a
+//! bootstrap then finds slots that still refer to lost ids and refuses the
+//! directory (`ERR_CORRUPT_STATE`) until every slot is cleared; from then on
+//! it opens, also before the outcome line is written.
 //!
 //! **Killed at any step, it is run again.** Each step is idempotent and the
 //! damage a bootstrap finds describes what is left: symbols added stay
 //! added; lost-id records already written are kept (a torn one is cut, as an
 //! append does) and the rest are written; slots already cleared no longer
-//! refer to a lost id. While anything is left, every other bootstrap still
-//! refuses the directory, so no engine can open it half repaired: a slot
-//! referring to a lost id counts as damage as much as one referring past the
-//! table's end, which is why the ids are marked before the slots are
-//! cleared. An intent line without an outcome line says a repair was killed.
+//! refer to a lost id. While anything is left, every bootstrap after the
+//! killed repair refuses the directory, so no engine can open it half
+//! repaired: a slot referring to a lost id counts as damage as much as one
+//! referring past the table's end, which is why the ids are marked before
+//! the slots are cleared. An intent line without an outcome line says a
+//! repair was killed, and which slots it was to clear (and what they
+//! referred to). The run after it writes its own intent and outcome when
+//! damage is left, and the missing outcome line when nothing is (step 1).
 
 use std::path::{Path, PathBuf};
 
 use serde::Serialize;
 use serde_json::json;
 
-use crate::audit::{default_actor, AuditContext, AuditLog};
+use crate::audit::{default_actor, AuditContext, AuditLog, AUDIT_FILE};
 use crate::controller::{Alone, Config, Controller, Damage, Durability, SCHEDULE_FILE};
 use crate::error::{Error, Result};
 use crate::schedule::Schedule;
@@ -85,6 +109,25 @@ pub struct RepairReport {
     pub slots: Vec<DanglingSlot>,
     /// How many of `slots` this run cleared.
     pub cleared: u64,
+    /// With nothing left to repair: a repair an earlier run left without its
+    /// outcome line (killed after it cleared every slot), which this run
+    /// finished by writing that line (a dry run only reports it).
+    pub finishes_earlier_run: Option<EarlierRun>,
+}
+
+/// A repair whose intent line has no outcome line after it, as the audit trail says.
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize)]
+#[serde(rename_all = "camelCase")]
+pub struct EarlierRun {
+    /// 1-based line number of its intent line in `audit.log`.
+    pub intent_line: u64,
+    /// `atNs` of its intent line.
+    pub intent_at_ns: String,
+    /// Who ran it.
+    pub actor: String,
+    /// The slots its intent line names, `[symbol id, window, slot kind,
+    /// payload id]` each (their count, when the intent line gives only that).
+    pub slots: serde_json::Value,
 }
 
 /// The symbol map's side of a repair.
@@ -211,8 +254,24 @@ fn intent_details(report: &RepairReport) -> serde_json::Value {
             "danglingSlots": s.dangling_slots,
             "markLost": s.mark_lost,
         })).collect::<Vec<_>>(),
-        "slots": report.slots.len(),
+        "slots": report.slots.iter().map(|d| json!([d.symbol_id, d.window_idx, d.slot, d.payload_id])).collect::<Vec<_>>(),
     })
+}
+
+/// The last `repair` line of the audit trail, when it is an intent: a
+/// repair killed before its outcome line. Torn and damaged lines are no
+/// `repair` lines.
+fn unfinished_run(dir: &Path) -> Result<Option<EarlierRun>> {
+    let scan = AuditLog::scan_numbered(&dir.join(AUDIT_FILE))?;
+    let Some((line, last)) = scan.entries.into_iter().rev().find(|(_, e)| e.get("action").and_then(|a| a.as_str()) == Some("repair"))
+    else {
+        return Ok(None);
+    };
+    if last["details"]["phase"] != "intent" {
+        return Ok(None);
+    }
+    let text = |k: &str| last.get(k).and_then(|v| v.as_str()).unwrap_or_default().to_string();
+    Ok(Some(EarlierRun { intent_line: line, intent_at_ns: text("atNs"), actor: text("actor"), slots: last["details"]["slots"].clone() }))
 }
 
 /// Steps 2 to 4 (see the module comment), with the gate held and no other
@@ -220,10 +279,31 @@ fn intent_details(report: &RepairReport) -> serde_json::Value {
 fn before_open(a: &Alone<'_>, opts: &RepairOptions, report: &mut RepairReport) -> Result<bool> {
     plan(report, a.damage, &a.symbols.all());
     check_bounds(a.dir, report)?;
-    if report.clean || opts.dry_run {
+    let audit = AuditLog::new(a.dir, default_actor(), a.sync);
+    if report.clean {
+        // Nothing left: an earlier run that cleared every slot and was killed
+        // before its outcome line gets that line now.
+        report.finishes_earlier_run = unfinished_run(a.dir)?;
+        if let (Some(run), false) = (&report.finishes_earlier_run, opts.dry_run) {
+            let mut f = serde_json::Map::new();
+            f.insert(
+                "details".into(),
+                json!({
+                    "phase": "done",
+                    "finishesEarlierRun": true,
+                    "intentLine": run.intent_line,
+                    "intentAtNs": run.intent_at_ns,
+                    "slots": run.slots,
+                }),
+            );
+            audit.append(&opts.ctx, "repair", f)?;
+            report.changed = true;
+        }
         return Ok(false);
     }
-    let audit = AuditLog::new(a.dir, default_actor(), a.sync);
+    if opts.dry_run {
+        return Ok(false);
+    }
     let mut f = serde_json::Map::new();
     f.insert("details".into(), intent_details(report));
     audit.append(&opts.ctx, "repair", f)?;

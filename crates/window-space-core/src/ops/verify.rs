@@ -26,7 +26,7 @@ use super::files;
 use super::gc_log::{self, RecordRef};
 use super::reader::StateReader;
 use super::{check_ledger_slots, Progress};
-use crate::audit::{AuditLog, AUDIT_FILE};
+use crate::audit::{AuditLog, Scan, AUDIT_FILE};
 use crate::controller::now_ms;
 use crate::error::{Error, Result};
 use crate::lock::DirLock;
@@ -523,6 +523,13 @@ fn check_gc_log(dir: &Path, r: &mut VerifyReport) -> Result<gc_log::GcLogState> 
         };
         r.problems.push(finding("gc-log-damaged", format!("gc.log: {what}"), json!({ "lines": gc.damaged })));
     }
+    for line in &gc.torn {
+        r.warnings.push(finding(
+            "gc-log-torn",
+            format!("gc.log line {line} is an append cut short (the gc call that wrote it failed, as on a full disk); it records nothing and is skipped"),
+            json!({ "file": gc_log::GC_LOG, "line": line }),
+        ));
+    }
     if gc.torn_tail {
         r.warnings.push(finding("gc-log-torn-tail", "gc.log: the last line is torn (a gc died while writing it); ignored", json!({})));
     }
@@ -544,13 +551,23 @@ fn check_gc_log(dir: &Path, r: &mut VerifyReport) -> Result<gc_log::GcLogState> 
 /// The audit trail parses, and every slot it names is a slot of this directory.
 fn check_audit_log(dir: &Path, reader: &StateReader, r: &mut VerifyReport) -> Result<()> {
     let path = dir.join(AUDIT_FILE);
-    let (entries, damaged) = match AuditLog::scan_numbered(&path) {
+    let Scan { entries, damaged, torn } = match AuditLog::scan_numbered(&path) {
         Ok(x) => x,
         Err(e) => {
             r.problems.push(finding("audit-log-damaged", e.to_string(), json!({})));
             return Ok(());
         }
     };
+    for t in torn {
+        r.warnings.push(finding(
+            "audit-log-torn",
+            format!(
+                "audit.log line {} (offset {}) is an append cut short (the call that wrote it failed, as on a full disk); it records nothing and is skipped",
+                t.line, t.offset
+            ),
+            json!({ "file": AUDIT_FILE, "line": t.line, "offset": t.offset }),
+        ));
+    }
     for d in damaged {
         r.problems.push(finding(
             "audit-log-damaged",
