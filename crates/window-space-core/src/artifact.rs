@@ -219,7 +219,7 @@ fn ensure_real_dir(dir: &Path, rel: &str) -> Result<()> {
         Err(e) if e.kind() == std::io::ErrorKind::NotFound => match std::fs::create_dir(dir) {
             // The new directory's entry in its parent must survive power loss
             // too; if that cannot be made sure, the next attempt creates it again.
-            Ok(()) => io::sync_dir(Site::ArtifactMkdir, dir.parent().unwrap_or(Path::new("."))).inspect_err(|_| {
+            Ok(()) => io::sync_dir(Site::ArtifactMkdir, dir.parent().unwrap_or_else(|| Path::new("."))).inspect_err(|_| {
                 let _ = std::fs::remove_dir(dir);
             }),
             Err(e) if e.kind() == std::io::ErrorKind::AlreadyExists => ensure_real_dir(dir, rel),

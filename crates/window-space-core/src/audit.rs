@@ -208,7 +208,7 @@ impl AuditLog {
             if self.sync {
                 // The file may be new: its entry in the state directory must
                 // survive power loss as its lines do (once per controller).
-                io::sync_dir(Site::AuditOpenDir, self.path.parent().unwrap_or(Path::new(".")))?;
+                io::sync_dir(Site::AuditOpenDir, self.path.parent().unwrap_or_else(|| Path::new(".")))?;
             }
             *guard = Some(f);
         }

@@ -15,7 +15,7 @@ static TEMP_SEQ: AtomicU64 = AtomicU64::new(0);
 /// the new content, never a mix, also after a crash or power loss. `sites`
 /// name the write and the two syncs.
 pub(crate) fn write_atomic(path: &Path, bytes: &[u8], sites: AtomicSites) -> Result<()> {
-    let dir = path.parent().unwrap_or(Path::new("."));
+    let dir = path.parent().unwrap_or_else(|| Path::new("."));
     let name = path.file_name().and_then(|n| n.to_str()).unwrap_or("file");
     let tmp = dir.join(format!(".{name}.tmp-{}-{}", std::process::id(), TEMP_SEQ.fetch_add(1, Ordering::Relaxed)));
     let result = (|| {
@@ -50,11 +50,10 @@ pub fn create_dir_durably(dir: &Path) -> Result<()> {
         match std::fs::create_dir(d) {
             Ok(()) => {
                 // Not durable: remove it, so that the next attempt creates (and syncs) it again.
-                io::sync_dir(Site::StateDirMkdir, d.parent().filter(|p| !p.as_os_str().is_empty()).unwrap_or(Path::new("."))).inspect_err(
-                    |_| {
+                io::sync_dir(Site::StateDirMkdir, d.parent().filter(|p| !p.as_os_str().is_empty()).unwrap_or_else(|| Path::new(".")))
+                    .inspect_err(|_| {
                         let _ = std::fs::remove_dir(d);
-                    },
-                )?
+                    })?
             }
             Err(e) if e.kind() == std::io::ErrorKind::AlreadyExists => {}
             Err(e) => return Err(Error::io("mkdir", d, e)),

@@ -454,7 +454,7 @@ impl Journal {
             let _ = std::fs::remove_file(&tmp);
         }
         made?;
-        io::sync_dir(Site::JournalCreateDir, path.parent().unwrap_or(Path::new(".")))
+        io::sync_dir(Site::JournalCreateDir, path.parent().unwrap_or_else(|| Path::new(".")))
     }
 
     /// Opens and validates a journal; writes nothing.

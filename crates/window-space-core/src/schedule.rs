@@ -295,7 +295,7 @@ fn describe_difference(persisted: &WindowSpace, given: &WindowSpace) -> String {
             format!("persisted uniform schedule (originNs {o1}, windowNs {w1}, windowCount {c1}) differs from the given one (originNs {o2}, windowNs {w2}, windowCount {c2}); only windowCount may grow")
         }
         (WindowSpace::Sessions { sessions: a }, WindowSpace::Sessions { sessions: b }) => {
-            let i = a.iter().zip(b.iter()).position(|(x, y)| x != y).unwrap_or(a.len().min(b.len()));
+            let i = a.iter().zip(b.iter()).position(|(x, y)| x != y).unwrap_or_else(|| a.len().min(b.len()));
             format!("persisted session schedule ({} sessions) and the given one ({} sessions) differ at session {i}; sessions may only be appended", a.len(), b.len())
         }
         _ => "the persisted schedule and the given one are of different kinds (uniform vs sessions)".into(),

@@ -386,7 +386,8 @@ fn power_loss(mode: Durability) -> (BTreeMap<&'static str, (usize, String)>, usi
                     Ok(true) => opened += 1,
                     Ok(false) => {}
                     Err(v) => {
-                        let at = acked.get(done).map_or("after the last call".to_string(), |a| format!("during or after {:?}", a.what));
+                        let at =
+                            acked.get(done).map_or_else(|| "after the last call".to_string(), |a| format!("during or after {:?}", a.what));
                         let sample = format!("seed {seed}, crash point {point} (call {done}, {at}), image {image}: {}", v.detail);
                         found.entry(v.what).or_insert((0, sample)).0 += 1;
                     }

@@ -153,7 +153,7 @@ impl<const N: usize> Args<N> {
 
     fn kind(&self, i: usize) -> Result<SlotKind, Fail> {
         let code = self.whole(i, (SlotKind::ALL.len() - 1) as f64, "slot kind code")?;
-        SlotKind::from_code(code as u32).ok_or(Fail::Range(format!("slot kind code {code} does not exist")))
+        SlotKind::from_code(code as u32).ok_or_else(|| Fail::Range(format!("slot kind code {code} does not exist")))
     }
 
     /// A lease in ms, or the controller's default for a negative number.

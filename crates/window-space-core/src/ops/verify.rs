@@ -408,7 +408,8 @@ fn check_raw_slots(dir: &Path, r: &mut VerifyReport, symbols: &[String]) {
         for i in check.issues {
             let symbol = symbols.get(i.symbol_id as usize).cloned().unwrap_or_else(|| format!("symbol #{}", i.symbol_id));
             let kind = i.column.and_then(|c| ledger.slot_kinds().get(c));
-            let who = format!("{symbol} window {}{}", i.window_idx, kind.map_or(" (chunk header)".to_string(), |k| format!(" {k}")));
+            let who =
+                format!("{symbol} window {}{}", i.window_idx, kind.map_or_else(|| " (chunk header)".to_string(), |k| format!(" {k}")));
             r.problems.push(finding(
                 "slot-damaged",
                 format!("{} at offset {}, {who}: {}", ledger.file_name(), i.offset, i.what),
