@@ -3,6 +3,8 @@
 
 #![allow(dead_code)]
 
+// The sync observer it stands on exists only in builds with failpoints.
+#[cfg(feature = "failpoints")]
 pub mod crash_image;
 
 /// A new directory for one run: in memory (`/dev/shm`) where the machine has
