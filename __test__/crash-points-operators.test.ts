@@ -13,6 +13,7 @@
 // Stopped there for longer than the engine's leases: the engine claims,
 // takes over, fills and waits as usual, verify and another gc run, and the
 // tool, continued, finishes correctly.
+import { spawn } from 'node:child_process'
 import { existsSync, readdirSync, readFileSync, rmSync, utimesSync } from 'node:fs'
 import { join } from 'node:path'
 import { isDeepStrictEqual } from 'node:util'
@@ -300,6 +301,50 @@ describe('a collection a killed gc left, finished by the next gc --delete', () =
     c.setRef('SPY', 9, 'optionTrade', { payloadType: 'Json', payloadId: id, version: claim.version, checksum: a.checksum })
     expect(readFileSync(untied, 'utf8')).toBe('same bytes')
     invariants(dir, c, 'a finished collection of a file an engine wrote again')
+  })
+})
+
+describe('gc --delete beside an engine stopped between a claim and its count', () => {
+  it('keeps an untied file an engine wrote after its scan, though the shared Pending count reads zero', async () => {
+    const { dir, c } = world()
+    // Engine A claims window 5 and stops right after the compare-and-swap, before its count moves.
+    const facade = join(__dirname, '..', 'dist', 'index.js')
+    const script = `const ws = require(${JSON.stringify(facade)}); const { controller } = ws.WindowSpaceController.openExisting(${JSON.stringify(dir)}); controller.markPending('SPY', 5, 'optionTrade', { leaseMs: 60000 })`
+    const a = spawn(process.execPath, ['-e', script], { env: failpointEnv('controller::before-count=stop'), stdio: 'ignore' })
+    const exited = new Promise((r) => a.once('exit', r))
+    try {
+      await stoppedAt(a, () => 'engine A to stop at controller::before-count')
+      // The operator clears A's claim: the shared Pending count is now one below the truth, and reads 0.
+      expect(ws('clear', dir, '--symbol', 'SPY', '--slot', 'optionTrade', '--window', '5', '--yes', '--actor', 'ops').status).toBe(0)
+      expect(c.slotMetrics().find((m) => m.slot === 'optionTrade')!.counts.Pending).toBe(0)
+      // Engine B claims a slot and writes its output to a path it chose, after gc's scan found no Pending slot.
+      const { controller: b } = WindowSpaceController.openExisting(dir)
+      opened.push(b)
+      let claim: ReturnType<typeof b.markPending> | undefined
+      let art: ReturnType<typeof b.writeArtifact> | undefined
+      const report = c.collectGarbage({
+        delete: true,
+        minAgeMs: 0,
+        actor: 'ops',
+        onProgress: (phase, done, total) => {
+          if (phase === 'gc: slots' && done === total && claim === undefined) {
+            claim = b.markPending('SPY', 10, 'optionTrade')
+            art = b.writeArtifact('SPY/engine-chosen.json', 'engine B output')
+          }
+        },
+      })
+      expect(report.pendingClaims).toBe(0)
+      expect(report.removed).toEqual([])
+      expect(report.kept.map((k) => k.uri)).toEqual([art!.uri])
+      // B records and fills: its artifact is there.
+      const id = b.payloadStores().trades.append({ symbol: 'SPY', windowIdx: 10, slotKind: 'optionTrade', payloadType: 'Json', uri: art!.uri, checksum: art!.checksum, size: art!.size })
+      b.setRef('SPY', 10, 'optionTrade', { payloadType: 'Json', payloadId: id, version: claim!.version, checksum: art!.checksum })
+      expect(readFileSync(art!.path, 'utf8')).toBe('engine B output')
+    } finally {
+      a.kill('SIGKILL')
+      await exited
+    }
+    invariants(dir, c, 'gc beside an engine stopped before its count')
   })
 })
 

@@ -273,7 +273,7 @@ describe('a repair killed after clearing every slot, before its outcome line', (
     interface Line {
       action: string
       atNs: string
-      details: { phase: string; slots: unknown; finishesEarlierRun?: boolean; intentLine?: number; intentAtNs?: string }
+      details: { phase: string; slots: unknown; finishesEarlierRun?: boolean; intentLine?: number; intentAtNs?: string; cleared?: unknown; notChanged?: unknown }
     }
     const repairLines = () => ws('audit', dir, '--json').stdout.trim().split('\n').map((l) => JSON.parse(l) as Line).filter((l) => l.action === 'repair')
     const dangling = Array.from({ length: FILLED - records }, (_, i) => [0, records + i, 'optionTrade', records + i])
@@ -299,12 +299,38 @@ describe('a repair killed after clearing every slot, before its outcome line', (
     expect(again.stdout).toContain('this run wrote the outcome line that finishes it')
     const lines = repairLines()
     expect(lines.map((l) => l.details.phase)).toEqual(['intent', 'done'])
-    expect(lines[1]!.details).toEqual({ phase: 'done', finishesEarlierRun: true, intentLine, intentAtNs: intent!.atNs, slots: dangling })
+    expect(lines[1]!.details).toEqual({ phase: 'done', finishesEarlierRun: true, intentLine, intentAtNs: intent!.atNs, slots: dangling, cleared: dangling, notChanged: [] })
 
     // Finished: the next run has nothing to finish, and says so in its report.
     const third = JSON.parse(ws('repair', dir, '--json').stdout) as RepairReport
     expect(third).toMatchObject({ clean: true, changed: false, finishesEarlierRun: null })
     expect(repairLines()).toHaveLength(2)
+  })
+})
+
+describe('a repair killed after its intent line, then the table restored from a backup', () => {
+  it('the run after it finds nothing to repair and writes an outcome line saying the killed run changed nothing', () => {
+    requireFailpoints('repair::intent-written')
+    const dir = populated()
+    const backup = readFileSync(join(dir, 'trades.map'))
+    const records = cutTradesInHalf(dir)
+    const killed = spawnSync(process.execPath, [cli, 'repair', dir, '--actor', 'ops-alice'], { encoding: 'utf8', env: failpointEnv('repair::intent-written=kill') })
+    expect(killed.signal, killed.stderr).toBe('SIGKILL')
+    // The operator restores trades.map from a good backup: every Filled slot's record is back.
+    writeFileSync(join(dir, 'trades.map'), backup)
+    const again = ws('repair', dir, '--actor', 'ops-bob')
+    expect(again.status, again.stderr).toBe(0)
+    expect(again.stdout).toContain(`its intent names ${FILLED - records} slots to clear: it changed none of them: they refer to records again (restored since)`)
+    const done = ws('audit', dir, '--json').stdout.trim().split('\n').map((l) => JSON.parse(l) as { action: string; details?: Record<string, unknown> }).filter((l) => l.action === 'repair').at(-1)!
+    const dangling = Array.from({ length: FILLED - records }, (_, i) => [0, records + i, 'optionTrade', records + i])
+    expect(done.details).toMatchObject({ phase: 'done', finishesEarlierRun: true, cleared: [], notChanged: dangling })
+    // Nothing was changed: every slot is still Filled with its record.
+    const { controller: c } = WindowSpaceController.openExisting(dir)
+    try {
+      for (let w = records; w < FILLED; w++) expect(c.getTradeRow('SPY', w).optionTrade.status).toBe('Filled')
+    } finally {
+      c.close()
+    }
   })
 })
 

@@ -66,6 +66,10 @@ export interface RepairReport {
     readonly actor: string
     /** The slots its intent line names, `[symbol id, window, slot kind, payload id]` each (their count, when the intent line gives only that). */
     readonly slots: ReadonlyArray<readonly [number, number, SlotKindName, number]> | number
+    /** Those of `slots` whose payload id is marked lost now: that run marked it and cleared the slot. */
+    readonly cleared: ReadonlyArray<readonly [number, number, SlotKindName, number]>
+    /** Those of `slots` whose payload id is a record again (a table restored after that run was killed): it did not change them. */
+    readonly notChanged: ReadonlyArray<readonly [number, number, SlotKindName, number]>
   } | null
 }
 

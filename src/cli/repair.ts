@@ -45,8 +45,14 @@ export function repairCommand(dir: string, o: Opts): void {
     const e = r.finishesEarlierRun
     if (e) {
       const slots = typeof e.slots === 'number' ? plural(e.slots, 'slot') : plural(e.slots.length, 'slot')
+      const what =
+        e.notChanged.length === 0
+          ? `it cleared ${e.cleared.length === 1 ? 'it' : `all ${e.cleared.length}`} (their payload ids are marked lost)`
+          : e.cleared.length === 0
+            ? 'it changed none of them: they refer to records again (restored since)'
+            : `it cleared ${plural(e.cleared.length, 'slot')} (their payload ids are marked lost); ${plural(e.notChanged.length, 'slot')} refer to records again (restored since), so it did not change them`
       lines.push(
-        `an earlier repair (${printable(e.actor)}, audit.log line ${e.intentLine}) was killed before its outcome line; its intent names ${slots} to clear, and none is left to clear`,
+        `an earlier repair (${printable(e.actor)}, audit.log line ${e.intentLine}) was killed before its outcome line; its intent names ${slots} to clear: ${what}`,
         r.dryRun ? '(dry run: nothing written; a repair without --dry-run writes the outcome line that finishes it)' : 'this run wrote the outcome line that finishes it (window-space audit)',
       )
     }

@@ -28,7 +28,8 @@
 //! written, the next append finds the file not ending in a newline and ends
 //! the fragment with the mark first. A line ending in the mark is a *torn
 //! append*: the call that wrote it failed (its caller got the error), and it
-//! records nothing. [`AuditLog::scan`] skips torn lines and lists them apart
+//! records nothing — for an admin call's outcome line, the change its
+//! intent line names happened, and what it replaced is lost with the line. [`AuditLog::scan`] skips torn lines and lists them apart
 //! from damage, `window-space verify` reports them as warnings, and
 //! [`AuditLog::read_all`] skips them. A fragment not (yet) ended — the last
 //! line of the file, without its newline — is also a torn append.

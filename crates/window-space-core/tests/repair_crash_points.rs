@@ -275,6 +275,9 @@ fn a_repair_killed_at_any_step_and_run_again_ends_as_an_uninterrupted_one() {
                 assert_eq!(last["intentLine"], killed[0].0);
                 assert_eq!(last["intentAtNs"], killed[0].1["atNs"]);
                 assert_eq!(last["slots"].as_array(), Some(&named));
+                // Every slot it named refers to an id it marked lost: it cleared them all.
+                assert_eq!(last["cleared"].as_array(), Some(&named), "{point}");
+                assert_eq!(last["notChanged"], serde_json::json!([]), "{point}");
                 // Finished: a further run finds nothing to finish and writes nothing.
                 let before = state_bytes(work.path());
                 let third = repair(work.path(), &opts()).unwrap();

@@ -327,6 +327,22 @@ impl Controller {
             .collect()
     }
 
+    /// Whether some slot may be Pending now, for a decision that must never
+    /// err toward "none" (gc removing an untied file): a shared Pending count
+    /// is not zero (one below zero included), or the counts cannot be
+    /// trusted at this instant — a controller died and its drift is not
+    /// repaired yet, or a live one is between a transition and its counter
+    /// update. The counts are read before the transitions under way, so a
+    /// claim that was counted is seen, and one not counted yet is under way.
+    pub(crate) fn may_have_pending(&self) -> bool {
+        self.repair_counters_of_dead_controllers();
+        if SlotKind::ALL.iter().any(|k| self.ledger(*k).status_count(k.column(), SlotStatus::Pending) != 0) {
+            return true;
+        }
+        let dead = self.presence.dead();
+        !dead.is_empty() || self.presence.live_in_flight(&dead) != Some(0)
+    }
+
     /// Recounts the shared counters if a controller died (see
     /// [`slot_metrics`](Self::slot_metrics)), then removes its record. A
     /// repair that found no quiet instant is tried again on a later call:

@@ -38,7 +38,9 @@
 //! A `gc --delete` holds an exclusive `flock` on `gc.log` for its whole run,
 //! taken without waiting: a second one refuses (`ERR_STATE_DIR_IN_USE`)
 //! while the first runs, even stopped. So a collection without an ending
-//! that a run finds is always one whose gc died, never one in progress.
+//! that a run finds is always one whose gc died, never one in progress —
+//! as long as nobody renames or deletes `gc.log` during a run: the lock
+//! belongs to the file, and a second gc would lock the new one.
 //!
 //! The report without `delete` ([`plan_read_only`]) opens nothing for
 //! writing: it reads the directory through the read-only view, as
@@ -272,9 +274,14 @@ fn still_garbage(c: &Controller, index: &mut UriIndex, uri: &str, class: FileCla
             }
         }
         FileClass::Untied => {
+            // Counted slots name how many; the shared counts alone are not
+            // trusted to say "none" (see `may_have_pending`).
             let pending = pending_now(c);
             if pending > 0 {
                 return Ok(Some(format!("{pending} slots are Pending now (an engine may be about to record it)")));
+            }
+            if c.may_have_pending() {
+                return Ok(Some("a slot may be Pending now (a transition is under way, or the shared counts are off until repaired): an engine may be about to record it".into()));
             }
         }
         FileClass::Temp => {

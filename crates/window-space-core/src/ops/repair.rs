@@ -128,6 +128,14 @@ pub struct EarlierRun {
     /// The slots its intent line names, `[symbol id, window, slot kind,
     /// payload id]` each (their count, when the intent line gives only that).
     pub slots: serde_json::Value,
+    /// Those of `slots` whose payload id is marked lost now: the earlier
+    /// run marked it (it marks ids before it clears slots), and since the
+    /// directory is clean, it cleared the slot.
+    pub cleared: Vec<serde_json::Value>,
+    /// Those of `slots` whose payload id is a record again (a table
+    /// restored from a backup after the run was killed): it did not change
+    /// them.
+    pub not_changed: Vec<serde_json::Value>,
 }
 
 /// The symbol map's side of a repair.
@@ -261,7 +269,7 @@ fn intent_details(report: &RepairReport) -> serde_json::Value {
 /// The last `repair` line of the audit trail, when it is an intent: a
 /// repair killed before its outcome line. Torn and damaged lines are no
 /// `repair` lines.
-fn unfinished_run(dir: &Path) -> Result<Option<EarlierRun>> {
+fn unfinished_run(dir: &Path, stores: &[crate::payload::PayloadStore]) -> Result<Option<EarlierRun>> {
     let scan = AuditLog::scan_numbered(&dir.join(AUDIT_FILE))?;
     let Some((line, last)) = scan.entries.into_iter().rev().find(|(_, e)| e.get("action").and_then(|a| a.as_str()) == Some("repair"))
     else {
@@ -271,7 +279,21 @@ fn unfinished_run(dir: &Path) -> Result<Option<EarlierRun>> {
         return Ok(None);
     }
     let text = |k: &str| last.get(k).and_then(|v| v.as_str()).unwrap_or_default().to_string();
-    Ok(Some(EarlierRun { intent_line: line, intent_at_ns: text("atNs"), actor: text("actor"), slots: last["details"]["slots"].clone() }))
+    let slots = last["details"]["slots"].clone();
+    let (mut cleared, mut not_changed) = (Vec::new(), Vec::new());
+    for slot in slots.as_array().map(Vec::as_slice).unwrap_or_default() {
+        let store = slot.get(2).and_then(|k| k.as_str()).and_then(crate::vocab::SlotKind::from_name).map(|k| k.store());
+        let lost = match (store, slot.get(3).and_then(serde_json::Value::as_u64)) {
+            (Some(store), Some(id)) => stores.get(store as usize).is_some_and(|s| s.is_lost(id)),
+            _ => false,
+        };
+        if lost {
+            cleared.push(slot.clone())
+        } else {
+            not_changed.push(slot.clone())
+        }
+    }
+    Ok(Some(EarlierRun { intent_line: line, intent_at_ns: text("atNs"), actor: text("actor"), slots, cleared, not_changed }))
 }
 
 /// Steps 2 to 4 (see the module comment), with the gate held and no other
@@ -283,7 +305,7 @@ fn before_open(a: &Alone<'_>, opts: &RepairOptions, report: &mut RepairReport) -
     if report.clean {
         // Nothing left: an earlier run that cleared every slot and was killed
         // before its outcome line gets that line now.
-        report.finishes_earlier_run = unfinished_run(a.dir)?;
+        report.finishes_earlier_run = unfinished_run(a.dir, a.stores)?;
         if let (Some(run), false) = (&report.finishes_earlier_run, opts.dry_run) {
             let mut f = serde_json::Map::new();
             f.insert(
@@ -294,6 +316,8 @@ fn before_open(a: &Alone<'_>, opts: &RepairOptions, report: &mut RepairReport) -
                     "intentLine": run.intent_line,
                     "intentAtNs": run.intent_at_ns,
                     "slots": run.slots,
+                    "cleared": run.cleared,
+                    "notChanged": run.not_changed,
                 }),
             );
             audit.append(&opts.ctx, "repair", f)?;

@@ -563,7 +563,7 @@ fn check_audit_log(dir: &Path, reader: &StateReader, r: &mut VerifyReport) -> Re
         r.warnings.push(finding(
             "audit-log-torn",
             format!(
-                "audit.log line {} (offset {}) is an append cut short (the call that wrote it failed, as on a full disk); it records nothing and is skipped",
+                "audit.log line {} (offset {}) is an append cut short (the call that wrote it failed, as on a full disk); it records nothing and is skipped (if it was an outcome line, the change its intent line names happened, and what it replaced is not recorded)",
                 t.line, t.offset
             ),
             json!({ "file": AUDIT_FILE, "line": t.line, "offset": t.offset }),
