@@ -48,8 +48,7 @@
 //! read-only copy.
 
 use std::collections::{HashMap, HashSet};
-use std::fs::{File, OpenOptions};
-use std::os::unix::fs::OpenOptionsExt;
+use std::fs::File;
 use std::path::{Path, PathBuf};
 
 use rustix::fs::FlockOperation;
@@ -296,16 +295,7 @@ fn still_garbage(c: &Controller, index: &mut UriIndex, uri: &str, class: FileCla
 /// Takes the lock a `gc --delete` holds for its whole run (see "One at a
 /// time" above): an exclusive `flock` on `gc.log`, without waiting.
 fn lock_collection(dir: &Path) -> Result<File> {
-    let path = dir.join(gc_log::GC_LOG);
-    let existed = path.exists();
-    // Never through a symbolic link, as every gc.log write.
-    let f = OpenOptions::new()
-        .read(true)
-        .append(true)
-        .create(true)
-        .custom_flags(rustix::fs::OFlags::NOFOLLOW.bits() as i32)
-        .open(&path)
-        .map_err(|e| Error::io("open", &path, e))?;
+    let (f, path, existed) = gc_log::open_for_append(dir)?;
     if !existed {
         io::sync_dir(Site::GcLogDir, dir)?;
     }

@@ -35,9 +35,9 @@
 //! and this log is what says it was collected.
 
 use std::collections::{HashMap, HashSet};
-use std::fs::OpenOptions;
+use std::fs::{File, OpenOptions};
 use std::os::unix::fs::{FileExt, OpenOptionsExt};
-use std::path::Path;
+use std::path::{Path, PathBuf};
 
 use serde::{Deserialize, Serialize};
 
@@ -242,12 +242,12 @@ pub fn read(state_dir: &Path) -> Result<GcLogState> {
     Ok(st)
 }
 
-/// Appends entries durably: ends a torn last line first, writes the lines in
-/// one `write`, fsyncs the file (and the directory when it created the file).
-pub fn append(state_dir: &Path, entries: &[GcEntry]) -> Result<()> {
+/// Opens (creating) the log of `state_dir` for appending, never through a
+/// symbolic link (a gc.log that is one would have gc write to a file outside
+/// the log); also says whether it existed before.
+pub(crate) fn open_for_append(state_dir: &Path) -> Result<(File, PathBuf, bool)> {
     let path = state_dir.join(GC_LOG);
     let existed = path.exists();
-    // Never through a symbolic link: a gc.log that is one would have gc append to a file outside the log.
     let f = OpenOptions::new()
         .read(true)
         .append(true)
@@ -255,6 +255,13 @@ pub fn append(state_dir: &Path, entries: &[GcEntry]) -> Result<()> {
         .custom_flags(rustix::fs::OFlags::NOFOLLOW.bits() as i32)
         .open(&path)
         .map_err(|e| Error::io("open", &path, e))?;
+    Ok((f, path, existed))
+}
+
+/// Appends entries durably: ends a torn last line first, writes the lines in
+/// one `write`, fsyncs the file (and the directory when it created the file).
+pub fn append(state_dir: &Path, entries: &[GcEntry]) -> Result<()> {
+    let (f, path, existed) = open_for_append(state_dir)?;
     let len = f.metadata().map_err(|e| Error::io("fstat", &path, e))?.len();
     let mut text = String::new();
     if len > 0 {
