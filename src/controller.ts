@@ -13,6 +13,9 @@
  * the payload stores in `payload-store.ts`, the numbers-only calls in
  * `raw.ts`, the change feed in `watch.ts`.
  *
+ * Past 600 lines because the public class is one class: each method is a
+ * short conversion around one native call.
+ *
  * @module
  */
 import * as path from 'node:path'

@@ -3,6 +3,10 @@
 //! shared words that wake waiters across processes (futex), and the table of
 //! writers in flight by which readers tell a stopped writer from a dead one.
 //!
+//! Past 600 lines because the Protocol below (the file format and the
+//! reasoning that makes a missed change impossible) is documented beside the
+//! code that follows it; the writer table is in `journal/writers.rs`.
+//!
 //! It is what `waitFor` and `watch` stand on: a reader keeps a position — the
 //! journal's *epoch* and a sequence number — reads the entries after it, and
 //! sleeps on the wake word when there are none. The journal is *derived*, for

@@ -2,6 +2,10 @@
 //! its byte layout, chunk allocation, growth while other processes have it
 //! mapped, slot lookup, shared metric counters and the bootstrap scan.
 //!
+//! One file, past 600 lines, because every part reads the same header page
+//! and chunk map under the same growth lock; split, each would need the
+//! other's private layout.
+//!
 //! ## File format (version 1), little-endian
 //!
 //! ```text

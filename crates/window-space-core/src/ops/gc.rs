@@ -33,6 +33,9 @@
 //! Pending). Records are never removed from their tables; `gc.log` says
 //! which were collected.
 //!
+//! One file, past 600 lines: planning, collecting and finishing share the
+//! rules of what is garbage (`still_garbage`) and must not drift apart.
+//!
 //! ## One at a time
 //!
 //! A `gc --delete` holds an exclusive `flock` on `gc.log` for its whole run,

@@ -2,6 +2,9 @@
 //! read-only (through [`StateReader`](super::reader::StateReader)), beside
 //! running engines or on a copy.
 //!
+//! One file, past 600 lines: one section per invariant, each short, all
+//! adding to one report; the list of checks reads best in one place.
+//!
 //! A finding is a *problem* (the directory breaks an invariant; the command
 //! exits 1) or a *warning* (worth knowing, not wrong). On a live directory a
 //! suspect slot is read again before it is reported: a slot that changed in
