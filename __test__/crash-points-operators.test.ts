@@ -20,7 +20,7 @@ import { isDeepStrictEqual } from 'node:util'
 import { afterAll, afterEach, beforeAll, describe, expect, it } from 'vitest'
 
 import { checksum64, verifyStateDir, WindowSpaceController, type SlotChange } from '../src/index'
-import { failpointEnv, requireFailpoints, sleep, stoppedAt } from './failpoint-helpers'
+import { failpointEnv, processState, requireFailpoints, sleep, stoppedAt } from './failpoint-helpers'
 import { cli, jsonLines, makeState, removeScratch, scratch, ws, wsStart, type Run } from './operators-helpers'
 
 const ADMIN_POINTS = ['admin::intent-written', 'admin::slot-changed', 'admin::outcome-written'] as const
@@ -345,6 +345,37 @@ describe('gc --delete beside an engine stopped between a claim and its count', (
       await exited
     }
     invariants(dir, c, 'gc beside an engine stopped before its count')
+  })
+})
+
+describe('gc --delete beside an engine that rewrites an untied path and fills', () => {
+  it('keeps the engine\'s file whether it looks while the slot is Pending or, stopped between its two checks, after the fill', async () => {
+    requireFailpoints('gc::half-judged')
+    const { dir, c } = world()
+    const untied = c.writeArtifact('SPY/x.json', 'old garbage').path
+    utimesSync(untied, hoursAgo(2), hoursAgo(2))
+    // Stopped after logging the collection (its first look done), and at the second call of the
+    // midpoint of a look: the look after the move, if it gets that far.
+    const r = run(GC(dir), 'gc::collect-logged=stop;gc::half-judged=stop(2)')
+    await r.stopped
+    const claim = c.markPending('SPY', 10, 'optionTrade')
+    const a = c.writeArtifact('SPY/x.json', 'the engine output')
+    r.child.kill('SIGCONT')
+    while (processState(r.child.pid!) === 'T') await sleep(1)
+    // It keeps the file at once (the slot is Pending) and finishes, or stops between its two checks.
+    const first = await stoppedAt(r.child, () => 'gc to stop or finish').then(
+      () => 'stopped' as const,
+      () => 'done' as const,
+    )
+    // Recorded and filled while gc looks.
+    const id = c.payloadStores().trades.append({ symbol: 'SPY', windowIdx: 10, slotKind: 'optionTrade', payloadType: 'Json', uri: a.uri, checksum: a.checksum, size: a.size })
+    c.setRef('SPY', 10, 'optionTrade', { payloadType: 'Json', payloadId: id, version: claim.version, checksum: a.checksum })
+    if (first === 'stopped') r.child.kill('SIGCONT')
+    const done = await r.done
+    expect([done.status, done.stderr]).toEqual([0, ''])
+    expect(readFileSync(untied, 'utf8')).toBe('the engine output')
+    expect(trash(dir)).toEqual([])
+    invariants(dir, c, 'gc beside an engine that rewrote an untied path')
   })
 })
 

@@ -1,12 +1,12 @@
 // Payload URIs are paths relative to the state directory and cannot leave
 // it; symbols cannot hold characters that make them look like another
 // symbol. Both are refused with a typed error, and nothing is written.
-import { mkdtempSync, readFileSync, rmSync } from 'node:fs'
+import { existsSync, mkdtempSync, readFileSync, rmSync } from 'node:fs'
 import { tmpdir } from 'node:os'
 import { join } from 'node:path'
 import { afterAll, beforeAll, describe, expect, it } from 'vitest'
 
-import { InvalidSymbolError, PathEscapesStateDirError, WindowSpace, WindowSpaceConfig, WindowSpaceController } from '../src/index'
+import { InvalidArgumentError, InvalidSymbolError, PathEscapesStateDirError, WindowSpace, WindowSpaceConfig, WindowSpaceController } from '../src/index'
 import { caught } from './helpers'
 
 const dir = mkdtempSync(join(tmpdir(), 'ws-uris-'))
@@ -32,6 +32,19 @@ describe('payload URIs', () => {
   it('a URI like those writeArtifact returns is accepted', () => {
     const a = c.writeArtifact('SPY/0/trades.bin', Buffer.from('x'))
     expect(c.payloadStores().trades.append({ symbol: 'SPY', windowIdx: 0, slotKind: 'optionTrade', payloadType: 'Binary', uri: a.uri, checksum: a.checksum, size: a.size })).toBe(0)
+  })
+})
+
+describe('paths an engine chooses for writeArtifact', () => {
+  it.each([
+    ['a claim\'s path', 'SPY/optionTrade/5/v7/out.json', "shape of a claim's artifact"],
+    ['a claim\'s path, written unusually', './SPY//greeks/0/v1/g.parquet', "shape of a claim's artifact"],
+    ['an atomic write\'s temp file', 'SPY/.w5.json.tmp-4000000-1', 'temp file'],
+  ])('%s (%j) → InvalidArgumentError, nothing written: gc judges such a path by its shape alone', (_what, rel, message) => {
+    const e = caught(() => c.writeArtifact(rel, 'data'))
+    expect(e).toBeInstanceOf(InvalidArgumentError)
+    expect((e as InvalidArgumentError).message).toContain(message)
+    expect(existsSync(join(dir, 'artifacts', rel))).toBe(false)
   })
 })
 

@@ -902,7 +902,10 @@ export class WindowSpaceController {
    * `writeArtifact(relPath, data)` writes `artifacts/<relPath>`, a path the
    * caller chooses: two attempts at one slot may then write the same file,
    * and gc collects such a file only when no slot at all is Pending. Paths
-   * that would leave the state directory throw `PathEscapesStateDirError`.
+   * that would leave the state directory throw `PathEscapesStateDirError`;
+   * paths of a claim's shape (`SYMBOL/slotKind/window/vN/name`) or of an
+   * atomic write's temp file (`.NAME.tmp-PID-N`), which gc judges by the
+   * path alone, throw `InvalidArgumentError`.
    */
   writeArtifact(claim: Claim, name: string, data: Uint8Array | string): ArtifactInfo
   writeArtifact(relPath: string, data: Uint8Array | string): ArtifactInfo

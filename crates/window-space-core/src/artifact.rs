@@ -115,6 +115,26 @@ pub fn parse_claim_uri(uri: &str) -> Option<ClaimPath> {
     Some(ClaimPath { symbol: decode_symbol(symbol)?, kind, window, version, name: (*name).to_string() })
 }
 
+/// Refuses, for an artifact at a path the engine chose, the two shapes gc
+/// judges by the path alone: a claim's path (`SYMBOL/slotKind/window/vN/name`,
+/// garbage once its claim is over) and an atomic write's temp file
+/// (`.NAME.tmp-PID-N`, garbage once that process is gone). Written at such a
+/// path, an artifact an engine still needs could be collected.
+pub fn check_untied_path(rel: &str) -> Result<()> {
+    let normal = relative_components(rel)?.join("/");
+    if parse_claim_uri(&format!("{ARTIFACT_DIR}/{normal}")).is_some() {
+        return Err(Error::invalid(format!(
+            "artifact path {normal:?} has the shape of a claim's artifact (SYMBOL/slotKind/window/vN/name), which gc judges by that claim: write it with writeArtifact(claim, name, data), or choose another path"
+        )));
+    }
+    if crate::fsutil::temp_writer(&normal).is_some() {
+        return Err(Error::invalid(format!(
+            "artifact path {normal:?} has the shape of an atomic write's temp file (.NAME.tmp-PID-N), which gc removes once that process is gone: choose another name"
+        )));
+    }
+    Ok(())
+}
+
 /// Validates an artifact path relative to `artifacts/`.
 fn relative_components(rel: &str) -> Result<Vec<&str>> {
     let escape = || Error::PathEscapesStateDir { path: rel.chars().take(200).collect() };
@@ -293,5 +313,20 @@ mod tests {
             "ERR_PATH_ESCAPES_STATE_DIR",
             "artifacts/ itself"
         );
+    }
+
+    #[test]
+    fn an_engine_chosen_path_may_not_take_a_shape_gc_judges_by_the_path() {
+        for claim_shaped in ["SPY/optionTrade/5/v7/out.json", "./SPY//greeks/0/v1/g.parquet", "BRK%2FB/optionTrade/1/v2/t.json"] {
+            let e = check_untied_path(claim_shaped).unwrap_err();
+            assert!(e.to_string().contains("shape of a claim's artifact"), "{claim_shaped}: {e}");
+        }
+        for temp_shaped in ["SPY/.w5.json.tmp-4000000-1", ".x.tmp-1-2"] {
+            let e = check_untied_path(temp_shaped).unwrap_err();
+            assert!(e.to_string().contains("temp file"), "{temp_shaped}: {e}");
+        }
+        for fine in ["SPY/optionTrade/5/out.json", "SPY/optionTrade/5/v7", "SPY/bogusKind/5/v7/x", "SPY/.hidden.json", "SPY/x.tmp-1-2"] {
+            assert!(check_untied_path(fine).is_ok(), "{fine}");
+        }
     }
 }

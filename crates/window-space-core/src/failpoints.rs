@@ -90,6 +90,7 @@ pub const POINTS: &[(&str, &str)] = &[
     ("gc::log-written", "gc: a gc.log line written, not fsynced"),
     ("gc::collect-logged", "gc: a file's `collect` line in gc.log (fsynced); the file in place"),
     ("gc::trashed", "gc: the file moved into gc-trash/; judged again next"),
+    ("gc::half-judged", "gc: a look at whether a file is still garbage: the slots looked at, the records not yet"),
     ("gc::deleted", "gc (also finishing a killed gc's collection): the trashed file deleted; `done` not written"),
     ("gc::restored", "gc: a file that became live again moved back; `abort` not written"),
     ("gc::records-marked", "gc: `record` lines of records without a file appended; the audit trail's `done` line not written"),

@@ -10,6 +10,19 @@ use crate::io::{self, AtomicSites, Site};
 
 static TEMP_SEQ: AtomicU64 = AtomicU64::new(0);
 
+/// The writer's pid of a temp file [`write_atomic`] names
+/// (`.<name>.tmp-<pid>-<n>`), from the last component of `path`.
+pub(crate) fn temp_writer(path: &str) -> Option<u32> {
+    let name = path.rsplit('/').next()?;
+    if !name.starts_with('.') {
+        return None;
+    }
+    let (_, tail) = name.rsplit_once(".tmp-")?;
+    let (pid, seq) = tail.split_once('-')?;
+    seq.parse::<u64>().ok()?;
+    pid.parse().ok()
+}
+
 /// Writes `bytes` to `path` atomically: a temp file in the same directory,
 /// fsync, rename over `path`, fsync of the directory. Readers see the old or
 /// the new content, never a mix, also after a crash or power loss. `sites`

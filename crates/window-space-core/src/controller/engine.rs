@@ -210,7 +210,10 @@ impl Controller {
 
     /// Writes an artifact at `artifacts/<rel>`, a path the caller chooses
     /// (an untied artifact: see `artifact.rs` for why claim-bound ones are safer).
+    /// Paths of the two shapes gc judges by the path alone are refused
+    /// ([`artifact::check_untied_path`]).
     pub fn write_artifact(&self, rel: &str, data: &[u8]) -> Result<ArtifactInfo> {
+        artifact::check_untied_path(rel)?;
         artifact::write_artifact(&self.state_dir, rel, data)
     }
 

@@ -66,6 +66,7 @@ use crate::artifact::parse_claim_uri;
 use crate::audit::AuditContext;
 use crate::controller::{now_ms, Controller};
 use crate::error::{Error, Result};
+use crate::fsutil::temp_writer;
 use crate::io::{self, Site};
 use crate::payload::PayloadStore;
 use crate::slot::SlotAddr;
@@ -176,18 +177,6 @@ fn process_alive(pid: u32) -> bool {
     pid > 0 && Path::new(&format!("/proc/{pid}")).exists()
 }
 
-/// The writer's pid of an atomic-write temp file name (`.<name>.tmp-<pid>-<n>`).
-fn temp_writer(uri: &str) -> Option<u32> {
-    let name = uri.rsplit('/').next()?;
-    if !name.starts_with('.') {
-        return None;
-    }
-    let (_, tail) = name.rsplit_once(".tmp-")?;
-    let (pid, seq) = tail.split_once('-')?;
-    seq.parse::<u64>().ok()?;
-    pid.parse().ok()
-}
-
 /// Pending slots right now, from the counters every process shares.
 fn pending_now(c: &Controller) -> u64 {
     c.slot_metrics().iter().map(|m| m.counts[SlotStatus::Pending as usize]).sum()
@@ -263,16 +252,20 @@ fn class_of(uri: &str) -> FileClass {
 /// Whether a file is still garbage, judged again just before and after it is
 /// moved, and when a later gc finishes a collection a killed one left.
 fn still_garbage(c: &Controller, index: &mut UriIndex, uri: &str, class: FileClass) -> Result<Option<String>> {
-    if index.live(c, uri)? {
-        return Ok(Some("a slot refers to it again".into()));
-    }
+    // The slots first, the records after. An engine records its artifact
+    // (append) before it fills, and a fill ends the slot's Pending state: a
+    // look that finds the slot no longer Pending then finds the record, while
+    // records read first could miss an append that a fill completed right
+    // after, before the slots were looked at.
     match class {
         FileClass::Claim => {
-            let Some(p) = parse_claim_uri(uri) else { return Ok(None) };
-            let Some(symbol) = c.lookup_symbol(&p.symbol)? else { return Ok(None) };
-            let s = c.read_slot(SlotAddr::new(symbol, p.window, p.kind))?;
-            if s.status == SlotStatus::Pending && s.version == p.version {
-                return Ok(Some("its claim is in flight again".into()));
+            if let Some(p) = parse_claim_uri(uri) {
+                if let Some(symbol) = c.lookup_symbol(&p.symbol)? {
+                    let s = c.read_slot(SlotAddr::new(symbol, p.window, p.kind))?;
+                    if s.status == SlotStatus::Pending && s.version == p.version {
+                        return Ok(Some("its claim is in flight again".into()));
+                    }
+                }
             }
         }
         FileClass::Untied => {
@@ -291,6 +284,10 @@ fn still_garbage(c: &Controller, index: &mut UriIndex, uri: &str, class: FileCla
                 return Ok(Some(format!("the temp file of process {pid}, which is running")));
             }
         }
+    }
+    failpoint!("gc::half-judged");
+    if index.live(c, uri)? {
+        return Ok(Some("a slot refers to it again".into()));
     }
     Ok(None)
 }
