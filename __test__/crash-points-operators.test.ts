@@ -379,6 +379,55 @@ describe('gc --delete beside an engine that rewrites an untied path and fills', 
   })
 })
 
+describe('gc --delete and an untied file written again after its plan', () => {
+  const DEFAULT_AGE_GC = (dir: string) => ['gc', dir, '--delete', '--actor', 'ops', '--json']
+
+  it('keeps it, young again, when it collects', async () => {
+    const { dir, c } = world()
+    const path = c.writeArtifact('SPY/daily.json', 'yesterday').path
+    utimesSync(path, hoursAgo(2), hoursAgo(2))
+    const r = run(DEFAULT_AGE_GC(dir), 'gc::intent-audited=stop')
+    await r.stopped
+    // An engine writes the path again (before it claims), then claims, records and fills.
+    const a = c.writeArtifact('SPY/daily.json', 'today')
+    r.child.kill('SIGCONT')
+    const done = await r.done
+    expect([done.status, done.stderr]).toEqual([0, ''])
+    expect((JSON.parse(done.stdout) as { removed: string[]; kept: Array<{ result: string }> }).kept).toEqual([
+      { uri: 'artifacts/SPY/daily.json', result: 'written again since the plan: younger than --min-age' },
+    ])
+    const claim = c.markPending('SPY', 5, 'optionTrade')
+    const id = c.payloadStores().trades.append({ symbol: 'SPY', windowIdx: 5, slotKind: 'optionTrade', payloadType: 'Json', uri: a.uri, checksum: a.checksum, size: a.size })
+    c.setRef('SPY', 5, 'optionTrade', { payloadType: 'Json', payloadId: id, version: claim.version, checksum: a.checksum })
+    expect(readFileSync(path, 'utf8')).toBe('today')
+    invariants(dir, c, 'an untied file written again after the plan')
+  })
+
+  it('puts it back, young again, when the next gc finishes the collection a killed one left', async () => {
+    const { dir, c } = world()
+    const path = c.writeArtifact('SPY/daily.json', 'yesterday').path
+    utimesSync(path, hoursAgo(2), hoursAgo(2))
+    const r = run(DEFAULT_AGE_GC(dir), 'gc::collect-logged=stop;gc::trashed=kill')
+    await r.stopped
+    // The same bytes, so only the file's age tells it from the one gc judged.
+    const a = c.writeArtifact('SPY/daily.json', 'yesterday')
+    r.child.kill('SIGCONT')
+    expect((await r.done).signal).toBe('SIGKILL')
+    expect(existsSync(path)).toBe(false)
+    const again = ws(...DEFAULT_AGE_GC(dir))
+    expect([again.status, again.stderr]).toEqual([0, ''])
+    expect((JSON.parse(again.stdout) as { finished: unknown[] }).finished).toEqual([
+      { uri: 'artifacts/SPY/daily.json', result: 'written again since the plan: younger than --min-age' },
+    ])
+    const claim = c.markPending('SPY', 5, 'optionTrade')
+    const id = c.payloadStores().trades.append({ symbol: 'SPY', windowIdx: 5, slotKind: 'optionTrade', payloadType: 'Json', uri: a.uri, checksum: a.checksum, size: a.size })
+    c.setRef('SPY', 5, 'optionTrade', { payloadType: 'Json', payloadId: id, version: claim.version, checksum: a.checksum })
+    expect(readFileSync(path, 'utf8')).toBe('yesterday')
+    expect(trash(dir)).toEqual([])
+    invariants(dir, c, 'a finished collection of an untied file written again')
+  })
+})
+
 describe('gc --delete stopped at each step for longer than the engine’s leases', () => {
   it.each(GC_POINTS.filter((p) => p !== 'gc::restored'))('stopped at %s: the engine and verify go on, a second gc --delete refuses; continued, it finishes', async (point) => {
     const { dir, c, live, garbage } = gcWorld()

@@ -14,7 +14,8 @@
 //!   moved past that claim — no later fill can ever name it;
 //! * an **untied** file (a path the engine chose) may belong to any claim in
 //!   flight, so it is garbage only when no slot at all is Pending, and it is
-//!   older than `min_age`;
+//!   older than `min_age` — judged at every look at the file, as it is then
+//!   (an engine may write the path again after the plan, before it claims);
 //! * a writer's **temp file** (`.<name>.tmp-<pid>-<n>`) is garbage once its
 //!   writer process is gone and it is older than `min_age`.
 //!
@@ -251,7 +252,32 @@ fn class_of(uri: &str) -> FileClass {
 
 /// Whether a file is still garbage, judged again just before and after it is
 /// moved, and when a later gc finishes a collection a killed one left.
-fn still_garbage(c: &Controller, index: &mut UriIndex, uri: &str, class: FileClass) -> Result<Option<String>> {
+/// Milliseconds since the epoch on the precise wall clock. File times come
+/// from it, and a coarser one (`now_ms`, for leases) may lag: measured
+/// against that, a file written a moment ago would be from the future.
+fn now_precise_ms() -> i64 {
+    std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).map_or(0, |d| d.as_millis() as i64)
+}
+
+/// Whether the file at `at` (relative to the state directory) was modified
+/// less than `min_age_ms` ago; false when it is not there.
+fn younger_than(dir: &Path, at: &[u8], min_age_ms: u64) -> Result<bool> {
+    let Some(f) = files::open_file(dir, at)? else { return Ok(false) };
+    let path = dir.join(String::from_utf8_lossy(at).as_ref());
+    let modified = f.metadata().and_then(|m| m.modified()).map_err(|e| Error::io("fstat", &path, e))?;
+    let mtime_ms = modified.duration_since(std::time::UNIX_EPOCH).map_or(0, |d| d.as_millis() as i64);
+    Ok(mtime_ms > now_precise_ms() - min_age_ms as i64)
+}
+
+/// Where a file being judged is now: the state directory and its path
+/// there (its own path, or its place in `gc-trash/` after the move).
+struct Judged<'a> {
+    dir: &'a Path,
+    at: &'a [u8],
+    min_age_ms: u64,
+}
+
+fn still_garbage(c: &Controller, index: &mut UriIndex, uri: &str, class: FileClass, file: &Judged<'_>) -> Result<Option<String>> {
     // The slots first, the records after. An engine records its artifact
     // (append) before it fills, and a fill ends the slot's Pending state: a
     // look that finds the slot no longer Pending then finds the record, while
@@ -269,6 +295,10 @@ fn still_garbage(c: &Controller, index: &mut UriIndex, uri: &str, class: FileCla
             }
         }
         FileClass::Untied => {
+            // Written again since the plan judged its age: young again.
+            if younger_than(file.dir, file.at, file.min_age_ms)? {
+                return Ok(Some("written again since the plan: younger than --min-age".into()));
+            }
             // Counted slots name how many; the shared counts alone are not
             // trusted to say "none" (see `may_have_pending`).
             let pending = pending_now(c);
@@ -280,6 +310,9 @@ fn still_garbage(c: &Controller, index: &mut UriIndex, uri: &str, class: FileCla
             }
         }
         FileClass::Temp => {
+            if younger_than(file.dir, file.at, file.min_age_ms)? {
+                return Ok(Some("written again since the plan: younger than --min-age".into()));
+            }
             if let Some(pid) = temp_writer(uri).filter(|pid| process_alive(*pid)) {
                 return Ok(Some(format!("the temp file of process {pid}, which is running")));
             }
@@ -363,7 +396,7 @@ pub fn gc(c: &Controller, opts: &GcOptions, progress: Progress<'_>) -> Result<Gc
     if opts.delete && !before.unfinished.is_empty() {
         c.audit_action(&opts.ctx, "gc", serde_json::json!({ "phase": "finish", "unfinished": before.unfinished.len() }))?;
         for intent in &before.unfinished {
-            let result = finish(c, &dir, intent, &mut index)?;
+            let result = finish(c, &dir, intent, &mut index, opts.min_age_ms)?;
             report.finished.push(FileOutcome { uri: intent.uri.clone(), result });
         }
     }
@@ -386,7 +419,7 @@ pub fn gc(c: &Controller, opts: &GcOptions, progress: Progress<'_>) -> Result<Gc
         progress("gc", i as u64 + 1, garbage.len() as u64);
         seq += 1;
         let id = format!("{}-{}-{seq}", std::process::id(), started_ms);
-        match collect(c, &dir, &id, f, &mut index)? {
+        match collect(c, &dir, &id, f, &mut index, opts.min_age_ms)? {
             None => {
                 report.removed.push(f.uri.clone());
                 report.removed_bytes += f.size;
@@ -516,10 +549,7 @@ fn plan(
     let tree = files::walk(dir)?;
     report.symlinks = tree.symlinks.clone();
     report.artifacts_refused = tree.root_refused;
-    // File times come from a finer clock than the coarse one leases use
-    // (`now_ms`): ages are measured against the precise wall clock, so a
-    // file written a moment ago is never judged to come from the future.
-    let now = std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).map_or(0, |d| d.as_millis() as i64);
+    let now = now_precise_ms();
     let old_enough = |f: &TreeFile| f.mtime_ms <= now - min_age_ms as i64;
     for f in tree.files {
         if f.utf8 && live_uris.contains(&f.uri) {
@@ -570,8 +600,8 @@ fn plan(
 }
 
 /// Collects one file; `None` when it was removed, else why it was kept.
-fn collect(c: &Controller, dir: &Path, id: &str, f: &GarbageFile, index: &mut UriIndex) -> Result<Option<String>> {
-    if let Some(why) = still_garbage(c, index, &f.uri, f.class)? {
+fn collect(c: &Controller, dir: &Path, id: &str, f: &GarbageFile, index: &mut UriIndex, min_age_ms: u64) -> Result<Option<String>> {
+    if let Some(why) = still_garbage(c, index, &f.uri, f.class, &Judged { dir, at: &f.rel, min_age_ms })? {
         return Ok(Some(why));
     }
     let Some(mut file) = files::open_file(dir, &f.rel)? else { return Ok(Some("the file disappeared".into())) };
@@ -609,7 +639,7 @@ fn collect(c: &Controller, dir: &Path, id: &str, f: &GarbageFile, index: &mut Ur
     }
     failpoint!("gc::trashed");
     let intent = Intent { id: id.into(), uri: f.uri.clone(), checksum: format!("{sum:#018x}"), size, records: f.records.clone(), trash };
-    let again = still_garbage(c, index, &f.uri, f.class)?;
+    let again = still_garbage(c, index, &f.uri, f.class, &Judged { dir, at: intent.trash.as_bytes(), min_age_ms })?;
     match again {
         None => {
             files::remove(dir, intent.trash.as_bytes())?;
@@ -641,7 +671,7 @@ fn restore(dir: &Path, intent: &Intent, why: &str) -> Result<()> {
 }
 
 /// Finishes a collection a killed gc left: what became of it.
-fn finish(c: &Controller, dir: &Path, intent: &Intent, index: &mut UriIndex) -> Result<String> {
+fn finish(c: &Controller, dir: &Path, intent: &Intent, index: &mut UriIndex, min_age_ms: u64) -> Result<String> {
     let trashed = files::open_file(dir, intent.trash.as_bytes())?;
     let Some(mut trashed) = trashed else {
         // Died before the move (the file is still in place) or after the delete.
@@ -659,7 +689,7 @@ fn finish(c: &Controller, dir: &Path, intent: &Intent, index: &mut UriIndex) -> 
     let why = if format!("{sum:#018x}") != intent.checksum {
         Some("the file changed after the scan".to_string())
     } else {
-        still_garbage(c, index, &intent.uri, class_of(&intent.uri))?
+        still_garbage(c, index, &intent.uri, class_of(&intent.uri), &Judged { dir, at: intent.trash.as_bytes(), min_age_ms })?
     };
     if let Some(why) = why {
         restore(dir, intent, &why)?;
