@@ -290,7 +290,7 @@ describe('a collection a killed gc left, finished by the next gc --delete', () =
     expect((await r.done).signal).toBe('SIGKILL')
     expect(existsSync(untied)).toBe(false)
     expect(unfinished(dir)).toEqual(['artifacts/SPY/untied.json'])
-    const again = ws(...GC(dir), '--json')
+    const again = ws(...GC(dir), '--min-age', '0', '--json')
     expect([again.status, again.stderr]).toEqual([0, ''])
     const report = JSON.parse(again.stdout) as { finished: Array<{ uri: string; result: string }> }
     expect(report.finished).toEqual([{ uri: 'artifacts/SPY/untied.json', result: expect.stringContaining('Pending') as string }])
@@ -394,7 +394,7 @@ describe('gc --delete and an untied file written again after its plan', () => {
     const done = await r.done
     expect([done.status, done.stderr]).toEqual([0, ''])
     expect((JSON.parse(done.stdout) as { removed: string[]; kept: Array<{ result: string }> }).kept).toEqual([
-      { uri: 'artifacts/SPY/daily.json', result: 'written again since the plan: younger than --min-age' },
+      { uri: 'artifacts/SPY/daily.json', result: 'younger than --min-age' },
     ])
     const claim = c.markPending('SPY', 5, 'optionTrade')
     const id = c.payloadStores().trades.append({ symbol: 'SPY', windowIdx: 5, slotKind: 'optionTrade', payloadType: 'Json', uri: a.uri, checksum: a.checksum, size: a.size })
@@ -417,7 +417,7 @@ describe('gc --delete and an untied file written again after its plan', () => {
     const again = ws(...DEFAULT_AGE_GC(dir))
     expect([again.status, again.stderr]).toEqual([0, ''])
     expect((JSON.parse(again.stdout) as { finished: unknown[] }).finished).toEqual([
-      { uri: 'artifacts/SPY/daily.json', result: 'written again since the plan: younger than --min-age' },
+      { uri: 'artifacts/SPY/daily.json', result: 'younger than --min-age' },
     ])
     const claim = c.markPending('SPY', 5, 'optionTrade')
     const id = c.payloadStores().trades.append({ symbol: 'SPY', windowIdx: 5, slotKind: 'optionTrade', payloadType: 'Json', uri: a.uri, checksum: a.checksum, size: a.size })

@@ -297,7 +297,7 @@ fn still_garbage(c: &Controller, index: &mut UriIndex, uri: &str, class: FileCla
         FileClass::Untied => {
             // Written again since the plan judged its age: young again.
             if younger_than(file.dir, file.at, file.min_age_ms)? {
-                return Ok(Some("written again since the plan: younger than --min-age".into()));
+                return Ok(Some("younger than --min-age".into()));
             }
             // Counted slots name how many; the shared counts alone are not
             // trusted to say "none" (see `may_have_pending`).
@@ -311,7 +311,7 @@ fn still_garbage(c: &Controller, index: &mut UriIndex, uri: &str, class: FileCla
         }
         FileClass::Temp => {
             if younger_than(file.dir, file.at, file.min_age_ms)? {
-                return Ok(Some("written again since the plan: younger than --min-age".into()));
+                return Ok(Some("younger than --min-age".into()));
             }
             if let Some(pid) = temp_writer(uri).filter(|pid| process_alive(*pid)) {
                 return Ok(Some(format!("the temp file of process {pid}, which is running")));
