@@ -6,7 +6,7 @@ import { tmpdir } from 'node:os'
 import { join } from 'node:path'
 import { afterAll, beforeAll, describe, expect, it } from 'vitest'
 
-import { InvalidArgumentError, InvalidSymbolError, PathEscapesStateDirError, WindowSpace, WindowSpaceConfig, WindowSpaceController } from '../src/index'
+import { InvalidArgumentError, InvalidSymbolError, PathEscapesStateDirError, VersionConflictError, WindowSpace, WindowSpaceConfig, WindowSpaceController } from '../src/index'
 import { caught } from './helpers'
 
 const dir = mkdtempSync(join(tmpdir(), 'ws-uris-'))
@@ -32,6 +32,35 @@ describe('payload URIs', () => {
   it('a URI like those writeArtifact returns is accepted', () => {
     const a = c.writeArtifact('SPY/0/trades.bin', Buffer.from('x'))
     expect(c.payloadStores().trades.append({ symbol: 'SPY', windowIdx: 0, slotKind: 'optionTrade', payloadType: 'Binary', uri: a.uri, checksum: a.checksum, size: a.size })).toBe(0)
+  })
+})
+
+describe('records naming a claim\'s artifact', () => {
+  const record = (windowIdx: number, uri: string) => ({ symbol: 'SPY', windowIdx, slotKind: 'optionTrade' as const, payloadType: 'Json' as const, uri, checksum: 1n, size: 1 })
+
+  it('a record for another slot than the claim\'s → InvalidArgumentError, nothing appended', () => {
+    const claim = c.markPending('SPY', 5, 'optionTrade')
+    const a = c.writeArtifact(claim, 'd.json', 'w5 output')
+    c.markPending('SPY', 6, 'optionTrade')
+    const before = readFileSync(join(dir, 'trades.map'))
+    const e = caught(() => c.payloadStores().trades.append(record(6, a.uri)))
+    expect(e).toBeInstanceOf(InvalidArgumentError)
+    expect((e as InvalidArgumentError).message).toContain('belongs to a claim of SPY window 5 optionTrade')
+    expect(readFileSync(join(dir, 'trades.map'))).toEqual(before)
+  })
+
+  it('a record of a claim that is over (the slot claimed again since) → VersionConflictError, nothing appended', () => {
+    const first = c.markPending('SPY', 7, 'optionTrade', { leaseMs: 0 })
+    const a = c.writeArtifact(first, 'd.json', 'first attempt')
+    const second = c.markPending('SPY', 7, 'optionTrade')
+    expect(second.version).toBe(first.version + 1)
+    const before = readFileSync(join(dir, 'trades.map'))
+    const e = caught(() => c.payloadStores().trades.append(record(7, a.uri)))
+    expect(e).toBeInstanceOf(VersionConflictError)
+    expect(readFileSync(join(dir, 'trades.map'))).toEqual(before)
+    // The live claim's own artifact records as usual.
+    const b = c.writeArtifact(second, 'd.json', 'second attempt')
+    expect(c.payloadStores().trades.append(record(7, b.uri))).toBeTypeOf('number')
   })
 })
 

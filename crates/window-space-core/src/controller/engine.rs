@@ -179,6 +179,10 @@ impl Controller {
 
     /// Appends a payload record to `store`; returns its id. The record's slot
     /// kind must record into `store`, and its symbol and window must exist.
+    /// A record naming a claim's artifact (`artifact.rs`: the path carries
+    /// symbol, slot kind, window and claim version) must be for that slot,
+    /// while that claim is the slot's live one: gc collects a claim's
+    /// artifacts once the slot moved past it, so no later fill may name one.
     pub fn append_payload(&self, store: StoreKind, input: PayloadInput) -> Result<u64> {
         if input.slot_kind.store() != store {
             return Err(Error::invalid(format!(
@@ -190,6 +194,20 @@ impl Controller {
         }
         self.symbols.check_id(input.symbol_id)?;
         self.check_window(input.window_idx)?;
+        if let Some(claim) = artifact::parse_claim_uri(&input.uri) {
+            let at = SlotAddr::new(input.symbol_id, input.window_idx, input.slot_kind);
+            let own = self.symbol_name(input.symbol_id)?;
+            if (claim.symbol.as_str(), claim.window, claim.kind) != (own.as_str(), input.window_idx, input.slot_kind) {
+                return Err(Error::invalid(format!(
+                    "the artifact {:?} belongs to a claim of {} window {} {}, not to {at}: a record names the artifacts of its own slot's claim",
+                    input.uri, claim.symbol, claim.window, claim.kind
+                )));
+            }
+            let current = self.ledger(at.kind).read(at.symbol, at.window, at.kind.column())?;
+            if current.status != SlotStatus::Pending || current.version != claim.version {
+                return Err(self.refused(at, SlotWriteError::VersionConflict { expected_version: claim.version, current }));
+            }
+        }
         let record = PayloadRecord {
             payload_id: 0,
             symbol_id: input.symbol_id,

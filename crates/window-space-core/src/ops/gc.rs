@@ -11,7 +11,8 @@
 //! * a **claim-bound** file (`artifact.rs`: its path names symbol, slot
 //!   kind, window and claim version) is kept while its slot is Pending at
 //!   that version, whatever its age, and is garbage as soon as the slot has
-//!   moved past that claim — no later fill can ever name it;
+//!   moved past that claim — no later fill can ever name it (`append`
+//!   refuses a record naming it for another slot or once the claim is over);
 //! * an **untied** file (a path the engine chose) may belong to any claim in
 //!   flight, so it is garbage only when no slot at all is Pending, and it is
 //!   older than `min_age` — judged at every look at the file, as it is then
