@@ -54,9 +54,14 @@ function world(): { dir: string; c: WindowSpaceController } {
 function fill(c: WindowSpaceController, w: number, text: string, leaseMs?: number): string {
   const claim = c.markPending('SPY', w, 'optionTrade', leaseMs === undefined ? {} : { leaseMs })
   const a = c.writeArtifact(claim, 'a.json', text)
+  publish(c, w, claim, a)
+  return a.path
+}
+
+/** Records a claim's artifact in the trades table and fills the slot with it (the engine's steps 4 and 5). */
+function publish(c: WindowSpaceController, w: number, claim: { version: number }, a: { uri: string; checksum: bigint; size: number }): void {
   const id = c.payloadStores().trades.append({ symbol: 'SPY', windowIdx: w, slotKind: 'optionTrade', payloadType: 'Json', uri: a.uri, checksum: a.checksum, size: a.size })
   c.setRef('SPY', w, 'optionTrade', { payloadType: 'Json', payloadId: id, version: claim.version, checksum: a.checksum })
-  return a.path
 }
 
 /** Runs the command with `spec` armed: killed there (`kill`), or stopped there (`stop`), returned once stopped. */
@@ -297,8 +302,7 @@ describe('a collection a killed gc left, finished by the next gc --delete', () =
     expect(unfinished(dir)).toEqual([])
     expect(trash(dir)).toEqual([])
     // The engine records and fills: its artifact is in place.
-    const id = c.payloadStores().trades.append({ symbol: 'SPY', windowIdx: 9, slotKind: 'optionTrade', payloadType: 'Json', uri: a.uri, checksum: a.checksum, size: a.size })
-    c.setRef('SPY', 9, 'optionTrade', { payloadType: 'Json', payloadId: id, version: claim.version, checksum: a.checksum })
+    publish(c, 9, claim, a)
     expect(readFileSync(untied, 'utf8')).toBe('same bytes')
     invariants(dir, c, 'a finished collection of a file an engine wrote again')
   })
@@ -337,8 +341,7 @@ describe('gc --delete beside an engine stopped between a claim and its count', (
       expect(report.removed).toEqual([])
       expect(report.kept.map((k) => k.uri)).toEqual([art!.uri])
       // B records and fills: its artifact is there.
-      const id = b.payloadStores().trades.append({ symbol: 'SPY', windowIdx: 10, slotKind: 'optionTrade', payloadType: 'Json', uri: art!.uri, checksum: art!.checksum, size: art!.size })
-      b.setRef('SPY', 10, 'optionTrade', { payloadType: 'Json', payloadId: id, version: claim!.version, checksum: art!.checksum })
+      publish(b, 10, claim!, art!)
       expect(readFileSync(art!.path, 'utf8')).toBe('engine B output')
     } finally {
       a.kill('SIGKILL')
@@ -368,8 +371,7 @@ describe('gc --delete beside an engine that rewrites an untied path and fills', 
       () => 'done' as const,
     )
     // Recorded and filled while gc looks.
-    const id = c.payloadStores().trades.append({ symbol: 'SPY', windowIdx: 10, slotKind: 'optionTrade', payloadType: 'Json', uri: a.uri, checksum: a.checksum, size: a.size })
-    c.setRef('SPY', 10, 'optionTrade', { payloadType: 'Json', payloadId: id, version: claim.version, checksum: a.checksum })
+    publish(c, 10, claim, a)
     if (first === 'stopped') r.child.kill('SIGCONT')
     const done = await r.done
     expect([done.status, done.stderr]).toEqual([0, ''])
@@ -397,8 +399,7 @@ describe('gc --delete and an untied file written again after its plan', () => {
       { uri: 'artifacts/SPY/daily.json', result: 'younger than --min-age' },
     ])
     const claim = c.markPending('SPY', 5, 'optionTrade')
-    const id = c.payloadStores().trades.append({ symbol: 'SPY', windowIdx: 5, slotKind: 'optionTrade', payloadType: 'Json', uri: a.uri, checksum: a.checksum, size: a.size })
-    c.setRef('SPY', 5, 'optionTrade', { payloadType: 'Json', payloadId: id, version: claim.version, checksum: a.checksum })
+    publish(c, 5, claim, a)
     expect(readFileSync(path, 'utf8')).toBe('today')
     invariants(dir, c, 'an untied file written again after the plan')
   })
@@ -420,8 +421,7 @@ describe('gc --delete and an untied file written again after its plan', () => {
       { uri: 'artifacts/SPY/daily.json', result: 'younger than --min-age' },
     ])
     const claim = c.markPending('SPY', 5, 'optionTrade')
-    const id = c.payloadStores().trades.append({ symbol: 'SPY', windowIdx: 5, slotKind: 'optionTrade', payloadType: 'Json', uri: a.uri, checksum: a.checksum, size: a.size })
-    c.setRef('SPY', 5, 'optionTrade', { payloadType: 'Json', payloadId: id, version: claim.version, checksum: a.checksum })
+    publish(c, 5, claim, a)
     expect(readFileSync(path, 'utf8')).toBe('yesterday')
     expect(trash(dir)).toEqual([])
     invariants(dir, c, 'a finished collection of an untied file written again')
