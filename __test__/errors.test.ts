@@ -46,7 +46,8 @@ import {
 } from '../src/errors'
 import * as facade from '../src/index'
 import { ERROR_CODES } from '../src/vocabulary'
-import { WindowSpace, WindowSpaceConfig, WindowSpaceController } from '../src/index'
+import { SlotKind, WindowSpace, WindowSpaceConfig, WindowSpaceController } from '../src/index'
+import { caught } from './helpers'
 
 type AnyCtor = abstract new (...args: never[]) => WindowSpaceError
 
@@ -292,6 +293,41 @@ describe('native error conversion', () => {
       expect((refused as SlotBusyError).slot).toEqual({ status: 'Pending', version: claim.version, payloadType: 0, payloadId: 0, checksum: 0n, leaseExpiresAt: claim.leaseExpiresAt })
       expect((refused as SlotBusyError).details).toMatchObject({ symbolId: 0, windowIdx: 1, slotKind: 'greeks', status: 'Pending', version: claim.version })
       controller.close()
+    } finally {
+      rmSync(dir, { recursive: true, force: true })
+    }
+  })
+})
+
+describe('refused fills, clears and renewals', () => {
+  it('each error shows the slot its own refusal saw, not an earlier refusal of another slot', () => {
+    const dir = mkdtempSync(join(tmpdir(), 'ws-errors-'))
+    try {
+      const { controller: c } = WindowSpaceController.bootstrap(new WindowSpaceConfig(dir, WindowSpace.uniform({ origin: 0, windowDuration: 1000, windowCount: 8 })))
+      const sym = c.resolveSymbol('SPY')
+      const trades = c.payloadStores().trades
+      const pid = trades.append({ symbol: sym, windowIdx: 0, slotKind: 'optionTrade', payloadType: 'Parquet', uri: 'a/0', checksum: 7n, size: 1 })
+      const meta = (version: number) => ({ payloadType: 'Parquet' as const, payloadId: pid, version, checksum: 7n })
+      // Window 1: Filled at version 2. Window 2: Pending at version 3 (claimed, cleared, claimed).
+      const f = c.markPending(sym, 1, 'optionTrade')
+      c.setRef(sym, 1, 'optionTrade', meta(f.version))
+      c.clearSlot(sym, 2, 'optionTrade', c.markPending(sym, 2, 'optionTrade'))
+      const held = c.markPending(sym, 2, 'optionTrade', { leaseMs: 600_000 })
+      const k = SlotKind.Trade('optionTrade').code
+      // A raw refusal on window 1 first: the errors below must not show its slot.
+      expect(c.raw.fill(sym, 1, k, f.version, 1, pid, 0, 7)).toBeLessThan(0)
+      const pending = { status: 'Pending', version: held.version, payloadType: 0, payloadId: 0, checksum: 0n, leaseExpiresAt: held.leaseExpiresAt }
+      const fill = caught(() => c.setRef(sym, 2, 'optionTrade', meta(held.version - 1)))
+      expect(fill).toBeInstanceOf(VersionConflictError)
+      expect((fill as VersionConflictError).slot).toEqual(pending)
+      expect((fill as VersionConflictError).details).toMatchObject({ windowIdx: 2, expectedVersion: held.version - 1, status: 'Pending', version: held.version })
+      const clear = caught(() => c.clearSlot(sym, 2, 'optionTrade', { version: held.version + 5 }))
+      expect((clear as VersionConflictError).slot).toEqual(pending)
+      const renew = caught(() => c.renewClaim({ ...held, windowIdx: 1 }))
+      expect(renew).toBeInstanceOf(VersionConflictError)
+      expect((renew as VersionConflictError).slot).toMatchObject({ status: 'Filled', version: f.version + 1, payloadId: pid, checksum: 7n })
+      expect((renew as VersionConflictError).details).toMatchObject({ windowIdx: 1, expectedVersion: held.version })
+      c.close()
     } finally {
       rmSync(dir, { recursive: true, force: true })
     }

@@ -27,7 +27,7 @@ import { AbortError, ClosedError, SlotRetiredError, UnknownSymbolError, WaitTime
 import { fast, native, type NativeController, type NativeStorageReport } from './native'
 import { PayloadStore, type PayloadStores } from './payload-store'
 import { RawCalls } from './raw'
-import { refusalError, SLOT_STRIDE, slotStateAt } from './slot-state'
+import { refusalError, SLOT_STRIDE, slotStateAt, type SlotPlace } from './slot-state'
 import { scheduleFromJson, timeToNs, type TimeInput, type WindowSpace } from './time'
 import {
   toSlotKind,
@@ -383,6 +383,15 @@ export class WindowSpaceController {
     return typeof r === 'number' ? null : r
   }
 
+  /**
+   * The error of a transition the core just refused with `code`, built from
+   * the slot as the refusal saw it (kept by the addon for this thread).
+   */
+  #refused(code: number, at: SlotPlace, expectedVersion: number): SlotWriteError {
+    fast.fastLastRefusal(this.#slotBuf)
+    return refusalError(code, at, this.#slotBuf, expectedVersion)
+  }
+
   /** Where the last refused claim was, for its error. */
   #last: { symbolId: number; windowIdx: number; kind: SlotKind } | undefined
 
@@ -414,8 +423,8 @@ export class WindowSpaceController {
     const version = checkWhole(claim.version, 'claim.version', U32_MAX)
     const leaseMs = options.leaseMs === undefined ? -1 : checkWhole(options.leaseMs, 'leaseMs', Number.MAX_SAFE_INTEGER)
     const h = this.#handle()
-    const d = call(() => fast.fastRenew(h, at.symbolId, at.windowIdx, at.kind.code, version, leaseMs, this.#slotBuf))
-    if (d < 0) throw refusalError(d, at, this.#slotBuf, version)
+    const d = call(() => fast.fastRenew(h, at.symbolId, at.windowIdx, at.kind.code, version, leaseMs))
+    if (d < 0) throw this.#refused(d, at, version)
     return { ...claim, leaseExpiresAt: d }
   }
 
@@ -435,14 +444,13 @@ export class WindowSpaceController {
     const version = checkWhole(meta.version, 'version', U32_MAX)
     const sum = checkChecksum(meta.checksum)
     const h = this.#handle()
-    const buf = this.#slotBuf
     let r: number
     try {
-      r = fast.fastFill(h, symbolId, windowIdx, kind.code, version, pt, payloadId, Number(sum >> 32n), Number(sum & 0xffffffffn), buf)
+      r = fast.fastFill(h, symbolId, windowIdx, kind.code, version, pt, payloadId, Number(sum >> 32n), Number(sum & 0xffffffffn))
     } catch (e) {
       throw translateNativeError(e)
     }
-    if (r < 0) throw refusalError(r, { symbolId, windowIdx, kind }, buf, version)
+    if (r < 0) throw this.#refused(r, { symbolId, windowIdx, kind }, version)
     return r
   }
 
@@ -457,8 +465,8 @@ export class WindowSpaceController {
     if (typeof claim !== 'object' || claim === null) throw new TypeError('claim must be the Claim returned by markPending')
     const version = checkWhole(claim.version, 'claim.version', U32_MAX)
     const h = this.#handle()
-    const r = call(() => fast.fastClear(h, symbolId, windowIdx, kind.code, version, this.#slotBuf))
-    if (r < 0) throw refusalError(r, { symbolId, windowIdx, kind }, this.#slotBuf, version)
+    const r = call(() => fast.fastClear(h, symbolId, windowIdx, kind.code, version))
+    if (r < 0) throw this.#refused(r, { symbolId, windowIdx, kind }, version)
     return r
   }
 

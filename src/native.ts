@@ -16,13 +16,15 @@ export type NativeOpenOptions = Binding.NativeOpenOptions
 /**
  * The hand-written hot-path functions of the addon (crates/window-space-node/src/fast.rs).
  * They take the controller's `handle` first; refused transitions return
- * negative codes. The optional `out` array (at least 8 numbers) receives the
- * lease deadline of a claim or renewal, or the slot a refusal saw.
+ * negative codes, and `fastLastRefusal(out)` then writes the slot the refusal
+ * saw (8 numbers). A claim's optional `out` array (at least 8 numbers)
+ * receives its lease deadline, or the slot a refusal saw.
  */
 export interface FastPath {
-  fastClaim(handle: number, symbol: number, window: number, kind: number, leaseMs: number, out?: Float64Array): number
-  fastRenew(handle: number, symbol: number, window: number, kind: number, version: number, leaseMs: number, out?: Float64Array): number
-  fastFill(
+  fastClaim: (this: void, handle: number, symbol: number, window: number, kind: number, leaseMs: number, out?: Float64Array) => number
+  fastRenew: (this: void, handle: number, symbol: number, window: number, kind: number, version: number, leaseMs: number) => number
+  fastFill: (
+    this: void,
     handle: number,
     symbol: number,
     window: number,
@@ -32,18 +34,41 @@ export interface FastPath {
     payloadId: number,
     checksumHi: number,
     checksumLo: number,
-    out?: Float64Array,
-  ): number
-  fastClear(handle: number, symbol: number, window: number, kind: number, version: number, out?: Float64Array): number
-  fastReadSlot(handle: number, symbol: number, window: number, kind: number, out: Float64Array): number
-  fastReadRow(handle: number, ledger: number, symbol: number, window: number, out: Float64Array): number
-  fastNextUnfilled(handle: number, symbol: number, start: number, kind: number): number
+  ) => number
+  fastClear: (this: void, handle: number, symbol: number, window: number, kind: number, version: number) => number
+  fastLastRefusal: (this: void, out: Float64Array) => number
+  fastReadSlot: (this: void, handle: number, symbol: number, window: number, kind: number, out: Float64Array) => number
+  fastReadRow: (this: void, handle: number, ledger: number, symbol: number, window: number, out: Float64Array) => number
+  fastNextUnfilled: (this: void, handle: number, symbol: number, start: number, kind: number) => number
 }
 
 /** The benchmark's floor functions, in builds with the `bench` feature only. */
 export interface BenchFloor {
-  fastEmpty?(): number
-  fastCasInternal?(index: number, expected: number, desired: number): number
+  fastEmpty?: (this: void) => number
+  fastCasInternal?: (this: void, index: number, expected: number, desired: number) => number
 }
 
-export const fast = native as unknown as FastPath & BenchFloor
+/**
+ * The hot-path functions, copied into an object of their own. The addon's
+ * exports object has too many properties for V8 to keep it in fast mode (it
+ * becomes a dictionary, a hash lookup on every `native.fastX` access); a
+ * literal with these few properties keeps a fixed shape, so each call site
+ * reads its function at a known offset.
+ */
+function fastPath(): FastPath & BenchFloor {
+  const n = native as unknown as FastPath & BenchFloor
+  return {
+    fastClaim: n.fastClaim,
+    fastRenew: n.fastRenew,
+    fastFill: n.fastFill,
+    fastClear: n.fastClear,
+    fastLastRefusal: n.fastLastRefusal,
+    fastReadSlot: n.fastReadSlot,
+    fastReadRow: n.fastReadRow,
+    fastNextUnfilled: n.fastNextUnfilled,
+    fastEmpty: n.fastEmpty,
+    fastCasInternal: n.fastCasInternal,
+  }
+}
+
+export const fast = fastPath()

@@ -13,11 +13,14 @@
 //! (`ERR_OUT_OF_RANGE`) and never act on another slot.
 //!
 //! A refused transition returns a negative refusal code (the vocabulary's
-//! `Refusal`) instead of throwing. The transitions take an optional last
-//! argument, a `Float64Array` of at least 8 numbers: on success a claim or
-//! renewal writes the lease deadline it wrote into the slot to `out[0]`; on a
-//! refusal the slot as it was seen is written to `out[0..8]` (see
-//! `convert::write_slot`), so the caller can build its error without a second call.
+//! `Refusal`) instead of throwing, and keeps the slot as the refusal saw it
+//! (the snapshot the decision was made on, not a later read) for this thread:
+//! `fastLastRefusal(out)` writes it to `out[0..8]` (see `convert::write_slot`).
+//! A claim takes an optional last argument, a `Float64Array` of at least 8
+//! numbers: on success it receives the lease deadline written into the slot
+//! at `out[0]`, on a refusal the slot as seen. Only the claim takes one: a
+//! typed array argument costs a Node-API call (`napi_get_typedarray_info`,
+//! about 50 ns here) on every call, while the refusal it would serve is rare.
 //!
 //! ## Safety
 //!
@@ -32,7 +35,7 @@
 
 #![allow(unsafe_code)]
 
-use std::cell::RefCell;
+use std::cell::{Cell, RefCell};
 use std::ffi::CString;
 use std::ptr;
 use std::sync::Arc;
@@ -48,6 +51,9 @@ use crate::errors::{error_object, invalid, panicked};
 thread_local! {
     /// Open controllers of this JS thread (each worker thread has its own), by handle.
     static CONTROLLERS: RefCell<Vec<Option<Arc<Controller>>>> = const { RefCell::new(Vec::new()) };
+    /// The slot as the last refused transition of this thread saw it, until
+    /// `fastLastRefusal` takes it.
+    static LAST_REFUSAL: Cell<Option<SlotSnapshot>> = const { Cell::new(None) };
 }
 
 /// Registers a controller for the fast path; returns its handle.
@@ -92,6 +98,14 @@ impl From<CoreError> for Fail {
 
 type Out = Result<f64, Fail>;
 
+/// The RangeError for an argument that is not a whole number in `0..=max`;
+/// out of line, so the checks that call it stay a few instructions.
+#[cold]
+#[inline(never)]
+fn not_whole(what: &'static str, max: f64, v: f64) -> Fail {
+    Fail::Range(format!("{what} must be a whole number from 0 to {max}, got {v}"))
+}
+
 /// Arguments of one call, read from `napi_get_cb_info`.
 struct Args<const N: usize> {
     env: sys::napi_env,
@@ -111,6 +125,7 @@ impl<const N: usize> Args<N> {
         Self { env, argv, argc: argc.min(N) }
     }
 
+    #[inline(always)]
     fn f64(&self, i: usize) -> Result<f64, Fail> {
         if i >= self.argc {
             return Err(Fail::Type("missing argument"));
@@ -129,7 +144,7 @@ impl<const N: usize> Args<N> {
     /// a RangeError naming `what`. Two compares and a round trip through an
     /// integer register (`f64::fract` would call libm's `trunc` through the
     /// PLT, several nanoseconds an argument).
-    #[inline]
+    #[inline(always)]
     fn whole(&self, i: usize, max: f64, what: &'static str) -> Result<f64, Fail> {
         debug_assert!(max <= MAX_SAFE);
         let v = self.f64(i)?;
@@ -143,29 +158,40 @@ impl<const N: usize> Args<N> {
                 return Ok(v);
             }
         }
-        Err(Fail::Range(format!("{what} must be a whole number from 0 to {max}, got {v}")))
+        Err(not_whole(what, max, v))
     }
 
-    #[inline]
+    #[inline(always)]
     fn u32(&self, i: usize, what: &'static str) -> Result<u32, Fail> {
         self.whole(i, f64::from(u32::MAX), what).map(|v| v as u32)
     }
 
+    #[inline(always)]
     fn kind(&self, i: usize) -> Result<SlotKind, Fail> {
         let code = self.whole(i, (SlotKind::ALL.len() - 1) as f64, "slot kind code")?;
         SlotKind::from_code(code as u32).ok_or_else(|| Fail::Range(format!("slot kind code {code} does not exist")))
     }
 
     /// A lease in ms, or the controller's default for a negative number.
+    #[inline(always)]
     fn lease(&self, i: usize) -> Result<Option<u64>, Fail> {
         let v = self.f64(i)?;
         if v < 0.0 {
             return Ok(None);
         }
-        self.whole(i, MAX_SAFE, "leaseMs").map(|v| Some(v as u64))
+        if v <= MAX_SAFE {
+            // SAFETY: `v` is not NaN (it compared) and lies in 0..=2^53 - 1, so
+            // its integer part fits in an i64, all `to_int_unchecked` requires.
+            let n = unsafe { v.to_int_unchecked::<i64>() };
+            if n as f64 == v {
+                return Ok(Some(n as u64));
+            }
+        }
+        Err(not_whole("leaseMs", MAX_SAFE, v))
     }
 
     /// (symbol, window, kind) from arguments `i`, `i + 1`, `i + 2`.
+    #[inline(always)]
     fn addr(&self, i: usize) -> Result<SlotAddr, Fail> {
         Ok(SlotAddr::new(self.u32(i, "symbol id")?, self.u32(i + 1, "window index")?, self.kind(i + 2)?))
     }
@@ -204,20 +230,34 @@ impl<const N: usize> Args<N> {
         }
     }
 
-    fn controller(&self) -> Result<Arc<Controller>, Fail> {
+    /// Runs `body` with the controller named by the handle in argument 0.
+    ///
+    /// The registry stays borrowed (shared) for the call instead of cloning
+    /// the controller's `Arc`: a clone and its drop are two locked
+    /// read-modify-writes on a shared counter every call. Nothing in a body
+    /// registers or unregisters a controller (no JavaScript runs during a
+    /// callback), so the shared borrow cannot conflict.
+    #[inline(always)]
+    fn with_controller(&mut self, body: impl FnOnce(&Controller, &mut Self) -> Out) -> Out {
         let h = self.u32(0, "controller handle")?;
-        CONTROLLERS.with(|r| r.borrow().get(h as usize).cloned().flatten()).ok_or(Fail::Core(CoreError::Closed))
+        CONTROLLERS.with(|r| match r.borrow().get(h as usize) {
+            Some(Some(c)) => body(c, self),
+            _ => Err(Fail::Core(CoreError::Closed)),
+        })
     }
 }
 
 /// A transition's result as a hot-path number: `ok(value)`, or a negative
-/// refusal code with the slot as seen written to `out` (when given).
+/// refusal code, keeping the slot as seen for `fastLastRefusal` (and writing
+/// it to `out`, when given).
 fn hot<T>(r: Result<T, CoreError>, out: Option<&mut [f64]>, ok: impl FnOnce(T, Option<&mut [f64]>) -> f64) -> Out {
     match r {
         Ok(v) => Ok(ok(v, out)),
         Err(CoreError::SlotWrite { refusal, .. }) => {
+            let seen = *refusal.current();
+            LAST_REFUSAL.with(|l| l.set(Some(seen)));
             if let Some(o) = out {
-                write_slot(&mut o[..SLOT_STRIDE], refusal.current());
+                write_slot(&mut o[..SLOT_STRIDE], &seen);
             }
             Ok(f64::from(refusal.refusal().code()))
         }
@@ -293,8 +333,8 @@ macro_rules! callback {
 }
 
 // fastClaim(handle, symbol, window, kind, leaseMs, out?) → version, or a negative refusal code.
-callback!(fast_claim, 6, |a| {
-    let (c, at, l) = (a.controller()?, a.addr(1)?, a.lease(4)?);
+callback!(fast_claim, 6, |a| a.with_controller(|c, a| {
+    let (at, l) = (a.addr(1)?, a.lease(4)?);
     let out = a.out(5, SLOT_STRIDE)?;
     hot(c.claim(at, l), out, |g, out| {
         if let Some(o) = out {
@@ -302,45 +342,54 @@ callback!(fast_claim, 6, |a| {
         }
         f64::from(g.version)
     })
-});
+}));
 
-// fastRenew(handle, symbol, window, kind, version, leaseMs, out?) → new deadline (ms), or a negative refusal code.
-callback!(fast_renew, 7, |a| {
-    let (c, at, v, l) = (a.controller()?, a.addr(1)?, a.u32(4, "version")?, a.lease(5)?);
-    let out = a.out(6, SLOT_STRIDE)?;
-    hot(c.renew(at, v, l), out, |d, _| d as f64)
-});
+// fastRenew(handle, symbol, window, kind, version, leaseMs) → new deadline (ms), or a negative refusal code.
+callback!(fast_renew, 6, |a| a.with_controller(|c, a| {
+    let (at, v, l) = (a.addr(1)?, a.u32(4, "version")?, a.lease(5)?);
+    hot(c.renew(at, v, l), None, |d, _| d as f64)
+}));
 
-// fastFill(handle, symbol, window, kind, version, payloadType, payloadId, checksumHi, checksumLo, out?)
+// fastFill(handle, symbol, window, kind, version, payloadType, payloadId, checksumHi, checksumLo)
 // → new version, or a negative refusal code.
-callback!(fast_fill, 10, |a| {
-    let (c, at, v) = (a.controller()?, a.addr(1)?, a.u32(4, "version")?);
+callback!(fast_fill, 9, |a| a.with_controller(|c, a| {
+    let (at, v) = (a.addr(1)?, a.u32(4, "version")?);
     let payload_type = a.whole(5, 255.0, "payloadType")? as u8;
     let payload_id = a.whole(6, MAX_SAFE, "payloadId")? as u64;
     let checksum = (u64::from(a.u32(7, "checksumHi")?) << 32) | u64::from(a.u32(8, "checksumLo")?);
-    let out = a.out(9, SLOT_STRIDE)?;
-    hot(c.fill(at, v, FillPayload { payload_type, payload_id, checksum }), out, |t, _| f64::from(t.version))
-});
+    hot(c.fill(at, v, FillPayload { payload_type, payload_id, checksum }), None, |t, _| f64::from(t.version))
+}));
 
-// fastClear(handle, symbol, window, kind, version, out?) → new version, or a negative refusal code.
-callback!(fast_clear, 6, |a| {
-    let (c, at, v) = (a.controller()?, a.addr(1)?, a.u32(4, "version")?);
-    let out = a.out(5, SLOT_STRIDE)?;
-    hot(c.clear(at, v), out, |t, _| f64::from(t.version))
+// fastClear(handle, symbol, window, kind, version) → new version, or a negative refusal code.
+callback!(fast_clear, 5, |a| a.with_controller(|c, a| {
+    let (at, v) = (a.addr(1)?, a.u32(4, "version")?);
+    hot(c.clear(at, v), None, |t, _| f64::from(t.version))
+}));
+
+// fastLastRefusal(out: Float64Array) → 1 with out[0..8] = the slot as this thread's last
+// refused transition saw it, or 0 when there was none since the last call.
+callback!(fast_last_refusal, 1, |a| {
+    let Some(out) = a.out(0, SLOT_STRIDE)? else { return Err(Fail::Type("missing output array")) };
+    match LAST_REFUSAL.with(Cell::take) {
+        Some(seen) => {
+            write_slot(&mut out[..SLOT_STRIDE], &seen);
+            Ok(1.0)
+        }
+        None => Ok(0.0),
+    }
 });
 
 // fastReadSlot(handle, symbol, window, kind, out: Float64Array) → 1; out[0..8] = the slot.
-callback!(fast_read_slot, 5, |a| {
-    let (c, at) = (a.controller()?, a.addr(1)?);
+callback!(fast_read_slot, 5, |a| a.with_controller(|c, a| {
+    let at = a.addr(1)?;
     let Some(out) = a.out(4, SLOT_STRIDE)? else { return Err(Fail::Type("missing output array")) };
     let s: SlotSnapshot = c.read_slot(at)?;
     write_slot(&mut out[..SLOT_STRIDE], &s);
     Ok(1.0)
-});
+}));
 
 // fastReadRow(handle, ledger, symbol, window, out: Float64Array) → slots written (8 numbers each).
-callback!(fast_read_row, 5, |a| {
-    let c = a.controller()?;
+callback!(fast_read_row, 5, |a| a.with_controller(|c, a| {
     let ledger = crate::convert::ledger_kind(a.u32(1, "ledger code")?)?;
     let (s, w) = (a.u32(2, "symbol id")?, a.u32(3, "window index")?);
     let n = ledger.slot_kinds().len();
@@ -349,13 +398,13 @@ callback!(fast_read_row, 5, |a| {
         write_slot(&mut out[i * SLOT_STRIDE..(i + 1) * SLOT_STRIDE], slot);
     }
     Ok(n as f64)
-});
+}));
 
 // fastNextUnfilled(handle, symbol, start, kind) → window, or -1.
-callback!(fast_next_unfilled, 4, |a| {
-    let (c, at) = (a.controller()?, a.addr(1)?);
+callback!(fast_next_unfilled, 4, |a| a.with_controller(|c, a| {
+    let at = a.addr(1)?;
     Ok(c.next_unfilled_window(at.symbol, at.window, at.kind)?.map_or(-1.0, f64::from))
-});
+}));
 
 // fastEmpty() → 0: the cost of a call through this path, for the benchmark's floor.
 #[cfg(feature = "bench")]
@@ -386,6 +435,7 @@ fn exported() -> Vec<(&'static str, Callback)> {
         ("fastRenew", fast_renew),
         ("fastFill", fast_fill),
         ("fastClear", fast_clear),
+        ("fastLastRefusal", fast_last_refusal),
         ("fastReadSlot", fast_read_slot),
         ("fastReadRow", fast_read_row),
         ("fastNextUnfilled", fast_next_unfilled),
