@@ -55,6 +55,7 @@ use std::path::{Path, PathBuf};
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Mutex, RwLock};
 
+use crate::chunk_directory::ChunkDirectory;
 use crate::error::{Error, Result};
 use crate::io::{self, Site};
 use crate::lock::FileLock;
@@ -235,34 +236,6 @@ fn header_kind(kind: LedgerKind) -> u32 {
     kind.code() + 1
 }
 
-/// Directory of published chunks: symbol → chunk index → address.
-#[derive(Default)]
-struct Directory {
-    by_symbol: Vec<Vec<Option<ChunkAddr>>>,
-    known_chunks: u64,
-}
-
-impl Directory {
-    #[inline]
-    fn get(&self, symbol: u32, chunk_idx: u32) -> Option<ChunkAddr> {
-        *self.by_symbol.get(symbol as usize)?.get(chunk_idx as usize)?
-    }
-
-    fn insert(&mut self, symbol: u32, chunk_idx: u32, addr: ChunkAddr) -> bool {
-        let s = symbol as usize;
-        if self.by_symbol.len() <= s {
-            self.by_symbol.resize_with(s + 1, Vec::new);
-        }
-        let row = &mut self.by_symbol[s];
-        if row.len() <= chunk_idx as usize {
-            row.resize(chunk_idx as usize + 1, None);
-        }
-        let was_empty = row[chunk_idx as usize].is_none();
-        row[chunk_idx as usize] = Some(addr);
-        was_empty
-    }
-}
-
 /// An open ledger file.
 pub struct Ledger {
     path: PathBuf,
@@ -271,7 +244,7 @@ pub struct Ledger {
     allocators: Mutex<()>,
     geometry: LedgerGeometry,
     map: SharedMapping,
-    dir: RwLock<Directory>,
+    dir: RwLock<ChunkDirectory>,
     sync: bool,
     /// Slots changed inside a deferral scope whose msync is still owed
     /// (`durability.rs`): chunk address and byte offset in the chunk.
@@ -318,7 +291,7 @@ impl Ledger {
             allocators: Mutex::new(()),
             geometry,
             map,
-            dir: RwLock::new(Directory::default()),
+            dir: RwLock::new(ChunkDirectory::default()),
             sync,
             deferred: Mutex::new(Vec::new()),
             header_owed: AtomicU64::new(0),
@@ -418,7 +391,7 @@ impl Ledger {
         self.catch_up_locked(&mut dir, count)
     }
 
-    fn catch_up_locked(&self, dir: &mut Directory, count: u64) -> Result<()> {
+    fn catch_up_locked(&self, dir: &mut ChunkDirectory, count: u64) -> Result<()> {
         if count <= dir.known_chunks {
             return Ok(());
         }
@@ -605,8 +578,8 @@ impl Ledger {
     /// Makes every slot transition durable (msync of the whole mapping).
     pub fn flush_all(&self) -> Result<()> {
         let dir = self.dir.read().unwrap_or_else(|p| p.into_inner());
-        for addr in dir.by_symbol.iter().flatten().flatten() {
-            self.map.flush(Site::LedgerFlushMsync, *addr, 0, CHUNK_BYTES as usize)?;
+        for (_, _, addr) in dir.all() {
+            self.map.flush(Site::LedgerFlushMsync, addr, 0, CHUNK_BYTES as usize)?;
         }
         self.map.flush_header(Site::LedgerFlushMsync)
     }
@@ -757,49 +730,46 @@ impl Ledger {
         let mut scan = LedgerScan { counts: vec![[0; 5]; columns], ..LedgerScan::default() };
         let dir = self.dir.read().unwrap_or_else(|p| p.into_inner());
         let rpc = self.geometry.rows_per_chunk;
-        for (symbol, chunks) in dir.by_symbol.iter().enumerate() {
-            for (chunk_idx, addr) in chunks.iter().enumerate() {
-                let Some(addr) = addr else { continue };
-                scan.chunks += 1;
-                for row in 0..rpc {
-                    let window = chunk_idx as u64 * u64::from(rpc) + u64::from(row);
-                    for column in 0..columns {
-                        let off = CHUNK_HEADER_BYTES as usize + row as usize * self.geometry.row_bytes() + column * SLOT_BYTES;
-                        let Some(cell) = self.map.slot(*addr, off) else { continue };
-                        let raw = cell.raw_status();
-                        let Some(status) = SlotStatus::from_u8(raw) else {
-                            return Err(Error::corrupt(
-                                &self.path,
-                                Some(chunk_offset(0)),
-                                format!("slot (symbol {symbol}, window {window}, column {column}) has unknown status byte {raw}"),
-                            ));
-                        };
-                        if status == SlotStatus::Empty {
-                            continue;
-                        }
-                        if symbol as u64 >= u64::from(symbol_count) || window >= u64::from(window_count) {
-                            let o = scan.outside.get_or_insert(OutsideSlots {
-                                first: (symbol as u32, window, column, status),
-                                max_symbol: symbol as u32,
-                                max_window: window,
-                            });
-                            o.max_symbol = o.max_symbol.max(symbol as u32);
-                            o.max_window = o.max_window.max(window);
-                        }
-                        scan.counts[column][status as usize] += 1;
-                        if status == SlotStatus::Pending && cell.read().lease_deadline_ms <= now_ms {
-                            scan.stale_claims += 1;
-                        }
-                        if let (SlotStatus::Filled, Some(missing), Some(kind)) = (status, missing, self.kind_of_column(column)) {
-                            let snap = cell.read();
-                            if snap.status == SlotStatus::Filled {
-                                let store = kind.store();
-                                let high = &mut scan.highest_ref[store as usize];
-                                *high = Some(high.map_or(snap.payload_id, |h| h.max(snap.payload_id)));
-                                if missing(store, snap.payload_id) {
-                                    let window = u32::try_from(window).unwrap_or(u32::MAX);
-                                    scan.dangling.push(DanglingRef { symbol: symbol as u32, window, kind, payload_id: snap.payload_id });
-                                }
+        for (symbol, chunk_idx, addr) in dir.all() {
+            scan.chunks += 1;
+            for row in 0..rpc {
+                let window = chunk_idx as u64 * u64::from(rpc) + u64::from(row);
+                for column in 0..columns {
+                    let off = CHUNK_HEADER_BYTES as usize + row as usize * self.geometry.row_bytes() + column * SLOT_BYTES;
+                    let Some(cell) = self.map.slot(addr, off) else { continue };
+                    let raw = cell.raw_status();
+                    let Some(status) = SlotStatus::from_u8(raw) else {
+                        return Err(Error::corrupt(
+                            &self.path,
+                            Some(chunk_offset(0)),
+                            format!("slot (symbol {symbol}, window {window}, column {column}) has unknown status byte {raw}"),
+                        ));
+                    };
+                    if status == SlotStatus::Empty {
+                        continue;
+                    }
+                    if symbol >= symbol_count || window >= u64::from(window_count) {
+                        let o = scan.outside.get_or_insert(OutsideSlots {
+                            first: (symbol, window, column, status),
+                            max_symbol: symbol,
+                            max_window: window,
+                        });
+                        o.max_symbol = o.max_symbol.max(symbol);
+                        o.max_window = o.max_window.max(window);
+                    }
+                    scan.counts[column][status as usize] += 1;
+                    if status == SlotStatus::Pending && cell.read().lease_deadline_ms <= now_ms {
+                        scan.stale_claims += 1;
+                    }
+                    if let (SlotStatus::Filled, Some(missing), Some(kind)) = (status, missing, self.kind_of_column(column)) {
+                        let snap = cell.read();
+                        if snap.status == SlotStatus::Filled {
+                            let store = kind.store();
+                            let high = &mut scan.highest_ref[store as usize];
+                            *high = Some(high.map_or(snap.payload_id, |h| h.max(snap.payload_id)));
+                            if missing(store, snap.payload_id) {
+                                let window = u32::try_from(window).unwrap_or(u32::MAX);
+                                scan.dangling.push(DanglingRef { symbol, window, kind, payload_id: snap.payload_id });
                             }
                         }
                     }
@@ -816,12 +786,9 @@ impl Ledger {
         let dir = self.dir.read().unwrap_or_else(|p| p.into_inner());
         let mut n = 0;
         let mut highest = None;
-        for (symbol, chunks) in dir.by_symbol.iter().enumerate().skip(symbol_count as usize) {
-            let here = chunks.iter().filter(|c| c.is_some()).count() as u64;
-            if here > 0 {
-                n += here;
-                highest = Some(symbol as u32);
-            }
+        for (symbol, here) in dir.symbols_from(symbol_count) {
+            n += here;
+            highest = Some(symbol);
         }
         Ok((n, highest))
     }
@@ -829,7 +796,7 @@ impl Ledger {
     /// Symbols that own at least one chunk (for tests and tooling).
     pub fn symbols_with_chunks(&self) -> Vec<u32> {
         let dir = self.dir.read().unwrap_or_else(|p| p.into_inner());
-        dir.by_symbol.iter().enumerate().filter(|(_, c)| c.iter().any(Option::is_some)).map(|(s, _)| s as u32).collect()
+        dir.symbols_from(0).map(|(s, _)| s).collect()
     }
 
     /// Counts of slots per status for one symbol (for per-symbol summaries).
@@ -841,10 +808,8 @@ impl Ledger {
         }
         self.catch_up()?;
         let dir = self.dir.read().unwrap_or_else(|p| p.into_inner());
-        let Some(chunks) = dir.by_symbol.get(symbol as usize) else { return Ok(out) };
         let rpc = self.geometry.rows_per_chunk;
-        for (chunk_idx, addr) in chunks.iter().enumerate() {
-            let Some(addr) = addr else { continue };
+        for (chunk_idx, addr) in dir.chunks_of(symbol) {
             for row in 0..rpc {
                 let window = chunk_idx as u64 * u64::from(rpc) + u64::from(row);
                 if window >= u64::from(window_count) {
@@ -852,7 +817,7 @@ impl Ledger {
                 }
                 for (column, counts) in out.iter_mut().enumerate() {
                     let off = CHUNK_HEADER_BYTES as usize + row as usize * self.geometry.row_bytes() + column * SLOT_BYTES;
-                    if let Some(status) = self.map.slot(*addr, off).and_then(|c| c.status()) {
+                    if let Some(status) = self.map.slot(addr, off).and_then(|c| c.status()) {
                         if status != SlotStatus::Empty {
                             counts[0] -= 1;
                             counts[status as usize] += 1;

@@ -27,6 +27,7 @@ macro_rules! failpoint {
 
 pub mod artifact;
 pub mod audit;
+mod chunk_directory;
 pub mod controller;
 mod durability;
 pub mod error;

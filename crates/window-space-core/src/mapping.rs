@@ -59,6 +59,14 @@ impl ChunkAddr {
     pub(crate) fn base_addr(&self) -> usize {
         self.base
     }
+
+    /// A distinct address that maps nothing, for tests of structures that only
+    /// store and compare addresses; a [`SharedMapping`] never resolves it
+    /// (segment 0 of length 0 holds no slot).
+    #[cfg(test)]
+    pub(crate) fn for_tests(n: usize) -> Self {
+        Self { base: n, len: 0, segment: 0, offset_in_segment: 0 }
+    }
 }
 
 struct Segment {
