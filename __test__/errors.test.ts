@@ -334,6 +334,35 @@ describe('refused fills, clears and renewals', () => {
   })
 })
 
+describe('refused items of a batch fill', () => {
+  it('show the slot as their refusal saw it, also when a later item of the batch changed it', () => {
+    const dir = mkdtempSync(join(tmpdir(), 'ws-errors-'))
+    try {
+      const { controller: c } = WindowSpaceController.bootstrap(new WindowSpaceConfig(dir, WindowSpace.uniform({ origin: 0, windowDuration: 1000, windowCount: 8 })))
+      const sym = c.resolveSymbol('SPY')
+      const pid = c.payloadStores().trades.append({ symbol: sym, windowIdx: 0, slotKind: 'optionTrade', payloadType: 'Parquet', uri: 'a/0', checksum: 7n, size: 1 })
+      const meta = (version: number) => ({ payloadType: 'Parquet' as const, payloadId: pid, version, checksum: 7n })
+      c.clearSlot(sym, 3, 'optionTrade', c.markPending(sym, 3, 'optionTrade'))
+      const held = c.markPending(sym, 3, 'optionTrade', { leaseMs: 600_000 })
+      const [stale, fresh] = c.fillMany([
+        { symbol: sym, windowIdx: 3, slotKind: 'optionTrade', meta: meta(held.version - 2) },
+        { symbol: 'SPY', windowIdx: 3, slotKind: 'optionTrade', meta: meta(held.version) },
+      ])
+      expect(fresh).toEqual({ ok: true, version: held.version + 1 })
+      expect(stale!.ok).toBe(false)
+      const e = (stale as { error: VersionConflictError }).error
+      expect(e).toBeInstanceOf(VersionConflictError)
+      // Pending at the claim's version when the first item was refused; Filled only after the second.
+      expect(e.slot).toEqual({ status: 'Pending', version: held.version, payloadType: 0, payloadId: 0, checksum: 0n, leaseExpiresAt: held.leaseExpiresAt })
+      expect(e.details).toMatchObject({ symbolId: sym, windowIdx: 3, slotKind: 'optionTrade', expectedVersion: held.version - 2, status: 'Pending', version: held.version })
+      expect(c.getSlot(sym, 3, 'optionTrade')).toMatchObject({ status: 'Filled', version: held.version + 1 })
+      c.close()
+    } finally {
+      rmSync(dir, { recursive: true, force: true })
+    }
+  })
+})
+
 describe('the vocabulary of error codes', () => {
   it('every code of the core has the class the core names, with the parent it names', () => {
     for (const [code, { class: name, parent }] of Object.entries(ERROR_CODES)) {

@@ -504,17 +504,21 @@ export class WindowSpaceController {
   fillMany(items: readonly FillRequest[]): FillResult[] {
     if (!isList(items)) throw new TypeError('fillMany expects an array')
     const packed = new Float64Array(items.length * 8)
-    const kinds: SlotKind[] = new Array<SlotKind>(items.length)
+    // Where each item is, kept apart from `packed`: a refused item's numbers are overwritten.
+    const places: SlotPlace[] = new Array<SlotPlace>(items.length)
+    const versions: number[] = new Array<number>(items.length)
     items.forEach((it, i) => {
       const sum = checkChecksum(it.meta?.checksum)
       const kind = toSlotKind(it.slotKind, `items[${i}].slotKind`)
-      kinds[i] = kind
+      const place = { symbolId: this.symbolId(it.symbol), windowIdx: checkWhole(it.windowIdx, `items[${i}].windowIdx`, U32_MAX), kind }
+      places[i] = place
+      versions[i] = checkWhole(it.meta.version, `items[${i}].meta.version`, U32_MAX)
       packed.set(
         [
-          this.symbolId(it.symbol),
-          checkWhole(it.windowIdx, `items[${i}].windowIdx`, U32_MAX),
+          place.symbolId,
+          place.windowIdx,
           kind.code,
-          checkWhole(it.meta.version, `items[${i}].meta.version`, U32_MAX),
+          versions[i],
           payloadTypeCode(it.meta.payloadType),
           checkWhole(it.meta.payloadId, `items[${i}].meta.payloadId`, Number.MAX_SAFE_INTEGER),
           Number(sum >> 32n),
@@ -527,10 +531,8 @@ export class WindowSpaceController {
     call(() => this.#n.fillBatch(packed, out))
     return Array.from(out, (r, i): FillResult => {
       if (r >= 0) return { ok: true, version: r }
-      const at = { symbolId: packed[i * 8]!, windowIdx: packed[i * 8 + 1]!, kind: kinds[i]! }
-      // The batch reports codes only: read the slot for the error (refusals are the rare path).
-      this.#readSlotInto(at.symbolId, at.windowIdx, at.kind)
-      return { ok: false, error: refusalError(r, at, this.#slotBuf, packed[i * 8 + 3]!) }
+      // A refused item's numbers now hold the slot as its refusal saw it.
+      return { ok: false, error: refusalError(r, places[i]!, packed.subarray(i * 8, i * 8 + 8), versions[i]!) }
     })
   }
 

@@ -15,7 +15,7 @@ use window_space_core::{
     Config, Controller, Durability, Error as CoreError, FillPayload, PayloadInput, SlotAddr, StorageReport, WindowSpace,
 };
 
-use crate::convert::{i64_of, lease, ledger_kind, slot_kind, store_kind, u32_of, u64_of, whole};
+use crate::convert::{i64_of, lease, ledger_kind, slot_kind, store_kind, u32_of, u64_of, whole, write_slot};
 use crate::errors::{invalid, js_error, OrThrow};
 use crate::fast;
 use crate::reports::{
@@ -293,16 +293,24 @@ impl NativeController {
 
     /// Fills many slots. `items` holds 8 numbers an item:
     /// `[symbol, window, kind, version, payloadType, payloadId, checksumHi, checksumLo]`;
-    /// `out[i]` gets the new version or a negative refusal code. Errors other
-    /// than refusals stop the batch and are thrown (earlier fills stay done).
+    /// `out[i]` gets the new version or a negative refusal code, and a refused
+    /// item's 8 numbers are overwritten with the slot as its refusal saw it
+    /// (`convert::write_slot`), so the caller builds the error without reading
+    /// the slot again. Errors other than refusals stop the batch and are thrown
+    /// (earlier fills stay done).
     #[napi(catch_unwind)]
-    pub fn fill_batch(&self, env: Env, items: &[f64], #[napi(ts_arg_type = "Float64Array")] out: F64Out<'_>) -> napi::Result<u32> {
+    pub fn fill_batch(
+        &self,
+        env: Env,
+        #[napi(ts_arg_type = "Float64Array")] items: F64Out<'_>,
+        #[napi(ts_arg_type = "Float64Array")] out: F64Out<'_>,
+    ) -> napi::Result<u32> {
         if !items.len().is_multiple_of(8) || out.len() < items.len() / 8 {
             return Err(js_error(&env, invalid("fillBatch needs 8 numbers an item and one output slot an item")));
         }
         let c = self.c(&env)?;
-        for (i, it) in items.chunks_exact(8).enumerate() {
-            let one = || -> Result<f64, CoreError> {
+        for (i, it) in items.chunks_exact_mut(8).enumerate() {
+            let one = |it: &mut [f64]| -> Result<f64, CoreError> {
                 let at = SlotAddr::new(u32_of(it[0], "symbolId")?, u32_of(it[1], "windowIdx")?, slot_kind(u32_of(it[2], "slotKind")?)?);
                 let version = u32_of(it[3], "version")?;
                 let payload_type = u8::try_from(u32_of(it[4], "payloadType")?).map_err(|_| invalid("payloadType must be 0..=255"))?;
@@ -310,11 +318,14 @@ impl NativeController {
                 let checksum = (u64::from(u32_of(it[6], "checksumHi")?) << 32) | u64::from(u32_of(it[7], "checksumLo")?);
                 match c.fill(at, version, FillPayload { payload_type, payload_id, checksum }) {
                     Ok(t) => Ok(f64::from(t.version)),
-                    Err(CoreError::SlotWrite { refusal, .. }) => Ok(f64::from(refusal.refusal().code())),
+                    Err(CoreError::SlotWrite { refusal, .. }) => {
+                        write_slot(it, refusal.current());
+                        Ok(f64::from(refusal.refusal().code()))
+                    }
                     Err(e) => Err(e),
                 }
             };
-            out[i] = one().or_throw(&env)?;
+            out[i] = one(it).or_throw(&env)?;
         }
         Ok((items.len() / 8) as u32)
     }
