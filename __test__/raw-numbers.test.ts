@@ -10,6 +10,7 @@ import { join } from 'node:path'
 import { afterAll, beforeAll, describe, expect, it } from 'vitest'
 
 import { SlotKind, WindowSpace, WindowSpaceConfig, WindowSpaceController } from '../src/index'
+import { fast, native } from '../src/native'
 import { caught } from './helpers'
 
 const WINDOWS = 16
@@ -134,5 +135,35 @@ describe('the hot-path functions', () => {
     ].join(';')
     const out = execFileSync(process.execPath, ['--allow-natives-syntax', '-e', script], { encoding: 'utf8' })
     expect(JSON.parse(out)).toEqual({ fastMode: true, same: true })
+  })
+})
+
+describe('controller handles', () => {
+  it('a handle kept past close() reaches no controller, also not the next one opened in its place', () => {
+    const d = mkdtempSync(join(tmpdir(), 'ws-raw-handle-'))
+    try {
+      const setup = WindowSpaceController.bootstrap(new WindowSpaceConfig(d, WindowSpace.uniform({ origin: 0, windowDuration: 1000, windowCount: 4 }))).controller
+      const s = setup.resolveSymbol('S')
+      setup.close()
+      const k = SlotKind.Trade('optionTrade').code
+      const first = native.NativeController.openExisting(d)
+      const stale = first.handle
+      first.close()
+      const second = native.NativeController.openExisting(d)
+      try {
+        expect(second.handle).not.toBe(stale)
+        for (const call of [() => fast.fastClaim(stale, s, 1, k, -1), () => fast.fastClear(stale, s, 1, k, 1), () => fast.fastNextUnfilled(stale, s, 0, k)]) {
+          expect((caught(call) as { code?: string }).code).toBe('ERR_CLOSED')
+        }
+        const out = new Float64Array(8)
+        fast.fastReadSlot(second.handle, s, 1, k, out)
+        expect(out[0], 'the slot is still Empty').toBe(0)
+        expect(fast.fastClaim(second.handle, s, 1, k, -1)).toBe(1)
+      } finally {
+        second.close()
+      }
+    } finally {
+      rmSync(d, { recursive: true, force: true })
+    }
   })
 })

@@ -79,7 +79,7 @@ pub fn open_async(env: Env, options: NativeOpenOptions, signal: Option<AbortSign
 pub struct NativeController {
     inner: Option<Arc<Controller>>,
     report: StorageReport,
-    handle: u32,
+    handle: f64,
     watcher: Option<watch::Watcher>,
 }
 
@@ -89,10 +89,12 @@ impl NativeController {
         self.inner.as_deref().ok_or_else(|| js_error(env, CoreError::Closed))
     }
 
-    pub(crate) fn new(c: Controller, report: StorageReport) -> Self {
+    /// Wraps an open controller and registers it for the fast path; refused
+    /// (the controller is dropped) when this thread has 2^20 open.
+    pub(crate) fn new(c: Controller, report: StorageReport) -> Result<Self, CoreError> {
         let inner = Arc::new(c);
-        let handle = fast::register(inner.clone());
-        Self { inner: Some(inner), report, handle, watcher: None }
+        let handle = fast::register(inner.clone()).ok_or_else(|| invalid("this thread has 2^20 controllers open: close some first"))?;
+        Ok(Self { inner: Some(inner), report, handle, watcher: None })
     }
 }
 
@@ -119,8 +121,7 @@ impl NativeController {
     /// Bootstraps synchronously.
     #[napi(factory, catch_unwind)]
     pub fn open(env: Env, options: NativeOpenOptions) -> napi::Result<NativeController> {
-        let (c, r) = config(&options).and_then(Controller::bootstrap).or_throw(&env)?;
-        Ok(NativeController::new(c, r))
+        config(&options).and_then(Controller::bootstrap).and_then(|(c, r)| NativeController::new(c, r)).or_throw(&env)
     }
 
     /// Opens an existing state directory with its persisted schedule.
@@ -131,8 +132,10 @@ impl NativeController {
         durability_mode: Option<String>,
         actor: Option<String>,
     ) -> napi::Result<NativeController> {
-        let (c, r) = durability(durability_mode.as_deref()).and_then(|d| Controller::open_existing(state_dir, d, actor)).or_throw(&env)?;
-        Ok(NativeController::new(c, r))
+        durability(durability_mode.as_deref())
+            .and_then(|d| Controller::open_existing(state_dir, d, actor))
+            .and_then(|(c, r)| NativeController::new(c, r))
+            .or_throw(&env)
     }
 
     fn c(&self, env: &Env) -> napi::Result<&Controller> {
@@ -196,7 +199,7 @@ impl NativeController {
 
     /// Handle of this controller for the `fast*` functions (see fast.rs).
     #[napi(getter, catch_unwind)]
-    pub fn handle(&self) -> u32 {
+    pub fn handle(&self) -> f64 {
         self.handle
     }
 

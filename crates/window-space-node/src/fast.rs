@@ -5,7 +5,7 @@
 //! objects, borrow scopes, `napi_unwrap` and type-tag lookups); these callbacks
 //! do only what a hand-written N-API addon does: `napi_get_cb_info` into a
 //! stack array, one `napi_get_value_double` per argument, one result. They
-//! take the controller as a small integer handle (first argument) into a
+//! take the controller as a numeric handle (first argument) into a
 //! per-thread registry instead of unwrapping a class instance.
 //!
 //! Every number argument must be a whole number in its range: NaN, fractions,
@@ -48,36 +48,71 @@ use window_space_core::{Controller, Error as CoreError, FillPayload, SlotAddr, S
 use crate::convert::{write_slot, MAX_SAFE, SLOT_STRIDE};
 use crate::errors::{error_object, invalid, panicked};
 
+/// A handle is `generation × 2^INDEX_BITS + index`: the registry entry it
+/// names and the generation of that entry it was given in. Closing a
+/// controller ends its entry's generation, so a handle kept past `close()`
+/// never reaches the controller that reuses the entry: it answers
+/// `ERR_CLOSED`. Generations stay below 2^33, so a handle is a whole number
+/// below 2^53 (exact in a JavaScript number); an entry whose generations are
+/// used up is never given out again.
+const INDEX_BITS: u32 = 20;
+const MAX_ENTRIES: usize = 1 << INDEX_BITS;
+const MAX_GENERATION: u64 = (1 << 33) - 1;
+
+/// One entry of the registry: its current generation, and the controller
+/// registered in it (none while the entry is free).
+struct Entry {
+    generation: u64,
+    controller: Option<Arc<Controller>>,
+}
+
 thread_local! {
-    /// Open controllers of this JS thread (each worker thread has its own), by handle.
-    static CONTROLLERS: RefCell<Vec<Option<Arc<Controller>>>> = const { RefCell::new(Vec::new()) };
+    /// Open controllers of this JS thread (each worker thread has its own), by entry.
+    static CONTROLLERS: RefCell<Vec<Entry>> = const { RefCell::new(Vec::new()) };
     /// The slot as the last refused transition of this thread saw it, until
     /// `fastLastRefusal` takes it.
     static LAST_REFUSAL: Cell<Option<SlotSnapshot>> = const { Cell::new(None) };
 }
 
-/// Registers a controller for the fast path; returns its handle.
-pub(crate) fn register(c: Arc<Controller>) -> u32 {
+/// Registers a controller for the fast path; returns its handle, or `None`
+/// when this thread has 2^20 controllers open.
+pub(crate) fn register(c: Arc<Controller>) -> Option<f64> {
     CONTROLLERS.with(|r| {
         let mut r = r.borrow_mut();
-        if let Some(i) = r.iter().position(Option::is_none) {
-            r[i] = Some(c);
-            i as u32
-        } else {
-            r.push(Some(c));
-            (r.len() - 1) as u32
-        }
+        let free = r.iter().position(|e| e.controller.is_none() && e.generation < MAX_GENERATION);
+        let index = match free {
+            Some(i) => {
+                r[i].generation += 1;
+                i
+            }
+            None if r.len() < MAX_ENTRIES => {
+                r.push(Entry { generation: 0, controller: None });
+                r.len() - 1
+            }
+            None => return None,
+        };
+        r[index].controller = Some(c);
+        Some((r[index].generation * MAX_ENTRIES as u64 + index as u64) as f64)
     })
 }
 
 /// Forgets a handle (the controller was closed).
-pub(crate) fn unregister(handle: u32) {
+pub(crate) fn unregister(handle: f64) {
+    let (index, generation) = split_handle(handle as u64);
     // try_with: a finalizer may run while the thread's locals are being torn down.
     let _ = CONTROLLERS.try_with(|r| {
-        if let Some(slot) = r.borrow_mut().get_mut(handle as usize) {
-            *slot = None;
+        if let Some(e) = r.borrow_mut().get_mut(index) {
+            if e.generation == generation {
+                e.controller = None;
+            }
         }
     });
+}
+
+/// (entry index, generation) of a handle.
+#[inline(always)]
+fn split_handle(h: u64) -> (usize, u64) {
+    ((h % MAX_ENTRIES as u64) as usize, h / MAX_ENTRIES as u64)
 }
 
 /// What a callback body can fail with.
@@ -239,9 +274,9 @@ impl<const N: usize> Args<N> {
     /// callback), so the shared borrow cannot conflict.
     #[inline(always)]
     fn with_controller(&mut self, body: impl FnOnce(&Controller, &mut Self) -> Out) -> Out {
-        let h = self.u32(0, "controller handle")?;
-        CONTROLLERS.with(|r| match r.borrow().get(h as usize) {
-            Some(Some(c)) => body(c, self),
+        let (index, generation) = split_handle(self.whole(0, MAX_SAFE, "controller handle")? as u64);
+        CONTROLLERS.with(|r| match r.borrow().get(index) {
+            Some(Entry { generation: g, controller: Some(c) }) if *g == generation => body(c, self),
             _ => Err(Fail::Core(CoreError::Closed)),
         })
     }

@@ -29,7 +29,7 @@ impl Task for OpenTask {
 
     fn resolve(&mut self, env: Env, output: Self::Output) -> napi::Result<Self::JsValue> {
         match output {
-            Ok((c, r)) => Ok(NativeController::new(c, r)),
+            Ok((c, r)) => NativeController::new(c, r).map_err(|e| js_error(&env, e)),
             Err(e) => Err(js_error(&env, e)),
         }
     }
