@@ -23,7 +23,7 @@ import * as path from 'node:path'
 import { adminContext, checkAuditText, isList, checkChecksum, checkRange, checkWellFormed, checkWhole, payloadTypeCode, U32_MAX, type AdminOptions } from './args'
 import { WindowSpaceConfig, type WindowSpaceOptions } from './config'
 import { durably } from './durably'
-import { AbortError, ClosedError, SlotRetiredError, UnknownSymbolError, WaitTimeoutError, translateNativeError, type SlotWriteError } from './errors'
+import { AbortError, ClosedError, InternalError, SlotRetiredError, UnknownSymbolError, WaitTimeoutError, translateNativeError, type SlotWriteError } from './errors'
 import { fast, native, type NativeController, type NativeStorageReport } from './native'
 import { PayloadStore, type PayloadStores } from './payload-store'
 import { RawCalls } from './raw'
@@ -387,8 +387,8 @@ export class WindowSpaceController {
    * The error of a transition the core just refused with `code`, built from
    * the slot as the refusal saw it (kept by the addon for this thread).
    */
-  #refused(code: number, at: SlotPlace, expectedVersion: number): SlotWriteError {
-    fast.fastLastRefusal(this.#slotBuf)
+  #refused(code: number, at: SlotPlace, expectedVersion: number): SlotWriteError | InternalError {
+    if (fast.fastLastRefusal(this.#slotBuf) !== 1) return new InternalError(`the addon kept no slot for the refusal of ${at.kind.name} of symbol ${at.symbolId}, window ${at.windowIdx}`)
     return refusalError(code, at, this.#slotBuf, expectedVersion)
   }
 
