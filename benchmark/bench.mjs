@@ -569,7 +569,7 @@ try {
 
   // ---- several engines on one directory ----------------------------------------
   if (runs('processes')) {
-    say(`\n== processes: claim+fill through controller.raw by ${opts.procCounts.join(', ')} engines on one state directory (disjoint symbols, racing for the same slots)`)
+    say(`\n== processes: raw claim+fill by ${opts.procCounts.join(', ')} engines at once on one state directory (${opts.procModes.map((m) => (m === 'disjoint' ? 'disjoint symbols' : 'racing for the same slots')).join('; ')})`)
     try {
       const counts = [...new Set(opts.procCounts)].sort((a, b) => a - b)
       processes = await processesSection(ws, work, { cycles: opts.procCycles, rounds: Math.max(1, opts.procRounds), counts, modes: opts.procModes, threads: opts.procThreads !== 0 }, say)

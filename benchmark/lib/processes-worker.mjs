@@ -33,18 +33,25 @@ let pids = null
 let marker = 0
 let plan = null
 
-/** Sleeps until shortly before `t`, then spins up to it, so all engines start within microseconds of each other. */
+/**
+ * Sleeps until shortly before `t`, then spins up to it, so that engines that
+ * have a core start within microseconds of each other (a timer may fire late
+ * on a busy machine; the spin covers its last milliseconds).
+ */
 async function until(t) {
-  const ms = Number(t - process.hrtime.bigint()) / 1e6 - 2
+  const ms = Number(t - process.hrtime.bigint()) / 1e6 - 5
   if (ms > 0) await sleep(ms)
   while (process.hrtime.bigint() < t) {
-    // spin: the last two milliseconds
+    // spin: the last five milliseconds
   }
 }
 
 /**
  * This thread's time on a CPU and time waiting for one (ns), from Linux's
- * /proc/thread-self/schedstat; null where the file is missing.
+ * /proc/thread-self/schedstat; null where the file is missing. The kernel
+ * brings a running thread's CPU time up to date at scheduler ticks, so a
+ * difference of two readings is good to a tick (a few ms): fine for rounds of
+ * a tenth of a second and more, not for smoke sizes.
  */
 function schedstat() {
   try {
@@ -56,9 +63,8 @@ function schedstat() {
 }
 
 function run(round) {
-  const { sym, win, kind, n } = plan
+  const { sym, win, kind, n, won } = plan
   const raw = c.raw
-  const won = new Uint8Array(n)
   let wins = 0
   let busy = 0
   let filled = 0
@@ -98,13 +104,14 @@ async function onMessage(m) {
     send({ type: 'ready' })
   } else if (m.type === 'prepare') {
     const n = m.n
-    plan = { n, sym: new Uint32Array(n), win: new Uint32Array(n), kind: new Uint32Array(n) }
+    plan = { n, sym: new Uint32Array(n), win: new Uint32Array(n), kind: new Uint32Array(n), won: new Uint8Array(n) }
     for (let k = 0; k < n; k++) {
       const s = slotAt(m.symbols, k)
       plan.sym[k] = s.sym
       plan.win[k] = s.win
       plan.kind[k] = s.kind
     }
+    schedstat() // the first read of the file is slower than the later ones: not at the start of the run
     send({ type: 'prepared', round: m.round })
   } else if (m.type === 'go') {
     await until(m.startAt)

@@ -318,7 +318,19 @@ export function processesTable(p) {
   }))
 }
 
-/** The aggregate throughput of `engines` processes on disjoint symbols ÷ one process's, or null if not measured. */
+/**
+ * `engines` processes on disjoint symbols against one: `vsOne` (aggregate
+ * throughput ÷ one process's; null if not measured), the cores they had
+ * (`coresUsed`) and their CPU time per cycle ÷ one process's (`cpuVsOne`;
+ * above 1 when they slow each other down, whatever the machine's other load).
+ */
 export function disjointScaling(p, engines) {
-  return p?.rows.find((r) => r.transport === 'process' && r.mode === 'disjoint' && r.engines === engines)?.vsOne ?? null
+  const row = (n) => p?.rows?.find((r) => r.transport === 'process' && r.mode === 'disjoint' && r.engines === n)
+  const r = row(engines)
+  const one = row(1)
+  return {
+    vsOne: r?.vsOne ?? null,
+    coresUsed: r?.coresUsed ?? null,
+    cpuVsOne: r?.cpuNsPerCycle != null && one?.cpuNsPerCycle ? r.cpuNsPerCycle / one.cpuNsPerCycle : null,
+  }
 }
