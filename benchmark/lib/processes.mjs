@@ -29,7 +29,7 @@
  * event counters moved by exactly what the engines reported.
  */
 import { fork } from 'node:child_process'
-import { mkdtempSync, readFileSync, rmSync } from 'node:fs'
+import { closeSync, mkdtempSync, openSync, readSync, rmSync } from 'node:fs'
 import { join } from 'node:path'
 import { Worker } from 'node:worker_threads'
 
@@ -45,6 +45,18 @@ const MODES = ['disjoint', 'racing']
 export function slotAt(symbols, k) {
   const row = Math.floor(k / KINDS_USED)
   return { sym: symbols[Math.floor(row / WINDOWS)], win: row % WINDOWS, kind: 1 + (k % KINDS_USED) }
+}
+
+/** Rows per chunk, from a ledger file's header (offset 28, docs/design.md section 3.1). */
+function rowsPerChunkOf(file) {
+  const fd = openSync(file, 'r')
+  try {
+    const b = Buffer.alloc(4)
+    readSync(fd, b, 0, 4, 28)
+    return b.readUInt32LE(0)
+  } finally {
+    closeSync(fd)
+  }
 }
 
 /** The checksum's low 32 bits an engine fills with: names the engine in the slot. */
@@ -126,7 +138,7 @@ async function runConfig(ws, work, transport, mode, engines, o) {
     // Allocate every chunk the rounds will touch (the first write into a chunk allocates it and
     // grows the file): a claim+fill of kind 0 in each chunk's first row, before any engine maps the file.
     const rfPid = rec(0, 'seed/rf.parquet')
-    const rowsPerChunk = readFileSync(join(dir, 'trade-ledger.dat')).readUInt32LE(28)
+    const rowsPerChunk = rowsPerChunkOf(join(dir, 'trade-ledger.dat'))
     for (const per of lists)
       for (const ids of per)
         for (const sid of ids)
