@@ -2,7 +2,8 @@
  * Owns the tracked performance targets (docs/performance.md): each one
  * computed from this run's results as a ratio or figure, with MET or MISSED. A target
  * whose inputs were not measured (a section left out, the C++ addon not
- * built) is reported as "not measured", never as met.
+ * built) is reported as "not measured", never as met; one whose section
+ * failed the check of its own work (the processes section) as FAILED.
  *
  * `measured` is window-space's primary form for that target (the raw
  * numbers-only path for the single-slot hot path, the id form of the public
