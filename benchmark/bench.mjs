@@ -21,6 +21,7 @@ import { defaultCacheDir, diskUsage, fixture, fixtureConfig, probeBootstrap, sca
 import { find, fmtNs, fmtRate, fmtRatio, measure, results } from './lib/harness.mjs'
 import { HELP, parseOptions } from './lib/options.mjs'
 import { KIND_NAMES, SabLedger, Universe, lmdbSlots, newBatch, openLmdb, openSqlite, openWindowSpace, sabSlots, sqliteSlots, windowSpaceSlots } from './lib/slots.mjs'
+import { processesSection, processesTable } from './lib/processes.mjs'
 import { evaluateTargets } from './lib/targets.mjs'
 import { watchSection } from './lib/watch.mjs'
 
@@ -40,6 +41,7 @@ const memory = {}
 const scaling = []
 let cpp = { addon: null, error: 'not run' }
 let watch = null
+let processes = null
 let sink = 0 // results fed here so no call is optimized away
 
 const base = { samples: opts.samples, warmup: opts.warmup }
@@ -565,6 +567,21 @@ try {
     }
   }
 
+  // ---- several engines on one directory ----------------------------------------
+  if (runs('processes')) {
+    say(`\n== processes: raw claim+fill by ${opts.procCounts.join(', ')} engines at once on one state directory (${opts.procModes.map((m) => (m === 'disjoint' ? 'disjoint symbols' : 'racing for the same slots')).join('; ')})`)
+    try {
+      const counts = [...new Set(opts.procCounts)].sort((a, b) => a - b)
+      processes = await processesSection(ws, work, { cycles: opts.procCycles, rounds: Math.max(1, opts.procRounds), counts, modes: opts.procModes, threads: opts.procThreads !== 0 }, say)
+    } catch (e) {
+      // The engines' work did not check out (or an engine failed): the section fails, the run goes on and exits non-zero.
+      process.exitCode = 1
+      processes = { error: e.message }
+      notes.push(`processes section FAILED: ${e.message}`)
+      say(`  FAILED: ${e.stack ?? e}`)
+    }
+  }
+
   // ---- output ------------------------------------------------------------------
   W?.c.close()
   sq?.db.close()
@@ -624,7 +641,11 @@ try {
       { figure: 'claim+fill, a waiter asleep elsewhere', value: fmtNs(watch.writerWithWaiter.nsPerOp), note: 'writers pay a futex wake only while someone sleeps' },
     ])
   }
-  const targets = evaluateTargets({ find, memory, scaling, opts })
+  if (processes?.rows) {
+    console.log(`\nSeveral engines on one state directory (raw claim+fill; aggregate over all engines, median of ${processes.rounds} round${processes.rounds === 1 ? '' : 's'} timed from a common start to the last finish; "÷ one" = throughput ÷ one engine's; work checked after each configuration)`)
+    console.table(processesTable(processes))
+  }
+  const targets = evaluateTargets({ find, memory, scaling, processes, opts })
   console.log(`\nPerformance targets (ratios from this run${opts.smoke ? '; smoke sizes: these say nothing about speed' : ''})`)
   console.table(targets.map((t) => ({ target: t.target, measured: t.measured, required: t.required, result: t.result })))
   if (notes.length) console.log(`\nNotes:\n${notes.map((n) => `- ${n}`).join('\n')}`)
@@ -646,6 +667,7 @@ try {
     memory,
     scaling,
     watch,
+    processes,
     targets,
     notes,
   }

@@ -25,9 +25,14 @@ const DEFAULTS = {
   watchSamples: 200, // wake-ups timed for waitFor and for watch()
   watchIdleMs: 1000, // quiet period over which an idle waiter's CPU is measured
   watchCycles: 200_000, // claim+fill cycles with and without a sleeping waiter
+  procCycles: 250_000, // processes section: claim+fill cycles per engine per round (disjoint), slots per round (racing)
+  procRounds: 3, // processes section: rounds per configuration (the median round is reported)
+  procCounts: '1,2,4', // processes section: engine counts
+  procModes: 'disjoint,racing', // processes section: workloads (disjoint symbols, racing for the same slots)
+  procThreads: 1, // processes section: 1 adds the worker-thread rows, 0 leaves them out
   out: 'benchmark/results/latest.json',
   cacheDir: '', // fixture cache (default: <os tmpdir>/window-space-bench)
-  only: '', // comma-separated section names to run (floor,slots,append,reads,batch,large,watch,scaling)
+  only: '', // comma-separated section names to run (floor,slots,append,reads,batch,large,watch,scaling,processes)
 }
 
 const SMOKE = {
@@ -49,6 +54,8 @@ const SMOKE = {
   watchSamples: 5,
   watchIdleMs: 100,
   watchCycles: 500,
+  procCycles: 2_000,
+  procRounds: 1,
   out: 'benchmark/results/smoke.json',
 }
 
@@ -89,11 +96,18 @@ export function parseOptions(argv = process.argv.slice(2), env = process.env) {
   if (unknown.length) throw new RangeError(`unknown option(s): ${unknown.join(', ')}`)
   const scaling = String(o.scaling).split(',').filter(Boolean).map((s) => parseNumber('scaling', s))
   if (huge) scaling.push(1e8)
+  const procCounts = String(o.procCounts).split(',').filter(Boolean).map((s) => parseNumber('procCounts', s))
+  if (procCounts.some((n) => n < 1)) throw new RangeError(`--proc-counts must list engine counts of at least 1, got ${o.procCounts}`)
+  const procModes = String(o.procModes).split(',').filter(Boolean)
+  const badMode = procModes.find((m) => m !== 'disjoint' && m !== 'racing')
+  if (badMode !== undefined) throw new RangeError(`--proc-modes takes disjoint and/or racing, got ${badMode}`)
   return {
     ...o,
     smoke,
     huge,
     scaling,
+    procCounts,
+    procModes,
     only: o.only ? new Set(String(o.only).split(',')) : null,
   }
 }
@@ -102,7 +116,7 @@ export const HELP = `npm run bench [-- options]     node benchmark/bench.mjs [op
 
   --smoke            tiny sizes (CI); results go to benchmark/results/smoke.json
   --huge             add 10^8 slots to the scaling table (needs ~5 GB in the tmp dir and minutes)
-  --only=a,b         run only these sections: floor, slots, append, reads, batch, large, watch, scaling
+  --only=a,b         run only these sections: floor, slots, append, reads, batch, large, watch, scaling, processes
 ${Object.entries(DEFAULTS)
   .filter(([k]) => k !== 'only')
   .map(([k, v]) => `  --${k.replace(/[A-Z]/g, (c) => '-' + c.toLowerCase())}=${v === '' ? '…' : v}`.padEnd(36) + `env ${envName(k)}`)

@@ -2,15 +2,18 @@
  * Owns the tracked performance targets (docs/performance.md): each one
  * computed from this run's results as a ratio or figure, with MET or MISSED. A target
  * whose inputs were not measured (a section left out, the C++ addon not
- * built) is reported as "not measured", never as met.
+ * built) is reported as "not measured", never as met; one whose section
+ * failed the check of its own work (the processes section) as FAILED.
  *
  * `measured` is window-space's primary form for that target (the raw
  * numbers-only path for the single-slot hot path, the id form of the public
  * API elsewhere); `alt` gives the other form where there is one.
  */
+import { disjointScaling } from './processes.mjs'
+
 const x = (v) => (v == null || !Number.isFinite(v) ? '—' : v >= 100 ? `${v.toFixed(0)}x` : `${v.toFixed(2)}x`)
 
-export function evaluateTargets({ find, memory, scaling, opts }) {
+export function evaluateTargets({ find, memory, scaling, processes, opts }) {
   const out = []
   const ns = (op, who) => find(op, who)?.nsPerOp
   const add = (target, required, value, ok, fmt, alt) => {
@@ -63,6 +66,16 @@ export function evaluateTargets({ find, memory, scaling, opts }) {
   add('buffered payload appends', '≥ 2M/s', rate('append (buffered)'), ge(2e6), fmtRate)
   add('appends with one fsync per 1000', '≥ 1M/s', rate('append (fsync per 1000)'), ge(1e6), fmtRate)
   add('append with fsync per call ÷ writeSync+fdatasync per JSON line', '≤ 1x', ns('append (fsync per call)', 'window-space (id)') / ns('append (fsync per call)', 'JSON lines writeSync'), le(1), x)
+
+  // 7. several processes on one directory
+  const two = 'aggregate claim+fill: 2 processes on disjoint symbols ÷ 1 process'
+  if (processes?.error) out.push({ target: two, required: '≥ 1.7x', measured: 'section failed', value: null, result: 'FAILED' })
+  else {
+    // Beside the ratio: the cores the two had (other load on a shared machine can leave them one) and their CPU time per cycle against one's.
+    const d = disjointScaling(processes, 2)
+    const detail = d.coresUsed == null ? '' : `; ${d.coresUsed.toFixed(2)} cores used, CPU per cycle ${x(d.cpuVsOne)} one process's`
+    add(two, '≥ 1.7x', d.vsOne, ge(1.7), (v) => `${x(v)}${detail}`)
+  }
   void scaling
   return out
 }
