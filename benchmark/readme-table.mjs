@@ -60,6 +60,13 @@ if (run.watch) {
   lines.push(`| claim+fill (raw), nobody waiting | ${fmtNs(w.writerNoWaiter.nsPerOp)} |`)
   lines.push(`| claim+fill (raw), a waiter asleep in another process | ${fmtNs(w.writerWithWaiter.nsPerOp)} |`)
 }
+if (run.processes?.rows?.length) {
+  lines.push('', '| engines on one directory (raw claim+fill) | workload | ns per cycle, all engines | CPU ns per cycle | cores used | ÷ one engine |', '| --- | --- | ---: | ---: | ---: | ---: |')
+  for (const r of run.processes.rows) {
+    const who = `${r.engines} ${r.transport === 'process' ? 'process' : 'thread'}${r.engines > 1 ? (r.transport === 'process' ? 'es' : 's') : ''}`
+    lines.push(`| ${who} | ${r.mode} | ${fmtNs(r.nsPerCycle)} | ${fmtNs(r.cpuNsPerCycle)} | ${r.coresUsed.toFixed(2)} | ${r.vsOne == null ? '' : `${r.vsOne.toFixed(2)}x`} |`)
+  }
+}
 lines.push('', '| target | measured | required | result |', '| --- | --- | --- | --- |')
 for (const t of run.targets) lines.push(`| ${t.target} | ${t.measured} | ${t.required} | ${t.result} |`)
 process.stdout.write(lines.join('\n') + '\n')
