@@ -46,7 +46,7 @@ import {
 } from '../src/errors'
 import * as facade from '../src/index'
 import { ERROR_CODES } from '../src/vocabulary'
-import { SlotKind, WindowSpace, WindowSpaceConfig, WindowSpaceController } from '../src/index'
+import { SlotKind, WindowSpace, WindowSpaceConfig, WindowSpaceController, type FillRequest } from '../src/index'
 import { caught } from './helpers'
 
 type AnyCtor = abstract new (...args: never[]) => WindowSpaceError
@@ -480,5 +480,29 @@ describe('types', () => {
     expectTypeOf(new SlotBusyError('x').slot).toEqualTypeOf<facade.SlotState | undefined>()
     expectTypeOf(errorFromNative).returns.toEqualTypeOf<Error>()
     expect(new SlotBusyError('x')).toBeInstanceOf(VersionConflictError)
+  })
+})
+
+describe('a batch fill with a hole', () => {
+  it('is refused as a whole before anything is filled: an empty place or a non-object is not an item', () => {
+    const dir = mkdtempSync(join(tmpdir(), 'ws-errors-'))
+    try {
+      const { controller: c } = WindowSpaceController.bootstrap(new WindowSpaceConfig(dir, WindowSpace.uniform({ origin: 0, windowDuration: 1000, windowCount: 8 })))
+      const sym = c.resolveSymbol('SPY')
+      const pid = c.payloadStores().trades.append({ symbol: sym, windowIdx: 0, slotKind: 'optionTrade', payloadType: 'Parquet', uri: 'a/0', checksum: 7n, size: 1 })
+      const claim = c.markPending(sym, 1, 'optionTrade')
+      const item = { symbol: sym, windowIdx: 1, slotKind: 'optionTrade' as const, meta: { payloadType: 'Parquet' as const, payloadId: pid, version: claim.version, checksum: 7n } }
+      const holed: FillRequest[] = [item]
+      holed[2] = item
+      for (const [items, at] of [[holed, 1], [[item, null], 1], [[item, 5], 1]] as const) {
+        const e = caught(() => c.fillMany(items as unknown as FillRequest[]))
+        expect(e).toBeInstanceOf(TypeError)
+        expect((e as Error).message).toContain(`items[${at}] must be a FillRequest object`)
+        expect(c.getSlot(sym, 1, 'optionTrade')).toMatchObject({ status: 'Pending', version: claim.version })
+      }
+      c.close()
+    } finally {
+      rmSync(dir, { recursive: true, force: true })
+    }
   })
 })

@@ -4,6 +4,7 @@
 // never round, wrap or truncate a number onto another slot, symbol, window,
 // version or payload. The same for every item of fillMany.
 import { execFileSync } from 'node:child_process'
+import { Worker } from 'node:worker_threads'
 import { mkdtempSync, rmSync } from 'node:fs'
 import { tmpdir } from 'node:os'
 import { join } from 'node:path'
@@ -139,6 +140,49 @@ describe('the hot-path functions', () => {
 })
 
 describe('controller handles', () => {
+  it('a handle of one thread reaches nothing in another thread, also where that thread has controllers open', async () => {
+    const d = mkdtempSync(join(tmpdir(), 'ws-raw-handle-'))
+    try {
+      const setup = WindowSpaceController.bootstrap(new WindowSpaceConfig(d, WindowSpace.uniform({ origin: 0, windowDuration: 1000, windowCount: 4 }))).controller
+      const s = setup.resolveSymbol('S')
+      setup.close()
+      const k = SlotKind.Trade('optionTrade').code
+      const mine = native.NativeController.openExisting(d)
+      try {
+        const script = [
+          `const { parentPort, workerData } = require('node:worker_threads')`,
+          `const { native, fast } = require(workerData.native)`,
+          // Open controllers the way that would reach the main thread's handle number if
+          // handles were numbered per thread: fill the entries below its index, then
+          // open and close at its index until a generation matches (or 64 tries).
+          `const open = []`,
+          `for (let n = 0; n < 64; n++) {`,
+          `  const c = native.NativeController.openExisting(workerData.dir)`,
+          `  if (c.handle === workerData.handle || open.length < workerData.handle % 2 ** 20) open.push(c); else c.close()`,
+          `  if (c.handle === workerData.handle) break`,
+          `}`,
+          `if (open.length === 0) open.push(native.NativeController.openExisting(workerData.dir))`,
+          `let code = null`,
+          `try { fast.fastClaim(workerData.handle, workerData.s, 1, workerData.k, -1) } catch (e) { code = e.code }`,
+          `const out = new Float64Array(8); fast.fastReadSlot(open[0].handle, workerData.s, 1, workerData.k, out)`,
+          `for (const c of open) c.close()`,
+          `parentPort.postMessage({ code, status: out[0] })`,
+        ].join('\n')
+        const workerData = { native: join(__dirname, '..', 'dist', 'native.js'), dir: d, handle: mine.handle, s, k }
+        const answer = await new Promise((resolve, reject) => {
+          const w = new Worker(script, { eval: true, workerData })
+          w.once('message', resolve)
+          w.once('error', reject)
+        })
+        expect(answer).toEqual({ code: 'ERR_CLOSED', status: 0 })
+      } finally {
+        mine.close()
+      }
+    } finally {
+      rmSync(d, { recursive: true, force: true })
+    }
+  })
+
   it('a handle kept past close() reaches no controller, also not the next one opened in its place', () => {
     const d = mkdtempSync(join(tmpdir(), 'ws-raw-handle-'))
     try {

@@ -503,22 +503,27 @@ export class WindowSpaceController {
    */
   fillMany(items: readonly FillRequest[]): FillResult[] {
     if (!isList(items)) throw new TypeError('fillMany expects an array')
-    const packed = new Float64Array(items.length * 8)
+    const n = items.length
+    // Items (8 numbers each), then one result an item (see the addon's fillBatch).
+    const packed = new Float64Array(n * 9)
     // Where each item is, kept apart from `packed`: a refused item's numbers are overwritten.
-    const places: SlotPlace[] = new Array<SlotPlace>(items.length)
-    const versions: number[] = new Array<number>(items.length)
-    items.forEach((it, i) => {
+    const places: SlotPlace[] = new Array<SlotPlace>(n)
+    const versions: number[] = new Array<number>(n)
+    for (let i = 0; i < n; i++) {
+      const it: FillRequest | undefined = items[i]
+      if (typeof it !== 'object' || it === null) throw new TypeError(`items[${i}] must be a FillRequest object, got ${it === null ? 'null' : typeof it}`)
       const sum = checkChecksum(it.meta?.checksum)
       const kind = toSlotKind(it.slotKind, `items[${i}].slotKind`)
       const place = { symbolId: this.symbolId(it.symbol), windowIdx: checkWhole(it.windowIdx, `items[${i}].windowIdx`, U32_MAX), kind }
+      const version = checkWhole(it.meta.version, `items[${i}].meta.version`, U32_MAX)
       places[i] = place
-      versions[i] = checkWhole(it.meta.version, `items[${i}].meta.version`, U32_MAX)
+      versions[i] = version
       packed.set(
         [
           place.symbolId,
           place.windowIdx,
           kind.code,
-          versions[i],
+          version,
           payloadTypeCode(it.meta.payloadType),
           checkWhole(it.meta.payloadId, `items[${i}].meta.payloadId`, Number.MAX_SAFE_INTEGER),
           Number(sum >> 32n),
@@ -526,10 +531,9 @@ export class WindowSpaceController {
         ],
         i * 8,
       )
-    })
-    const out = new Float64Array(items.length)
-    call(() => this.#n.fillBatch(packed, out))
-    return Array.from(out, (r, i): FillResult => {
+    }
+    call(() => this.#n.fillBatch(packed, n))
+    return Array.from(packed.subarray(n * 8), (r, i): FillResult => {
       if (r >= 0) return { ok: true, version: r }
       // A refused item's numbers now hold the slot as its refusal saw it.
       return { ok: false, error: refusalError(r, places[i]!, packed.subarray(i * 8, i * 8 + 8), versions[i]!) }

@@ -11,6 +11,13 @@
 //! for that symbol (hundreds of MiB near the end of a 2^32-window schedule).
 //! A lookup is a search among a symbol's groups (one B-tree node for up to
 //! eleven groups, i.e. 704 chunks) and an index into the group.
+//!
+//! Symbol ids are dense (the symbol map hands them out in order), so a
+//! symbol's groups are found by indexing a table by id. The table grows to
+//! take an id only while the id stays within twice its length plus
+//! [`DENSE_SLACK`]; a chunk header naming an id far past that (only damage
+//! or a hand-made file can) is kept in a sparse map instead, so it costs what
+//! any other chunk costs and bootstrap can go on to judge it.
 
 use std::collections::BTreeMap;
 
@@ -19,14 +26,20 @@ use crate::mapping::ChunkAddr;
 /// Consecutive chunk indices per group.
 pub(crate) const GROUP: usize = 64;
 
+/// Ids past twice the table's length that may still grow it.
+const DENSE_SLACK: usize = 1 << 16;
+
 type Group = [Option<ChunkAddr>; GROUP];
+type Groups = BTreeMap<u32, Box<Group>>;
 
 /// Published chunks of one ledger, as this process knows them.
 #[derive(Default)]
 pub(crate) struct ChunkDirectory {
     /// By symbol id: the groups of that symbol's chunks, by group number
     /// (chunk index / [`GROUP`]).
-    by_symbol: Vec<BTreeMap<u32, Box<Group>>>,
+    by_symbol: Vec<Groups>,
+    /// Symbols with ids past `by_symbol` (see the module doc).
+    far_symbols: BTreeMap<u32, Groups>,
     /// Chunks of the file read so far (the file's chunks `0..known_chunks`).
     pub(crate) known_chunks: u64,
     /// Groups allocated, over all symbols.
@@ -37,57 +50,84 @@ impl ChunkDirectory {
     /// The chunk `(symbol, chunk_idx)`, if this process has read it.
     #[inline]
     pub(crate) fn get(&self, symbol: u32, chunk_idx: u32) -> Option<ChunkAddr> {
-        let group = self.by_symbol.get(symbol as usize)?.get(&(chunk_idx / GROUP as u32))?;
-        group[chunk_idx as usize % GROUP]
+        let groups = match self.by_symbol.get(symbol as usize) {
+            Some(g) => g,
+            None => self.far_symbols.get(&symbol)?,
+        };
+        groups.get(&(chunk_idx / GROUP as u32))?[chunk_idx as usize % GROUP]
+    }
+
+    /// The groups of `symbol`, made if it has none.
+    fn groups_mut(&mut self, symbol: u32) -> &mut Groups {
+        let s = symbol as usize;
+        if s >= self.by_symbol.len() && s < self.by_symbol.len().saturating_mul(2).saturating_add(DENSE_SLACK) {
+            self.by_symbol.resize_with(s + 1, BTreeMap::new);
+            // Far symbols the table now covers move into it.
+            let moved: Vec<u32> = self.far_symbols.range(..=symbol).map(|(id, _)| *id).collect();
+            for id in moved {
+                if let Some(g) = self.far_symbols.remove(&id) {
+                    self.by_symbol[id as usize] = g;
+                }
+            }
+        }
+        match self.by_symbol.get_mut(s) {
+            Some(g) => g,
+            None => self.far_symbols.entry(symbol).or_default(),
+        }
     }
 
     /// Records a chunk; false if the directory already held one for
     /// `(symbol, chunk_idx)` (which then is not replaced).
     pub(crate) fn insert(&mut self, symbol: u32, chunk_idx: u32, addr: ChunkAddr) -> bool {
-        let s = symbol as usize;
-        if self.by_symbol.len() <= s {
-            self.by_symbol.resize_with(s + 1, BTreeMap::new);
-        }
-        let groups = &mut self.groups;
-        let group = self.by_symbol[s].entry(chunk_idx / GROUP as u32).or_insert_with(|| {
-            *groups += 1;
+        let mut made = false;
+        let group = self.groups_mut(symbol).entry(chunk_idx / GROUP as u32).or_insert_with(|| {
+            made = true;
             Box::new([None; GROUP])
         });
         let entry = &mut group[chunk_idx as usize % GROUP];
-        if entry.is_some() {
-            return false;
+        let fresh = entry.is_none();
+        if fresh {
+            *entry = Some(addr);
         }
-        *entry = Some(addr);
-        true
+        if made {
+            self.groups += 1;
+        }
+        fresh
+    }
+
+    /// The groups of every symbol that has chunks, by ascending id.
+    fn symbols(&self) -> impl Iterator<Item = (u32, &Groups)> + '_ {
+        let dense = self.by_symbol.iter().enumerate().map(|(s, g)| (s as u32, g));
+        dense.chain(self.far_symbols.iter().map(|(s, g)| (*s, g))).filter(|(_, g)| !g.is_empty())
+    }
+
+    /// The chunks in `groups`, by ascending chunk index.
+    fn chunks_in(groups: &Groups) -> impl Iterator<Item = (u32, ChunkAddr)> + '_ {
+        groups.iter().flat_map(|(g, group)| group.iter().enumerate().filter_map(move |(i, a)| a.map(|a| (g * GROUP as u32 + i as u32, a))))
     }
 
     /// The chunks of `symbol`, by ascending chunk index.
     pub(crate) fn chunks_of(&self, symbol: u32) -> impl Iterator<Item = (u32, ChunkAddr)> + '_ {
-        self.by_symbol.get(symbol as usize).into_iter().flat_map(|groups| {
-            groups
-                .iter()
-                .flat_map(|(g, group)| group.iter().enumerate().filter_map(move |(i, a)| a.map(|a| (g * GROUP as u32 + i as u32, a))))
-        })
+        let groups = self.by_symbol.get(symbol as usize).or_else(|| self.far_symbols.get(&symbol));
+        groups.into_iter().flat_map(Self::chunks_in)
     }
 
     /// Every chunk: (symbol, chunk index, address), by symbol and then chunk index.
     pub(crate) fn all(&self) -> impl Iterator<Item = (u32, u32, ChunkAddr)> + '_ {
-        (0..self.by_symbol.len() as u32).flat_map(move |s| self.chunks_of(s).map(move |(c, a)| (s, c, a)))
+        self.symbols().flat_map(|(s, groups)| Self::chunks_in(groups).map(move |(c, a)| (s, c, a)))
     }
 
     /// Symbol ids `from` and up that own at least one chunk, with their chunk counts.
     pub(crate) fn symbols_from(&self, from: u32) -> impl Iterator<Item = (u32, u64)> + '_ {
-        self.by_symbol.iter().enumerate().skip(from as usize).filter_map(|(s, groups)| {
-            let n: u64 = groups.values().map(|g| g.iter().filter(|a| a.is_some()).count() as u64).sum();
-            (n > 0).then_some((s as u32, n))
-        })
+        self.symbols().filter(move |(s, _)| *s >= from).map(|(s, groups)| (s, Self::chunks_in(groups).count() as u64))
     }
 
-    /// Bytes of heap the directory holds for its groups and symbol table
+    /// Bytes of heap the directory holds for its groups and symbol tables
     /// (B-tree nodes not counted: under one pointer per group).
     #[cfg(test)]
     fn heap_bytes(&self) -> usize {
-        self.groups * std::mem::size_of::<Group>() + self.by_symbol.capacity() * std::mem::size_of::<BTreeMap<u32, Box<Group>>>()
+        let tables = (self.by_symbol.capacity() + self.far_symbols.len()) * std::mem::size_of::<Groups>();
+        self.groups * std::mem::size_of::<Group>() + tables
     }
 }
 
@@ -128,6 +168,29 @@ mod tests {
     }
 
     #[test]
+    fn symbols_far_past_the_table_are_found_and_move_in_when_it_grows() {
+        let mut d = ChunkDirectory::default();
+        let far = (DENSE_SLACK * 4) as u32;
+        assert!(d.insert(far, 7, addr(1)));
+        assert!(d.insert(u32::MAX, 0, addr(2)));
+        assert_eq!(d.by_symbol.len(), 0, "ids far past the table stay out of it");
+        assert_eq!(d.get(far, 7), Some(addr(1)));
+        assert!(!d.insert(far, 7, addr(3)), "a duplicate of a far symbol's chunk is refused");
+        // Ids arriving in order grow the table past `far`: its chunks move in.
+        for s in (0..=far + 1).step_by(DENSE_SLACK / 2) {
+            d.insert(s, 0, addr(10 + s as usize));
+        }
+        assert!(d.by_symbol.len() > far as usize);
+        assert!(d.far_symbols.keys().all(|&s| s as usize >= d.by_symbol.len()));
+        assert_eq!(d.get(far, 7), Some(addr(1)));
+        assert_eq!(d.get(u32::MAX, 0), Some(addr(2)));
+        assert!(!d.insert(far, 7, addr(3)));
+        let symbols: Vec<u32> = d.symbols_from(far).map(|(s, _)| s).collect();
+        assert_eq!(symbols, vec![far, u32::MAX]);
+        assert_eq!(d.all().last().map(|(s, c, _)| (s, c)), Some((u32::MAX, 0)));
+    }
+
+    #[test]
     fn memory_follows_the_chunks_that_exist_not_their_window() {
         // One chunk at the last chunk index of a 2^32-window schedule costs
         // what one chunk at index 0 costs.
@@ -137,6 +200,10 @@ mod tests {
         far.insert(0, u32::MAX / 146, addr(1));
         assert_eq!(far.heap_bytes(), near.heap_bytes());
         assert!(far.heap_bytes() < 4096, "{} bytes for one chunk", far.heap_bytes());
+        // A chunk naming a symbol id far past those in use costs what any chunk costs.
+        let mut far_symbol = ChunkDirectory::default();
+        far_symbol.insert(u32::MAX, 0, addr(1));
+        assert!(far_symbol.heap_bytes() < 4096, "{} bytes for one chunk of symbol 2^32 - 1", far_symbol.heap_bytes());
         // A thousand chunks spread one per group cost a thousand groups.
         let mut spread = ChunkDirectory::default();
         for i in 0..1000u32 {

@@ -406,6 +406,9 @@ impl Ledger {
         })?;
         let mut hdr = [0u8; CHUNK_HEADER_BYTES as usize];
         for n in dir.known_chunks..count {
+            // Chunks before `n` are in the directory: a later look starts at
+            // `n` again, so a damaged chunk is reported as itself every time.
+            dir.known_chunks = n;
             let off = chunk_offset(n);
             self.file.read_exact_at(&mut hdr, off).map_err(|e| Error::io("read", &self.path, e))?;
             let (symbol, chunk_idx) = decode_chunk_header(&self.path, off, &hdr)?;

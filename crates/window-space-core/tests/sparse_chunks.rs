@@ -56,3 +56,61 @@ fn claims_at_the_far_end_of_the_schedule_cost_what_claims_at_its_start_cost() {
     let grown = resident_bytes().saturating_sub(before);
     assert!(grown < ALLOWED_BYTES, "opening process grew by {grown} bytes");
 }
+
+/// Chunk `n`'s header in a ledger file: magic, symbol, chunk index, reserved, checksum.
+fn chunk_header(symbol: u32, chunk_idx: u32) -> [u8; 24] {
+    let mut h = [0u8; 24];
+    h[0..4].copy_from_slice(b"WSCK");
+    h[4..8].copy_from_slice(&symbol.to_le_bytes());
+    h[8..12].copy_from_slice(&chunk_idx.to_le_bytes());
+    let sum = xxhash_rust::xxh3::xxh3_64(&h[0..16]);
+    h[16..24].copy_from_slice(&sum.to_le_bytes());
+    h
+}
+
+fn write_chunk_header(dir: &std::path::Path, n: u64, symbol: u32, chunk_idx: u32) {
+    use std::os::unix::fs::FileExt;
+    let f = std::fs::OpenOptions::new().write(true).open(dir.join("trade-ledger.dat")).unwrap();
+    f.write_all_at(&chunk_header(symbol, chunk_idx), 4096 + n * 32768).unwrap();
+}
+
+#[test]
+fn a_chunk_naming_a_symbol_id_far_past_the_map_is_refused_without_a_table_that_large() {
+    let dir = tempfile::tempdir().unwrap();
+    {
+        let (c, _) = Controller::bootstrap(config(dir.path())).unwrap();
+        let s = c.resolve_symbol("S").unwrap();
+        c.claim(SlotAddr::new(s, 0, SlotKind::OptionTrade), Some(60_000)).unwrap();
+        c.claim(SlotAddr::new(s, 146, SlotKind::OptionTrade), Some(60_000)).unwrap();
+    }
+    write_chunk_header(dir.path(), 1, u32::MAX, 0);
+    let before = resident_bytes();
+    let e = Controller::bootstrap(config(dir.path())).map(|_| ()).unwrap_err();
+    assert_eq!(e.code(), window_space_core::ErrorCode::CorruptState, "{e}");
+    assert!(e.to_string().contains("trade-ledger.dat"), "{e}");
+    let grown = resident_bytes().saturating_sub(before);
+    assert!(grown < ALLOWED_BYTES, "refusing the chunk grew the process by {grown} bytes");
+}
+
+#[test]
+fn a_duplicate_chunk_met_while_open_is_reported_as_itself_on_every_look() {
+    let dir = tempfile::tempdir().unwrap();
+    let (c, _) = Controller::bootstrap(config(dir.path())).unwrap();
+    let s = c.resolve_symbol("S").unwrap();
+    c.claim(SlotAddr::new(s, 0, SlotKind::OptionTrade), Some(60_000)).unwrap();
+    {
+        // Another controller grows the ledger by two chunks; the second is then damaged
+        // into a copy of the first chunk's header.
+        let (other, _) = Controller::bootstrap(config(dir.path())).unwrap();
+        other.claim(SlotAddr::new(s, 146, SlotKind::OptionTrade), Some(60_000)).unwrap();
+        other.claim(SlotAddr::new(s, 292, SlotKind::OptionTrade), Some(60_000)).unwrap();
+    }
+    write_chunk_header(dir.path(), 2, s, 0);
+    let far = SlotAddr::new(s, 146 * 50, SlotKind::OptionTrade);
+    for look in 0..3 {
+        let e = c.read_slot(far).unwrap_err();
+        assert_eq!(e.code(), window_space_core::ErrorCode::CorruptState, "look {look}: {e}");
+        let off = (4096 + 2 * 32768).to_string();
+        assert!(e.to_string().contains(&off) && e.to_string().contains("appears twice"), "look {look}: {e}");
+    }
+}

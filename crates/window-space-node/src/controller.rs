@@ -93,7 +93,8 @@ impl NativeController {
     /// (the controller is dropped) when this thread has 2^20 open.
     pub(crate) fn new(c: Controller, report: StorageReport) -> Result<Self, CoreError> {
         let inner = Arc::new(c);
-        let handle = fast::register(inner.clone()).ok_or_else(|| invalid("this thread has 2^20 controllers open: close some first"))?;
+        let handle = fast::register(inner.clone())
+            .ok_or_else(|| invalid("no fast-path handle left: this thread has 2^20 controllers open, or the process registered 2^33"))?;
         Ok(Self { inner: Some(inner), report, handle, watcher: None })
     }
 }
@@ -294,23 +295,21 @@ impl NativeController {
         Ok(pairs_into(&got, out))
     }
 
-    /// Fills many slots. `items` holds 8 numbers an item:
-    /// `[symbol, window, kind, version, payloadType, payloadId, checksumHi, checksumLo]`;
-    /// `out[i]` gets the new version or a negative refusal code, and a refused
-    /// item's 8 numbers are overwritten with the slot as its refusal saw it
-    /// (`convert::write_slot`), so the caller builds the error without reading
-    /// the slot again. Errors other than refusals stop the batch and are thrown
-    /// (earlier fills stay done).
+    /// Fills `n` slots. `buf` holds 8 numbers an item,
+    /// `[symbol, window, kind, version, payloadType, payloadId, checksumHi, checksumLo]`,
+    /// then one number an item: `buf[8n + i]` gets item `i`'s new version or a
+    /// negative refusal code, and a refused item's 8 numbers are overwritten
+    /// with the slot as its refusal saw it (`convert::write_slot`), so the
+    /// caller builds the error without reading the slot again. (One array for
+    /// items and results: two writable arrays could share one buffer.) Errors
+    /// other than refusals stop the batch and are thrown (earlier fills stay done).
     #[napi(catch_unwind)]
-    pub fn fill_batch(
-        &self,
-        env: Env,
-        #[napi(ts_arg_type = "Float64Array")] items: F64Out<'_>,
-        #[napi(ts_arg_type = "Float64Array")] out: F64Out<'_>,
-    ) -> napi::Result<u32> {
-        if !items.len().is_multiple_of(8) || out.len() < items.len() / 8 {
-            return Err(js_error(&env, invalid("fillBatch needs 8 numbers an item and one output slot an item")));
+    pub fn fill_batch(&self, env: Env, #[napi(ts_arg_type = "Float64Array")] buf: F64Out<'_>, n: u32) -> napi::Result<u32> {
+        let n = n as usize;
+        if buf.len() < n * 9 {
+            return Err(js_error(&env, invalid(format!("fillBatch of {n} items needs {} numbers, got {}", n * 9, buf.len()))));
         }
+        let (items, out) = buf.split_at_mut(n * 8);
         let c = self.c(&env)?;
         for (i, it) in items.chunks_exact_mut(8).enumerate() {
             let one = |it: &mut [f64]| -> Result<f64, CoreError> {
@@ -330,7 +329,7 @@ impl NativeController {
             };
             out[i] = one(it).or_throw(&env)?;
         }
-        Ok((items.len() / 8) as u32)
+        Ok(n as u32)
     }
 
     // ---- admin

@@ -38,6 +38,7 @@
 use std::cell::{Cell, RefCell};
 use std::ffi::CString;
 use std::ptr;
+use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::Arc;
 
 use napi::bindgen_prelude::Object;
@@ -49,18 +50,21 @@ use crate::convert::{write_slot, MAX_SAFE, SLOT_STRIDE};
 use crate::errors::{error_object, invalid, panicked};
 
 /// A handle is `generation × 2^INDEX_BITS + index`: the registry entry it
-/// names and the generation of that entry it was given in. Closing a
-/// controller ends its entry's generation, so a handle kept past `close()`
-/// never reaches the controller that reuses the entry: it answers
-/// `ERR_CLOSED`. Generations stay below 2^33, so a handle is a whole number
-/// below 2^53 (exact in a JavaScript number); an entry whose generations are
-/// used up is never given out again.
+/// names and the generation it was given in. Each registration takes the next
+/// generation of the process (all threads share the count), so a handle kept
+/// past `close()` never reaches the controller that reuses its entry, nor one
+/// in another thread's registry: it answers `ERR_CLOSED`. Generations stay
+/// below 2^33, so a handle is a whole number below 2^53 (exact in a
+/// JavaScript number); a process that used them all registers no more.
 const INDEX_BITS: u32 = 20;
 const MAX_ENTRIES: usize = 1 << INDEX_BITS;
 const MAX_GENERATION: u64 = (1 << 33) - 1;
 
-/// One entry of the registry: its current generation, and the controller
-/// registered in it (none while the entry is free).
+/// The next generation to give out, for the whole process.
+static NEXT_GENERATION: AtomicU64 = AtomicU64::new(0);
+
+/// One entry of the registry: the generation of its last registration, and
+/// the controller registered in it (none while the entry is free).
 struct Entry {
     generation: u64,
     controller: Option<Arc<Controller>>,
@@ -75,24 +79,25 @@ thread_local! {
 }
 
 /// Registers a controller for the fast path; returns its handle, or `None`
-/// when this thread has 2^20 controllers open.
+/// when this thread has 2^20 controllers open or the process used up its
+/// 2^33 generations.
 pub(crate) fn register(c: Arc<Controller>) -> Option<f64> {
     CONTROLLERS.with(|r| {
         let mut r = r.borrow_mut();
-        let free = r.iter().position(|e| e.controller.is_none() && e.generation < MAX_GENERATION);
-        let index = match free {
-            Some(i) => {
-                r[i].generation += 1;
-                i
-            }
+        let index = match r.iter().position(|e| e.controller.is_none()) {
+            Some(i) => i,
             None if r.len() < MAX_ENTRIES => {
                 r.push(Entry { generation: 0, controller: None });
                 r.len() - 1
             }
             None => return None,
         };
-        r[index].controller = Some(c);
-        Some((r[index].generation * MAX_ENTRIES as u64 + index as u64) as f64)
+        let generation = NEXT_GENERATION.fetch_add(1, Ordering::Relaxed);
+        if generation > MAX_GENERATION {
+            return None;
+        }
+        r[index] = Entry { generation, controller: Some(c) };
+        Some((generation * MAX_ENTRIES as u64 + index as u64) as f64)
     })
 }
 
