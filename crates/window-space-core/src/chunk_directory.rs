@@ -5,19 +5,17 @@
 //! has read. Its memory follows the chunks that exist, not the window indices
 //! they start at: a symbol's chunks are kept in groups of [`GROUP`]
 //! consecutive chunk indices, a group allocated when its first chunk is
-//! published and found through an ordered map of the groups that exist. A
-//! claim at window `w` costs one group (about 2 KiB) whatever `w` is; a
-//! directory dense in the chunk index would cost `w / rows per chunk` entries
-//! for that symbol (hundreds of MiB near the end of a 2^32-window schedule).
-//! A lookup is a search among a symbol's groups (one B-tree node for up to
-//! eleven groups, i.e. 704 chunks) and an index into the group.
+//! published. A claim at window `w` costs one group (about 2 KiB) whatever
+//! `w` is; a directory dense in the chunk index would cost
+//! `w / rows per chunk` entries for that symbol (hundreds of MiB near the end
+//! of a 2^32-window schedule).
 //!
-//! Symbol ids are dense (the symbol map hands them out in order), so a
-//! symbol's groups are found by indexing a table by id. The table grows to
-//! take an id only while the id stays within twice its length plus
-//! [`DENSE_SLACK`]; a chunk header naming an id far past that (only damage
-//! or a hand-made file can) is kept in a sparse map instead, so it costs what
-//! any other chunk costs and bootstrap can go on to judge it.
+//! Both levels, symbol ids and a symbol's group numbers, are a [`DenseMap`]:
+//! a table indexed by key (a lookup is two indexings) while keys grow about in
+//! order, as symbol ids do (the symbol map hands them out in order) and as
+//! windows are claimed; a key far past the table (a claim far ahead, or a
+//! damaged header naming symbol 2^32 − 1) goes to an ordered map instead, so
+//! it costs about what any other chunk costs.
 
 use std::collections::BTreeMap;
 
@@ -26,64 +24,101 @@ use crate::mapping::ChunkAddr;
 /// Consecutive chunk indices per group.
 pub(crate) const GROUP: usize = 64;
 
-/// Ids past twice the table's length that may still grow it.
-const DENSE_SLACK: usize = 1 << 16;
+/// Symbol ids past twice the symbol table's length that may still grow it.
+const SYMBOL_SLACK: usize = 1 << 16;
+/// Group numbers past twice a symbol's group table's length that may still grow it.
+const GROUP_SLACK: usize = 64;
 
 type Group = [Option<ChunkAddr>; GROUP];
-type Groups = BTreeMap<u32, Box<Group>>;
+type Groups = DenseMap<Box<Group>>;
+
+/// A map of `u32` keys that are mostly dense from 0: a table indexed by key
+/// while a new key stays within twice the table's length plus `slack`, an
+/// ordered map for keys past that (which move into the table when it grows
+/// over them). Every key in `far` is at least `dense.len()`.
+struct DenseMap<T> {
+    dense: Vec<Option<T>>,
+    far: BTreeMap<u32, T>,
+    slack: usize,
+}
+
+impl<T> DenseMap<T> {
+    fn new(slack: usize) -> Self {
+        Self { dense: Vec::new(), far: BTreeMap::new(), slack }
+    }
+
+    #[inline]
+    fn get(&self, key: u32) -> Option<&T> {
+        match self.dense.get(key as usize) {
+            Some(v) => v.as_ref(),
+            None => self.far.get(&key),
+        }
+    }
+
+    /// The value at `key`, made by `make` if there is none (then `true`).
+    fn get_or_insert_with(&mut self, key: u32, make: impl FnOnce() -> T) -> (&mut T, bool) {
+        let k = key as usize;
+        if k >= self.dense.len() && k < self.dense.len().saturating_mul(2).saturating_add(self.slack) {
+            self.dense.resize_with(k + 1, || None);
+            let moved: Vec<u32> = self.far.range(..=key).map(|(id, _)| *id).collect();
+            for id in moved {
+                self.dense[id as usize] = self.far.remove(&id);
+            }
+        }
+        let (slot, made) = match self.dense.get_mut(k) {
+            Some(slot) => {
+                let made = slot.is_none();
+                (slot, made)
+            }
+            None => {
+                let made = !self.far.contains_key(&key);
+                return (self.far.entry(key).or_insert_with(make), made);
+            }
+        };
+        (slot.get_or_insert_with(make), made)
+    }
+
+    /// Every entry, by ascending key.
+    fn iter(&self) -> impl Iterator<Item = (u32, &T)> + '_ {
+        let dense = self.dense.iter().enumerate().filter_map(|(k, v)| v.as_ref().map(|v| (k as u32, v)));
+        dense.chain(self.far.iter().map(|(k, v)| (*k, v)))
+    }
+
+    /// Entries held (table slots count whether used or not).
+    #[cfg(test)]
+    fn table_len(&self) -> usize {
+        self.dense.capacity() + self.far.len()
+    }
+}
 
 /// Published chunks of one ledger, as this process knows them.
-#[derive(Default)]
 pub(crate) struct ChunkDirectory {
-    /// By symbol id: the groups of that symbol's chunks, by group number
-    /// (chunk index / [`GROUP`]).
-    by_symbol: Vec<Groups>,
-    /// Symbols with ids past `by_symbol` (see the module doc).
-    far_symbols: BTreeMap<u32, Groups>,
+    /// By symbol id: that symbol's groups, by group number (chunk index / [`GROUP`]).
+    by_symbol: DenseMap<Groups>,
     /// Chunks of the file read so far (the file's chunks `0..known_chunks`).
     pub(crate) known_chunks: u64,
     /// Groups allocated, over all symbols.
     groups: usize,
 }
 
+impl Default for ChunkDirectory {
+    fn default() -> Self {
+        Self { by_symbol: DenseMap::new(SYMBOL_SLACK), known_chunks: 0, groups: 0 }
+    }
+}
+
 impl ChunkDirectory {
     /// The chunk `(symbol, chunk_idx)`, if this process has read it.
     #[inline]
     pub(crate) fn get(&self, symbol: u32, chunk_idx: u32) -> Option<ChunkAddr> {
-        let groups = match self.by_symbol.get(symbol as usize) {
-            Some(g) => g,
-            None => self.far_symbols.get(&symbol)?,
-        };
-        groups.get(&(chunk_idx / GROUP as u32))?[chunk_idx as usize % GROUP]
-    }
-
-    /// The groups of `symbol`, made if it has none.
-    fn groups_mut(&mut self, symbol: u32) -> &mut Groups {
-        let s = symbol as usize;
-        if s >= self.by_symbol.len() && s < self.by_symbol.len().saturating_mul(2).saturating_add(DENSE_SLACK) {
-            self.by_symbol.resize_with(s + 1, BTreeMap::new);
-            // Far symbols the table now covers move into it.
-            let moved: Vec<u32> = self.far_symbols.range(..=symbol).map(|(id, _)| *id).collect();
-            for id in moved {
-                if let Some(g) = self.far_symbols.remove(&id) {
-                    self.by_symbol[id as usize] = g;
-                }
-            }
-        }
-        match self.by_symbol.get_mut(s) {
-            Some(g) => g,
-            None => self.far_symbols.entry(symbol).or_default(),
-        }
+        self.by_symbol.get(symbol)?.get(chunk_idx / GROUP as u32)?[chunk_idx as usize % GROUP]
     }
 
     /// Records a chunk; false if the directory already held one for
     /// `(symbol, chunk_idx)` (which then is not replaced).
     pub(crate) fn insert(&mut self, symbol: u32, chunk_idx: u32, addr: ChunkAddr) -> bool {
-        let mut made = false;
-        let group = self.groups_mut(symbol).entry(chunk_idx / GROUP as u32).or_insert_with(|| {
-            made = true;
-            Box::new([None; GROUP])
-        });
+        let (groups, _) = self.by_symbol.get_or_insert_with(symbol, || DenseMap::new(GROUP_SLACK));
+        let (group, made) = groups.get_or_insert_with(chunk_idx / GROUP as u32, || Box::new([None; GROUP]));
         let entry = &mut group[chunk_idx as usize % GROUP];
         let fresh = entry.is_none();
         if fresh {
@@ -95,12 +130,6 @@ impl ChunkDirectory {
         fresh
     }
 
-    /// The groups of every symbol that has chunks, by ascending id.
-    fn symbols(&self) -> impl Iterator<Item = (u32, &Groups)> + '_ {
-        let dense = self.by_symbol.iter().enumerate().map(|(s, g)| (s as u32, g));
-        dense.chain(self.far_symbols.iter().map(|(s, g)| (*s, g))).filter(|(_, g)| !g.is_empty())
-    }
-
     /// The chunks in `groups`, by ascending chunk index.
     fn chunks_in(groups: &Groups) -> impl Iterator<Item = (u32, ChunkAddr)> + '_ {
         groups.iter().flat_map(|(g, group)| group.iter().enumerate().filter_map(move |(i, a)| a.map(|a| (g * GROUP as u32 + i as u32, a))))
@@ -108,26 +137,30 @@ impl ChunkDirectory {
 
     /// The chunks of `symbol`, by ascending chunk index.
     pub(crate) fn chunks_of(&self, symbol: u32) -> impl Iterator<Item = (u32, ChunkAddr)> + '_ {
-        let groups = self.by_symbol.get(symbol as usize).or_else(|| self.far_symbols.get(&symbol));
-        groups.into_iter().flat_map(Self::chunks_in)
+        self.by_symbol.get(symbol).into_iter().flat_map(Self::chunks_in)
     }
 
     /// Every chunk: (symbol, chunk index, address), by symbol and then chunk index.
     pub(crate) fn all(&self) -> impl Iterator<Item = (u32, u32, ChunkAddr)> + '_ {
-        self.symbols().flat_map(|(s, groups)| Self::chunks_in(groups).map(move |(c, a)| (s, c, a)))
+        self.by_symbol.iter().flat_map(|(s, groups)| Self::chunks_in(groups).map(move |(c, a)| (s, c, a)))
     }
 
     /// Symbol ids `from` and up that own at least one chunk, with their chunk counts.
     pub(crate) fn symbols_from(&self, from: u32) -> impl Iterator<Item = (u32, u64)> + '_ {
-        self.symbols().filter(move |(s, _)| *s >= from).map(|(s, groups)| (s, Self::chunks_in(groups).count() as u64))
+        self.by_symbol
+            .iter()
+            .filter(move |(s, _)| *s >= from)
+            .map(|(s, groups)| (s, Self::chunks_in(groups).count() as u64))
+            .filter(|(_, n)| *n > 0)
     }
 
-    /// Bytes of heap the directory holds for its groups and symbol tables
-    /// (B-tree nodes not counted: under one pointer per group).
+    /// Bytes of heap the directory holds for its groups and tables
+    /// (B-tree nodes counted as one pointer an entry).
     #[cfg(test)]
     fn heap_bytes(&self) -> usize {
-        let tables = (self.by_symbol.capacity() + self.far_symbols.len()) * std::mem::size_of::<Groups>();
-        self.groups * std::mem::size_of::<Group>() + tables
+        let group_tables: usize = self.by_symbol.iter().map(|(_, g)| g.table_len() * std::mem::size_of::<Option<Box<Group>>>()).sum();
+        let symbol_table = self.by_symbol.table_len() * std::mem::size_of::<Option<Groups>>();
+        self.groups * std::mem::size_of::<Group>() + group_tables + symbol_table
     }
 }
 
@@ -170,18 +203,18 @@ mod tests {
     #[test]
     fn symbols_far_past_the_table_are_found_and_move_in_when_it_grows() {
         let mut d = ChunkDirectory::default();
-        let far = (DENSE_SLACK * 4) as u32;
+        let far = (SYMBOL_SLACK * 4) as u32;
         assert!(d.insert(far, 7, addr(1)));
         assert!(d.insert(u32::MAX, 0, addr(2)));
-        assert_eq!(d.by_symbol.len(), 0, "ids far past the table stay out of it");
+        assert_eq!(d.by_symbol.dense.len(), 0, "ids far past the table stay out of it");
         assert_eq!(d.get(far, 7), Some(addr(1)));
         assert!(!d.insert(far, 7, addr(3)), "a duplicate of a far symbol's chunk is refused");
         // Ids arriving in order grow the table past `far`: its chunks move in.
-        for s in (0..=far + 1).step_by(DENSE_SLACK / 2) {
+        for s in (0..=far + 1).step_by(SYMBOL_SLACK / 2) {
             d.insert(s, 0, addr(10 + s as usize));
         }
-        assert!(d.by_symbol.len() > far as usize);
-        assert!(d.far_symbols.keys().all(|&s| s as usize >= d.by_symbol.len()));
+        assert!(d.by_symbol.dense.len() > far as usize);
+        assert!(d.by_symbol.far.keys().all(|&s| s as usize >= d.by_symbol.dense.len()));
         assert_eq!(d.get(far, 7), Some(addr(1)));
         assert_eq!(d.get(u32::MAX, 0), Some(addr(2)));
         assert!(!d.insert(far, 7, addr(3)));
@@ -198,7 +231,7 @@ mod tests {
         near.insert(0, 0, addr(1));
         let mut far = ChunkDirectory::default();
         far.insert(0, u32::MAX / 146, addr(1));
-        assert_eq!(far.heap_bytes(), near.heap_bytes());
+        assert!(far.heap_bytes() <= near.heap_bytes(), "far {} bytes, near {} bytes", far.heap_bytes(), near.heap_bytes());
         assert!(far.heap_bytes() < 4096, "{} bytes for one chunk", far.heap_bytes());
         // A chunk naming a symbol id far past those in use costs what any chunk costs.
         let mut far_symbol = ChunkDirectory::default();
@@ -210,6 +243,7 @@ mod tests {
             spread.insert(0, i * 100_000, addr(i as usize));
         }
         assert_eq!(spread.groups, 1000);
+        assert!(spread.heap_bytes() < 1000 * 2 * std::mem::size_of::<Group>(), "{} bytes", spread.heap_bytes());
         assert_eq!(spread.chunks_of(0).count(), 1000);
     }
 }
