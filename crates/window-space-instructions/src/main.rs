@@ -1,4 +1,4 @@
-//! The fixed workload of the instruction-count gate (`scripts/instructions.mjs`,
+//! The fixed workload of the instruction-count gate (`benchmark/instructions.mjs`,
 //! docs/performance.md): the core's transitions, batch claim, reads and a
 //! bootstrap of a small existing directory, each run a fixed number of times
 //! through the core API, for callgrind to count.
@@ -10,8 +10,8 @@
 //!
 //! How the counts are taken: every call that is measured goes through one of
 //! the `#[inline(never)]` functions of [`measured`], which callgrind collects
-//! (`--collect-atstart=no --toggle-collect=window_space_instructions::measured::*`),
-//! and nothing else is collected. After the set-up and warm-up, and after each
+//! (`--collect-atstart=no`, and a `--toggle-collect` naming each of them), and
+//! nothing else is collected. After the set-up and warm-up, and after each
 //! section, the program calls [`section_end`], where callgrind dumps its
 //! counters and starts from zero (`--dump-before=...::section_end`). So the
 //! first dump holds the warm-up, dump `i + 1` holds section `i` alone, and a
