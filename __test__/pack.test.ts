@@ -1,7 +1,9 @@
-// Installs the package as a user gets it from npm: the release build
-// (scripts/release-build.mjs, staged under target/pack-stage so the debug addon
-// the other tests load stays in place) is packed with `npm pack` as two
-// tarballs, the main package and the linux-x64-gnu platform package, and both
+// Installs the package as a user gets it from npm: the release build for this
+// machine (scripts/release-build.mjs --host-only, staged under
+// target/pack-stage so the debug addon the other tests load stays in place;
+// `npm run test:platforms` runs every listed platform) is packed with `npm
+// pack` as two tarballs, the main package and the linux-x64-gnu platform
+// package, and both
 // are installed offline into empty ES-module, CommonJS and strict TypeScript
 // (`nodenext` and `bundler` resolution) projects, with no Rust toolchain on
 // PATH. Each project runs the README's engine example; the installed
@@ -9,8 +11,8 @@
 // package installed without its platform package must fail to load with a
 // one-line message naming the platform.
 //
-// The first run compiles the release addon (about two minutes on two cores);
-// later runs reuse cargo's build and take seconds for it.
+// The first run compiles the release addon (Cargo profile `dist`: about three
+// minutes on two shared cores); later runs reuse cargo's build.
 import { execFile, execFileSync } from 'node:child_process'
 import { existsSync, mkdirSync, mkdtempSync, readFileSync, readdirSync, rmSync, statSync, writeFileSync } from 'node:fs'
 import { tmpdir } from 'node:os'
@@ -59,7 +61,7 @@ const project = async (name: string, manifest: object, tarballs: string[]) => {
 const consumers: Record<string, string> = {}
 
 beforeAll(async () => {
-  execFileSync(process.execPath, [join(root, 'scripts', 'release-build.mjs'), '--out', stage], { cwd: root, stdio: 'pipe' })
+  execFileSync(process.execPath, [join(root, 'scripts', 'release-build.mjs'), '--out', stage, '--host-only'], { cwd: root, stdio: 'pipe' })
   work = mkdtempSync(join(tmpdir(), 'ws-install-'))
   mainTgz = pack(stage)
   platformTgz = pack(join(stage, 'npm', 'linux-x64-gnu'))
@@ -126,6 +128,7 @@ describe('the packed release, installed into empty projects', () => {
     expect(main.filter((f) => f.endsWith('.node'))).toEqual([])
     expect(main.some((f) => /^package\/(crates|src|__test__|scripts|npm)\//.test(f))).toBe(false)
     const manifest = JSON.parse(tarFile(mainTgz, 'package/package.json')) as { optionalDependencies?: Record<string, string>; license: string }
+    // The staged build lists this machine's platform package alone.
     expect(manifest.optionalDependencies).toEqual({ 'window-space-linux-x64-gnu': version })
     expect(tarFile(mainTgz, 'package/LICENSE')).toContain(`${manifest.license} License`)
     expect(tarFile(mainTgz, 'package/binding.d.ts')).not.toMatch(/fastEmpty|fastCasInternal/)

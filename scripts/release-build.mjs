@@ -1,12 +1,14 @@
 // `npm run release:build`: the build that is published. Compiles the native
-// addon in release mode with symbols and debug info stripped and without the test-only
-// features (`bench`, `failpoints`), generates `binding.js`/`binding.d.ts` from
-// it, compiles the TypeScript facade to `dist/`, copies the addon into its
-// platform package under `npm/` (`napi artifacts`), and prints each binary's
-// size with the toolchain that built it.
+// addon for each target in package.json's napi list, in release mode with
+// symbols and debug info stripped and without the test-only features (`bench`,
+// `failpoints`), generates `binding.js`/`binding.d.ts`, compiles the
+// TypeScript facade to `dist/`, copies each addon into its platform package
+// under `npm/` (`napi artifacts`), and prints each binary's size with the
+// toolchain that built it.
 //
-//   node scripts/release-build.mjs              # in the repository: root + npm/
-//   node scripts/release-build.mjs --out DIR    # into DIR, a copy of the package root
+//   node scripts/release-build.mjs                          # in the repository: root + npm/
+//   node scripts/release-build.mjs --out DIR                # into DIR, a copy of the package root
+//   node scripts/release-build.mjs --out DIR --host-only    # the same, for the host's platform alone
 //
 // With `--out`, DIR receives what `npm pack` reads (package.json, README.md,
 // LICENSE, index.d.ts, the pack-time scripts and npm/), and nothing at the
@@ -27,10 +29,19 @@ if (outArg !== -1 && !process.argv[outArg + 1]) {
   process.exit(2)
 }
 const staged = out !== root
+const hostOnly = process.argv.includes('--host-only')
+if (hostOnly && !staged) {
+  console.error('release-build: --host-only needs --out (the repository keeps every platform package)')
+  process.exit(2)
+}
+// Folder under npm/ of each target this script builds.
+const abiDirs = { 'x86_64-unknown-linux-gnu': 'linux-x64-gnu', 'aarch64-unknown-linux-gnu': 'linux-arm64-gnu' }
 const napi = join(root, 'node_modules', '@napi-rs', 'cli', 'dist', 'cli.js')
 const run = (cmd, args, cwd = root) => execFileSync(cmd, args, { cwd, stdio: 'inherit' })
 
 const pkg = JSON.parse(readFileSync(join(root, 'package.json'), 'utf8'))
+const host = /^host: (\S+)$/m.exec(execFileSync('rustc', ['-vV'], { encoding: 'utf8' }))?.[1]
+const targets = hostOnly ? pkg.napi.targets.filter((t) => t === host) : pkg.napi.targets
 
 if (staged) {
   mkdirSync(out, { recursive: true })
@@ -40,26 +51,41 @@ if (staged) {
   rmSync(join(out, 'npm'), { recursive: true, force: true })
   cpSync(join(root, 'npm'), join(out, 'npm'), { recursive: true, filter: (src) => !src.endsWith('.node') })
   rmSync(join(out, 'dist'), { recursive: true, force: true })
+  if (hostOnly) {
+    // The staged package lists the host's platform package alone.
+    const staged = JSON.parse(readFileSync(join(out, 'package.json'), 'utf8'))
+    staged.napi.targets = targets
+    writeFileSync(join(out, 'package.json'), `${JSON.stringify(staged, null, 2)}\n`)
+    for (const t of pkg.napi.targets) if (!targets.includes(t)) rmSync(join(out, 'npm', abiDirs[t]), { recursive: true, force: true })
+  }
 }
 
-// The addon, with Cargo.toml's `dist` profile: release code, stripped.
-run(process.execPath, [
-  napi,
-  'build',
-  '--platform',
-  '--profile',
-  'dist',
-  '--manifest-path',
-  'crates/window-space-node/Cargo.toml',
-  '--package',
-  'window-space-node',
-  '--output-dir',
-  out,
-  '--js',
-  'binding.js',
-  '--dts',
-  'binding.d.ts',
-])
+// The addons, one per napi target, with Cargo.toml's `dist` profile (release
+// code, stripped). Other targets than the host's are cross-compiled with
+// Debian's cross gcc as the linker (`gcc-aarch64-linux-gnu`, with
+// `rustup target add aarch64-unknown-linux-gnu`).
+const crossLinkers = { 'aarch64-unknown-linux-gnu': 'aarch64-linux-gnu-gcc' }
+for (const target of [...targets].sort((a, b) => (a === host ? 1 : 0) - (b === host ? 1 : 0))) {
+  const env = { ...process.env }
+  if (target !== host) {
+    const linker = crossLinkers[target]
+    const variable = `CARGO_TARGET_${target.toUpperCase().replace(/-/g, '_')}_LINKER`
+    if (!linker) throw new Error(`release-build: no cross linker known for ${target}`)
+    env[variable] ??= linker
+    try {
+      execFileSync(env[variable], ['--version'], { stdio: 'ignore' })
+    } catch {
+      console.error(`release-build: ${target} needs the linker ${env[variable]} (Debian: apt-get install gcc-aarch64-linux-gnu) and \`rustup target add ${target}\`; --host-only builds the host's package alone`)
+      process.exit(1)
+    }
+  }
+  // The host's build goes last: its binding.js and binding.d.ts are the ones kept.
+  execFileSync(
+    process.execPath,
+    [napi, 'build', '--platform', '--target', target, '--profile', 'dist', '--manifest-path', 'crates/window-space-node/Cargo.toml', '--package', 'window-space-node', '--output-dir', out, '--js', 'binding.js', '--dts', 'binding.d.ts'],
+    { cwd: root, stdio: 'inherit', env },
+  )
+}
 writeFileSync(join(out, '.addon-profile'), 'release')
 
 // The facade.
