@@ -18,7 +18,8 @@
 // (here with --skip-optional-publish: nothing is published). Cargo's target
 // folder is the repository's either way, so a second run reuses the build.
 import { execFileSync } from 'node:child_process'
-import { copyFileSync, cpSync, existsSync, mkdirSync, readFileSync, readdirSync, rmSync, statSync, writeFileSync } from 'node:fs'
+import { copyFileSync, cpSync, existsSync, mkdirSync, mkdtempSync, readFileSync, readdirSync, rmSync, statSync, writeFileSync } from 'node:fs'
+import { tmpdir } from 'node:os'
 import { join, resolve } from 'node:path'
 
 const root = resolve(new URL('..', import.meta.url).pathname)
@@ -93,7 +94,12 @@ run(process.execPath, [join(root, 'node_modules', 'typescript', 'bin', 'tsc'), '
 run(process.execPath, [join(root, 'scripts', 'write-esm-entry.mjs'), join(out, 'dist')])
 
 // Each built addon into its platform package.
-run(process.execPath, [napi, 'artifacts', '--cwd', out, '--output-dir', '.', '--npm-dir', 'npm'])
+// `napi artifacts` takes every matching .node under the folder it is given, so
+// it is given a folder holding this build's addons alone.
+const artifacts = mkdtempSync(join(tmpdir(), 'ws-artifacts-'))
+for (const t of targets) copyFileSync(join(out, `${pkg.napi.binaryName}.${abiDirs[t]}.node`), join(artifacts, `${pkg.napi.binaryName}.${abiDirs[t]}.node`))
+run(process.execPath, [napi, 'artifacts', '--cwd', out, '--output-dir', artifacts, '--npm-dir', 'npm'])
+rmSync(artifacts, { recursive: true, force: true })
 if (staged) run(process.execPath, [napi, 'pre-publish', '--cwd', out, '-t', 'npm', '--skip-optional-publish'])
 
 const rustc = execFileSync('rustc', ['--version'], { encoding: 'utf8' }).trim()
