@@ -100,6 +100,8 @@ const artifacts = mkdtempSync(join(tmpdir(), 'ws-artifacts-'))
 for (const t of targets) copyFileSync(join(out, `${pkg.napi.binaryName}.${abiDirs[t]}.node`), join(artifacts, `${pkg.napi.binaryName}.${abiDirs[t]}.node`))
 run(process.execPath, [napi, 'artifacts', '--cwd', out, '--output-dir', artifacts, '--npm-dir', 'npm'])
 rmSync(artifacts, { recursive: true, force: true })
+// Another platform's addon lives in its package alone; the host's stays beside binding.js.
+for (const t of targets) if (t !== host) rmSync(join(out, `${pkg.napi.binaryName}.${abiDirs[t]}.node`), { force: true })
 if (staged) run(process.execPath, [napi, 'pre-publish', '--cwd', out, '-t', 'npm', '--skip-optional-publish'])
 
 const rustc = execFileSync('rustc', ['--version'], { encoding: 'utf8' }).trim()
