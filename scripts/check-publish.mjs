@@ -4,12 +4,14 @@
 // and no other, each at the main package's version, each holding its addon
 // built for that machine (ELF header) with the debug info stripped, and
 // finally `napi pre-publish --dry-run`, the napi-rs CLI's own validation.
+// An argument names another package root to check (a staged release build).
 import { execFileSync } from 'node:child_process'
 import { existsSync, readFileSync, readdirSync } from 'node:fs'
-import { join } from 'node:path'
+import { createRequire } from 'node:module'
+import { dirname, join, resolve } from 'node:path'
 import { fileURLToPath } from 'node:url'
 
-const root = fileURLToPath(new URL('..', import.meta.url))
+const root = process.argv[2] ? resolve(process.argv[2]) : fileURLToPath(new URL('..', import.meta.url))
 const pkg = JSON.parse(readFileSync(join(root, 'package.json'), 'utf8'))
 const { binaryName, packageName, targets } = pkg.napi
 // The targets this package can list: folder name under npm/ and ELF machine number.
@@ -55,5 +57,6 @@ if (problems.length) {
   console.error(`window-space: not ready to publish:\n  ${problems.join('\n  ')}`)
   process.exit(1)
 }
-execFileSync(process.execPath, [join(root, 'node_modules', '@napi-rs', 'cli', 'dist', 'cli.js'), 'pre-publish', '-t', 'npm', '--dry-run'], { cwd: root, stdio: 'inherit' })
+const napi = join(dirname(createRequire(import.meta.url).resolve('@napi-rs/cli/package.json')), 'dist', 'cli.js')
+execFileSync(process.execPath, [napi, 'pre-publish', '--cwd', root, '-t', 'npm', '--dry-run'], { stdio: 'inherit' })
 console.log(`window-space ${pkg.version}: ${targets.length} platform package(s) ready: ${targets.map((t) => known[t].abi).join(', ')}`)

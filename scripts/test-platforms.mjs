@@ -3,7 +3,7 @@
 // README's engine example there, on that platform's Node.
 //
 // The release build (scripts/release-build.mjs) is staged under
-// target/platforms-stage, the main package and each platform package are
+// target/platforms-stage and checked (scripts/check-publish.mjs), the main package and each platform package are
 // packed (`npm pack`), and both are installed offline into an empty ES-module
 // project with npm told the target's cpu, os and libc (`--cpu`, `--os`,
 // `--libc`, and `--force` for another cpu than this machine's). The example then runs, and the installed CLI inspects and
@@ -65,6 +65,7 @@ for (const t of pkg.napi.targets) if (!platforms[t]) fail(`no way to run ${t} he
 
 console.log('== release build of every target')
 execFileSync(process.execPath, [join(root, 'scripts', 'release-build.mjs'), '--out', stage], { cwd: root, stdio: 'inherit' })
+execFileSync(process.execPath, [join(root, 'scripts', 'check-publish.mjs'), stage], { cwd: root, stdio: 'inherit' })
 
 const work = mkdtempSync(join(tmpdir(), 'ws-platforms-'))
 const pack = (dir) => join(work, sh('npm', ['pack', '--silent', '--pack-destination', work], { cwd: dir }).trim().split('\n').pop())
