@@ -14,7 +14,7 @@
 // The first run compiles the release addon (Cargo profile `dist`: about three
 // minutes on two shared cores); later runs reuse cargo's build.
 import { execFile, execFileSync } from 'node:child_process'
-import { existsSync, mkdirSync, mkdtempSync, readFileSync, readdirSync, rmSync, statSync, writeFileSync } from 'node:fs'
+import { existsSync, mkdirSync, mkdtempSync, readFileSync, readdirSync, realpathSync, rmSync, statSync, symlinkSync, writeFileSync } from 'node:fs'
 import { tmpdir } from 'node:os'
 import { delimiter, join } from 'node:path'
 import { promisify } from 'node:util'
@@ -29,13 +29,19 @@ const readme = readFileSync(join(root, 'README.md'), 'utf8')
 const example = /## An engine[\s\S]*?```ts\n([\s\S]*?)```/.exec(readme)?.[1] ?? ''
 const tsc = join(root, 'node_modules', 'typescript', 'bin', 'tsc')
 
-// PATH without the folders that hold cargo or rustc: nothing below can build the addon.
+// PATH without the folders that hold cargo or rustc, and a folder of its own
+// with this node and npm first (in case they share a folder with a rustc):
+// nothing below can build the addon.
+const tools = mkdtempSync(join(tmpdir(), 'ws-tools-'))
+symlinkSync(process.execPath, join(tools, 'node'))
+const npmCli = (process.env.PATH ?? '').split(delimiter).map((d) => join(d, 'npm')).find((f) => existsSync(f))
+if (npmCli) symlinkSync(realpathSync(npmCli), join(tools, 'npm'))
 const noRust = {
   ...process.env,
-  PATH: (process.env.PATH ?? '')
-    .split(delimiter)
-    .filter((d) => d && !existsSync(join(d, 'cargo')) && !existsSync(join(d, 'rustc')))
-    .join(delimiter),
+  PATH: [
+    tools,
+    ...(process.env.PATH ?? '').split(delimiter).filter((d) => d && !existsSync(join(d, 'cargo')) && !existsSync(join(d, 'rustc'))),
+  ].join(delimiter),
 }
 
 let work: string
@@ -77,6 +83,7 @@ beforeAll(async () => {
 
 afterAll(() => {
   if (work) rmSync(work, { recursive: true, force: true })
+  rmSync(tools, { recursive: true, force: true })
 })
 
 // Runs a consumer's engine script over a fresh state folder, then the
