@@ -1,109 +1,202 @@
-// Packs the package the way it would be published (`npm pack`), installs the
-// tarball into a fresh temporary project, and uses it from there: an ES-module
-// and a CommonJS engine loop, the installed `window-space` command (inspect and
-// verify on the directory the ES-module loop made), and a TypeScript
-// consumer compiled with `strict` against the published types.
-import { execFileSync } from 'node:child_process'
-import { mkdirSync, mkdtempSync, readFileSync, readdirSync, rmSync, writeFileSync } from 'node:fs'
+// Installs the package as a user gets it from npm: the release build for this
+// machine (scripts/release-build.mjs --host-only, staged under
+// target/pack-stage so the debug addon the other tests load stays in place;
+// `npm run test:platforms` runs every listed platform) is packed with `npm
+// pack` as two tarballs, the main package and the linux-x64-gnu platform
+// package, and both
+// are installed offline into empty ES-module, CommonJS and strict TypeScript
+// (`nodenext` and `bundler` resolution) projects, with no Rust toolchain on
+// PATH. Each project runs the README's engine example; the installed
+// `window-space` command then inspects and verifies what it did. A main
+// package installed without its platform package must fail to load with a
+// one-line message naming the platform.
+//
+// The first run compiles the release addon (Cargo profile `dist`: about three
+// minutes on two shared cores); later runs reuse cargo's build.
+import { execFile, execFileSync } from 'node:child_process'
+import { existsSync, mkdirSync, mkdtempSync, readFileSync, readdirSync, realpathSync, rmSync, statSync, symlinkSync, writeFileSync } from 'node:fs'
 import { tmpdir } from 'node:os'
-import { join } from 'node:path'
+import { delimiter, join } from 'node:path'
+import { promisify } from 'node:util'
+import * as ts from 'typescript'
 import { afterAll, beforeAll, describe, expect, it } from 'vitest'
 
+const run = promisify(execFile)
 const root = join(__dirname, '..')
-let project: string
-let tarball: string
+const stage = join(root, 'target', 'pack-stage')
+const version = (JSON.parse(readFileSync(join(root, 'package.json'), 'utf8')) as { version: string }).version
+const readme = readFileSync(join(root, 'README.md'), 'utf8')
+const example = /## An engine[\s\S]*?```ts\n([\s\S]*?)```/.exec(readme)?.[1] ?? ''
+const tsc = join(root, 'node_modules', 'typescript', 'bin', 'tsc')
 
-beforeAll(() => {
-  project = mkdtempSync(join(tmpdir(), 'ws-consumer-'))
-  const packed = execFileSync('npm', ['pack', '--silent', '--pack-destination', project], { cwd: root, encoding: 'utf8' }).trim().split('\n').pop()!
-  tarball = join(project, packed)
-  writeFileSync(join(project, 'package.json'), JSON.stringify({ name: 'consumer', version: '1.0.0', private: true }))
-  execFileSync('npm', ['install', '--no-audit', '--no-fund', '--loglevel=error', tarball], { cwd: project, stdio: 'pipe' })
-}, 240_000)
-
-afterAll(() => rmSync(project, { recursive: true, force: true }))
-
-const engineLoop = (importLine: string) => `${importLine}
-const dir = process.argv[2]
-const { controller, storageReport } = WindowSpaceController.bootstrap(
-  new WindowSpaceConfig(dir, WindowSpace.uniform({ origin: 0, windowDuration: 60_000, windowCount: 10 })))
-const spy = controller.resolveSymbol('SPY')
-for (const claim of controller.claimNextUnfilled(spy, 0, 'optionTrade', 3)) {
-  const a = controller.writeArtifact('SPY/' + claim.windowIdx + '.txt', 'trades ' + claim.windowIdx)
-  const payloadId = controller.payloadStores().trades.append({ symbol: spy, windowIdx: claim.windowIdx, slotKind: 'optionTrade', payloadType: 'Text', uri: a.uri, checksum: a.checksum, size: a.size })
-  controller.setOptionTradeRef(spy, claim.windowIdx, { payloadType: 'Text', payloadId, version: claim.version, checksum: a.checksum })
+// PATH without the folders that hold cargo or rustc, and a folder of its own
+// with this node and npm first (in case they share a folder with a rustc):
+// nothing below can build the addon.
+const tools = mkdtempSync(join(tmpdir(), 'ws-tools-'))
+symlinkSync(process.execPath, join(tools, 'node'))
+const npmCli = (process.env.PATH ?? '').split(delimiter).map((d) => join(d, 'npm')).find((f) => existsSync(f))
+if (npmCli) symlinkSync(realpathSync(npmCli), join(tools, 'npm'))
+const noRust = {
+  ...process.env,
+  PATH: [
+    tools,
+    ...(process.env.PATH ?? '').split(delimiter).filter((d) => d && !existsSync(join(d, 'cargo')) && !existsSync(join(d, 'rustc'))),
+  ].join(delimiter),
 }
-let busy = 'none'
-try { controller.markPending('SPY', 0, 'optionTrade') } catch (e) { busy = (e instanceof VersionConflictError) + ':' + e.code }
-console.log(JSON.stringify({ created: storageReport.created, next: controller.nextUnfilledWindow('SPY', 0, 'optionTrade'), busy }))
-controller.close()
-`
 
-describe('the packed package installed into a fresh project', () => {
-  it('ships the addon, the loader, the facade and the types, and nothing of the sources', () => {
-    const files = execFileSync('tar', ['-tzf', tarball], { encoding: 'utf8' }).split('\n')
-    for (const f of ['package/package.json', 'package/index.d.ts', 'package/binding.js', 'package/binding.d.ts', 'package/dist/index.js', 'package/dist/index.mjs', 'package/dist/index.d.ts', 'package/dist/cli.js', 'package/dist/metrics.js', 'package/window-space.linux-x64-gnu.node']) {
-      expect(files).toContain(f)
+let work: string
+let mainTgz: string
+let platformTgz: string
+
+const pack = (dir: string) => {
+  const name = execFileSync('npm', ['pack', '--silent', '--pack-destination', work], { cwd: dir, encoding: 'utf8', env: noRust }).trim().split('\n').pop()!
+  return join(work, name)
+}
+const listing = (tgz: string) => execFileSync('tar', ['-tzf', tgz], { encoding: 'utf8' }).split('\n').filter(Boolean)
+const tarFile = (tgz: string, file: string) => execFileSync('tar', ['-xzOf', tgz, file], { encoding: 'utf8', maxBuffer: 64 << 20 })
+
+// An empty project with both tarballs installed offline.
+const project = async (name: string, manifest: object, tarballs: string[]) => {
+  const dir = join(work, name)
+  mkdirSync(dir)
+  writeFileSync(join(dir, 'package.json'), JSON.stringify({ name, version: '1.0.0', private: true, ...manifest }))
+  await run('npm', ['install', '--offline', '--no-audit', '--no-fund', '--loglevel=error', ...tarballs], { cwd: dir, env: noRust })
+  return dir
+}
+
+const consumers: Record<string, string> = {}
+
+beforeAll(async () => {
+  execFileSync(process.execPath, [join(root, 'scripts', 'release-build.mjs'), '--out', stage, '--host-only'], { cwd: root, stdio: 'pipe' })
+  work = mkdtempSync(join(tmpdir(), 'ws-install-'))
+  mainTgz = pack(stage)
+  platformTgz = pack(join(stage, 'npm', 'linux-x64-gnu'))
+  const both = [mainTgz, platformTgz]
+  const [esm, cjs, nodenext, bundler] = await Promise.all([
+    project('esm', { type: 'module' }, both),
+    project('cjs', { type: 'commonjs' }, both),
+    project('ts-nodenext', { type: 'module' }, both),
+    project('ts-bundler', { type: 'module' }, both),
+  ])
+  Object.assign(consumers, { esm, cjs, nodenext, bundler })
+}, 900_000)
+
+afterAll(() => {
+  if (work) rmSync(work, { recursive: true, force: true })
+  rmSync(tools, { recursive: true, force: true })
+})
+
+// Runs a consumer's engine script over a fresh state folder, then the
+// installed CLI over that folder: what the example did must be what it says.
+const runEngine = (dir: string, script: string) => {
+  const state = join(dir, 'state')
+  const out = execFileSync(process.execPath, [script, state], { cwd: dir, encoding: 'utf8', env: noRust })
+  expect(out.trim()).toBe('Filled')
+  const bin = join(dir, 'node_modules', '.bin', 'window-space')
+  const info = JSON.parse(execFileSync(bin, ['inspect', state, '--json'], { cwd: dir, encoding: 'utf8', env: noRust })) as {
+    symbols: string[]
+    slots: { slot: string; Filled?: number }[]
+  }
+  expect(info.symbols).toEqual(['SPY'])
+  expect(info.slots.find((s) => s.slot === 'optionTrade')).toMatchObject({ Filled: 8 })
+  expect(execFileSync(bin, ['verify', state, '--artifacts'], { cwd: dir, encoding: 'utf8', env: noRust })).toContain('OK: no problems found')
+}
+
+// The example reads `stateDir`; the consumer takes it from its command line.
+const stateDirLine = 'const stateDir: string = process.argv[2]!\n'
+const compile = (dir: string, compilerOptions: object) => {
+  writeFileSync(join(dir, 'engine.ts'), stateDirLine + example)
+  writeFileSync(
+    join(dir, 'tsconfig.json'),
+    JSON.stringify({
+      compilerOptions: { strict: true, target: 'ES2022', outDir: 'out', skipLibCheck: false, types: ['node'], typeRoots: [join(root, 'node_modules', '@types')], ...compilerOptions },
+      files: ['engine.ts'],
+    }),
+  )
+  let out = ''
+  try {
+    out = execFileSync(process.execPath, [tsc, '-p', 'tsconfig.json'], { cwd: dir, encoding: 'utf8', stdio: 'pipe', env: noRust })
+  } catch (e) {
+    out = String((e as { stdout?: string }).stdout ?? e)
+  }
+  expect(out).toBe('')
+}
+
+describe('the packed release, installed into empty projects', () => {
+  it('has no Rust toolchain on the PATH the installs and engines run with', () => {
+    expect(() => execFileSync('cargo', ['--version'], { env: noRust, stdio: 'pipe' })).toThrow()
+  })
+
+  it('packs a main package without an addon, listing its platform package, and a platform package holding the stripped release addon', () => {
+    const main = listing(mainTgz)
+    for (const f of ['package/package.json', 'package/LICENSE', 'package/README.md', 'package/index.d.ts', 'package/binding.js', 'package/binding.d.ts', 'package/dist/index.js', 'package/dist/index.mjs', 'package/dist/cli.js']) {
+      expect(main).toContain(f)
     }
-    expect(files.some((f) => f.startsWith('package/crates/') || f.startsWith('package/src/') || f.startsWith('package/__test__/'))).toBe(false)
+    expect(main.filter((f) => f.endsWith('.node'))).toEqual([])
+    expect(main.some((f) => /^package\/(crates|src|__test__|scripts|npm)\//.test(f))).toBe(false)
+    const manifest = JSON.parse(tarFile(mainTgz, 'package/package.json')) as { optionalDependencies?: Record<string, string>; license: string }
+    // The staged build lists this machine's platform package alone.
+    expect(manifest.optionalDependencies).toEqual({ 'window-space-linux-x64-gnu': version })
+    expect(tarFile(mainTgz, 'package/LICENSE')).toContain(`${manifest.license} License`)
+    expect(tarFile(mainTgz, 'package/binding.d.ts')).not.toMatch(/fastEmpty|fastCasInternal/)
+    // Every source map carries the sources it maps, which the package does not ship.
+    const maps = main.filter((f) => f.endsWith('.js.map'))
+    expect(maps.length).toBeGreaterThan(0)
+    for (const m of maps) {
+      const map = JSON.parse(tarFile(mainTgz, m)) as { sources: string[]; sourcesContent?: string[] }
+      expect(map.sourcesContent?.length).toBe(map.sources.length)
+    }
+
+    expect(listing(platformTgz).sort()).toEqual(['package/README.md', 'package/package.json', 'package/window-space.linux-x64-gnu.node'])
+    const platform = JSON.parse(tarFile(platformTgz, 'package/package.json')) as { name: string; version: string }
+    expect(platform).toMatchObject({ name: 'window-space-linux-x64-gnu', version })
+    const symbols = execFileSync('readelf', ['--dyn-syms', '-W', join(stage, 'npm', 'linux-x64-gnu', 'window-space.linux-x64-gnu.node')], { encoding: 'utf8' })
+    expect(symbols).toMatch(/\bnapi_register_module_v1\b/)
+    const sections = execFileSync('readelf', ['-S', '-W', join(stage, 'npm', 'linux-x64-gnu', 'window-space.linux-x64-gnu.node')], { encoding: 'utf8' })
+    expect(sections).not.toMatch(/\.debug_|\.symtab/)
   })
 
-  it.each([
-    ['ES module', 'engine.mjs', "import { WindowSpace, WindowSpaceConfig, WindowSpaceController, VersionConflictError } from 'window-space'"],
-    ['CommonJS', 'engine.cjs', "const { WindowSpace, WindowSpaceConfig, WindowSpaceController, VersionConflictError } = require('window-space')"],
-  ])('runs an engine loop as an %s', (_kind, file, importLine) => {
-    writeFileSync(join(project, file), engineLoop(importLine))
-    const state = join(project, `state-${file}`)
-    const out = JSON.parse(execFileSync(process.execPath, [file, state], { cwd: project, encoding: 'utf8' }))
-    expect(out).toEqual({ created: true, next: 3, busy: 'true:ERR_SLOT_FILLED' })
-    expect(readdirSync(state).sort()).toEqual(
-      ['aggregations.map', 'aggressor.map', 'artifacts', 'changes.journal', 'enrichment-ledger.dat', 'greeks.map', 'quotes.map', 'rf_rate.map', 'schedule.json', 'symbol-map.json', 'trade-ledger.dat', 'trades.map', 'window-space.lock'].sort(),
-    )
+  it('loads the addon from the platform package, not from the main package', () => {
+    for (const dir of Object.values(consumers)) {
+      expect(readdirSync(join(dir, 'node_modules', 'window-space')).filter((f) => f.endsWith('.node'))).toEqual([])
+      expect(statSync(join(dir, 'node_modules', 'window-space-linux-x64-gnu', 'window-space.linux-x64-gnu.node')).isFile()).toBe(true)
+    }
   })
 
-  it('installs the window-space command, which inspects and verifies the directory the ES-module loop made', () => {
-    const bin = join(project, 'node_modules', '.bin', 'window-space')
-    const state = join(project, 'state-engine.mjs') // made by the ES-module engine loop above
-    // Run the installed bin itself (shebang and executable bit), not `node dist/cli.js`.
-    const info = JSON.parse(execFileSync(bin, ['inspect', state, '--json'], { cwd: project, encoding: 'utf8' }))
-    expect(info.symbols).toEqual(['SPY'])
-    expect(info.schedule).toMatchObject({ kind: 'uniform', windowCount: 10 })
-    expect(info.slots.find((s: { slot: string }) => s.slot === 'optionTrade')).toMatchObject({ Filled: 3, Empty: 7 })
-    expect(execFileSync(bin, ['verify', state, '--artifacts'], { cwd: project, encoding: 'utf8' })).toContain('OK: no problems found')
-    expect(execFileSync(bin, ['--version'], { cwd: project, encoding: 'utf8' }).trim()).toBe(JSON.parse(readFileSync(join(root, 'package.json'), 'utf8')).version)
+  it('runs the README engine example in an ES-module project', () => {
+    writeFileSync(join(consumers.esm!, 'engine.mjs'), 'const stateDir = process.argv[2]\n' + example)
+    runEngine(consumers.esm!, 'engine.mjs')
   })
 
-  it('compiles a strict TypeScript consumer against the published types', () => {
-    const dir = join(project, 'ts')
-    mkdirSync(dir, { recursive: true })
-    writeFileSync(
-      join(dir, 'consumer.ts'),
-      `import { WindowSpace, WindowSpaceConfig, WindowSpaceController, SlotKind, TradeSlotKind, SlotBusyError, type Claim, type TradeRow, type WindowSpaceErrorCode } from 'window-space'
-const config = new WindowSpaceConfig('/tmp/x', WindowSpace.uniform({ origin: 0n, windowDuration: 60_000, windowCount: 10 }))
-export function loop(): TradeRow {
-  const { controller } = WindowSpaceController.bootstrap(config)
-  const claim: Claim = controller.markPending('SPY', 0, SlotKind.Trade(TradeSlotKind.OptionTrade), { leaseMs: 1000 })
-  const version: number = controller.setOptionTradeRef('SPY', 0, { payloadType: 'Json', payloadId: 0, version: claim.version, checksum: 1n })
-  const code: WindowSpaceErrorCode = new SlotBusyError('x').code
-  void version; void code
-  return controller.getTradeRow('SPY', 0)
-}
-`,
-    )
-    writeFileSync(
-      join(dir, 'tsconfig.json'),
-      JSON.stringify({
-        compilerOptions: { strict: true, noEmit: true, module: 'commonjs', moduleResolution: 'node', target: 'ES2022', lib: ['ES2022', 'ESNext.Disposable', 'DOM'], types: [], skipLibCheck: false, typeRoots: [join(root, 'node_modules', '@types')] },
-        files: ['consumer.ts'],
-      }),
-    )
-    const tsc = join(root, 'node_modules', 'typescript', 'bin', 'tsc')
-    let out = ''
+  it('runs the README engine example in a CommonJS project', () => {
+    const js = ts.transpileModule(example, { compilerOptions: { module: ts.ModuleKind.CommonJS, target: ts.ScriptTarget.ES2022 } }).outputText
+    expect(js).toContain("require(\"window-space\")")
+    writeFileSync(join(consumers.cjs!, 'engine.cjs'), 'const stateDir = process.argv[2]\n' + js)
+    runEngine(consumers.cjs!, 'engine.cjs')
+  })
+
+  it('compiles the README engine example under strict TypeScript with nodenext resolution, and runs it', () => {
+    compile(consumers.nodenext!, { module: 'nodenext', moduleResolution: 'nodenext' })
+    runEngine(consumers.nodenext!, join('out', 'engine.js'))
+  })
+
+  it('compiles the README engine example under strict TypeScript with bundler resolution, and runs it', () => {
+    compile(consumers.bundler!, { module: 'esnext', moduleResolution: 'bundler' })
+    runEngine(consumers.bundler!, join('out', 'engine.js'))
+  })
+
+  it('without its platform package, fails to load with one line naming the platform and how to build from source', async () => {
+    const dir = await project('main-only', {}, [mainTgz])
+    expect(existsSync(join(dir, 'node_modules', 'window-space-linux-x64-gnu'))).toBe(false)
+    let message = ''
     try {
-      out = execFileSync(process.execPath, [tsc, '-p', join(dir, 'tsconfig.json'), '--types', 'node'], { cwd: dir, encoding: 'utf8', stdio: 'pipe' })
+      execFileSync(process.execPath, ['-e', "require('window-space')"], { cwd: dir, encoding: 'utf8', stdio: 'pipe', env: noRust })
     } catch (e) {
-      out = String((e as { stdout?: string }).stdout ?? e)
+      message = String((e as { stderr?: string }).stderr)
     }
-    expect(out).toBe('')
-  })
+    const line = message.split('\n').find((l) => l.startsWith('Error: window-space:')) ?? ''
+    expect(line).toContain('linux-x64-gnu')
+    expect(line).toContain('window-space-linux-x64-gnu')
+    expect(line).toContain('npm ci && npm run build')
+  }, 120_000)
 })

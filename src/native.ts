@@ -7,8 +7,45 @@
  */
 import type * as Binding from '../binding'
 
-// eslint-disable-next-line @typescript-eslint/no-require-imports
-export const native = require('../binding.js') as typeof Binding
+/** The platform this process runs on, in the napi-rs package naming (`linux-x64-gnu`). */
+function platformSeen(): string {
+  if (process.platform !== 'linux') return `${process.platform}-${process.arch}`
+  const header = (process.report?.getReport() as { header?: { glibcVersionRuntime?: string } } | undefined)?.header
+  return `linux-${process.arch}-${header?.glibcVersionRuntime ? 'gnu' : 'musl'}`
+}
+
+/** The platforms with a prebuilt addon: package.json's napi targets, in the same naming. */
+function platformsBuilt(): string[] {
+  // eslint-disable-next-line @typescript-eslint/no-require-imports
+  const targets = (require('../package.json') as { napi: { targets: string[] } }).napi.targets
+  const arch: Record<string, string> = { x86_64: 'x64', aarch64: 'arm64' }
+  return targets.map((t) => {
+    const [cpu = '', , os, abi] = t.split('-')
+    return `${os}-${arch[cpu] ?? cpu}${abi ? `-${abi}` : ''}`
+  })
+}
+
+/**
+ * The generated loader tries the addon beside it, then the platform package
+ * (`window-space-<platform>`). When neither loads, its error speaks of an npm
+ * bug; this one says, in one line, which platform was seen and what to do.
+ */
+function loadBinding(): typeof Binding {
+  try {
+    // eslint-disable-next-line @typescript-eslint/no-require-imports
+    return require('../binding.js') as typeof Binding
+  } catch (err) {
+    const seen = platformSeen()
+    const built = platformsBuilt()
+    const how = 'build from source: in a clone of the repository run `npm ci && npm run build` (needs Rust stable), then `npm install /path/to/clone`'
+    const message = built.includes(seen)
+      ? `window-space: the native addon for ${seen} did not load (is the package window-space-${seen} installed? npm skips it with --omit=optional); reinstall, or ${how}`
+      : `window-space: no prebuilt native addon for ${seen} (prebuilt: ${built.join(', ')}; the core needs Linux); ${how}`
+    throw new Error(message, { cause: err })
+  }
+}
+
+export const native = loadBinding()
 export type NativeController = Binding.NativeController
 export type NativeStorageReport = Binding.NativeStorageReport
 export type NativeOpenOptions = Binding.NativeOpenOptions
