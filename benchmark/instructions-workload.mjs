@@ -111,15 +111,16 @@ for (let win = 0; win < 8; win++) {
 n.fastNextUnfilled(h, w, 0, OPTION_TRADE)
 const batchOut = new Float64Array(3 * BATCH)
 expect('warm-up batch claim', c.claimNextUnfilled(w, 100, OPTION_TRADE, BATCH, LEASE_MS, batchOut) === BATCH)
-const items = new Float64Array(8 * BATCH)
-const itemsOut = new Float64Array(BATCH)
+// fillBatch's one array: 8 numbers an item, then one result an item.
+const items = new Float64Array(9 * BATCH)
+const results = (buf) => buf.subarray(8 * BATCH)
 const packFills = (sym, kind, claims, payloadId) => {
   for (let i = 0; i < BATCH; i++) {
     items.set([sym, claims[3 * i], kind, claims[3 * i + 1], 1, payloadId, 0, 0x5eed], 8 * i)
   }
 }
 packFills(w, OPTION_TRADE, batchOut, trade)
-expect('warm-up batch fill', c.fillBatch(items, itemsOut) === BATCH && itemsOut.every((v) => v === 2))
+expect('warm-up batch fill', c.fillBatch(items, BATCH) === BATCH && results(items).every((v) => v === 2))
 n.NativeController.open({ stateDir: smallDir, scheduleJson }).close()
 
 const refusal = new Float64Array(8)
@@ -181,12 +182,11 @@ const fillItems = batches.map((claims) => {
   packFills(b, OPTION_TRADE, claims, trade)
   return items.slice()
 })
-const fillOuts = batches.map(() => new Float64Array(BATCH))
 let batchFilled = 0
 section('napi fillBatch, per slot (batches of 100)', BATCH * BATCHES, { fill_batch_c_callback: BATCHES }, () => {
-  for (let i = 0; i < BATCHES; i++) batchFilled += c.fillBatch(fillItems[i], fillOuts[i])
+  for (let i = 0; i < BATCHES; i++) batchFilled += c.fillBatch(fillItems[i], BATCH)
 })
-expect('batch fills', batchFilled === BATCH * BATCHES && fillOuts.every((o) => o.every((v) => v === 2)))
+expect('batch fills', batchFilled === BATCH * BATCHES && fillItems.every((buf) => results(buf).every((v) => v === 2)))
 let symbols = 0
 section('napi open (bootstrap of a small directory)', BOOTSTRAPS, { open_c_callback: BOOTSTRAPS }, () => {
   for (let i = 0; i < BOOTSTRAPS; i++) {
