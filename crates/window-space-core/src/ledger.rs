@@ -857,14 +857,17 @@ impl Ledger {
                     w = chunk_end;
                 }
                 Some(addr) => {
+                    // One row further is one row's bytes further: no division a window.
+                    let (_, mut off) = self.locate(w, column);
+                    let row_bytes = self.geometry.row_bytes();
                     while w < chunk_end {
-                        let (_, off) = self.locate(w, column);
                         let cell = self.map.slot(addr, off);
                         let status = cell.and_then(|c| c.status()).unwrap_or(SlotStatus::Empty);
                         if pred(cell, status) {
                             return Ok(Some(w));
                         }
                         w += 1;
+                        off += row_bytes;
                     }
                 }
             }
