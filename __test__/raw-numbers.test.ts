@@ -140,13 +140,18 @@ describe('the hot-path functions', () => {
 })
 
 describe('controller handles', () => {
-  it('a handle of one thread reaches nothing in another thread, also where that thread has controllers open', async () => {
+  /** A state directory with symbol `s`, closed; `k` is a slot kind's code. */
+  function closedDirectory(): { d: string; s: number; k: number } {
     const d = mkdtempSync(join(tmpdir(), 'ws-raw-handle-'))
+    const setup = WindowSpaceController.bootstrap(new WindowSpaceConfig(d, WindowSpace.uniform({ origin: 0, windowDuration: 1000, windowCount: 4 }))).controller
+    const s = setup.resolveSymbol('S')
+    setup.close()
+    return { d, s, k: SlotKind.Trade('optionTrade').code }
+  }
+
+  it('a handle of one thread reaches nothing in another thread, also where that thread has controllers open', async () => {
+    const { d, s, k } = closedDirectory()
     try {
-      const setup = WindowSpaceController.bootstrap(new WindowSpaceConfig(d, WindowSpace.uniform({ origin: 0, windowDuration: 1000, windowCount: 4 }))).controller
-      const s = setup.resolveSymbol('S')
-      setup.close()
-      const k = SlotKind.Trade('optionTrade').code
       const mine = native.NativeController.openExisting(d)
       try {
         const script = [
@@ -184,12 +189,8 @@ describe('controller handles', () => {
   })
 
   it('a handle kept past close() reaches no controller, also not the next one opened in its place', () => {
-    const d = mkdtempSync(join(tmpdir(), 'ws-raw-handle-'))
+    const { d, s, k } = closedDirectory()
     try {
-      const setup = WindowSpaceController.bootstrap(new WindowSpaceConfig(d, WindowSpace.uniform({ origin: 0, windowDuration: 1000, windowCount: 4 }))).controller
-      const s = setup.resolveSymbol('S')
-      setup.close()
-      const k = SlotKind.Trade('optionTrade').code
       const first = native.NativeController.openExisting(d)
       const stale = first.handle
       first.close()
