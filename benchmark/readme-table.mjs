@@ -63,7 +63,8 @@ if (run.watch) {
 if (run.processes?.rows?.length) {
   lines.push('', '| engines on one directory (raw claim+fill) | workload | ns per cycle, all engines | CPU ns per cycle | cores used | ÷ one engine |', '| --- | --- | ---: | ---: | ---: | ---: |')
   for (const r of run.processes.rows) {
-    const who = `${r.engines} ${r.transport === 'process' ? 'process' : 'thread'}${r.engines > 1 ? (r.transport === 'process' ? 'es' : 's') : ''}`
+    const noun = r.transport === 'process' ? ['process', 'processes'] : ['thread', 'threads']
+    const who = `${r.engines} ${noun[r.engines > 1 ? 1 : 0]}`
     lines.push(`| ${who} | ${r.mode} | ${fmtNs(r.nsPerCycle)} | ${fmtNs(r.cpuNsPerCycle)} | ${r.coresUsed.toFixed(2)} | ${r.vsOne == null ? '' : `${r.vsOne.toFixed(2)}x`} |`)
   }
 }
