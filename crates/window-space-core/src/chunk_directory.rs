@@ -17,7 +17,6 @@
 //! damaged header naming symbol 2^32 − 1) goes to an ordered map instead, so
 //! it costs about what any other chunk costs.
 
-use std::collections::btree_map::Entry;
 use std::collections::BTreeMap;
 
 use crate::mapping::ChunkAddr;
@@ -66,16 +65,17 @@ impl<T> DenseMap<T> {
                 self.dense[id as usize] = self.far.remove(&id);
             }
         }
-        match self.dense.get_mut(k) {
+        let (slot, made) = match self.dense.get_mut(k) {
             Some(slot) => {
                 let made = slot.is_none();
-                (slot.get_or_insert_with(make), made)
+                (slot, made)
             }
-            None => match self.far.entry(key) {
-                Entry::Vacant(v) => (v.insert(make()), true),
-                Entry::Occupied(o) => (o.into_mut(), false),
-            },
-        }
+            None => {
+                let made = !self.far.contains_key(&key);
+                return (self.far.entry(key).or_insert_with(make), made);
+            }
+        };
+        (slot.get_or_insert_with(make), made)
     }
 
     /// Every entry, by ascending key.
@@ -145,10 +145,13 @@ impl ChunkDirectory {
         self.by_symbol.iter().flat_map(|(s, groups)| Self::chunks_in(groups).map(move |(c, a)| (s, c, a)))
     }
 
-    /// Symbol ids `from` and up that own at least one chunk, with their chunk
-    /// counts (a symbol is in the directory only once a chunk of it is).
+    /// Symbol ids `from` and up that own at least one chunk, with their chunk counts.
     pub(crate) fn symbols_from(&self, from: u32) -> impl Iterator<Item = (u32, u64)> + '_ {
-        self.by_symbol.iter().filter(move |(s, _)| *s >= from).map(|(s, groups)| (s, Self::chunks_in(groups).count() as u64))
+        self.by_symbol
+            .iter()
+            .filter(move |(s, _)| *s >= from)
+            .map(|(s, groups)| (s, Self::chunks_in(groups).count() as u64))
+            .filter(|(_, n)| *n > 0)
     }
 
     /// Bytes of heap the directory holds for its groups and tables
