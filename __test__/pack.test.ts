@@ -14,7 +14,8 @@
 // The first run compiles the release addon (Cargo profile `dist`: about three
 // minutes on two shared cores); later runs reuse cargo's build.
 import { execFile, execFileSync } from 'node:child_process'
-import { existsSync, mkdirSync, mkdtempSync, readFileSync, readdirSync, realpathSync, rmSync, statSync, symlinkSync, writeFileSync } from 'node:fs'
+import { createHash } from 'node:crypto'
+import { cpSync, existsSync, mkdirSync, mkdtempSync, readFileSync, readdirSync, realpathSync, rmSync, statSync, symlinkSync, writeFileSync } from 'node:fs'
 import { tmpdir } from 'node:os'
 import { delimiter, join } from 'node:path'
 import { promisify } from 'node:util'
@@ -147,13 +148,54 @@ describe('the packed release, installed into empty projects', () => {
       expect(map.sourcesContent?.length).toBe(map.sources.length)
     }
 
-    expect(listing(platformTgz).sort()).toEqual(['package/README.md', 'package/package.json', 'package/window-space.linux-x64-gnu.node'])
+    expect(listing(platformTgz).sort()).toEqual(['package/README.md', 'package/build-manifest.json', 'package/package.json', 'package/window-space.linux-x64-gnu.node'])
     const platform = JSON.parse(tarFile(platformTgz, 'package/package.json')) as { name: string; version: string }
     expect(platform).toMatchObject({ name: 'window-space-linux-x64-gnu', version })
+    // The build manifest describes the addon the tarball holds, and what built it.
+    const addon = execFileSync('tar', ['-xzOf', platformTgz, 'package/window-space.linux-x64-gnu.node'], { maxBuffer: 64 << 20 })
+    const built = JSON.parse(tarFile(platformTgz, 'package/build-manifest.json')) as Record<string, unknown>
+    expect(built).toMatchObject({
+      package: 'window-space-linux-x64-gnu',
+      version,
+      target: 'x86_64-unknown-linux-gnu',
+      file: 'window-space.linux-x64-gnu.node',
+      bytes: addon.length,
+      sha256: createHash('sha256').update(addon).digest('hex'),
+      profile: 'dist',
+      napiCli: (JSON.parse(readFileSync(join(root, 'node_modules', '@napi-rs', 'cli', 'package.json'), 'utf8')) as { version: string }).version,
+    })
+    expect(built.rustc).toContain(/^release: (\S+)$/m.exec(execFileSync('rustc', ['-vV'], { encoding: 'utf8' }))![1])
     const symbols = execFileSync('readelf', ['--dyn-syms', '-W', join(stage, 'npm', 'linux-x64-gnu', 'window-space.linux-x64-gnu.node')], { encoding: 'utf8' })
     expect(symbols).toMatch(/\bnapi_register_module_v1\b/)
     const sections = execFileSync('readelf', ['-S', '-W', join(stage, 'npm', 'linux-x64-gnu', 'window-space.linux-x64-gnu.node')], { encoding: 'utf8' })
     expect(sections).not.toMatch(/\.debug_|\.symtab/)
+  })
+
+  it('passes the publish check, which refuses a platform package whose build manifest does not describe its addon', () => {
+    const check = (dir: string) => {
+      try {
+        execFileSync(process.execPath, [join(root, 'scripts', 'check-publish.mjs'), dir], { encoding: 'utf8', stdio: 'pipe' })
+        return 'ready'
+      } catch (e) {
+        return String((e as { stderr?: string }).stderr)
+      }
+    }
+    expect(check(stage)).toBe('ready')
+    const copy = join(root, 'target', 'pack-stage-altered')
+    rmSync(copy, { recursive: true, force: true })
+    cpSync(stage, copy, { recursive: true })
+    try {
+      const manifestPath = join(copy, 'npm', 'linux-x64-gnu', 'build-manifest.json')
+      const manifest = JSON.parse(readFileSync(manifestPath, 'utf8')) as Record<string, unknown>
+      writeFileSync(manifestPath, JSON.stringify({ ...manifest, sha256: '0'.repeat(64) }))
+      expect(check(copy)).toContain(`npm/linux-x64-gnu/build-manifest.json: sha256 is "${'0'.repeat(64)}"`)
+      writeFileSync(manifestPath, JSON.stringify({ ...manifest, target: 'aarch64-unknown-linux-gnu' }))
+      expect(check(copy)).toContain('build-manifest.json: target is "aarch64-unknown-linux-gnu"')
+      rmSync(manifestPath)
+      expect(check(copy)).toContain('npm/linux-x64-gnu/build-manifest.json: missing')
+    } finally {
+      rmSync(copy, { recursive: true, force: true })
+    }
   })
 
   it('loads the addon from the platform package, not from the main package', () => {

@@ -3,8 +3,9 @@
 // symbols and debug info stripped and without the test-only features (`bench`,
 // `failpoints`), generates `binding.js`/`binding.d.ts`, compiles the
 // TypeScript facade to `dist/`, copies each addon into its platform package
-// under `npm/` (`napi artifacts`), and prints each binary's size with the
-// toolchain that built it.
+// under `npm/` (`napi artifacts`), and writes beside each addon its build
+// manifest (size, SHA-256 and the toolchain that built it; described below),
+// which it also prints.
 //
 //   node scripts/release-build.mjs                          # in the repository: root + npm/
 //   node scripts/release-build.mjs --out DIR                # into DIR, a copy of the package root
@@ -18,9 +19,11 @@
 // (here with --skip-optional-publish: nothing is published). Cargo's target
 // folder is the repository's either way, so a second run reuses the build.
 import { execFileSync } from 'node:child_process'
-import { copyFileSync, cpSync, existsSync, mkdirSync, mkdtempSync, readFileSync, readdirSync, rmSync, statSync, writeFileSync } from 'node:fs'
+import { createHash } from 'node:crypto'
+import { copyFileSync, cpSync, existsSync, mkdirSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs'
 import { tmpdir } from 'node:os'
 import { join, resolve } from 'node:path'
+import { targets as known, zigTools } from './targets.mjs'
 
 const root = resolve(new URL('..', import.meta.url).pathname)
 const outArg = process.argv.indexOf('--out')
@@ -35,20 +38,25 @@ if (hostOnly && !staged) {
   console.error('release-build: --host-only needs --out (the repository keeps every platform package)')
   process.exit(2)
 }
-// Folder under npm/ of each target this script builds.
-const abiDirs = { 'x86_64-unknown-linux-gnu': 'linux-x64-gnu', 'aarch64-unknown-linux-gnu': 'linux-arm64-gnu' }
 const napi = join(root, 'node_modules', '@napi-rs', 'cli', 'dist', 'cli.js')
 const run = (cmd, args, cwd = root) => execFileSync(cmd, args, { cwd, stdio: 'inherit' })
 
 const pkg = JSON.parse(readFileSync(join(root, 'package.json'), 'utf8'))
 const host = /^host: (\S+)$/m.exec(execFileSync('rustc', ['-vV'], { encoding: 'utf8' }))?.[1]
 const targets = hostOnly ? pkg.napi.targets.filter((t) => t === host) : pkg.napi.targets
+for (const t of targets) {
+  if (!known[t]) {
+    console.error(`release-build: ${t} is not in scripts/targets.mjs`)
+    process.exit(2)
+  }
+}
+const abiDirs = Object.fromEntries(Object.entries(known).map(([t, k]) => [t, k.abi]))
 
 if (staged) {
   mkdirSync(out, { recursive: true })
   for (const f of ['package.json', 'README.md', 'LICENSE', 'index.d.ts']) copyFileSync(join(root, f), join(out, f))
   mkdirSync(join(out, 'scripts'), { recursive: true })
-  for (const f of ['prepack.mjs', 'prepare.mjs', 'check-publish.mjs']) copyFileSync(join(root, 'scripts', f), join(out, 'scripts', f))
+  for (const f of ['prepack.mjs', 'prepare.mjs', 'check-publish.mjs', 'targets.mjs']) copyFileSync(join(root, 'scripts', f), join(out, 'scripts', f))
   rmSync(join(out, 'npm'), { recursive: true, force: true })
   cpSync(join(root, 'npm'), join(out, 'npm'), { recursive: true, filter: (src) => !src.endsWith('.node') })
   rmSync(join(out, 'dist'), { recursive: true, force: true })
@@ -62,28 +70,50 @@ if (staged) {
 }
 
 // The addons, one per napi target, with Cargo.toml's `dist` profile (release
-// code, stripped). Other targets than the host's are cross-compiled with
-// Debian's cross gcc as the linker (`gcc-aarch64-linux-gnu`, with
-// `rustup target add aarch64-unknown-linux-gnu`).
-const crossLinkers = { 'aarch64-unknown-linux-gnu': 'aarch64-linux-gnu-gcc' }
+// code, stripped), each built as scripts/targets.mjs says. A missing tool
+// stops the build with what to install.
+const version = (cmd, args) => {
+  try {
+    return execFileSync(cmd, args, { encoding: 'utf8', stdio: ['ignore', 'pipe', 'ignore'] }).trim().split('\n')[0]
+  } catch {
+    return undefined
+  }
+}
+const missing = (target, what) => {
+  console.error(`release-build: ${target} needs ${what}; --host-only builds the host's package alone`)
+  process.exit(1)
+}
+// The targets rustup has the standard library for (unknown without rustup).
+let installedTargets
+try {
+  installedTargets = execFileSync('rustup', ['target', 'list', '--installed'], { encoding: 'utf8' }).split('\n')
+} catch {
+  installedTargets = undefined
+}
+// The linker each target was built with, for its manifest.
+const linkers = {}
 for (const target of [...targets].sort((a, b) => (a === host ? 1 : 0) - (b === host ? 1 : 0))) {
+  const { build, linker, install } = known[target]
   const env = { ...process.env }
-  if (target !== host) {
-    const linker = crossLinkers[target]
+  const args = []
+  if (target !== host && installedTargets !== undefined && !installedTargets.includes(target)) missing(target, `\`rustup target add ${target}\``)
+  if (build === 'host') {
+    linkers[target] = version('cc', ['--version']) ?? 'cc'
+  } else if (build === 'gcc') {
     const variable = `CARGO_TARGET_${target.toUpperCase().replace(/-/g, '_')}_LINKER`
-    if (!linker) throw new Error(`release-build: no cross linker known for ${target}`)
     env[variable] ??= linker
-    try {
-      execFileSync(env[variable], ['--version'], { stdio: 'ignore' })
-    } catch {
-      console.error(`release-build: ${target} needs the linker ${env[variable]} (Debian: apt-get install gcc-aarch64-linux-gnu) and \`rustup target add ${target}\`; --host-only builds the host's package alone`)
-      process.exit(1)
-    }
+    linkers[target] = version(env[variable], ['--version']) ?? missing(target, `the linker ${env[variable]} (Debian: ${install})`)
+  } else {
+    const zigbuild = version('cargo-zigbuild', ['--version'])
+    const zig = version('zig', ['version']) ?? version('python3', ['-m', 'ziglang', 'version'])
+    if (!zigbuild || !zig) missing(target, `zig and cargo-zigbuild on PATH (pip install ${zigTools.join(' ')})`)
+    linkers[target] = `zig ${zig} (${zigbuild})`
+    args.push('--cross-compile')
   }
   // The host's build goes last: its binding.js and binding.d.ts are the ones kept.
   execFileSync(
     process.execPath,
-    [napi, 'build', '--platform', '--target', target, '--profile', 'dist', '--manifest-path', 'crates/window-space-node/Cargo.toml', '--package', 'window-space-node', '--output-dir', out, '--js', 'binding.js', '--dts', 'binding.d.ts'],
+    [napi, 'build', '--platform', '--target', target, ...args, '--profile', 'dist', '--manifest-path', 'crates/window-space-node/Cargo.toml', '--package', 'window-space-node', '--output-dir', out, '--js', 'binding.js', '--dts', 'binding.d.ts'],
     { cwd: root, stdio: 'inherit', env },
   )
 }
@@ -102,15 +132,55 @@ run(process.execPath, [napi, 'artifacts', '--cwd', out, '--output-dir', artifact
 rmSync(artifacts, { recursive: true, force: true })
 // Another platform's addon lives in its package alone; the host's stays beside binding.js.
 for (const t of targets) if (t !== host) rmSync(join(out, `${pkg.napi.binaryName}.${abiDirs[t]}.node`), { force: true })
-if (staged) run(process.execPath, [napi, 'pre-publish', '--cwd', out, '-t', 'npm', '--skip-optional-publish'])
 
-const rustc = execFileSync('rustc', ['--version'], { encoding: 'utf8' }).trim()
+// The build manifest, `npm/<platform>/build-manifest.json`, shipped in each
+// platform package: what the addon is and what made it.
+//   package, version     the platform package it belongs to
+//   target               the Rust target triple
+//   file, bytes, sha256  the addon's name, size and SHA-256 (hex)
+//   profile              Cargo profile (`dist`: release code, symbols and debug info stripped)
+//   rustc                `rustc -vV`'s release, commit hash and LLVM version
+//   linker               the linker's own version line (zig: zig's and cargo-zigbuild's)
+//   napiCli, napiCrate   versions of @napi-rs/cli and of the napi crate (Cargo.lock)
+//   node                 the Node that ran the build
+//   source               the git commit built, with `-dirty` if the tree had changes, or null outside git
+// scripts/check-publish.mjs refuses a package whose manifest does not match its addon.
+const rustcInfo = execFileSync('rustc', ['-vV'], { encoding: 'utf8' })
+const field = (name) => new RegExp(`^${name}: (.*)$`, 'm').exec(rustcInfo)?.[1]
 const napiVersion = JSON.parse(readFileSync(join(root, 'node_modules', '@napi-rs', 'cli', 'package.json'), 'utf8')).version
-console.log(`\nrelease build of ${pkg.name}@${pkg.version} (${rustc}, @napi-rs/cli ${napiVersion}) in ${out}`)
-for (const dir of readdirSync(join(out, 'npm'))) {
-  const node = readdirSync(join(out, 'npm', dir)).find((f) => f.endsWith('.node'))
-  const size = node ? `${(statSync(join(out, 'npm', dir, node)).size / 1024).toFixed(0)} KiB` : 'MISSING'
-  console.log(`  npm/${dir}/${node ?? ''}: ${size}`)
-  if (!node) process.exitCode = 1
+const napiCrate = /\[\[package\]\]\nname = "napi"\nversion = "([^"]+)"/.exec(readFileSync(join(root, 'Cargo.lock'), 'utf8'))?.[1] ?? null
+const commit = version('git', ['-C', root, 'rev-parse', 'HEAD'])
+const dirty = commit !== undefined && execFileSync('git', ['-C', root, 'status', '--porcelain'], { encoding: 'utf8' }).trim() !== ''
+console.log(`\nrelease build of ${pkg.name}@${pkg.version} in ${out}`)
+for (const t of targets) {
+  const dir = join(out, 'npm', abiDirs[t])
+  const file = `${pkg.napi.binaryName}.${abiDirs[t]}.node`
+  if (!existsSync(join(dir, file))) {
+    console.log(`  npm/${abiDirs[t]}/${file}: MISSING`)
+    process.exitCode = 1
+    continue
+  }
+  const addon = readFileSync(join(dir, file))
+  const manifest = {
+    package: `${pkg.napi.packageName}-${abiDirs[t]}`,
+    version: pkg.version,
+    target: t,
+    file,
+    bytes: addon.length,
+    sha256: createHash('sha256').update(addon).digest('hex'),
+    profile: 'dist',
+    rustc: `${field('release')} (${field('commit-hash')?.slice(0, 9)}, LLVM ${field('LLVM version')})`,
+    linker: linkers[t],
+    napiCli: napiVersion,
+    napiCrate,
+    node: process.version,
+    source: commit === undefined ? null : `${commit}${dirty ? '-dirty' : ''}`,
+  }
+  writeFileSync(join(dir, 'build-manifest.json'), `${JSON.stringify(manifest, null, 2)}\n`)
+  console.log(`  npm/${abiDirs[t]}/${file}: ${(addon.length / 1024).toFixed(0)} KiB, sha256 ${manifest.sha256.slice(0, 16)}…, rustc ${manifest.rustc}, ${manifest.linker}`)
 }
+console.log(`  @napi-rs/cli ${napiVersion}, napi crate ${napiCrate}, ${process.version}, source ${commit === undefined ? 'not a git checkout' : `${commit.slice(0, 12)}${dirty ? '-dirty' : ''}`}`)
+// With the manifests in place (napi pre-publish checks every file a platform
+// package lists), the staged package gets its optionalDependencies.
+if (staged) run(process.execPath, [napi, 'pre-publish', '--cwd', out, '-t', 'npm', '--skip-optional-publish'])
 if (!existsSync(join(out, 'dist', 'index.mjs'))) process.exitCode = 1
