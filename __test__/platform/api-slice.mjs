@@ -2,7 +2,10 @@
 // with window-space, checked with nothing but the installed package and
 // Node's own test runner, so that it runs on every platform's Node (under
 // emulation too): `node --test api-slice.mjs` in a project that has
-// `window-space` installed, on Node 20, 22 or 24.
+// `window-space` installed, on Node 20, 22 or 24. `node api-slice.mjs` runs
+// the same tests in that one process (exit status 1 if one fails): the form
+// for user-mode emulation without binfmt_misc, where the subprocess that
+// `node --test` starts for the file could not be executed.
 //
 // It owns these checks, each on outcomes (statuses, versions, payload ids,
 // counts, error classes and codes):
