@@ -7,13 +7,15 @@
 // are installed offline into empty ES-module, CommonJS and strict TypeScript
 // (`nodenext` and `bundler` resolution) projects, with no Rust toolchain on
 // PATH. Each project runs the README's engine example; the installed
-// `window-space` command then inspects and verifies what it did. A main
-// package installed without its platform package must fail to load with a
-// one-line message naming the platform.
+// `window-space` command then inspects and verifies what it did. The
+// ES-module project also runs the portable API slice (__test__/platform/,
+// plain `node --test` over the installed package). A main package installed
+// without its platform package must fail to load with a one-line message
+// naming the platform.
 //
 // The first run compiles the release addon (Cargo profile `dist`: about three
 // minutes on two shared cores); later runs reuse cargo's build.
-import { execFile, execFileSync } from 'node:child_process'
+import { execFile, execFileSync, spawnSync } from 'node:child_process'
 import { createHash } from 'node:crypto'
 import { cpSync, existsSync, mkdirSync, mkdtempSync, readFileSync, readdirSync, realpathSync, rmSync, statSync, symlinkSync, writeFileSync } from 'node:fs'
 import { tmpdir } from 'node:os'
@@ -209,6 +211,18 @@ describe('the packed release, installed into empty projects', () => {
     writeFileSync(join(consumers.esm!, 'engine.mjs'), 'const stateDir = process.argv[2]\n' + example)
     runEngine(consumers.esm!, 'engine.mjs')
   })
+
+  it('passes the portable API slice with node --test in the ES-module project', () => {
+    const dir = consumers.esm!
+    cpSync(join(root, '__test__', 'platform'), join(dir, '__test__', 'platform'), { recursive: true })
+    const r = spawnSync(process.execPath, ['--test', '--test-reporter=tap', join('__test__', 'platform', 'api-slice.mjs')], { cwd: dir, encoding: 'utf8', env: noRust, maxBuffer: 64 << 20 })
+    const output = `${r.stdout}${r.stderr}`
+    const summary = (name: string) => Number(new RegExp(`^# ${name} (\\d+)$`, 'm').exec(r.stdout)?.[1])
+    expect(r.status, output).toBe(0)
+    expect(summary('fail'), output).toBe(0)
+    expect(summary('pass'), output).toBeGreaterThan(0)
+    expect(summary('pass'), output).toBe(summary('tests'))
+  }, 300_000)
 
   it('runs the README engine example in a CommonJS project', () => {
     const js = ts.transpileModule(example, { compilerOptions: { module: ts.ModuleKind.CommonJS, target: ts.ScriptTarget.ES2022 } }).outputText
