@@ -1,5 +1,6 @@
 //! The hot path as hand-written Node-API callbacks: claim, renew, fill,
-//! clear, slot and row reads, and the next-unfilled scan.
+//! clear, slot and row reads, the next-unfilled scan, and the numbers-only
+//! batch claim and batch fill.
 //!
 //! napi-rs's generated glue costs about 100 ns a call on this machine (argument
 //! objects, borrow scopes, `napi_unwrap` and type-tag lookups); these callbacks
@@ -44,7 +45,7 @@ use std::sync::Arc;
 use napi::bindgen_prelude::Object;
 use napi::{sys, Env, JsValue};
 use napi_derive::napi;
-use window_space_core::{Controller, Error as CoreError, FillPayload, SlotAddr, SlotKind, SlotSnapshot};
+use window_space_core::{Controller, Error as CoreError, FillItem, FillPayload, SlotAddr, SlotKind, SlotSnapshot};
 
 use crate::convert::{write_slot, MAX_SAFE, SLOT_STRIDE};
 use crate::errors::{error_object, invalid, panicked};
@@ -446,6 +447,91 @@ callback!(fast_next_unfilled, 4, |a| a.with_controller(|c, a| {
     Ok(c.next_unfilled_window(at.symbol, at.window, at.kind)?.map_or(-1.0, f64::from))
 }));
 
+// fastClaimNextUnfilled(handle, symbol, start, kind, count, leaseMs, out: Float64Array)
+// → claims made (at most count); out[3i..3i+3] = (window, version, lease deadline ms) of
+// claim i, in window order. `out` must hold at least 3 × count numbers.
+callback!(fast_claim_next_unfilled, 7, |a| a.with_controller(|c, a| {
+    let (start, n, l) = (a.addr(1)?, a.u32(4, "count")?, a.lease(5)?);
+    let Some(out) = a.out(6, 3 * n as usize)? else { return Err(Fail::Type("missing output array")) };
+    let mut at = 0;
+    let got = c.claim_next_unfilled_with(start, n, l, |w, g| {
+        out[at] = f64::from(w);
+        out[at + 1] = f64::from(g.version);
+        out[at + 2] = g.lease_deadline_ms as f64;
+        at += 3;
+    })?;
+    Ok(f64::from(got))
+}));
+
+/// Numbers of one item of `fastFillBatch`.
+const FILL_ITEM: usize = 8;
+
+/// A whole number in `0..=max` at `buf[i * FILL_ITEM + field]` of a batch;
+/// anything else is a RangeError naming the item and the field.
+#[inline(always)]
+fn item_whole(it: &[f64], i: usize, field: usize, max: f64, what: &'static str) -> Result<f64, Fail> {
+    let v = it[field];
+    if v >= 0.0 && v <= max {
+        // SAFETY: `v` is not NaN and lies in 0..=max <= 2^53 - 1, so its
+        // integer part fits in an i64, which is all `to_int_unchecked` requires.
+        let n = unsafe { v.to_int_unchecked::<i64>() };
+        if n as f64 == v {
+            return Ok(v);
+        }
+    }
+    Err(bad_item(i, what, max, v))
+}
+
+#[cold]
+#[inline(never)]
+fn bad_item(i: usize, what: &'static str, max: f64, v: f64) -> Fail {
+    Fail::Range(format!("item {i}: {what} must be a whole number from 0 to {max}, got {v}"))
+}
+
+/// Item `i` of a batch fill, every number checked.
+#[inline(always)]
+fn fill_item(it: &[f64], i: usize) -> Result<FillItem, Fail> {
+    let u32_max = f64::from(u32::MAX);
+    let symbol = item_whole(it, i, 0, u32_max, "symbolId")? as u32;
+    let window = item_whole(it, i, 1, u32_max, "windowIdx")? as u32;
+    let code = item_whole(it, i, 2, (SlotKind::ALL.len() - 1) as f64, "slot kind code")? as u32;
+    let kind = SlotKind::from_code(code).ok_or_else(|| bad_item(i, "slot kind code", (SlotKind::ALL.len() - 1) as f64, f64::from(code)))?;
+    let claim_version = item_whole(it, i, 3, u32_max, "version")? as u32;
+    let payload_type = item_whole(it, i, 4, 255.0, "payloadType")? as u8;
+    let payload_id = item_whole(it, i, 5, MAX_SAFE, "payloadId")? as u64;
+    let checksum = ((item_whole(it, i, 6, u32_max, "checksumHi")? as u64) << 32) | item_whole(it, i, 7, u32_max, "checksumLo")? as u64;
+    Ok(FillItem { at: SlotAddr::new(symbol, window, kind), claim_version, payload: FillPayload { payload_type, payload_id, checksum } })
+}
+
+// fastFillBatch(handle, buf: Float64Array, count) → count. `buf` holds 8 numbers an item,
+// `[symbol, window, kind, version, payloadType, payloadId, checksumHi, checksumLo]`, then one
+// number an item: `buf[8 × count + i]` gets item i's new version or a negative refusal code,
+// and a refused item's 8 numbers are overwritten with the slot as its refusal saw it
+// (`convert::write_slot`). Every number is checked before any slot changes (a RangeError
+// names the item); an error of the core (unknown symbol, window or payload id) stops the
+// batch and is thrown, the items before it filled and their results written.
+callback!(fast_fill_batch, 3, |a| a.with_controller(|c, a| {
+    let n = a.u32(2, "count")? as usize;
+    let Some(buf) = a.f64_array(1)? else { return Err(Fail::Type("missing items array")) };
+    if buf.len() < n * (FILL_ITEM + 1) {
+        return Err(Fail::Core(invalid(format!("fillBatch of {n} items needs {} numbers, got {}", n * (FILL_ITEM + 1), buf.len()))));
+    }
+    let (items, results) = buf.split_at_mut(n * FILL_ITEM);
+    let parsed = items.chunks_exact(FILL_ITEM).enumerate().map(|(i, it)| fill_item(it, i)).collect::<Result<Vec<_>, Fail>>()?;
+    c.fill_batch(
+        n,
+        |i| Ok(parsed[i]),
+        |i, outcome| match outcome {
+            Ok(t) => results[i] = f64::from(t.version),
+            Err(refusal) => {
+                write_slot(&mut items[i * FILL_ITEM..(i + 1) * FILL_ITEM], refusal.current());
+                results[i] = f64::from(refusal.refusal().code());
+            }
+        },
+    )?;
+    Ok(n as f64)
+}));
+
 // fastEmpty() → 0: the cost of a call through this path, for the benchmark's floor.
 #[cfg(feature = "bench")]
 callback!(fast_empty, 1, |_a| Ok(0.0));
@@ -479,6 +565,8 @@ fn exported() -> Vec<(&'static str, Callback)> {
         ("fastReadSlot", fast_read_slot),
         ("fastReadRow", fast_read_row),
         ("fastNextUnfilled", fast_next_unfilled),
+        ("fastClaimNextUnfilled", fast_claim_next_unfilled),
+        ("fastFillBatch", fast_fill_batch),
     ];
     #[cfg(feature = "bench")]
     fns.extend([("fastEmpty", fast_empty as Callback), ("fastCasInternal", fast_cas_internal as Callback)]);
