@@ -994,9 +994,18 @@ impl<'a> ChunkColumn<'a> {
     }
 
     /// [`Ledger::flush_slot`] of the slot of `window_idx`, without its directory lookup.
+    #[inline]
     pub fn flush(&self, window_idx: u32) -> Result<()> {
+        if !self.ledger.sync {
+            return Ok(());
+        }
+        self.flush_synced(window_idx)
+    }
+
+    #[inline(never)]
+    fn flush_synced(&self, window_idx: u32) -> Result<()> {
         let l = self.ledger;
-        if !l.sync || window_idx < self.first || window_idx >= self.end {
+        if window_idx < self.first || window_idx >= self.end {
             return Ok(());
         }
         let off = self.base + (window_idx - self.first) as usize * self.row_bytes;

@@ -466,41 +466,51 @@ callback!(fast_claim_next_unfilled, 7, |a| a.with_controller(|c, a| {
 /// Numbers of one item of `fastFillBatch`.
 const FILL_ITEM: usize = 8;
 
-/// A whole number in `0..=max` at `buf[i * FILL_ITEM + field]` of a batch;
-/// anything else is a RangeError naming the item and the field.
+/// The fields of a batch fill's item: name and largest value.
+const FILL_FIELDS: [(&str, f64); FILL_ITEM] = [
+    ("symbolId", 4_294_967_295.0),
+    ("windowIdx", 4_294_967_295.0),
+    ("slot kind code", (SlotKind::ALL.len() - 1) as f64),
+    ("version", 4_294_967_295.0),
+    ("payloadType", 255.0),
+    ("payloadId", MAX_SAFE),
+    ("checksumHi", 4_294_967_295.0),
+    ("checksumLo", 4_294_967_295.0),
+];
+
+/// Whether `v` is a whole number in `0..=max` (`max` at most 2^53 − 1).
 #[inline(always)]
-fn item_whole(it: &[f64], i: usize, field: usize, max: f64, what: &'static str) -> Result<f64, Fail> {
-    let v = it[field];
-    if v >= 0.0 && v <= max {
-        // SAFETY: `v` is not NaN and lies in 0..=max <= 2^53 - 1, so its
-        // integer part fits in an i64, which is all `to_int_unchecked` requires.
-        let n = unsafe { v.to_int_unchecked::<i64>() };
-        if n as f64 == v {
-            return Ok(v);
-        }
-    }
-    Err(bad_item(i, what, max, v))
+fn whole_in(v: f64, max: f64) -> bool {
+    // SAFETY (of `to_int_unchecked`, reached only when `v` compared in range):
+    // `v` is not NaN and lies in 0..=max <= 2^53 - 1, so its integer part
+    // fits in an i64, which is all that `to_int_unchecked` requires.
+    v >= 0.0 && v <= max && unsafe { v.to_int_unchecked::<i64>() } as f64 == v
 }
 
+/// Whether every number of a batch fill's item is a whole number in its range.
+#[inline(always)]
+fn item_ok(it: &[f64]) -> bool {
+    it.len() == FILL_ITEM && FILL_FIELDS.iter().zip(it).all(|((_, max), v)| whole_in(*v, *max))
+}
+
+/// The RangeError for item `i`, one [`item_ok`] refused: it names the first bad field.
 #[cold]
 #[inline(never)]
-fn bad_item(i: usize, what: &'static str, max: f64, v: f64) -> Fail {
+fn bad_item(i: usize, it: &[f64]) -> Fail {
+    let (what, max, v) =
+        FILL_FIELDS.iter().zip(it).find(|((_, max), v)| !whole_in(**v, *max)).map_or(("item", 0.0, f64::NAN), |((w, m), v)| (*w, *m, *v));
     Fail::Range(format!("item {i}: {what} must be a whole number from 0 to {max}, got {v}"))
 }
 
-/// Item `i` of a batch fill, every number checked.
+/// Item `i` of a batch fill, whose numbers [`item_ok`] accepted.
 #[inline(always)]
-fn fill_item(it: &[f64], i: usize) -> Result<FillItem, Fail> {
-    let u32_max = f64::from(u32::MAX);
-    let symbol = item_whole(it, i, 0, u32_max, "symbolId")? as u32;
-    let window = item_whole(it, i, 1, u32_max, "windowIdx")? as u32;
-    let code = item_whole(it, i, 2, (SlotKind::ALL.len() - 1) as f64, "slot kind code")? as u32;
-    let kind = SlotKind::from_code(code).ok_or_else(|| bad_item(i, "slot kind code", (SlotKind::ALL.len() - 1) as f64, f64::from(code)))?;
-    let claim_version = item_whole(it, i, 3, u32_max, "version")? as u32;
-    let payload_type = item_whole(it, i, 4, 255.0, "payloadType")? as u8;
-    let payload_id = item_whole(it, i, 5, MAX_SAFE, "payloadId")? as u64;
-    let checksum = ((item_whole(it, i, 6, u32_max, "checksumHi")? as u64) << 32) | item_whole(it, i, 7, u32_max, "checksumLo")? as u64;
-    Ok(FillItem { at: SlotAddr::new(symbol, window, kind), claim_version, payload: FillPayload { payload_type, payload_id, checksum } })
+fn fill_item(it: &[f64]) -> Result<FillItem, CoreError> {
+    let kind = SlotKind::from_code(it[2] as u32).ok_or_else(|| invalid(format!("slot kind code {} does not exist", it[2])))?;
+    Ok(FillItem {
+        at: SlotAddr::new(it[0] as u32, it[1] as u32, kind),
+        claim_version: it[3] as u32,
+        payload: FillPayload { payload_type: it[4] as u8, payload_id: it[5] as u64, checksum: ((it[6] as u64) << 32) | it[7] as u64 },
+    })
 }
 
 // fastFillBatch(handle, buf: Float64Array, count) → count. `buf` holds 8 numbers an item,
@@ -517,18 +527,30 @@ callback!(fast_fill_batch, 3, |a| a.with_controller(|c, a| {
         return Err(Fail::Core(invalid(format!("fillBatch of {n} items needs {} numbers, got {}", n * (FILL_ITEM + 1), buf.len()))));
     }
     let (items, results) = buf.split_at_mut(n * FILL_ITEM);
-    let parsed = items.chunks_exact(FILL_ITEM).enumerate().map(|(i, it)| fill_item(it, i)).collect::<Result<Vec<_>, Fail>>()?;
-    c.fill_batch(
-        n,
-        |i| Ok(parsed[i]),
-        |i, outcome| match outcome {
-            Ok(t) => results[i] = f64::from(t.version),
-            Err(refusal) => {
-                write_slot(&mut items[i * FILL_ITEM..(i + 1) * FILL_ITEM], refusal.current());
-                results[i] = f64::from(refusal.refusal().code());
-            }
-        },
-    )?;
+    if let Some(i) = items.chunks_exact(FILL_ITEM).position(|it| !item_ok(it)) {
+        return Err(bad_item(i, &items[i * FILL_ITEM..(i + 1) * FILL_ITEM]));
+    }
+    // Refused items' slots, written over their numbers once the batch is
+    // done: the items are read while it runs.
+    let mut refused: Vec<(usize, SlotSnapshot)> = Vec::new();
+    let filled = {
+        let items: &[f64] = items;
+        c.fill_batch(
+            n,
+            |i| fill_item(&items[i * FILL_ITEM..(i + 1) * FILL_ITEM]),
+            |i, outcome| match outcome {
+                Ok(t) => results[i] = f64::from(t.version),
+                Err(refusal) => {
+                    results[i] = f64::from(refusal.refusal().code());
+                    refused.push((i, *refusal.current()));
+                }
+            },
+        )
+    };
+    for (i, seen) in refused {
+        write_slot(&mut items[i * FILL_ITEM..(i + 1) * FILL_ITEM], &seen);
+    }
+    filled?;
     Ok(n as f64)
 }));
 

@@ -123,6 +123,8 @@ impl Controller {
     }
 
     /// The audit line of a takeover claim, once it is counted and journaled.
+    #[cold]
+    #[inline(never)]
     fn audit_takeover(&self, at: SlotAddr, g: &ClaimGrant) {
         failpoint!("controller::takeover-claimed");
         // The claim is ours whatever happens to the audit line: a failed
@@ -309,9 +311,17 @@ impl Controller {
         }
         let mut batch = self.batch();
         let mut chunk: Option<(LedgerKind, ChunkColumn<'_>)> = None;
+        // The symbol last checked, and the windows known to exist.
+        let (mut known_symbol, windows) = (None, self.window_count.load(std::sync::atomic::Ordering::Acquire));
         for i in 0..n {
             let FillItem { at, claim_version, payload } = item(i)?;
-            self.check(at)?;
+            if known_symbol != Some(at.symbol) {
+                self.symbols.check_id(at.symbol)?;
+                known_symbol = Some(at.symbol);
+            }
+            if at.window >= windows {
+                self.check_window(at.window)?;
+            }
             let store = self.store(at.kind.store());
             store.check_exists(payload.payload_id)?;
             if self.sync && crate::durability::deferring() {
