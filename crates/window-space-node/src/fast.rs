@@ -481,10 +481,13 @@ const FILL_FIELDS: [(&str, f64); FILL_ITEM] = [
 /// Whether `v` is a whole number in `0..=max` (`max` at most 2^53 − 1).
 #[inline(always)]
 fn whole_in(v: f64, max: f64) -> bool {
-    // SAFETY (of `to_int_unchecked`, reached only when `v` compared in range):
-    // `v` is not NaN and lies in 0..=max <= 2^53 - 1, so its integer part
-    // fits in an i64, which is all that `to_int_unchecked` requires.
-    v >= 0.0 && v <= max && unsafe { v.to_int_unchecked::<i64>() } as f64 == v
+    if !(v >= 0.0 && v <= max) {
+        return false;
+    }
+    // SAFETY: `v` is not NaN and lies in 0..=max <= 2^53 - 1, so its integer
+    // part fits in an i64, which is all that `to_int_unchecked` requires.
+    let n = unsafe { v.to_int_unchecked::<i64>() };
+    n as f64 == v
 }
 
 /// Whether every number of a batch fill's item is a whole number in its range.

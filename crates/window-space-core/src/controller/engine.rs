@@ -87,7 +87,11 @@ impl Controller {
 
     /// A refused transition as an error, counted as a conflict or a busy slot.
     pub(super) fn refused(&self, at: SlotAddr, refusal: SlotWriteError) -> Error {
-        self.ledger(at.kind).count_event(refusal_event(&refusal), 1);
+        let event = match refusal {
+            SlotWriteError::SlotBusy { .. } => LedgerEvent::Busy,
+            _ => LedgerEvent::Conflicts,
+        };
+        self.ledger(at.kind).count_event(event, 1);
         Error::SlotWrite { at, refusal }
     }
 
@@ -117,7 +121,16 @@ impl Controller {
         self.after(journaled, at, t, LedgerEvent::Claims, 0)?;
         drop(in_flight);
         if takeover {
-            self.audit_takeover(at, &g);
+            failpoint!("controller::takeover-claimed");
+            // The claim is ours whatever happens to the audit line: a failed
+            // write of it is not the engine's failure.
+            let previous = SlotSnapshot {
+                status: SlotStatus::Pending,
+                version: g.version.wrapping_sub(1),
+                lease_deadline_ms: g.previous_deadline_ms,
+                ..SlotSnapshot::EMPTY
+            };
+            let _ = self.audit_single(&AuditContext::default(), "takeover", at, t, &previous);
         }
         Ok(g)
     }
