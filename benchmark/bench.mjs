@@ -375,6 +375,18 @@ try {
         if (c.claimNextUnfilled(cur.sid, cur.start, W.KINDS[cur.kind], B).length !== B) bad++
       },
     })
+    const claimOut = new Float64Array(3 * B)
+    await measure({
+      ...base,
+      op,
+      contender: 'window-space raw',
+      mode: 'raw.claimNextUnfilled',
+      ops: B,
+      before: wsBefore,
+      fn() {
+        if (c.raw.claimNextUnfilled(cur.sid, cur.start, cur.kind, B, -1, claimOut) !== B) bad++
+      },
+    })
     reportBad(op, 'window-space', bad)
     // The peers: B fresh slots of one (symbol, kind) each sample.
     const peerBlock = (fam, symBase) => {
@@ -444,6 +456,38 @@ try {
         },
       })
       reportBad(fop, 'window-space (id)', fbad)
+    }
+    {
+      const b = newBatch(B)
+      const buf = new Float64Array(9 * B)
+      let rbad = 0
+      await measure({
+        ...base,
+        op: fop,
+        contender: 'window-space raw',
+        mode: 'raw.fillBatch',
+        ops: B,
+        before() {
+          wsFam.prepare(b)
+          wsFam.claimForSetup(b)
+          for (let i = 0; i < B; i++) {
+            const o = 8 * i
+            buf[o] = b.sid[i]
+            buf[o + 1] = b.win[i]
+            buf[o + 2] = b.kind[i]
+            buf[o + 3] = b.ver[i]
+            buf[o + 4] = 1
+            buf[o + 5] = W.pid[b.kind[i]]
+            buf[o + 6] = 0
+            buf[o + 7] = 0x12345678
+          }
+        },
+        fn() {
+          c.raw.fillBatch(buf, B)
+          for (let i = 0; i < B; i++) if (buf[8 * B + i] < 0) rbad++
+        },
+      })
+      reportBad(fop, 'window-space raw', rbad)
     }
     for (const [fam, contender, mode, fill] of [
       [sabFam, 'SAB+Atomics (in-memory)', '', sabFam.variants[0].fill],

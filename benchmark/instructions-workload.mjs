@@ -2,9 +2,10 @@
 // Node-API entry points (benchmark/instructions.mjs runs it under callgrind;
 // docs/performance.md says what it measures): the raw transitions
 // (fastClaim, fastRenew, fastFill, fastClear), a claim+fill cycle,
-// fastReadSlot, fastNextUnfilled, the batch calls claimNextUnfilled and
-// fillBatch (what the facade's fillMany calls), and NativeController.open
-// of a small existing directory.
+// fastReadSlot, fastNextUnfilled, the batch calls fastClaimNextUnfilled
+// and fastFillBatch (behind controller.raw's claimNextUnfilled and
+// fillBatch and the facade's claimNextUnfilled and fillMany), and
+// NativeController.open of a small existing directory.
 //
 // Usage: node benchmark/instructions-workload.mjs <addon.node> <scratch dir>
 // Prints its sections as one JSON array on stdout, in the order they ran:
@@ -110,7 +111,7 @@ for (let win = 0; win < 8; win++) {
 }
 n.fastNextUnfilled(h, w, 0, OPTION_TRADE)
 const batchOut = new Float64Array(3 * BATCH)
-expect('warm-up batch claim', c.claimNextUnfilled(w, 100, OPTION_TRADE, BATCH, LEASE_MS, batchOut) === BATCH)
+expect('warm-up batch claim', n.fastClaimNextUnfilled(h, w, 100, OPTION_TRADE, BATCH, LEASE_MS, batchOut) === BATCH)
 // fillBatch's one array: 8 numbers an item, then one result an item.
 const items = new Float64Array(9 * BATCH)
 const results = (buf) => buf.subarray(8 * BATCH)
@@ -120,7 +121,7 @@ const packFills = (sym, kind, claims, payloadId) => {
   }
 }
 packFills(w, OPTION_TRADE, batchOut, trade)
-expect('warm-up batch fill', c.fillBatch(items, BATCH) === BATCH && results(items).every((v) => v === 2))
+expect('warm-up batch fill', n.fastFillBatch(h, items, BATCH) === BATCH && results(items).every((v) => v === 2))
 n.NativeController.open({ stateDir: smallDir, scheduleJson }).close()
 
 const refusal = new Float64Array(8)
@@ -174,8 +175,8 @@ section('napi nextUnfilledWindow (900 filled)', SCANS, { fast_next_unfilled: SCA
 expect('the first unfilled window', found === SCANS * FILLED_IN_FRONT)
 const batches = Array.from({ length: BATCHES }, () => new Float64Array(3 * BATCH))
 let claimed = 0
-section('napi claimNextUnfilled, per slot (batches of 100)', BATCH * BATCHES, { claim_next_unfilled_c_callback: BATCHES }, () => {
-  for (let i = 0; i < BATCHES; i++) claimed += c.claimNextUnfilled(b, FILLED_IN_FRONT + i * BATCH, OPTION_TRADE, BATCH, LEASE_MS, batches[i])
+section('napi claimNextUnfilled, per slot (batches of 100)', BATCH * BATCHES, { fast_claim_next_unfilled: BATCHES }, () => {
+  for (let i = 0; i < BATCHES; i++) claimed += n.fastClaimNextUnfilled(h, b, FILLED_IN_FRONT + i * BATCH, OPTION_TRADE, BATCH, LEASE_MS, batches[i])
 })
 expect('full batches', claimed === BATCH * BATCHES)
 const fillItems = batches.map((claims) => {
@@ -183,8 +184,8 @@ const fillItems = batches.map((claims) => {
   return items.slice()
 })
 let batchFilled = 0
-section('napi fillBatch, per slot (batches of 100)', BATCH * BATCHES, { fill_batch_c_callback: BATCHES }, () => {
-  for (let i = 0; i < BATCHES; i++) batchFilled += c.fillBatch(fillItems[i], BATCH)
+section('napi fillBatch, per slot (batches of 100)', BATCH * BATCHES, { fast_fill_batch: BATCHES }, () => {
+  for (let i = 0; i < BATCHES; i++) batchFilled += n.fastFillBatch(h, fillItems[i], BATCH)
 })
 expect('batch fills', batchFilled === BATCH * BATCHES && fillItems.every((buf) => results(buf).every((v) => v === 2)))
 let symbols = 0

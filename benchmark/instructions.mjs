@@ -95,15 +95,15 @@ function targets(file, measuredPattern, marker) {
 }
 
 const core = targets(coreBin, /^window_space_instructions::measured::\w+$/, 'window_space_instructions::section_end')
-const napiFns = ['fast_claim', 'fast_renew', 'fast_fill', 'fast_clear', 'fast_read_slot', 'fast_next_unfilled']
-const napiMethods = ['claim_next_unfilled', 'fill_batch', 'open']
+const napiFns = ['fast_claim', 'fast_renew', 'fast_fill', 'fast_clear', 'fast_read_slot', 'fast_next_unfilled', 'fast_claim_next_unfilled', 'fast_fill_batch']
+const napiMethods = ['open']
 const napi = targets(
   addon,
   new RegExp(`^window_space_node::(fast::(${napiFns.join('|')})|controller::__napi_impl_helper_NativeController_\\d+::(${napiMethods.join('|')})_c_callback)$`),
   'window_space_node::fast::fast_last_refusal',
 )
 for (const [what, t, want] of [
-  ['core workload', core, 8],
+  ['core workload', core, 9],
   ['addon', napi, napiFns.length + napiMethods.length],
 ]) {
   if (t.measured.length !== want) {

@@ -481,17 +481,17 @@ export class WindowSpaceController {
     const symbolId = this.symbolId(symbol)
     checkWhole(startIdx, 'startIdx', U32_MAX)
     const kind = toSlotKind(slotKind)
-    return this.#claimBatch(symbolId, kind, count, options, (n, leaseMs, buf) => n.claimNextUnfilled(symbolId, startIdx, kind.code, count, leaseMs, buf))
+    const h = this.#handle()
+    return this.#claimBatch(symbolId, kind, count, options, (leaseMs, buf) => fast.fastClaimNextUnfilled(h, symbolId, startIdx, kind.code, count, leaseMs, buf))
   }
 
   /** Runs a native batch claim that writes (window, version, deadline) triples into a reused buffer; builds the claims. */
-  #claimBatch(symbolId: number, kind: SlotKind, count: number, options: ClaimOptions, claim: (n: NativeController, leaseMs: number, buf: Float64Array) => number): Claim[] {
+  #claimBatch(symbolId: number, kind: SlotKind, count: number, options: ClaimOptions, claim: (leaseMs: number, buf: Float64Array) => number): Claim[] {
     checkWhole(count, 'count', 1_000_000)
     const leaseMs = options.leaseMs === undefined ? -1 : checkWhole(options.leaseMs, 'leaseMs', Number.MAX_SAFE_INTEGER)
     if (this.#claimBuf.length < 3 * count) this.#claimBuf = new Float64Array(3 * count)
     const buf = this.#claimBuf
-    const n = this.#n
-    const got = call(() => claim(n, leaseMs, buf))
+    const got = call(() => claim(leaseMs, buf))
     const out: Claim[] = new Array<Claim>(got)
     for (let i = 0; i < got; i++) out[i] = { symbolId, windowIdx: buf[3 * i]!, slotKind: kind, version: buf[3 * i + 1]!, leaseExpiresAt: buf[3 * i + 2]! }
     return out
@@ -504,7 +504,7 @@ export class WindowSpaceController {
   fillMany(items: readonly FillRequest[]): FillResult[] {
     if (!isList(items)) throw new TypeError('fillMany expects an array')
     const n = items.length
-    // Items (8 numbers each), then one result an item (see the addon's fillBatch).
+    // Items (8 numbers each), then one result an item (see `RawCalls.fillBatch`).
     const packed = new Float64Array(n * 9)
     // Where each item is, kept apart from `packed`: a refused item's numbers are overwritten.
     const places: SlotPlace[] = new Array<SlotPlace>(n)
@@ -518,21 +518,18 @@ export class WindowSpaceController {
       const version = checkWhole(it.meta.version, `items[${i}].meta.version`, U32_MAX)
       places[i] = place
       versions[i] = version
-      packed.set(
-        [
-          place.symbolId,
-          place.windowIdx,
-          kind.code,
-          version,
-          payloadTypeCode(it.meta.payloadType),
-          checkWhole(it.meta.payloadId, `items[${i}].meta.payloadId`, Number.MAX_SAFE_INTEGER),
-          Number(sum >> 32n),
-          Number(sum & 0xffffffffn),
-        ],
-        i * 8,
-      )
+      const o = i * 8
+      packed[o] = place.symbolId
+      packed[o + 1] = place.windowIdx
+      packed[o + 2] = kind.code
+      packed[o + 3] = version
+      packed[o + 4] = payloadTypeCode(it.meta.payloadType)
+      packed[o + 5] = checkWhole(it.meta.payloadId, `items[${i}].meta.payloadId`, Number.MAX_SAFE_INTEGER)
+      packed[o + 6] = Number(sum >> 32n)
+      packed[o + 7] = Number(sum & 0xffffffffn)
     }
-    call(() => this.#n.fillBatch(packed, n))
+    const h = this.#handle()
+    call(() => fast.fastFillBatch(h, packed, n))
     return Array.from(packed.subarray(n * 8), (r, i): FillResult => {
       if (r >= 0) return { ok: true, version: r }
       // A refused item's numbers now hold the slot as its refusal saw it.
@@ -645,7 +642,8 @@ export class WindowSpaceController {
     checkWhole(startIdx, 'startIdx', U32_MAX)
     const mask = this.#mask(requirements)
     const kind = toSlotKind(forSlot, 'forSlot')
-    return this.#claimBatch(symbolId, kind, count, options, (n, leaseMs, buf) => n.claimNextReady(symbolId, startIdx, mask, kind.code, count, leaseMs, buf))
+    const n = this.#n
+    return this.#claimBatch(symbolId, kind, count, options, (leaseMs, buf) => n.claimNextReady(symbolId, startIdx, mask, kind.code, count, leaseMs, buf))
   }
 
   // ---- waiting on other engines ----------------------------------------------

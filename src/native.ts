@@ -77,6 +77,10 @@ export interface FastPath {
   fastReadSlot: (this: void, handle: number, symbol: number, window: number, kind: number, out: Float64Array) => number
   fastReadRow: (this: void, handle: number, ledger: number, symbol: number, window: number, out: Float64Array) => number
   fastNextUnfilled: (this: void, handle: number, symbol: number, start: number, kind: number) => number
+  /** Claims up to `count`; writes (window, version, lease deadline) triples into `out`; returns how many. */
+  fastClaimNextUnfilled: (this: void, handle: number, symbol: number, start: number, kind: number, count: number, leaseMs: number, out: Float64Array) => number
+  /** Fills `count` items of 8 numbers; results at `buf[8 * count + i]` (see `RawCalls.fillBatch`). */
+  fastFillBatch: (this: void, handle: number, buf: Float64Array, count: number) => number
 }
 
 /** The benchmark's floor functions, in builds with the `bench` feature only. */
@@ -103,6 +107,8 @@ function fastPath(): FastPath & BenchFloor {
     fastReadSlot: n.fastReadSlot,
     fastReadRow: n.fastReadRow,
     fastNextUnfilled: n.fastNextUnfilled,
+    fastClaimNextUnfilled: n.fastClaimNextUnfilled,
+    fastFillBatch: n.fastFillBatch,
     fastEmpty: n.fastEmpty,
     fastCasInternal: n.fastCasInternal,
   }

@@ -71,6 +71,44 @@ export class RawCalls<C = unknown> {
     }
   }
 
+  /**
+   * Claims up to `count` windows `>= startIdx` of one symbol and slot kind in
+   * one call, in window order, skipping windows that are Filled, Retired or
+   * held by a live claim, as `claimNextUnfilled` does. Claim `i` is written
+   * to `out[3i]` (window), `out[3i + 1]` (claim version) and `out[3i + 2]`
+   * (lease deadline, ms since the epoch); `out` must hold at least
+   * `3 * count` numbers. Returns how many it claimed (0 ..= `count`).
+   * `leaseMs` < 0 means the default lease.
+   */
+  claimNextUnfilled(symbolId: number, startIdx: number, kindCode: number, count: number, leaseMs: number, out: Float64Array): number {
+    try {
+      return fast.fastClaimNextUnfilled(this.#owner.handle(), symbolId, startIdx, kindCode, count, leaseMs, out)
+    } catch (e) {
+      throw translateNativeError(e)
+    }
+  }
+
+  /**
+   * Fills `count` slots in one call, each as {@link fill} would. `buf` holds
+   * 8 numbers an item, `[symbolId, windowIdx, kindCode, version, payloadType,
+   * payloadId, checksumHi, checksumLo]`, followed by one number an item:
+   * `buf[8 * count + i]` receives item `i`'s new version, or a negative
+   * {@link Refusal} code, in which case the item's 8 numbers are replaced by
+   * the slot as the refusal saw it (`[status, version, payloadType,
+   * payloadId, checksumHi, checksumLo, leaseDeadlineMs, 0]`). `buf` must hold
+   * at least `9 * count` numbers. A refused item does not stop the batch.
+   * Every number is checked before any slot changes (a `RangeError` names
+   * the item); an unknown symbol, window or payload id throws its typed
+   * error, the items before it filled and their results written. Returns `count`.
+   */
+  fillBatch(buf: Float64Array, count: number): number {
+    try {
+      return fast.fastFillBatch(this.#owner.handle(), buf, count)
+    } catch (e) {
+      throw translateNativeError(e)
+    }
+  }
+
   /** The controller these calls act on. */
   get controller(): C {
     return this.#controller

@@ -45,6 +45,10 @@ pub const POINTS: &[(&str, &str)] = &[
         "controller::before-count",
         "a transition's compare-and-swap done (claim, fill, clear, force-clear, retire); the shared counters not updated",
     ),
+    (
+        "controller::batch-slot-done",
+        "a batch claim or batch fill: one slot's transition made and journaled; the batch's shared counters not updated",
+    ),
     ("controller::takeover-claimed", "a takeover's claim made, counted and journaled; its audit line not written"),
     (
         "controller::repair-scanned",

@@ -461,6 +461,50 @@ impl Ledger {
         self.map.slot(addr, off).ok_or_else(|| Error::corrupt(&self.path, None, "slot offset outside its chunk"))
     }
 
+    /// The slots of `column` in the chunk of `symbol` that holds `window_idx`,
+    /// if that chunk exists (after catching up with other processes): one
+    /// directory lookup for every window of the chunk.
+    pub fn chunk_column(&self, symbol: u32, window_idx: u32, column: usize) -> Result<Option<ChunkColumn<'_>>> {
+        let (chunk_idx, _) = self.locate(window_idx, column);
+        let found = self.dir.read().unwrap_or_else(|p| p.into_inner()).get(symbol, chunk_idx);
+        let addr = match found {
+            Some(a) => a,
+            None => {
+                self.catch_up()?;
+                match self.dir.read().unwrap_or_else(|p| p.into_inner()).get(symbol, chunk_idx) {
+                    Some(a) => a,
+                    None => return Ok(None),
+                }
+            }
+        };
+        Ok(Some(self.column_of(symbol, chunk_idx, addr, column)))
+    }
+
+    /// [`chunk_column`](Self::chunk_column), allocating the chunk if needed.
+    pub fn chunk_column_for_write(&self, symbol: u32, window_idx: u32, column: usize) -> Result<ChunkColumn<'_>> {
+        if let Some(c) = self.chunk_column(symbol, window_idx, column)? {
+            return Ok(c);
+        }
+        let (chunk_idx, _) = self.locate(window_idx, column);
+        let addr = self.allocate(symbol, chunk_idx)?;
+        Ok(self.column_of(symbol, chunk_idx, addr, column))
+    }
+
+    fn column_of(&self, symbol: u32, chunk_idx: u32, addr: ChunkAddr, column: usize) -> ChunkColumn<'_> {
+        let rpc = self.geometry.rows_per_chunk;
+        let first = chunk_idx * rpc;
+        ChunkColumn {
+            ledger: self,
+            addr,
+            symbol,
+            first,
+            end: first.saturating_add(rpc),
+            base: CHUNK_HEADER_BYTES as usize + column * SLOT_BYTES,
+            row_bytes: self.geometry.row_bytes(),
+            column,
+        }
+    }
+
     /// Reads every slot of a row with one chunk lookup (Empty if unallocated).
     pub fn read_row(&self, symbol: u32, window_idx: u32) -> Result<Vec<SlotSnapshot>> {
         let columns = self.geometry.slots_per_row as usize;
@@ -606,6 +650,34 @@ impl Ledger {
         if let Some(c) = self.status_counter(column, t.to) {
             c.fetch_add(1, Ordering::AcqRel);
         }
+    }
+
+    /// Adds summed deltas to the shared counters, and empties them: the
+    /// decreases first, then the increases, as [`count_transition`](Self::count_transition) does.
+    pub fn count_deltas(&self, d: &mut CounterDeltas) {
+        if !d.any {
+            return;
+        }
+        for (column, row) in d.status.iter().enumerate() {
+            for (i, &delta) in row.iter().enumerate() {
+                if delta < 0 {
+                    self.header(OFF_STATUS_COUNTS + (column * COUNTED_STATUSES + i) * 8).fetch_sub(delta.unsigned_abs(), Ordering::AcqRel);
+                }
+            }
+        }
+        for (column, row) in d.status.iter().enumerate() {
+            for (i, &delta) in row.iter().enumerate() {
+                if delta > 0 {
+                    self.header(OFF_STATUS_COUNTS + (column * COUNTED_STATUSES + i) * 8).fetch_add(delta as u64, Ordering::AcqRel);
+                }
+            }
+        }
+        for (event, &n) in LedgerEvent::ALL.iter().zip(&d.events) {
+            if n > 0 {
+                self.count_event(*event, n);
+            }
+        }
+        *d = CounterDeltas::default();
     }
 
     /// Adds to an event counter.
@@ -878,6 +950,125 @@ impl Ledger {
     /// Kind of slot for a column of this ledger.
     pub fn kind_of_column(&self, column: usize) -> Option<SlotKind> {
         self.geometry.kind.slot_kinds().get(column).copied()
+    }
+}
+
+/// The slots of one column in one chunk of a symbol (from
+/// [`Ledger::chunk_column`]): cells by window, without a directory lookup each.
+#[derive(Clone, Copy)]
+pub struct ChunkColumn<'a> {
+    ledger: &'a Ledger,
+    addr: ChunkAddr,
+    symbol: u32,
+    /// First window of the chunk.
+    first: u32,
+    /// The window after the chunk's last.
+    end: u32,
+    /// Byte offset in the chunk of the column's slot in the first row.
+    base: usize,
+    row_bytes: usize,
+    column: usize,
+}
+
+impl<'a> ChunkColumn<'a> {
+    /// The window after the chunk's last.
+    #[inline]
+    pub fn end(&self) -> u32 {
+        self.end
+    }
+
+    /// Whether the chunk holds `window_idx` (of this symbol).
+    #[inline]
+    pub fn holds(&self, symbol: u32, window_idx: u32) -> bool {
+        symbol == self.symbol && window_idx >= self.first && window_idx < self.end
+    }
+
+    /// The slot of `window_idx`, a window the chunk holds ([`holds`](Self::holds));
+    /// `None` for any other window.
+    #[inline]
+    pub fn cell(&self, window_idx: u32) -> Option<SlotCell<'a>> {
+        if window_idx < self.first || window_idx >= self.end {
+            return None;
+        }
+        self.ledger.map.slot(self.addr, self.base + (window_idx - self.first) as usize * self.row_bytes)
+    }
+
+    /// [`Ledger::flush_slot`] of the slot of `window_idx`, without its directory lookup.
+    #[inline]
+    pub fn flush(&self, window_idx: u32) -> Result<()> {
+        if !self.ledger.sync {
+            return Ok(());
+        }
+        self.flush_synced(window_idx)
+    }
+
+    #[inline(never)]
+    fn flush_synced(&self, window_idx: u32) -> Result<()> {
+        let l = self.ledger;
+        if window_idx < self.first || window_idx >= self.end {
+            return Ok(());
+        }
+        let off = self.base + (window_idx - self.first) as usize * self.row_bytes;
+        if crate::durability::deferring() {
+            l.deferred.lock().unwrap_or_else(|p| p.into_inner()).push((self.addr, off));
+            Ok(())
+        } else {
+            l.pay_header()?;
+            l.map.flush(Site::LedgerSlotMsync, self.addr, off, SLOT_BYTES)
+        }
+    }
+
+    /// The column of the slots (for counting their transitions).
+    #[inline]
+    pub fn column(&self) -> usize {
+        self.column
+    }
+}
+
+/// Changes of a ledger's shared counters summed over the transitions of a
+/// batch, added to the counters at once by [`Ledger::count_deltas`]: one
+/// read-modify-write a counter that moved instead of three a transition.
+#[derive(Debug, Clone)]
+pub struct CounterDeltas {
+    /// By column and counted status (Pending, Filled, Cleared, Retired):
+    /// slots in minus slots out.
+    status: [[i64; COUNTED_STATUSES]; MAX_COLUMNS],
+    events: [u64; LedgerEvent::ALL.len()],
+    any: bool,
+}
+
+impl Default for CounterDeltas {
+    fn default() -> Self {
+        Self { status: [[0; COUNTED_STATUSES]; MAX_COLUMNS], events: [0; LedgerEvent::ALL.len()], any: false }
+    }
+}
+
+impl CounterDeltas {
+    /// Counts one transition of a slot of `column` ([`Ledger::count_transition`]).
+    #[inline]
+    pub fn transition(&mut self, column: usize, t: Transition) {
+        if t.from == t.to || column >= MAX_COLUMNS {
+            return;
+        }
+        if t.from != SlotStatus::Empty {
+            self.status[column][t.from as usize - 1] -= 1;
+        }
+        if t.to != SlotStatus::Empty {
+            self.status[column][t.to as usize - 1] += 1;
+        }
+        self.any = true;
+    }
+
+    /// Counts `n` events ([`Ledger::count_event`]).
+    #[inline]
+    pub fn event(&mut self, event: LedgerEvent, n: u64) {
+        self.events[event as usize] += n;
+        self.any |= n > 0;
+    }
+
+    /// True when nothing was counted.
+    pub fn is_empty(&self) -> bool {
+        !self.any
     }
 }
 

@@ -47,7 +47,7 @@ pub mod symbols;
 pub mod vocab;
 
 pub use artifact::ArtifactInfo;
-pub use controller::{Config, Controller, Durability, SlotMetric, StorageReport};
+pub use controller::{Config, Controller, Durability, FillItem, SlotMetric, StorageReport};
 pub use durability::clear_deferring;
 pub use error::{Error, Result};
 pub use payload::{PayloadInput, PayloadRecord};

@@ -49,8 +49,8 @@ use window_space_core::journal::{JournalRead, ReadEnd};
 use window_space_core::ops::gc::{gc, FileClass, GcOptions};
 use window_space_core::ops::verify::{verify, VerifyOptions};
 use window_space_core::{
-    Config, Controller, Durability, ErrorCode, FillPayload, LedgerKind, PayloadInput, SlotAddr, SlotKind, SlotMetric, SlotSnapshot,
-    SlotStatus, StorageReport, StoreKind, WindowSpace,
+    Config, Controller, Durability, ErrorCode, FillItem, FillPayload, LedgerKind, PayloadInput, SlotAddr, SlotKind, SlotMetric,
+    SlotSnapshot, SlotStatus, StorageReport, StoreKind, WindowSpace,
 };
 
 const WINDOWS: u32 = 2000;
@@ -83,7 +83,9 @@ fn rpc(c: &Controller) -> u32 {
 /// after each one that returned, then `DONE`.
 ///
 /// Steps: `claim` (symbol, window, kind, lease ms), `fill` (payload: the
-/// id of the last `append` unless given), `clear`, `forceClear`, `retire`,
+/// id of the last `append` unless given), `claimBatch` (symbol, window: the
+/// first, n, kind, lease ms), `fillBatch` (symbol, kind, items: `[{window,
+/// version, payload}]`), `clear`, `forceClear`, `retire`,
 /// `append` (symbol, window, checksum: one trades record), `resolve`
 /// (symbol name), `metrics`, `artifact` (rel, text).
 #[test]
@@ -118,6 +120,30 @@ fn child_process_role() {
                 let checksum = s["checksum"].as_u64().unwrap_or(7);
                 let t = c.fill(addr(), n("version") as u32, FillPayload { payload_type: 1, payload_id, checksum }).unwrap();
                 ack(slot(t.version));
+            }
+            "claimBatch" => {
+                let got = c.claim_next_unfilled(addr(), n("n") as u32, s["lease"].as_u64()).unwrap();
+                for (window, g) in got {
+                    ack(json!({ "t": "claim", "symbol": n("symbol"), "window": window, "kind": kind.name(), "version": g.version }));
+                }
+            }
+            "fillBatch" => {
+                let items: Vec<FillItem> = s["items"]
+                    .as_array()
+                    .unwrap()
+                    .iter()
+                    .map(|it| FillItem {
+                        at: SlotAddr::new(n("symbol") as u32, it["window"].as_u64().unwrap() as u32, kind),
+                        claim_version: it["version"].as_u64().unwrap() as u32,
+                        payload: FillPayload { payload_type: 1, payload_id: it["payload"].as_u64().unwrap(), checksum: 7 },
+                    })
+                    .collect();
+                let mut filled = Vec::new();
+                c.fill_batch(items.len(), |i| Ok(items[i]), |i, outcome| filled.push((items[i].at.window, outcome.unwrap().version)))
+                    .unwrap();
+                for (window, version) in filled {
+                    ack(json!({ "t": "fill", "symbol": n("symbol"), "window": window, "kind": kind.name(), "version": version }));
+                }
             }
             "clear" => ack(slot(c.clear(addr(), n("version") as u32).unwrap().version)),
             "forceClear" => ack(slot(c.force_clear(addr(), &Default::default()).unwrap().version)),
@@ -522,6 +548,107 @@ fn a_writer_stopped_between_a_transition_and_its_counter_update_is_not_taken_for
     assert_eq!(acked.slots[&at(s, 10)], (SlotStatus::Pending, 1), "the stopped writer finished its claim");
     w.check(&acked, "after the stopped writer finished and the dead one was repaired");
     w.reopen_alone("after a stopped and a dead writer");
+    scenario.teardown();
+}
+
+/// Statuses of `windows` of `CRASH`'s optionTrade slots, in window order.
+fn statuses(c: &Controller, s: u32, windows: std::ops::Range<u32>) -> Vec<SlotStatus> {
+    windows.map(|w| c.read_slot(at(s, w)).unwrap().status).collect()
+}
+
+#[test]
+fn a_batch_killed_between_its_slots_leaves_the_slots_it_changed_and_counters_a_recount_makes_exact() {
+    let scenario = FailScenario::setup();
+    let mut w = World::new(false);
+    let s = w.s;
+    // Batches of 8 that cross a chunk boundary (the second chunk made by the batch).
+    let r = rpc(&w.c);
+    let starts: Vec<u32> = (0..5).map(|i| (2 * i + 1) * r - 3).collect();
+    let watched: Vec<SlotAddr> = starts.iter().flat_map(|&b| (b..b + 8).map(move |win| at(s, win))).collect();
+    w.watch(&watched);
+    let mut acked = Acked::default();
+    // Killed after the 1st, 4th and 8th claim of a batch, and after the last
+    // claim with the batch's counters not added.
+    for (&first, spec) in starts.iter().zip([
+        "controller::batch-slot-done=stop(1)",
+        "controller::batch-slot-done=stop(4)",
+        "controller::batch-slot-done=stop(8)",
+        "controller::before-count=stop",
+    ]) {
+        let step = json!([{ "t": "claimBatch", "symbol": s, "window": first, "n": 8, "lease": 60_000 }]);
+        acked.add(&killed_at(w.path(), step, spec, ChildOpts::default()));
+        let made = statuses(&w.c, s, first..first + 8).iter().filter(|st| **st == SlotStatus::Pending).count();
+        let want = match spec.rsplit_once('(') {
+            Some((_, k)) => k.trim_end_matches(')').parse::<usize>().unwrap(),
+            None => 8,
+        };
+        assert_eq!(made, want, "{spec}: the claims of the batch before its death stand, the others were not made");
+        counts_repaired(&w.c, &format!("after a batch claim killed at {spec}"));
+    }
+    // A batch fill of the survivor's claims, killed after 3 of its 6 fills.
+    let first = starts[4];
+    let claims = w.c.claim_next_unfilled(at(s, first), 6, Some(60_000)).unwrap();
+    assert_eq!(claims.len(), 6);
+    let ids: Vec<u64> =
+        claims.iter().map(|(win, _)| w.c.append_payload(StoreKind::Trades, record(s, *win, SlotKind::OptionTrade, 7)).unwrap()).collect();
+    let items: Vec<Value> =
+        claims.iter().zip(&ids).map(|((win, g), id)| json!({ "window": win, "version": g.version, "payload": id })).collect();
+    let step = json!([{ "t": "fillBatch", "symbol": s, "items": items }]);
+    acked.add(&killed_at(w.path(), step, "controller::batch-slot-done=stop(3)", ChildOpts::default()));
+    let filled = statuses(&w.c, s, first..first + 6);
+    assert_eq!(filled.iter().filter(|st| **st == SlotStatus::Filled).count(), 3, "{filled:?}");
+    assert_eq!(&filled[..3], &[SlotStatus::Filled; 3], "a batch fills its items in order: {filled:?}");
+    counts_repaired(&w.c, "after a batch fill killed after its third fill");
+    w.check(&acked, "after batches killed between their slots");
+    // The rest of the batch is finished by another one, and the counts stay exact.
+    let rest: Vec<FillItem> = claims[3..]
+        .iter()
+        .zip(&ids[3..])
+        .map(|((win, g), id)| FillItem {
+            at: at(s, *win),
+            claim_version: g.version,
+            payload: FillPayload { payload_type: 1, payload_id: *id, checksum: 7 },
+        })
+        .collect();
+    let mut versions = Vec::new();
+    w.c.fill_batch(rest.len(), |i| Ok(rest[i]), |_, outcome| versions.push(outcome.map(|t| t.version))).unwrap();
+    assert_eq!(versions, claims[3..].iter().map(|(_, g)| Ok(g.version + 1)).collect::<Vec<_>>());
+    assert_counts_exact(&w.c, "after the rest of the batch fill");
+    w.reopen_alone("after batches killed between their slots");
+    scenario.teardown();
+}
+
+#[test]
+fn a_batch_stopped_between_its_slots_is_not_counted_by_a_repair_before_it_counts_itself() {
+    let scenario = FailScenario::setup();
+    let mut w = World::new(false);
+    let s = w.s;
+    w.watch(&(100..110).map(|win| at(s, win)).collect::<Vec<_>>());
+    // One batch stops after its second claim and stays alive; a writer dies
+    // between a claim and its counter update, so the survivor wants to repair.
+    let stopped = start(
+        w.path(),
+        json!([{ "t": "claimBatch", "symbol": s, "window": 100, "n": 5 }]),
+        "controller::batch-slot-done=stop(2)",
+        ChildOpts::default(),
+    )
+    .stopped();
+    killed_at(w.path(), json!([{ "t": "claim", "symbol": s, "window": 109 }]), "controller::before-count=stop", ChildOpts::default());
+    for _ in 0..3 {
+        let pending = w.c.slot_metrics().iter().find(|m| m.kind == SlotKind::OptionTrade).unwrap().counts[SlotStatus::Pending as usize];
+        assert!(pending <= 1, "a repair counted claims of the stopped batch before it counted them: {pending}");
+    }
+    // Others are not held up: a batch of the survivor claims past the stopped one's windows.
+    let mine = w.c.claim_next_unfilled(at(s, 100), 3, None).unwrap();
+    let mine: Vec<u32> = mine.iter().map(|(win, _)| *win).collect();
+    assert_eq!(mine, vec![102, 103, 104], "the survivor's batch skips the stopped batch's live claims");
+    let mut acked = Acked::default();
+    let theirs = stopped.resume();
+    acked.add(&theirs);
+    let theirs: Vec<u64> = theirs.iter().filter(|a| a["t"] == "claim").map(|a| a["window"].as_u64().unwrap()).collect();
+    assert_eq!(theirs, vec![100, 101, 105, 106, 107], "the stopped batch finished past the windows claimed meanwhile");
+    w.check(&acked, "after the stopped batch finished and the dead writer was repaired");
+    w.reopen_alone("after a stopped batch and a dead writer");
     scenario.teardown();
 }
 

@@ -1,5 +1,5 @@
 //! The fixed workload of the instruction-count gate (`benchmark/instructions.mjs`,
-//! docs/performance.md): the core's transitions, batch claim, reads and a
+//! docs/performance.md): the core's transitions, batch claim, batch fill, reads and a
 //! bootstrap of a small existing directory, each run a fixed number of times
 //! through the core API, for callgrind to count.
 //!
@@ -29,7 +29,7 @@ use std::path::{Path, PathBuf};
 use std::process::ExitCode;
 
 use window_space_core::{
-    ClaimGrant, Config, Controller, FillPayload, PayloadInput, SlotAddr, SlotKind, StorageReport, Transition, WindowSpace,
+    ClaimGrant, Config, Controller, FillItem, FillPayload, PayloadInput, SlotAddr, SlotKind, StorageReport, Transition, WindowSpace,
 };
 
 /// Operations of a single-slot section.
@@ -91,6 +91,11 @@ mod measured {
     #[inline(never)]
     pub fn claim_next_unfilled(c: &Controller, start: SlotAddr, n: u32) -> Result<Vec<(u32, ClaimGrant)>> {
         c.claim_next_unfilled(start, n, LEASE_MS)
+    }
+
+    #[inline(never)]
+    pub fn fill_batch(c: &Controller, items: &[FillItem], outcomes: &mut Vec<u32>) -> Result<()> {
+        c.fill_batch(items.len(), |i| Ok(items[i]), |_, outcome| outcomes.push(outcome.map_or(0, |t| t.version)))
     }
 
     #[inline(never)]
@@ -241,7 +246,14 @@ fn run(scratch: &Path) -> Result<Sections> {
         measured::clear(&c, at, g.version)?;
     }
     black_box(measured::next_unfilled_window(&c, w, 0, SlotKind::OptionTrade)?);
-    black_box(measured::claim_next_unfilled(&c, SlotAddr::new(w, 100, SlotKind::OptionTrade), BATCH)?);
+    let warm = measured::claim_next_unfilled(&c, SlotAddr::new(w, 100, SlotKind::OptionTrade), BATCH)?;
+    let warm: Vec<FillItem> = warm
+        .iter()
+        .map(|(win, g)| FillItem { at: SlotAddr::new(w, *win, SlotKind::OptionTrade), claim_version: g.version, payload: trade })
+        .collect();
+    let mut outcomes = Vec::with_capacity(warm.len());
+    measured::fill_batch(&c, &warm, &mut outcomes)?;
+    expect("warm-up batch fill", outcomes.len() == BATCH as usize && outcomes.iter().all(|&v| v == 2))?;
     drop(measured::bootstrap(config(&small_dir))?);
     section_end();
 
@@ -301,12 +313,33 @@ fn run(scratch: &Path) -> Result<Sections> {
         }
         Ok(())
     })?;
+    let mut batches = Vec::with_capacity(BATCHES as usize);
     sections.run("core claim_next_unfilled, per slot (batches of 100)", BATCH * BATCHES, &[("claim_next_unfilled", BATCHES)], || {
         for i in 0..BATCHES {
             let got = measured::claim_next_unfilled(&c, SlotAddr::new(b, FILLED_IN_FRONT + i * BATCH, SlotKind::OptionTrade), BATCH)?;
             expect("a full batch", got.len() == BATCH as usize)?;
+            batches.push(got);
         }
         Ok(())
+    })?;
+    sections.run("core fill_batch, per slot (batches of 100)", BATCH * BATCHES, &[("fill_batch", BATCHES)], || {
+        let items: Vec<Vec<FillItem>> = batches
+            .iter()
+            .map(|got| {
+                got.iter()
+                    .map(|(win, g)| FillItem {
+                        at: SlotAddr::new(b, *win, SlotKind::OptionTrade),
+                        claim_version: g.version,
+                        payload: trade,
+                    })
+                    .collect()
+            })
+            .collect();
+        let mut outcomes = Vec::with_capacity((BATCH * BATCHES) as usize);
+        for batch in &items {
+            measured::fill_batch(&c, batch, &mut outcomes)?;
+        }
+        expect("fills of the batch claims", outcomes.len() == (BATCH * BATCHES) as usize && outcomes.iter().all(|&v| v == 2))
     })?;
     sections.run("core bootstrap (small directory)", BOOTSTRAPS, &[("bootstrap", BOOTSTRAPS)], || {
         for _ in 0..BOOTSTRAPS {

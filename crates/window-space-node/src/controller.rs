@@ -11,11 +11,9 @@ use napi::bindgen_prelude::{AbortSignal, AsyncTask, BigInt};
 use napi::Env;
 use napi_derive::napi;
 use window_space_core::journal::{GapReason, JournalRead, ReadEnd};
-use window_space_core::{
-    Config, Controller, Durability, Error as CoreError, FillPayload, PayloadInput, SlotAddr, StorageReport, WindowSpace,
-};
+use window_space_core::{Config, Controller, Durability, Error as CoreError, PayloadInput, SlotAddr, StorageReport, WindowSpace};
 
-use crate::convert::{i64_of, lease, ledger_kind, slot_kind, store_kind, u32_of, u64_of, whole, write_slot};
+use crate::convert::{i64_of, lease, ledger_kind, slot_kind, store_kind, u64_of, whole};
 use crate::errors::{invalid, js_error, OrThrow};
 use crate::fast;
 use crate::reports::{
@@ -271,66 +269,7 @@ impl NativeController {
         })
     }
 
-    // ---- batches
-
-    /// Claims up to `n` windows; writes (window, version, lease deadline)
-    /// triples into `out`; returns how many.
-    #[napi(catch_unwind)]
-    #[allow(clippy::too_many_arguments)] // the napi signature: numbers in, a typed array out
-    pub fn claim_next_unfilled(
-        &self,
-        env: Env,
-        symbol: u32,
-        start: u32,
-        kind_code: u32,
-        n: u32,
-        lease_ms: f64,
-        #[napi(ts_arg_type = "Float64Array")] out: F64Out<'_>,
-    ) -> napi::Result<u32> {
-        let k = slot_kind(kind_code).or_throw(&env)?;
-        if out.len() < 3 * n as usize {
-            return Err(js_error(&env, invalid(format!("claimNextUnfilled needs an output array of at least {} numbers", 3 * n))));
-        }
-        let got = self.c(&env)?.claim_next_unfilled(SlotAddr::new(symbol, start, k), n, lease(lease_ms).or_throw(&env)?).or_throw(&env)?;
-        Ok(pairs_into(&got, out))
-    }
-
-    /// Fills `n` slots. `buf` holds 8 numbers an item,
-    /// `[symbol, window, kind, version, payloadType, payloadId, checksumHi, checksumLo]`,
-    /// then one number an item: `buf[8n + i]` gets item `i`'s new version or a
-    /// negative refusal code, and a refused item's 8 numbers are overwritten
-    /// with the slot as its refusal saw it (`convert::write_slot`), so the
-    /// caller builds the error without reading the slot again. (One array for
-    /// items and results: two writable arrays could share one buffer.) Errors
-    /// other than refusals stop the batch and are thrown (earlier fills stay done).
-    #[napi(catch_unwind)]
-    pub fn fill_batch(&self, env: Env, #[napi(ts_arg_type = "Float64Array")] buf: F64Out<'_>, n: u32) -> napi::Result<u32> {
-        let n = n as usize;
-        if buf.len() < n * 9 {
-            return Err(js_error(&env, invalid(format!("fillBatch of {n} items needs {} numbers, got {}", n * 9, buf.len()))));
-        }
-        let (items, out) = buf.split_at_mut(n * 8);
-        let c = self.c(&env)?;
-        for (i, it) in items.chunks_exact_mut(8).enumerate() {
-            let one = |it: &mut [f64]| -> Result<f64, CoreError> {
-                let at = SlotAddr::new(u32_of(it[0], "symbolId")?, u32_of(it[1], "windowIdx")?, slot_kind(u32_of(it[2], "slotKind")?)?);
-                let version = u32_of(it[3], "version")?;
-                let payload_type = u8::try_from(u32_of(it[4], "payloadType")?).map_err(|_| invalid("payloadType must be 0..=255"))?;
-                let payload_id = whole(it[5], "payloadId")?;
-                let checksum = (u64::from(u32_of(it[6], "checksumHi")?) << 32) | u64::from(u32_of(it[7], "checksumLo")?);
-                match c.fill(at, version, FillPayload { payload_type, payload_id, checksum }) {
-                    Ok(t) => Ok(f64::from(t.version)),
-                    Err(CoreError::SlotWrite { refusal, .. }) => {
-                        write_slot(it, refusal.current());
-                        Ok(f64::from(refusal.refusal().code()))
-                    }
-                    Err(e) => Err(e),
-                }
-            };
-            out[i] = one(it).or_throw(&env)?;
-        }
-        Ok(n as u32)
-    }
+    // ---- batches: the batch claim and batch fill are hand-written callbacks (`fast.rs`)
 
     // ---- admin
 

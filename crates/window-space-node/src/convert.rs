@@ -28,12 +28,6 @@ pub(crate) fn whole(v: f64, what: &str) -> Result<u64, CoreError> {
     whole_upto(v, MAX_SAFE, what)
 }
 
-/// A whole number in `0..=2^32-1`.
-#[inline]
-pub(crate) fn u32_of(v: f64, what: &str) -> Result<u32, CoreError> {
-    whole_upto(v, f64::from(u32::MAX), what).map(|n| n as u32)
-}
-
 /// A lease in ms, or the controller's default for a negative number.
 #[inline]
 pub(crate) fn lease(v: f64) -> Result<Option<u64>, CoreError> {

@@ -1,5 +1,6 @@
 //! The hot path as hand-written Node-API callbacks: claim, renew, fill,
-//! clear, slot and row reads, and the next-unfilled scan.
+//! clear, slot and row reads, the next-unfilled scan, and the numbers-only
+//! batch claim and batch fill.
 //!
 //! napi-rs's generated glue costs about 100 ns a call on this machine (argument
 //! objects, borrow scopes, `napi_unwrap` and type-tag lookups); these callbacks
@@ -44,7 +45,7 @@ use std::sync::Arc;
 use napi::bindgen_prelude::Object;
 use napi::{sys, Env, JsValue};
 use napi_derive::napi;
-use window_space_core::{Controller, Error as CoreError, FillPayload, SlotAddr, SlotKind, SlotSnapshot};
+use window_space_core::{Controller, Error as CoreError, FillItem, FillPayload, SlotAddr, SlotKind, SlotSnapshot};
 
 use crate::convert::{write_slot, MAX_SAFE, SLOT_STRIDE};
 use crate::errors::{error_object, invalid, panicked};
@@ -446,6 +447,116 @@ callback!(fast_next_unfilled, 4, |a| a.with_controller(|c, a| {
     Ok(c.next_unfilled_window(at.symbol, at.window, at.kind)?.map_or(-1.0, f64::from))
 }));
 
+// fastClaimNextUnfilled(handle, symbol, start, kind, count, leaseMs, out: Float64Array)
+// → claims made (at most count); out[3i..3i+3] = (window, version, lease deadline ms) of
+// claim i, in window order. `out` must hold at least 3 × count numbers.
+callback!(fast_claim_next_unfilled, 7, |a| a.with_controller(|c, a| {
+    let (start, n, l) = (a.addr(1)?, a.u32(4, "count")?, a.lease(5)?);
+    let Some(out) = a.out(6, 3 * n as usize)? else { return Err(Fail::Type("missing output array")) };
+    let mut at = 0;
+    let got = c.claim_next_unfilled_with(start, n, l, |w, g| {
+        out[at] = f64::from(w);
+        out[at + 1] = f64::from(g.version);
+        out[at + 2] = g.lease_deadline_ms as f64;
+        at += 3;
+    })?;
+    Ok(f64::from(got))
+}));
+
+/// Numbers of one item of `fastFillBatch`.
+const FILL_ITEM: usize = 8;
+
+/// The fields of a batch fill's item: name and largest value.
+const FILL_FIELDS: [(&str, f64); FILL_ITEM] = [
+    ("symbolId", 4_294_967_295.0),
+    ("windowIdx", 4_294_967_295.0),
+    ("slot kind code", (SlotKind::ALL.len() - 1) as f64),
+    ("version", 4_294_967_295.0),
+    ("payloadType", 255.0),
+    ("payloadId", MAX_SAFE),
+    ("checksumHi", 4_294_967_295.0),
+    ("checksumLo", 4_294_967_295.0),
+];
+
+/// Whether `v` is a whole number in `0..=max` (`max` at most 2^53 − 1).
+#[inline(always)]
+fn whole_in(v: f64, max: f64) -> bool {
+    if !(v >= 0.0 && v <= max) {
+        return false;
+    }
+    // SAFETY: `v` is not NaN and lies in 0..=max <= 2^53 - 1, so its integer
+    // part fits in an i64, which is all that `to_int_unchecked` requires.
+    let n = unsafe { v.to_int_unchecked::<i64>() };
+    n as f64 == v
+}
+
+/// Whether every number of a batch fill's item is a whole number in its range.
+#[inline(always)]
+fn item_ok(it: &[f64]) -> bool {
+    it.len() == FILL_ITEM && FILL_FIELDS.iter().zip(it).all(|((_, max), v)| whole_in(*v, *max))
+}
+
+/// The RangeError for item `i`, one [`item_ok`] refused: it names the first bad field.
+#[cold]
+#[inline(never)]
+fn bad_item(i: usize, it: &[f64]) -> Fail {
+    let (what, max, v) =
+        FILL_FIELDS.iter().zip(it).find(|((_, max), v)| !whole_in(**v, *max)).map_or(("item", 0.0, f64::NAN), |((w, m), v)| (*w, *m, *v));
+    Fail::Range(format!("item {i}: {what} must be a whole number from 0 to {max}, got {v}"))
+}
+
+/// Item `i` of a batch fill, whose numbers [`item_ok`] accepted.
+#[inline(always)]
+fn fill_item(it: &[f64]) -> Result<FillItem, CoreError> {
+    let kind = SlotKind::from_code(it[2] as u32).ok_or_else(|| invalid(format!("slot kind code {} does not exist", it[2])))?;
+    Ok(FillItem {
+        at: SlotAddr::new(it[0] as u32, it[1] as u32, kind),
+        claim_version: it[3] as u32,
+        payload: FillPayload { payload_type: it[4] as u8, payload_id: it[5] as u64, checksum: ((it[6] as u64) << 32) | it[7] as u64 },
+    })
+}
+
+// fastFillBatch(handle, buf: Float64Array, count) → count. `buf` holds 8 numbers an item,
+// `[symbol, window, kind, version, payloadType, payloadId, checksumHi, checksumLo]`, then one
+// number an item: `buf[8 × count + i]` gets item i's new version or a negative refusal code,
+// and a refused item's 8 numbers are overwritten with the slot as its refusal saw it
+// (`convert::write_slot`). Every number is checked before any slot changes (a RangeError
+// names the item); an error of the core (unknown symbol, window or payload id) stops the
+// batch and is thrown, the items before it filled and their results written.
+callback!(fast_fill_batch, 3, |a| a.with_controller(|c, a| {
+    let n = a.u32(2, "count")? as usize;
+    let Some(buf) = a.f64_array(1)? else { return Err(Fail::Type("missing items array")) };
+    if buf.len() < n * (FILL_ITEM + 1) {
+        return Err(Fail::Core(invalid(format!("fillBatch of {n} items needs {} numbers, got {}", n * (FILL_ITEM + 1), buf.len()))));
+    }
+    let (items, results) = buf.split_at_mut(n * FILL_ITEM);
+    if let Some(i) = items.chunks_exact(FILL_ITEM).position(|it| !item_ok(it)) {
+        return Err(bad_item(i, &items[i * FILL_ITEM..(i + 1) * FILL_ITEM]));
+    }
+    // Refused items' slots, written over their numbers once the batch is
+    // done: the items are read while it runs.
+    let mut refused: Vec<(usize, SlotSnapshot)> = Vec::new();
+    let filled = {
+        let items: &[f64] = items;
+        c.fill_batch(
+            n,
+            |i| fill_item(&items[i * FILL_ITEM..(i + 1) * FILL_ITEM]),
+            |i, outcome| match outcome {
+                Ok(t) => results[i] = f64::from(t.version),
+                Err(refusal) => {
+                    results[i] = f64::from(refusal.refusal().code());
+                    refused.push((i, *refusal.current()));
+                }
+            },
+        )
+    };
+    for (i, seen) in refused {
+        write_slot(&mut items[i * FILL_ITEM..(i + 1) * FILL_ITEM], &seen);
+    }
+    filled?;
+    Ok(n as f64)
+}));
+
 // fastEmpty() → 0: the cost of a call through this path, for the benchmark's floor.
 #[cfg(feature = "bench")]
 callback!(fast_empty, 1, |_a| Ok(0.0));
@@ -479,6 +590,8 @@ fn exported() -> Vec<(&'static str, Callback)> {
         ("fastReadSlot", fast_read_slot),
         ("fastReadRow", fast_read_row),
         ("fastNextUnfilled", fast_next_unfilled),
+        ("fastClaimNextUnfilled", fast_claim_next_unfilled),
+        ("fastFillBatch", fast_fill_batch),
     ];
     #[cfg(feature = "bench")]
     fns.extend([("fastEmpty", fast_empty as Callback), ("fastCasInternal", fast_cas_internal as Callback)]);

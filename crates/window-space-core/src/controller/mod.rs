@@ -39,6 +39,7 @@ use crate::vocab::{LedgerEvent, LedgerKind, SlotKind, SlotStatus, StoreKind};
 
 pub(crate) use bootstrap::{check_state_files_present, Alone};
 pub use bootstrap::{state_file_names, Damage, StoreDamage, UnknownSymbols};
+pub use engine::FillItem;
 
 /// Name of the persisted schedule.
 pub const SCHEDULE_FILE: &str = "schedule.json";
