@@ -23,7 +23,8 @@ import { createHash } from 'node:crypto'
 import { copyFileSync, cpSync, existsSync, mkdirSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs'
 import { tmpdir } from 'node:os'
 import { join, resolve } from 'node:path'
-import { targets as known, zigTools } from './targets.mjs'
+import { targets as known } from './targets.mjs'
+import { zigEnv } from './zig-tools.mjs'
 
 const root = resolve(new URL('..', import.meta.url).pathname)
 const outArg = process.argv.indexOf('--out')
@@ -70,8 +71,10 @@ if (staged) {
 }
 
 // The addons, one per napi target, with Cargo.toml's `dist` profile (release
-// code, stripped), each built as scripts/targets.mjs says. A missing tool
-// stops the build with what to install.
+// code, stripped), each through zig for its `zigTarget` (scripts/targets.mjs).
+// Every tool is checked before anything is built, and the addons and
+// manifests of the targets being built are removed first: a build that stops
+// part way leaves no earlier addon to be taken for this one.
 const version = (cmd, args) => {
   try {
     return execFileSync(cmd, args, { encoding: 'utf8', stdio: ['ignore', 'pipe', 'ignore'] }).trim().split('\n')[0]
@@ -79,48 +82,42 @@ const version = (cmd, args) => {
     return undefined
   }
 }
-const missing = (target, what) => {
-  console.error(`release-build: ${target} needs ${what}; --host-only builds the host's package alone`)
-  process.exit(1)
-}
-// The targets rustup has the standard library for (unknown without rustup).
-let installedTargets
 try {
-  installedTargets = execFileSync('rustup', ['target', 'list', '--installed'], { encoding: 'utf8' }).split('\n')
-} catch {
-  installedTargets = undefined
-}
-// The linker each target was built with, for its manifest.
-const linkers = {}
-for (const target of [...targets].sort((a, b) => (a === host ? 1 : 0) - (b === host ? 1 : 0))) {
-  const { build, linker, install } = known[target]
-  const env = { ...process.env }
-  const args = []
-  if (target !== host && installedTargets !== undefined && !installedTargets.includes(target)) missing(target, `\`rustup target add ${target}\``)
-  if (build === 'host') {
-    linkers[target] = version('cc', ['--version']) ?? 'cc'
-  } else if (build === 'gcc') {
-    const variable = `CARGO_TARGET_${target.toUpperCase().replace(/-/g, '_')}_LINKER`
-    env[variable] ??= linker
-    linkers[target] = version(env[variable], ['--version']) ?? missing(target, `the linker ${env[variable]} (Debian: ${install})`)
-  } else {
-    const zigbuild = version('cargo-zigbuild', ['--version'])
-    const zig = version('zig', ['version']) ?? version('python3', ['-m', 'ziglang', 'version'])
-    if (!zigbuild || !zig) missing(target, `zig and cargo-zigbuild on PATH (pip install ${zigTools.join(' ')})`)
-    linkers[target] = `zig ${zig} (${zigbuild})`
-    args.push('--cross-compile')
+  const installed = execFileSync('rustup', ['target', 'list', '--installed'], { encoding: 'utf8' }).split('\n')
+  const absent = targets.filter((t) => !installed.includes(t))
+  if (absent.length) {
+    console.error(`release-build: rustup has no standard library for ${absent.join(', ')}: rustup target add ${absent.join(' ')}${staged ? '' : ' (or build the host\'s package alone: --out DIR --host-only)'}`)
+    process.exit(1)
   }
+} catch {
+  // No rustup: cargo says what is missing.
+}
+const zig = zigEnv(root)
+for (const t of targets) {
+  rmSync(join(out, 'npm', abiDirs[t], `${pkg.napi.binaryName}.${abiDirs[t]}.node`), { force: true })
+  rmSync(join(out, 'npm', abiDirs[t], 'build-manifest.json'), { force: true })
+  rmSync(join(out, `${pkg.napi.binaryName}.${abiDirs[t]}.node`), { force: true })
+}
+for (const target of [...targets].sort((a, b) => (a === host ? 1 : 0) - (b === host ? 1 : 0))) {
   // The host's build goes last: its binding.js and binding.d.ts are the ones kept.
   execFileSync(
     process.execPath,
-    [napi, 'build', '--platform', '--target', target, ...args, '--profile', 'dist', '--manifest-path', 'crates/window-space-node/Cargo.toml', '--package', 'window-space-node', '--output-dir', out, '--js', 'binding.js', '--dts', 'binding.d.ts'],
-    { cwd: root, stdio: 'inherit', env },
+    [napi, 'build', '--platform', '--target', known[target].zigTarget, '--cross-compile', '--profile', 'dist', '--manifest-path', 'crates/window-space-node/Cargo.toml', '--package', 'window-space-node', '--output-dir', out, '--js', 'binding.js', '--dts', 'binding.d.ts'],
+    { cwd: root, stdio: 'inherit', env: zig.env },
   )
 }
 writeFileSync(join(out, '.addon-profile'), 'release')
 
 // The facade.
-run(process.execPath, [join(root, 'node_modules', 'typescript', 'bin', 'tsc'), '-p', 'tsconfig.build.json', '--outDir', join(out, 'dist')])
+// Compiled from a copy of src/ beside the binding.d.ts this build generated
+// (src/native.ts imports '../binding'), so the facade is checked against its
+// own addon's types, in a clone that never built the repository's.
+if (staged) {
+  rmSync(join(out, 'src'), { recursive: true, force: true })
+  cpSync(join(root, 'src'), join(out, 'src'), { recursive: true })
+  for (const f of ['tsconfig.json', 'tsconfig.build.json']) copyFileSync(join(root, f), join(out, f))
+}
+run(process.execPath, [join(root, 'node_modules', 'typescript', 'bin', 'tsc'), '-p', join(out, 'tsconfig.build.json'), '--outDir', join(out, 'dist')])
 run(process.execPath, [join(root, 'scripts', 'write-esm-entry.mjs'), join(out, 'dist')])
 
 // Each built addon into its platform package.
@@ -140,12 +137,21 @@ for (const t of targets) if (t !== host) rmSync(join(out, `${pkg.napi.binaryName
 //   file, bytes, sha256  the addon's name, size and SHA-256 (hex)
 //   profile              Cargo profile (`dist`: release code, symbols and debug info stripped)
 //   rustc                `rustc -vV`'s release, commit hash and LLVM version
-//   linker               the linker's own version line (zig: zig's and cargo-zigbuild's)
+//   linker               zig's and cargo-zigbuild's versions
+//   zigTarget            the target zig linked for (`.2.17`: against glibc 2.17's symbol versions)
+//   glibc                the highest glibc symbol version the addon needs (null for musl)
 //   napiCli, napiCrate   versions of @napi-rs/cli and of the napi crate (Cargo.lock)
 //   node                 the Node that ran the build
 //   source               the git commit built, with `-dirty` if the tree had changes, or null outside git
 // scripts/check-publish.mjs refuses a package whose manifest does not match its addon.
 const rustcInfo = execFileSync('rustc', ['-vV'], { encoding: 'utf8' })
+// The highest `GLIBC_x.y` version named in the addon (its version needs).
+const maxGlibc = (addon) => {
+  const versions = [...addon.toString('latin1').matchAll(/GLIBC_(\d+)\.(\d+)/g)].map((m) => [Number(m[1]), Number(m[2])])
+  if (!versions.length) return null
+  const [major, minor] = versions.reduce((a, b) => (b[0] > a[0] || (b[0] === a[0] && b[1] > a[1]) ? b : a))
+  return `${major}.${minor}`
+}
 const field = (name) => new RegExp(`^${name}: (.*)$`, 'm').exec(rustcInfo)?.[1]
 const napiVersion = JSON.parse(readFileSync(join(root, 'node_modules', '@napi-rs', 'cli', 'package.json'), 'utf8')).version
 const napiCrate = /\[\[package\]\]\nname = "napi"\nversion = "([^"]+)"/.exec(readFileSync(join(root, 'Cargo.lock'), 'utf8'))?.[1] ?? null
@@ -170,14 +176,16 @@ for (const t of targets) {
     sha256: createHash('sha256').update(addon).digest('hex'),
     profile: 'dist',
     rustc: `${field('release')} (${field('commit-hash')?.slice(0, 9)}, LLVM ${field('LLVM version')})`,
-    linker: linkers[t],
+    linker: `zig ${zig.zig} (${zig.zigbuild})`,
+    zigTarget: known[t].zigTarget,
+    glibc: maxGlibc(addon),
     napiCli: napiVersion,
     napiCrate,
     node: process.version,
     source: commit === undefined ? null : `${commit}${dirty ? '-dirty' : ''}`,
   }
   writeFileSync(join(dir, 'build-manifest.json'), `${JSON.stringify(manifest, null, 2)}\n`)
-  console.log(`  npm/${abiDirs[t]}/${file}: ${(addon.length / 1024).toFixed(0)} KiB, sha256 ${manifest.sha256.slice(0, 16)}…, rustc ${manifest.rustc}, ${manifest.linker}`)
+  console.log(`  npm/${abiDirs[t]}/${file}: ${(addon.length / 1024).toFixed(0)} KiB, sha256 ${manifest.sha256.slice(0, 16)}…, rustc ${manifest.rustc}, ${manifest.linker}${manifest.glibc ? `, needs glibc ${manifest.glibc}` : ''}`)
 }
 console.log(`  @napi-rs/cli ${napiVersion}, napi crate ${napiCrate}, ${process.version}, source ${commit === undefined ? 'not a git checkout' : `${commit.slice(0, 12)}${dirty ? '-dirty' : ''}`}`)
 // With the manifests in place (napi pre-publish checks every file a platform
