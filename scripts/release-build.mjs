@@ -111,13 +111,18 @@ writeFileSync(join(out, '.addon-profile'), 'release')
 // The facade.
 // Compiled from a copy of src/ beside the binding.d.ts this build generated
 // (src/native.ts imports '../binding'), so the facade is checked against its
-// own addon's types, in a clone that never built the repository's.
-if (staged) {
-  rmSync(join(out, 'src'), { recursive: true, force: true })
-  cpSync(join(root, 'src'), join(out, 'src'), { recursive: true })
-  for (const f of ['tsconfig.json', 'tsconfig.build.json']) copyFileSync(join(root, f), join(out, f))
-}
-run(process.execPath, [join(root, 'node_modules', 'typescript', 'bin', 'tsc'), '-p', join(out, 'tsconfig.build.json'), '--outDir', join(out, 'dist')])
+// own addon's types, in a clone that never built the repository's. The copy
+// is under target/, where TypeScript finds the repository's node_modules.
+const facade = join(root, 'target', 'facade-build')
+rmSync(facade, { recursive: true, force: true })
+mkdirSync(facade, { recursive: true })
+cpSync(join(root, 'src'), join(facade, 'src'), { recursive: true })
+for (const f of ['tsconfig.json', 'tsconfig.build.json', 'package.json']) copyFileSync(join(root, f), join(facade, f))
+copyFileSync(join(out, 'binding.d.ts'), join(facade, 'binding.d.ts'))
+run(process.execPath, [join(root, 'node_modules', 'typescript', 'bin', 'tsc'), '-p', join(facade, 'tsconfig.build.json')])
+rmSync(join(out, 'dist'), { recursive: true, force: true })
+cpSync(join(facade, 'dist'), join(out, 'dist'), { recursive: true })
+rmSync(facade, { recursive: true, force: true })
 run(process.execPath, [join(root, 'scripts', 'write-esm-entry.mjs'), join(out, 'dist')])
 
 // Each built addon into its platform package.
@@ -190,5 +195,5 @@ for (const t of targets) {
 console.log(`  @napi-rs/cli ${napiVersion}, napi crate ${napiCrate}, ${process.version}, source ${commit === undefined ? 'not a git checkout' : `${commit.slice(0, 12)}${dirty ? '-dirty' : ''}`}`)
 // With the manifests in place (napi pre-publish checks every file a platform
 // package lists), the staged package gets its optionalDependencies.
-if (staged) run(process.execPath, [napi, 'pre-publish', '--cwd', out, '-t', 'npm', '--skip-optional-publish'])
+if (staged) run(process.execPath, [napi, 'pre-publish', '--cwd', out, '-t', 'npm', '--skip-optional-publish', '--no-gh-release'])
 if (!existsSync(join(out, 'dist', 'index.mjs'))) process.exitCode = 1
