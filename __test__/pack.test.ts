@@ -39,8 +39,10 @@ const tools = mkdtempSync(join(tmpdir(), 'ws-tools-'))
 symlinkSync(process.execPath, join(tools, 'node'))
 const npmCli = (process.env.PATH ?? '').split(delimiter).map((d) => join(d, 'npm')).find((f) => existsSync(f))
 if (npmCli) symlinkSync(realpathSync(npmCli), join(tools, 'npm'))
+// Without NAPI_RS_* variables either: the generated loader would take an
+// addon path from them instead of the installed package.
 const noRust = {
-  ...process.env,
+  ...Object.fromEntries(Object.entries(process.env).filter(([k]) => !k.startsWith('NAPI_RS_'))),
   PATH: [
     tools,
     ...(process.env.PATH ?? '').split(delimiter).filter((d) => d && !existsSync(join(d, 'cargo')) && !existsSync(join(d, 'rustc'))),
