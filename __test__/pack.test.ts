@@ -257,4 +257,20 @@ describe('the packed release, installed into empty projects', () => {
     expect(line).toContain('window-space-linux-x64-gnu')
     expect(line).toContain('npm ci && npm run build')
   }, 120_000)
+
+  it('with its platform package installed but the addon unloadable, says in one line why the dynamic loader refused it', async () => {
+    const dir = await project('damaged-addon', {}, [mainTgz, platformTgz])
+    const addon = join(dir, 'node_modules', 'window-space-linux-x64-gnu', 'window-space.linux-x64-gnu.node')
+    writeFileSync(addon, 'not an ELF file\n')
+    let message = ''
+    try {
+      execFileSync(process.execPath, ['-e', "require('window-space')"], { cwd: dir, encoding: 'utf8', stdio: 'pipe', env: noRust })
+    } catch (e) {
+      message = String((e as { stderr?: string }).stderr)
+    }
+    const line = message.split('\n').find((l) => l.startsWith('Error: window-space:')) ?? ''
+    expect(line).toContain('the native addon in window-space-linux-x64-gnu is installed but did not load')
+    expect(line).toContain(`${addon}: `)
+    expect(line).not.toContain('Cannot find native binding')
+  }, 120_000)
 })

@@ -25,6 +25,30 @@ function platformsBuilt(): string[] {
   })
 }
 
+/** Whether `name` can be resolved from here (the platform package is installed). */
+function packageInstalled(name: string): boolean {
+  try {
+    require.resolve(`${name}/package.json`)
+    return true
+  } catch {
+    return false
+  }
+}
+
+/**
+ * Why the installed addon did not load, as one line: the first error in the
+ * loader's chain that is not a missing module (for example the dynamic
+ * loader's `version 'GLIBC_2.xx' not found`).
+ */
+function loadFailure(err: unknown): string {
+  for (let e: unknown = err; e instanceof Error; e = e.cause) {
+    if ((e as NodeJS.ErrnoException).code !== 'MODULE_NOT_FOUND' && !/^Cannot find (module|native binding)/.test(e.message)) {
+      return e.message.split('\n')[0]!.slice(0, 300)
+    }
+  }
+  return 'see the error\'s cause'
+}
+
 /**
  * The generated loader tries the addon beside it, then the platform package
  * (`window-space-<platform>`). When neither loads, its error speaks of an npm
@@ -38,9 +62,14 @@ function loadBinding(): typeof Binding {
     const seen = platformSeen()
     const built = platformsBuilt()
     const how = 'build from source: in a clone of the repository run `npm ci && npm run build` (needs Rust stable), then `npm install /path/to/clone`'
-    const message = built.includes(seen)
-      ? `window-space: the native addon for ${seen} did not load (is the package window-space-${seen} installed? npm skips it with --omit=optional); reinstall, or ${how}`
-      : `window-space: no prebuilt native addon for ${seen} (prebuilt: ${built.join(', ')}; the core needs Linux); ${how}`
+    let message: string
+    if (!built.includes(seen)) {
+      message = `window-space: no prebuilt native addon for ${seen} (prebuilt: ${built.join(', ')}; the core needs Linux); ${how}`
+    } else if (packageInstalled(`window-space-${seen}`)) {
+      message = `window-space: the native addon in window-space-${seen} is installed but did not load: ${loadFailure(err)}; ${how}`
+    } else {
+      message = `window-space: the native addon for ${seen} did not load (is the package window-space-${seen} installed? npm skips it with --omit=optional); reinstall, or ${how}`
+    }
     throw new Error(message, { cause: err })
   }
 }
