@@ -19,7 +19,7 @@ import { execFile, execFileSync, spawnSync } from 'node:child_process'
 import { createHash } from 'node:crypto'
 import { cpSync, existsSync, mkdirSync, mkdtempSync, readFileSync, readdirSync, realpathSync, rmSync, statSync, symlinkSync, writeFileSync } from 'node:fs'
 import { tmpdir } from 'node:os'
-import { delimiter, join } from 'node:path'
+import { basename, delimiter, join } from 'node:path'
 import { promisify } from 'node:util'
 import * as ts from 'typescript'
 import { afterAll, beforeAll, describe, expect, it } from 'vitest'
@@ -175,31 +175,143 @@ describe('the packed release, installed into empty projects', () => {
     expect(sections).not.toMatch(/\.debug_|\.symtab/)
   })
 
-  it('passes the publish check, which refuses a platform package whose build manifest does not describe its addon', () => {
-    const check = (dir: string) => {
-      try {
-        execFileSync(process.execPath, [join(root, 'scripts', 'check-publish.mjs'), dir], { encoding: 'utf8', stdio: 'pipe' })
-        return 'ready'
-      } catch (e) {
-        return String((e as { stderr?: string }).stderr)
-      }
+  it('passes the publish check, which refuses a platform package whose addon is not the stripped release addon of its target, or whose build manifest does not describe it', () => {
+    const checkPublish = (dir: string, ...flags: string[]) =>
+      spawnSync(process.execPath, [join(root, 'scripts', 'check-publish.mjs'), dir, ...flags], { encoding: 'utf8', stdio: 'pipe' })
+    const check = (dir: string, ...flags: string[]) => {
+      const r = checkPublish(dir, ...flags)
+      return r.status === 0 ? 'ready' : r.stderr
     }
     expect(check(stage)).toBe('ready')
     const copy = join(root, 'target', 'pack-stage-altered')
-    rmSync(copy, { recursive: true, force: true })
-    cpSync(stage, copy, { recursive: true })
+    const gnu = join(copy, 'npm', 'linux-x64-gnu')
+    const manifestPath = join(gnu, 'build-manifest.json')
+    const addonPath = join(gnu, 'window-space.linux-x64-gnu.node')
+    const fresh = () => {
+      rmSync(copy, { recursive: true, force: true })
+      cpSync(stage, copy, { recursive: true })
+      return JSON.parse(readFileSync(manifestPath, 'utf8')) as Record<string, unknown>
+    }
+    // Puts `addon` into package folder `dir` as `file`, with a manifest that
+    // describes it (size, SHA-256), as the release build would write it.
+    const place = (dir: string, file: string, addon: Buffer, fields: Record<string, unknown> = {}) => {
+      writeFileSync(join(dir, file), addon)
+      const manifest = JSON.parse(readFileSync(join(stage, 'npm', 'linux-x64-gnu', 'build-manifest.json'), 'utf8')) as Record<string, unknown>
+      const sha256 = createHash('sha256').update(addon).digest('hex')
+      writeFileSync(join(dir, 'build-manifest.json'), JSON.stringify({ ...manifest, file, bytes: addon.length, sha256, ...fields }))
+    }
+    const objcopy = (args: string[], from: string) => {
+      const out = join(copy, 'objcopy.out')
+      execFileSync('objcopy', [...args, from, out], { stdio: 'pipe' })
+      const bytes = readFileSync(out)
+      rmSync(out)
+      return bytes
+    }
+    const release = readFileSync(join(stage, 'npm', 'linux-x64-gnu', 'window-space.linux-x64-gnu.node'))
+    // The root's addon is the test build (`npm run build:debug`: debug, bench and failpoints).
+    expect(readFileSync(join(root, '.addon-profile'), 'utf8').trim(), 'the tests run over the build:debug addon').toBe('debug')
+    const debugAddon = join(root, 'window-space.linux-x64-gnu.node')
     try {
-      const manifestPath = join(copy, 'npm', 'linux-x64-gnu', 'build-manifest.json')
-      const manifest = JSON.parse(readFileSync(manifestPath, 'utf8')) as Record<string, unknown>
+      let manifest = fresh()
       writeFileSync(manifestPath, JSON.stringify({ ...manifest, sha256: '0'.repeat(64) }))
       expect(check(copy)).toContain(`npm/linux-x64-gnu/build-manifest.json: sha256 is "${'0'.repeat(64)}"`)
       writeFileSync(manifestPath, JSON.stringify({ ...manifest, target: 'aarch64-unknown-linux-gnu' }))
       expect(check(copy)).toContain('build-manifest.json: target is "aarch64-unknown-linux-gnu"')
+      writeFileSync(manifestPath, JSON.stringify({ ...manifest, profile: 'debug' }))
+      expect(check(copy)).toContain('npm/linux-x64-gnu/build-manifest.json: profile is "debug", not "dist"')
       rmSync(manifestPath)
       expect(check(copy)).toContain('npm/linux-x64-gnu/build-manifest.json: missing')
+
+      // The debug build with every symbol and debug section stripped: its
+      // test-only strings still give it away.
+      fresh()
+      place(gnu, 'window-space.linux-x64-gnu.node', objcopy(['--strip-all'], debugAddon))
+      let out = check(copy)
+      expect(out).toContain('npm/linux-x64-gnu/window-space.linux-x64-gnu.node holds strings only a build with the bench or failpoints feature has (')
+      expect(out).toMatch(/WINDOW_SPACE_FAILPOINTS, controller::before-count, .*fastEmpty/)
+      expect(out).not.toContain('.symtab')
+
+      // The release addon with a symbol table added.
+      place(gnu, 'window-space.linux-x64-gnu.node', objcopy(['--add-symbol', 'probe=.text:0,global,function'], addonPath))
+      expect(check(copy)).toContain('npm/linux-x64-gnu/window-space.linux-x64-gnu.node carries a symbol table, .symtab')
+
+      // The release addon with its section header table cut off.
+      const headless = Buffer.from(release)
+      headless.writeBigUInt64LE(0n, 0x28)
+      headless.writeUInt16LE(0, 0x3c)
+      headless.writeUInt16LE(0, 0x3e)
+      place(gnu, 'window-space.linux-x64-gnu.node', headless)
+      expect(check(copy)).toContain('npm/linux-x64-gnu/window-space.linux-x64-gnu.node has no section headers')
+
+      // An ELF file for the right machine that is no Node-API addon: the dynamic loader.
+      place(gnu, 'window-space.linux-x64-gnu.node', readFileSync('/lib64/ld-linux-x86-64.so.2'))
+      out = check(copy)
+      expect(out).toContain('npm/linux-x64-gnu/window-space.linux-x64-gnu.node does not define napi_register_module_v1')
+      expect(out).toContain('npm/linux-x64-gnu/window-space.linux-x64-gnu.node does not need libc.so.6, the glibc C library')
+
+      // The glibc addon in the x86-64 musl package.
+      fresh()
+      const pkgPath = join(copy, 'package.json')
+      const pkg = JSON.parse(readFileSync(pkgPath, 'utf8')) as { napi: { targets: string[] } }
+      pkg.napi.targets.push('x86_64-unknown-linux-musl')
+      writeFileSync(pkgPath, JSON.stringify(pkg))
+      const musl = join(copy, 'npm', 'linux-x64-musl')
+      mkdirSync(musl)
+      cpSync(join(root, 'npm', 'linux-x64-musl', 'package.json'), join(musl, 'package.json'))
+      place(musl, 'window-space.linux-x64-musl.node', release, { package: 'window-space-linux-x64-musl', target: 'x86_64-unknown-linux-musl' })
+      out = check(copy)
+      expect(out).toContain("npm/linux-x64-musl/window-space.linux-x64-musl.node needs libc.so.6, glibc's C library, in a musl package")
+      expect(out).toContain('npm/linux-x64-musl/window-space.linux-x64-musl.node does not need libc.so, the musl C library')
+      expect(out).not.toContain('npm/linux-x64-gnu')
+
+      // With --publish (npm publish), every addon must come from HEAD, built
+      // from a clean tree; without it, the check names the commit and warns.
+      manifest = fresh()
+      const head = execFileSync('git', ['rev-parse', 'HEAD'], { cwd: root, encoding: 'utf8' }).trim()
+      writeFileSync(manifestPath, JSON.stringify({ ...manifest, source: head }))
+      expect(check(copy, '--publish')).toBe('ready')
+      expect(checkPublish(copy).stdout).toContain(`addons built from ${head}`)
+      const other = 'f'.repeat(40)
+      for (const source of [other, `${head}-dirty`, null]) {
+        writeFileSync(manifestPath, JSON.stringify({ ...manifest, source }))
+        expect(check(copy, '--publish')).toContain(`npm/linux-x64-gnu/build-manifest.json: source is ${JSON.stringify(source)}, not HEAD ${head} built from a clean tree`)
+        const r = checkPublish(copy)
+        expect(r.status).toBe(0)
+        expect(r.stderr).toContain(`warning: the addons were built from ${source ?? 'no git checkout'}, not HEAD ${head} from a clean tree`)
+      }
     } finally {
       rmSync(copy, { recursive: true, force: true })
     }
+  })
+
+  it('refuses to pack a platform package whose addon is missing or is not the one its build manifest describes', () => {
+    const dir = join(work, 'platform-alone')
+    cpSync(join(stage, 'npm', 'linux-x64-gnu'), dir, { recursive: true })
+    const dest = join(work, 'platform-alone-packed')
+    mkdirSync(dest)
+    const packAlone = () => spawnSync('npm', ['pack', '--pack-destination', dest], { cwd: dir, encoding: 'utf8', env: noRust })
+    const addon = join(dir, 'window-space.linux-x64-gnu.node')
+    const bytes = readFileSync(addon)
+    writeFileSync(addon, Buffer.concat([bytes, Buffer.from([0])]))
+    let r = packAlone()
+    expect(r.status).not.toBe(0)
+    expect(r.stderr).toContain('window-space-linux-x64-gnu: refusing to pack: build-manifest.json does not describe window-space.linux-x64-gnu.node')
+    rmSync(addon)
+    r = packAlone()
+    expect(r.status).not.toBe(0)
+    expect(r.stderr).toContain('window-space-linux-x64-gnu: refusing to pack: window-space.linux-x64-gnu.node is missing')
+    writeFileSync(addon, bytes)
+    rmSync(join(dir, 'build-manifest.json'))
+    r = packAlone()
+    expect(r.status).not.toBe(0)
+    expect(r.stderr).toContain('window-space-linux-x64-gnu: refusing to pack: build-manifest.json is missing')
+    expect(readdirSync(dest)).toEqual([])
+    // The folder as the release build left it packs.
+    writeFileSync(addon, bytes)
+    cpSync(join(stage, 'npm', 'linux-x64-gnu', 'build-manifest.json'), join(dir, 'build-manifest.json'))
+    r = packAlone()
+    expect(r.status, r.stderr).toBe(0)
+    expect(readdirSync(dest)).toEqual([basename(platformTgz)])
   })
 
   it('loads the addon from the platform package, not from the main package', () => {
