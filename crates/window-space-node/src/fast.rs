@@ -332,7 +332,7 @@ impl<const N: usize> Args<N> {
         }
         // napi reports `data` already adjusted by the view's byte offset, which
         // JavaScript keeps a multiple of 8; checked, as `JsNumbers` relies on it.
-        if data as usize % std::mem::align_of::<AtomicU64>() != 0 {
+        if !data.cast::<AtomicU64>().is_aligned() {
             return Err(Fail::Type("expected a Float64Array aligned to 8 bytes"));
         }
         Ok(Some(JsNumbers { data: data.cast::<f64>(), len }))
