@@ -181,44 +181,47 @@ impl JsNumbers {
         self.len
     }
 
-    /// Where number `i` is; panics past the end.
-    #[inline(always)]
-    fn at(self, i: usize) -> *mut u64 {
-        assert!(i < self.len, "index {i} past a typed array of {}", self.len);
-        // SAFETY: i < len: the result lies in the array's memory.
-        unsafe { self.data.add(i).cast::<u64>() }
+    /// Where numbers `at..at + k` are; panics (out of line) unless they
+    /// lie in the array.
+    fn range(self, at: usize, k: usize) -> *mut u64 {
+        if at > self.len || k > self.len - at {
+            past_end(at, k, self.len);
+        }
+        // SAFETY: at + k <= len: the numbers lie in the array's memory.
+        unsafe { self.data.add(at).cast::<u64>() }
     }
 
-    /// Reads number `i`.
-    #[inline(always)]
-    fn get(self, i: usize) -> f64 {
-        // SAFETY: `at` gives a pointer into the array, which stays valid for
+    /// Reads numbers `at..at + K`, each once.
+    fn read<const K: usize>(self, at: usize) -> [f64; K] {
+        let p = self.range(at, K);
+        // SAFETY: `range` gives K numbers of the array, which stays valid for
         // the callback (module ## Safety), 8-byte aligned (checked in
-        // `Args::f64_array`) as AtomicU64 needs; the reference is used at once
-        // and dropped. Every access of ours to typed-array memory is atomic,
-        // so none of ours races another non-atomically.
-        f64::from_bits(unsafe { AtomicU64::from_ptr(self.at(i)) }.load(Ordering::Relaxed))
+        // `Args::f64_array`) as AtomicU64 needs; each reference is used at
+        // once and dropped. Every access of ours to typed-array memory is
+        // atomic, so none of ours races another non-atomically.
+        std::array::from_fn(|j| f64::from_bits(unsafe { AtomicU64::from_ptr(p.add(j)) }.load(Ordering::Relaxed)))
     }
 
-    /// Writes `v` as number `i`.
-    #[inline(always)]
-    fn set(self, i: usize, v: f64) {
-        // SAFETY: as in `get`.
-        unsafe { AtomicU64::from_ptr(self.at(i)) }.store(v.to_bits(), Ordering::Relaxed);
-    }
-
-    /// Writes `vs` as numbers `at..at + vs.len()`.
-    #[inline(always)]
-    fn write(self, at: usize, vs: &[f64]) {
-        for (i, v) in vs.iter().enumerate() {
-            self.set(at + i, *v);
+    /// Writes `vs` as numbers `at..at + K`.
+    fn write<const K: usize>(self, at: usize, vs: [f64; K]) {
+        let p = self.range(at, K);
+        for (j, v) in vs.iter().enumerate() {
+            // SAFETY: as in `read`.
+            unsafe { AtomicU64::from_ptr(p.add(j)) }.store(v.to_bits(), Ordering::Relaxed);
         }
     }
 
-    /// A copy of the first `n` numbers (`n <= len`), each read once.
-    fn copy(self, n: usize) -> Vec<f64> {
-        (0..n).map(|i| self.get(i)).collect()
+    /// Writes `v` as number `i`.
+    fn set(self, i: usize, v: f64) {
+        self.write(i, [v]);
     }
+}
+
+/// The panic of an access past a typed array's end (caught by [`finish`]).
+#[cold]
+#[inline(never)]
+fn past_end(at: usize, k: usize, len: usize) -> ! {
+    panic!("numbers {at}..{} past a typed array of {len}", at + k)
 }
 
 /// Arguments of one call, read from `napi_get_cb_info`.
@@ -373,7 +376,7 @@ fn hot<T>(r: Result<T, CoreError>, out: Option<JsNumbers>, ok: impl FnOnce(T, Op
             let seen = *refusal.current();
             LAST_REFUSAL.with(|l| l.set(Some(seen)));
             if let Some(o) = out {
-                o.write(0, &slot_numbers(&seen));
+                o.write(0, slot_numbers(&seen));
             }
             Ok(f64::from(refusal.refusal().code()))
         }
@@ -488,7 +491,7 @@ callback!(fast_last_refusal, 1, |a| {
     let Some(out) = a.out(0, SLOT_STRIDE)? else { return Err(Fail::Type("missing output array")) };
     match LAST_REFUSAL.with(Cell::take) {
         Some(seen) => {
-            out.write(0, &slot_numbers(&seen));
+            out.write(0, slot_numbers(&seen));
             Ok(1.0)
         }
         None => Ok(0.0),
@@ -500,7 +503,7 @@ callback!(fast_read_slot, 5, |a| a.with_controller(|c, a| {
     let at = a.addr(1)?;
     let Some(out) = a.out(4, SLOT_STRIDE)? else { return Err(Fail::Type("missing output array")) };
     let s: SlotSnapshot = c.read_slot(at)?;
-    out.write(0, &slot_numbers(&s));
+    out.write(0, slot_numbers(&s));
     Ok(1.0)
 }));
 
@@ -511,7 +514,7 @@ callback!(fast_read_row, 5, |a| a.with_controller(|c, a| {
     let n = ledger.slot_kinds().len();
     let Some(out) = a.out(4, n * SLOT_STRIDE)? else { return Err(Fail::Type("missing output array")) };
     for (i, slot) in c.read_row(ledger, s, w)?.iter().enumerate() {
-        out.write(i * SLOT_STRIDE, &slot_numbers(slot));
+        out.write(i * SLOT_STRIDE, slot_numbers(slot));
     }
     Ok(n as f64)
 }));
@@ -530,7 +533,7 @@ callback!(fast_claim_next_unfilled, 7, |a| a.with_controller(|c, a| {
     let Some(out) = a.out(6, 3 * n as usize)? else { return Err(Fail::Type("missing output array")) };
     let mut at = 0;
     let got = c.claim_next_unfilled_with(start, n, l, |w, g| {
-        out.write(at, &[f64::from(w), f64::from(g.version), g.lease_deadline_ms as f64]);
+        out.write(at, [f64::from(w), f64::from(g.version), g.lease_deadline_ms as f64]);
         at += 3;
     })?;
     Ok(f64::from(got))
@@ -607,19 +610,19 @@ callback!(fast_fill_batch, 3, |a| a.with_controller(|c, a| {
     if buf.len() < needs {
         return Err(Fail::Core(invalid(format!("fillBatch of {n} items needs {needs} numbers, got {}", buf.len()))));
     }
-    let items = buf.copy(n * FILL_ITEM);
-    if let Some(i) = items.chunks_exact(FILL_ITEM).position(|it| !item_ok(it)) {
-        return Err(bad_item(i, &items[i * FILL_ITEM..(i + 1) * FILL_ITEM]));
+    let items: Vec<[f64; FILL_ITEM]> = (0..n).map(|i| buf.read(i * FILL_ITEM)).collect();
+    if let Some(i) = items.iter().position(|it| !item_ok(it)) {
+        return Err(bad_item(i, &items[i]));
     }
     let results = n * FILL_ITEM;
     c.fill_batch(
         n,
-        |i| fill_item(&items[i * FILL_ITEM..(i + 1) * FILL_ITEM]),
+        |i| fill_item(&items[i]),
         |i, outcome| match outcome {
             Ok(t) => buf.set(results + i, f64::from(t.version)),
             Err(refusal) => {
                 buf.set(results + i, f64::from(refusal.refusal().code()));
-                buf.write(i * FILL_ITEM, &slot_numbers(refusal.current()));
+                buf.write(i * FILL_ITEM, slot_numbers(refusal.current()));
             }
         },
     )?;
