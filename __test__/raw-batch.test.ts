@@ -2,15 +2,29 @@
 // they do what the object forms (claimNextUnfilled, fillMany) and the single
 // raw calls do, slot for slot, counter for counter; they refuse bad numbers
 // with a RangeError and change nothing; and processes racing for the same
-// windows with them each win a window at most once, every window once.
+// windows with them each win a window at most once, every window once; and
+// a batch over shared memory that another thread rewrites acts only on the
+// slots its numbers named when the call read them.
 import { execFile } from 'node:child_process'
+import { once } from 'node:events'
 import { existsSync, mkdtempSync, rmSync, writeFileSync } from 'node:fs'
 import { tmpdir } from 'node:os'
 import { join } from 'node:path'
 import { promisify } from 'node:util'
+import { Worker } from 'node:worker_threads'
 import { afterEach, describe, expect, it } from 'vitest'
 
-import { InvalidArgumentError, Refusal, SlotKind, UnknownSymbolError, VersionConflictError, WindowSpace, WindowSpaceConfig, WindowSpaceController } from '../src/index'
+import {
+  InvalidArgumentError,
+  Refusal,
+  SlotKind,
+  UnknownSymbolError,
+  VersionConflictError,
+  WindowOutOfRangeError,
+  WindowSpace,
+  WindowSpaceConfig,
+  WindowSpaceController,
+} from '../src/index'
 import { caught } from './helpers'
 
 const WINDOWS = 400
@@ -91,14 +105,20 @@ describe('raw.claimNextUnfilled', () => {
     expect(a.c.slotMetrics()).toEqual(a.c.recountSlots())
   })
 
-  it('claims fewer than asked at the end of the schedule, none past it or for a count of 0', async () => {
+  it('claims fewer than asked at the end of the schedule and none for a count of 0; a start past the schedule throws as raw.claim does', async () => {
     const { c, s } = await world()
     const out = new Float64Array(3 * 10)
     expect(c.raw.claimNextUnfilled(s, WINDOWS - 3, kind, 10, -1, out)).toBe(3)
     expect(Array.from(out.subarray(0, 9)).filter((_, i) => i % 3 === 0)).toEqual([WINDOWS - 3, WINDOWS - 2, WINDOWS - 1])
     expect(c.raw.claimNextUnfilled(s, WINDOWS - 3, kind, 10, -1, out)).toBe(0)
-    expect(c.raw.claimNextUnfilled(s, WINDOWS, kind, 10, -1, out)).toBe(0)
     const before = state(c, s)
+    for (const [start, count] of [[WINDOWS, 10], [WINDOWS, 0], [WINDOWS + 5, 1], [2 ** 32 - 1, 1]] as const) {
+      const e = caught(() => c.raw.claimNextUnfilled(s, start, kind, count, -1, out))
+      expect(e, `start ${start} count ${count}`).toBeInstanceOf(WindowOutOfRangeError)
+      expect((e as { code?: string }).code).toBe('ERR_WINDOW_OUT_OF_RANGE')
+    }
+    expect(caught(() => c.raw.claim(s, WINDOWS, kind, -1))).toBeInstanceOf(WindowOutOfRangeError)
+    expect(state(c, s)).toEqual(before)
     expect(c.raw.claimNextUnfilled(s, 0, kind, 0, -1, new Float64Array(0))).toBe(0)
     expect(state(c, s)).toEqual(before)
     // The default lease for a negative leaseMs.
@@ -189,6 +209,72 @@ describe('raw.fillBatch', () => {
     expect(w.c.getSlot(w.s, 20, 'optionTrade').status).toBe('Filled')
     expect(w.c.getSlot(w.s, 21, 'optionTrade').status).toBe('Pending')
     expect(w.c.slotMetrics()).toEqual(w.c.recountSlots())
+  })
+})
+
+describe('raw.fillBatch over a SharedArrayBuffer another thread writes', () => {
+  it('acts only on the slots its items named when it read them, never on one a later value names', async () => {
+    const d = mkdtempSync(join(tmpdir(), 'ws-raw-batch-sab-'))
+    dirs.push(d)
+    const c = WindowSpaceController.bootstrap(new WindowSpaceConfig(d, WindowSpace.uniform({ origin: 0, windowDuration: 1000, windowCount: WINDOWS }))).controller
+    open.push(c)
+    // Symbol 0 is what a negative symbol number would turn into, were it used unchecked.
+    const b = c.resolveSymbol('B')
+    const a = c.resolveSymbol('A')
+    expect([b, a]).toEqual([0, 1])
+    const id = c.payloadStores().trades.append({ symbol: a, windowIdx: 0, slotKind: 'optionTrade', payloadType: 'Binary', uri: 'artifacts/a', checksum: 1n, size: 1 })
+    // Many items in front of the last one, so that the batch runs long after
+    // it read the last item's numbers: each names window 0 of A, never
+    // claimed, and is refused.
+    const n = 20_000
+    const padding = new Float64Array(8 * (n - 1))
+    for (let i = 0; i < n - 1; i++) padding.set([a, 0, kind, 999, 1, id, 0, 0], 8 * i)
+    const buf = new Float64Array(new SharedArrayBuffer(8 * 9 * n))
+    const last = 8 * (n - 1)
+    // The other thread flips the last item's symbol between A and -1 (not a
+    // symbol id: the batch must throw a RangeError if it reads -1).
+    const worker = new Worker(
+      `const { parentPort, workerData: { sab, i, a } } = require('node:worker_threads')
+       const f = new Float64Array(sab)
+       parentPort.postMessage('flipping')
+       for (;;) { f[i] = a; f[i] = -1 }`,
+      { eval: true, workerData: { sab: buf.buffer, i: last, a } },
+    )
+    let [refused, filled] = [0, 0]
+    try {
+      await once(worker, 'message')
+      for (let w = 1; w < WINDOWS && !(w > 40 && refused >= 3 && filled >= 3); w++) {
+        const va = c.raw.claim(a, w, kind, 600_000)
+        const vb = c.raw.claim(b, w, kind, 600_000)
+        buf.set(padding)
+        buf.set([a, w, kind, va, 1, id, 0, 0], last)
+        let threw: unknown
+        try {
+          expect(c.raw.fillBatch(buf, n)).toBe(n)
+        } catch (e) {
+          threw = e
+        }
+        // No item ever named symbol B.
+        expect(c.getSlot(b, w, 'optionTrade'), `window ${w}`).toMatchObject({ status: 'Pending', version: vb })
+        if (threw === undefined) {
+          filled++
+          expect(c.getSlot(a, w, 'optionTrade')).toMatchObject({ status: 'Filled', version: va + 1 })
+          expect(buf[8 * n + n - 1]).toBe(va + 1)
+          expect(buf[8 * n]).toBe(Refusal.Conflict)
+        } else {
+          refused++
+          expect(threw).toBeInstanceOf(RangeError)
+          expect(String((threw as Error).message)).toContain(`item ${n - 1}: symbolId`)
+          expect(c.getSlot(a, w, 'optionTrade')).toMatchObject({ status: 'Pending', version: va })
+        }
+      }
+    } finally {
+      await worker.terminate()
+    }
+    // The other thread's writes were seen both ways while batches ran.
+    expect(refused).toBeGreaterThan(0)
+    expect(filled).toBeGreaterThan(0)
+    expect(c.slotMetrics()).toEqual(c.recountSlots())
   })
 })
 

@@ -71,13 +71,21 @@ pub(crate) fn ledger_kind(code: u32) -> Result<LedgerKind, CoreError> {
 /// `[status, version, payloadType, payloadId, checksumHi, checksumLo, leaseDeadlineMs, 0]`.
 pub(crate) const SLOT_STRIDE: usize = 8;
 
+/// The [`SLOT_STRIDE`] numbers of a slot.
+pub(crate) fn slot_numbers(s: &SlotSnapshot) -> [f64; SLOT_STRIDE] {
+    [
+        f64::from(s.status as u8),
+        f64::from(s.version),
+        f64::from(s.payload_type),
+        s.payload_id as f64,
+        f64::from((s.checksum >> 32) as u32),
+        f64::from(s.checksum as u32),
+        s.lease_deadline_ms as f64,
+        0.0,
+    ]
+}
+
+/// Writes the numbers of a slot to `out[..SLOT_STRIDE]` (memory of this process's own).
 pub(crate) fn write_slot(out: &mut [f64], s: &SlotSnapshot) {
-    out[0] = f64::from(s.status as u8);
-    out[1] = f64::from(s.version);
-    out[2] = f64::from(s.payload_type);
-    out[3] = s.payload_id as f64;
-    out[4] = f64::from((s.checksum >> 32) as u32);
-    out[5] = f64::from(s.checksum as u32);
-    out[6] = s.lease_deadline_ms as f64;
-    out[7] = 0.0;
+    out[..SLOT_STRIDE].copy_from_slice(&slot_numbers(s));
 }

@@ -16,7 +16,7 @@
 //! A refused transition returns a negative refusal code (the vocabulary's
 //! `Refusal`) instead of throwing, and keeps the slot as the refusal saw it
 //! (the snapshot the decision was made on, not a later read) for this thread:
-//! `fastLastRefusal(out)` writes it to `out[0..8]` (see `convert::write_slot`).
+//! `fastLastRefusal(out)` writes it to `out[0..8]` (see `convert::slot_numbers`).
 //! A claim takes an optional last argument, a `Float64Array` of at least 8
 //! numbers: on success it receives the lease deadline written into the slot
 //! at `out[0]`, on a refusal the slot as seen. Only the claim takes one: a
@@ -29,10 +29,23 @@
 //! Node-API through `napi::sys`. Every callback runs on the JavaScript thread
 //! that owns `env`, with `env` and `info` valid for the duration of the call,
 //! as Node-API guarantees for a function created with `napi_create_function`.
-//! Values read from JS are plain numbers and typed arrays; a typed array's
-//! memory is borrowed only for the duration of the callback, during which no JS
-//! runs (no callbacks into JS are made), so it cannot be detached or resized
-//! under us. Panics are caught before they reach the C boundary.
+//! Values read from JS are plain numbers and `Float64Array`s. A typed array's
+//! memory is used only for the duration of the callback. No JS runs on this
+//! thread meanwhile (no callbacks into JS are made), so the array cannot be
+//! detached, nor its buffer shrunk, under us: only this thread can detach or
+//! shrink an `ArrayBuffer`, and a `SharedArrayBuffer` never shrinks. But its
+//! buffer may be a `SharedArrayBuffer` that other threads (workers) write
+//! while the callback runs, so that memory is never viewed as a Rust slice
+//! (`&[f64]` or `&mut [f64]` over memory others may write is undefined
+//! behaviour), and never read twice for one decision: [`JsNumbers`] reads and
+//! writes it one number at a time, each a relaxed atomic 64-bit access (on
+//! x86-64 and arm64 the same plain aligned load or store JavaScript makes, so
+//! a number is never torn). A call that checks numbers before it acts
+//! (`fastFillBatch`) copies them once into memory of its own and checks and
+//! uses only that copy. What another thread can see is its own writes racing
+//! ours: an output array it reads while the call writes it may hold some
+//! numbers of the call and some older ones, never numbers the call did not
+//! write. Panics are caught before they reach the C boundary.
 
 #![allow(unsafe_code)]
 
@@ -47,7 +60,7 @@ use napi::{sys, Env, JsValue};
 use napi_derive::napi;
 use window_space_core::{Controller, Error as CoreError, FillItem, FillPayload, SlotAddr, SlotKind, SlotSnapshot};
 
-use crate::convert::{write_slot, MAX_SAFE, SLOT_STRIDE};
+use crate::convert::{slot_numbers, MAX_SAFE, SLOT_STRIDE};
 use crate::errors::{error_object, invalid, panicked};
 
 /// A handle is `generation × 2^INDEX_BITS + index`: the registry entry it
@@ -147,6 +160,70 @@ fn not_whole(what: &'static str, max: f64, v: f64) -> Fail {
     Fail::Range(format!("{what} must be a whole number from 0 to {max}, got {v}"))
 }
 
+/// The memory of a `Float64Array` argument: `len` numbers at `data`, valid
+/// and 8-byte aligned for the rest of the callback (module ## Safety).
+///
+/// It is never viewed as a Rust slice: its buffer may be shared with other
+/// threads that write it while the callback runs. Each number is read or
+/// written as one relaxed atomic 64-bit access, which is defined whatever
+/// another thread does meanwhile; an index past `len` panics (caught by
+/// [`finish`]) instead of reaching memory outside the array.
+#[derive(Clone, Copy)]
+struct JsNumbers {
+    data: *mut f64,
+    len: usize,
+}
+
+impl JsNumbers {
+    const EMPTY: Self = Self { data: ptr::null_mut(), len: 0 };
+
+    fn len(self) -> usize {
+        self.len
+    }
+
+    /// Where numbers `at..at + k` are; panics (out of line) unless they
+    /// lie in the array.
+    fn range(self, at: usize, k: usize) -> *mut u64 {
+        if at > self.len || k > self.len - at {
+            past_end(at, k, self.len);
+        }
+        // SAFETY: at + k <= len: the numbers lie in the array's memory.
+        unsafe { self.data.add(at).cast::<u64>() }
+    }
+
+    /// Reads numbers `at..at + K`, each once.
+    fn read<const K: usize>(self, at: usize) -> [f64; K] {
+        let p = self.range(at, K);
+        // SAFETY: `range` gives K numbers of the array, which stays valid for
+        // the callback (module ## Safety), 8-byte aligned (checked in
+        // `Args::f64_array`) as AtomicU64 needs; each reference is used at
+        // once and dropped. Every access of ours to typed-array memory is
+        // atomic, so none of ours races another non-atomically.
+        std::array::from_fn(|j| f64::from_bits(unsafe { AtomicU64::from_ptr(p.add(j)) }.load(Ordering::Relaxed)))
+    }
+
+    /// Writes `vs` as numbers `at..at + K`.
+    fn write<const K: usize>(self, at: usize, vs: [f64; K]) {
+        let p = self.range(at, K);
+        for (j, v) in vs.iter().enumerate() {
+            // SAFETY: as in `read`.
+            unsafe { AtomicU64::from_ptr(p.add(j)) }.store(v.to_bits(), Ordering::Relaxed);
+        }
+    }
+
+    /// Writes `v` as number `i`.
+    fn set(self, i: usize, v: f64) {
+        self.write(i, [v]);
+    }
+}
+
+/// The panic of an access past a typed array's end (caught by [`finish`]).
+#[cold]
+#[inline(never)]
+fn past_end(at: usize, k: usize, len: usize) -> ! {
+    panic!("numbers {at}..{} past a typed array of {len}", at + k)
+}
+
 /// Arguments of one call, read from `napi_get_cb_info`.
 struct Args<const N: usize> {
     env: sys::napi_env,
@@ -237,9 +314,9 @@ impl<const N: usize> Args<N> {
         Ok(SlotAddr::new(self.u32(i, "symbol id")?, self.u32(i + 1, "window index")?, self.kind(i + 2)?))
     }
 
-    /// The `Float64Array` argument `i`, borrowed for the rest of the callback;
-    /// `None` if the caller did not pass one.
-    fn f64_array(&mut self, i: usize) -> Result<Option<&mut [f64]>, Fail> {
+    /// The memory of the `Float64Array` argument `i`, for the rest of the
+    /// callback; `None` if the caller did not pass one.
+    fn f64_array(&self, i: usize) -> Result<Option<JsNumbers>, Fail> {
         if i >= self.argc {
             return Ok(None);
         }
@@ -254,17 +331,18 @@ impl<const N: usize> Args<N> {
             return Err(Fail::Type("expected a Float64Array"));
         }
         if len == 0 || data.is_null() {
-            return Ok(Some(&mut []));
+            return Ok(Some(JsNumbers::EMPTY));
         }
-        // SAFETY: napi reports `data` (already adjusted by the byte offset) and
-        // `len` elements of a live Float64Array passed to this call; f64 alignment
-        // is guaranteed for Float64Array views. No JS runs before we return, so
-        // the buffer cannot be detached while the slice lives (module ## Safety).
-        Ok(Some(unsafe { std::slice::from_raw_parts_mut(data.cast::<f64>(), len) }))
+        // napi reports `data` already adjusted by the view's byte offset, which
+        // JavaScript keeps a multiple of 8; checked, as `JsNumbers` relies on it.
+        if !data.cast::<AtomicU64>().is_aligned() {
+            return Err(Fail::Type("expected a Float64Array aligned to 8 bytes"));
+        }
+        Ok(Some(JsNumbers { data: data.cast::<f64>(), len }))
     }
 
     /// The output array at `i`, which must hold at least `n` numbers.
-    fn out(&mut self, i: usize, n: usize) -> Result<Option<&mut [f64]>, Fail> {
+    fn out(&self, i: usize, n: usize) -> Result<Option<JsNumbers>, Fail> {
         match self.f64_array(i)? {
             Some(o) if o.len() < n => Err(Fail::Core(invalid(format!("the output array needs at least {n} numbers")))),
             other => Ok(other),
@@ -291,14 +369,14 @@ impl<const N: usize> Args<N> {
 /// A transition's result as a hot-path number: `ok(value)`, or a negative
 /// refusal code, keeping the slot as seen for `fastLastRefusal` (and writing
 /// it to `out`, when given).
-fn hot<T>(r: Result<T, CoreError>, out: Option<&mut [f64]>, ok: impl FnOnce(T, Option<&mut [f64]>) -> f64) -> Out {
+fn hot<T>(r: Result<T, CoreError>, out: Option<JsNumbers>, ok: impl FnOnce(T, Option<JsNumbers>) -> f64) -> Out {
     match r {
         Ok(v) => Ok(ok(v, out)),
         Err(CoreError::SlotWrite { refusal, .. }) => {
             let seen = *refusal.current();
             LAST_REFUSAL.with(|l| l.set(Some(seen)));
             if let Some(o) = out {
-                write_slot(&mut o[..SLOT_STRIDE], &seen);
+                o.write(0, slot_numbers(&seen));
             }
             Ok(f64::from(refusal.refusal().code()))
         }
@@ -379,7 +457,7 @@ callback!(fast_claim, 6, |a| a.with_controller(|c, a| {
     let out = a.out(5, SLOT_STRIDE)?;
     hot(c.claim(at, l), out, |g, out| {
         if let Some(o) = out {
-            o[0] = g.lease_deadline_ms as f64;
+            o.set(0, g.lease_deadline_ms as f64);
         }
         f64::from(g.version)
     })
@@ -413,7 +491,7 @@ callback!(fast_last_refusal, 1, |a| {
     let Some(out) = a.out(0, SLOT_STRIDE)? else { return Err(Fail::Type("missing output array")) };
     match LAST_REFUSAL.with(Cell::take) {
         Some(seen) => {
-            write_slot(&mut out[..SLOT_STRIDE], &seen);
+            out.write(0, slot_numbers(&seen));
             Ok(1.0)
         }
         None => Ok(0.0),
@@ -425,7 +503,7 @@ callback!(fast_read_slot, 5, |a| a.with_controller(|c, a| {
     let at = a.addr(1)?;
     let Some(out) = a.out(4, SLOT_STRIDE)? else { return Err(Fail::Type("missing output array")) };
     let s: SlotSnapshot = c.read_slot(at)?;
-    write_slot(&mut out[..SLOT_STRIDE], &s);
+    out.write(0, slot_numbers(&s));
     Ok(1.0)
 }));
 
@@ -436,7 +514,7 @@ callback!(fast_read_row, 5, |a| a.with_controller(|c, a| {
     let n = ledger.slot_kinds().len();
     let Some(out) = a.out(4, n * SLOT_STRIDE)? else { return Err(Fail::Type("missing output array")) };
     for (i, slot) in c.read_row(ledger, s, w)?.iter().enumerate() {
-        write_slot(&mut out[i * SLOT_STRIDE..(i + 1) * SLOT_STRIDE], slot);
+        out.write(i * SLOT_STRIDE, slot_numbers(slot));
     }
     Ok(n as f64)
 }));
@@ -455,9 +533,7 @@ callback!(fast_claim_next_unfilled, 7, |a| a.with_controller(|c, a| {
     let Some(out) = a.out(6, 3 * n as usize)? else { return Err(Fail::Type("missing output array")) };
     let mut at = 0;
     let got = c.claim_next_unfilled_with(start, n, l, |w, g| {
-        out[at] = f64::from(w);
-        out[at + 1] = f64::from(g.version);
-        out[at + 2] = g.lease_deadline_ms as f64;
+        out.write(at, [f64::from(w), f64::from(g.version), g.lease_deadline_ms as f64]);
         at += 3;
     })?;
     Ok(f64::from(got))
@@ -520,40 +596,36 @@ fn fill_item(it: &[f64]) -> Result<FillItem, CoreError> {
 // `[symbol, window, kind, version, payloadType, payloadId, checksumHi, checksumLo]`, then one
 // number an item: `buf[8 × count + i]` gets item i's new version or a negative refusal code,
 // and a refused item's 8 numbers are overwritten with the slot as its refusal saw it
-// (`convert::write_slot`). Every number is checked before any slot changes (a RangeError
+// (`convert::slot_numbers`). Every number is checked before any slot changes (a RangeError
 // names the item); an error of the core (unknown symbol, window or payload id) stops the
 // batch and is thrown, the items before it filled and their results written.
+//
+// The items' numbers are copied once, before the check, and only the copy is checked and
+// used: `buf` may be shared with threads that change it while the batch runs, and a number
+// read again after the check could name a slot the check never saw.
 callback!(fast_fill_batch, 3, |a| a.with_controller(|c, a| {
     let n = a.u32(2, "count")? as usize;
     let Some(buf) = a.f64_array(1)? else { return Err(Fail::Type("missing items array")) };
-    if buf.len() < n * (FILL_ITEM + 1) {
-        return Err(Fail::Core(invalid(format!("fillBatch of {n} items needs {} numbers, got {}", n * (FILL_ITEM + 1), buf.len()))));
+    let needs = n.saturating_mul(FILL_ITEM + 1);
+    if buf.len() < needs {
+        return Err(Fail::Core(invalid(format!("fillBatch of {n} items needs {needs} numbers, got {}", buf.len()))));
     }
-    let (items, results) = buf.split_at_mut(n * FILL_ITEM);
-    if let Some(i) = items.chunks_exact(FILL_ITEM).position(|it| !item_ok(it)) {
-        return Err(bad_item(i, &items[i * FILL_ITEM..(i + 1) * FILL_ITEM]));
+    let items: Vec<[f64; FILL_ITEM]> = (0..n).map(|i| buf.read(i * FILL_ITEM)).collect();
+    if let Some(i) = items.iter().position(|it| !item_ok(it)) {
+        return Err(bad_item(i, &items[i]));
     }
-    // Refused items' slots, written over their numbers once the batch is
-    // done: the items are read while it runs.
-    let mut refused: Vec<(usize, SlotSnapshot)> = Vec::new();
-    let filled = {
-        let items: &[f64] = items;
-        c.fill_batch(
-            n,
-            |i| fill_item(&items[i * FILL_ITEM..(i + 1) * FILL_ITEM]),
-            |i, outcome| match outcome {
-                Ok(t) => results[i] = f64::from(t.version),
-                Err(refusal) => {
-                    results[i] = f64::from(refusal.refusal().code());
-                    refused.push((i, *refusal.current()));
-                }
-            },
-        )
-    };
-    for (i, seen) in refused {
-        write_slot(&mut items[i * FILL_ITEM..(i + 1) * FILL_ITEM], &seen);
-    }
-    filled?;
+    let results = n * FILL_ITEM;
+    c.fill_batch(
+        n,
+        |i| fill_item(&items[i]),
+        |i, outcome| match outcome {
+            Ok(t) => buf.set(results + i, f64::from(t.version)),
+            Err(refusal) => {
+                buf.set(results + i, f64::from(refusal.refusal().code()));
+                buf.write(i * FILL_ITEM, slot_numbers(refusal.current()));
+            }
+        },
+    )?;
     Ok(n as f64)
 }));
 

@@ -213,7 +213,10 @@ impl Controller {
 
     /// Claims up to `n` windows `>= start` of one symbol and slot kind, in window
     /// order, skipping windows that are Filled, Retired or held by a live claim.
-    /// Returns (window, grant) pairs. See [`claim_next_unfilled_with`](Self::claim_next_unfilled_with).
+    /// Returns (window, grant) pairs. The symbol and the start window are
+    /// checked as a single claim checks them: a start past the schedule is
+    /// `Error::WindowOutOfRange`, whatever `n`. See
+    /// [`claim_next_unfilled_with`](Self::claim_next_unfilled_with).
     pub fn claim_next_unfilled(&self, start: SlotAddr, n: u32, lease_ms: Option<u64>) -> Result<Vec<(u32, ClaimGrant)>> {
         let mut out = Vec::with_capacity(n.min(4096) as usize);
         self.claim_next_unfilled_with(start, n, lease_ms, |w, g| out.push((w, *g)))?;
@@ -231,11 +234,13 @@ impl Controller {
     /// chunk while the scan goes on from the last window instead of starting
     /// again, one mark of transitions under way in the presence record, and
     /// one update of the shared counters with the batch's summed changes.
-    /// The counters are exact after a crash in the middle as they are after
-    /// a single transition's: the presence mark stays up from before the
-    /// first compare-and-swap until the counters are updated, so a process
+    /// The status counts are exact after a crash in the middle as they are
+    /// after a single transition's: the presence mark stays up from before
+    /// the first compare-and-swap until the counters are updated, so a process
     /// killed in between is repaired by a recount ([`Controller::slot_metrics`])
-    /// and no repair runs while a live batch is under way.
+    /// and no repair runs while a live batch is under way. The event counters
+    /// are not recounted: a batch killed before its end loses the events of
+    /// the slots it handled, up to `n` (docs/design.md, "Metrics").
     pub fn claim_next_unfilled_with(
         &self,
         start: SlotAddr,
@@ -243,9 +248,9 @@ impl Controller {
         lease_ms: Option<u64>,
         mut claimed: impl FnMut(u32, &ClaimGrant),
     ) -> Result<u32> {
-        self.symbols.check_id(start.symbol)?;
+        self.check(start)?;
         let end = self.window_count();
-        if n == 0 || start.window >= end {
+        if n == 0 {
             return Ok(0);
         }
         let lease = lease_ms.unwrap_or(self.default_lease_ms);
