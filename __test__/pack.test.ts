@@ -127,6 +127,17 @@ const compile = (dir: string, compilerOptions: object) => {
   expect(out).toBe('')
 }
 
+// The `Error: window-space: …` line a consumer in `dir` gets from require('window-space').
+const loadError = (dir: string) => {
+  let message = ''
+  try {
+    execFileSync(process.execPath, ['-e', "require('window-space')"], { cwd: dir, encoding: 'utf8', stdio: 'pipe', env: noRust })
+  } catch (e) {
+    message = String((e as { stderr?: string }).stderr)
+  }
+  return message.split('\n').find((l) => l.startsWith('Error: window-space:')) ?? ''
+}
+
 describe('the packed release, installed into empty projects', () => {
   it('has no Rust toolchain on the PATH the installs and engines run with', () => {
     expect(() => execFileSync('cargo', ['--version'], { env: noRust, stdio: 'pipe' })).toThrow()
@@ -358,13 +369,7 @@ describe('the packed release, installed into empty projects', () => {
   it('without its platform package, fails to load with one line naming the platform and how to build from source', async () => {
     const dir = await project('main-only', {}, [mainTgz])
     expect(existsSync(join(dir, 'node_modules', 'window-space-linux-x64-gnu'))).toBe(false)
-    let message = ''
-    try {
-      execFileSync(process.execPath, ['-e', "require('window-space')"], { cwd: dir, encoding: 'utf8', stdio: 'pipe', env: noRust })
-    } catch (e) {
-      message = String((e as { stderr?: string }).stderr)
-    }
-    const line = message.split('\n').find((l) => l.startsWith('Error: window-space:')) ?? ''
+    const line = loadError(dir)
     expect(line).toContain('linux-x64-gnu')
     expect(line).toContain('window-space-linux-x64-gnu')
     expect(line).toContain('npm ci && npm run build')
@@ -374,13 +379,7 @@ describe('the packed release, installed into empty projects', () => {
     const dir = await project('damaged-addon', {}, [mainTgz, platformTgz])
     const addon = join(dir, 'node_modules', 'window-space-linux-x64-gnu', 'window-space.linux-x64-gnu.node')
     writeFileSync(addon, 'not an ELF file\n')
-    let message = ''
-    try {
-      execFileSync(process.execPath, ['-e', "require('window-space')"], { cwd: dir, encoding: 'utf8', stdio: 'pipe', env: noRust })
-    } catch (e) {
-      message = String((e as { stderr?: string }).stderr)
-    }
-    const line = message.split('\n').find((l) => l.startsWith('Error: window-space:')) ?? ''
+    const line = loadError(dir)
     expect(line).toContain('the native addon in window-space-linux-x64-gnu is installed but did not load')
     expect(line).toContain(`${addon}: `)
     expect(line).not.toContain('Cannot find native binding')

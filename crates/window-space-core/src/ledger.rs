@@ -437,18 +437,22 @@ impl Ledger {
     /// The slot, if its chunk exists (after catching up with other processes).
     pub fn slot(&self, symbol: u32, window_idx: u32, column: usize) -> Result<Option<SlotCell<'_>>> {
         let (chunk_idx, off) = self.locate(window_idx, column);
-        let found = self.dir.read().unwrap_or_else(|p| p.into_inner()).get(symbol, chunk_idx);
-        let addr = match found {
-            Some(a) => a,
-            None => {
-                self.catch_up()?;
-                match self.dir.read().unwrap_or_else(|p| p.into_inner()).get(symbol, chunk_idx) {
-                    Some(a) => a,
-                    None => return Ok(None),
-                }
-            }
-        };
-        Ok(self.map.slot(addr, off))
+        Ok(match self.chunk_addr(symbol, chunk_idx)? {
+            Some(addr) => self.map.slot(addr, off),
+            None => None,
+        })
+    }
+
+    /// Where the chunk of `symbol` numbered `chunk_idx` is, if it exists: the
+    /// directory, and when it does not know the chunk, the directory again
+    /// after catching up with chunks other processes made.
+    #[inline(always)]
+    fn chunk_addr(&self, symbol: u32, chunk_idx: u32) -> Result<Option<ChunkAddr>> {
+        if let Some(a) = self.dir.read().unwrap_or_else(|p| p.into_inner()).get(symbol, chunk_idx) {
+            return Ok(Some(a));
+        }
+        self.catch_up()?;
+        Ok(self.dir.read().unwrap_or_else(|p| p.into_inner()).get(symbol, chunk_idx))
     }
 
     /// The slot, allocating its chunk if needed.
@@ -466,18 +470,7 @@ impl Ledger {
     /// directory lookup for every window of the chunk.
     pub fn chunk_column(&self, symbol: u32, window_idx: u32, column: usize) -> Result<Option<ChunkColumn<'_>>> {
         let (chunk_idx, _) = self.locate(window_idx, column);
-        let found = self.dir.read().unwrap_or_else(|p| p.into_inner()).get(symbol, chunk_idx);
-        let addr = match found {
-            Some(a) => a,
-            None => {
-                self.catch_up()?;
-                match self.dir.read().unwrap_or_else(|p| p.into_inner()).get(symbol, chunk_idx) {
-                    Some(a) => a,
-                    None => return Ok(None),
-                }
-            }
-        };
-        Ok(Some(self.column_of(symbol, chunk_idx, addr, column)))
+        Ok(self.chunk_addr(symbol, chunk_idx)?.map(|addr| self.column_of(symbol, chunk_idx, addr, column)))
     }
 
     /// [`chunk_column`](Self::chunk_column), allocating the chunk if needed.
