@@ -276,12 +276,30 @@ describe('the packed release, installed into empty projects', () => {
       expect(out).not.toContain('npm/linux-x64-gnu')
 
       // With --publish (npm publish), every addon must come from HEAD, built
-      // from a clean tree; without it, the check names the commit and warns.
+      // from a clean tree, and the tree must still be clean; without it, the
+      // check names the commit and warns. The copy is made a git checkout of
+      // its own (the manifest, untracked, names the commit of the rest).
+      rmSync(musl, { recursive: true, force: true })
+      cpSync(join(stage, 'package.json'), pkgPath)
+
+      // A glibc addon needing a newer glibc than the package promises.
+      fresh()
+      place(gnu, 'window-space.linux-x64-gnu.node', Buffer.from(release.toString('latin1').replaceAll('GLIBC_2.17', 'GLIBC_2.99'), 'latin1'))
+      expect(check(copy)).toContain('npm/linux-x64-gnu/window-space.linux-x64-gnu.node needs GLIBC_2.99, newer than the glibc 2.17 the package promises')
+
       manifest = fresh()
-      const head = execFileSync('git', ['rev-parse', 'HEAD'], { cwd: root, encoding: 'utf8' }).trim()
+      const git = (...a: string[]) => execFileSync('git', ['-c', 'user.name=t', '-c', 'user.email=t@t', ...a], { cwd: copy, encoding: 'utf8' }).trim()
+      git('init', '-q')
+      writeFileSync(join(copy, '.gitignore'), 'build-manifest.json\n')
+      git('add', '-A')
+      git('commit', '-qm', 'stage')
+      const head = git('rev-parse', 'HEAD')
       writeFileSync(manifestPath, JSON.stringify({ ...manifest, source: head }))
       expect(check(copy, '--publish')).toBe('ready')
       expect(checkPublish(copy).stdout).toContain(`addons built from ${head}`)
+      writeFileSync(join(copy, 'dist', 'index.js'), `${readFileSync(join(copy, 'dist', 'index.js'), 'utf8')}// changed after the build\n`)
+      expect(check(copy, '--publish')).toContain('has uncommitted changes (1 paths, e.g. dist/index.js)')
+      git('checkout', '--', 'dist/index.js')
       const other = 'f'.repeat(40)
       for (const source of [other, `${head}-dirty`, null]) {
         writeFileSync(manifestPath, JSON.stringify({ ...manifest, source }))

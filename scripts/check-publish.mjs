@@ -30,7 +30,7 @@ import { existsSync, readFileSync, readdirSync } from 'node:fs'
 import { createRequire } from 'node:module'
 import { dirname, join, resolve } from 'node:path'
 import { fileURLToPath } from 'node:url'
-import { targets as known } from './targets.mjs'
+import { glibcFloor, targets as known } from './targets.mjs'
 
 const args = process.argv.slice(2)
 const publish = args.includes('--publish')
@@ -103,6 +103,16 @@ const readElf = (elf) => {
   return { machine, sections: names, defined, needed }
 }
 
+// The newest `GLIBC_x.y` version named in an addon (its version needs), or null.
+const newestGlibc = (elf) => {
+  const versions = [...elf.toString('latin1').matchAll(/GLIBC_(\d+)\.(\d+)/g)].map((m) => `${m[1]}.${m[2]}`)
+  return versions.reduce((a, b) => (a === null || versionAbove(b, a) ? b : a), null)
+}
+const versionAbove = (a, b) => {
+  const [x, y] = [a, b].map((v) => v.split('.').map(Number))
+  return x[0] !== y[0] ? x[0] > y[0] : x[1] > y[1]
+}
+
 // The problems of one addon, for a target of scripts/targets.mjs.
 const addonProblems = (elf, k) => {
   let info
@@ -121,6 +131,10 @@ const addonProblems = (elf, k) => {
     const libc = k.libc === 'musl' ? 'libc.so' : 'libc.so.6'
     if (!info.needed.includes(libc)) found.push(`does not need ${libc}, the ${k.libc} C library (it needs ${info.needed.join(', ') || 'no library'})`)
     if (k.libc === 'musl' && info.needed.includes('libc.so.6')) found.push('needs libc.so.6, glibc\'s C library, in a musl package')
+  }
+  if (k.libc === 'glibc') {
+    const newest = newestGlibc(elf)
+    if (newest && versionAbove(newest, glibcFloor)) found.push(`needs GLIBC_${newest}, newer than the glibc ${glibcFloor} the package promises (a build not linked through zig for ${k.zigTarget})`)
   }
   const markers = testOnly.filter((m) => elf.includes(m))
   if (markers.length) found.push(`holds strings only a build with the bench or failpoints feature has (${markers.join(', ')})`)
@@ -158,11 +172,16 @@ for (const t of targets) {
     problems.push(`npm/${k.abi}/build-manifest.json: ${e.code === 'ENOENT' ? 'missing (npm run release:build)' : e.message}`)
     continue
   }
+  if (manifest === null || typeof manifest !== 'object' || Array.isArray(manifest)) {
+    problems.push(`npm/${k.abi}/build-manifest.json: not a JSON object`)
+    continue
+  }
   const sha256 = createHash('sha256').update(elf).digest('hex')
   const expected = { package: sub.name, version: pkg.version, target: t, file, bytes: elf.length, sha256 }
   for (const [key, value] of Object.entries(expected)) {
     if (manifest[key] !== value) problems.push(`npm/${k.abi}/build-manifest.json: ${key} is ${JSON.stringify(manifest[key])}, the addon's is ${JSON.stringify(value)}`)
   }
+  if (manifest.zigTarget !== k.zigTarget) problems.push(`npm/${k.abi}/build-manifest.json: zigTarget is ${JSON.stringify(manifest.zigTarget)}, not ${JSON.stringify(k.zigTarget)}`)
   if (manifest.profile !== 'dist') problems.push(`npm/${k.abi}/build-manifest.json: profile is ${JSON.stringify(manifest.profile)}, not "dist" (the published build: release code, stripped)`)
   for (const key of ['rustc', 'linker', 'napiCli', 'node']) if (typeof manifest[key] !== 'string' || !manifest[key]) problems.push(`npm/${k.abi}/build-manifest.json: no ${key}`)
   sources.set(k.abi, manifest.source ?? null)
@@ -181,6 +200,9 @@ const builtFrom = [...new Set(sources.values())]
 const unlike = [...sources].filter(([, s]) => s !== head)
 if (publish && head === undefined) problems.push(`${root} is not in a git checkout: --publish publishes only addons built from the checkout's HEAD`)
 else if (publish) {
+  // Uncommitted changes would ship in dist/ (built from the tree) beside addons built from HEAD.
+  const changes = execFileSync('git', ['-C', root, 'status', '--porcelain'], { encoding: 'utf8' }).split('\n').filter(Boolean)
+  if (changes.length) problems.push(`${root} has uncommitted changes (${changes.length} paths, e.g. ${changes[0].slice(3)}): commit, then npm run release:build`)
   for (const [abi, s] of unlike) problems.push(`npm/${abi}/build-manifest.json: source is ${JSON.stringify(s)}, not HEAD ${head} built from a clean tree (commit, then npm run release:build)`)
 }
 

@@ -17,6 +17,10 @@ export const targets = {
   'aarch64-unknown-linux-musl': { abi: 'linux-arm64-musl', cpu: 'arm64', libc: 'musl', machine: 183, zigTarget: 'aarch64-unknown-linux-musl' },
 }
 
+// The newest glibc symbol version a glibc addon may need: the version its
+// `zigTarget` links against. The publish check refuses an addon needing more.
+export const glibcFloor = '2.17'
+
 // The PyPI packages the builds need, at pinned versions: scripts/zig-tools.mjs
 // installs them into target/zig-tools when they are not on PATH.
 export const zigTools = ['ziglang==0.17.1', 'cargo-zigbuild==0.24.1']
