@@ -97,15 +97,16 @@ describe('claimNextUnfilled', () => {
     expect(c.getSlot('SPY', 3, 'optionTrade').version).toBe(1)
   })
 
-  it('honours startIdx and count, and only touches the given symbol and kind; a start past the schedule throws as a single claim does', () => {
+  it('honours startIdx and count, and only touches the given symbol and kind; a start at the window count claims nothing, one past it throws as a single claim does', () => {
     c.resolveSymbol('QQQ')
     const a = c.claimNextUnfilled('SPY', 8, 'greeks', 2)
     expect(a.map((x) => x.windowIdx)).toEqual([8, 9])
     const b = c.claimNextUnfilled('SPY', 8, 'greeks', 10)
     expect(b.map((x) => x.windowIdx)).toEqual([10, 11])
     expect(c.claimNextUnfilled('SPY', 0, 'greeks', 0)).toEqual([])
+    expect(c.claimNextUnfilled('SPY', WINDOWS, 'greeks', 3)).toEqual([])
     for (const count of [3, 0]) {
-      const e = caught(() => c.claimNextUnfilled('SPY', WINDOWS, 'greeks', count))
+      const e = caught(() => c.claimNextUnfilled('SPY', WINDOWS + 1, 'greeks', count))
       expect(e, `count ${count}`).toBeInstanceOf(WindowOutOfRangeError)
       expect((e as { code?: string }).code).toBe('ERR_WINDOW_OUT_OF_RANGE')
     }

@@ -105,14 +105,16 @@ describe('raw.claimNextUnfilled', () => {
     expect(a.c.slotMetrics()).toEqual(a.c.recountSlots())
   })
 
-  it('claims fewer than asked at the end of the schedule and none for a count of 0; a start past the schedule throws as raw.claim does', async () => {
+  it('claims fewer than asked at the end of the schedule, none from the window count (its end) or for a count of 0; a start past the window count throws as raw.claim does', async () => {
     const { c, s } = await world()
     const out = new Float64Array(3 * 10)
     expect(c.raw.claimNextUnfilled(s, WINDOWS - 3, kind, 10, -1, out)).toBe(3)
     expect(Array.from(out.subarray(0, 9)).filter((_, i) => i % 3 === 0)).toEqual([WINDOWS - 3, WINDOWS - 2, WINDOWS - 1])
     expect(c.raw.claimNextUnfilled(s, WINDOWS - 3, kind, 10, -1, out)).toBe(0)
     const before = state(c, s)
-    for (const [start, count] of [[WINDOWS, 10], [WINDOWS, 0], [WINDOWS + 5, 1], [2 ** 32 - 1, 1]] as const) {
+    expect(c.raw.claimNextUnfilled(s, WINDOWS, kind, 10, -1, out)).toBe(0)
+    expect(c.raw.claimNextUnfilled(s, WINDOWS, kind, 0, -1, out)).toBe(0)
+    for (const [start, count] of [[WINDOWS + 1, 10], [WINDOWS + 1, 0], [WINDOWS + 5, 1], [2 ** 32 - 1, 1]] as const) {
       const e = caught(() => c.raw.claimNextUnfilled(s, start, kind, count, -1, out))
       expect(e, `start ${start} count ${count}`).toBeInstanceOf(WindowOutOfRangeError)
       expect((e as { code?: string }).code).toBe('ERR_WINDOW_OUT_OF_RANGE')

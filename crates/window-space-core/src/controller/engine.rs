@@ -214,8 +214,9 @@ impl Controller {
     /// Claims up to `n` windows `>= start` of one symbol and slot kind, in window
     /// order, skipping windows that are Filled, Retired or held by a live claim.
     /// Returns (window, grant) pairs. The symbol and the start window are
-    /// checked as a single claim checks them: a start past the schedule is
-    /// `Error::WindowOutOfRange`, whatever `n`. See
+    /// checked as a single claim checks them, except that a start equal to
+    /// the window count is the schedule's end and claims nothing; a start
+    /// past it is `Error::WindowOutOfRange`, whatever `n`. See
     /// [`claim_next_unfilled_with`](Self::claim_next_unfilled_with).
     pub fn claim_next_unfilled(&self, start: SlotAddr, n: u32, lease_ms: Option<u64>) -> Result<Vec<(u32, ClaimGrant)>> {
         let mut out = Vec::with_capacity(n.min(4096) as usize);
@@ -248,8 +249,14 @@ impl Controller {
         lease_ms: Option<u64>,
         mut claimed: impl FnMut(u32, &ClaimGrant),
     ) -> Result<u32> {
-        self.check(start)?;
         let end = self.window_count();
+        if start.window == end {
+            // The end of the schedule, where a loop that goes on from its
+            // last window + 1 arrives: nothing left to claim.
+            self.symbols.check_id(start.symbol)?;
+            return Ok(0);
+        }
+        self.check(start)?;
         if n == 0 {
             return Ok(0);
         }
