@@ -476,6 +476,8 @@ export class WindowSpaceController {
    * Claims up to `count` windows `>= startIdx` of one symbol and slot kind in
    * one native call, skipping windows that are Filled, Retired or held by a
    * live claim. Returns the claims in window order (possibly fewer than `count`).
+   * A `startIdx` equal to the window count is the schedule's end and returns
+   * none; one past it throws `WindowOutOfRangeError`, as a single claim does.
    */
   claimNextUnfilled(symbol: string | number, startIdx: number, slotKind: SlotKindInput, count: number, options: ClaimOptions = {}): Claim[] {
     const symbolId = this.symbolId(symbol)

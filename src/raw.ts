@@ -78,7 +78,8 @@ export class RawCalls<C = unknown> {
    * to `out[3i]` (window), `out[3i + 1]` (claim version) and `out[3i + 2]`
    * (lease deadline, ms since the epoch); `out` must hold at least
    * `3 * count` numbers. Returns how many it claimed (0 ..= `count`).
-   * `leaseMs` < 0 means the default lease.
+   * `leaseMs` < 0 means the default lease. A `startIdx` equal to the window
+   * count returns 0; one past it throws `WindowOutOfRangeError`.
    */
   claimNextUnfilled(symbolId: number, startIdx: number, kindCode: number, count: number, leaseMs: number, out: Float64Array): number {
     try {
