@@ -211,6 +211,21 @@ impl Controller {
         self.ledger(kind).find_window(symbol, start, end, kind.column(), |_, s| !matches!(s, SlotStatus::Filled | SlotStatus::Retired))
     }
 
+    /// A batch's start window that a single claim refuses: the window count
+    /// itself is the schedule's end, where a loop that goes on from its last
+    /// window + 1 arrives, and claims nothing; anything else is the refusal.
+    #[cold]
+    #[inline(never)]
+    fn batch_start_refused(&self, start: SlotAddr, refusal: Error) -> Result<u32> {
+        match refusal {
+            Error::WindowOutOfRange { .. } if start.window == self.window_count() => {
+                self.symbols.check_id(start.symbol)?;
+                Ok(0)
+            }
+            e => Err(e),
+        }
+    }
+
     /// Claims up to `n` windows `>= start` of one symbol and slot kind, in window
     /// order, skipping windows that are Filled, Retired or held by a live claim.
     /// Returns (window, grant) pairs. The symbol and the start window are
@@ -249,14 +264,10 @@ impl Controller {
         lease_ms: Option<u64>,
         mut claimed: impl FnMut(u32, &ClaimGrant),
     ) -> Result<u32> {
-        let end = self.window_count();
-        if start.window == end {
-            // The end of the schedule, where a loop that goes on from its
-            // last window + 1 arrives: nothing left to claim.
-            self.symbols.check_id(start.symbol)?;
-            return Ok(0);
+        if let Err(e) = self.check(start) {
+            return self.batch_start_refused(start, e);
         }
-        self.check(start)?;
+        let end = self.window_count();
         if n == 0 {
             return Ok(0);
         }
