@@ -30,7 +30,7 @@ import { existsSync, readFileSync, readdirSync } from 'node:fs'
 import { createRequire } from 'node:module'
 import { dirname, join, resolve } from 'node:path'
 import { fileURLToPath } from 'node:url'
-import { glibcFloor, targets as known } from './targets.mjs'
+import { glibcAbove, glibcFloor, newestGlibc, targets as known } from './targets.mjs'
 
 const args = process.argv.slice(2)
 const publish = args.includes('--publish')
@@ -103,16 +103,6 @@ const readElf = (elf) => {
   return { machine, sections: names, defined, needed }
 }
 
-// The newest `GLIBC_x.y` version named in an addon (its version needs), or null.
-const newestGlibc = (elf) => {
-  const versions = [...elf.toString('latin1').matchAll(/GLIBC_(\d+)\.(\d+)/g)].map((m) => `${m[1]}.${m[2]}`)
-  return versions.reduce((a, b) => (a === null || versionAbove(b, a) ? b : a), null)
-}
-const versionAbove = (a, b) => {
-  const [x, y] = [a, b].map((v) => v.split('.').map(Number))
-  return x[0] !== y[0] ? x[0] > y[0] : x[1] > y[1]
-}
-
 // The problems of one addon, for a target of scripts/targets.mjs.
 const addonProblems = (elf, k) => {
   let info
@@ -134,7 +124,7 @@ const addonProblems = (elf, k) => {
   }
   if (k.libc === 'glibc') {
     const newest = newestGlibc(elf)
-    if (newest && versionAbove(newest, glibcFloor)) found.push(`needs GLIBC_${newest}, newer than the glibc ${glibcFloor} the package promises (a build not linked through zig for ${k.zigTarget})`)
+    if (newest && glibcAbove(newest, glibcFloor)) found.push(`needs GLIBC_${newest}, newer than the glibc ${glibcFloor} the package promises (a build not linked through zig for ${k.zigTarget})`)
   }
   const markers = testOnly.filter((m) => elf.includes(m))
   if (markers.length) found.push(`holds strings only a build with the bench or failpoints feature has (${markers.join(', ')})`)

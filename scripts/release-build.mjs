@@ -23,7 +23,7 @@ import { createHash } from 'node:crypto'
 import { copyFileSync, cpSync, existsSync, mkdirSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs'
 import { tmpdir } from 'node:os'
 import { join, resolve } from 'node:path'
-import { targets as known } from './targets.mjs'
+import { newestGlibc, targets as known } from './targets.mjs'
 import { zigEnv } from './zig-tools.mjs'
 
 const root = resolve(new URL('..', import.meta.url).pathname)
@@ -150,13 +150,6 @@ for (const t of targets) if (t !== host) rmSync(join(out, `${pkg.napi.binaryName
 //   source               the git commit built, with `-dirty` if the tree had changes, or null outside git
 // scripts/check-publish.mjs refuses a package whose manifest does not match its addon.
 const rustcInfo = execFileSync('rustc', ['-vV'], { encoding: 'utf8' })
-// The highest `GLIBC_x.y` version named in the addon (its version needs).
-const maxGlibc = (addon) => {
-  const versions = [...addon.toString('latin1').matchAll(/GLIBC_(\d+)\.(\d+)/g)].map((m) => [Number(m[1]), Number(m[2])])
-  if (!versions.length) return null
-  const [major, minor] = versions.reduce((a, b) => (b[0] > a[0] || (b[0] === a[0] && b[1] > a[1]) ? b : a))
-  return `${major}.${minor}`
-}
 const field = (name) => new RegExp(`^${name}: (.*)$`, 'm').exec(rustcInfo)?.[1]
 const napiVersion = JSON.parse(readFileSync(join(root, 'node_modules', '@napi-rs', 'cli', 'package.json'), 'utf8')).version
 const napiCrate = /\[\[package\]\]\nname = "napi"\nversion = "([^"]+)"/.exec(readFileSync(join(root, 'Cargo.lock'), 'utf8'))?.[1] ?? null
@@ -183,7 +176,7 @@ for (const t of targets) {
     rustc: `${field('release')} (${field('commit-hash')?.slice(0, 9)}, LLVM ${field('LLVM version')})`,
     linker: `zig ${zig.zig} (${zig.zigbuild})`,
     zigTarget: known[t].zigTarget,
-    glibc: maxGlibc(addon),
+    glibc: newestGlibc(addon),
     napiCli: napiVersion,
     napiCrate,
     node: process.version,

@@ -21,6 +21,16 @@ export const targets = {
 // `zigTarget` links against. The publish check refuses an addon needing more.
 export const glibcFloor = '2.17'
 
+// Whether glibc version `a` ("x.y") is newer than `b`.
+export const glibcAbove = (a, b) => {
+  const [x, y] = [a, b].map((v) => v.split('.').map(Number))
+  return x[0] !== y[0] ? x[0] > y[0] : x[1] > y[1]
+}
+
+// The newest `GLIBC_x.y` version an addon names (its version needs), or null.
+export const newestGlibc = (addon) =>
+  [...addon.toString('latin1').matchAll(/GLIBC_(\d+)\.(\d+)/g)].map((m) => `${m[1]}.${m[2]}`).reduce((a, b) => (a === null || glibcAbove(b, a) ? b : a), null)
+
 // The PyPI packages the builds need, at pinned versions: scripts/zig-tools.mjs
 // installs them into target/zig-tools when they are not on PATH.
 export const zigTools = ['ziglang==0.17.1', 'cargo-zigbuild==0.24.1']

@@ -121,6 +121,8 @@ impl Controller {
         self.after(journaled, at, t, LedgerEvent::Claims, 0)?;
         drop(in_flight);
         if takeover {
+            // `audit_takeover`'s body, written out here: calling it costs the
+            // single claim about 4 % more instructions (the gate's count).
             failpoint!("controller::takeover-claimed");
             // The claim is ours whatever happens to the audit line: a failed
             // write of it is not the engine's failure.
