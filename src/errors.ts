@@ -117,6 +117,12 @@ export class CorruptStateError extends define('CorruptStateError', 'ERR_CORRUPT_
  * `details.version`, `details.supported`): upgrade the library to open it.
  */
 export class NewerFormatError extends define('NewerFormatError', 'ERR_NEWER_FORMAT') {}
+/**
+ * The state directory was made by an older version of window-space
+ * (`details.file`, `details.version`, `details.supported`): convert it with
+ * the command in `details.command` (`window-space migrate DIR`, offline).
+ */
+export class OlderFormatError extends define('OlderFormatError', 'ERR_OLDER_FORMAT') {}
 /** The schedule given to bootstrap differs from the persisted one (other than rolling forward). */
 export class ScheduleMismatchError extends define('ScheduleMismatchError', 'ERR_SCHEDULE_MISMATCH') {}
 /** The schedule given is invalid on its own. */
@@ -234,6 +240,7 @@ export const errorClasses: Readonly<Record<WindowSpaceErrorCode, new (message: s
   ERR_PERMISSION_DENIED: PermissionDeniedError,
   ERR_CORRUPT_STATE: CorruptStateError,
   ERR_NEWER_FORMAT: NewerFormatError,
+  ERR_OLDER_FORMAT: OlderFormatError,
   ERR_SCHEDULE_MISMATCH: ScheduleMismatchError,
   ERR_INVALID_SCHEDULE: InvalidScheduleError,
   ERR_INVALID_SYMBOL: InvalidSymbolError,

@@ -32,5 +32,6 @@ export { WindowSpace, timeToNs, durationToNs, type DurationInput, type SessionSp
 export { checksum64, checksumFile } from './checksum'
 export { StateView, planGarbage, verifyStateDir, type ExportedRow, type GridCell, type ProgressCallback, type StateSummary, type VerifyFinding, type VerifyReport } from './state-view'
 export type { GcRecordRef, GcReport } from './gc-report'
+export { migrateStateDir, type MigrateOptions, type MigrateReport } from './migrate'
 export { repairStateDir, type RepairOptions, type RepairReport } from './repair'
 export { registerMetrics, METRIC_NAMES, type RegisteredMetrics } from './metrics'

@@ -126,6 +126,7 @@ export const ERROR_CODES = {
   ERR_PERMISSION_DENIED: { class: 'PermissionDeniedError', parent: 'WindowSpaceError' },
   ERR_CORRUPT_STATE: { class: 'CorruptStateError', parent: 'WindowSpaceError' },
   ERR_NEWER_FORMAT: { class: 'NewerFormatError', parent: 'WindowSpaceError' },
+  ERR_OLDER_FORMAT: { class: 'OlderFormatError', parent: 'WindowSpaceError' },
   ERR_SCHEDULE_MISMATCH: { class: 'ScheduleMismatchError', parent: 'WindowSpaceError' },
   ERR_INVALID_SCHEDULE: { class: 'InvalidScheduleError', parent: 'WindowSpaceError' },
   ERR_INVALID_SYMBOL: { class: 'InvalidSymbolError', parent: 'WindowSpaceError' },

@@ -16,6 +16,7 @@ import { adminCommand, retention } from './change'
 import { gcCommand } from './gc'
 import { exportRows, grid, inspect, metricsCommand, serveMetrics } from './look'
 import { ReaderGone } from './output'
+import { migrateCommand } from './migrate'
 import { repairCommand } from './repair'
 import { verifyCommand } from './verify'
 import { SLOT_KIND_NAMES } from '../vocabulary'
@@ -24,7 +25,7 @@ const READ_ONLY = 'Read-only: opens every file read-only, takes no lock, creates
 
 function program(): Command {
   const p = new Command('window-space')
-  p.description('Operate a window-space state directory: inspect, verify, clear, retire, collect garbage, repair, export, metrics.')
+  p.description('Operate a window-space state directory: inspect, verify, clear, retire, collect garbage, repair, migrate, export, metrics.')
     .version((JSON.parse(readFileSync(join(__dirname, '..', '..', 'package.json'), 'utf8')) as { version: string }).version)
     .showHelpAfterError('(run with --help for usage)')
     .addHelpText('after', '\nExit status: 0 ok, 1 problems found or the state or the output could not be read or written, 2 bad input.\nWindow ranges are --from (inclusive) to --to (exclusive), like the library.')
@@ -118,6 +119,19 @@ function program(): Command {
       '\nNeeds the directory to itself: refused while any engine or tool has it open. An intent line goes to the audit trail before anything changes, an outcome line after. Killed at any point, run it again: it finishes what is left, and until then the directory stays refused.',
     )
     .action(run(repairCommand))
+
+  p.command('migrate')
+    .argument('<dir>', 'state directory')
+    .description('convert a state directory made by an older version of window-space (format version 1) to this version\'s format, keeping the old files in migrated-from-format-1/')
+    .option('--dry-run', 'say what would be converted, change nothing')
+    .option('--reason <text>', 'why, for the audit trail (default: this command line)')
+    .option('--actor <name>', 'who, for the audit trail (default: user@host pid N)')
+    .option('--json', 'print one JSON document')
+    .addHelpText(
+      'after',
+      '\nOffline: refused while any engine or tool has the directory open, and every bootstrap waits until it is done. The converted files are built and verified beside the old ones before any is switched. Killed at any point, run it again: it starts again or finishes the switch.',
+    )
+    .action(run(migrateCommand))
 
   p.command('retention')
     .argument('<dir>', 'state directory')

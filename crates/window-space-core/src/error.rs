@@ -11,6 +11,7 @@
 //! | `ERR_IO`, `ERR_DISK_FULL`, `ERR_READ_ONLY`, `ERR_PERMISSION_DENIED` | `op`, `path`, `osError` (errno or null) |
 //! | `ERR_CORRUPT_STATE` | `file`, `offset` (or null), `what`; for payload ids Filled slots refer to that their mapping table does not hold, also `records`, `highestReferencedId`, `danglingSlots`, `storesAffected`; for chunks of symbols `symbol-map.json` does not hold, also `symbols`, `highestSymbolId`, `chunks` |
 //! | `ERR_NEWER_FORMAT` | `file`, `version` (found), `supported` (the newest this library reads) |
+//! | `ERR_OLDER_FORMAT` | `file`, `version` (found), `supported`, `stateDir`, `command` (the `window-space migrate` command line that converts the directory) |
 //! | `ERR_SCHEDULE_MISMATCH`, `ERR_INVALID_SCHEDULE`, `ERR_INVALID_ARGUMENT`, `ERR_UNSUPPORTED`, `ERR_INTERNAL` | `what` |
 //! | `ERR_INVALID_SYMBOL` | `symbol`, `why` |
 //! | `ERR_UNKNOWN_SYMBOL` | `symbol` (the name, or `id N`) |
@@ -72,6 +73,9 @@ pub enum Error {
     },
     /// A state file was written by a newer version of window-space.
     NewerFormat { file: PathBuf, version: u32, supported: u32 },
+    /// A state directory of an older format version, which `window-space
+    /// migrate` converts (offline). `file` is the file whose header says so.
+    OlderFormat { file: PathBuf, version: u32, supported: u32, state_dir: PathBuf },
     /// The schedule given differs from the one persisted in the state directory.
     ScheduleMismatch { what: String },
     /// The schedule given is not valid on its own.
@@ -123,6 +127,7 @@ impl Error {
             },
             Self::CorruptState { .. } | Self::DanglingPayloads { .. } | Self::UnknownSymbolChunks { .. } => ErrorCode::CorruptState,
             Self::NewerFormat { .. } => ErrorCode::NewerFormat,
+            Self::OlderFormat { .. } => ErrorCode::OlderFormat,
             Self::ScheduleMismatch { .. } => ErrorCode::ScheduleMismatch,
             Self::InvalidSchedule { .. } => ErrorCode::InvalidSchedule,
             Self::InvalidSymbol { .. } => ErrorCode::InvalidSymbol,
@@ -167,6 +172,13 @@ impl Error {
                 "chunks": chunks,
             }),
             Self::NewerFormat { file, version, supported } => json!({ "file": file, "version": version, "supported": supported }),
+            Self::OlderFormat { file, version, supported, state_dir } => json!({
+                "file": file,
+                "version": version,
+                "supported": supported,
+                "stateDir": state_dir,
+                "command": migrate_command(state_dir),
+            }),
             Self::ScheduleMismatch { what }
             | Self::InvalidSchedule { what }
             | Self::InvalidArgument { what }
@@ -275,6 +287,12 @@ impl fmt::Display for Error {
                 "{} was made by a newer version of window-space (format version {version}; this library reads version {supported}): upgrade window-space to open it",
                 file.display()
             ),
+            Self::OlderFormat { file, version, supported, state_dir } => write!(
+                f,
+                "{} was made by an older version of window-space (format version {version}; this library reads version {supported}): convert the state directory with `{}` (offline: stop every engine and tool using it first)",
+                file.display(),
+                migrate_command(state_dir)
+            ),
             Self::ScheduleMismatch { what } => write!(f, "schedule mismatch: {what}"),
             Self::InvalidSchedule { what } => write!(f, "invalid schedule: {what}"),
             Self::InvalidSymbol { symbol, why } => write!(f, "invalid symbol {symbol:?}: {why}"),
@@ -312,5 +330,16 @@ impl std::error::Error for Error {
             Self::Io { source, .. } => Some(source),
             _ => None,
         }
+    }
+}
+
+/// The command line that converts `state_dir` to this library's format.
+pub fn migrate_command(state_dir: &std::path::Path) -> String {
+    let shown = state_dir.display().to_string();
+    let plain = !shown.is_empty() && shown.bytes().all(|b| b.is_ascii_alphanumeric() || b"/._-+,=:@".contains(&b));
+    if plain {
+        format!("window-space migrate {shown}")
+    } else {
+        format!("window-space migrate '{}'", shown.replace('\'', "'\\''"))
     }
 }

@@ -39,6 +39,19 @@ pub const POINTS: &[(&str, &str)] = &[
     ("repair::lost-marked", "`window-space repair`: every lost id marked; no dangling slot cleared yet"),
     ("repair::slot-cleared", "`window-space repair`: one dangling slot cleared (counted, journaled); the others not yet"),
     ("repair::cleared", "`window-space repair`: every dangling slot cleared; the outcome line not written"),
+    (
+        "migrate::staged",
+        "`window-space migrate`: the converted files written and synced in `migrate-staging/`; not verified, nothing switched",
+    ),
+    ("migrate::ready", "`window-space migrate`: the converted files verified and `migrate-staging/READY` synced; nothing switched"),
+    (
+        "migrate::file-switched",
+        "`window-space migrate`: one converted file renamed into place (its old one linked into the backup); the files after it not yet",
+    ),
+    (
+        "migrate::switched",
+        "`window-space migrate`: every converted file in place; the audit line not written, the staging directory not removed",
+    ),
     ("slot::claim-read", "a claim has loaded the slot's head word and not yet decided on it"),
     ("slot::admin-read", "a force-clear or retire has loaded the slot's head word and not yet decided on it"),
     (

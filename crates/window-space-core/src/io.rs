@@ -75,6 +75,9 @@
 //! | `artifact.sync` | fsync | that temp file |
 //! | `artifact.dir` | fsync (dir) | its directory after the rename |
 //! | `artifact.mkdir` | fsync (dir) | the parent of each directory created under `artifacts/` |
+//! | `migrate.write` | write | a converted file in `migrate-staging/` |
+//! | `migrate.sync` | fsync | a converted file, and `migrate-staging/READY` |
+//! | `migrate.dir` | fsync (dir) | the staging, backup and state directories as `migrate` writes, renames and removes in them |
 
 use std::fs::File;
 use std::os::unix::fs::FileExt;
@@ -245,6 +248,9 @@ sites! {
     ArtifactSync = "artifact.sync", FullSync;
     ArtifactDir = "artifact.dir", DirSync;
     ArtifactMkdir = "artifact.mkdir", DirSync;
+    MigrateWrite = "migrate.write", Write;
+    MigrateSync = "migrate.sync", FullSync;
+    MigrateDir = "migrate.dir", DirSync;
 }
 
 /// The three sites of one atomic whole-file write (`fsutil::write_atomic`):

@@ -6,12 +6,17 @@
 //! and chunk map under the same growth lock; split, each would need the
 //! other's private layout.
 //!
-//! ## File format (version 1), little-endian
+//! ## File format (version 2), little-endian
+//!
+//! The format version of the ledgers' headers is the state directory's: it
+//! says which files the directory holds and how they are laid out. Version
+//! 1 directories are converted by `window-space migrate` (`ops/migrate.rs`);
+//! this library refuses to open one ([`Error::OlderFormat`]).
 //!
 //! ```text
 //! Header page, bytes 0..4096
 //!   0    8  magic           89 57 53 4C 45 44 0D 0A   ("\x89WSLED\r\n")
-//!   8    4  format version  1
+//!   8    4  format version  2
 //!  12    4  ledger kind     1 = trade, 2 = enrichment
 //!  16    4  schema version  1 (the slot kinds of the row, see slot.rs)
 //!  20    4  slots per row   7 (trade) or 2 (enrichment)
@@ -64,7 +69,9 @@ use crate::slot::{SlotCell, SlotSnapshot, Transition, SLOT_BYTES};
 use crate::vocab::{LedgerEvent, LedgerKind, SlotKind, SlotStatus, StoreKind};
 
 pub(crate) const MAGIC: [u8; 8] = *b"\x89WSLED\r\n";
-pub(crate) const FORMAT_VERSION: u32 = 1;
+pub(crate) const FORMAT_VERSION: u32 = 2;
+/// The directory format `window-space migrate` converts from.
+pub(crate) const MIGRATABLE_VERSION: u32 = 1;
 pub(crate) const SCHEMA_VERSION: u32 = 1;
 pub(crate) const CHUNK_BYTES: u32 = 32 * 1024;
 pub(crate) const CHUNK_HEADER_BYTES: u32 = 64;
@@ -195,6 +202,10 @@ impl LedgerGeometry {
             return Err(Error::corrupt(path, Some(0), "wrong magic number: not a window-space ledger"));
         }
         let version = u32_at(OFF_VERSION);
+        if version == MIGRATABLE_VERSION {
+            let state_dir = path.parent().map(Path::to_path_buf).unwrap_or_default();
+            return Err(Error::OlderFormat { file: path.to_path_buf(), version, supported: FORMAT_VERSION, state_dir });
+        }
         if version != FORMAT_VERSION {
             return Err(Error::unsupported_version(path, OFF_VERSION as u64, version, FORMAT_VERSION));
         }
@@ -229,6 +240,35 @@ impl LedgerGeometry {
         }
         Ok(Self { created_at_ns: u64::from_le_bytes(h[OFF_CREATED..OFF_CREATED + 8].try_into().expect("8 bytes")), ..expected })
     }
+}
+
+/// The format version in a ledger header page (`None` when the bytes are
+/// not a ledger header: too short or another magic number).
+pub(crate) fn header_version(h: &[u8]) -> Option<u32> {
+    (h.len() >= OFF_VERSION + 4 && h[0..8] == MAGIC)
+        .then(|| u32::from_le_bytes(h[OFF_VERSION..OFF_VERSION + 4].try_into().expect("4 bytes")))
+}
+
+/// Turns the header page of a version-1 ledger into the version-2 header
+/// of the same ledger (the version field and the checksum): the chunks and
+/// rows of the two versions are laid out alike. The page must pass the
+/// version-1 checks that come before the version (magic) and the checksum.
+pub(crate) fn upgrade_header_v1(path: &Path, h: &mut [u8]) -> Result<()> {
+    if h.len() < PAGE as usize || h[0..8] != MAGIC {
+        return Err(Error::corrupt(path, Some(0), "wrong magic number: not a window-space ledger"));
+    }
+    let version = u32::from_le_bytes(h[OFF_VERSION..OFF_VERSION + 4].try_into().expect("4 bytes"));
+    if version != MIGRATABLE_VERSION {
+        return Err(Error::corrupt(path, Some(OFF_VERSION as u64), format!("format version {version}, expected {MIGRATABLE_VERSION}")));
+    }
+    let stored = u64::from_le_bytes(h[OFF_CHECKSUM..OFF_CHECKSUM + 8].try_into().expect("8 bytes"));
+    if stored != xxhash_rust::xxh3::xxh3_64(&h[..HEADER_CHECKED_BYTES]) {
+        return Err(Error::corrupt(path, Some(OFF_CHECKSUM as u64), "header checksum mismatch"));
+    }
+    h[OFF_VERSION..OFF_VERSION + 4].copy_from_slice(&FORMAT_VERSION.to_le_bytes());
+    let sum = xxhash_rust::xxh3::xxh3_64(&h[..HEADER_CHECKED_BYTES]);
+    h[OFF_CHECKSUM..OFF_CHECKSUM + 8].copy_from_slice(&sum.to_le_bytes());
+    Ok(())
 }
 
 /// The ledger-kind field of the header: 1 trade, 2 enrichment.

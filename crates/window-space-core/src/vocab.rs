@@ -405,6 +405,7 @@ pub enum ErrorCode {
     PermissionDenied,
     CorruptState,
     NewerFormat,
+    OlderFormat,
     ScheduleMismatch,
     InvalidSchedule,
     InvalidSymbol,
@@ -447,7 +448,7 @@ const fn err(code: ErrorCode, name: &'static str, class: &'static str, parent: &
 
 impl ErrorCode {
     /// Every code, its string, its TypeScript class and that class's parent.
-    pub const TABLE: [ErrorCodeInfo; 28] = {
+    pub const TABLE: [ErrorCodeInfo; 29] = {
         use ErrorCode::*;
         const BASE: &str = "WindowSpaceError";
         const CONFLICT: &str = "VersionConflictError";
@@ -458,6 +459,7 @@ impl ErrorCode {
             err(PermissionDenied, "ERR_PERMISSION_DENIED", "PermissionDeniedError", BASE),
             err(CorruptState, "ERR_CORRUPT_STATE", "CorruptStateError", BASE),
             err(NewerFormat, "ERR_NEWER_FORMAT", "NewerFormatError", BASE),
+            err(OlderFormat, "ERR_OLDER_FORMAT", "OlderFormatError", BASE),
             err(ScheduleMismatch, "ERR_SCHEDULE_MISMATCH", "ScheduleMismatchError", BASE),
             err(InvalidSchedule, "ERR_INVALID_SCHEDULE", "InvalidScheduleError", BASE),
             err(InvalidSymbol, "ERR_INVALID_SYMBOL", "InvalidSymbolError", BASE),

@@ -7,7 +7,8 @@
 //! a deferred append and fill with its group commit, flushes, writes an
 //! artifact, collects it as garbage, reopens, cuts a torn tail at bootstrap
 //! and rolls the schedule forward, then tears a record a Filled slot refers
-//! to and repairs the directory. A first run of it in each durability mode
+//! to and repairs the directory; beside it, it migrates a copy of the
+//! version-1 directory kept in the repository. A first run of it in each durability mode
 //! finds which steps call which sites, and how often. Then, for every site,
 //! every fault kind that applies to its call (ENOSPC, EIO, a short write or
 //! extension) and every mode where the site is reached, the workload is run
@@ -57,6 +58,8 @@ use window_space_core::audit::{AuditContext, AuditLog};
 use window_space_core::io::{self, Fault, Site};
 use window_space_core::ops::gc::{gc, GcOptions};
 use window_space_core::ops::gc_log;
+use window_space_core::ops::migrate::{migrate, MigrateOptions};
+use window_space_core::ops::reader::StateReader;
 use window_space_core::ops::repair::{repair, RepairOptions};
 use window_space_core::ops::verify::{verify, VerifyOptions};
 use window_space_core::{
@@ -98,6 +101,9 @@ enum Step {
     /// the slot is Cleared, its id marked lost. The loss is the operator's
     /// to accept; everything else stays.
     LoseAndRepair(Slot),
+    /// Migrates a copy of the version-1 directory kept in the repository
+    /// (beside the workload's), then opens it.
+    Migrate,
 }
 
 fn workload() -> Vec<Step> {
@@ -124,6 +130,7 @@ fn workload() -> Vec<Step> {
         WriteArtifact(JUNK),
         AppendUnfilled(("A", 5, OptionTrade), JUNK),
         Gc,
+        Migrate,
         Reopen,
         Resolve("B"),
         Claim(("B", 0, OptionTrade)),
@@ -209,7 +216,10 @@ fn expect(site: Site) -> Expect {
         | PayloadLostHeader
         | PayloadLostHeaderSync
         | PayloadLostWrite
-        | PayloadLostSync => Expect::Fails,
+        | PayloadLostSync
+        | MigrateWrite
+        | MigrateSync
+        | MigrateDir => Expect::Fails,
     }
 }
 
@@ -452,6 +462,15 @@ fn run(w: &mut World, step: Step) -> Result<(), Error> {
             let now = w.c().read_slot(at).unwrap();
             assert_eq!(now.status, SlotStatus::Cleared, "the repair cleared the slot that referred to the lost record");
             w.told_slot(at);
+        }
+        Step::Migrate => {
+            let v1 = w._root.path().join("v1-state");
+            if !v1.exists() {
+                support::copy_tree(&support::v1_fixture(), &v1);
+            }
+            migrate(&v1, &MigrateOptions::default())?;
+            let migrated = StateReader::open(&v1).expect("the migrated directory opens");
+            assert_eq!(migrated.symbols(), ["SPY", "AAPL", "QQQ"], "the migrated directory keeps its symbols");
         }
         Step::Gc => {
             // Older than any minimum age (the coarse clock gc reads may lag a file's mtime).

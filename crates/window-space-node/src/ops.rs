@@ -10,7 +10,7 @@ use napi::Env;
 use napi_derive::napi;
 use window_space_core::audit::AuditContext;
 use window_space_core::ops::reader::StateReader;
-use window_space_core::ops::{gc, repair, verify, view};
+use window_space_core::ops::{gc, migrate, repair, verify, view};
 use window_space_core::{Error as CoreError, LedgerKind, SlotKind, StoreKind};
 
 use crate::controller::NativeController;
@@ -78,6 +78,21 @@ pub fn repair_state_dir<'e>(
 ) -> napi::Result<Unknown<'e>> {
     let opts = repair::RepairOptions { dry_run, ctx: AuditContext { actor, reason } };
     let r = repair::repair(Path::new(&state_dir), &opts).or_throw(env)?;
+    to_js(env, &r)
+}
+
+/// Converts a state directory of an older format version (core
+/// `ops/migrate.rs`), or with `dryRun` says what it would convert.
+#[napi(catch_unwind)]
+pub fn migrate_state_dir<'e>(
+    env: &'e Env,
+    state_dir: String,
+    dry_run: bool,
+    actor: Option<String>,
+    reason: Option<String>,
+) -> napi::Result<Unknown<'e>> {
+    let opts = migrate::MigrateOptions { dry_run, ctx: AuditContext { actor, reason } };
+    let r = migrate::migrate(Path::new(&state_dir), &opts).or_throw(env)?;
     to_js(env, &r)
 }
 

@@ -119,9 +119,38 @@ pub fn state_file_names() -> Vec<&'static str> {
 /// Refuses an existing state directory (it holds a schedule) that lacks one
 /// of its state files, naming the file.
 pub(crate) fn check_state_files_present(dir: &Path) -> Result<()> {
+    check_directory_format(dir)?;
     for name in state_file_names() {
         if !dir.join(name).exists() {
             return Err(Error::corrupt(dir.join(name), None, "state file is missing (the directory holds a schedule, so it is not new)"));
+        }
+    }
+    Ok(())
+}
+
+/// Refuses a state directory of an older format version
+/// ([`Error::OlderFormat`], naming `window-space migrate`) before anything
+/// looks for the files of this one: the format version of the ledgers'
+/// headers is the directory's (`ledger.rs`). A ledger that is missing, too
+/// short or not a ledger is left to the checks that follow.
+pub(crate) fn check_directory_format(dir: &Path) -> Result<()> {
+    use std::io::Read;
+    for kind in LedgerKind::ALL {
+        let path = dir.join(kind.file_name());
+        let mut head = [0u8; 12];
+        let read = std::fs::File::open(&path).and_then(|mut f| f.read_exact(&mut head));
+        if read.is_err() {
+            continue;
+        }
+        if let Some(version) = crate::ledger::header_version(&head) {
+            if version == crate::ledger::MIGRATABLE_VERSION {
+                return Err(Error::OlderFormat {
+                    file: path,
+                    version,
+                    supported: crate::ledger::FORMAT_VERSION,
+                    state_dir: dir.to_path_buf(),
+                });
+            }
         }
     }
     Ok(())

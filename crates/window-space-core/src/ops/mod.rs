@@ -11,12 +11,15 @@
 //!   artifact files, and the log that makes it restart-safe;
 //! * `files.rs` — the artifact tree, walked and changed without ever
 //!   following a symbolic link;
+//! * `migrate.rs` — converting a state directory of an older format
+//!   version, offline and restart-safe;
 //! * `repair.rs` — accepting lost payload records and symbols that a
 //!   bootstrap refuses, explicitly and in the audit trail.
 
 pub mod files;
 pub mod gc;
 pub mod gc_log;
+pub mod migrate;
 pub mod reader;
 pub mod repair;
 mod slots;

@@ -32,3 +32,36 @@ pub fn keep_symbols(dir: &std::path::Path, keep: usize) {
     doc["checksum"] = format!("{sum:016x}").into();
     std::fs::write(&p, serde_json::to_vec(&doc).unwrap()).unwrap();
 }
+
+/// The state directory of format version 1 kept in the repository
+/// (`__test__/fixtures/v1-state`, written by the library of that format),
+/// and what it holds (`v1-state.expected.json`).
+pub fn v1_fixture() -> std::path::PathBuf {
+    std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("../../__test__/fixtures/v1-state")
+}
+
+pub fn v1_fixture_expected() -> serde_json::Value {
+    let p = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("../../__test__/fixtures/v1-state.expected.json");
+    serde_json::from_slice(&std::fs::read(p).unwrap()).unwrap()
+}
+
+/// Copies a directory tree (files and directories only).
+pub fn copy_tree(from: &std::path::Path, to: &std::path::Path) {
+    std::fs::create_dir_all(to).unwrap();
+    for e in std::fs::read_dir(from).unwrap().flatten() {
+        let target = to.join(e.file_name());
+        if e.file_type().unwrap().is_dir() {
+            copy_tree(&e.path(), &target);
+        } else {
+            std::fs::copy(e.path(), &target).unwrap();
+        }
+    }
+}
+
+/// A copy of the version-1 fixture in a new scratch directory, as `<tmp>/state`.
+pub fn v1_copy() -> (tempfile::TempDir, std::path::PathBuf) {
+    let root = scratch_dir();
+    let dir = root.path().join("state");
+    copy_tree(&v1_fixture(), &dir);
+    (root, dir)
+}
