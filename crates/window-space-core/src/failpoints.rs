@@ -53,6 +53,8 @@ pub const POINTS: &[(&str, &str)] = &[
         "`window-space migrate`: every converted file in place; the audit line not written, the staging directory not removed",
     ),
     ("slot::claim-read", "a claim has loaded the slot's head word and not yet decided on it"),
+    ("slot::filled-uncounted", "a fill's compare-and-swap made (the slot Filled); its chunk's done count not raised yet"),
+    ("slot::done-lowered", "a force-clear of a Filled slot has lowered its chunk's done count; its compare-and-swap not made yet"),
     ("slot::admin-read", "a force-clear or retire has loaded the slot's head word and not yet decided on it"),
     (
         "controller::before-count",

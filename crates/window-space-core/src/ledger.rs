@@ -40,9 +40,25 @@
 //!   8    4  chunk index     first window = chunk index * rows per chunk
 //!  12    4  reserved        0
 //!  16    8  checksum        xxh3-64 of chunk bytes 0..16
-//!  24   40  reserved        0
+//!  -- shared mutable words (atomics; not checksummed)
+//!  24   28  done counts     i32 per column (7 at most; unused ones 0): slots of
+//!                           the column that are Filled or Retired, never more
+//!  52   12  reserved        0
 //!  64       rows            rows per chunk * slots per row * 32-byte slots (slot.rs)
 //! ```
+//!
+//! **Done counts** let a search for the first window that is not done
+//! (`nextUnfilledWindow`, `nextReadyWindow`) skip a chunk whose column is all
+//! done without reading its slots. A count never exceeds the column's Filled
+//! and Retired slots, whatever process dies where: it is raised *after* the
+//! compare-and-swap that makes a slot Filled or Retired, and lowered *before*
+//! the one that takes a slot out of Filled (a force-clear), and raised again
+//! if that compare-and-swap fails (`slot.rs`). So it can be low (a process
+//! died between the two steps, or a transition is under way), never high,
+//! and "the count equals the rows of the chunk" proves every slot done. A
+//! bootstrap that finds no other controller open stores the exact counts
+//! from its scan; until then a low count costs only a scan of the chunk.
+//! `window-space verify` reports a count above its slots as damage.
 //!
 //! Chunks are allocated lazily, the first time a slot of a (symbol, window
 //! range) is written, under an exclusive `flock` on the ledger file: the
@@ -57,7 +73,7 @@
 use std::fs::{File, OpenOptions};
 use std::os::unix::fs::FileExt;
 use std::path::{Path, PathBuf};
-use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::atomic::{AtomicI32, AtomicU64, Ordering};
 use std::sync::{Mutex, RwLock};
 
 use crate::chunk_directory::ChunkDirectory;
@@ -107,7 +123,10 @@ pub(crate) const CHUNK_OFF_SYMBOL: usize = 4;
 pub(crate) const CHUNK_OFF_INDEX: usize = 8;
 pub(crate) const CHUNK_OFF_RESERVED: usize = 12;
 pub(crate) const CHUNK_OFF_CHECKSUM: usize = 16;
-pub(crate) const CHUNK_OFF_RESERVED_TAIL: usize = 24;
+/// The done counts, one `i32` per column ([`MAX_DONE_COLUMNS`] at most).
+pub(crate) const CHUNK_OFF_DONE: usize = 24;
+pub(crate) const MAX_DONE_COLUMNS: usize = 7;
+pub(crate) const CHUNK_OFF_RESERVED_TAIL: usize = CHUNK_OFF_DONE + 4 * MAX_DONE_COLUMNS;
 
 /// Chunks the file grows by at least, each time it must grow.
 const MIN_GROWTH_CHUNKS: u64 = 8;
@@ -130,6 +149,9 @@ pub struct LedgerScan {
     /// Filled slots whose payload id the scan's `missing` judged absent from
     /// its store (when the scan was asked about references).
     pub dangling: Vec<DanglingRef>,
+    /// Every chunk scanned and the done counts of its columns (Filled or
+    /// Retired slots), stored by [`Ledger::store_counts`].
+    pub(crate) done: Vec<(ChunkAddr, [i32; MAX_DONE_COLUMNS])>,
 }
 
 /// A Filled slot whose payload id its store does not hold (or holds only as
@@ -478,9 +500,25 @@ impl Ledger {
     pub fn slot(&self, symbol: u32, window_idx: u32, column: usize) -> Result<Option<SlotCell<'_>>> {
         let (chunk_idx, off) = self.locate(window_idx, column);
         Ok(match self.chunk_addr(symbol, chunk_idx)? {
-            Some(addr) => self.map.slot(addr, off),
+            Some(addr) => self.cell(addr, off, column),
             None => None,
         })
+    }
+
+    /// The slot at `off` in the chunk at `addr`, with its column's done count.
+    #[inline(always)]
+    fn cell(&self, addr: ChunkAddr, off: usize, column: usize) -> Option<SlotCell<'_>> {
+        let cell = self.map.slot(addr, off)?;
+        Some(cell.with_done(self.done_count(addr, column)))
+    }
+
+    /// The done count of `column` in the chunk at `addr` (module comment).
+    #[inline(always)]
+    fn done_count(&self, addr: ChunkAddr, column: usize) -> Option<&AtomicI32> {
+        if column >= MAX_DONE_COLUMNS {
+            return None;
+        }
+        self.map.chunk_i32(addr, CHUNK_OFF_DONE + 4 * column)
     }
 
     /// Where the chunk of `symbol` numbered `chunk_idx` is, if it exists: the
@@ -502,7 +540,7 @@ impl Ledger {
         }
         let (chunk_idx, off) = self.locate(window_idx, column);
         let addr = self.allocate(symbol, chunk_idx)?;
-        self.map.slot(addr, off).ok_or_else(|| Error::corrupt(&self.path, None, "slot offset outside its chunk"))
+        self.cell(addr, off, column).ok_or_else(|| Error::corrupt(&self.path, None, "slot offset outside its chunk"))
     }
 
     /// The slots of `column` in the chunk of `symbol` that holds `window_idx`,
@@ -777,6 +815,13 @@ impl Ledger {
                 }
             }
         }
+        for (addr, done) in &scan.done {
+            for (column, n) in done.iter().enumerate().take(self.geometry.slots_per_row as usize) {
+                if let Some(d) = self.done_count(*addr, column) {
+                    d.store(*n, Ordering::Release);
+                }
+            }
+        }
     }
 
     /// Scans every published chunk: exact status counts and expired claims.
@@ -840,6 +885,7 @@ impl Ledger {
         let rpc = self.geometry.rows_per_chunk;
         for (symbol, chunk_idx, addr) in dir.all() {
             scan.chunks += 1;
+            let mut done = [0i32; MAX_DONE_COLUMNS];
             for row in 0..rpc {
                 let window = chunk_idx as u64 * u64::from(rpc) + u64::from(row);
                 for column in 0..columns {
@@ -866,6 +912,9 @@ impl Ledger {
                         o.max_window = o.max_window.max(window);
                     }
                     scan.counts[column][status as usize] += 1;
+                    if let (SlotStatus::Filled | SlotStatus::Retired, Some(n)) = (status, done.get_mut(column)) {
+                        *n += 1;
+                    }
                     if status == SlotStatus::Pending && cell.read().lease_deadline_ms <= now_ms {
                         scan.stale_claims += 1;
                     }
@@ -883,6 +932,7 @@ impl Ledger {
                     }
                 }
             }
+            scan.done.push((addr, done));
         }
         Ok(scan)
     }
@@ -899,6 +949,13 @@ impl Ledger {
             highest = Some(symbol);
         }
         Ok((n, highest))
+    }
+
+    /// The done count of `column` in the chunk holding `window_idx` of
+    /// `symbol`, if that chunk exists (for tests and tooling).
+    pub fn done_count_of(&self, symbol: u32, window_idx: u32, column: usize) -> Result<Option<i32>> {
+        let (chunk_idx, _) = self.locate(window_idx, column);
+        Ok(self.chunk_addr(symbol, chunk_idx)?.and_then(|a| self.done_count(a, column)).map(|d| d.load(Ordering::Acquire)))
     }
 
     /// Symbols that own at least one chunk (for tests and tooling).
@@ -939,6 +996,10 @@ impl Ledger {
 
     /// First window in `start..end` whose slot in `column` satisfies `pred`
     /// (rows of unallocated chunks are Empty). One directory lookup per chunk.
+    /// `pred` must be false for every Filled and Retired slot: a chunk whose
+    /// done count says its column is all Filled or Retired is skipped without
+    /// reading its slots, so a search behind filled windows costs a look per
+    /// chunk, not per window.
     pub fn find_window(
         &self,
         symbol: u32,
@@ -959,6 +1020,11 @@ impl Ledger {
                     if pred(None, SlotStatus::Empty) {
                         return Ok(Some(w));
                     }
+                    w = chunk_end;
+                }
+                Some(addr) if self.done_count(addr, column).is_some_and(|d| d.load(Ordering::Acquire) >= rpc as i32) => {
+                    // Every slot of the column is Filled or Retired (the count
+                    // is never high), and `pred` is false for those.
                     w = chunk_end;
                 }
                 Some(addr) => {
@@ -1023,7 +1089,7 @@ impl<'a> ChunkColumn<'a> {
         if window_idx < self.first || window_idx >= self.end {
             return None;
         }
-        self.ledger.map.slot(self.addr, self.base + (window_idx - self.first) as usize * self.row_bytes)
+        self.ledger.cell(self.addr, self.base + (window_idx - self.first) as usize * self.row_bytes, self.column)
     }
 
     /// [`Ledger::flush_slot`] of the slot of `window_idx`, without its directory lookup.

@@ -31,7 +31,7 @@
 
 use std::fs::File;
 use std::path::{Path, PathBuf};
-use std::sync::atomic::{AtomicU32, AtomicU64};
+use std::sync::atomic::{AtomicI32, AtomicU32, AtomicU64};
 use std::sync::{Mutex, RwLock};
 
 use memmap2::{MmapOptions, MmapRaw};
@@ -176,6 +176,20 @@ impl SharedMapping {
         // memory is only accessed through atomics (module-level `## Safety`).
         let (head, tail) = unsafe { (AtomicU128::from_ptr(p), AtomicU128::from_ptr(p.add(1))) };
         Some(SlotCell::new(head, tail))
+    }
+
+    /// The `AtomicI32` at `byte_offset` inside the chunk at `addr` (a word
+    /// of its header), if it is 4-byte aligned and inside the chunk.
+    #[inline]
+    pub(crate) fn chunk_i32(&self, addr: ChunkAddr, byte_offset: usize) -> Option<&AtomicI32> {
+        if !byte_offset.is_multiple_of(4) || byte_offset + 4 > addr.len as usize {
+            return None;
+        }
+        // SAFETY: as in `slot`: `addr` comes from `chunk_addr` of this mapping,
+        // so the chunk lies inside a segment mapped while `&self` lives; the
+        // 4 bytes were just checked to be inside the chunk and 4-byte aligned
+        // (chunk bases are 64-byte aligned), and are only accessed atomically.
+        Some(unsafe { AtomicI32::from_ptr((addr.base + byte_offset) as *mut i32) })
     }
 
     /// An `AtomicU64` in the first segment (the file header page) at `offset`.

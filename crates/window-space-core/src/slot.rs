@@ -33,7 +33,7 @@
 //! (a claim version that is no longer current never is again).
 
 use std::fmt;
-use std::sync::atomic::Ordering;
+use std::sync::atomic::{AtomicI32, Ordering};
 
 use portable_atomic::AtomicU128;
 
@@ -319,13 +319,32 @@ pub fn version_is_after(a: u32, b: u32) -> bool {
 pub struct SlotCell<'a> {
     pub(crate) head: &'a AtomicU128,
     pub(crate) tail: &'a AtomicU128,
+    /// The done count of the slot's chunk and column (`ledger.rs`), kept by
+    /// the transitions into and out of Filled and Retired.
+    done: Option<&'a AtomicI32>,
 }
 
 impl<'a> SlotCell<'a> {
     /// Builds a cell from two atomics (the ledger does this over the mapping;
     /// tests use plain atomics).
     pub fn new(head: &'a AtomicU128, tail: &'a AtomicU128) -> Self {
-        Self { head, tail }
+        Self { head, tail, done: None }
+    }
+
+    /// The cell, with the done count its transitions keep: raised after a
+    /// compare-and-swap that makes the slot Filled or Retired, lowered before
+    /// one that takes it out of Filled (and raised again if that one fails),
+    /// so the count never exceeds the slots it counts.
+    #[inline]
+    pub fn with_done(self, done: Option<&'a AtomicI32>) -> Self {
+        Self { done, ..self }
+    }
+
+    #[inline]
+    fn done_add(&self, n: i32) {
+        if let Some(d) = self.done {
+            d.fetch_add(n, Ordering::AcqRel);
+        }
     }
 
     fn snapshot_of(&self, h: Head, tail: u128) -> SlotSnapshot {
@@ -498,10 +517,12 @@ impl<'a> SlotCell<'a> {
             // our claim (a concurrent renewal of the same claim moves the deadline).
             match self.cas(w, filled) {
                 Ok(()) => {
+                    failpoint!("slot::filled-uncounted");
+                    self.done_add(1);
                     return Ok((
                         Transition { from: SlotStatus::Pending, to: SlotStatus::Filled, version: claim_version.wrapping_add(1) },
                         r,
-                    ))
+                    ));
                 }
                 Err(now) => w = now,
             }
@@ -566,9 +587,27 @@ impl<'a> SlotCell<'a> {
             }
             let version = h.version.wrapping_add(1);
             let r = reserve();
+            // The done count: lowered before a slot leaves Filled for Cleared,
+            // raised after one becomes Retired from a status not done.
+            let leaves_done = from == SlotStatus::Filled && to == SlotStatus::Cleared;
+            let becomes_done = to == SlotStatus::Retired && from != SlotStatus::Filled;
+            if leaves_done {
+                self.done_add(-1);
+                failpoint!("slot::done-lowered");
+            }
             match self.cas(w, head(pack_low(version, to, 0), 0)) {
-                Ok(()) => return Ok(AdminChange::Changed(Transition { from, to, version }, before, r)),
-                Err(now) => w = now,
+                Ok(()) => {
+                    if becomes_done {
+                        self.done_add(1);
+                    }
+                    return Ok(AdminChange::Changed(Transition { from, to, version }, before, r));
+                }
+                Err(now) => {
+                    if leaves_done {
+                        self.done_add(1);
+                    }
+                    w = now
+                }
             }
         }
     }

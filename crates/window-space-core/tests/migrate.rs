@@ -141,10 +141,8 @@ fn a_migration_keeps_every_symbol_slot_record_and_artifact_and_the_old_files() {
     assert!(r.changed && !r.already_current && !r.finishes_earlier_run, "{r:?}");
     assert_eq!(r.backup_dir.as_deref(), Some(BACKUP_DIR));
     assert!(!dir.join(STAGING_DIR).exists(), "the staging directory is removed");
-    check_holds_the_fixture(&dir);
-    let report = verify(&dir, VerifyOptions { artifacts: true }, &mut |_, _, _| {}).unwrap();
-    assert!(report.ok, "{:?}", report.problems);
-    // The old ledgers, byte for byte, in the backup; every other file as it was.
+    // The old ledgers, byte for byte, in the backup; every other file as it
+    // was (before a bootstrap stores counters into the new ledgers).
     let after = tree_bytes(&dir);
     for kind in LedgerKind::ALL {
         let name = PathBuf::from(kind.file_name());
@@ -157,6 +155,9 @@ fn a_migration_keeps_every_symbol_slot_record_and_artifact_and_the_old_files() {
             assert_eq!(after.get(name), Some(bytes), "{name:?} unchanged");
         }
     }
+    check_holds_the_fixture(&dir);
+    let report = verify(&dir, VerifyOptions { artifacts: true }, &mut |_, _, _| {}).unwrap();
+    assert!(report.ok, "{:?}", report.problems);
     let lines = migrate_lines(&dir);
     assert_eq!(lines.len(), 1);
     assert_eq!(lines[0]["actor"], "ops-test");
@@ -290,8 +291,10 @@ fn a_migration_killed_at_any_step_and_run_again_ends_as_an_uninterrupted_one() {
         got.remove(Path::new("changes.journal"));
         want.remove(Path::new("changes.journal"));
         assert_eq!(got.keys().collect::<Vec<_>>(), want.keys().collect::<Vec<_>>(), "{point} #{hit}: the same files");
+        // Every file as the uninterrupted run left it, but the live ledgers,
+        // into which the bootstrap above stored its counts.
         for (name, bytes) in &want {
-            if name.starts_with(BACKUP_DIR) || !name.ends_with("-ledger.dat") {
+            if name.starts_with(BACKUP_DIR) || !name.to_string_lossy().ends_with("-ledger.dat") {
                 assert_eq!(&got[name], bytes, "{point} #{hit}: {name:?}");
             }
         }

@@ -67,7 +67,10 @@ pub const BACKUP_DIR: &str = "migrated-from-format-1";
 /// How one file of a version-1 directory becomes its version-2 form.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Conversion {
-    /// A ledger: the same chunks and rows, under a version-2 header.
+    /// A ledger: the same chunks and rows, under a version-2 header. The
+    /// chunk headers' done counts (`ledger.rs`) are 0 in a version-1 file
+    /// (reserved bytes): low, so correct, until the first bootstrap that
+    /// finds no other controller open stores the exact ones.
     LedgerHeader(LedgerKind),
 }
 
@@ -247,7 +250,9 @@ pub fn migrate(dir: &Path, opts: &MigrateOptions) -> Result<MigrateReport> {
 impl Conversion {
     fn describe(self) -> &'static str {
         match self {
-            Self::LedgerHeader(_) => "same chunks and rows, header of format version 2",
+            Self::LedgerHeader(_) => {
+                "same chunks and rows, header of format version 2 (the chunks' done counts start at 0: the first bootstrap stores them)"
+            }
         }
     }
 
