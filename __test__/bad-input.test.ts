@@ -311,7 +311,7 @@ describe('symbols', () => {
     ['escape', '\x1b[31mSPY'],
     ['C1 control', 'SP\u0085Y'],
   ])('resolveSymbol(%s) → InvalidSymbolError, nothing persisted', (_name, sym) => {
-    const mapBefore = readFileSync(join(dir, 'symbol-map.json'))
+    const mapBefore = readFileSync(join(dir, 'symbols.log'))
     const e = (() => {
       try {
         c.resolveSymbol(sym)
@@ -323,7 +323,7 @@ describe('symbols', () => {
     expect(e).toBeInstanceOf(InvalidSymbolError)
     expect((e as InvalidSymbolError).code).toBe('ERR_INVALID_SYMBOL')
     expect(c.symbols()).toEqual(['SPY'])
-    expect(readFileSync(join(dir, 'symbol-map.json')).equals(mapBefore)).toBe(true)
+    expect(readFileSync(join(dir, 'symbols.log')).equals(mapBefore)).toBe(true)
     // Hot-path calls given the same string refuse it the same way.
     expect(() => c.markPending(sym, 1, 'optionTrade')).toThrow(InvalidSymbolError)
     expect(() => c.symbolId(sym)).toThrow(InvalidSymbolError)
@@ -587,18 +587,25 @@ describe('bootstrap on damaged state files', () => {
     ['trade-ledger.dat overwritten with same-size garbage', 'trade-ledger.dat', (f) => writeFileSync(f, Buffer.alloc(readFileSync(f).length, 0x5a))],
     ['truncated enrichment-ledger.dat header', 'enrichment-ledger.dat', (f) => truncateSync(f, 10)],
     ['empty enrichment-ledger.dat', 'enrichment-ledger.dat', (f) => truncateSync(f, 0)],
-    ['invalid JSON in symbol-map.json', 'symbol-map.json', (f) => writeFileSync(f, '{"symbols": [')],
-    ['symbol-map.json that is not an object', 'symbol-map.json', (f) => writeFileSync(f, '42')],
-    ['symbol-map.json with its two symbols swapped, still valid JSON', 'symbol-map.json', (f) => {
-      const doc = JSON.parse(readFileSync(f, 'utf8')) as { symbols: string[] }
-      expect(doc.symbols).toEqual(['SPY', 'QQQ'])
-      writeFileSync(f, JSON.stringify({ ...doc, symbols: ['QQQ', 'SPY'] }))
-    }],
-    ['symbol-map.json with one bit flipped in a symbol (SPY → SPX)', 'symbol-map.json', (f) => {
+    ['symbols.log that is not a symbol log (wrong magic)', 'symbols.log', (f) => {
       const b = readFileSync(f)
-      const at = b.indexOf('"SPY"') + 3
-      expect(b[at]).toBe(0x59)
-      b.writeUInt8(0x58, at)
+      b.write('NOTASYMB', 0)
+      writeFileSync(f, b)
+    }],
+    ['truncated symbols.log header', 'symbols.log', (f) => truncateSync(f, 30)],
+    // Records: SPY (id 0) at offset 64, QQQ (id 1) at 88, 24 bytes each; the name at +8.
+    ['symbols.log with its two names swapped in place', 'symbols.log', (f) => {
+      const b = readFileSync(f)
+      expect(b.toString('latin1', 72, 75)).toBe('SPY')
+      expect(b.toString('latin1', 96, 99)).toBe('QQQ')
+      b.write('QQQ', 72, 'latin1')
+      b.write('SPY', 96, 'latin1')
+      writeFileSync(f, b)
+    }],
+    ['symbols.log with one bit flipped in a symbol (SPY → SPX)', 'symbols.log', (f) => {
+      const b = readFileSync(f)
+      expect(b[74]).toBe(0x59)
+      b.writeUInt8(0x58, 74)
       writeFileSync(f, b)
     }],
     ['truncated trades.map header', 'trades.map', (f) => truncateSync(f, 7)],
@@ -669,5 +676,32 @@ describe('bootstrap on damaged state files', () => {
       expect(e).toBeInstanceOf(CorruptStateError)
       expect((e as CorruptStateError).offset).toBe(7)
     }
+  })
+
+  it('a symbol record damaged with a good one after it is reported at its offset; damage to the last one leaves chunks without their symbol', () => {
+    populated()
+    const f = join(dir, 'symbols.log')
+    const b = readFileSync(f)
+    b.writeUInt8(b[74]! ^ 1, 74) // SPY's name, record 0 at 64; QQQ's record follows
+    writeFileSync(f, b)
+    const refusal = (): CorruptStateError => {
+      try {
+        extra.push(WindowSpaceController.bootstrap(new WindowSpaceConfig(dir, SCHEDULE)).controller)
+      } catch (e) {
+        expect(e).toBeInstanceOf(CorruptStateError)
+        return e as CorruptStateError
+      }
+      throw new Error('the bootstrap opened a damaged directory')
+    }
+    const first = refusal()
+    expect(first.offset).toBe(64)
+    expect(first.message).toContain('record checksum mismatch')
+    // Damage to the last record reads as a torn tail; QQQ's chunk then has no symbol.
+    b.writeUInt8(b[74]! ^ 1, 74)
+    b.writeUInt8(b[98]! ^ 1, 98)
+    writeFileSync(f, b)
+    const second = refusal()
+    expect(basename(second.file!)).toBe('symbols.log')
+    expect(second.details).toMatchObject({ symbols: 1, highestSymbolId: 1 })
   })
 })

@@ -198,7 +198,7 @@ describe('the error table', () => {
     const e = new CorruptStateError('bad', { file: '/s/trade-ledger.dat', offset: 4096 })
     expect(e.file).toBe('/s/trade-ledger.dat')
     expect(e.offset).toBe(4096)
-    const none = new CorruptStateError('bad', { file: '/s/symbol-map.json', offset: null })
+    const none = new CorruptStateError('bad', { file: '/s/symbols.log', offset: null })
     expect(none.offset).toBeNull()
     expect(new CorruptStateError('bad').file).toBeUndefined()
   })

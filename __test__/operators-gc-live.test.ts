@@ -291,7 +291,7 @@ describe('a damaged or forged gc.log cannot steer gc outside the artifacts', () 
     writeFileSync(join(dir, 'gc-trash', 'planted'), 'planted')
     const sum = (p: string) => `0x${checksum64(readFileSync(p)).toString(16).padStart(16, '0')}`
     const forged = (id: string, uri: string, trash: string, checksum = '0x0000000000000001') => JSON.stringify({ v: 1, op: 'collect', id, at: '2026-01-01T00:00:00.000Z', uri, checksum, size: 1, records: [], trash })
-    const state = ['trades.map', 'symbol-map.json', 'trade-ledger.dat', 'schedule.json']
+    const state = ['trades.map', 'symbols.log', 'trade-ledger.dat', 'schedule.json']
     const c = WindowSpaceController.openExisting(dir).controller
     c.appendAudit('setup', {}, { actor: 'test' })
     c.close()
@@ -300,7 +300,7 @@ describe('a damaged or forged gc.log cannot steer gc outside the artifacts', () 
       forged('f2', 'artifacts/SPY/b.json', 'trades.map'), // "move back" a mapping table into artifacts/
       forged('f3', 'artifacts/SPY/c.json', 'audit.log', sum(join(dir, 'audit.log'))), // delete the audit trail
       forged('f4', '/etc/passwd', 'gc-trash/planted'), // "move back" to a path outside artifacts/
-      forged('f5', 'artifacts/../symbol-map.json', 'gc-trash/planted'),
+      forged('f5', 'artifacts/../symbols.log', 'gc-trash/planted'),
       forged('f6', 'artifacts/SPY/d.json', 'gc-trash/../schedule.json', sum(join(dir, 'schedule.json'))),
       forged('f7', 'trade-ledger.dat', 'gc-trash/nothing-here'), // "done": would mark a state file removed
       forged('f8', 'artifacts/SPY/e.json', '/etc/hostname'),

@@ -77,7 +77,9 @@ describe('inspect --by-symbol', () => {
   it('works while an engine adds symbols', async () => {
     const dir = fresh(['SPY'], 16)
     const stop = join(work, `stop-${seq++}`)
-    const fleet = startFleet(2, { stateDir: dir, symbol: 'SPY', from: 0, to: 16, newSymbolEvery: 1, clearEvery: 2 }, stop)
+    // A new symbol every 100 passes: an add costs microseconds, and every one
+    // makes each `inspect --by-symbol` print another symbol.
+    const fleet = startFleet(2, { stateDir: dir, symbol: 'SPY', from: 0, to: 16, newSymbolEvery: 100, clearEvery: 2 }, stop)
     const runs: Run[] = []
     for (let i = 0; i < 5; i++) runs.push(await wsAsync('inspect', dir, '--by-symbol', '--json'))
     const stats = await fleet.stop()
@@ -113,7 +115,7 @@ describe('the commands that look change nothing', () => {
     cpSync(quiet, dir, { recursive: true, preserveTimestamps: true })
     if (existsSync(join(dir, 'window-space.lock'))) unlinkSync(join(dir, 'window-space.lock'))
     appendFileSync(join(dir, 'trades.map'), Buffer.from('WSR1 torn'))
-    writeFileSync(join(dir, '.symbol-map.json.tmp-4194303-1'), '{')
+    writeFileSync(join(dir, '.schedule.json.tmp-4194303-1'), '{')
     unlinkSync(join(dir, 'changes.journal'))
     const before = snapshot(dir)
     const r = ws('gc', dir, '--min-age', '0', '--json')

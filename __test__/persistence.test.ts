@@ -120,7 +120,7 @@ describe('restart persistence', () => {
     expect(storageReport.staleClaims).toBe(1)
     // Non-Empty slots: 7 Filled + 1 force-cleared + 1 Cleared + 4 Retired + 2 Pending.
     expect(storageReport.nonemptySlots).toBe(15)
-    expect(storageReport.files.map((f) => f.name)).toEqual(expect.arrayContaining(['trade-ledger.dat', 'enrichment-ledger.dat', 'symbol-map.json', 'trades.map', 'quotes.map', 'aggressor.map', 'rf_rate.map', 'greeks.map', 'aggregations.map']))
+    expect(storageReport.files.map((f) => f.name)).toEqual(expect.arrayContaining(['trade-ledger.dat', 'enrichment-ledger.dat', 'symbols.log', 'trades.map', 'quotes.map', 'aggressor.map', 'rf_rate.map', 'greeks.map', 'aggregations.map']))
 
     const after = capture(r)
     expect(after.symbols).toEqual(['SPY', 'QQQ', 'AAPL'])
@@ -178,9 +178,9 @@ describe('restart persistence', () => {
     c.close()
     const names = readdirSync(dir).sort()
     expect(names).toEqual(
-      expect.arrayContaining(['aggregations.map', 'aggressor.map', 'artifacts', 'enrichment-ledger.dat', 'greeks.map', 'quotes.map', 'rf_rate.map', 'symbol-map.json', 'trade-ledger.dat', 'trades.map']),
+      expect.arrayContaining(['aggregations.map', 'aggressor.map', 'artifacts', 'enrichment-ledger.dat', 'greeks.map', 'quotes.map', 'rf_rate.map', 'symbols.log', 'trade-ledger.dat', 'trades.map']),
     )
-    for (const n of names) expect(['aggregations.map', 'aggressor.map', 'artifacts', 'enrichment-ledger.dat', 'greeks.map', 'quotes.map', 'rf_rate.map', 'symbol-map.json', 'trade-ledger.dat', 'trades.map', 'schedule.json', 'window-space.lock', 'changes.journal', 'audit.log']).toContain(n)
+    for (const n of names) expect(['aggregations.map', 'aggressor.map', 'artifacts', 'enrichment-ledger.dat', 'greeks.map', 'quotes.map', 'rf_rate.map', 'symbols.log', 'trade-ledger.dat', 'trades.map', 'schedule.json', 'window-space.lock', 'changes.journal', 'audit.log']).toContain(n)
   })
 })
 

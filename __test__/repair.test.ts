@@ -1,7 +1,7 @@
 // Lost records and lost symbols, through the public API and the built
 // `window-space` command: a `trades.map` cut to half its length (power loss
 // in the 'buffered' mode, or a restore of files backed up at different
-// times) and a `symbol-map.json` restored from an older backup.
+// times) and a `symbols.log` restored from an older backup.
 //
 // A bootstrap refuses with CorruptStateError naming the file and what was
 // lost, changing no byte; `verify` reports it; `repair --dry-run` reports
@@ -25,7 +25,6 @@ import {
   WindowSpace,
   WindowSpaceConfig,
   WindowSpaceController,
-  checksum64,
   repairStateDir,
   type RepairReport,
   type WindowSpaceController as Controller,
@@ -337,12 +336,10 @@ describe('a repair killed after its intent line, then the table restored from a 
 describe('a symbol map that lost symbols', () => {
   it('is refused, then repair names the lost ids with placeholders and no id is given twice', () => {
     const dir = populated()
-    const mapFile = join(dir, 'symbol-map.json')
-    const doc = JSON.parse(readFileSync(mapFile, 'utf8')) as { symbols: string[] }
-    // An older backup of the map: its first symbol, with that content's checksum.
-    const symbols = doc.symbols.slice(0, 1)
-    const checksum = checksum64(JSON.stringify(symbols)).toString(16).padStart(16, '0')
-    writeFileSync(mapFile, JSON.stringify({ ...doc, symbols, checksum }))
+    const mapFile = join(dir, 'symbols.log')
+    // An older backup of the log: its header and first record (SPY, id 0, 24 bytes at offset 64).
+    expect(readFileSync(mapFile).toString('latin1', 72, 75)).toBe('SPY')
+    truncateSync(mapFile, 64 + 24)
     const before = stateFiles(dir)
     const e = refusal(dir)
     expect(e.file).toBe(mapFile)

@@ -24,8 +24,8 @@ export interface MigrateReport {
   readonly alreadyCurrent: boolean
   /** An earlier run was killed after it had verified the converted files; this run finished putting them in place. */
   readonly finishesEarlierRun: boolean
-  /** Each file converted (or, in a dry run, to be converted): its name, the old file's size in bytes, and what the conversion does. */
-  readonly files: ReadonlyArray<{ readonly file: string; readonly bytes: number; readonly how: string }>
+  /** Each file converted (or, in a dry run, to be converted): its name, the old file it is made from and that file's size in bytes, and what the conversion does. */
+  readonly files: ReadonlyArray<{ readonly file: string; readonly from: string; readonly bytes: number; readonly how: string }>
   /** Where the old format's files are kept, relative to the state directory (remove it once the directory is checked). */
   readonly backupDir: string | null
   /** Whether this run changed the directory. */

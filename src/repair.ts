@@ -21,7 +21,7 @@ export interface RepairReport {
   readonly clean: boolean
   /** Whether this run changed the directory. */
   readonly changed: boolean
-  /** Ledger chunks of symbol ids `symbol-map.json` did not hold, and the placeholder symbols (`lost-symbol-<id>`) added (or, in a dry run, to be added). */
+  /** Ledger chunks of symbol ids `symbols.log` did not hold, and the placeholder symbols (`lost-symbol-<id>`) added (or, in a dry run, to be added). */
   readonly symbols: {
     readonly symbols: number
     readonly highestSymbolId: number
@@ -86,7 +86,7 @@ export interface RepairOptions {
 /**
  * Accepts the loss a bootstrap refuses with `CorruptStateError` when files
  * lost what others refer to: Filled slots whose payload ids their mapping
- * table no longer holds, and ledger chunks of symbols `symbol-map.json` no
+ * table no longer holds, and ledger chunks of symbols `symbols.log` no
  * longer holds (power loss in the `'buffered'` mode, or files restored from
  * backups of different times). Needs the directory to itself
  * (`StateDirInUseError` while any controller has it open). Writes an intent

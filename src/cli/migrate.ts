@@ -19,7 +19,7 @@ export function migrateCommand(dir: string, o: Opts): void {
       ? `an earlier migration of ${printable(r.stateDir)} was killed after it had verified the converted files; ${r.dryRun ? 'a migration would finish putting them in place' : 'finished putting them in place'}:`
       : `${r.dryRun ? 'a migration would convert' : 'migrated'} ${printable(r.stateDir)} from format version ${r.fromVersion} to ${r.toVersion}, ${plural(r.files.length, 'file')}:`,
   ]
-  for (const f of r.files) lines.push(`  ${f.file} (${plural(f.bytes, 'byte')}): ${f.how}`)
+  for (const f of r.files) lines.push(`  ${f.file}${f.from === f.file ? '' : ` from ${f.from}`} (${plural(f.bytes, 'byte')}): ${f.how}`)
   if (r.dryRun) lines.push('(dry run: nothing changed)')
   else lines.push(`the old files are kept in ${r.backupDir}/ inside the state directory: remove it once \`window-space verify\` passes`)
   out(lines.join('\n'))

@@ -13,7 +13,7 @@ import { out } from './output'
 function describe(r: RepairReport): string[] {
   const lines = [`found in ${printable(r.stateDir)}:`]
   if (r.symbols) {
-    lines.push(`  symbol-map.json holds ${plural(r.symbols.symbols, 'symbol')}, but ${plural(r.symbols.chunks, 'ledger chunk')} belong to symbol ids up to ${r.symbols.highestSymbolId}`)
+    lines.push(`  symbols.log holds ${plural(r.symbols.symbols, 'symbol')}, but ${plural(r.symbols.chunks, 'ledger chunk')} belong to symbol ids up to ${r.symbols.highestSymbolId}`)
   }
   for (const s of r.stores) {
     lines.push(`  ${s.file} holds ${plural(s.records, 'record')}, but ${plural(s.danglingSlots, 'Filled slot')} refer to payload ids it does not hold (the highest id referred to is ${s.highestReferencedId})`)
@@ -41,7 +41,7 @@ export function repairCommand(dir: string, o: Opts): void {
   const r = repairStateDir(stateDirArg(dir), { dryRun: Boolean(o.dryRun), ...who })
   if (o.json) return out(json(r))
   if (r.clean) {
-    const lines = [`nothing to repair: every ledger chunk's symbol is in symbol-map.json and every Filled slot's payload id is a record of its mapping table (${printable(r.stateDir)})`]
+    const lines = [`nothing to repair: every ledger chunk's symbol is in symbols.log and every Filled slot's payload id is a record of its mapping table (${printable(r.stateDir)})`]
     const e = r.finishesEarlierRun
     if (e) {
       const slots = typeof e.slots === 'number' ? plural(e.slots, 'slot') : plural(e.slots.length, 'slot')

@@ -9,7 +9,7 @@
 //! | code | details fields |
 //! | --- | --- |
 //! | `ERR_IO`, `ERR_DISK_FULL`, `ERR_READ_ONLY`, `ERR_PERMISSION_DENIED` | `op`, `path`, `osError` (errno or null) |
-//! | `ERR_CORRUPT_STATE` | `file`, `offset` (or null), `what`; for payload ids Filled slots refer to that their mapping table does not hold, also `records`, `highestReferencedId`, `danglingSlots`, `storesAffected`; for chunks of symbols `symbol-map.json` does not hold, also `symbols`, `highestSymbolId`, `chunks` |
+//! | `ERR_CORRUPT_STATE` | `file`, `offset` (or null), `what`; for payload ids Filled slots refer to that their mapping table does not hold, also `records`, `highestReferencedId`, `danglingSlots`, `storesAffected`; for chunks of symbols `symbols.log` does not hold, also `symbols`, `highestSymbolId`, `chunks` |
 //! | `ERR_NEWER_FORMAT` | `file`, `version` (found), `supported` (the newest this library reads) |
 //! | `ERR_OLDER_FORMAT` | `file`, `version` (found), `supported`, `stateDir`, `command` (the `window-space migrate` command line that converts the directory) |
 //! | `ERR_SCHEDULE_MISMATCH`, `ERR_INVALID_SCHEDULE`, `ERR_INVALID_ARGUMENT`, `ERR_UNSUPPORTED`, `ERR_INTERNAL` | `what` |
@@ -58,11 +58,11 @@ pub enum Error {
         /// How many mapping tables are affected (this one included).
         stores: u32,
     },
-    /// Ledger chunks belong to symbol ids that `symbol-map.json` does not
+    /// Ledger chunks belong to symbol ids that `symbols.log` does not
     /// hold (the map lost symbols, or was restored from an older backup).
     /// A bootstrap refuses it; only an operator's repair accepts the loss.
     UnknownSymbolChunks {
-        /// `symbol-map.json`.
+        /// `symbols.log`.
         file: PathBuf,
         /// Symbols the map holds.
         symbols: u32,

@@ -33,7 +33,7 @@
 /// others are crash points that do nothing unless armed.
 pub const POINTS: &[(&str, &str)] = &[
     ("repair::intent-written", "`window-space repair`: its audit intent line written; nothing else changed"),
-    ("repair::symbols-added", "`window-space repair`: the placeholder symbols are in `symbol-map.json`; no lost-id record yet"),
+    ("repair::symbols-added", "`window-space repair`: the placeholder symbols are in `symbols.log`; no lost-id record yet"),
     ("payload::lost-header-written", "a damaged table's header rewritten with format version 2; no lost-id record yet"),
     ("payload::lost-written", "a batch of lost-id records written, not synced"),
     ("repair::lost-marked", "`window-space repair`: every lost id marked; no dangling slot cleared yet"),
@@ -69,7 +69,7 @@ pub const POINTS: &[(&str, &str)] = &[
         "controller::repair-scanned",
         "a survivor's counter repair: both ledgers scanned; the check that no transition ran meanwhile not made",
     ),
-    ("controller::symbol-added", "a new symbol in symbol-map.json, the gate released; the trade ledger's shared symbol count not raised"),
+    ("controller::symbol-added", "a new symbol in symbols.log, the locks released; the trade ledger's shared symbol count not raised"),
     ("payload::append-locked", "an append holds its mapping table's lock (a dead writer's torn tail cut); nothing written"),
     ("payload::append-written", "an append's record written (`pwrite`), not synced; the lock held"),
     ("payload::append-synced", "an append's record written and, in the sync mode, synced; the lock held"),
@@ -79,12 +79,16 @@ pub const POINTS: &[(&str, &str)] = &[
     ("ledger::published", "ledger growth: the chunk count published in the header; the slot that needed the chunk not changed"),
     (
         "fsutil::atomic-temp-written",
-        "an atomic rewrite (symbol-map.json, schedule.json, an artifact): the temp file written and fsynced, not renamed",
+        "an atomic rewrite (schedule.json, an artifact): the temp file written and fsynced, not renamed",
     ),
     ("fsutil::atomic-renamed", "an atomic rewrite: the temp file renamed over the file; the directory not fsynced"),
     (
-        "symbols::persisted",
-        "a new symbol: symbol-map.json rewritten and its directory synced under the gate; this controller's map not updated",
+        "symbols::record-part-written",
+        "a new symbol: the first half of its record written at the end of symbols.log (builds with failpoints write it in two halves); the gate and the log's lock held",
+    ),
+    (
+        "symbols::appended",
+        "a new symbol (or lost-symbol placeholders): the whole record written and, in the sync mode, synced; the locks held; this controller's map not updated",
     ),
     ("bootstrap::files-created", "a new state directory: every state file created; schedule.json (the commit mark) not written"),
     ("bootstrap::tails-cut", "a bootstrap with no other controller open: torn tails cut; the shared counters not rebuilt"),

@@ -55,9 +55,11 @@
 //! | `journal.create.write` | write | its header |
 //! | `journal.create.sync` | fsync | the temp file, before it is renamed into place |
 //! | `journal.create.dir` | fsync (dir) | the state directory after that rename |
-//! | `symbols.write` | write | a new `symbol-map.json` (temp file) |
-//! | `symbols.sync` | fsync | that temp file, before it is renamed over the map |
-//! | `symbols.dir` | fsync (dir) | the state directory after the rename |
+//! | `symbols.create.write` | write | the header of a new symbol log (first bootstrap), or a whole log converted from `symbol-map.json` |
+//! | `symbols.create.sync` | fsync | that file |
+//! | `symbols.append.write` | write | a symbol's record at the end of `symbols.log` (placeholders of lost symbols too; records whose sync failed, written again) |
+//! | `symbols.append.sync` | fdatasync | those records, before the id is returned (sync mode; always for placeholders) |
+//! | `symbols.cut` | truncate | cutting an incomplete record off the log's end: a dead writer's (next add, bootstrap alone) or the add's own after its write failed |
 //! | `schedule.write` | write | a new `schedule.json` (first bootstrap, roll-forward; temp file) |
 //! | `schedule.sync` | fsync | that temp file |
 //! | `schedule.dir` | fsync (dir) | the state directory after the rename |
@@ -228,9 +230,11 @@ sites! {
     JournalCreateWrite = "journal.create.write", Write;
     JournalCreateSync = "journal.create.sync", FullSync;
     JournalCreateDir = "journal.create.dir", DirSync;
-    SymbolsWrite = "symbols.write", Write;
-    SymbolsSync = "symbols.sync", FullSync;
-    SymbolsDir = "symbols.dir", DirSync;
+    SymbolsCreateWrite = "symbols.create.write", Write;
+    SymbolsCreateSync = "symbols.create.sync", FullSync;
+    SymbolsAppendWrite = "symbols.append.write", Write;
+    SymbolsAppendSync = "symbols.append.sync", DataSync;
+    SymbolsCut = "symbols.cut", Truncate;
     ScheduleWrite = "schedule.write", Write;
     ScheduleSync = "schedule.sync", FullSync;
     ScheduleDir = "schedule.dir", DirSync;
@@ -263,7 +267,6 @@ pub(crate) struct AtomicSites {
 }
 
 impl AtomicSites {
-    pub const SYMBOLS: Self = Self { write: Site::SymbolsWrite, sync: Site::SymbolsSync, dir: Site::SymbolsDir };
     pub const SCHEDULE: Self = Self { write: Site::ScheduleWrite, sync: Site::ScheduleSync, dir: Site::ScheduleDir };
     pub const ARTIFACT: Self = Self { write: Site::ArtifactWrite, sync: Site::ArtifactSync, dir: Site::ArtifactDir };
 }

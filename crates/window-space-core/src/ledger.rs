@@ -29,7 +29,7 @@
 //!  56  200  reserved        0
 //!  -- shared mutable words (atomics; validated against the file, not checksummed)
 //! 256    8  chunk count     chunks published so far
-//! 264    8  symbol count    (trade ledger) symbols in symbol-map.json, for metrics
+//! 264    8  symbol count    (trade ledger) symbols in symbols.log, for metrics
 //! 272    8  window count    windows of the schedule, for metrics
 //! 320  512  status counts   [16 columns][Pending, Filled, Cleared, Retired] u64
 //! 832  128  event counts    [claims, takeovers, fills, conflicts, clears,

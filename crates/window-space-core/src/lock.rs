@@ -1,7 +1,7 @@
 //! Advisory file locks (`flock`) that coordinate processes on one host.
 //!
 //! * The *gate*: an exclusive lock on the state directory itself (held
-//!   briefly), which serializes bootstraps and symbol-map rewrites.
+//!   briefly), which serializes bootstraps and symbol adds.
 //! * The *presence* lock: `window-space.lock` in the state directory, locked
 //!   shared while a controller is open. A bootstrap that gets it exclusively
 //!   knows no other controller has the directory open, and only then repairs
@@ -104,7 +104,7 @@ impl DirLock {
         Ok(GateGuard { lock: self, alone })
     }
 
-    /// Takes the gate only (for symbol-map rewrites).
+    /// Takes the gate only (for symbol adds).
     pub(crate) fn gate(&self) -> Result<FileLock<'_>> {
         FileLock::exclusive(&self.gate, &self.gate_threads, &self.path)
     }

@@ -884,57 +884,69 @@ fn a_growth_stopped_at_each_step_holds_up_only_growth_of_its_ledger() {
 
 // ---- symbols ----------------------------------------------------------------------------------
 
-/// The points of adding a symbol, in order, and whether the gate is held there.
-const SYMBOL_POINTS: [(&str, bool); 4] = [
-    ("fsutil::atomic-temp-written", true),
-    ("fsutil::atomic-renamed", true),
-    ("symbols::persisted", true),
-    ("controller::symbol-added", false),
-];
+/// The points of adding a symbol, in order, whether the gate is held there,
+/// and whether the whole record is in the log.
+const SYMBOL_POINTS: [(&str, bool, bool); 3] =
+    [("symbols::record-part-written", true, false), ("symbols::appended", true, true), ("controller::symbol-added", false, true)];
 
-/// Leftover temp files of atomic rewrites in `dir`.
-fn temp_files(dir: &Path) -> Vec<String> {
-    let Ok(entries) = std::fs::read_dir(dir) else { return Vec::new() };
-    entries.flatten().map(|e| e.file_name().to_string_lossy().into_owned()).filter(|n| n.starts_with('.') && n.contains(".tmp-")).collect()
+/// Bytes after the last whole record of `symbols.log` (a torn tail).
+fn symbol_log_tail(dir: &Path) -> usize {
+    use window_space_core::symbols::{parse_record, ParsedRecord, SymbolMap, HEADER_BYTES};
+    let bytes = std::fs::read(dir.join(SymbolMap::FILE_NAME)).unwrap();
+    let mut at = HEADER_BYTES as usize;
+    while let ParsedRecord::Symbol { len, .. } = parse_record(&bytes[at..]) {
+        at += len;
+    }
+    bytes.len() - at
 }
 
 #[test]
 fn a_symbol_add_killed_at_each_step_gives_every_symbol_one_id() {
     let scenario = FailScenario::setup();
-    for (point, _) in SYMBOL_POINTS {
+    for (point, _, on_disk) in SYMBOL_POINTS {
         let when = format!("a symbol add killed at {point}");
         let w = World::new(false);
         let steps = json!([{ "t": "resolve", "symbol": "NEW1" }, { "t": "resolve", "symbol": "NEW2" }]);
         let acks = killed_at(w.path(), steps, &format!("{point}=stop(2)"), ChildOpts::default());
         assert_eq!(acks.last().unwrap()["id"], 1, "{when}: the first symbol was acknowledged");
-        let on_disk = point != "fsutil::atomic-temp-written";
         assert_eq!(w.c.symbols().unwrap(), if on_disk { vec![SYMBOL, "NEW1", "NEW2"] } else { vec![SYMBOL, "NEW1"] }, "{when}");
-        assert_eq!(temp_files(w.path()).len(), usize::from(!on_disk), "{when}: a temp file is left only before the rename");
+        assert_eq!(symbol_log_tail(w.path()) > 0, !on_disk, "{when}: half a record is left only before the record is whole");
         // The survivor names the symbol once, with the next id, and uses it.
         assert_eq!(w.c.resolve_symbol("NEW2").unwrap(), 2, "{when}");
         assert_eq!(w.c.resolve_symbol("NEW1").unwrap(), 1, "{when}");
+        assert_eq!(symbol_log_tail(w.path()), 0, "{when}: the next add cut the torn record");
         let mut acked = Acked::default();
         acked.slots.insert(at(2, 0), (SlotStatus::Pending, w.c.claim(at(2, 0), None).unwrap().version));
         w.check(&acked, &when);
-        let (d, c, _) = w.reopen_alone(&when);
+        let (_d, c, _) = w.reopen_alone(&when);
         assert_eq!(c.symbols().unwrap(), vec![SYMBOL, "NEW1", "NEW2"], "{when}");
-        assert_eq!(temp_files(d.path()), Vec::<String>::new(), "{when}: the bootstrap alone removed the temp file");
     }
+    // Killed with half a record written and nobody adding after it: a bootstrap alone cuts it.
+    let w = World::new(false);
+    let steps = json!([{ "t": "resolve", "symbol": "NEW1" }]);
+    killed_at(w.path(), steps, "symbols::record-part-written=stop", ChildOpts::default());
+    assert!(symbol_log_tail(w.path()) > 0);
+    assert_eq!(w.c.lookup_symbol("NEW1").unwrap(), None, "half a record is no symbol");
+    let (d, c, _) = w.reopen_alone("a symbol add killed with half its record written");
+    assert_eq!(symbol_log_tail(d.path()), 0, "the bootstrap alone cut the torn record");
+    assert_eq!(c.resolve_symbol("NEW1").unwrap(), 1);
     scenario.teardown();
 }
 
 #[test]
 fn a_symbol_add_stopped_at_each_step_holds_up_only_symbol_adds_and_bootstraps() {
     let scenario = FailScenario::setup();
-    for (point, holds_gate) in SYMBOL_POINTS {
+    for (point, holds_gate, on_disk) in SYMBOL_POINTS {
         let when = format!("a symbol add stopped at {point}");
         let mut w = World::new(false);
         let s = w.s;
         w.watch(&[at(s, 1)]);
         let steps = json!([{ "t": "resolve", "symbol": "NEW1" }, { "t": "resolve", "symbol": "NEW2" }]);
         let p = start(w.path(), steps, &format!("{point}=stop(2)"), ChildOpts::default()).stopped();
-        // Transitions, reads and known symbols go on.
+        // Transitions, reads and known symbols go on; a half-written record is no symbol yet, a whole one is.
         assert_eq!(w.c.resolve_symbol("NEW1").unwrap(), 1);
+        assert_eq!(w.c.lookup_symbol("NEW2").unwrap(), on_disk.then_some(2), "{when}");
+        assert_eq!(w.c.lookup_symbol("OTHER").unwrap(), None, "{when}: a miss is answered");
         let g = w.c.claim(at(s, 1), None).unwrap();
         w.c.claim(at(1, 1), None).unwrap();
         if !holds_gate {
@@ -960,6 +972,12 @@ fn a_symbol_add_stopped_at_each_step_holds_up_only_symbol_adds_and_bootstraps() 
         w.reopen_alone(&when);
     }
     scenario.teardown();
+}
+
+/// Leftover temp files of atomic rewrites in `dir`.
+fn temp_files(dir: &Path) -> Vec<String> {
+    let Ok(entries) = std::fs::read_dir(dir) else { return Vec::new() };
+    entries.flatten().map(|e| e.file_name().to_string_lossy().into_owned()).filter(|n| n.starts_with('.') && n.contains(".tmp-")).collect()
 }
 
 // ---- atomic rewrites of artifacts ------------------------------------------------------------
@@ -1096,7 +1114,7 @@ fn damaged_dir(dir: &Path) -> Acked {
     // A record torn by a writer's death, and a temp file of an atomic rewrite.
     let mut f = std::fs::OpenOptions::new().append(true).open(dir.join("trades.map")).unwrap();
     f.write_all(b"WSR1\x40\x00\x00\x00torn-tail").unwrap();
-    std::fs::write(dir.join(".symbol-map.json.tmp-4194304-0"), b"{").unwrap();
+    std::fs::write(dir.join(".schedule.json.tmp-4194304-0"), b"{").unwrap();
     acked
 }
 

@@ -297,7 +297,7 @@ fn chunks_of_lost_symbols_are_refused_then_named_by_placeholders_and_no_symbol_i
     let e = Controller::bootstrap(config(dir.path())).err().expect("the bootstrap must refuse");
     assert_eq!(e.code().as_str(), "ERR_CORRUPT_STATE", "{e}");
     let d = e.details();
-    assert!(d["file"].as_str().unwrap().ends_with("symbol-map.json"), "{d}");
+    assert!(d["file"].as_str().unwrap().ends_with("symbols.log"), "{d}");
     assert_eq!((d["symbols"].as_u64(), d["highestSymbolId"].as_u64(), d["chunks"].as_u64()), (Some(1), Some(2), Some(2)));
     assert_unchanged(&before, dir.path(), "after a refused bootstrap");
     let v = verify(dir.path(), VerifyOptions::default(), &mut |_, _, _| {}).unwrap();
@@ -344,7 +344,7 @@ fn lost_symbols_and_lost_records_together_are_refused_then_repaired_in_one_run()
     let len = std::fs::metadata(&p).unwrap().len();
     std::fs::OpenOptions::new().write(true).open(&p).unwrap().set_len(len - 200).unwrap();
     let e = Controller::bootstrap(config(dir.path())).err().unwrap();
-    assert!(e.details()["file"].as_str().unwrap().ends_with("symbol-map.json"), "the symbols first: {e}");
+    assert!(e.details()["file"].as_str().unwrap().ends_with("symbols.log"), "the symbols first: {e}");
     let r = repair(dir.path(), &RepairOptions { dry_run: false, ctx: ctx() }).unwrap();
     assert_eq!(r.symbols.as_ref().unwrap().placeholders.len(), 1);
     assert_eq!(r.stores.len(), 1);

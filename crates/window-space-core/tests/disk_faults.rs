@@ -174,6 +174,7 @@ fn expect(site: Site) -> Expect {
     match site {
         PayloadAppendUndo => Expect::Undo { primary: PayloadAppendWrite },
         PayloadLostUndo => Expect::Undo { primary: PayloadLostWrite },
+        SymbolsCut => Expect::Undo { primary: SymbolsAppendWrite },
         LedgerGrowRestore => Expect::Undo { primary: LedgerGrowExtend },
         LedgerSlotMsync | LedgerCommitMsync => Expect::FailsAfterTheChange,
         GcMoveDir | GcRemoveDir => Expect::Tolerated,
@@ -195,9 +196,10 @@ fn expect(site: Site) -> Expect {
         | JournalCreateWrite
         | JournalCreateSync
         | JournalCreateDir
-        | SymbolsWrite
-        | SymbolsSync
-        | SymbolsDir
+        | SymbolsCreateWrite
+        | SymbolsCreateSync
+        | SymbolsAppendWrite
+        | SymbolsAppendSync
         | ScheduleWrite
         | ScheduleSync
         | ScheduleDir

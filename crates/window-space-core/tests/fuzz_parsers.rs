@@ -1,6 +1,7 @@
 //! Property-based fuzzing of every parser of the state directory's files (the
 //! proptest equivalent of `cargo fuzz` targets, so it runs in CI): ledger
-//! headers, mapping-table headers and records, symbol-map.json, schedule.json,
+//! headers, mapping-table headers and records, symbol-log headers and records,
+//! symbol-map.json (read for conversion), schedule.json,
 //! the change journal's header and audit.log lines.
 //! Arbitrary bytes never panic; valid encodings round-trip; a flipped byte in a
 //! record is detected.
@@ -118,6 +119,33 @@ proptest! {
             && symbols.iter().collect::<std::collections::HashSet<_>>().len() == symbols.len();
         prop_assert_eq!(parsed.is_ok(), valid);
         if let Ok(back) = parsed { prop_assert_eq!(back, symbols); }
+    }
+
+    #[test]
+    fn symbol_log_records_never_panic(bytes in proptest::collection::vec(any::<u8>(), 0..200)) {
+        let _ = window_space_core::symbols::parse_record(&bytes);
+        if let Err(e) = window_space_core::symbols::decode_header(Path::new(P), &bytes) {
+            prop_assert!(matches!(e.code().as_str(), "ERR_CORRUPT_STATE" | "ERR_NEWER_FORMAT"));
+        }
+    }
+
+    #[test]
+    fn symbol_log_records_round_trip_and_a_flipped_byte_is_caught(
+        name in "\\PC{1,16}",
+        id in any::<u32>(),
+        flip_at in 0usize..80,
+        flip in 1u8..=255,
+    ) {
+        use window_space_core::symbols::{encode_record, parse_record, ParsedRecord};
+        let bytes = encode_record(id, &name);
+        prop_assert_eq!(parse_record(&bytes), ParsedRecord::Symbol { id, name: &name, len: bytes.len() });
+        let mut bad = bytes.clone();
+        let at = flip_at % bad.len();
+        bad[at] ^= flip;
+        match parse_record(&bad) {
+            ParsedRecord::Bad { .. } | ParsedRecord::Incomplete => {}
+            other => prop_assert!(false, "flip at {} went unnoticed: {:?}", at, other),
+        }
     }
 
     #[test]

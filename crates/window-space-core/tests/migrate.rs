@@ -24,6 +24,19 @@ use window_space_core::{Config, Controller, ErrorCode, LedgerKind, Schedule, Slo
 
 const CHILD: &str = "WS_MIGRATE_CHILD";
 
+/// Held by each test for its whole run: a test that spawns a child forks
+/// this process, and a forked child holds, until it execs, every open file
+/// description of the parent — including the presence lock of a directory
+/// another test has just closed, which would make that test's next
+/// bootstrap find "another controller open". The library assumes no fork
+/// while a controller is open (docs/design.md, section 7); the tests keep
+/// to it by not overlapping.
+static SERIAL: std::sync::Mutex<()> = std::sync::Mutex::new(());
+
+fn serial() -> std::sync::MutexGuard<'static, ()> {
+    SERIAL.lock().unwrap_or_else(|p| p.into_inner())
+}
+
 fn opts() -> MigrateOptions {
     MigrateOptions { dry_run: false, ctx: AuditContext { actor: Some("ops-test".into()), reason: Some("format upgrade".into()) } }
 }
@@ -105,6 +118,7 @@ fn migrate_lines(dir: &Path) -> Vec<serde_json::Value> {
 
 #[test]
 fn a_version_1_directory_is_refused_naming_the_command_and_left_as_it_was() {
+    let _serial = serial();
     let (_root, dir) = support::v1_copy();
     let before = tree_bytes(&dir);
     let e = Controller::bootstrap(config(&dir)).map(drop).expect_err("a version-1 directory is refused");
@@ -122,19 +136,22 @@ fn a_version_1_directory_is_refused_naming_the_command_and_left_as_it_was() {
 
 #[test]
 fn a_dry_run_says_what_it_would_convert_and_changes_nothing() {
+    let _serial = serial();
     let (_root, dir) = support::v1_copy();
     let before = tree_bytes(&dir);
     let r = migrate(&dir, &MigrateOptions { dry_run: true, ..opts() }).unwrap();
     assert!(r.dry_run && !r.changed && !r.already_current, "{r:?}");
     assert_eq!((r.from_version, r.to_version), (1, 2));
     let files: Vec<&str> = r.files.iter().map(|f| f.file.as_str()).collect();
-    assert_eq!(files, ["enrichment-ledger.dat", "trade-ledger.dat"]);
-    assert_eq!(r.files[1].bytes, std::fs::metadata(dir.join("trade-ledger.dat")).unwrap().len());
+    assert_eq!(files, ["enrichment-ledger.dat", "symbols.log", "trade-ledger.dat"]);
+    assert_eq!(r.files[1].bytes, std::fs::metadata(dir.join("symbol-map.json")).unwrap().len());
+    assert_eq!(r.files[2].bytes, std::fs::metadata(dir.join("trade-ledger.dat")).unwrap().len());
     assert_eq!(tree_bytes(&dir), before);
 }
 
 #[test]
 fn a_migration_keeps_every_symbol_slot_record_and_artifact_and_the_old_files() {
+    let _serial = serial();
     let (_root, dir) = support::v1_copy();
     let before = tree_bytes(&dir);
     let r = migrate(&dir, &opts()).unwrap();
@@ -150,8 +167,12 @@ fn a_migration_keeps_every_symbol_slot_record_and_artifact_and_the_old_files() {
         assert_ne!(after[&name], before[&name], "{name:?} converted");
         assert_eq!(after[&name][4096..], before[&name][4096..], "{name:?}: the same chunks");
     }
+    // The old symbol map moved into the backup, the symbol log in its place.
+    assert_eq!(after.get(&Path::new(BACKUP_DIR).join("symbol-map.json")), before.get(Path::new("symbol-map.json")));
+    assert!(!after.contains_key(Path::new("symbol-map.json")) && after.contains_key(Path::new("symbols.log")));
     for (name, bytes) in &before {
-        if !LedgerKind::ALL.iter().any(|k| Path::new(k.file_name()) == name) && name != Path::new("audit.log") {
+        let converted = LedgerKind::ALL.iter().any(|k| Path::new(k.file_name()) == name) || name == Path::new("symbol-map.json");
+        if !converted && name != Path::new("audit.log") {
             assert_eq!(after.get(name), Some(bytes), "{name:?} unchanged");
         }
     }
@@ -171,6 +192,7 @@ fn a_migration_keeps_every_symbol_slot_record_and_artifact_and_the_old_files() {
 
 #[test]
 fn a_migration_refuses_a_directory_another_process_has_open() {
+    let _serial = serial();
     let (_root, dir) = support::v1_copy();
     let before = tree_bytes(&dir);
     // An engine of the version-1 library holds the presence lock shared.
@@ -185,6 +207,7 @@ fn a_migration_refuses_a_directory_another_process_has_open() {
 
 #[test]
 fn ledgers_of_two_versions_without_a_migration_under_way_are_refused() {
+    let _serial = serial();
     let (_root, dir) = support::v1_copy();
     let (_r2, migrated) = support::v1_copy();
     migrate(&migrated, &opts()).unwrap();
@@ -247,6 +270,7 @@ fn kill_migrate_at(dir: &Path, point: &str, hit: usize) {
 
 #[test]
 fn a_migration_killed_at_any_step_and_run_again_ends_as_an_uninterrupted_one() {
+    let _serial = serial();
     let (_root, reference) = support::v1_copy();
     let originals = tree_bytes(&reference);
     migrate(&reference, &opts()).unwrap();
@@ -255,8 +279,9 @@ fn a_migration_killed_at_any_step_and_run_again_ends_as_an_uninterrupted_one() {
     let cases = [
         ("migrate::staged", 1, false),
         ("migrate::ready", 1, false),
-        ("migrate::file-switched", 1, false), // the enrichment ledger switched, the trade ledger not
-        ("migrate::file-switched", 2, true),
+        ("migrate::file-switched", 1, false), // the enrichment ledger switched
+        ("migrate::file-switched", 2, false), // and the symbol log; the trade ledger not
+        ("migrate::file-switched", 3, true),
         ("migrate::switched", 1, true),
     ];
     for (point, hit, switched) in cases {
@@ -292,11 +317,35 @@ fn a_migration_killed_at_any_step_and_run_again_ends_as_an_uninterrupted_one() {
         want.remove(Path::new("changes.journal"));
         assert_eq!(got.keys().collect::<Vec<_>>(), want.keys().collect::<Vec<_>>(), "{point} #{hit}: the same files");
         // Every file as the uninterrupted run left it, but the live ledgers,
-        // into which the bootstrap above stored its counts.
+        // into which the bootstrap above stored its counts, and the symbol
+        // log, whose header holds its creation time (both read above).
         for (name, bytes) in &want {
-            if name.starts_with(BACKUP_DIR) || !name.to_string_lossy().ends_with("-ledger.dat") {
+            let live = name.to_string_lossy().ends_with("-ledger.dat") || name == Path::new("symbols.log");
+            if name.starts_with(BACKUP_DIR) || !live {
                 assert_eq!(&got[name], bytes, "{point} #{hit}: {name:?}");
             }
         }
     }
+}
+
+/// A migration killed after it verified its converted files but before it
+/// switched one leaves a directory a library of version 1 still opens; if
+/// one changed the old files meanwhile (here: a symbol added to the map), the
+/// next run builds the converted files again rather than switch stale ones.
+#[test]
+fn old_files_changed_after_a_killed_verified_run_are_converted_again() {
+    let _serial = serial();
+    let (_root, dir) = support::v1_copy();
+    kill_migrate_at(&dir, "migrate::ready", 1);
+    assert!(dir.join(STAGING_DIR).join("READY").exists());
+    let p = dir.join("symbol-map.json");
+    let mut doc: serde_json::Value = serde_json::from_slice(&std::fs::read(&p).unwrap()).unwrap();
+    doc["symbols"].as_array_mut().unwrap().push("NEW".into());
+    let sum = xxhash_rust::xxh3::xxh3_64(&serde_json::to_vec(&doc["symbols"]).unwrap());
+    doc["checksum"] = format!("{sum:016x}").into();
+    std::fs::write(&p, serde_json::to_vec(&doc).unwrap()).unwrap();
+    let r = migrate(&dir, &opts()).unwrap();
+    assert!(r.changed && !r.finishes_earlier_run, "{r:?}");
+    let (c, _) = Controller::bootstrap(config(&dir)).unwrap();
+    assert_eq!(c.symbols().unwrap(), ["SPY", "AAPL", "QQQ", "NEW"]);
 }

@@ -4,7 +4,7 @@
 //! the schedule, and the storage report.
 //!
 //! Validation ends with the cross-file checks: every ledger chunk belongs to
-//! a symbol `symbol-map.json` holds, and every Filled slot refers to a
+//! a symbol `symbols.log` holds, and every Filled slot refers to a
 //! payload id its mapping table holds (whole records, after the torn tail;
 //! not a lost id). A directory that fails them lost records or symbols
 //! (power loss in the buffered mode, or files restored from backups of
@@ -36,7 +36,7 @@ use crate::vocab::{LedgerKind, StoreKind};
 /// every bootstrap looks for after its other checks, before it changes anything.
 #[derive(Debug, Clone, Default, PartialEq, Eq)]
 pub struct Damage {
-    /// Ledger chunks of symbol ids `symbol-map.json` does not hold.
+    /// Ledger chunks of symbol ids `symbols.log` does not hold.
     pub unknown_symbols: Option<UnknownSymbols>,
     /// Mapping tables that Filled slots refer past (or to lost ids of), in store order.
     pub stores: Vec<StoreDamage>,
@@ -237,7 +237,7 @@ impl Controller {
         };
 
         // Open and validate everything before changing anything.
-        let symbols = SymbolMap::load(&dir)?;
+        let symbols = SymbolMap::load(&dir, sync)?;
         let trade = Ledger::open(&dir.join(LedgerKind::Trade.file_name()), LedgerKind::Trade, sync)?;
         let enrichment = Ledger::open(&dir.join(LedgerKind::Enrichment.file_name()), LedgerKind::Enrichment, sync)?;
         let mut stores = Vec::new();
@@ -305,6 +305,7 @@ impl Controller {
                     report.torn_tail_repaired = true;
                 }
             }
+            symbols.cut_torn_tail()?;
             failpoint!("bootstrap::tails-cut");
             trade.store_counts(&scans[0]);
             enrichment.store_counts(&scans[1]);
@@ -479,7 +480,9 @@ impl Controller {
             let p = dir.join(name);
             let Some(len) = file_len(&p) else { continue };
             let empty = match name {
-                n if n == SymbolMap::FILE_NAME => SymbolMap::load(dir).map(|m| m.is_empty()).unwrap_or(len == 0),
+                n if n == SymbolMap::FILE_NAME => {
+                    SymbolMap::load(dir, false).map(|m| m.is_empty()).unwrap_or(len <= crate::symbols::HEADER_BYTES)
+                }
                 n if n.ends_with(".dat") => {
                     // A ledger holds data only once a chunk was allocated after its
                     // 4096-byte header page; a shorter file is a header cut short.
@@ -509,7 +512,7 @@ impl Controller {
         for kind in StoreKind::ALL {
             PayloadStore::create(&dir.join(kind.file_name()), kind, created)?;
         }
-        SymbolMap::create(dir)?;
+        SymbolMap::create(dir, created)?;
         failpoint!("bootstrap::files-created");
         Ok(())
     }

@@ -93,7 +93,7 @@ pub struct GarbageRecord {
     pub payload_id: u64,
     pub uri: String,
     pub symbol_id: u32,
-    /// The symbol's name (empty when `symbol-map.json` does not hold its id).
+    /// The symbol's name (empty when `symbols.log` does not hold its id).
     pub symbol: String,
     pub window_idx: u32,
     pub slot: &'static str,

@@ -345,7 +345,7 @@ mod tests {
             line("artifacts/SPY/a.json", "gc-trash/../audit.log"),
             line("artifacts/SPY/a.json", "gc-trash/"),
             line("/etc/passwd", "gc-trash/x"),
-            line("artifacts/../symbol-map.json", "gc-trash/x"),
+            line("artifacts/../symbols.log", "gc-trash/x"),
             line("artifacts//a.json", "gc-trash/x"),
             line("trade-ledger.dat", "gc-trash/x"),
         ];

@@ -23,13 +23,20 @@
 //!    the files unchanged by it linked in beside the converted ones), and
 //!    check that each converted ledger holds the old one's bytes past its
 //!    header.
-//! 4. Write `migrate-staging/READY` (fsynced): from here a run killed at
-//!    any step is finished by the next run, which switches what is left.
+//! 4. Write `migrate-staging/READY` (fsynced), holding the size and digest
+//!    of every old file a conversion read: from here a run killed at any
+//!    step is finished by the next run, which switches what is left. Until
+//!    the first file is switched a library of version 1 still opens the
+//!    directory (once the migration's gate is gone) and may change the old
+//!    files; so a run that finds `READY` and nothing switched compares the
+//!    old files with it, and starts over if any changed.
 //! 5. **Switch**: for each converted file, the old file is linked into
 //!    `<dir>/migrated-from-format-1/` (its backup), then the converted one
-//!    is renamed over it; the trade ledger comes last, and with it the
-//!    directory's format version is 2 (`ledger.rs`). Files of the old format
-//!    that the new one has no use for are moved into the backup.
+//!    is renamed over it. The enrichment ledger comes first (from then on a
+//!    library of version 1 refuses the directory as newer), the trade
+//!    ledger last (with it the directory's format version is 2,
+//!    `ledger.rs`, and this library opens it). Files of the old format that
+//!    the new one has no use for are moved into the backup.
 //! 6. Append a `migrate` line to the audit trail, and remove the staging
 //!    directory.
 //!
@@ -67,6 +74,9 @@ pub const BACKUP_DIR: &str = "migrated-from-format-1";
 /// How one file of a version-1 directory becomes its version-2 form.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Conversion {
+    /// `symbol-map.json` (the whole map as JSON) becomes the symbol log
+    /// `symbols.log` with the same ids in the same order (`symbols.rs`).
+    SymbolLog,
     /// A ledger: the same chunks and rows, under a version-2 header. The
     /// chunk headers' done counts (`ledger.rs`) are 0 in a version-1 file
     /// (reserved bytes): low, so correct, until the first bootstrap that
@@ -77,8 +87,13 @@ pub enum Conversion {
 /// Every file the conversion writes, with the old file it is made from, in
 /// the order the switch puts them in place (the trade ledger last: it
 /// carries the directory's format version).
+///
+/// The enrichment ledger comes first: once it is of format version 2, a
+/// library of version 1 refuses the directory too, so nothing changes the
+/// old files while the rest is switched (see [`sources_unchanged`]).
 pub const CONVERSIONS: &[(&str, Conversion)] = &[
     ("enrichment-ledger.dat", Conversion::LedgerHeader(LedgerKind::Enrichment)),
+    ("symbols.log", Conversion::SymbolLog),
     ("trade-ledger.dat", Conversion::LedgerHeader(LedgerKind::Trade)),
 ];
 
@@ -86,13 +101,17 @@ impl Conversion {
     /// The old file it reads (relative to the state directory).
     fn source(self) -> &'static str {
         match self {
+            Self::SymbolLog => OLD_SYMBOL_MAP,
             Self::LedgerHeader(k) => k.file_name(),
         }
     }
 }
 
+/// The version-1 symbol map.
+const OLD_SYMBOL_MAP: &str = "symbol-map.json";
+
 /// Files of the old format the new one has no use for, moved into the backup.
-pub const RETIRED_FILES: &[&str] = &[];
+pub const RETIRED_FILES: &[&str] = &[OLD_SYMBOL_MAP];
 
 /// The state files the conversion keeps as they are: linked into the
 /// staging directory so that the verification opens a whole directory.
@@ -113,6 +132,8 @@ pub struct MigrateOptions {
 #[serde(rename_all = "camelCase")]
 pub struct ConvertedFile {
     pub file: String,
+    /// The old file it is made from.
+    pub from: String,
     /// Bytes of the old file.
     pub bytes: u64,
     /// What the conversion does to it.
@@ -189,6 +210,14 @@ pub fn migrate(dir: &Path, opts: &MigrateOptions) -> Result<MigrateReport> {
     }
     report.from_version = versions.iter().copied().min().unwrap_or(FORMAT_VERSION);
     let ready = staging.join(READY_FILE);
+    if ready.exists() && !sources_unchanged(dir, &staging)? {
+        // A run killed after it verified the converted files but before it
+        // switched the first one: a library of version 1 may have opened
+        // the directory since and changed the old files. Start over.
+        if !opts.dry_run {
+            remove_staging(dir, &staging)?;
+        }
+    }
     if ready.exists() {
         // A run killed after it verified the converted files: finish its switch.
         report.finishes_earlier_run = true;
@@ -221,7 +250,7 @@ pub fn migrate(dir: &Path, opts: &MigrateOptions) -> Result<MigrateReport> {
     for (name, c) in CONVERSIONS {
         let from = dir.join(c.source());
         let bytes = std::fs::metadata(&from).map_err(|e| Error::io("stat", &from, e))?.len();
-        report.files.push(ConvertedFile { file: (*name).into(), bytes, how: c.describe() });
+        report.files.push(ConvertedFile { file: (*name).into(), from: c.source().into(), bytes, how: c.describe() });
     }
     if opts.dry_run {
         return Ok(report);
@@ -238,6 +267,7 @@ pub fn migrate(dir: &Path, opts: &MigrateOptions) -> Result<MigrateReport> {
     failpoint!("migrate::staged");
     verify_staging(dir, &staging)?;
     let f = File::create(&ready).map_err(|e| Error::io("create", &ready, e))?;
+    io::write_at(Site::MigrateWrite, &f, &ready, &source_digests(dir)?, 0)?;
     io::sync_all(Site::MigrateSync, &f, &ready)?;
     io::sync_dir(Site::MigrateDir, &staging)?;
     failpoint!("migrate::ready");
@@ -250,6 +280,7 @@ pub fn migrate(dir: &Path, opts: &MigrateOptions) -> Result<MigrateReport> {
 impl Conversion {
     fn describe(self) -> &'static str {
         match self {
+            Self::SymbolLog => "symbol-map.json rewritten as the symbol log, the same ids in the same order",
             Self::LedgerHeader(_) => {
                 "same chunks and rows, header of format version 2 (the chunks' done counts start at 0: the first bootstrap stores them)"
             }
@@ -259,6 +290,10 @@ impl Conversion {
     /// Writes the converted form of `from` at `to` (a new file), synced.
     fn convert(self, from: &Path, to: &Path) -> Result<()> {
         match self {
+            Self::SymbolLog => {
+                let created = std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).map_or(0, |d| d.as_nanos() as u64);
+                crate::symbols::convert_symbol_map(from, to, created).map(drop)
+            }
             Self::LedgerHeader(_) => copy_ledger(from, to),
         }
     }
@@ -317,9 +352,19 @@ fn verify_staging(dir: &Path, staging: &Path) -> Result<()> {
             std::fs::hard_link(&from, &to).map_err(|e| Error::io("link", &to, e))?;
         }
     }
-    StateReader::open(staging)?;
+    let reader = StateReader::open(staging)?;
     for (name, c) in CONVERSIONS {
         match c {
+            Conversion::SymbolLog => {
+                let old = crate::symbols::parse_symbol_map(&dir.join(c.source()), &read_file(&dir.join(c.source()))?)?;
+                if reader.symbols() != old.as_slice() {
+                    return Err(Error::corrupt(
+                        staging.join(name),
+                        None,
+                        "the converted symbol log does not hold the old map's symbols in its order: nothing was switched; run the migration again",
+                    ));
+                }
+            }
             Conversion::LedgerHeader(_) => {
                 if digest_from(&dir.join(c.source()), PAGE)? != digest_from(&staging.join(name), PAGE)? {
                     return Err(Error::corrupt(
@@ -340,13 +385,41 @@ fn verify_staging(dir: &Path, staging: &Path) -> Result<()> {
     Ok(())
 }
 
+fn read_file(path: &Path) -> Result<Vec<u8>> {
+    std::fs::read(path).map_err(|e| Error::io("read", path, e))
+}
+
+/// `READY`'s content: the size and xxh3-64 of every old file a conversion
+/// reads, one line each (`<name> <bytes> <digest>`).
+fn source_digests(dir: &Path) -> Result<Vec<u8>> {
+    let mut out = String::new();
+    for (_, c) in CONVERSIONS {
+        let (bytes, digest) = digest_from(&dir.join(c.source()), 0)?;
+        out.push_str(&format!("{} {bytes} {digest:016x}\n", c.source()));
+    }
+    Ok(out.into_bytes())
+}
+
+/// Whether a `READY` staging directory may still be switched: true once the
+/// first conversion is in place (from then on a library of version 1 refuses
+/// the directory, so nothing changed the old files), and before that only
+/// if every old file still has the size and digest `READY` recorded.
+fn sources_unchanged(dir: &Path, staging: &Path) -> Result<bool> {
+    let Some((first, _)) = CONVERSIONS.first() else { return Ok(true) };
+    if !staging.join(first).exists() {
+        return Ok(true);
+    }
+    let recorded = read_file(&staging.join(READY_FILE))?;
+    Ok(source_digests(dir)? == recorded)
+}
+
 /// The converted files a killed run left in the staging directory.
 fn staged_files(staging: &Path, dir: &Path) -> Result<Vec<ConvertedFile>> {
     let mut files = Vec::new();
     for (name, c) in CONVERSIONS {
         if let Ok(m) = std::fs::metadata(staging.join(name)) {
             let bytes = std::fs::metadata(dir.join(c.source())).map(|m| m.len()).unwrap_or(m.len());
-            files.push(ConvertedFile { file: (*name).into(), bytes, how: c.describe() });
+            files.push(ConvertedFile { file: (*name).into(), from: c.source().into(), bytes, how: c.describe() });
         }
     }
     Ok(files)

@@ -29,7 +29,7 @@ use crate::mapping::PAGE;
 use crate::payload::{PayloadStore, ReplayReport};
 use crate::schedule::Schedule;
 use crate::slot::{RawSlot, SlotSnapshot, SLOT_BYTES};
-use crate::symbols::{parse_symbol_map, SymbolMap};
+use crate::symbols::SymbolMap;
 use crate::vocab::{LedgerEvent, LedgerKind, SlotStatus, StoreKind};
 
 /// How many times a slot read mid-transition is read again before it is
@@ -276,9 +276,7 @@ impl StateReader {
         // is already in the map, so every chunk seen has its symbol in the
         // map read after it, however many engines add symbols meanwhile.
         let ledgers = LedgerKind::ALL.iter().map(|k| LedgerFile::open(&dir.join(k.file_name()), *k)).collect::<Result<Vec<_>>>()?;
-        let symbols_path = dir.join(SymbolMap::FILE_NAME);
-        let bytes = std::fs::read(&symbols_path).map_err(|e| Error::io("read", &symbols_path, e))?;
-        let symbols = parse_symbol_map(&symbols_path, &bytes)?;
+        let symbols = SymbolMap::open_read_only(&dir.join(SymbolMap::FILE_NAME))?.all();
         let stores =
             StoreKind::ALL.iter().map(|k| PayloadStore::open_read_only(&dir.join(k.file_name()), *k)).collect::<Result<Vec<_>>>()?;
         Ok(Self { dir: dir.to_path_buf(), schedule, symbols, ledgers, stores })
@@ -296,7 +294,7 @@ impl StateReader {
         self.schedule.window_count()
     }
 
-    /// Symbols as `symbol-map.json` held them when the view was opened.
+    /// Symbols as `symbols.log` held them when the view was opened.
     pub fn symbols(&self) -> &[String] {
         &self.symbols
     }

@@ -1,7 +1,7 @@
 //! `window-space repair`: accepts, explicitly and in the audit trail, the
 //! loss that a bootstrap refuses ([`Damage`]): payload records that Filled
 //! slots refer to but their mapping table no longer holds, and symbols whose
-//! ledger chunks exist but `symbol-map.json` no longer holds (power loss in
+//! ledger chunks exist but `symbols.log` no longer holds (power loss in
 //! the buffered mode, or files restored from backups of different times).
 //!
 //! What it does, in this order, each step durable before the next:
@@ -22,7 +22,7 @@
 //!    (`slots`); nothing changes unless it was written.
 //! 3. Gives every missing symbol id up to the highest one a chunk belongs to
 //!    a placeholder symbol, `lost-symbol-<id>` (a reserved name no engine can
-//!    add: `symbols.rs`), in one atomic rewrite of the map. The rows of those
+//!    add: `symbols.rs`), appended to the symbol log in one write and fsynced. The rows of those
 //!    chunks become visible under that name (grid, export, clear, retire) and
 //!    no id is given twice: a symbol added later gets the next id.
 //! 4. Marks every payload id from each damaged table's next id through the

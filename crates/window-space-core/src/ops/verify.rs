@@ -14,7 +14,7 @@
 //!
 //! The damage a bootstrap refuses (`controller::Damage`) is reported the
 //! same way: `symbols-missing` for ledger chunks of symbol ids
-//! `symbol-map.json` does not hold, and `dangling-references` for a mapping
+//! `symbols.log` does not hold, and `dangling-references` for a mapping
 //! table that Filled slots refer past (each such slot is also a
 //! `payload-missing`, or a `payload-lost` when it refers to an id a repair
 //! marked lost).
@@ -370,12 +370,12 @@ fn check_chunk_symbols(dir: &Path, reader: &StateReader, r: &mut VerifyReport) {
         r.problems.push(finding(
             "symbols-missing",
             format!(
-                "{chunks} ledger chunks belong to symbol ids symbol-map.json does not hold: it holds {symbols} symbols, and the highest symbol id of a chunk is {highest} (symbols were lost; a bootstrap refuses the directory; `window-space repair` names them)"
+                "{chunks} ledger chunks belong to symbol ids symbols.log does not hold: it holds {symbols} symbols, and the highest symbol id of a chunk is {highest} (symbols were lost; a bootstrap refuses the directory; `window-space repair` names them)"
             ),
             json!({ "file": file, "symbols": symbols, "highestSymbolId": highest, "chunks": chunks }),
         ));
     }
-    r.checked.push("every ledger chunk belongs to a symbol of symbol-map.json".into());
+    r.checked.push("every ledger chunk belongs to a symbol of symbols.log".into());
 }
 
 fn check_raw_slots(dir: &Path, r: &mut VerifyReport, symbols: &[String]) {
@@ -598,7 +598,7 @@ fn check_audit_log(dir: &Path, reader: &StateReader, r: &mut VerifyReport) -> Re
             *remembered.entry(id).or_default().entry(name.to_string()).or_default() += 1;
         } else if symbol.is_none() || in_map != symbol {
             bad.push(format!(
-                "symbol {} (id {}) is not in symbol-map.json",
+                "symbol {} (id {}) is not in symbols.log",
                 e.get("symbol").unwrap_or(&Value::Null),
                 e.get("symbolId").unwrap_or(&Value::Null)
             ));

@@ -21,16 +21,20 @@ pub fn scratch_dir() -> tempfile::TempDir {
     tempfile::tempdir().unwrap()
 }
 
-/// Rewrites `symbol-map.json` with only its first `keep` symbols, as a
-/// restore of an older backup of the map would: a valid map with its own
-/// checksum (xxh3-64 of the compact JSON of its symbols).
+/// Cuts `symbols.log` after its first `keep` symbols, as a restore of an
+/// older backup of the log would: a valid log of fewer symbols.
 pub fn keep_symbols(dir: &std::path::Path, keep: usize) {
-    let p = dir.join("symbol-map.json");
-    let mut doc: serde_json::Value = serde_json::from_slice(&std::fs::read(&p).unwrap()).unwrap();
-    doc["symbols"].as_array_mut().unwrap().truncate(keep);
-    let sum = xxhash_rust::xxh3::xxh3_64(&serde_json::to_vec(&doc["symbols"]).unwrap());
-    doc["checksum"] = format!("{sum:016x}").into();
-    std::fs::write(&p, serde_json::to_vec(&doc).unwrap()).unwrap();
+    use window_space_core::symbols::{parse_record, ParsedRecord, SymbolMap, HEADER_BYTES};
+    let p = dir.join(SymbolMap::FILE_NAME);
+    let bytes = std::fs::read(&p).unwrap();
+    let mut end = HEADER_BYTES as usize;
+    for _ in 0..keep {
+        match parse_record(&bytes[end..]) {
+            ParsedRecord::Symbol { len, .. } => end += len,
+            other => panic!("symbols.log holds fewer than {keep} symbols: {other:?}"),
+        }
+    }
+    std::fs::write(&p, &bytes[..end]).unwrap();
 }
 
 /// The state directory of format version 1 kept in the repository
