@@ -678,7 +678,7 @@ describe('bootstrap on damaged state files', () => {
     }
   })
 
-  it('a symbol record damaged with a good one after it is reported at its offset; damage to the last one leaves chunks without their symbol', () => {
+  it('a symbol record damaged with a good one after it, or a whole last record damaged, is reported at its offset; a last record left unfinished leaves chunks without their symbol', () => {
     populated()
     const f = join(dir, 'symbols.log')
     const b = readFileSync(f)
@@ -696,12 +696,20 @@ describe('bootstrap on damaged state files', () => {
     const first = refusal()
     expect(first.offset).toBe(64)
     expect(first.message).toContain('record checksum mismatch')
-    // Damage to the last record reads as a torn tail; QQQ's chunk then has no symbol.
+    // A flipped bit in the whole last record (QQQ's, at 88) is damage too:
+    // cutting it would give QQQ's id to the next symbol.
     b.writeUInt8(b[74]! ^ 1, 74)
     b.writeUInt8(b[98]! ^ 1, 98)
     writeFileSync(f, b)
     const second = refusal()
-    expect(basename(second.file!)).toBe('symbols.log')
-    expect(second.details).toMatchObject({ symbols: 1, highestSymbolId: 1 })
+    expect(second.offset).toBe(88)
+    // A last record ending in zeros (a write that did not finish) is a torn
+    // tail; QQQ's chunk then has no symbol.
+    b.writeUInt8(b[98]! ^ 1, 98)
+    b.fill(0, b.length - 8)
+    writeFileSync(f, b)
+    const third = refusal()
+    expect(basename(third.file!)).toBe('symbols.log')
+    expect(third.details).toMatchObject({ symbols: 1, highestSymbolId: 1 })
   })
 })

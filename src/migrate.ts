@@ -24,6 +24,8 @@ export interface MigrateReport {
   readonly alreadyCurrent: boolean
   /** An earlier run was killed after it had verified the converted files; this run finished putting them in place. */
   readonly finishesEarlierRun: boolean
+  /** (Dry run) an earlier run's verified files cannot be put in place (old files changed since, or put back from the backup): the migration would start over. */
+  readonly startsOver: boolean
   /** Each file converted (or, in a dry run, to be converted): its name, the old file it is made from and that file's size in bytes, and what the conversion does. */
   readonly files: ReadonlyArray<{ readonly file: string; readonly from: string; readonly bytes: number; readonly how: string }>
   /** Where the old format's files are kept, relative to the state directory (remove it once the directory is checked). */

@@ -15,7 +15,9 @@ export function migrateCommand(dir: string, o: Opts): void {
   if (o.json) return out(json(r))
   if (r.alreadyCurrent) return out(`nothing to migrate: ${printable(r.stateDir)} is of format version ${r.toVersion} already`)
   const lines = [
-    r.finishesEarlierRun
+    r.startsOver
+      ? `an earlier migration of ${printable(r.stateDir)} was killed after it had verified its files, but old files changed since (or were put back from the backup): a migration would start over, converting ${plural(r.files.length, 'file')}:`
+      : r.finishesEarlierRun
       ? `an earlier migration of ${printable(r.stateDir)} was killed after it had verified the converted files; ${r.dryRun ? 'a migration would finish putting them in place' : 'finished putting them in place'}:`
       : `${r.dryRun ? 'a migration would convert' : 'migrated'} ${printable(r.stateDir)} from format version ${r.fromVersion} to ${r.toVersion}, ${plural(r.files.length, 'file')}:`,
   ]

@@ -46,11 +46,15 @@
 //! process whether others added symbols, and a miss reads only the records
 //! past the ones it has. The recovery policy: a record that does not read
 //! (too short for its length, a bad length or checksum, a wrong id) with no
-//! good record after it is a torn tail — a writer killed mid-write, still
-//! writing, or power loss — and is ignored by readers until it is complete;
+//! good record after it, and either cut short or ending in zero bytes (what
+//! a write that did not finish leaves), is a torn tail — a writer killed
+//! mid-write, still writing, or power loss — and is ignored by readers until it is complete;
 //! it is cut by the next add, or by a bootstrap with no other controller
 //! open. A bad record followed by a good one (at any 8-aligned offset after
-//! it) is damage: `CorruptState` naming the file and the record's offset. A
+//! it), or a whole last record whose bytes changed (its checksum field not
+//! zero, a flipped bit), is damage: `CorruptState` naming the file and the
+//! record's offset — cutting it would give its id to the next symbol while
+//! payload records may still name the lost one. A
 //! reader that meets such damage without the log's lock reads again under
 //! it, where no record can be half written.
 //!
@@ -645,16 +649,18 @@ impl SymbolMap {
                         pos += n;
                         names.end = at + pos as u64;
                     }
-                    ParsedRecord::Symbol { id, .. } => break Some(format!("record holds symbol id {id} where id {} belongs", names.len())),
-                    ParsedRecord::Incomplete if at + buf.len() as u64 >= len => break Some("record cut short".to_string()),
+                    ParsedRecord::Symbol { id, .. } => {
+                        break Some((format!("record holds symbol id {id} where id {} belongs", names.len()), false))
+                    }
+                    ParsedRecord::Incomplete if at + buf.len() as u64 >= len => break Some(("record cut short".to_string(), true)),
                     // The block ends inside this record: read on from it.
                     ParsedRecord::Incomplete => break None,
-                    ParsedRecord::Bad { what } => break Some(what.to_string()),
+                    ParsedRecord::Bad { what } => break Some((what.to_string(), false)),
                 }
             };
-            if let Some(what) = stop {
+            if let Some((what, cut_short)) = stop {
                 let offset = names.end;
-                if !self.good_record_after(offset, len)? {
+                if !self.good_record_after(offset, len)? && (cut_short || self.ends_in_zeros(len)?) {
                     break Ok(len - offset);
                 }
                 if !locked {
@@ -670,6 +676,20 @@ impl SymbolMap {
         };
         self.known.store(names.len() as u32, Ordering::Release);
         result
+    }
+
+    /// True when the last 8 bytes before `len` are zero: what a write that
+    /// did not finish leaves at the end of the file (bytes past what it
+    /// wrote read as zero), unlike a whole record whose bytes changed (a
+    /// flipped bit), which is damage even at the end: cutting it would hand
+    /// its id out again while payload records may still name it.
+    fn ends_in_zeros(&self, len: u64) -> Result<bool> {
+        if len < 8 {
+            return Ok(true);
+        }
+        let mut tail = [0u8; 8];
+        let got = read_upto(&self.file, &mut tail, len - 8).map_err(|e| Error::io("read", &self.path, e))?;
+        Ok(got < 8 || tail == [0u8; 8])
     }
 
     /// True when a good record starts at an 8-aligned offset in `(at, len)`.
@@ -945,10 +965,20 @@ mod tests {
             }
             assert!(SymbolMap::open_read_only(&path).is_err(), "{what}: a read-only open refuses it too");
         }
-        // The same damage to the last record is a torn tail: the others load.
+        // The same damage to the whole last record is damage too: cutting it
+        // would give its id to the next symbol.
         let (d, path) = log_of(&names);
         let mut bytes = std::fs::read(&path).unwrap();
         bytes[at[2] as usize + 8] ^= 1;
+        std::fs::write(&path, &bytes).unwrap();
+        let e = SymbolMap::load(d.path(), false).map(drop).expect_err("a flipped bit in the last record");
+        assert!(matches!(&e, Error::CorruptState { offset, .. } if *offset == Some(at[2])), "{e}");
+        // The last record ending in zeros (a write that did not finish) is a
+        // torn tail: the others load.
+        let (d, path) = log_of(&names);
+        let mut bytes = std::fs::read(&path).unwrap();
+        let end = bytes.len();
+        bytes[end - 8..].fill(0);
         std::fs::write(&path, &bytes).unwrap();
         assert_eq!(SymbolMap::load(d.path(), false).unwrap().all(), ["SPY", "QQQ"]);
     }

@@ -12,6 +12,7 @@ mod support;
 
 use std::collections::BTreeMap;
 use std::io::{BufRead, BufReader, Write};
+use std::os::unix::fs::FileExt;
 use std::path::{Path, PathBuf};
 use std::process::{Command, Stdio};
 
@@ -348,4 +349,84 @@ fn old_files_changed_after_a_killed_verified_run_are_converted_again() {
     assert!(r.changed && !r.finishes_earlier_run, "{r:?}");
     let (c, _) = Controller::bootstrap(config(&dir)).unwrap();
     assert_eq!(c.symbols().unwrap(), ["SPY", "AAPL", "QQQ", "NEW"]);
+}
+
+/// A `migrated-from-format-1/` already there (an earlier migration's backup
+/// after a rollback, or anything else) is refused before anything is
+/// written: its files would be taken for this run's backup.
+#[test]
+fn an_existing_backup_directory_is_refused_before_anything_changes() {
+    let _serial = serial();
+    let (_root, dir) = support::v1_copy();
+    std::fs::create_dir(dir.join(BACKUP_DIR)).unwrap();
+    std::fs::write(dir.join(BACKUP_DIR).join("enrichment-ledger.dat"), b"an operator's file").unwrap();
+    let before = tree_bytes(&dir);
+    let e = migrate(&dir, &opts()).expect_err("refused");
+    assert_eq!(e.code(), ErrorCode::InvalidArgument, "{e}");
+    assert!(e.to_string().contains(BACKUP_DIR), "{e}");
+    assert_eq!(tree_bytes(&dir), before);
+    assert!(!dir.join(STAGING_DIR).exists());
+}
+
+/// Files put back from the backup after a killed run (a rollback, or one
+/// file restored and then changed by a library of version 1) are never
+/// overwritten by that run's converted files: the next run refuses while
+/// the backup is there, and once it is moved away converts the files as
+/// they are now.
+#[test]
+fn files_put_back_from_the_backup_after_a_killed_run_are_converted_as_they_are() {
+    let _serial = serial();
+    for (point, hit) in [("migrate::switched", 1), ("migrate::file-switched", 1)] {
+        let (root, dir) = support::v1_copy();
+        kill_migrate_at(&dir, point, hit);
+        let backup = dir.join(BACKUP_DIR);
+        for e in std::fs::read_dir(&backup).unwrap().flatten() {
+            std::fs::copy(e.path(), dir.join(e.file_name())).unwrap();
+        }
+        // A library of version 1 adds a symbol.
+        let p = dir.join("symbol-map.json");
+        let mut doc: serde_json::Value = serde_json::from_slice(&std::fs::read(&p).unwrap()).unwrap();
+        doc["symbols"].as_array_mut().unwrap().push("NEW".into());
+        let sum = xxhash_rust::xxh3::xxh3_64(&serde_json::to_vec(&doc["symbols"]).unwrap());
+        doc["checksum"] = format!("{sum:016x}").into();
+        std::fs::write(&p, serde_json::to_vec(&doc).unwrap()).unwrap();
+        let e = migrate(&dir, &opts()).expect_err("refused while the backup is there");
+        assert_eq!(e.code(), ErrorCode::InvalidArgument, "{point}: {e}");
+        std::fs::rename(&backup, root.path().join("old-backup")).unwrap();
+        let r = migrate(&dir, &opts()).unwrap();
+        assert!(r.changed && !r.finishes_earlier_run, "{point}: {r:?}");
+        let (c, _) = Controller::bootstrap(config(&dir)).unwrap();
+        assert_eq!(c.symbols().unwrap(), ["SPY", "AAPL", "QQQ", "NEW"], "{point}");
+    }
+}
+
+/// Damage in an old ledger is named in the old file (where the operator
+/// must look), and the unverified staging directory is removed.
+#[test]
+fn damage_in_an_old_ledger_is_named_in_the_old_file() {
+    let _serial = serial();
+    let (_root, dir) = support::v1_copy();
+    let f = std::fs::OpenOptions::new().write(true).open(dir.join("trade-ledger.dat")).unwrap();
+    f.write_all_at(b"XXXX", 4096).unwrap(); // the first chunk's magic
+    let e = migrate(&dir, &opts()).expect_err("damaged");
+    assert_eq!(e.code(), ErrorCode::CorruptState, "{e}");
+    assert_eq!(e.details()["file"], dir.join("trade-ledger.dat").to_str().unwrap(), "{e}");
+    assert!(!dir.join(STAGING_DIR).exists(), "the unverified staging directory is removed");
+}
+
+/// The staging and backup paths are used only as real directories.
+#[test]
+fn a_staging_or_backup_path_that_is_no_directory_is_refused() {
+    let _serial = serial();
+    let (root, dir) = support::v1_copy();
+    std::os::unix::fs::symlink(root.path().join("nowhere"), dir.join(STAGING_DIR)).unwrap();
+    let e = migrate(&dir, &opts()).expect_err("a symbolic link");
+    assert_eq!(e.code(), ErrorCode::InvalidArgument, "{e}");
+    std::fs::remove_file(dir.join(STAGING_DIR)).unwrap();
+    std::fs::write(dir.join(BACKUP_DIR), b"a file").unwrap();
+    let e = migrate(&dir, &opts()).expect_err("a file");
+    assert_eq!(e.code(), ErrorCode::InvalidArgument, "{e}");
+    assert!(!dir.join(STAGING_DIR).exists(), "refused before staging");
+    std::fs::remove_file(dir.join(BACKUP_DIR)).unwrap();
+    migrate(&dir, &opts()).unwrap();
 }

@@ -14,6 +14,10 @@
 //!    (`ERR_STATE_DIR_IN_USE`) when any controller has the directory open.
 //!    Every bootstrap meanwhile waits for the gate, and then finds either
 //!    the old format (refused, naming this command) or the new one.
+//!    `migrate-staging/` and `migrated-from-format-1/` must each be missing
+//!    or a real directory (not a symbolic link, not a file), and a run that
+//!    starts converting refuses while the backup directory exists (its
+//!    files would be taken for this run's backup): move it away first.
 //! 2. **Build beside**: write every converted file into
 //!    `<dir>/migrate-staging/`, from the old files, which are not changed,
 //!    and fsync them (a run killed here leaves the directory as it was; the
@@ -155,6 +159,10 @@ pub struct MigrateReport {
     /// A run killed after it verified the converted files, whose switch
     /// this run finished.
     pub finishes_earlier_run: bool,
+    /// A run killed after it verified the converted files, whose switch
+    /// could not be finished (old files changed since, or put back from the
+    /// backup): a dry run says the migration would start over.
+    pub starts_over: bool,
     pub files: Vec<ConvertedFile>,
     /// Where the old format's files are kept (relative to the state
     /// directory), once the switch has begun.
@@ -209,16 +217,31 @@ pub fn migrate(dir: &Path, opts: &MigrateOptions) -> Result<MigrateReport> {
         versions.push(v);
     }
     report.from_version = versions.iter().copied().min().unwrap_or(FORMAT_VERSION);
+    let backup = dir.join(BACKUP_DIR);
+    // Both are ours only as real directories inside the state directory.
+    for own in [&staging, &backup] {
+        if let Ok(m) = std::fs::symlink_metadata(own) {
+            if !m.is_dir() {
+                return Err(Error::invalid(format!(
+                    "{} is not a directory (a symbolic link or a file): move it away, then run the migration again",
+                    own.display()
+                )));
+            }
+        }
+    }
     let ready = staging.join(READY_FILE);
-    if ready.exists() && !sources_unchanged(dir, &staging)? {
-        // A run killed after it verified the converted files but before it
-        // switched the first one: a library of version 1 may have opened
-        // the directory since and changed the old files. Start over.
-        if !opts.dry_run {
+    if ready.exists() && !resumable(dir, &staging)? {
+        // A run killed after it verified the converted files, whose switch
+        // cannot be finished: old files changed since (a library of version 1
+        // opened the directory before the first file was switched), or files
+        // were put back from the backup. Start over from the files as they are.
+        if opts.dry_run {
+            report.starts_over = true;
+        } else {
             remove_staging(dir, &staging)?;
         }
     }
-    if ready.exists() {
+    if ready.exists() && !report.starts_over {
         // A run killed after it verified the converted files: finish its switch.
         report.finishes_earlier_run = true;
         report.files = staged_files(&staging, dir)?;
@@ -252,24 +275,26 @@ pub fn migrate(dir: &Path, opts: &MigrateOptions) -> Result<MigrateReport> {
         let bytes = std::fs::metadata(&from).map_err(|e| Error::io("stat", &from, e))?.len();
         report.files.push(ConvertedFile { file: (*name).into(), from: c.source().into(), bytes, how: c.describe() });
     }
+    if std::fs::symlink_metadata(&backup).is_ok() {
+        // Its files would be taken for this run's backup.
+        return Err(Error::invalid(format!(
+            "{} exists (the backup of an earlier migration, or something else): move it away, then run the migration again",
+            backup.display()
+        )));
+    }
     if opts.dry_run {
         return Ok(report);
     }
     if staging.exists() {
         remove_staging(dir, &staging)?;
     }
-    crate::fsutil::create_dir_durably(&staging)?;
     report.changed = true;
-    for (name, c) in CONVERSIONS {
-        c.convert(&dir.join(c.source()), &staging.join(name))?;
+    let staged = build_staging(dir, &staging);
+    if staged.is_err() {
+        // Not verified: nothing of it is used; give the space back now.
+        let _ = std::fs::remove_dir_all(&staging);
     }
-    io::sync_dir(Site::MigrateDir, &staging)?;
-    failpoint!("migrate::staged");
-    verify_staging(dir, &staging)?;
-    let f = File::create(&ready).map_err(|e| Error::io("create", &ready, e))?;
-    io::write_at(Site::MigrateWrite, &f, &ready, &source_digests(dir)?, 0)?;
-    io::sync_all(Site::MigrateSync, &f, &ready)?;
-    io::sync_dir(Site::MigrateDir, &staging)?;
+    staged?;
     failpoint!("migrate::ready");
     report.backup_dir = Some(BACKUP_DIR.into());
     switch(dir, &staging)?;
@@ -277,7 +302,46 @@ pub fn migrate(dir: &Path, opts: &MigrateOptions) -> Result<MigrateReport> {
     Ok(report)
 }
 
+/// Steps 2 to 4: the converted files built, verified and marked `READY`.
+fn build_staging(dir: &Path, staging: &Path) -> Result<()> {
+    crate::fsutil::create_dir_durably(staging)?;
+    for (name, c) in CONVERSIONS {
+        c.convert(&dir.join(c.source()), &staging.join(name))?;
+    }
+    io::sync_dir(Site::MigrateDir, staging)?;
+    failpoint!("migrate::staged");
+    verify_staging(dir, staging).map_err(|e| in_old_file(e, dir, staging))?;
+    let ready = staging.join(READY_FILE);
+    let f = File::create(&ready).map_err(|e| Error::io("create", &ready, e))?;
+    io::write_at(Site::MigrateWrite, &f, &ready, &source_digests(dir)?, 0)?;
+    io::sync_all(Site::MigrateSync, &f, &ready)?;
+    io::sync_dir(Site::MigrateDir, staging)
+}
+
+/// Damage the verification found in a converted file is damage of the old
+/// file it was made from (a ledger's chunks are copied byte for byte): the
+/// error names the old file, which is what the operator must look at.
+fn in_old_file(e: Error, dir: &Path, staging: &Path) -> Error {
+    match e {
+        Error::CorruptState { file, offset, what } if file.starts_with(staging) => {
+            let name = file.file_name().and_then(|n| n.to_str()).unwrap_or_default();
+            let from = CONVERSIONS.iter().find(|(to, _)| *to == name).map_or(name, |(_, c)| c.source());
+            Error::CorruptState { file: dir.join(from), offset, what: format!("{what} (found converting it: nothing was switched)") }
+        }
+        e => e,
+    }
+}
+
 impl Conversion {
+    /// Whether `live` (the file at the conversion's target name) is the
+    /// converted file: a ledger of format version 2, or the symbol log.
+    fn done(self, live: &Path) -> Result<bool> {
+        match self {
+            Self::LedgerHeader(_) => Ok(ledger_version(live)? == Some(FORMAT_VERSION)),
+            Self::SymbolLog => Ok(live.exists()),
+        }
+    }
+
     fn describe(self) -> &'static str {
         match self {
             Self::SymbolLog => "symbol-map.json rewritten as the symbol log, the same ids in the same order",
@@ -400,13 +464,23 @@ fn source_digests(dir: &Path) -> Result<Vec<u8>> {
     Ok(out.into_bytes())
 }
 
-/// Whether a `READY` staging directory may still be switched: true once the
-/// first conversion is in place (from then on a library of version 1 refuses
-/// the directory, so nothing changed the old files), and before that only
-/// if every old file still has the size and digest `READY` recorded.
-fn sources_unchanged(dir: &Path, staging: &Path) -> Result<bool> {
-    let Some((first, _)) = CONVERSIONS.first() else { return Ok(true) };
-    if !staging.join(first).exists() {
+/// Whether the switch of a `READY` staging directory can be finished: every
+/// converted file either still staged or in place (a file put back from the
+/// backup since is not), and, while the first is not in place yet (a library
+/// of version 1 could still open the directory), every old file with the
+/// size and digest `READY` recorded.
+fn resumable(dir: &Path, staging: &Path) -> Result<bool> {
+    let mut first_in_place = false;
+    for (i, (name, c)) in CONVERSIONS.iter().enumerate() {
+        let staged = staging.join(name).exists();
+        if !staged && !c.done(&dir.join(name))? {
+            return Ok(false);
+        }
+        if i == 0 {
+            first_in_place = !staged;
+        }
+    }
+    if first_in_place {
         return Ok(true);
     }
     let recorded = read_file(&staging.join(READY_FILE))?;
@@ -436,9 +510,13 @@ fn switch(dir: &Path, staging: &Path) -> Result<()> {
         if !staged.exists() {
             continue; // switched by the killed run
         }
-        if live.exists() && !kept.exists() {
-            std::fs::hard_link(&live, &kept).map_err(|e| Error::io("link", &kept, e))?;
-            io::sync_dir(Site::MigrateDir, &backup)?;
+        if live.exists() {
+            if !kept.exists() {
+                std::fs::hard_link(&live, &kept).map_err(|e| Error::io("link", &kept, e))?;
+                io::sync_dir(Site::MigrateDir, &backup)?;
+            } else if !same_file(&live, &kept)? {
+                return Err(foreign_backup(&kept));
+            }
         }
         std::fs::rename(&staged, &live).map_err(|e| Error::io("rename", &live, e))?;
         io::sync_dir(Site::MigrateDir, dir)?;
@@ -447,6 +525,9 @@ fn switch(dir: &Path, staging: &Path) -> Result<()> {
     for name in RETIRED_FILES {
         let (live, kept) = (dir.join(name), backup.join(name));
         if live.exists() {
+            if kept.exists() && !same_file(&live, &kept)? {
+                return Err(foreign_backup(&kept));
+            }
             std::fs::rename(&live, &kept).map_err(|e| Error::io("rename", &kept, e))?;
         }
     }
@@ -454,6 +535,20 @@ fn switch(dir: &Path, staging: &Path) -> Result<()> {
     io::sync_dir(Site::MigrateDir, dir)?;
     failpoint!("migrate::switched");
     Ok(())
+}
+
+/// Whether two paths name the same file (the backup's link of a live file).
+fn same_file(a: &Path, b: &Path) -> Result<bool> {
+    use std::os::unix::fs::MetadataExt;
+    let (ma, mb) = (std::fs::metadata(a).map_err(|e| Error::io("stat", a, e))?, std::fs::metadata(b).map_err(|e| Error::io("stat", b, e))?);
+    Ok(ma.dev() == mb.dev() && ma.ino() == mb.ino())
+}
+
+fn foreign_backup(kept: &Path) -> Error {
+    Error::invalid(format!(
+        "{} holds another file than the one this migration is keeping there: move it away, then run the migration again",
+        kept.display()
+    ))
 }
 
 fn remove_staging(dir: &Path, staging: &Path) -> Result<()> {
