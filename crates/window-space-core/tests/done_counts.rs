@@ -11,10 +11,9 @@
 
 mod support;
 
-use std::io::{BufRead, BufReader, Write};
+use std::io::Write;
 use std::os::unix::fs::FileExt;
 use std::path::Path;
-use std::process::{Command, Stdio};
 
 use fail::FailScenario;
 use window_space_core::audit::AuditContext;
@@ -226,28 +225,10 @@ fn done_count_child_role() {
 }
 
 fn kill_child_at(dir: &Path, point: &str, op: &str) {
-    let mut child = Command::new(std::env::current_exe().unwrap())
-        .args(["--exact", "done_count_child_role", "--nocapture", "--test-threads=1"])
-        .env(CHILD, point)
-        .env("WS_OP", op)
-        .env("WS_DIR", dir)
-        .stdout(Stdio::piped())
-        .stderr(Stdio::inherit())
-        .spawn()
-        .unwrap();
-    let mut out = BufReader::new(child.stdout.take().unwrap());
-    let mut line = String::new();
-    let mut seen = String::new();
-    while out.read_line(&mut line).unwrap() > 0 {
-        if line.contains("AT-POINT") {
-            child.kill().unwrap(); // SIGKILL
-            child.wait().unwrap();
-            return;
-        }
-        seen.push_str(&line);
-        line.clear();
-    }
-    panic!("the child ended before {point}: {:?}\n{seen}", child.wait());
+    support::kill_role_at_point(
+        "done_count_child_role",
+        &[(CHILD, point.to_string()), ("WS_OP", op.to_string()), ("WS_DIR", dir.display().to_string())],
+    );
 }
 
 #[test]

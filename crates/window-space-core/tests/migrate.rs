@@ -11,10 +11,9 @@
 mod support;
 
 use std::collections::BTreeMap;
-use std::io::{BufRead, BufReader, Write};
+use std::io::Write;
 use std::os::unix::fs::FileExt;
 use std::path::{Path, PathBuf};
-use std::process::{Command, Stdio};
 
 use fail::FailScenario;
 use window_space_core::audit::{AuditContext, AuditLog};
@@ -245,28 +244,10 @@ fn migrate_child_role() {
 }
 
 fn kill_migrate_at(dir: &Path, point: &str, hit: usize) {
-    let mut child = Command::new(std::env::current_exe().unwrap())
-        .args(["--exact", "migrate_child_role", "--nocapture", "--test-threads=1"])
-        .env(CHILD, point)
-        .env("WS_HIT", hit.to_string())
-        .env("WS_DIR", dir)
-        .stdout(Stdio::piped())
-        .stderr(Stdio::inherit())
-        .spawn()
-        .unwrap();
-    let mut out = BufReader::new(child.stdout.take().unwrap());
-    let mut line = String::new();
-    let mut seen = String::new();
-    while out.read_line(&mut line).unwrap() > 0 {
-        if line.contains("AT-POINT") {
-            child.kill().unwrap(); // SIGKILL
-            child.wait().unwrap();
-            return;
-        }
-        seen.push_str(&line);
-        line.clear();
-    }
-    panic!("the migration ended before {point} #{hit}: {:?}\n{seen}", child.wait());
+    support::kill_role_at_point(
+        "migrate_child_role",
+        &[(CHILD, point.to_string()), ("WS_HIT", hit.to_string()), ("WS_DIR", dir.display().to_string())],
+    );
 }
 
 #[test]
@@ -339,12 +320,7 @@ fn old_files_changed_after_a_killed_verified_run_are_converted_again() {
     let (_root, dir) = support::v1_copy();
     kill_migrate_at(&dir, "migrate::ready", 1);
     assert!(dir.join(STAGING_DIR).join("READY").exists());
-    let p = dir.join("symbol-map.json");
-    let mut doc: serde_json::Value = serde_json::from_slice(&std::fs::read(&p).unwrap()).unwrap();
-    doc["symbols"].as_array_mut().unwrap().push("NEW".into());
-    let sum = xxhash_rust::xxh3::xxh3_64(&serde_json::to_vec(&doc["symbols"]).unwrap());
-    doc["checksum"] = format!("{sum:016x}").into();
-    std::fs::write(&p, serde_json::to_vec(&doc).unwrap()).unwrap();
+    support::add_to_v1_symbol_map(&dir, "NEW");
     let r = migrate(&dir, &opts()).unwrap();
     assert!(r.changed && !r.finishes_earlier_run, "{r:?}");
     let (c, _) = Controller::bootstrap(config(&dir)).unwrap();
@@ -384,12 +360,7 @@ fn files_put_back_from_the_backup_after_a_killed_run_are_converted_as_they_are()
             std::fs::copy(e.path(), dir.join(e.file_name())).unwrap();
         }
         // A library of version 1 adds a symbol.
-        let p = dir.join("symbol-map.json");
-        let mut doc: serde_json::Value = serde_json::from_slice(&std::fs::read(&p).unwrap()).unwrap();
-        doc["symbols"].as_array_mut().unwrap().push("NEW".into());
-        let sum = xxhash_rust::xxh3::xxh3_64(&serde_json::to_vec(&doc["symbols"]).unwrap());
-        doc["checksum"] = format!("{sum:016x}").into();
-        std::fs::write(&p, serde_json::to_vec(&doc).unwrap()).unwrap();
+        support::add_to_v1_symbol_map(&dir, "NEW");
         let e = migrate(&dir, &opts()).expect_err("refused while the backup is there");
         assert_eq!(e.code(), ErrorCode::InvalidArgument, "{point}: {e}");
         std::fs::rename(&backup, root.path().join("old-backup")).unwrap();

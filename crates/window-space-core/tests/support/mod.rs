@@ -69,3 +69,39 @@ pub fn v1_copy() -> (tempfile::TempDir, std::path::PathBuf) {
     copy_tree(&v1_fixture(), &dir);
     (root, dir)
 }
+
+/// Runs this test binary again as the test `role` with `envs`, and kills it
+/// (SIGKILL) once it prints `AT-POINT` (the role stops for good at a
+/// failpoint and says so). Panics if the role ends first.
+pub fn kill_role_at_point(role: &str, envs: &[(&str, String)]) {
+    use std::io::BufRead;
+    let mut cmd = std::process::Command::new(std::env::current_exe().unwrap());
+    cmd.args(["--exact", role, "--nocapture", "--test-threads=1"]);
+    for (k, v) in envs {
+        cmd.env(k, v);
+    }
+    let mut child = cmd.stdout(std::process::Stdio::piped()).stderr(std::process::Stdio::inherit()).spawn().unwrap();
+    let mut out = std::io::BufReader::new(child.stdout.take().unwrap());
+    let (mut line, mut seen) = (String::new(), String::new());
+    while out.read_line(&mut line).unwrap() > 0 {
+        if line.contains("AT-POINT") {
+            child.kill().unwrap();
+            child.wait().unwrap();
+            return;
+        }
+        seen.push_str(&line);
+        line.clear();
+    }
+    panic!("{role} with {envs:?} ended before its point: {:?}\n{seen}", child.wait());
+}
+
+/// Adds `name` to a version-1 `symbol-map.json` in `dir`, as a library of
+/// that format would (the map's checksum: xxh3-64 of its symbols' compact JSON).
+pub fn add_to_v1_symbol_map(dir: &std::path::Path, name: &str) {
+    let p = dir.join("symbol-map.json");
+    let mut doc: serde_json::Value = serde_json::from_slice(&std::fs::read(&p).unwrap()).unwrap();
+    doc["symbols"].as_array_mut().unwrap().push(name.into());
+    let sum = xxhash_rust::xxh3::xxh3_64(&serde_json::to_vec(&doc["symbols"]).unwrap());
+    doc["checksum"] = format!("{sum:016x}").into();
+    std::fs::write(&p, serde_json::to_vec(&doc).unwrap()).unwrap();
+}
