@@ -101,6 +101,8 @@ export function parseOptions(argv = process.argv.slice(2), env = process.env) {
   const procModes = String(o.procModes).split(',').filter(Boolean)
   const badMode = procModes.find((m) => m !== 'disjoint' && m !== 'racing')
   if (badMode !== undefined) throw new RangeError(`--proc-modes takes disjoint and/or racing, got ${badMode}`)
+  // A run of some sections is not the reference run: it goes beside it.
+  if (o.only && o.out === DEFAULTS.out) o.out = 'benchmark/results/partial.json'
   return {
     ...o,
     smoke,
@@ -116,7 +118,8 @@ export const HELP = `npm run bench [-- options]     node benchmark/bench.mjs [op
 
   --smoke            tiny sizes (CI); results go to benchmark/results/smoke.json
   --huge             add 10^8 slots to the scaling table (needs ~5 GB in the tmp dir and minutes)
-  --only=a,b         run only these sections: floor, slots, append, reads, batch, large, watch, scaling, processes
+  --only=a,b         run only these sections: floor, slots, append, reads, batch, large, watch, scaling, processes;
+                     results go to benchmark/results/partial.json (latest.json keeps the whole run)
 ${Object.entries(DEFAULTS)
   .filter(([k]) => k !== 'only')
   .map(([k, v]) => `  --${k.replace(/[A-Z]/g, (c) => '-' + c.toLowerCase())}=${v === '' ? '…' : v}`.padEnd(36) + `env ${envName(k)}`)
