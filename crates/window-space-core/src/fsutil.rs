@@ -1,7 +1,8 @@
 //! Small file-system helpers: atomic whole-file writes and creating
 //! directories durably (their writes and syncs go through `io.rs`).
 
-use std::fs::OpenOptions;
+use std::fs::{File, OpenOptions};
+use std::os::unix::fs::FileExt;
 use std::path::Path;
 use std::sync::atomic::{AtomicU64, Ordering};
 
@@ -73,4 +74,19 @@ pub fn create_dir_durably(dir: &Path) -> Result<()> {
         }
     }
     Ok(())
+}
+
+/// Reads into `buf` from `at` until it is full or the file ends; returns the
+/// bytes read (fewer than `buf.len()` only at the end of the file).
+pub(crate) fn read_upto(file: &File, buf: &mut [u8], at: u64) -> std::io::Result<usize> {
+    let mut got = 0;
+    while got < buf.len() {
+        match file.read_at(&mut buf[got..], at + got as u64) {
+            Ok(0) => break,
+            Ok(n) => got += n,
+            Err(e) if e.kind() == std::io::ErrorKind::Interrupted => {}
+            Err(e) => return Err(e),
+        }
+    }
+    Ok(got)
 }

@@ -266,9 +266,18 @@ impl LedgerGeometry {
 
 /// The format version in a ledger header page (`None` when the bytes are
 /// not a ledger header: too short or another magic number).
-pub(crate) fn header_version(h: &[u8]) -> Option<u32> {
+fn header_version(h: &[u8]) -> Option<u32> {
     (h.len() >= OFF_VERSION + 4 && h[0..8] == MAGIC)
         .then(|| u32::from_le_bytes(h[OFF_VERSION..OFF_VERSION + 4].try_into().expect("4 bytes")))
+}
+
+/// The format version in the header of the ledger file at `path`:
+/// `Ok(None)` when the file is too short to hold one or does not start with
+/// a ledger's magic number.
+pub(crate) fn file_format_version(path: &Path) -> std::io::Result<Option<u32>> {
+    let mut head = [0u8; OFF_VERSION + 4];
+    let got = crate::fsutil::read_upto(&File::open(path)?, &mut head, 0)?;
+    Ok(header_version(&head[..got]))
 }
 
 /// Turns the header page of a version-1 ledger into the version-2 header

@@ -68,6 +68,7 @@ use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Mutex, MutexGuard};
 
 use crate::error::{Error, Result};
+use crate::fsutil::read_upto;
 use crate::io::{self, Site};
 use crate::lock::FileLock;
 use crate::vocab::SlotKind;
@@ -372,21 +373,6 @@ pub fn parse_record(buf: &[u8]) -> Parsed {
 
 /// Bytes read per `pread` during replay.
 const REPLAY_BLOCK: usize = 4 << 20;
-
-/// Reads into `buf` from `at` until it is full or the file ends; returns the
-/// bytes read (fewer than `buf.len()` only at the end of the file).
-fn read_upto(file: &File, buf: &mut [u8], at: u64) -> std::io::Result<usize> {
-    let mut got = 0;
-    while got < buf.len() {
-        match file.read_at(&mut buf[got..], at + got as u64) {
-            Ok(0) => break,
-            Ok(n) => got += n,
-            Err(e) if e.kind() == std::io::ErrorKind::Interrupted => {}
-            Err(e) => return Err(e),
-        }
-    }
-    Ok(got)
-}
 
 impl PayloadStore {
     /// Creates an empty table (first bootstrap).

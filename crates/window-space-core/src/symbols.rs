@@ -71,7 +71,6 @@
 pub mod json;
 
 use std::fs::{File, OpenOptions};
-use std::os::unix::fs::FileExt;
 use std::path::{Path, PathBuf};
 use std::sync::atomic::{AtomicU32, AtomicU64, Ordering};
 use std::sync::{Mutex, RwLock, RwLockWriteGuard};
@@ -79,6 +78,7 @@ use std::sync::{Mutex, RwLock, RwLockWriteGuard};
 use hashbrown::HashTable;
 
 use crate::error::{Error, Result};
+use crate::fsutil::read_upto;
 use crate::io::{self, Site};
 use crate::lock::FileLock;
 
@@ -285,21 +285,6 @@ pub fn parse_record(buf: &[u8]) -> ParsedRecord<'_> {
         return ParsedRecord::Bad { what: "symbol name is not UTF-8" };
     };
     ParsedRecord::Symbol { id: u32::from_le_bytes(buf[0..4].try_into().expect("4 bytes")), name, len }
-}
-
-/// Reads into `buf` from `at` until it is full or the file ends; returns the
-/// bytes read (fewer than `buf.len()` only at the end of the file).
-fn read_upto(file: &File, buf: &mut [u8], at: u64) -> std::io::Result<usize> {
-    let mut got = 0;
-    while got < buf.len() {
-        match file.read_at(&mut buf[got..], at + got as u64) {
-            Ok(0) => break,
-            Ok(n) => got += n,
-            Err(e) if e.kind() == std::io::ErrorKind::Interrupted => {}
-            Err(e) => return Err(e),
-        }
-    }
-    Ok(got)
 }
 
 fn name_hash(name: &[u8]) -> u64 {

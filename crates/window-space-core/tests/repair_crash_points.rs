@@ -15,9 +15,8 @@
 mod support;
 
 use std::collections::BTreeMap;
-use std::io::{BufRead, BufReader, Write};
+use std::io::Write;
 use std::path::{Path, PathBuf};
-use std::process::{Command, Stdio};
 
 use fail::FailScenario;
 use serde_json::Value;
@@ -164,27 +163,7 @@ fn repair_child_role() {
 
 /// Starts a repair of `dir` in a child process and kills it at `point`.
 fn kill_repair_at(dir: &Path, point: &str) {
-    let mut child = Command::new(std::env::current_exe().unwrap())
-        .args(["--exact", "repair_child_role", "--nocapture", "--test-threads=1"])
-        .env(CHILD, point)
-        .env("WS_DIR", dir)
-        .stdout(Stdio::piped())
-        .stderr(Stdio::inherit())
-        .spawn()
-        .unwrap();
-    let mut out = BufReader::new(child.stdout.take().unwrap());
-    let mut line = String::new();
-    let mut seen = String::new();
-    while out.read_line(&mut line).unwrap() > 0 {
-        if line.contains("AT-POINT") {
-            child.kill().unwrap(); // SIGKILL
-            child.wait().unwrap();
-            return;
-        }
-        seen.push_str(&line);
-        line.clear();
-    }
-    panic!("the repair ended before {point}: {:?}\n{seen}", child.wait());
+    support::kill_role_at_point("repair_child_role", &[(CHILD, point.to_string()), ("WS_DIR", dir.display().to_string())]);
 }
 
 #[test]

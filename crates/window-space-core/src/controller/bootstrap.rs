@@ -134,15 +134,9 @@ pub(crate) fn check_state_files_present(dir: &Path) -> Result<()> {
 /// headers is the directory's (`ledger.rs`). A ledger that is missing, too
 /// short or not a ledger is left to the checks that follow.
 pub(crate) fn check_directory_format(dir: &Path) -> Result<()> {
-    use std::io::Read;
     for kind in LedgerKind::ALL {
         let path = dir.join(kind.file_name());
-        let mut head = [0u8; 12];
-        let read = std::fs::File::open(&path).and_then(|mut f| f.read_exact(&mut head));
-        if read.is_err() {
-            continue;
-        }
-        if let Some(version) = crate::ledger::header_version(&head) {
+        if let Ok(Some(version)) = crate::ledger::file_format_version(&path) {
             if version == crate::ledger::MIGRATABLE_VERSION {
                 return Err(Error::OlderFormat {
                     file: path,

@@ -51,7 +51,6 @@
 //! as much free space as the ledgers take (zero ranges are not written).
 
 use std::fs::File;
-use std::io::Read;
 use std::os::unix::fs::FileExt;
 use std::path::{Path, PathBuf};
 
@@ -62,7 +61,7 @@ use crate::audit::{default_actor, AuditContext, AuditLog};
 use crate::controller::{state_file_names, SCHEDULE_FILE};
 use crate::error::{Error, Result};
 use crate::io::{self, Site};
-use crate::ledger::{header_version, upgrade_header_v1, FORMAT_VERSION, MIGRATABLE_VERSION};
+use crate::ledger::{file_format_version, upgrade_header_v1, FORMAT_VERSION, MIGRATABLE_VERSION};
 use crate::lock::DirLock;
 use crate::mapping::PAGE;
 use crate::ops::reader::StateReader;
@@ -173,19 +172,11 @@ pub struct MigrateReport {
 
 /// The format version of the ledger at `path`: `None` when missing.
 fn ledger_version(path: &Path) -> Result<Option<u32>> {
-    let mut head = [0u8; 12];
-    match File::open(path) {
-        Ok(mut f) => match f.read_exact(&mut head) {
-            Ok(()) => Ok(Some(
-                header_version(&head).ok_or_else(|| Error::corrupt(path, Some(0), "wrong magic number: not a window-space ledger"))?,
-            )),
-            Err(e) if e.kind() == std::io::ErrorKind::UnexpectedEof => {
-                Err(Error::corrupt(path, Some(0), "file is shorter than its 4096-byte header"))
-            }
-            Err(e) => Err(Error::io("read", path, e)),
-        },
+    match file_format_version(path) {
+        Ok(Some(v)) => Ok(Some(v)),
+        Ok(None) => Err(Error::corrupt(path, Some(0), "not a window-space ledger (shorter than its header, or a wrong magic number)")),
         Err(e) if e.kind() == std::io::ErrorKind::NotFound => Ok(None),
-        Err(e) => Err(Error::io("open", path, e)),
+        Err(e) => Err(Error::io("read", path, e)),
     }
 }
 
