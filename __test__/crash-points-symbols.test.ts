@@ -80,7 +80,7 @@ function adder(names: string[], spec?: string, go?: string): Adder {
   })
   child.stderr.on('data', (d) => (stderr += d))
   const exit = new Promise<{ code: number | null; signal: NodeJS.Signals | null; lines: Line[]; stderr: string }>((resolve) =>
-    child.once('exit', (code, signal) =>
+    child.once('close', (code, signal) =>
       resolve({
         code,
         signal,

@@ -44,7 +44,7 @@ export function writer(stateDir: string, ops: WriterOp[], stopAt?: Step, nth = 1
   child.stdout.on('data', (d) => (out += d))
   child.stderr.on('data', (d) => (stderr += d))
   const exit = new Promise<{ code: number | null; signal: NodeJS.Signals | null; results: Record<string, unknown>[]; stderr: string }>((resolve) =>
-    child.once('exit', (code, signal) =>
+    child.once('close', (code, signal) =>
       resolve({
         code,
         signal,

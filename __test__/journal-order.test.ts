@@ -38,7 +38,7 @@ function engine(seed: number, threads: number): Promise<{ code: number | null; o
   let out = ''
   child.stdout.on('data', (d) => (out += d))
   child.stderr.on('data', (d) => (out += d))
-  return new Promise((resolve) => child.once('exit', (code) => resolve({ code, out })))
+  return new Promise((resolve) => child.once('close', (code) => resolve({ code, out })))
 }
 
 describe('one slot’s changes reach a watcher in version order', () => {

@@ -4,7 +4,7 @@
 // `npm run test:platforms` runs every listed platform) is packed with `npm
 // pack` as two tarballs, the main package and the linux-x64-gnu platform
 // package, and both
-// are installed offline into empty ES-module, CommonJS and strict TypeScript
+// are installed into empty ES-module, CommonJS and strict TypeScript
 // (`nodenext` and `bundler` resolution) projects, with no Rust toolchain on
 // PATH. Each project runs the README's engine example; the installed
 // `window-space` command then inspects and verifies what it did. The
@@ -60,12 +60,15 @@ const pack = (dir: string) => {
 const listing = (tgz: string) => execFileSync('tar', ['-tzf', tgz], { encoding: 'utf8' }).split('\n').filter(Boolean)
 const tarFile = (tgz: string, file: string) => execFileSync('tar', ['-xzOf', tgz, file], { encoding: 'utf8', maxBuffer: 64 << 20 })
 
-// An empty project with both tarballs installed offline.
+// An empty project with both tarballs installed, the package's own
+// dependencies from npm's cache where it has them (`npm ci` caches their
+// tarballs but not always the registry documents that a tarball install
+// resolves them with, so npm may fetch those).
 const project = async (name: string, manifest: object, tarballs: string[]) => {
   const dir = join(work, name)
   mkdirSync(dir)
   writeFileSync(join(dir, 'package.json'), JSON.stringify({ name, version: '1.0.0', private: true, ...manifest }))
-  await run('npm', ['install', '--offline', '--no-audit', '--no-fund', '--loglevel=error', ...tarballs], { cwd: dir, env: noRust })
+  await run('npm', ['install', '--prefer-offline', '--no-audit', '--no-fund', '--loglevel=error', ...tarballs], { cwd: dir, env: noRust })
   return dir
 }
 

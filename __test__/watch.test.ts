@@ -378,7 +378,7 @@ function child(args: object): { proc: ChildProcess; ready: Promise<void>; result
     if (out.includes('"ready"')) onReady()
   })
   const result = new Promise<Record<string, unknown>>((resolve, reject) => {
-    proc.once('exit', (code) => {
+    proc.once('close', (code) => {
       const line = out.split('\n').filter((l) => l.startsWith('{')).pop()
       if (code !== 0 || !line) reject(new Error(`watcher process exited ${code}:\n${out}\n${err}`))
       else resolve(JSON.parse(line) as Record<string, unknown>)

@@ -8,7 +8,7 @@
 // The release build (scripts/release-build.mjs) is staged under
 // target/platforms-stage and checked (scripts/check-publish.mjs), the main
 // package and each platform package are packed (`npm pack`), and both are
-// installed offline into an empty ES-module project with npm told the
+// installed (dependencies from npm's cache where it has them) into an empty ES-module project with npm told the
 // target's cpu, os and libc (`--cpu`, `--os`, `--libc`, and `--force` for
 // another cpu or libc than this machine's). Where each one runs:
 // - x86_64-unknown-linux-gnu: this Node, and again in a chroot holding
@@ -255,7 +255,7 @@ const runOne = async ({ target, how }) => {
   // (EBADPLATFORM), even one named on the command line; --force installs it
   // as on its platform.
   const force = cpu === process.arch && libc === 'glibc' ? [] : ['--force']
-  sh('npm', ['install', '--offline', '--no-audit', '--no-fund', '--loglevel=error', '--os=linux', `--cpu=${cpu}`, `--libc=${libc}`, ...force, mainTgz, platformTgz], { cwd: project })
+  sh('npm', ['install', '--prefer-offline', '--no-audit', '--no-fund', '--loglevel=error', '--os=linux', `--cpu=${cpu}`, `--libc=${libc}`, ...force, mainTgz, platformTgz], { cwd: project })
   const installed = readdirSync(join(project, 'node_modules')).filter((d) => d.startsWith(`${pkg.name}-`))
   if (installed.join() !== `${pkg.name}-${abi}`) throw new Error(`installed platform packages ${installed.join(', ') || 'none'}, expected ${pkg.name}-${abi} alone`)
   const addon = readdirSync(join(project, 'node_modules', `${pkg.name}-${abi}`)).find((f) => f.endsWith('.node'))
