@@ -31,9 +31,10 @@
 //! 256    8  chunk count     chunks published so far
 //! 264    8  symbol count    (trade ledger) symbols in symbols.log, for metrics
 //! 272    8  window count    windows of the schedule, for metrics
-//! 320  512  status counts   [16 columns][Pending, Filled, Cleared, Retired] u64
-//! 832  128  event counts    [claims, takeovers, fills, conflicts, clears,
-//!                            force-clears, retires, busy] u64
+//! 320 2304  counter shards  4 shards of 576 bytes, shard s at 320 + 576 s:
+//!     +0  512  status counts [16 columns][Pending, Filled, Cleared, Retired] u64
+//!     +512 64  event counts  [claims, takeovers, fills, conflicts, clears,
+//!                             force-clears, retires, busy] u64
 //! Chunk n, at 4096 + n * 32768
 //!   0    4  magic           "WSCK"
 //!   4    4  symbol id
@@ -46,6 +47,29 @@
 //!  52   12  reserved        0
 //!  64       rows            rows per chunk * slots per row * 32-byte slots (slot.rs)
 //! ```
+//!
+//! **Counter shards.** Every transition moves the status counts of its
+//! column and adds to an event count. Were those one set of words, every
+//! transition of every process would write the same cache lines, and two
+//! processes working on different symbols would still wait on each other.
+//! So each controller, once its bootstrap has accepted the directory, picks
+//! a shard from its process id and a per-process sequence (controllers of
+//! one process take consecutive shards; processes started one after another
+//! have consecutive ids) and counts only in it; choosing writes nothing, so
+//! opening a directory leaves its files as they were (an operator's tool
+//! counts in shard 0). A reader adds the shards up (wrapping: a slot
+//! claimed in one shard and filled in another leaves -1 Pending in the
+//! second, +1 in the first). Sums are what they were with one set of
+//! words, exact after a crash in the same way (a shard of a dead process
+//! keeps its counts). A reader that needs the counts of one instant reads
+//! the event counts, the status counts, whether a transition is under way,
+//! then the event counts again, and trusts the status counts only when the
+//! event counts did not move ([`Ledger::counter_snapshot`]): every
+//! transition adds to an event count after its status counts, and is marked
+//! under way until it has.
+//!
+//! A version-1 header's counters sit where shard 0's are, and its reserved
+//! bytes where shards 1 to 3 are: the migration keeps them.
 //!
 //! **Done counts** let a search for the first window that is not done
 //! (`nextUnfilledWindow`, `nextReadyWindow`) skip a chunk whose column is all
@@ -73,7 +97,7 @@
 use std::fs::{File, OpenOptions};
 use std::os::unix::fs::FileExt;
 use std::path::{Path, PathBuf};
-use std::sync::atomic::{AtomicI32, AtomicU64, Ordering};
+use std::sync::atomic::{AtomicI32, AtomicU64, AtomicUsize, Ordering};
 use std::sync::{Mutex, RwLock};
 
 use crate::chunk_directory::ChunkDirectory;
@@ -108,15 +132,43 @@ const HEADER_CHECKED_BYTES: usize = OFF_CHECKSUM;
 pub(crate) const OFF_CHUNK_COUNT: usize = 256;
 pub(crate) const OFF_SYMBOL_COUNT: usize = 264;
 pub(crate) const OFF_WINDOW_COUNT: usize = 272;
-pub(crate) const OFF_STATUS_COUNTS: usize = 320;
+/// The first counter shard.
+pub(crate) const OFF_COUNTER_SHARDS: usize = 320;
+pub(crate) const COUNTER_SHARDS: usize = 4;
 const MAX_COLUMNS: usize = 16;
 const COUNTED_STATUSES: usize = 4; // Pending, Filled, Cleared, Retired
-pub(crate) const OFF_EVENT_COUNTS: usize = OFF_STATUS_COUNTS + MAX_COLUMNS * COUNTED_STATUSES * 8;
+/// Within a shard: the status counts at 0, the event counts here.
+const SHARD_OFF_EVENTS: usize = MAX_COLUMNS * COUNTED_STATUSES * 8;
+pub(crate) const SHARD_BYTES: usize = SHARD_OFF_EVENTS + LedgerEvent::ALL.len() * 8;
 /// End of the shared words; the rest of the header page is reserved (0).
-pub(crate) const END_EVENT_COUNTS: usize = OFF_EVENT_COUNTS + LedgerEvent::ALL.len() * 8;
+pub(crate) const END_COUNTER_SHARDS: usize = OFF_COUNTER_SHARDS + COUNTER_SHARDS * SHARD_BYTES;
 /// Byte ranges of the header page that hold nothing (must be 0).
-pub(crate) const RESERVED_HEADER_RANGES: [(usize, usize); 4] =
-    [(36, OFF_CREATED), (OFF_CHECKSUM + 8, OFF_CHUNK_COUNT), (OFF_WINDOW_COUNT + 8, OFF_STATUS_COUNTS), (END_EVENT_COUNTS, PAGE as usize)];
+pub(crate) const RESERVED_HEADER_RANGES: [(usize, usize); 4] = [
+    (36, OFF_CREATED),
+    (OFF_CHECKSUM + 8, OFF_CHUNK_COUNT),
+    (OFF_WINDOW_COUNT + 8, OFF_COUNTER_SHARDS),
+    (END_COUNTER_SHARDS, PAGE as usize),
+];
+
+/// Offset of a status count (`status` = 0 Pending, 1 Filled, 2 Cleared,
+/// 3 Retired) in counter shard `shard`.
+pub(crate) const fn status_count_offset(shard: usize, column: usize, status: usize) -> usize {
+    OFF_COUNTER_SHARDS + shard * SHARD_BYTES + (column * COUNTED_STATUSES + status) * 8
+}
+
+/// Offset of an event count in counter shard `shard`.
+pub(crate) const fn event_count_offset(shard: usize, event: LedgerEvent) -> usize {
+    OFF_COUNTER_SHARDS + shard * SHARD_BYTES + SHARD_OFF_EVENTS + event as usize * 8
+}
+
+/// The counter shard of a controller being opened in this process: the
+/// process id plus how many controllers this process opened before, modulo
+/// the shard count, so that controllers of one process, and processes started
+/// one after another, count apart (module doc, "Counter shards").
+pub(crate) fn controller_counter_shard() -> usize {
+    static OPENED: AtomicUsize = AtomicUsize::new(0);
+    (std::process::id() as usize).wrapping_add(OPENED.fetch_add(1, Ordering::Relaxed)) % COUNTER_SHARDS
+}
 
 // Chunk header offsets.
 pub(crate) const CHUNK_OFF_SYMBOL: usize = 4;
@@ -324,6 +376,8 @@ pub struct Ledger {
     /// chunk count published but not known durable, paid by the next sync
     /// of a slot before that slot's transition is acknowledged.
     header_owed: AtomicU64,
+    /// The counter shard this open ledger counts in (see the module doc).
+    shard: usize,
 }
 
 /// File offset of chunk `n`.
@@ -341,8 +395,9 @@ impl Ledger {
         io::sync_all(Site::LedgerCreateSync, &file, path)
     }
 
-    /// Opens and validates an existing ledger; read-only of the file's bytes
-    /// (nothing is written until a transition or growth happens).
+    /// Opens and validates an existing ledger, writing nothing: it counts in
+    /// shard 0 until [`Ledger::count_in_shard`]. Slots and chunks are
+    /// written only by a transition or growth.
     pub fn open(path: &Path, kind: LedgerKind, sync: bool) -> Result<Self> {
         let file = OpenOptions::new().read(true).write(true).open(path).map_err(|e| Error::io("open", path, e))?;
         let len = file.metadata().map_err(|e| Error::io("fstat", path, e))?.len();
@@ -366,10 +421,18 @@ impl Ledger {
             sync,
             deferred: Mutex::new(Vec::new()),
             header_owed: AtomicU64::new(0),
+            shard: 0,
         };
         ledger.catch_up()?;
         ledger.check_unpublished_chunks()?;
         Ok(ledger)
+    }
+
+    /// Counts this open ledger's transitions in `shard` (from
+    /// [`controller_counter_shard`]) from now on; any shard gives the same
+    /// sums.
+    pub(crate) fn count_in_shard(&mut self, shard: usize) {
+        self.shard = shard % COUNTER_SHARDS;
     }
 
     /// Chunks past the published count are either never allocated (zeros) or
@@ -711,29 +774,35 @@ impl Ledger {
         self.map.flush_header(Site::LedgerFlushMsync)
     }
 
-    fn status_counter(&self, column: usize, status: SlotStatus) -> Option<&AtomicU64> {
+    fn status_counter(&self, shard: usize, column: usize, status: SlotStatus) -> Option<&AtomicU64> {
         if status == SlotStatus::Empty || column >= MAX_COLUMNS {
             return None;
         }
-        let idx = column * COUNTED_STATUSES + (status as usize - 1);
-        Some(self.header(OFF_STATUS_COUNTS + idx * 8))
+        // `% COUNTER_SHARDS` (a shard is always below it) lets the compiler
+        // see the offset inside the header page and drop the bounds check.
+        Some(self.header(status_count_offset(shard % COUNTER_SHARDS, column, status as usize - 1)))
     }
 
-    /// Moves one slot from `from` to `to` in the shared status counts.
+    fn event_counter(&self, shard: usize, event: LedgerEvent) -> &AtomicU64 {
+        self.header(event_count_offset(shard % COUNTER_SHARDS, event))
+    }
+
+    /// Moves one slot from `from` to `to` in this process's counter shard.
     pub fn count_transition(&self, column: usize, t: Transition) {
         if t.from == t.to {
             return;
         }
-        if let Some(c) = self.status_counter(column, t.from) {
+        if let Some(c) = self.status_counter(self.shard, column, t.from) {
             c.fetch_sub(1, Ordering::AcqRel);
         }
-        if let Some(c) = self.status_counter(column, t.to) {
+        if let Some(c) = self.status_counter(self.shard, column, t.to) {
             c.fetch_add(1, Ordering::AcqRel);
         }
     }
 
-    /// Adds summed deltas to the shared counters, and empties them: the
-    /// decreases first, then the increases, as [`count_transition`](Self::count_transition) does.
+    /// Adds summed deltas to this process's counter shard, and empties them:
+    /// the decreases first, then the increases, as
+    /// [`count_transition`](Self::count_transition) does, then the events.
     pub fn count_deltas(&self, d: &mut CounterDeltas) {
         if !d.any {
             return;
@@ -741,14 +810,14 @@ impl Ledger {
         for (column, row) in d.status.iter().enumerate() {
             for (i, &delta) in row.iter().enumerate() {
                 if delta < 0 {
-                    self.header(OFF_STATUS_COUNTS + (column * COUNTED_STATUSES + i) * 8).fetch_sub(delta.unsigned_abs(), Ordering::AcqRel);
+                    self.header(status_count_offset(self.shard, column, i)).fetch_sub(delta.unsigned_abs(), Ordering::AcqRel);
                 }
             }
         }
         for (column, row) in d.status.iter().enumerate() {
             for (i, &delta) in row.iter().enumerate() {
                 if delta > 0 {
-                    self.header(OFF_STATUS_COUNTS + (column * COUNTED_STATUSES + i) * 8).fetch_add(delta as u64, Ordering::AcqRel);
+                    self.header(status_count_offset(self.shard, column, i)).fetch_add(delta as u64, Ordering::AcqRel);
                 }
             }
         }
@@ -760,29 +829,38 @@ impl Ledger {
         *d = CounterDeltas::default();
     }
 
-    /// Adds to an event counter.
+    /// Adds to an event count, in this process's shard. Release: a reader
+    /// that sees the event sees the status counts the transition moved
+    /// before it ([`counter_snapshot`](Self::counter_snapshot)).
     pub fn count_event(&self, event: LedgerEvent, n: u64) {
-        self.header(OFF_EVENT_COUNTS + event as usize * 8).fetch_add(n, Ordering::Relaxed);
+        self.event_counter(self.shard, event).fetch_add(n, Ordering::Release);
     }
 
+    /// An event count: the sum of the shards.
     pub fn event_count(&self, event: LedgerEvent) -> u64 {
-        self.header(OFF_EVENT_COUNTS + event as usize * 8).load(Ordering::Relaxed)
+        (0..COUNTER_SHARDS).fold(0u64, |sum, s| sum.wrapping_add(self.event_counter(s, event).load(Ordering::Acquire)))
     }
 
-    /// Shared count of slots of `column` in `status` (not Empty).
+    /// Count of slots of `column` in `status` (not Empty): the sum of the
+    /// shards, each read at its own instant (see
+    /// [`counter_snapshot`](Self::counter_snapshot) for the counts of one
+    /// instant).
     pub fn status_count(&self, column: usize, status: SlotStatus) -> u64 {
-        self.status_counter(column, status).map_or(0, |c| c.load(Ordering::Acquire))
+        (0..COUNTER_SHARDS)
+            .fold(0u64, |sum, s| sum.wrapping_add(self.status_counter(s, column, status).map_or(0, |c| c.load(Ordering::Acquire))))
     }
 
-    /// The shared status counts as stored, by column: `[Pending, Filled,
-    /// Cleared, Retired]` (they may be off after a process died between a
-    /// transition and its counter update; `Controller::slot_metrics` clamps).
+    /// The status counts as stored (shards summed), by column: `[Pending,
+    /// Filled, Cleared, Retired]` (they may be off after a process died
+    /// between a transition and its counter update; `Controller::slot_metrics` clamps).
     pub(crate) fn status_counts_raw(&self) -> Vec<[u64; COUNTED_STATUSES]> {
         (0..self.geometry.slots_per_row as usize)
             .map(|column| {
                 let mut c = [0u64; COUNTED_STATUSES];
                 for (i, status) in SlotStatus::ALL[1..].iter().enumerate() {
-                    c[i] = self.status_counter(column, *status).map_or(0, |a| a.load(Ordering::SeqCst));
+                    c[i] = (0..COUNTER_SHARDS).fold(0u64, |sum, s| {
+                        sum.wrapping_add(self.status_counter(s, column, *status).map_or(0, |a| a.load(Ordering::SeqCst)))
+                    });
                 }
                 c
             })
@@ -790,23 +868,48 @@ impl Ledger {
     }
 
     /// How many transitions completed their counter updates, by kind
-    /// (claims, fills, clears, force-clears, retires): every transition adds
-    /// to one of these after it moved the status counts.
+    /// (claims, fills, clears, force-clears, retires), shards summed: every
+    /// transition adds to one of these after it moved the status counts.
     pub(crate) fn transition_events_raw(&self) -> [u64; 5] {
         [LedgerEvent::Claims, LedgerEvent::Fills, LedgerEvent::Clears, LedgerEvent::ForceClears, LedgerEvent::Retires]
-            .map(|e| self.header(OFF_EVENT_COUNTS + e as usize * 8).load(Ordering::SeqCst))
+            .map(|e| (0..COUNTER_SHARDS).fold(0u64, |sum, s| sum.wrapping_add(self.event_counter(s, e).load(Ordering::SeqCst))))
     }
 
-    /// Adds `scan − before` (wrapping) to each shared status count, where
-    /// `before` are the counts as they were when `scan` was a true count of
-    /// the ledger: the counts become exact, and transitions counted since
-    /// are kept.
+    /// The status counts of one instant, if one could be read: the
+    /// transition events, the status counts, `under_way()` (whether some
+    /// transition is between its compare-and-swap and its counter update,
+    /// or may be), then the transition events again. When the events did
+    /// not move, every transition is either wholly in the counts read (it
+    /// finished before), wholly out (it moved no count before they were
+    /// read), or was under way — and then `under_way` said so. Returns the
+    /// counts and what `under_way` said; `None` when the events moved every
+    /// time in `tries` attempts (transitions are completing all the time).
+    pub(crate) fn counter_snapshot(
+        &self,
+        tries: usize,
+        mut under_way: impl FnMut() -> bool,
+    ) -> Option<(Vec<[u64; COUNTED_STATUSES]>, bool)> {
+        for _ in 0..tries {
+            let before = self.transition_events_raw();
+            let counts = self.status_counts_raw();
+            let busy = under_way();
+            if self.transition_events_raw() == before {
+                return Some((counts, busy));
+            }
+        }
+        None
+    }
+
+    /// Adds `scan − before` (wrapping) to each status count of this
+    /// process's shard, where `before` are the counts (shards summed) as
+    /// they were when `scan` was a true count of the ledger: the sums
+    /// become exact, and transitions counted since are kept.
     pub(crate) fn correct_counts(&self, before: &[[u64; COUNTED_STATUSES]], scan: &LedgerScan) {
         for (column, (before, counts)) in before.iter().zip(&scan.counts).enumerate() {
             for (i, status) in SlotStatus::ALL[1..].iter().enumerate() {
                 let delta = counts[*status as usize].wrapping_sub(before[i]);
                 if delta != 0 {
-                    if let Some(c) = self.status_counter(column, *status) {
+                    if let Some(c) = self.status_counter(self.shard, column, *status) {
                         c.fetch_add(delta, Ordering::AcqRel);
                     }
                 }
@@ -814,13 +917,16 @@ impl Ledger {
         }
     }
 
-    /// Overwrites the shared status counts with an exact scan (only when no other
-    /// process has the directory open).
+    /// Overwrites the status counts with an exact scan, in shard 0, and
+    /// zeroes the other shards' (only when no other process has the
+    /// directory open), and stores the chunks' done counts.
     pub fn store_counts(&self, scan: &LedgerScan) {
         for (column, counts) in scan.counts.iter().enumerate() {
             for status in &SlotStatus::ALL[1..] {
-                if let Some(c) = self.status_counter(column, *status) {
-                    c.store(counts[*status as usize], Ordering::Release);
+                for shard in 0..COUNTER_SHARDS {
+                    if let Some(c) = self.status_counter(shard, column, *status) {
+                        c.store(if shard == 0 { counts[*status as usize] } else { 0 }, Ordering::Release);
+                    }
                 }
             }
         }

@@ -54,9 +54,10 @@ fn populated() -> tempfile::TempDir {
 }
 
 /// Every state file's bytes. In ledger files the shared counter words (bytes
-/// 256..960: chunk count aside, the symbol/window counts and the status and
-/// event counters) are masked: they are derived state that a bootstrap with no
-/// other controller open rewrites from an exact scan.
+/// 256..2624: chunk count aside, the symbol/window counts and the counter
+/// shards) are masked: they are derived
+/// state that a bootstrap with no other controller open rewrites from an
+/// exact scan.
 fn snapshot(dir: &Path) -> BTreeMap<PathBuf, Vec<u8>> {
     std::fs::read_dir(dir)
         .unwrap()
@@ -64,8 +65,8 @@ fn snapshot(dir: &Path) -> BTreeMap<PathBuf, Vec<u8>> {
         .filter(|e| e.file_name() != "window-space.lock" && e.path().is_file())
         .map(|e| {
             let mut bytes = std::fs::read(e.path()).unwrap();
-            if e.path().extension().is_some_and(|x| x == "dat") && bytes.len() >= 960 {
-                bytes[264..960].fill(0);
+            if e.path().extension().is_some_and(|x| x == "dat") && bytes.len() >= 2624 {
+                bytes[264..2624].fill(0);
             }
             (e.path(), bytes)
         })

@@ -232,8 +232,8 @@ impl Controller {
 
         // Open and validate everything before changing anything.
         let symbols = SymbolMap::load(&dir, sync)?;
-        let trade = Ledger::open(&dir.join(LedgerKind::Trade.file_name()), LedgerKind::Trade, sync)?;
-        let enrichment = Ledger::open(&dir.join(LedgerKind::Enrichment.file_name()), LedgerKind::Enrichment, sync)?;
+        let mut trade = Ledger::open(&dir.join(LedgerKind::Trade.file_name()), LedgerKind::Trade, sync)?;
+        let mut enrichment = Ledger::open(&dir.join(LedgerKind::Enrichment.file_name()), LedgerKind::Enrichment, sync)?;
         let mut stores = Vec::new();
         let mut store_reports = Vec::new();
         for kind in StoreKind::ALL {
@@ -289,6 +289,10 @@ impl Controller {
                 Journal::open(&journal_path)?
             }
         };
+        // From here on this process counts in its own shards.
+        let shard = crate::ledger::controller_counter_shard();
+        trade.count_in_shard(shard);
+        enrichment.count_in_shard(shard);
 
         // Now repairs and roll-forward.
         let recovery = if alone { RecoveryMode::TruncateTornTail } else { RecoveryMode::ReportTornTail };

@@ -35,7 +35,13 @@ use crate::payload::PayloadStore;
 use crate::schedule::{Schedule, ScheduleRelation, WindowMeta, WindowSpace};
 use crate::slot::SlotAddr;
 use crate::symbols::SymbolMap;
-use crate::vocab::{LedgerEvent, LedgerKind, SlotKind, SlotStatus, StoreKind};
+use crate::vocab::{LedgerEvent, LedgerKind, SlotKind, StoreKind};
+
+/// Attempts at reading the slot counts of one instant while transitions
+/// complete ([`Ledger::counter_snapshot`]) before a reader gives up: a
+/// metrics scrape then reads each count at its own instant, a decision
+/// that must not err toward "nothing Pending" assumes something is.
+const COUNTER_SNAPSHOT_TRIES: usize = 16;
 
 pub(crate) use bootstrap::{check_state_files_present, Alone};
 pub use bootstrap::{state_file_names, Damage, StoreDamage, UnknownSymbols};
@@ -311,16 +317,17 @@ impl Controller {
         let symbols = self.trade.shared_symbol_count().max(u64::from(self.symbols.len()));
         let windows = u64::from(self.window_count()).max(self.trade.shared_window_count());
         let total = symbols * windows;
+        let counts = |l: &Ledger| l.counter_snapshot(COUNTER_SNAPSHOT_TRIES, || false).map_or_else(|| l.status_counts_raw(), |(c, _)| c);
+        let by_ledger = [counts(&self.trade), counts(&self.enrichment)];
         SlotKind::ALL
             .iter()
             .map(|&kind| {
-                let l = self.ledger(kind);
+                let stored = &by_ledger[kind.ledger() as usize][kind.column()];
                 let mut counts = [0u64; 5];
-                for s in &SlotStatus::ALL[1..] {
-                    // Counters are moved with wrapping arithmetic: a value past
+                for (i, raw) in stored.iter().enumerate() {
+                    // Counts are moved with wrapping arithmetic: a value past
                     // i64::MAX is a count below zero.
-                    let raw = l.status_count(kind.column(), *s);
-                    counts[*s as usize] = if raw > i64::MAX as u64 { 0 } else { raw.min(total) };
+                    counts[i + 1] = if *raw > i64::MAX as u64 { 0 } else { (*raw).min(total) };
                 }
                 counts[0] = total.saturating_sub(counts[1..].iter().sum());
                 SlotMetric { kind, counts }
@@ -329,19 +336,23 @@ impl Controller {
     }
 
     /// Whether some slot may be Pending now, for a decision that must never
-    /// err toward "none" (gc removing an untied file): a shared Pending count
-    /// is not zero (one below zero included), or the counts cannot be
-    /// trusted at this instant — a controller died and its drift is not
-    /// repaired yet, or a live one is between a transition and its counter
-    /// update. The counts are read before the transitions under way, so a
-    /// claim that was counted is seen, and one not counted yet is under way.
+    /// err toward "none" (gc removing an untied file): a Pending count is
+    /// not zero (one below zero included), or the counts cannot be trusted
+    /// at this instant — a controller died and its drift is not repaired
+    /// yet, a live one is between a transition and its counter update, or
+    /// no instant's counts could be read ([`Ledger::counter_snapshot`]).
     pub(crate) fn may_have_pending(&self) -> bool {
         self.repair_counters_of_dead_controllers();
-        if SlotKind::ALL.iter().any(|k| self.ledger(*k).status_count(k.column(), SlotStatus::Pending) != 0) {
+        let dead = self.presence.dead();
+        if !dead.is_empty() {
             return true;
         }
-        let dead = self.presence.dead();
-        !dead.is_empty() || self.presence.live_in_flight(&dead) != Some(0)
+        [&self.trade, &self.enrichment].iter().any(|l| {
+            match l.counter_snapshot(COUNTER_SNAPSHOT_TRIES, || self.presence.live_in_flight(&dead) != Some(0)) {
+                None => true,
+                Some((counts, under_way)) => under_way || counts.iter().any(|c| c[0] != 0),
+            }
+        })
     }
 
     /// Recounts the shared counters if a controller died (see
@@ -383,7 +394,14 @@ impl Controller {
     /// stuck by the death and are not read).
     pub(crate) fn repair_counters(&self, dead: &[DeadRecord]) -> Result<bool> {
         let ledgers = [&self.trade, &self.enrichment];
-        let before: Vec<_> = ledgers.iter().map(|l| (l.status_counts_raw(), l.transition_events_raw())).collect();
+        // The events before the counts, and after them below: see `Ledger::counter_snapshot`.
+        let before: Vec<_> = ledgers
+            .iter()
+            .map(|l| {
+                let events = l.transition_events_raw();
+                (l.status_counts_raw(), events)
+            })
+            .collect();
         let now = now_ms();
         let scans = ledgers.iter().map(|l| l.scan_counting_outside(now, u32::MAX, u32::MAX)).collect::<Result<Vec<_>>>()?;
         failpoint!("controller::repair-scanned");

@@ -22,8 +22,8 @@ use std::path::{Path, PathBuf};
 use crate::controller::{check_state_files_present, SCHEDULE_FILE};
 use crate::error::{Error, Result};
 use crate::ledger::{
-    chunk_offset, decode_chunk_header, LedgerGeometry, CHUNK_BYTES, CHUNK_HEADER_BYTES, OFF_CHUNK_COUNT, OFF_EVENT_COUNTS,
-    OFF_STATUS_COUNTS, OFF_SYMBOL_COUNT, OFF_WINDOW_COUNT,
+    chunk_offset, decode_chunk_header, event_count_offset, status_count_offset, LedgerGeometry, CHUNK_BYTES, CHUNK_HEADER_BYTES,
+    COUNTER_SHARDS, OFF_CHUNK_COUNT, OFF_SYMBOL_COUNT, OFF_WINDOW_COUNT,
 };
 use crate::mapping::PAGE;
 use crate::payload::{PayloadStore, ReplayReport};
@@ -191,13 +191,15 @@ impl LedgerFile {
         Ok(())
     }
 
-    /// The shared counters of the header page, as they are now.
+    /// The shared counters of the header page, as they are now (the counter
+    /// shards summed, wrapping, as the library sums them).
     pub fn counters(&self) -> Result<LedgerCounters> {
         let mut h = vec![0u8; PAGE as usize];
         self.file.read_exact_at(&mut h, 0).map_err(|e| Error::io("read", &self.path, e))?;
         let columns = self.geometry.slots_per_row as usize;
-        let status = (0..columns).map(|c| std::array::from_fn(|i| u64_at(&h, OFF_STATUS_COUNTS + (c * 4 + i) * 8))).collect();
-        let events = LedgerEvent::ALL.iter().map(|e| (*e, u64_at(&h, OFF_EVENT_COUNTS + *e as usize * 8))).collect();
+        let sum = |at: &dyn Fn(usize) -> usize| (0..COUNTER_SHARDS).fold(0u64, |s, shard| s.wrapping_add(u64_at(&h, at(shard))));
+        let status = (0..columns).map(|c| std::array::from_fn(|i| sum(&|shard| status_count_offset(shard, c, i)))).collect();
+        let events = LedgerEvent::ALL.iter().map(|e| (*e, sum(&|shard| event_count_offset(shard, *e)))).collect();
         Ok(LedgerCounters { status, events, symbol_count: u64_at(&h, OFF_SYMBOL_COUNT), window_count: u64_at(&h, OFF_WINDOW_COUNT) })
     }
 }
