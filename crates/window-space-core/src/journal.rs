@@ -14,15 +14,15 @@
 //! every change since its position gets [`JournalRead::Gap`], or reads up to
 //! an [abandoned](ReadEnd::Abandoned) entry, and must rescan the ledger.
 //!
-//! ## Format (version 2, little-endian)
+//! ## Format (version 3, little-endian)
 //!
 //! Header page, bytes 0..4096:
 //!
 //! | offset | size | field |
 //! | --- | --- | --- |
 //! | 0 | 8 | magic `89 57 53 4A 52 4E 0D 0A` (`\x89WSJRN\r\n`) |
-//! | 8 | 4 | format version = 2 |
-//! | 12 | 4 | entry bytes = 32 |
+//! | 8 | 4 | format version = 3 |
+//! | 12 | 4 | entry bytes = 64 |
 //! | 16 | 8 | capacity in entries (a power of two, 64 ..= 2^24) |
 //! | 24 | 8 | created at, ns since epoch |
 //! | 32 | 8 | epoch: random, never 0, drawn for each journal file |
@@ -41,8 +41,11 @@
 //! | 0 | owner: 0 when free; else the writer's process: pid (bits 0..32) and the low 32 bits of its start time in clock ticks after boot (`/proc/<pid>/stat` field 22; bits 32..64, 0 when unknown) |
 //! | 1 | number: with bit 63 set, "taking a number, and the head was at least bits 0..63 before"; else *s* + 1, "holds number *s*" |
 //!
-//! Entry *s* (sequence number *s*) is at `8192 + (s mod capacity) × 32`,
-//! four u64 words:
+//! Entry *s* (sequence number *s*) is at `8192 + (s mod capacity) × 64`:
+//! four u64 words, then 32 bytes reserved (0). An entry fills a cache line
+//! of its own: consecutive numbers often go to different processes, and two
+//! entries on one line would make every writer wait for the line the other
+//! just wrote.
 //!
 //! | word | contents |
 //! | --- | --- |
@@ -210,9 +213,9 @@ const NO_CHANGE_KIND: u64 = 0xff;
 pub const JOURNAL_FILE: &str = "changes.journal";
 const MAGIC: [u8; 8] = *b"\x89WSJRN\r\n";
 /// The format version this library writes and reads.
-pub const FORMAT_VERSION: u32 = 2;
-const ENTRY_BYTES: u64 = 32;
-/// Entries of a journal created without an explicit capacity (2 MiB of entries).
+pub const FORMAT_VERSION: u32 = 3;
+const ENTRY_BYTES: u64 = 64;
+/// Entries of a journal created without an explicit capacity (4 MiB of entries).
 pub const DEFAULT_CAPACITY: u64 = 1 << 16;
 pub const MIN_CAPACITY: u64 = 64;
 pub const MAX_CAPACITY: u64 = 1 << 24;
@@ -494,8 +497,8 @@ impl Journal {
         let file = File::open(path).map_err(|e| Error::io("open", path, e))?;
         std::io::Read::read_to_end(&mut std::io::Read::take(&file, PAGE), &mut h).map_err(|e| Error::io("read", path, e))?;
         let version = header_version(path, &h)?;
-        // Versions this library knows to exist: 1, made by an older library, and newer ones.
-        if version != FORMAT_VERSION && (version == 1 || version > FORMAT_VERSION) {
+        // Versions this library knows to exist: 1 and 2, made by older libraries, and newer ones.
+        if version != FORMAT_VERSION && (version == 1 || version == 2 || version > FORMAT_VERSION) {
             if alone {
                 return Ok(None);
             }
