@@ -12,7 +12,7 @@ import { join } from 'node:path'
 
 const WINDOWS_MAX = 14_600 // windows per symbol: 100 chunks of 146 trade rows
 const ORIGIN = Date.UTC(2026, 0, 5, 14, 30)
-const FORMAT = 'v2' // the state directory's format version; bump when the fixture's shape changes too
+const FORMAT = 'v3' // the state directory's format version; bump when the fixture's shape changes too
 
 /** Shape of a fixture with `slots` trade slots. */
 export function fixtureShape(slots, records) {

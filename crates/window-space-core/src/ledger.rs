@@ -6,17 +6,23 @@
 //! and chunk map under the same growth lock; split, each would need the
 //! other's private layout.
 //!
-//! ## File format (version 2), little-endian
+//! ## File format (version 3), little-endian
 //!
 //! The format version of the ledgers' headers is the state directory's: it
 //! says which files the directory holds and how they are laid out. Version
 //! 1 directories are converted by `window-space migrate` (`ops/migrate.rs`);
-//! this library refuses to open one ([`Error::OlderFormat`]).
+//! this library refuses to open one ([`Error::OlderFormat`]). A version-2
+//! ledger is this layout with one counter shard (shards 1 to 3 reserved,
+//! zero): it reads as version 3 with empty shards, and the first bootstrap
+//! that finds no other controller open rewrites its version word and
+//! checksum to version 3 ([`upgrade_header_in_place`]) before any process
+//! counts in shards 1 to 3, so that a library of version 2, which would read
+//! only shard 0 and take the others for damage, refuses it as newer.
 //!
 //! ```text
 //! Header page, bytes 0..4096
 //!   0    8  magic           89 57 53 4C 45 44 0D 0A   ("\x89WSLED\r\n")
-//!   8    4  format version  2
+//!   8    4  format version  3 (2 is read as 3, see above)
 //!  12    4  ledger kind     1 = trade, 2 = enrichment
 //!  16    4  schema version  1 (the slot kinds of the row, see slot.rs)
 //!  20    4  slots per row   7 (trade) or 2 (enrichment)
@@ -109,7 +115,10 @@ use crate::slot::{SlotCell, SlotSnapshot, Transition, SLOT_BYTES};
 use crate::vocab::{LedgerEvent, LedgerKind, SlotKind, SlotStatus, StoreKind};
 
 pub(crate) const MAGIC: [u8; 8] = *b"\x89WSLED\r\n";
-pub(crate) const FORMAT_VERSION: u32 = 2;
+pub(crate) const FORMAT_VERSION: u32 = 3;
+/// The format version read as this one with counter shards 1 to 3 empty,
+/// and upgraded in place by a bootstrap alone (module doc).
+pub(crate) const ONE_SHARD_VERSION: u32 = 2;
 /// The directory format `window-space migrate` converts from.
 pub(crate) const MIGRATABLE_VERSION: u32 = 1;
 pub(crate) const SCHEMA_VERSION: u32 = 1;
@@ -280,7 +289,7 @@ impl LedgerGeometry {
             let state_dir = path.parent().map(Path::to_path_buf).unwrap_or_default();
             return Err(Error::OlderFormat { file: path.to_path_buf(), version, supported: FORMAT_VERSION, state_dir });
         }
-        if version != FORMAT_VERSION {
+        if version != FORMAT_VERSION && version != ONE_SHARD_VERSION {
             return Err(Error::unsupported_version(path, OFF_VERSION as u64, version, FORMAT_VERSION));
         }
         let stored = u64::from_le_bytes(h[OFF_CHECKSUM..OFF_CHECKSUM + 8].try_into().expect("8 bytes"));
@@ -332,7 +341,7 @@ pub(crate) fn file_format_version(path: &Path) -> std::io::Result<Option<u32>> {
     Ok(header_version(&head[..got]))
 }
 
-/// Turns the header page of a version-1 ledger into the version-2 header
+/// Turns the header page of a version-1 ledger into the header of this library's version
 /// of the same ledger (the version field and the checksum): the chunks and
 /// rows of the two versions are laid out alike. The page must pass the
 /// version-1 checks that come before the version (magic) and the checksum.
@@ -352,6 +361,29 @@ pub(crate) fn upgrade_header_v1(path: &Path, h: &mut [u8]) -> Result<()> {
     let sum = xxhash_rust::xxh3::xxh3_64(&h[..HEADER_CHECKED_BYTES]);
     h[OFF_CHECKSUM..OFF_CHECKSUM + 8].copy_from_slice(&sum.to_le_bytes());
     Ok(())
+}
+
+/// Rewrites the header of a version-2 ledger at `path` as version 3 (the
+/// version word and the checksum, bytes 8..56, in one write inside the first
+/// sector), then syncs it; nothing when it is of version 3 already. Only for
+/// a bootstrap that finds no other controller open and has validated the
+/// header. Returns whether it wrote.
+pub(crate) fn upgrade_header_in_place(path: &Path) -> Result<bool> {
+    let file = OpenOptions::new().read(true).write(true).open(path).map_err(|e| Error::io("open", path, e))?;
+    let mut h = [0u8; OFF_CHECKSUM + 8];
+    file.read_exact_at(&mut h, 0).map_err(|e| Error::io("read", path, e))?;
+    match header_version(&h) {
+        Some(FORMAT_VERSION) => return Ok(false),
+        Some(ONE_SHARD_VERSION) => {}
+        _ => return Err(Error::corrupt(path, Some(OFF_VERSION as u64), "not a ledger header of format version 2 or 3")),
+    }
+    h[OFF_VERSION..OFF_VERSION + 4].copy_from_slice(&FORMAT_VERSION.to_le_bytes());
+    let sum = xxhash_rust::xxh3::xxh3_64(&h[..HEADER_CHECKED_BYTES]);
+    h[OFF_CHECKSUM..OFF_CHECKSUM + 8].copy_from_slice(&sum.to_le_bytes());
+    // The migration's I/O sites: this is a conversion of the format, in place.
+    io::write_at(Site::MigrateWrite, &file, path, &h[OFF_VERSION..], OFF_VERSION as u64)?;
+    io::sync_all(Site::MigrateSync, &file, path)?;
+    Ok(true)
 }
 
 /// The ledger-kind field of the header: 1 trade, 2 enrichment.

@@ -127,7 +127,7 @@ fn a_version_1_directory_is_refused_naming_the_command_and_left_as_it_was() {
     assert!(e.to_string().contains(&command), "{e}");
     assert_eq!(e.details()["command"], command.as_str());
     assert_eq!(e.details()["version"], 1);
-    assert_eq!(e.details()["supported"], 2);
+    assert_eq!(e.details()["supported"], 3);
     let e = StateReader::open(&dir).map(drop).expect_err("the read-only view refuses it too");
     assert_eq!(e.code(), ErrorCode::OlderFormat, "{e}");
     assert_eq!(tree_bytes(&dir), before, "a refused open changed nothing");
@@ -141,7 +141,7 @@ fn a_dry_run_says_what_it_would_convert_and_changes_nothing() {
     let before = tree_bytes(&dir);
     let r = migrate(&dir, &MigrateOptions { dry_run: true, ..opts() }).unwrap();
     assert!(r.dry_run && !r.changed && !r.already_current, "{r:?}");
-    assert_eq!((r.from_version, r.to_version), (1, 2));
+    assert_eq!((r.from_version, r.to_version), (1, 3));
     let files: Vec<&str> = r.files.iter().map(|f| f.file.as_str()).collect();
     assert_eq!(files, ["enrichment-ledger.dat", "symbols.log", "trade-ledger.dat"]);
     assert_eq!(r.files[1].bytes, std::fs::metadata(dir.join("symbol-map.json")).unwrap().len());

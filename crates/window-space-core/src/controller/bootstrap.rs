@@ -289,6 +289,25 @@ impl Controller {
                 Journal::open(&journal_path)?
             }
         };
+        // Ledgers of format version 2 (one counter shard) become version 3
+        // before any process counts in the other shards; with other
+        // controllers open, a version-2 ledger is an older library's, which
+        // would read shard 0 alone.
+        for kind in LedgerKind::ALL {
+            let path = dir.join(kind.file_name());
+            if alone {
+                crate::ledger::upgrade_header_in_place(&path)?;
+            } else if crate::ledger::file_format_version(&path).map_err(|e| Error::io("read", &path, e))?
+                == Some(crate::ledger::ONE_SHARD_VERSION)
+            {
+                return Err(Error::corrupt(
+                    &path,
+                    Some(8),
+                    "the ledger is of format version 2 and controllers of an older window-space have it open; \
+                     close them, and the next bootstrap upgrades it in place to version 3",
+                ));
+            }
+        }
         // From here on this process counts in its own shards.
         let shard = crate::ledger::controller_counter_shard();
         trade.count_in_shard(shard);

@@ -1,5 +1,5 @@
 //! `window-space migrate`: converts a state directory of an older format
-//! version (1) into this library's (2), offline and restart-safe. A library
+//! version (1) into this library's (3), offline and restart-safe. A library
 //! that finds an older directory refuses to open it
 //! ([`Error::OlderFormat`], which names this command).
 //!
@@ -61,7 +61,7 @@ use crate::audit::{default_actor, AuditContext, AuditLog};
 use crate::controller::{state_file_names, SCHEDULE_FILE};
 use crate::error::{Error, Result};
 use crate::io::{self, Site};
-use crate::ledger::{file_format_version, upgrade_header_v1, FORMAT_VERSION, MIGRATABLE_VERSION};
+use crate::ledger::{file_format_version, upgrade_header_v1, FORMAT_VERSION, MIGRATABLE_VERSION, ONE_SHARD_VERSION};
 use crate::lock::DirLock;
 use crate::mapping::PAGE;
 use crate::ops::reader::StateReader;
@@ -74,13 +74,13 @@ pub const READY_FILE: &str = "READY";
 /// Where the old format's files are kept after the switch.
 pub const BACKUP_DIR: &str = "migrated-from-format-1";
 
-/// How one file of a version-1 directory becomes its version-2 form.
+/// How one file of a version-1 directory becomes its current form.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Conversion {
     /// `symbol-map.json` (the whole map as JSON) becomes the symbol log
     /// `symbols.log` with the same ids in the same order (`symbols.rs`).
     SymbolLog,
-    /// A ledger: the same chunks and rows, under a version-2 header. The
+    /// A ledger: the same chunks and rows, under a header of this library's version. The
     /// chunk headers' done counts (`ledger.rs`) are 0 in a version-1 file
     /// (reserved bytes): low, so correct, until the first bootstrap that
     /// finds no other controller open stores the exact ones.
@@ -91,7 +91,7 @@ pub enum Conversion {
 /// the order the switch puts them in place (the trade ledger last: it
 /// carries the directory's format version).
 ///
-/// The enrichment ledger comes first: once it is of format version 2, a
+/// The enrichment ledger comes first: once it is of format version 3, a
 /// library of version 1 refuses the directory too, so nothing changes the
 /// old files while the rest is switched (see [`sources_unchanged`]).
 pub const CONVERSIONS: &[(&str, Conversion)] = &[
@@ -202,7 +202,7 @@ pub fn migrate(dir: &Path, opts: &MigrateOptions) -> Result<MigrateReport> {
         let path = dir.join(kind.file_name());
         let v =
             ledger_version(&path)?.ok_or_else(|| Error::corrupt(&path, None, "state file is missing (the directory holds a schedule)"))?;
-        if v != FORMAT_VERSION && v != MIGRATABLE_VERSION {
+        if v != FORMAT_VERSION && v != ONE_SHARD_VERSION && v != MIGRATABLE_VERSION {
             return Err(Error::unsupported_version(&path, 8, v, FORMAT_VERSION));
         }
         versions.push(v);
@@ -245,7 +245,9 @@ pub fn migrate(dir: &Path, opts: &MigrateOptions) -> Result<MigrateReport> {
         finish(dir, &staging, opts, &report)?;
         return Ok(report);
     }
-    if versions.iter().all(|v| *v == FORMAT_VERSION) {
+    // A ledger of version 2 is read as version 3; a bootstrap upgrades it in place.
+    let current = |v: &u32| *v == FORMAT_VERSION || *v == ONE_SHARD_VERSION;
+    if versions.iter().all(current) {
         report.already_current = true;
         if staging.exists() && !opts.dry_run {
             remove_staging(dir, &staging)?;
@@ -253,7 +255,7 @@ pub fn migrate(dir: &Path, opts: &MigrateOptions) -> Result<MigrateReport> {
         }
         return Ok(report);
     }
-    if versions.contains(&FORMAT_VERSION) {
+    if versions.iter().any(current) {
         // Only a switch (after READY) puts a converted ledger in place.
         return Err(Error::corrupt(
             dir.join(LedgerKind::Trade.file_name()),
@@ -325,7 +327,7 @@ fn in_old_file(e: Error, dir: &Path, staging: &Path) -> Error {
 
 impl Conversion {
     /// Whether `live` (the file at the conversion's target name) is the
-    /// converted file: a ledger of format version 2, or the symbol log.
+    /// converted file: a ledger of this library's format version, or the symbol log.
     fn done(self, live: &Path) -> Result<bool> {
         match self {
             Self::LedgerHeader(_) => Ok(ledger_version(live)? == Some(FORMAT_VERSION)),
@@ -337,7 +339,7 @@ impl Conversion {
         match self {
             Self::SymbolLog => "symbol-map.json rewritten as the symbol log, the same ids in the same order",
             Self::LedgerHeader(_) => {
-                "same chunks and rows, header of format version 2 (the chunks' done counts start at 0: the first bootstrap stores them)"
+                "same chunks and rows, header of format version 3 (the chunks' done counts start at 0: the first bootstrap stores them)"
             }
         }
     }
@@ -354,7 +356,7 @@ impl Conversion {
     }
 }
 
-/// Copies a version-1 ledger to `to` with a version-2 header; ranges of
+/// Copies a version-1 ledger to `to` with a header of this library's version; ranges of
 /// zeros are not written (the copy is as sparse as the file system allows).
 fn copy_ledger(from: &Path, to: &Path) -> Result<()> {
     const BLOCK: usize = 1 << 20;
