@@ -37,10 +37,12 @@ use crate::slot::SlotAddr;
 use crate::symbols::SymbolMap;
 use crate::vocab::{LedgerEvent, LedgerKind, SlotKind, StoreKind};
 
-/// Attempts at reading the slot counts of one instant while transitions
-/// complete ([`Ledger::counter_snapshot`]) before a reader gives up: a
-/// metrics scrape then reads each count at its own instant, a decision
-/// that must not err toward "nothing Pending" assumes something is.
+/// Attempts at reading the slot counts while no transition completes
+/// ([`Ledger::counter_snapshot`]) before a reader gives up: a metrics
+/// scrape then reads each count at its own instant, a decision that must
+/// not err toward "nothing Pending" assumes something is. A scrape does not
+/// ask whether a transition is under way: one that is may show its slots in
+/// neither status (docs/design.md, Metrics).
 const COUNTER_SNAPSHOT_TRIES: usize = 16;
 
 pub(crate) use bootstrap::{check_state_files_present, Alone};
