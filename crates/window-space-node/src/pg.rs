@@ -200,6 +200,7 @@ fn change_js(c: Change) -> NativePgChange {
 pub struct NativePgInfo {
     pub schedule: String,
     pub schedule_json: String,
+    pub window_count: u32,
     pub schema_found: i32,
     pub schema_version: i32,
 }
@@ -234,6 +235,7 @@ impl NativePgLedger {
         NativePgInfo {
             schedule: self.inner.schedule_relation.to_string(),
             schedule_json: serde_json::to_string(self.inner.schedule().space()).unwrap_or_default(),
+            window_count: self.inner.schedule().window_count(),
             schema_found: self.inner.schema_found,
             schema_version: window_space_core::postgres::schema_version(),
         }
