@@ -108,3 +108,25 @@ pub(super) async fn read(conn: &Conn, space: i32, after: Cursor, limit: i64) -> 
         })
         .collect()
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_position_reads_back_as_written_and_orders_by_key_then_id() {
+        let c = Cursor { ord: 18_446_744_073_709_551_615, id: 42 };
+        assert_eq!(Cursor::parse(&c.to_text()).unwrap(), c);
+        assert_eq!(Cursor::parse("0.0").unwrap(), Cursor::default());
+        assert!(Cursor { ord: 5, id: 1 } > Cursor { ord: 4, id: 9 });
+        assert!(Cursor { ord: 5, id: 2 } > Cursor { ord: 5, id: 1 });
+    }
+
+    #[test]
+    fn a_position_of_another_shape_is_an_invalid_argument() {
+        for bad in ["", "12", "a.b", "1.2.3", "-1.2", "1.x"] {
+            let e = Cursor::parse(bad).unwrap_err();
+            assert_eq!(e.code(), crate::vocab::ErrorCode::InvalidArgument, "{bad:?}");
+        }
+    }
+}

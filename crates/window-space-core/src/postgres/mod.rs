@@ -100,6 +100,10 @@ pub struct PgFill {
     pub checksum: u64,
 }
 
+/// The arrays of a batch fill, one element per item: symbol, kind, window,
+/// version, payload type, payload id, checksum, store.
+type FillColumns = (Vec<i32>, Vec<i16>, Vec<i32>, Vec<i32>, Vec<i16>, Vec<i64>, Vec<i64>, Vec<i16>);
+
 /// Who made an admin change, and why.
 #[derive(Debug, Clone, Default)]
 pub struct PgActor {
@@ -523,7 +527,7 @@ impl PgLedger {
     /// Fills many slots in one statement; each item succeeds (its new
     /// version) or is refused on its own.
     pub async fn fill_many(&self, items: &[PgFill]) -> Result<Vec<Result<u32>>> {
-        let mut cols: (Vec<i32>, Vec<i16>, Vec<i32>, Vec<i32>, Vec<i16>, Vec<i64>, Vec<i64>, Vec<i16>) = Default::default();
+        let mut cols = FillColumns::default();
         for f in items {
             self.check_addr(f.at).await?;
             cols.0.push(i32_of(f.at.symbol, "symbol id")?);
@@ -580,7 +584,7 @@ impl PgLedger {
             .map_err(db_error)?;
         let gap: Option<i64> = r.get(0);
         let done: i64 = r.get(1);
-        let first = gap.unwrap_or(i64::from(start) + done);
+        let first = gap.unwrap_or_else(|| i64::from(start) + done);
         Ok(if first < i64::from(end) { Some(first as u32) } else { None })
     }
 
