@@ -6,6 +6,7 @@
 import { afterAll, describe, expect, it } from 'vitest'
 
 import {
+  ClosedError,
   SlotBusyError,
   SlotFilledError,
   SlotRetiredError,
@@ -179,6 +180,16 @@ describe.each(BACKENDS)('the Ledger contract on the $name backend', (backend) =>
     await l.retire('XLF', 1, 'greeks')
     expect(await rejection(retired)).toBeInstanceOf(SlotRetiredError)
     expect(await rejection(l.waitFor('XLF', 2, ['optionTrade'], { timeoutMs: 50 }))).toBeInstanceOf(WaitTimeoutError)
+  })
+
+  it('after close every call rejects with ClosedError; closing again is harmless', async () => {
+    const l = await backend.open(4)
+    await l.resolveSymbol('EEM')
+    await l.close()
+    await l.close()
+    expect(await rejection(l.claim('EEM', 0, 'optionTrade'))).toBeInstanceOf(ClosedError)
+    expect(await rejection(l.getSlot('EEM', 0, 'optionTrade'))).toBeInstanceOf(ClosedError)
+    expect(await rejection(l.slotMetrics())).toBeInstanceOf(ClosedError)
   })
 
   it('watch yields every change after a position, each slot in version order, and resumes from a change', async () => {

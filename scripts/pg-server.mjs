@@ -59,7 +59,8 @@ export async function startPgServer(options = {}) {
     user,
     /** Restarts the server (same data, same socket). */
     restart() {
-      run(join(bin, 'pg_ctl'), ['-D', data, '-w', '-m', 'immediate', '-o', settings.join(' '), 'restart'], user)
+      // `-l`: the server must not inherit our pipes (spawnSync would wait for them).
+      run(join(bin, 'pg_ctl'), ['-D', data, '-l', join(dir, 'server.log'), '-w', '-t', '60', '-m', 'immediate', '-o', settings.join(' '), 'restart'], user)
     },
     stop() {
       if (stopped) return

@@ -64,7 +64,8 @@ pub struct PgLedger {
     url: String,
     space_id: i32,
     config: PgConfig,
-    conns: Vec<RwLock<Arc<Conn>>>,
+    /// The pool; emptied (`None`) by [`close`](PgLedger::close), which ends the connections.
+    conns: Vec<RwLock<Option<Arc<Conn>>>>,
     next: AtomicUsize,
     schedule: RwLock<Schedule>,
     symbols: Mutex<SymbolCache>,
@@ -212,7 +213,7 @@ impl PgLedger {
         drop(admin);
         let mut conns = Vec::with_capacity(n);
         for _ in 0..n {
-            conns.push(RwLock::new(Arc::new(open_conn(url).await?)));
+            conns.push(RwLock::new(Some(Arc::new(open_conn(url).await?))));
         }
         let relation = if found == 0 && relation == "same" { "created" } else { relation };
         Ok(Self {
@@ -230,24 +231,32 @@ impl PgLedger {
         })
     }
 
-    /// The next connection (round robin); a closed one is opened again once.
+    /// The next connection (round robin); a lost one is opened again once.
     async fn conn(&self) -> Result<Arc<Conn>> {
-        if self.closed.load(Ordering::Acquire) {
-            return Err(Error::Closed);
-        }
+        let poisoned = || Error::Internal { what: "connection lock poisoned".into() };
         let i = self.next.fetch_add(1, Ordering::Relaxed) % self.conns.len();
-        let c = self.conns[i].read().map_err(|_| Error::Internal { what: "connection lock poisoned".into() })?.clone();
+        let c = self.conns[i].read().map_err(|_| poisoned())?.clone().ok_or(Error::Closed)?;
         if !c.client.is_closed() {
             return Ok(c);
         }
         let fresh = Arc::new(open_conn(&self.url).await?);
-        *self.conns[i].write().map_err(|_| Error::Internal { what: "connection lock poisoned".into() })? = fresh.clone();
+        let mut slot = self.conns[i].write().map_err(|_| poisoned())?;
+        if slot.is_none() {
+            return Err(Error::Closed);
+        }
+        *slot = Some(fresh.clone());
         Ok(fresh)
     }
 
     /// Closes every connection; later calls fail with [`Error::Closed`]. Idempotent.
     pub fn close(&self) {
         self.closed.store(true, Ordering::Release);
+        for c in &self.conns {
+            if let Ok(mut slot) = c.write() {
+                // Statements in flight keep their connection until they end.
+                slot.take();
+            }
+        }
         if let Some(l) = self.listener.lock().ok().and_then(|mut g| g.take()) {
             if let Ok(mut c) = l.client.lock() {
                 c.take();
