@@ -506,13 +506,20 @@ impl PgLedger {
         let lease = self.lease(lease_ms)?;
         let (sp, sy, k) = (self.space_id, i32_of(symbol, "symbol id")?, kind.code() as i16);
         let mut out: Vec<PgClaim> = Vec::new();
-        let end_i = i32_of(end, "window count")?;
-        while (out.len() as u32) < count {
-            let need = i64::from(count) - out.len() as i64;
+        // Windows are scanned in chunks a little wider than what is still
+        // needed: the statement's candidate list then stays short however
+        // many windows the schedule has.
+        let mut lo = start;
+        while (out.len() as u32) < count && lo < end {
+            let need = count - out.len() as u32;
+            let hi = end.min(lo.saturating_add(need.saturating_mul(2).max(256)));
             let c = self.conn().await?;
             let rows = c
                 .client
-                .query(&c.st.claim_next, &[&sp, &sy, &k, &i32_of(start, "window index")?, &end_i, &need, &lease])
+                .query(
+                    &c.st.claim_next,
+                    &[&sp, &sy, &k, &i32_of(lo, "window index")?, &i32_of(hi, "window index")?, &i64::from(need), &lease],
+                )
                 .await
                 .map_err(db_error)?;
             let candidates: i64 = rows.first().map(|r| r.get(0)).unwrap_or(0);
@@ -525,8 +532,11 @@ impl PgLedger {
                     });
                 }
             }
-            if candidates < need {
-                break;
+            // Fewer candidates than needed: every claimable window of the
+            // chunk was tried (those lost went to other claimers). Else the
+            // chunk may hold more: look at it again.
+            if candidates < i64::from(need) {
+                lo = hi;
             }
         }
         out.sort_by_key(|c| c.window);

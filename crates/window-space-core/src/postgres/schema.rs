@@ -19,8 +19,9 @@
 //! | `ws_changes` | slot transition (change feed and audit trail) | (`space`, `ord`, `id`) |
 //!
 //! `ws_slots` has one index, its primary key, on columns no transition
-//! changes: fills, clears and renewals are HOT updates (fill factor 70
-//! leaves room on each page for them).
+//! changes: fills, clears and renewals are HOT updates. Fill factor 50
+//! leaves room on each page for one more version of every row inserted
+//! there: the fill that follows a claim.
 //!
 //! Two row triggers on `ws_slots` keep the change feed: `ws_slot_order`
 //! (BEFORE) stamps the row's `change_ord`, and `ws_slot_changed` (AFTER, on
@@ -69,7 +70,7 @@ CREATE TABLE ws_slots (
     checksum bigint NOT NULL DEFAULT 0,
     change_ord xid8 NOT NULL DEFAULT '0',
     PRIMARY KEY (space, symbol, kind, window_idx)
-) WITH (fillfactor = 70);
+) WITH (fillfactor = 50);
 CREATE SEQUENCE ws_payload_ids AS bigint MINVALUE 0 START WITH 0;
 CREATE TABLE ws_payloads (
     space integer NOT NULL,
