@@ -23,12 +23,14 @@
 //! leaves room on each page for one more version of every row inserted
 //! there: the fill that follows a claim.
 //!
-//! Two row triggers on `ws_slots` keep the change feed: `ws_slot_order`
-//! (BEFORE) stamps the row's `change_ord`, and `ws_slot_changed` (AFTER, on
-//! a status or version change) appends the change with that order key and
-//! sends one `pg_notify('ws_changes', space)` (PostgreSQL folds identical
-//! notifications of one transaction into one). Why `change_ord` is
-//! `greatest(pg_current_xact_id(), previous change_ord)`: `changes.rs`.
+//! Triggers on `ws_slots` keep the change feed: `ws_slot_order` (BEFORE,
+//! per row) stamps the row's `change_ord`; `ws_slots_inserted` and
+//! `ws_slots_updated` (AFTER, once per statement, over its transition
+//! tables) append one change per row whose status or version changed (a
+//! renewal is none), with that order key, and send one
+//! `pg_notify('ws_changes', space)` per space (PostgreSQL also folds
+//! identical notifications of one transaction into one). Why `change_ord`
+//! is `greatest(pg_current_xact_id(), previous change_ord)`: `changes.rs`.
 
 use tokio_postgres::Client;
 
@@ -116,25 +118,44 @@ BEGIN
     END IF;
     RETURN NEW;
 END $$;
-CREATE FUNCTION ws_slot_changed() RETURNS trigger LANGUAGE plpgsql AS $$
+CREATE FUNCTION ws_slots_inserted() RETURNS trigger LANGUAGE plpgsql AS $$
 BEGIN
     INSERT INTO ws_changes (ord, space, symbol, kind, window_idx, status, version,
                             payload_type, payload_id, checksum, lease_until, actor, action, reason)
-    VALUES (NEW.change_ord, NEW.space, NEW.symbol, NEW.kind, NEW.window_idx, NEW.status, NEW.version,
-            NEW.payload_type, NEW.payload_id, NEW.checksum, NEW.lease_until,
-            nullif(current_setting('ws.actor', true), ''),
-            nullif(current_setting('ws.action', true), ''),
-            nullif(current_setting('ws.reason', true), ''));
-    PERFORM pg_notify('ws_changes', NEW.space::text);
+    SELECT n.change_ord, n.space, n.symbol, n.kind, n.window_idx, n.status, n.version,
+           n.payload_type, n.payload_id, n.checksum, n.lease_until,
+           nullif(current_setting('ws.actor', true), ''),
+           nullif(current_setting('ws.action', true), ''),
+           nullif(current_setting('ws.reason', true), '')
+    FROM new_rows n ORDER BY n.space, n.symbol, n.kind, n.window_idx;
+    PERFORM pg_notify('ws_changes', d.space::text) FROM (SELECT DISTINCT space FROM new_rows) d;
+    RETURN NULL;
+END $$;
+CREATE FUNCTION ws_slots_updated() RETURNS trigger LANGUAGE plpgsql AS $$
+BEGIN
+    INSERT INTO ws_changes (ord, space, symbol, kind, window_idx, status, version,
+                            payload_type, payload_id, checksum, lease_until, actor, action, reason)
+    SELECT n.change_ord, n.space, n.symbol, n.kind, n.window_idx, n.status, n.version,
+           n.payload_type, n.payload_id, n.checksum, n.lease_until,
+           nullif(current_setting('ws.actor', true), ''),
+           nullif(current_setting('ws.action', true), ''),
+           nullif(current_setting('ws.reason', true), '')
+    FROM new_rows n JOIN old_rows o USING (space, symbol, kind, window_idx)
+    WHERE o.status IS DISTINCT FROM n.status OR o.version IS DISTINCT FROM n.version
+    ORDER BY n.space, n.symbol, n.kind, n.window_idx;
+    IF FOUND THEN
+        PERFORM pg_notify('ws_changes', d.space::text) FROM (SELECT DISTINCT space FROM new_rows) d;
+    END IF;
     RETURN NULL;
 END $$;
 CREATE TRIGGER ws_slot_order BEFORE INSERT OR UPDATE ON ws_slots
     FOR EACH ROW EXECUTE FUNCTION ws_slot_order();
-CREATE TRIGGER ws_slot_inserted AFTER INSERT ON ws_slots
-    FOR EACH ROW EXECUTE FUNCTION ws_slot_changed();
-CREATE TRIGGER ws_slot_updated AFTER UPDATE ON ws_slots
-    FOR EACH ROW WHEN (OLD.status IS DISTINCT FROM NEW.status OR OLD.version IS DISTINCT FROM NEW.version)
-    EXECUTE FUNCTION ws_slot_changed();
+CREATE TRIGGER ws_slots_inserted AFTER INSERT ON ws_slots
+    REFERENCING NEW TABLE AS new_rows
+    FOR EACH STATEMENT EXECUTE FUNCTION ws_slots_inserted();
+CREATE TRIGGER ws_slots_updated AFTER UPDATE ON ws_slots
+    REFERENCING OLD TABLE AS old_rows NEW TABLE AS new_rows
+    FOR EACH STATEMENT EXECUTE FUNCTION ws_slots_updated();
 "#,
 ];
 
