@@ -920,13 +920,10 @@ impl PgLedger {
             }
         }
         let (client, mut connection) = tokio_postgres::connect(&self.url, NoTls).await.ok()?;
-        let l = Arc::new(Listener {
-            seq: AtomicU64::new(1),
-            notify: tokio::sync::Notify::new(),
-            alive: AtomicBool::new(true),
-            client: Mutex::new(None),
-        });
-        let l2 = l.clone();
+        let state = Arc::new(ListenerState { seq: AtomicU64::new(1), notify: tokio::sync::Notify::new(), alive: AtomicBool::new(true) });
+        // The task holds the state only: dropping the `Listener` (its client)
+        // ends the connection, and with it the task.
+        let l2 = state.clone();
         // Drives the connection: statements' replies and notifications.
         tokio::spawn(async move {
             loop {
@@ -945,9 +942,7 @@ impl PgLedger {
         if client.batch_execute("LISTEN ws_changes").await.is_err() {
             return None;
         }
-        if let Ok(mut c) = l.client.lock() {
-            *c = Some(client);
-        }
+        let l = Arc::new(Listener { state, client: Mutex::new(Some(client)) });
         if let Ok(mut g) = self.listener.lock() {
             *g = Some(l.clone());
         }
@@ -955,11 +950,24 @@ impl PgLedger {
     }
 }
 
-/// The LISTEN connection of a ledger and the count of notifications it got.
+/// The LISTEN connection of a ledger.
 struct Listener {
+    state: Arc<ListenerState>,
+    /// Dropping the client ends the connection (and its task).
+    client: Mutex<Option<Client>>,
+}
+
+impl std::ops::Deref for Listener {
+    type Target = ListenerState;
+
+    fn deref(&self) -> &ListenerState {
+        &self.state
+    }
+}
+
+/// What the LISTEN connection's task shares: the count of notifications it got.
+struct ListenerState {
     seq: AtomicU64,
     notify: tokio::sync::Notify,
     alive: AtomicBool,
-    /// Dropping the client ends the connection (and its task).
-    client: Mutex<Option<Client>>,
 }
