@@ -59,10 +59,13 @@ import {
   type SlotStatus,
 } from './vocabulary'
 import type { GcReport } from './gc-report'
+import { MmapLedger, type Ledger } from './ledger'
+import { PostgresLedger, type PostgresOptions } from './postgres'
 import type { ProgressCallback } from './state-view'
 import { ChangeFeed, ChangeIterator, JournalCursor, abortErrorOf, checkEpoch, type JournalPosition, type WatchOptions } from './watch'
 
 export type { AdminOptions } from './args'
+export type { Ledger }
 export { WindowSpaceConfig, defaultActor, type Durability, type WindowSpaceOptions } from './config'
 export { PayloadStore, type PayloadStores } from './payload-store'
 export { RawCalls } from './raw'
@@ -187,6 +190,31 @@ export class WindowSpaceController {
     const abs = path.resolve(stateDir)
     const n = call(() => native.NativeController.openExisting(abs, options.durability, actor))
     return { controller: new WindowSpaceController(n, abs), storageReport: storageReportOf(n.storageReport()) }
+  }
+
+  /**
+   * Opens a window space in a PostgreSQL database, for engines on many
+   * hosts: the same contract as {@link asLedger}, as Promises. Creates the
+   * schema (versioned migrations) and the space on first use; `config`'s
+   * schedule is persisted then and checked like a state directory's later
+   * (the same, or one that rolls it forward). Leases run on the database's
+   * clock.
+   *
+   * @param url - `postgres://user@host:port/db` (a unix socket directory as a percent-encoded host)
+   * @param config - the schedule and options, or a {@link WindowSpaceConfig} (its state directory is not used)
+   */
+  static connect(url: string, config: PostgresOptions | WindowSpaceConfig): Promise<PostgresLedger> {
+    return PostgresLedger.open(url, config)
+  }
+
+  /**
+   * This controller as the Promise-returning {@link Ledger} contract that the
+   * PostgreSQL backend also implements: engine code written against it runs
+   * on either. Each method resolves at once; the controller keeps its
+   * synchronous methods.
+   */
+  asLedger(): MmapLedger {
+    return new MmapLedger(this)
   }
 
   /**

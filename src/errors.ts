@@ -171,6 +171,15 @@ export class InternalError extends define('InternalError', 'ERR_INTERNAL') {}
 export class JournalGapError extends define('JournalGapError', 'ERR_JOURNAL_GAP') {}
 /** `waitFor` ran out of time before every slot was Filled. */
 export class WaitTimeoutError extends define('WaitTimeoutError', 'ERR_WAIT_TIMEOUT') {}
+/**
+ * The PostgreSQL backend could not reach the database, or lost its
+ * connection (`details.what`). Whether a statement in flight took effect is
+ * unknown: read the slot before acting again (a claim's `version` fences a
+ * retried fill).
+ */
+export class ConnectionError extends define('ConnectionError', 'ERR_CONNECTION') {}
+/** The database refused a statement of the PostgreSQL backend (`details.sqlstate`, `details.what`). */
+export class DatabaseError extends define('DatabaseError', 'ERR_DATABASE') {}
 
 /** The slot as it was seen when a transition was refused. */
 export interface SlotSnapshotDetails extends WindowSpaceErrorDetails {
@@ -263,6 +272,8 @@ export const errorClasses: Readonly<Record<WindowSpaceErrorCode, new (message: s
   ERR_WAIT_TIMEOUT: WaitTimeoutError,
   ERR_PAYLOAD_LOST: PayloadLostError,
   ERR_STATE_DIR_IN_USE: StateDirInUseError,
+  ERR_CONNECTION: ConnectionError,
+  ERR_DATABASE: DatabaseError,
 }
 
 /** The slot a refused transition saw, from the fields of its details. */

@@ -149,6 +149,8 @@ export const ERROR_CODES = {
   ERR_WAIT_TIMEOUT: { class: 'WaitTimeoutError', parent: 'WindowSpaceError' },
   ERR_PAYLOAD_LOST: { class: 'PayloadLostError', parent: 'WindowSpaceError' },
   ERR_STATE_DIR_IN_USE: { class: 'StateDirInUseError', parent: 'WindowSpaceError' },
+  ERR_CONNECTION: { class: 'ConnectionError', parent: 'WindowSpaceError' },
+  ERR_DATABASE: { class: 'DatabaseError', parent: 'WindowSpaceError' },
 } as const
 /** Stable code of an error (`err.code`). */
 export type WindowSpaceErrorCode = keyof typeof ERROR_CODES

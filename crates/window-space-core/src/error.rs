@@ -23,6 +23,8 @@
 //! | `ERR_STATE_DIR_IN_USE` | `path`, `what` |
 //! | `ERR_PATH_ESCAPES_STATE_DIR`, `ERR_NOT_A_STATE_DIR` | `path` |
 //! | `ERR_CLOSED` | none |
+//! | `ERR_CONNECTION` | `what` (the database connection failed or was lost) |
+//! | `ERR_DATABASE` | `what`, `sqlstate` (or null) |
 
 use std::fmt;
 use std::io;
@@ -111,6 +113,12 @@ pub enum Error {
     NotAStateDir { path: PathBuf },
     /// A failure that has no code of its own: a bug (a panic caught at the boundary).
     Internal { what: String },
+    /// The database (PostgreSQL backend) could not be reached, or the
+    /// connection was lost: whether an unanswered statement took effect is
+    /// unknown, as after any lost connection.
+    Connection { what: String },
+    /// The database refused a statement (its SQLSTATE, when it sent one).
+    Database { what: String, sqlstate: Option<String> },
 }
 
 impl Error {
@@ -144,6 +152,8 @@ impl Error {
             Self::Unsupported { .. } => ErrorCode::Unsupported,
             Self::NotAStateDir { .. } => ErrorCode::NotAStateDir,
             Self::Internal { .. } => ErrorCode::Internal,
+            Self::Connection { .. } => ErrorCode::Connection,
+            Self::Database { .. } => ErrorCode::Database,
         }
     }
 
@@ -183,7 +193,9 @@ impl Error {
             | Self::InvalidSchedule { what }
             | Self::InvalidArgument { what }
             | Self::Unsupported { what }
-            | Self::Internal { what } => json!({ "what": what }),
+            | Self::Internal { what }
+            | Self::Connection { what } => json!({ "what": what }),
+            Self::Database { what, sqlstate } => json!({ "what": what, "sqlstate": sqlstate }),
             Self::InvalidSymbol { symbol, why } => json!({ "symbol": symbol, "why": why }),
             Self::UnknownSymbol { symbol } => json!({ "symbol": symbol }),
             Self::WindowOutOfRange { window_idx, window_count } => json!({ "windowIdx": window_idx, "windowCount": window_count }),
@@ -320,6 +332,9 @@ impl fmt::Display for Error {
                 write!(f, "{} is not a window-space state directory (it has no schedule.json)", path.display())
             }
             Self::Internal { what } => write!(f, "internal error (a bug in window-space; please report it): {what}"),
+            Self::Connection { what } => write!(f, "database connection failed: {what}"),
+            Self::Database { what, sqlstate: Some(state) } => write!(f, "the database refused a statement (SQLSTATE {state}): {what}"),
+            Self::Database { what, sqlstate: None } => write!(f, "the database refused a statement: {what}"),
         }
     }
 }

@@ -41,6 +41,7 @@ mod lock;
 mod mapping;
 pub mod ops;
 pub mod payload;
+pub mod postgres;
 pub mod schedule;
 pub mod slot;
 pub mod symbols;

@@ -428,6 +428,8 @@ pub enum ErrorCode {
     WaitTimeout,
     PayloadLost,
     StateDirInUse,
+    Connection,
+    Database,
 }
 
 /// One row of [`ErrorCode::TABLE`].
@@ -448,7 +450,7 @@ const fn err(code: ErrorCode, name: &'static str, class: &'static str, parent: &
 
 impl ErrorCode {
     /// Every code, its string, its TypeScript class and that class's parent.
-    pub const TABLE: [ErrorCodeInfo; 29] = {
+    pub const TABLE: [ErrorCodeInfo; 31] = {
         use ErrorCode::*;
         const BASE: &str = "WindowSpaceError";
         const CONFLICT: &str = "VersionConflictError";
@@ -482,6 +484,8 @@ impl ErrorCode {
             err(WaitTimeout, "ERR_WAIT_TIMEOUT", "WaitTimeoutError", BASE),
             err(PayloadLost, "ERR_PAYLOAD_LOST", "PayloadLostError", BASE),
             err(StateDirInUse, "ERR_STATE_DIR_IN_USE", "StateDirInUseError", BASE),
+            err(Connection, "ERR_CONNECTION", "ConnectionError", BASE),
+            err(Database, "ERR_DATABASE", "DatabaseError", BASE),
         ]
     };
 

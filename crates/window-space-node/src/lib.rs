@@ -8,6 +8,7 @@
 //! * `fast.rs` — the hot path as hand-written Node-API callbacks;
 //! * `watch.rs` — the watcher thread that wakes JS when the journal moves;
 //! * `tasks.rs` — the async bootstrap and group commit on the libuv pool;
+//! * `pg.rs` — `NativePgLedger`, the PostgreSQL backend as Promise-returning methods;
 //! * `ops.rs` — the operators' checks for the `window-space` command;
 //! * `vocab.rs` — the core's vocabulary as one object;
 //! * `convert.rs`, `reports.rs`, `errors.rs` — conversions.
@@ -19,6 +20,7 @@ mod convert;
 mod errors;
 mod fast;
 mod ops;
+mod pg;
 mod reports;
 mod tasks;
 mod vocab;

@@ -1,0 +1,86 @@
+// The PostgreSQL change feed against transactions that commit late: a
+// change made in a transaction that took its id early and committed after a
+// later one is still delivered, before the later one; and one slot's
+// changes arrive in version order even when the second writer's
+// transaction started first. The late transactions are held open on a
+// second, plain client (`pg`), as any other session of the database could.
+import pg from 'pg'
+import { afterAll, describe, expect, it } from 'vitest'
+
+import { WindowSpaceController, type Ledger, type LedgerChange, type LedgerWatch } from '../src/index'
+import { pgUrl, schedule, uniqueSpace } from './support/backends'
+
+/** A `pg` client on the same server (the URL's socket directory as host). */
+async function rawClient(): Promise<pg.Client> {
+  const u = new URL(pgUrl())
+  const c = new pg.Client({ host: decodeURIComponent(u.hostname), port: Number(u.port), user: 'postgres', database: 'postgres' })
+  await c.connect()
+  return c
+}
+
+const opened: { close(): Promise<unknown> | void }[] = []
+afterAll(async () => {
+  for (const o of opened) await o.close()
+})
+
+async function setup(): Promise<{ l: Ledger; raw: pg.Client; spaceId: number; symbolId: number }> {
+  const space = uniqueSpace('feed')
+  const l = await WindowSpaceController.connect(pgUrl(), { windowSpace: schedule(16), space, pollMs: 50 })
+  opened.push(l)
+  const symbolId = await l.resolveSymbol('LATE')
+  const raw = await rawClient()
+  opened.push({ close: () => raw.end() })
+  const r = await raw.query<{ id: number }>('SELECT id FROM ws_spaces WHERE name = $1', [space])
+  return { l, raw, spaceId: r.rows[0]!.id, symbolId }
+}
+
+async function take(w: LedgerWatch, n: number): Promise<LedgerChange[]> {
+  const out: LedgerChange[] = []
+  while (out.length < n) {
+    const r = await w.next()
+    if (r.done) throw new Error('the watch ended')
+    out.push(r.value)
+  }
+  return out
+}
+
+const sleep = (ms: number) => new Promise((r) => setTimeout(r, ms))
+
+describe('the PostgreSQL change feed and transactions that commit late', () => {
+  it('a change committed after a later one is delivered, and first', async () => {
+    const { l, raw, spaceId, symbolId } = await setup()
+    const w = l.watch({ after: await l.head() })
+    // The held transaction claims window 0: it takes the smaller change id and stays open.
+    await raw.query('BEGIN')
+    await raw.query('INSERT INTO ws_slots (space, symbol, kind, window_idx, status, version, lease_until) VALUES ($1, $2, 1, 0, 1, 1, ws_now_ms() + 60000)', [spaceId, symbolId])
+    // The engine claims window 1 and commits.
+    await l.claim('LATE', 1, 'optionTrade')
+    const first = w.next()
+    // Time enough for several polls: a feed that skipped ahead would deliver window 1 now.
+    await sleep(300)
+    await raw.query('COMMIT')
+    expect((await first).value).toMatchObject({ windowIdx: 0, to: 'Pending', version: 1 })
+    expect((await w.next()).value).toMatchObject({ windowIdx: 1, to: 'Pending', version: 1 })
+    w.close()
+  })
+
+  it("one slot's changes arrive in version order when the second writer's transaction began first", async () => {
+    const { l, raw, spaceId, symbolId } = await setup()
+    const w = l.watch({ after: await l.head() })
+    // The held transaction writes first (window 5), so its transaction id is the older one.
+    await raw.query('BEGIN')
+    await raw.query('INSERT INTO ws_slots (space, symbol, kind, window_idx, status, version, lease_until) VALUES ($1, $2, 1, 5, 1, 1, ws_now_ms() + 60000)', [spaceId, symbolId])
+    // The engine claims window 6 in a newer transaction and commits: version 1.
+    const c = await l.claim('LATE', 6, 'optionTrade')
+    // The old transaction then clears window 6 (version 2) and commits.
+    await raw.query('UPDATE ws_slots SET status = 3, version = version + 1 WHERE space = $1 AND symbol = $2 AND kind = 1 AND window_idx = 6 AND version = $3', [spaceId, symbolId, c.version])
+    await raw.query('COMMIT')
+    const got = await take(w, 3)
+    expect(got.map((g) => [g.windowIdx, g.to, g.version])).toEqual([
+      [5, 'Pending', 1],
+      [6, 'Pending', 1],
+      [6, 'Cleared', 2],
+    ])
+    w.close()
+  })
+})

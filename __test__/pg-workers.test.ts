@@ -1,0 +1,43 @@
+// Worker threads on the PostgreSQL backend: each loads its own instance of
+// the addon, connects, claims and exits; claims are exclusive across them,
+// and the main thread's ledger keeps working after they are gone.
+import { join } from 'node:path'
+import { Worker } from 'node:worker_threads'
+import { describe, expect, it } from 'vitest'
+
+import { WindowSpace, WindowSpaceController } from '../src/index'
+import { pgUrl, uniqueSpace } from './support/backends'
+
+function runWorker(space: string, windows: number[]): Promise<number[]> {
+  return new Promise((resolve, reject) => {
+    const w = new Worker(join(__dirname, 'fixtures', 'pg-worker.mjs'), { workerData: { url: pgUrl(), space, windows } })
+    let won: number[] | undefined
+    w.once('message', (m: number[]) => (won = m))
+    w.once('error', reject)
+    w.once('exit', (code) => (code === 0 && won ? resolve(won) : reject(new Error(`worker exited with ${code}`))))
+  })
+}
+
+describe('worker threads on the PostgreSQL backend', () => {
+  it('claim exclusively, exit, and leave the main thread working', async () => {
+    const space = uniqueSpace('workers')
+    const main = await WindowSpaceController.connect(pgUrl(), { windowSpace: WindowSpace.uniform({ origin: 0, windowDuration: 60_000, windowCount: 64 }), space })
+    try {
+      await main.resolveSymbol('WRK')
+      const windows = Array.from({ length: 32 }, (_, i) => i)
+      for (let round = 0; round < 2; round++) {
+        const wins = await Promise.all([runWorker(space, windows), runWorker(space, windows), runWorker(space, windows)])
+        if (round === 0) {
+          const all = wins.flat().sort((a, b) => a - b)
+          expect(all).toEqual(windows)
+        } else {
+          expect(wins.flat()).toEqual([])
+        }
+      }
+      expect((await main.getSlot('WRK', 5, 'optionTrade')).status).toBe('Pending')
+      expect((await main.claim('WRK', 40, 'optionTrade')).version).toBe(1)
+    } finally {
+      await main.close()
+    }
+  })
+})

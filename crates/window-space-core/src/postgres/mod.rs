@@ -1,0 +1,973 @@
+//! The PostgreSQL backend: the ledger's contract on a shared database, for
+//! engines on many hosts.
+//!
+//! [`PgLedger::connect`] opens a few connections (tokio-postgres: pipelined,
+//! exact 64-bit integers), runs the schema migrations (`schema.rs`),
+//! prepares the statements (`sql.rs`) with `plan_cache_mode =
+//! force_custom_plan` (a cached generic plan of the array statements falls
+//! to sequential scans), and finds or creates the named window space with
+//! its schedule, checked like a state directory's `schedule.json` (the same
+//! schedule, or one that rolls it forward).
+//!
+//! Rules are the mmap ledger's: a claim is one statement with one winner,
+//! fills, clears and renewals match the claim's version (the fencing
+//! token), leases run on the database clock, admin transitions are recorded
+//! with their actor and reason in the change feed (`changes.rs`), which is
+//! also the audit trail. Refusals are the core's [`Error::SlotWrite`] with
+//! the slot as a read right after the refusal saw it; a lost or refused
+//! connection is [`Error::Connection`], any other database error
+//! [`Error::Database`].
+//!
+//! Every method is `async` and needs a Tokio runtime with I/O and time
+//! drivers (the binding's).
+
+mod changes;
+mod schema;
+mod sql;
+
+use std::collections::HashMap;
+use std::ops::Range;
+use std::sync::atomic::{AtomicBool, AtomicU64, AtomicUsize, Ordering};
+use std::sync::{Arc, Mutex, RwLock};
+
+use tokio_postgres::{Client, NoTls, Row};
+
+pub use changes::{Change, Cursor};
+pub use schema::{current_version as schema_version, MIGRATIONS};
+
+use crate::error::{Error, Result};
+use crate::payload::{PayloadInput, PayloadRecord};
+use crate::schedule::{Schedule, ScheduleRelation, WindowSpace};
+use crate::slot::{SlotAddr, SlotSnapshot, SlotWriteError, Transition};
+use crate::symbols::validate_symbol;
+use crate::vocab::{SlotKind, SlotStatus, StoreKind};
+
+/// Options of [`PgLedger::connect`].
+#[derive(Debug, Clone)]
+pub struct PgConfig {
+    /// The window space's name: one database holds many.
+    pub space: String,
+    /// Connections to open (statements are pipelined on each).
+    pub connections: usize,
+    /// Lease of a claim that names none, in ms.
+    pub default_lease_ms: u64,
+}
+
+/// One connection and its prepared statements.
+pub(crate) struct Conn {
+    pub client: Client,
+    pub st: sql::Statements,
+}
+
+/// A window space in a PostgreSQL database.
+pub struct PgLedger {
+    url: String,
+    space_id: i32,
+    config: PgConfig,
+    /// The pool; emptied (`None`) by [`close`](PgLedger::close), which ends the connections.
+    conns: Vec<RwLock<Option<Arc<Conn>>>>,
+    next: AtomicUsize,
+    schedule: RwLock<Schedule>,
+    symbols: Mutex<SymbolCache>,
+    closed: AtomicBool,
+    listener: Mutex<Option<Arc<Listener>>>,
+    /// What `connect` found: `created`, `same`, `rolledForward` or `behind`.
+    pub schedule_relation: &'static str,
+    /// The schema version found before `connect` migrated it (0: a new database).
+    pub schema_found: i32,
+}
+
+#[derive(Default)]
+struct SymbolCache {
+    by_name: HashMap<String, u32>,
+    by_id: HashMap<u32, String>,
+}
+
+/// A granted claim.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct PgClaim {
+    pub window: u32,
+    pub version: u32,
+    pub lease_deadline_ms: u64,
+}
+
+/// One item of [`PgLedger::fill_many`].
+#[derive(Debug, Clone, Copy)]
+pub struct PgFill {
+    pub at: SlotAddr,
+    pub version: u32,
+    pub payload_type: u8,
+    pub payload_id: u64,
+    pub checksum: u64,
+}
+
+/// The arrays of a batch fill, one element per item: symbol, kind, window,
+/// version, payload type, payload id, checksum, store.
+type FillColumns = (Vec<i32>, Vec<i16>, Vec<i32>, Vec<i32>, Vec<i16>, Vec<i64>, Vec<i64>, Vec<i16>);
+
+/// Who made an admin change, and why.
+#[derive(Debug, Clone, Default)]
+pub struct PgActor {
+    pub actor: String,
+    pub reason: Option<String>,
+}
+
+/// A database error as the core's.
+pub(crate) fn db_error(e: tokio_postgres::Error) -> Error {
+    match e.as_db_error() {
+        Some(d) => Error::Database { what: d.message().to_string(), sqlstate: Some(d.code().code().to_string()) },
+        None => Error::Connection { what: e.to_string() },
+    }
+}
+
+/// The slot of a row whose columns from `at` are status, version, payload_type, payload_id, checksum, lease_until.
+fn snapshot_of(r: &Row, at: usize) -> SlotSnapshot {
+    let status: i16 = r.get(at);
+    SlotSnapshot {
+        status: SlotStatus::from_u8(status as u8).unwrap_or(SlotStatus::Empty),
+        version: r.get::<_, i32>(at + 1) as u32,
+        payload_type: r.get::<_, i16>(at + 2) as u8,
+        payload_id: r.get::<_, i64>(at + 3) as u64,
+        checksum: r.get::<_, i64>(at + 4) as u64,
+        lease_deadline_ms: r.get::<_, i64>(at + 5).max(0) as u64,
+    }
+}
+
+fn empty() -> SlotSnapshot {
+    SlotSnapshot { status: SlotStatus::Empty, version: 0, payload_type: 0, payload_id: 0, checksum: 0, lease_deadline_ms: 0 }
+}
+
+/// Opens one connection: session settings, then the statements.
+async fn open(url: &str) -> Result<Client> {
+    let (client, connection) = tokio_postgres::connect(url, NoTls).await.map_err(db_error)?;
+    tokio::spawn(async move {
+        // The connection ends when the client is dropped or the server goes
+        // away; a statement in flight then fails with a connection error.
+        let _ = connection.await;
+    });
+    client.batch_execute("SET plan_cache_mode = force_custom_plan; SET application_name = 'window-space'").await.map_err(db_error)?;
+    Ok(client)
+}
+
+async fn open_conn(url: &str) -> Result<Conn> {
+    let client = open(url).await?;
+    let st = sql::Statements::prepare(&client).await.map_err(db_error)?;
+    Ok(Conn { client, st })
+}
+
+fn refused(at: SlotAddr, refusal: SlotWriteError) -> Error {
+    Error::SlotWrite { at, refusal }
+}
+
+fn i32_of(v: u32, what: &str) -> Result<i32> {
+    i32::try_from(v).map_err(|_| Error::invalid(format!("{what} {v} is past what the PostgreSQL backend stores (2^31 - 1)")))
+}
+
+fn lease_i64(ms: u64) -> Result<i64> {
+    i64::try_from(ms).map_err(|_| Error::invalid(format!("leaseMs {ms} is too large")))
+}
+
+impl PgLedger {
+    /// Connects, migrates, and opens (or creates) the window space `config.space` with `space`'s schedule.
+    pub async fn connect(url: &str, space: WindowSpace, config: PgConfig) -> Result<Self> {
+        let given = Schedule::new(space)?;
+        if config.space.is_empty() || config.space.len() > 128 {
+            return Err(Error::invalid("space must be 1 to 128 characters"));
+        }
+        let n = config.connections.clamp(1, 64);
+        let mut admin = open(url).await?;
+        let found = schema::migrate(&mut admin).await?;
+        let text = given.to_json();
+        admin
+            .execute(
+                "INSERT INTO ws_spaces (name, schedule, window_count) VALUES ($1, $2, $3) ON CONFLICT (name) DO NOTHING",
+                &[&config.space, &text, &i32_of(given.window_count(), "window count")?],
+            )
+            .await
+            .map_err(db_error)?;
+        // The schedule is checked and rolled forward under the row's lock.
+        let tx = admin.transaction().await.map_err(db_error)?;
+        let row =
+            tx.query_one("SELECT id, schedule FROM ws_spaces WHERE name = $1 FOR UPDATE", &[&config.space]).await.map_err(db_error)?;
+        let space_id: i32 = row.get(0);
+        let stored_text: String = row.get(1);
+        let stored = Schedule::from_json(std::path::Path::new("ws_spaces.schedule"), &stored_text)?;
+        let (schedule, relation) = if stored_text == text {
+            (given, "same")
+        } else {
+            match stored.relation_to(&given)? {
+                ScheduleRelation::Same => (given, "same"),
+                ScheduleRelation::Behind => (stored, "behind"),
+                ScheduleRelation::RollsForward => {
+                    tx.execute(
+                        "UPDATE ws_spaces SET schedule = $2, window_count = $3 WHERE id = $1",
+                        &[&space_id, &text, &i32_of(given.window_count(), "window count")?],
+                    )
+                    .await
+                    .map_err(db_error)?;
+                    (given, "rolledForward")
+                }
+            }
+        };
+        tx.commit().await.map_err(db_error)?;
+        drop(admin);
+        let mut conns = Vec::with_capacity(n);
+        for _ in 0..n {
+            conns.push(RwLock::new(Some(Arc::new(open_conn(url).await?))));
+        }
+        let relation = if found == 0 && relation == "same" { "created" } else { relation };
+        Ok(Self {
+            url: url.to_string(),
+            space_id,
+            config,
+            conns,
+            next: AtomicUsize::new(0),
+            schedule: RwLock::new(schedule),
+            symbols: Mutex::new(SymbolCache::default()),
+            closed: AtomicBool::new(false),
+            listener: Mutex::new(None),
+            schedule_relation: relation,
+            schema_found: found,
+        })
+    }
+
+    /// The next connection (round robin); a lost one is opened again once.
+    async fn conn(&self) -> Result<Arc<Conn>> {
+        let poisoned = || Error::Internal { what: "connection lock poisoned".into() };
+        let i = self.next.fetch_add(1, Ordering::Relaxed) % self.conns.len();
+        let c = self.conns[i].read().map_err(|_| poisoned())?.clone().ok_or(Error::Closed)?;
+        if !c.client.is_closed() {
+            return Ok(c);
+        }
+        let fresh = Arc::new(open_conn(&self.url).await?);
+        let mut slot = self.conns[i].write().map_err(|_| poisoned())?;
+        if slot.is_none() {
+            return Err(Error::Closed);
+        }
+        *slot = Some(fresh.clone());
+        Ok(fresh)
+    }
+
+    /// Closes every connection; later calls fail with [`Error::Closed`]. Idempotent.
+    pub fn close(&self) {
+        self.closed.store(true, Ordering::Release);
+        for c in &self.conns {
+            if let Ok(mut slot) = c.write() {
+                // Statements in flight keep their connection until they end.
+                slot.take();
+            }
+        }
+        if let Some(l) = self.listener.lock().ok().and_then(|mut g| g.take()) {
+            if let Ok(mut c) = l.client.lock() {
+                c.take();
+            }
+        }
+    }
+
+    /// The schedule in force.
+    pub fn schedule(&self) -> Schedule {
+        self.schedule.read().map(|s| s.clone()).unwrap_or_else(|p| p.into_inner().clone())
+    }
+
+    /// The window space's name.
+    pub fn space_name(&self) -> &str {
+        &self.config.space
+    }
+
+    fn window_count(&self) -> u32 {
+        self.schedule.read().map(|s| s.window_count()).unwrap_or(0)
+    }
+
+    /// Checks a window index, re-reading the window count once (another
+    /// process may have rolled the schedule forward).
+    async fn check_window(&self, window: u32) -> Result<()> {
+        if window < self.window_count() {
+            return Ok(());
+        }
+        let c = self.conn().await?;
+        let row = c.client.query_one("SELECT schedule FROM ws_spaces WHERE id = $1", &[&self.space_id]).await.map_err(db_error)?;
+        let text: String = row.get(0);
+        let s = Schedule::from_json(std::path::Path::new("ws_spaces.schedule"), &text)?;
+        if s.window_count() > self.window_count() {
+            if let Ok(mut w) = self.schedule.write() {
+                *w = s;
+            }
+        }
+        self.schedule().check(window)
+    }
+
+    // ---- symbols ----------------------------------------------------------
+
+    /// A symbol's id, adding the symbol if it is new.
+    pub async fn resolve_symbol(&self, name: &str) -> Result<u32> {
+        validate_symbol(name)?;
+        if let Some(id) = self.cached_id(name) {
+            return Ok(id);
+        }
+        let c = self.conn().await?;
+        let name_s = name.to_string();
+        loop {
+            if let Some(r) = c.client.query_opt(&c.st.add_symbol, &[&self.space_id, &name_s]).await.map_err(db_error)? {
+                return Ok(self.remember(name, r.get::<_, i32>(0) as u32));
+            }
+            // Another engine added it: its row is committed once our insert
+            // returned, but maybe after our statement's snapshot.
+            if let Some(r) = c.client.query_opt(&c.st.symbol_id, &[&self.space_id, &name_s]).await.map_err(db_error)? {
+                return Ok(self.remember(name, r.get::<_, i32>(0) as u32));
+            }
+        }
+    }
+
+    /// A symbol's id, without adding it.
+    pub async fn symbol_id(&self, name: &str) -> Result<u32> {
+        if let Some(id) = self.cached_id(name) {
+            return Ok(id);
+        }
+        let c = self.conn().await?;
+        match c.client.query_opt(&c.st.symbol_id, &[&self.space_id, &name.to_string()]).await.map_err(db_error)? {
+            Some(r) => Ok(self.remember(name, r.get::<_, i32>(0) as u32)),
+            None => Err(Error::UnknownSymbol { symbol: name.to_string() }),
+        }
+    }
+
+    /// A symbol's name.
+    pub async fn symbol_name(&self, id: u32) -> Result<String> {
+        if let Some(n) = self.symbols.lock().ok().and_then(|s| s.by_id.get(&id).cloned()) {
+            return Ok(n);
+        }
+        let c = self.conn().await?;
+        let id_i = i32::try_from(id).map_err(|_| Error::UnknownSymbol { symbol: format!("id {id}") })?;
+        match c.client.query_opt(&c.st.symbol_name, &[&self.space_id, &id_i]).await.map_err(db_error)? {
+            Some(r) => {
+                let n: String = r.get(0);
+                self.remember(&n, id);
+                Ok(n)
+            }
+            None => Err(Error::UnknownSymbol { symbol: format!("id {id}") }),
+        }
+    }
+
+    /// Every symbol, by id.
+    pub async fn symbols(&self) -> Result<Vec<(u32, String)>> {
+        let c = self.conn().await?;
+        let rows =
+            c.client.query("SELECT id, name FROM ws_symbols WHERE space = $1 ORDER BY id", &[&self.space_id]).await.map_err(db_error)?;
+        Ok(rows.iter().map(|r| (r.get::<_, i32>(0) as u32, r.get::<_, String>(1))).collect())
+    }
+
+    fn cached_id(&self, name: &str) -> Option<u32> {
+        self.symbols.lock().ok().and_then(|s| s.by_name.get(name).copied())
+    }
+
+    fn remember(&self, name: &str, id: u32) -> u32 {
+        if let Ok(mut s) = self.symbols.lock() {
+            s.by_name.insert(name.to_string(), id);
+            s.by_id.insert(id, name.to_string());
+        }
+        id
+    }
+
+    /// Checks that a symbol id exists and a window is in range.
+    async fn check_addr(&self, at: SlotAddr) -> Result<()> {
+        self.symbol_name(at.symbol).await?;
+        self.check_window(at.window).await
+    }
+
+    fn key(&self, at: SlotAddr) -> Result<(i32, i32, i16, i32)> {
+        Ok((self.space_id, i32_of(at.symbol, "symbol id")?, at.kind.code() as i16, i32_of(at.window, "window index")?))
+    }
+
+    // ---- engine transitions ---------------------------------------------
+
+    /// Reads one slot (Empty when it has no row).
+    pub async fn get_slot(&self, at: SlotAddr) -> Result<SlotSnapshot> {
+        self.check_addr(at).await?;
+        self.read_slot(at).await
+    }
+
+    async fn read_slot(&self, at: SlotAddr) -> Result<SlotSnapshot> {
+        let (sp, sy, k, w) = self.key(at)?;
+        let c = self.conn().await?;
+        let r = c.client.query_opt(&c.st.get_slot, &[&sp, &sy, &k, &w]).await.map_err(db_error)?;
+        Ok(r.map(|r| snapshot_of(&r, 0)).unwrap_or_else(empty))
+    }
+
+    fn lease(&self, lease_ms: Option<u64>) -> Result<i64> {
+        lease_i64(lease_ms.unwrap_or(self.config.default_lease_ms))
+    }
+
+    /// Claims a slot: `Empty | Cleared → Pending`, or takes over an expired
+    /// lease. Refusals: busy, filled, retired.
+    pub async fn claim(&self, at: SlotAddr, lease_ms: Option<u64>) -> Result<PgClaim> {
+        self.check_addr(at).await?;
+        let lease = self.lease(lease_ms)?;
+        let (sp, sy, k, w) = self.key(at)?;
+        loop {
+            let c = self.conn().await?;
+            if let Some(r) = c.client.query_opt(&c.st.claim, &[&sp, &sy, &k, &w, &lease]).await.map_err(db_error)? {
+                return Ok(PgClaim { window: at.window, version: r.get::<_, i32>(0) as u32, lease_deadline_ms: r.get::<_, i64>(1) as u64 });
+            }
+            let current = self.read_slot(at).await?;
+            let refusal = match current.status {
+                SlotStatus::Filled => SlotWriteError::SlotFilled { current },
+                SlotStatus::Retired => SlotWriteError::SlotRetired { current },
+                SlotStatus::Pending => SlotWriteError::SlotBusy { current },
+                // Cleared (or gone) since the refusal: claimable now, try again.
+                SlotStatus::Empty | SlotStatus::Cleared => continue,
+            };
+            // A busy slot whose lease ran out between the two reads is
+            // reported busy with that deadline: the caller may try again.
+            return Err(refused(at, refusal));
+        }
+    }
+
+    /// The refusal of a transition that matched no row: the slot as read now.
+    async fn conflict(&self, at: SlotAddr, expected_version: u32) -> Error {
+        match self.read_slot(at).await {
+            Ok(current) => refused(at, SlotWriteError::VersionConflict { expected_version, current }),
+            Err(e) => e,
+        }
+    }
+
+    /// Extends a live claim's lease; returns the new deadline.
+    pub async fn renew(&self, at: SlotAddr, version: u32, lease_ms: Option<u64>) -> Result<u64> {
+        self.check_addr(at).await?;
+        let lease = self.lease(lease_ms)?;
+        let (sp, sy, k, w) = self.key(at)?;
+        let v = version as i32;
+        let c = self.conn().await?;
+        match c.client.query_opt(&c.st.renew, &[&sp, &sy, &k, &w, &v, &lease]).await.map_err(db_error)? {
+            Some(r) => Ok(r.get::<_, i64>(0) as u64),
+            None => Err(self.conflict(at, version).await),
+        }
+    }
+
+    /// Fills a slot: `Pending(version) → Filled(version + 1)`; returns the new version.
+    pub async fn fill(&self, f: PgFill) -> Result<u32> {
+        let at = f.at;
+        self.check_addr(at).await?;
+        let (sp, sy, k, w) = self.key(at)?;
+        let v = f.version as i32;
+        let pt = i16::from(f.payload_type);
+        let pid = i64::try_from(f.payload_id).map_err(|_| Error::invalid("payloadId too large"))?;
+        let ck = f.checksum as i64;
+        let store = at.kind.store().code() as i16;
+        let c = self.conn().await?;
+        if let Some(r) = c.client.query_opt(&c.st.fill, &[&sp, &sy, &k, &w, &v, &pt, &pid, &ck, &store]).await.map_err(db_error)? {
+            return Ok(r.get::<_, i32>(0) as u32);
+        }
+        let current = self.read_slot(at).await?;
+        if current.status == SlotStatus::Pending && current.version == f.version {
+            return Err(self.unknown_payload(at.kind.store(), f.payload_id).await);
+        }
+        Err(refused(at, SlotWriteError::VersionConflict { expected_version: f.version, current }))
+    }
+
+    async fn unknown_payload(&self, store: StoreKind, payload_id: u64) -> Error {
+        let length = match self.conn().await {
+            Ok(c) => c
+                .client
+                .query_one("SELECT count(*) FROM ws_payloads WHERE space = $1 AND store = $2", &[&self.space_id, &(store.code() as i16)])
+                .await
+                .map(|r| r.get::<_, i64>(0) as u64)
+                .unwrap_or(0),
+            Err(e) => return e,
+        };
+        Error::UnknownPayload { store: store.file_name(), payload_id, length }
+    }
+
+    /// The claim holder gives the slot back: `Pending(version) → Cleared(version + 1)`.
+    pub async fn clear(&self, at: SlotAddr, version: u32) -> Result<u32> {
+        self.check_addr(at).await?;
+        let (sp, sy, k, w) = self.key(at)?;
+        let v = version as i32;
+        let c = self.conn().await?;
+        match c.client.query_opt(&c.st.clear, &[&sp, &sy, &k, &w, &v]).await.map_err(db_error)? {
+            Some(r) => Ok(r.get::<_, i32>(0) as u32),
+            None => Err(self.conflict(at, version).await),
+        }
+    }
+
+    /// Claims up to `count` windows `>= start` of one symbol and kind,
+    /// skipping Filled, Retired and live Pending slots; in window order.
+    pub async fn claim_next_unfilled(
+        &self,
+        symbol: u32,
+        start: u32,
+        kind: SlotKind,
+        count: u32,
+        lease_ms: Option<u64>,
+    ) -> Result<Vec<PgClaim>> {
+        self.symbol_name(symbol).await?;
+        let end = self.window_count();
+        if start > end {
+            self.check_window(start).await?;
+        }
+        let lease = self.lease(lease_ms)?;
+        let (sp, sy, k) = (self.space_id, i32_of(symbol, "symbol id")?, kind.code() as i16);
+        let mut out: Vec<PgClaim> = Vec::new();
+        // Windows are scanned in chunks a little wider than what is still
+        // needed: the statement's candidate list then stays short however
+        // many windows the schedule has.
+        let mut lo = start;
+        while (out.len() as u32) < count && lo < end {
+            let need = count - out.len() as u32;
+            let hi = end.min(lo.saturating_add(need.saturating_mul(2).max(256)));
+            let c = self.conn().await?;
+            let rows = c
+                .client
+                .query(
+                    &c.st.claim_next,
+                    &[&sp, &sy, &k, &i32_of(lo, "window index")?, &i32_of(hi, "window index")?, &i64::from(need), &lease],
+                )
+                .await
+                .map_err(db_error)?;
+            let candidates: i64 = rows.first().map(|r| r.get(0)).unwrap_or(0);
+            for r in &rows {
+                if let Some(w) = r.get::<_, Option<i32>>(1) {
+                    out.push(PgClaim {
+                        window: w as u32,
+                        version: r.get::<_, i32>(2) as u32,
+                        lease_deadline_ms: r.get::<_, i64>(3) as u64,
+                    });
+                }
+            }
+            // Fewer candidates than needed: every claimable window of the
+            // chunk was tried (those lost went to other claimers). Else the
+            // chunk may hold more: look at it again.
+            if candidates < i64::from(need) {
+                lo = hi;
+            }
+        }
+        out.sort_by_key(|c| c.window);
+        Ok(out)
+    }
+
+    /// Fills many slots in one statement; each item succeeds (its new
+    /// version) or is refused on its own.
+    pub async fn fill_many(&self, items: &[PgFill]) -> Result<Vec<Result<u32>>> {
+        let mut cols = FillColumns::default();
+        for f in items {
+            self.check_addr(f.at).await?;
+            cols.0.push(i32_of(f.at.symbol, "symbol id")?);
+            cols.1.push(f.at.kind.code() as i16);
+            cols.2.push(i32_of(f.at.window, "window index")?);
+            cols.3.push(f.version as i32);
+            cols.4.push(i16::from(f.payload_type));
+            cols.5.push(i64::try_from(f.payload_id).map_err(|_| Error::invalid("payloadId too large"))?);
+            cols.6.push(f.checksum as i64);
+            cols.7.push(f.at.kind.store().code() as i16);
+        }
+        let c = self.conn().await?;
+        let rows = c
+            .client
+            .query(&c.st.fill_many, &[&self.space_id, &cols.0, &cols.1, &cols.2, &cols.3, &cols.4, &cols.5, &cols.6, &cols.7])
+            .await
+            .map_err(db_error)?;
+        let mut done: HashMap<(u32, u32, u32), Vec<u32>> = HashMap::new();
+        for r in &rows {
+            let key = (r.get::<_, i32>(0) as u32, r.get::<_, i16>(1) as u32, r.get::<_, i32>(2) as u32);
+            done.entry(key).or_default().push(r.get::<_, i32>(3) as u32);
+        }
+        let mut out = Vec::with_capacity(items.len());
+        for f in items {
+            let key = (f.at.symbol, f.at.kind.code(), f.at.window);
+            if let Some(v) = done.get_mut(&key).and_then(|vs| vs.pop()) {
+                out.push(Ok(v));
+                continue;
+            }
+            let current = self.read_slot(f.at).await?;
+            if current.status == SlotStatus::Pending && current.version == f.version {
+                return Err(self.unknown_payload(f.at.kind.store(), f.payload_id).await);
+            }
+            out.push(Err(refused(f.at, SlotWriteError::VersionConflict { expected_version: f.version, current })));
+        }
+        Ok(out)
+    }
+
+    /// The first window `>= start` whose slot is neither Filled nor Retired; `None` past the end.
+    pub async fn next_unfilled_window(&self, symbol: u32, start: u32, kind: SlotKind) -> Result<Option<u32>> {
+        self.symbol_name(symbol).await?;
+        let end = self.window_count();
+        if start >= end {
+            if start > end {
+                self.check_window(start).await?;
+            }
+            return Ok(None);
+        }
+        let c = self.conn().await?;
+        let r = c
+            .client
+            .query_one(&c.st.next_unfilled, &[&self.space_id, &i32_of(symbol, "symbol id")?, &(kind.code() as i16), &i64::from(start)])
+            .await
+            .map_err(db_error)?;
+        let gap: Option<i64> = r.get(0);
+        let done: i64 = r.get(1);
+        let first = gap.unwrap_or_else(|| i64::from(start) + done);
+        Ok(if first < i64::from(end) { Some(first as u32) } else { None })
+    }
+
+    /// The written slots of windows `windows` of one symbol, of `kinds`: (window, kind, slot).
+    pub async fn rows(&self, symbol: u32, windows: Range<u32>, kinds: &[SlotKind]) -> Result<Vec<(u32, SlotKind, SlotSnapshot)>> {
+        self.symbol_name(symbol).await?;
+        if windows.end > windows.start {
+            self.check_window(windows.end - 1).await?;
+        }
+        let ks: Vec<i16> = kinds.iter().map(|k| k.code() as i16).collect();
+        let c = self.conn().await?;
+        let rows = c
+            .client
+            .query(
+                &c.st.rows,
+                &[&self.space_id, &i32_of(symbol, "symbol id")?, &i32_of(windows.start, "window")?, &i32_of(windows.end, "window")?, &ks],
+            )
+            .await
+            .map_err(db_error)?;
+        rows.iter()
+            .map(|r| {
+                let k: i16 = r.get(1);
+                let kind = SlotKind::from_code(k as u32).ok_or_else(|| Error::Internal { what: format!("slot kind {k} in ws_slots") })?;
+                Ok((r.get::<_, i32>(0) as u32, kind, snapshot_of(r, 2)))
+            })
+            .collect()
+    }
+
+    /// Slot counts per kind, indexed by `SlotStatus as usize` (Empty: the
+    /// slots of every symbol and window that have no row).
+    pub async fn slot_metrics(&self) -> Result<Vec<(SlotKind, [u64; 5])>> {
+        let c = self.conn().await?;
+        let p: [&(dyn tokio_postgres::types::ToSql + Sync); 1] = [&self.space_id];
+        let (rows, syms) = tokio::try_join!(
+            c.client.query(&c.st.metrics, &p),
+            c.client.query_one("SELECT count(*) FROM ws_symbols WHERE space = $1", &p),
+        )
+        .map_err(db_error)?;
+        let total = syms.get::<_, i64>(0) as u64 * u64::from(self.window_count());
+        let mut out: Vec<(SlotKind, [u64; 5])> = SlotKind::ALL.iter().map(|&k| (k, [0u64; 5])).collect();
+        for r in &rows {
+            let (k, s, n): (i16, i16, i64) = (r.get(0), r.get(1), r.get(2));
+            if let Some(e) = out.iter_mut().find(|e| e.0.code() == k as u32) {
+                if (1..5).contains(&s) {
+                    e.1[s as usize] = n as u64;
+                }
+            }
+        }
+        for e in &mut out {
+            e.1[0] = total.saturating_sub(e.1[1..].iter().sum());
+        }
+        Ok(out)
+    }
+
+    // ---- payloads -------------------------------------------------------
+
+    /// Appends a payload record to `store`; returns its id (unique and increasing, not dense).
+    pub async fn append_payload(&self, store: StoreKind, p: &PayloadInput) -> Result<PayloadRecord> {
+        if p.slot_kind.store() != store {
+            return Err(Error::invalid(format!(
+                "slot kind {} records into {}, not {}",
+                p.slot_kind.name(),
+                p.slot_kind.store().name(),
+                store.name()
+            )));
+        }
+        self.check_addr(SlotAddr::new(p.symbol_id, p.window_idx, p.slot_kind)).await?;
+        let c = self.conn().await?;
+        let r = c
+            .client
+            .query_one(
+                &c.st.append,
+                &[
+                    &self.space_id,
+                    &(store.code() as i16),
+                    &i32_of(p.symbol_id, "symbol id")?,
+                    &i32_of(p.window_idx, "window index")?,
+                    &(p.slot_kind.code() as i16),
+                    &i16::from(p.payload_type),
+                    &p.uri,
+                    &(p.checksum as i64),
+                    &i64::try_from(p.size).map_err(|_| Error::invalid("size too large"))?,
+                ],
+            )
+            .await
+            .map_err(db_error)?;
+        Ok(PayloadRecord {
+            payload_id: r.get::<_, i64>(0) as u64,
+            symbol_id: p.symbol_id,
+            window_idx: p.window_idx,
+            slot_kind: p.slot_kind.code() as u8,
+            payload_type: p.payload_type,
+            checksum: p.checksum,
+            size: p.size,
+            created_at_ns: r.get::<_, i64>(1) as u64,
+            uri: p.uri.clone(),
+        })
+    }
+
+    /// A payload record by id.
+    pub async fn get_payload(&self, store: StoreKind, payload_id: u64) -> Result<PayloadRecord> {
+        let id = i64::try_from(payload_id).map_err(|_| Error::invalid("payloadId too large"))?;
+        let c = self.conn().await?;
+        match c.client.query_opt(&c.st.get_payload, &[&self.space_id, &(store.code() as i16), &id]).await.map_err(db_error)? {
+            Some(r) => Ok(PayloadRecord {
+                payload_id: r.get::<_, i64>(0) as u64,
+                symbol_id: r.get::<_, i32>(1) as u32,
+                window_idx: r.get::<_, i32>(2) as u32,
+                slot_kind: r.get::<_, i16>(3) as u8,
+                payload_type: r.get::<_, i16>(4) as u8,
+                uri: r.get(5),
+                checksum: r.get::<_, i64>(6) as u64,
+                size: r.get::<_, i64>(7) as u64,
+                created_at_ns: r.get::<_, i64>(8) as u64,
+            }),
+            None => Err(self.unknown_payload(store, payload_id).await),
+        }
+    }
+
+    // ---- admin ----------------------------------------------------------
+
+    /// Runs `body` in a transaction whose changes the change feed records with `who` and `action`.
+    async fn admin_tx(
+        &self,
+        who: &PgActor,
+        action: &str,
+        sql: &str,
+        params: &[&(dyn tokio_postgres::types::ToSql + Sync)],
+    ) -> Result<Vec<Row>> {
+        if self.closed.load(Ordering::Acquire) {
+            return Err(Error::Closed);
+        }
+        // A connection of its own: the settings are local to the transaction,
+        // and pipelined statements of other callers must not run inside it.
+        let mut client = open(&self.url).await?;
+        let tx = client.transaction().await.map_err(db_error)?;
+        tx.execute(
+            "SELECT set_config('ws.actor', $1, true), set_config('ws.action', $2, true), set_config('ws.reason', $3, true)",
+            &[&who.actor, &action.to_string(), &who.reason.clone().unwrap_or_default()],
+        )
+        .await
+        .map_err(db_error)?;
+        let rows = tx.query(sql, params).await.map_err(db_error)?;
+        tx.commit().await.map_err(db_error)?;
+        Ok(rows)
+    }
+
+    /// Admin: any status but Retired → Cleared (Empty and Cleared stay as they are).
+    pub async fn force_clear(&self, at: SlotAddr, who: &PgActor) -> Result<Transition> {
+        self.check_addr(at).await?;
+        let (sp, sy, k, w) = self.key(at)?;
+        let rows = self
+            .admin_tx(
+                who,
+                "forceClear",
+                "WITH old AS (SELECT status, version FROM ws_slots WHERE space = $1 AND symbol = $2 AND kind = $3 AND window_idx = $4 FOR UPDATE),
+                 upd AS (UPDATE ws_slots s SET status = 3, version = s.version + 1, lease_until = 0, payload_type = 0, payload_id = 0, checksum = 0
+                         FROM old WHERE s.space = $1 AND s.symbol = $2 AND s.kind = $3 AND s.window_idx = $4 AND old.status IN (1, 2)
+                         RETURNING s.version)
+                 SELECT old.status, old.version, (SELECT version FROM upd) FROM old",
+                &[&sp, &sy, &k, &w],
+            )
+            .await?;
+        self.admin_outcome(at, rows.first(), SlotStatus::Cleared)
+    }
+
+    /// Admin: any status → Retired (terminal).
+    pub async fn retire(&self, at: SlotAddr, who: &PgActor) -> Result<Transition> {
+        self.check_addr(at).await?;
+        let (sp, sy, k, w) = self.key(at)?;
+        loop {
+            let rows = self
+                .admin_tx(
+                    who,
+                    "retire",
+                    "WITH old AS (SELECT status, version FROM ws_slots WHERE space = $1 AND symbol = $2 AND kind = $3 AND window_idx = $4 FOR UPDATE),
+                     upd AS (UPDATE ws_slots s SET status = 4, version = s.version + 1, lease_until = 0, payload_type = 0, payload_id = 0, checksum = 0
+                             FROM old WHERE s.space = $1 AND s.symbol = $2 AND s.kind = $3 AND s.window_idx = $4 AND old.status <> 4
+                             RETURNING s.version),
+                     ins AS (INSERT INTO ws_slots (space, symbol, kind, window_idx, status, version)
+                             SELECT $1, $2, $3, $4, 4, 1 WHERE NOT EXISTS (SELECT 1 FROM old)
+                             ON CONFLICT DO NOTHING RETURNING version)
+                     SELECT old.status, old.version, (SELECT version FROM upd) FROM old
+                     UNION ALL SELECT 0::int2, 0, ins.version FROM ins",
+                    &[&sp, &sy, &k, &w],
+                )
+                .await?;
+            if rows.is_empty() {
+                // A claim created the row after our look: decide again.
+                continue;
+            }
+            return self.admin_outcome(at, rows.first(), SlotStatus::Retired);
+        }
+    }
+
+    fn admin_outcome(&self, at: SlotAddr, row: Option<&Row>, to: SlotStatus) -> Result<Transition> {
+        let Some(r) = row else {
+            // No row: Empty, which a force-clear leaves as it is.
+            return Ok(Transition { from: SlotStatus::Empty, to: SlotStatus::Empty, version: 0 });
+        };
+        let from = SlotStatus::from_u8(r.get::<_, i16>(0) as u8).unwrap_or(SlotStatus::Empty);
+        let old_version = r.get::<_, i32>(1) as u32;
+        match r.get::<_, Option<i32>>(2) {
+            Some(v) => Ok(Transition { from, to, version: v as u32 }),
+            None if from == SlotStatus::Retired && to == SlotStatus::Cleared => {
+                let current = SlotSnapshot { status: SlotStatus::Retired, version: old_version, ..empty() };
+                Err(refused(at, SlotWriteError::SlotRetired { current }))
+            }
+            None => Ok(Transition { from, to: from, version: old_version }),
+        }
+    }
+
+    /// Admin: force-clears windows `windows` (Pending and Filled slots; Retired skipped); returns how many changed.
+    pub async fn force_clear_range(&self, symbol: u32, windows: Range<u32>, kind: SlotKind, who: &PgActor) -> Result<u64> {
+        self.check_range(symbol, &windows).await?;
+        let rows = self
+            .admin_tx(
+                who,
+                "forceClearRange",
+                "UPDATE ws_slots SET status = 3, version = version + 1, lease_until = 0, payload_type = 0, payload_id = 0, checksum = 0
+                 WHERE space = $1 AND symbol = $2 AND kind = $3 AND window_idx >= $4 AND window_idx < $5 AND status IN (1, 2)
+                 RETURNING version",
+                &[&self.space_id, &i32_of(symbol, "symbol id")?, &(kind.code() as i16), &(windows.start as i32), &(windows.end as i32)],
+            )
+            .await?;
+        Ok(rows.len() as u64)
+    }
+
+    /// Admin: retires windows `windows`; returns how many changed.
+    pub async fn retire_range(&self, symbol: u32, windows: Range<u32>, kind: SlotKind, who: &PgActor) -> Result<u64> {
+        self.check_range(symbol, &windows).await?;
+        let rows = self
+            .admin_tx(
+                who,
+                "retireRange",
+                "INSERT INTO ws_slots AS s (space, symbol, kind, window_idx, status, version)
+                 SELECT $1, $2, $3, w, 4, 1 FROM generate_series($4::int4, $5::int4 - 1) AS g(w)
+                 ON CONFLICT (space, symbol, kind, window_idx) DO UPDATE
+                 SET status = 4, version = s.version + 1, lease_until = 0, payload_type = 0, payload_id = 0, checksum = 0
+                 WHERE s.status <> 4
+                 RETURNING version",
+                &[&self.space_id, &i32_of(symbol, "symbol id")?, &(kind.code() as i16), &(windows.start as i32), &(windows.end as i32)],
+            )
+            .await?;
+        Ok(rows.len() as u64)
+    }
+
+    async fn check_range(&self, symbol: u32, windows: &Range<u32>) -> Result<()> {
+        if windows.start > windows.end {
+            return Err(Error::invalid(format!("window range {}..{} is reversed", windows.start, windows.end)));
+        }
+        self.symbol_name(symbol).await?;
+        if windows.end > windows.start {
+            self.check_window(windows.end - 1).await?;
+        }
+        Ok(())
+    }
+
+    // ---- change feed ----------------------------------------------------
+
+    /// Up to `limit` changes after `after` (see `changes.rs` for why none is ever skipped).
+    pub async fn changes(&self, after: Cursor, limit: u32) -> Result<Vec<Change>> {
+        let c = self.conn().await?;
+        changes::read(&c, self.space_id, after, i64::from(limit.max(1))).await
+    }
+
+    /// The position after the newest change that is final now: a watch from
+    /// here sees only what happens later.
+    pub async fn changes_head(&self) -> Result<Cursor> {
+        let c = self.conn().await?;
+        let r = c
+            .client
+            .query_one(
+                "SELECT coalesce(max(ord)::text, '0'), coalesce(max(id), 0) FROM ws_changes
+                 WHERE space = $1 AND ord < pg_snapshot_xmin(pg_current_snapshot())
+                   AND ord = (SELECT max(ord) FROM ws_changes WHERE space = $1 AND ord < pg_snapshot_xmin(pg_current_snapshot()))",
+                &[&self.space_id],
+            )
+            .await
+            .map_err(db_error)?;
+        let ord: String = r.get(0);
+        Ok(Cursor { ord: ord.parse().unwrap_or(0), id: r.get(1) })
+    }
+
+    /// Waits until a notification on `ws_changes` arrives after the
+    /// notification count `after` (returned by an earlier call), or
+    /// `timeout_ms` passes: the polling backstop, for a notification that
+    /// came before its changes were final, and for servers or proxies
+    /// without LISTEN. Returns the notification count.
+    pub async fn wait_change(&self, after: u64, timeout_ms: u64) -> Result<u64> {
+        use std::time::Duration;
+        if self.closed.load(Ordering::Acquire) {
+            return Err(Error::Closed);
+        }
+        let Some(l) = self.listener().await else {
+            tokio::time::sleep(Duration::from_millis(timeout_ms)).await;
+            return Ok(after);
+        };
+        let notified = l.notify.notified();
+        let seen = l.seq.load(Ordering::Acquire);
+        if seen != after {
+            return Ok(seen);
+        }
+        let _ = tokio::time::timeout(Duration::from_millis(timeout_ms), notified).await;
+        Ok(l.seq.load(Ordering::Acquire))
+    }
+
+    /// The LISTEN connection, opened on first use and again after it was lost;
+    /// `None` where LISTEN fails.
+    async fn listener(&self) -> Option<Arc<Listener>> {
+        if let Some(l) = self.listener.lock().ok().and_then(|g| g.clone()) {
+            if l.alive.load(Ordering::Acquire) {
+                return Some(l);
+            }
+        }
+        let (client, mut connection) = tokio_postgres::connect(&self.url, NoTls).await.ok()?;
+        let state = Arc::new(ListenerState { seq: AtomicU64::new(1), notify: tokio::sync::Notify::new(), alive: AtomicBool::new(true) });
+        // The task holds the state only: dropping the `Listener` (its client)
+        // ends the connection, and with it the task.
+        let l2 = state.clone();
+        // Drives the connection: statements' replies and notifications.
+        tokio::spawn(async move {
+            loop {
+                match std::future::poll_fn(|cx| connection.poll_message(cx)).await {
+                    Some(Ok(tokio_postgres::AsyncMessage::Notification(_))) => {
+                        l2.seq.fetch_add(1, Ordering::AcqRel);
+                        l2.notify.notify_waiters();
+                    }
+                    Some(Ok(_)) => {}
+                    Some(Err(_)) | None => break,
+                }
+            }
+            l2.alive.store(false, Ordering::Release);
+            l2.notify.notify_waiters();
+        });
+        if client.batch_execute("LISTEN ws_changes").await.is_err() {
+            return None;
+        }
+        let l = Arc::new(Listener { state, client: Mutex::new(Some(client)) });
+        if let Ok(mut g) = self.listener.lock() {
+            *g = Some(l.clone());
+        }
+        Some(l)
+    }
+}
+
+/// The LISTEN connection of a ledger.
+struct Listener {
+    state: Arc<ListenerState>,
+    /// Dropping the client ends the connection (and its task).
+    client: Mutex<Option<Client>>,
+}
+
+impl std::ops::Deref for Listener {
+    type Target = ListenerState;
+
+    fn deref(&self) -> &ListenerState {
+        &self.state
+    }
+}
+
+/// What the LISTEN connection's task shares: the count of notifications it got.
+struct ListenerState {
+    seq: AtomicU64,
+    notify: tokio::sync::Notify,
+    alive: AtomicBool,
+}

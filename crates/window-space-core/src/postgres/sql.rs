@@ -1,0 +1,172 @@
+//! The statements of the PostgreSQL backend, prepared once per connection.
+//!
+//! Status codes are the vocabulary's (`SlotStatus`: 1 Pending, 2 Filled,
+//! 3 Cleared, 4 Retired; no row is Empty). Every transition is one
+//! statement whose `WHERE` is the compare of a compare-and-swap: the row
+//! lock PostgreSQL takes for the update serialises writers of one slot, and
+//! the condition is re-checked on the newest row version after a wait, so
+//! exactly one of several concurrent claims of a claimable slot returns a
+//! row. `version` is the fencing token: a fill, clear or renewal names the
+//! version its claim returned and matches only while the slot is still
+//! Pending at that version. Lease deadlines are milliseconds on the
+//! database's clock (`ws_now_ms()`, the transaction's `now()`), never the
+//! client's.
+
+use tokio_postgres::{Client, Statement};
+
+/// Claim: insert Pending(1), or take over a Cleared slot or an expired lease.
+/// `$1` space, `$2` symbol, `$3` kind, `$4` window, `$5` lease ms.
+const CLAIM: &str = "INSERT INTO ws_slots AS s (space, symbol, kind, window_idx, status, version, lease_until)
+VALUES ($1, $2, $3, $4, 1, 1, ws_now_ms() + $5)
+ON CONFLICT (space, symbol, kind, window_idx) DO UPDATE
+SET status = 1, version = s.version + 1, lease_until = excluded.lease_until, payload_type = 0, payload_id = 0, checksum = 0
+WHERE s.status = 3 OR (s.status = 1 AND s.lease_until <= ws_now_ms())
+RETURNING version, lease_until";
+
+/// Renewal: a new deadline for the claim at version `$5`; the version stays.
+const RENEW: &str = "UPDATE ws_slots SET lease_until = ws_now_ms() + $6
+WHERE space = $1 AND symbol = $2 AND kind = $3 AND window_idx = $4 AND status = 1 AND version = $5
+RETURNING lease_until";
+
+/// Fill: Pending(`$5`) → Filled(`$5` + 1), only with a payload record of
+/// the kind's store (`$9`) that exists.
+const FILL: &str =
+    "UPDATE ws_slots SET status = 2, version = version + 1, payload_type = $6, payload_id = $7, checksum = $8, lease_until = 0
+WHERE space = $1 AND symbol = $2 AND kind = $3 AND window_idx = $4 AND status = 1 AND version = $5
+  AND EXISTS (SELECT 1 FROM ws_payloads p WHERE p.space = $1 AND p.store = $9 AND p.id = $7)
+RETURNING version";
+
+/// Clear by the claim holder: Pending(`$5`) → Cleared(`$5` + 1).
+const CLEAR: &str = "UPDATE ws_slots SET status = 3, version = version + 1, lease_until = 0, payload_type = 0, payload_id = 0, checksum = 0
+WHERE space = $1 AND symbol = $2 AND kind = $3 AND window_idx = $4 AND status = 1 AND version = $5
+RETURNING version";
+
+/// One slot (no row: Empty).
+const GET_SLOT: &str = "SELECT status, version, payload_type, payload_id, checksum, lease_until FROM ws_slots
+WHERE space = $1 AND symbol = $2 AND kind = $3 AND window_idx = $4";
+
+/// The written slots of windows `$3 ..< $4` of one symbol, of kinds `$5`.
+const ROWS: &str = "SELECT window_idx, kind, status, version, payload_type, payload_id, checksum, lease_until FROM ws_slots
+WHERE space = $1 AND symbol = $2 AND kind = ANY($5::int2[]) AND window_idx >= $3 AND window_idx < $4";
+
+/// Claims up to `$6` claimable windows in `$4 ..< $5`, in one statement.
+/// Returns the number of candidates (`n`) on every row, and one row per win
+/// (a row of nulls when nothing was won).
+const CLAIM_NEXT: &str = "WITH cand AS MATERIALIZED (
+    SELECT g.w FROM generate_series($4::int4, $5::int4 - 1) AS g(w)
+    WHERE NOT EXISTS (SELECT 1 FROM ws_slots x WHERE x.space = $1 AND x.symbol = $2 AND x.kind = $3 AND x.window_idx = g.w
+        AND (x.status IN (2, 4) OR (x.status = 1 AND x.lease_until > ws_now_ms())))
+    ORDER BY g.w LIMIT $6),
+ins AS (
+    INSERT INTO ws_slots AS s (space, symbol, kind, window_idx, status, version, lease_until)
+    SELECT $1, $2, $3, w, 1, 1, ws_now_ms() + $7 FROM cand
+    ON CONFLICT (space, symbol, kind, window_idx) DO UPDATE
+    SET status = 1, version = s.version + 1, lease_until = excluded.lease_until, payload_type = 0, payload_id = 0, checksum = 0
+    WHERE s.status = 3 OR (s.status = 1 AND s.lease_until <= ws_now_ms())
+    RETURNING window_idx, version, lease_until)
+SELECT k.n, ins.window_idx, ins.version, ins.lease_until FROM (SELECT count(*) AS n FROM cand) k LEFT JOIN ins ON true";
+
+/// Fills many slots in one statement (arrays of one element per item).
+const FILL_MANY: &str = "UPDATE ws_slots s SET status = 2, version = s.version + 1, payload_type = u.pt, payload_id = u.pid, checksum = u.ck, lease_until = 0
+FROM unnest($2::int4[], $3::int2[], $4::int4[], $5::int4[], $6::int2[], $7::int8[], $8::int8[], $9::int2[]) AS u(symbol, kind, w, v, pt, pid, ck, store)
+WHERE s.space = $1 AND s.symbol = u.symbol AND s.kind = u.kind AND s.window_idx = u.w AND s.status = 1 AND s.version = u.v
+  AND EXISTS (SELECT 1 FROM ws_payloads p WHERE p.space = $1 AND p.store = u.store AND p.id = u.pid)
+RETURNING s.symbol, s.kind, s.window_idx, s.version";
+
+/// The first window `>= $4` of a symbol and kind that is neither Filled nor
+/// Retired: the done windows from `$4` in order, and where they first skip one.
+const NEXT_UNFILLED: &str = "SELECT min(expected) FILTER (WHERE window_idx <> expected), count(*) FROM (
+    SELECT window_idx, ($4::int8 + row_number() OVER (ORDER BY window_idx) - 1) AS expected FROM ws_slots
+    WHERE space = $1 AND symbol = $2 AND kind = $3 AND window_idx >= $4 AND status IN (2, 4)) d";
+
+/// Counts of written slots by kind and status.
+const METRICS: &str = "SELECT kind, status, count(*) FROM ws_slots WHERE space = $1 GROUP BY kind, status";
+
+/// Appends a payload record; its id comes from `ws_payload_ids`.
+const APPEND: &str = "INSERT INTO ws_payloads (space, store, symbol, window_idx, kind, payload_type, uri, checksum, size, created_at_ns)
+VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, (floor(extract(epoch FROM clock_timestamp()) * 1000000) * 1000)::bigint)
+RETURNING id, created_at_ns";
+
+/// One payload record.
+const GET_PAYLOAD: &str = "SELECT id, symbol, window_idx, kind, payload_type, uri, checksum, size, created_at_ns FROM ws_payloads
+WHERE space = $1 AND store = $2 AND id = $3";
+
+/// Adds a symbol (nothing when it exists).
+const ADD_SYMBOL: &str = "INSERT INTO ws_symbols (space, name) VALUES ($1, $2) ON CONFLICT (space, name) DO NOTHING RETURNING id";
+
+/// A symbol's id by name.
+const SYMBOL_ID: &str = "SELECT id FROM ws_symbols WHERE space = $1 AND name = $2";
+
+/// A symbol's name by id.
+const SYMBOL_NAME: &str = "SELECT name FROM ws_symbols WHERE space = $1 AND id = $2";
+
+/// Changes after the cursor (`$2` order key as text, `$3` id) that no
+/// running transaction can still precede (`changes.rs`), up to `$4`.
+const CHANGES: &str = "SELECT ord::text, id, symbol, kind, window_idx, status, version, payload_type, payload_id, checksum, lease_until, actor, action, reason, at_ms
+FROM ws_changes
+WHERE space = $1 AND (ord, id) > ($2::text::xid8, $3::int8) AND ord < pg_snapshot_xmin(pg_current_snapshot())
+ORDER BY ord, id LIMIT $4";
+
+/// The statements of one connection.
+pub struct Statements {
+    pub claim: Statement,
+    pub renew: Statement,
+    pub fill: Statement,
+    pub clear: Statement,
+    pub get_slot: Statement,
+    pub rows: Statement,
+    pub claim_next: Statement,
+    pub fill_many: Statement,
+    pub next_unfilled: Statement,
+    pub metrics: Statement,
+    pub append: Statement,
+    pub get_payload: Statement,
+    pub add_symbol: Statement,
+    pub symbol_id: Statement,
+    pub symbol_name: Statement,
+    pub changes: Statement,
+}
+
+impl Statements {
+    /// Prepares every statement on `client` (pipelined: one round trip each, all in flight together).
+    pub async fn prepare(client: &Client) -> Result<Self, tokio_postgres::Error> {
+        let (claim, renew, fill, clear, get_slot, rows, claim_next, fill_many) = tokio::try_join!(
+            client.prepare(CLAIM),
+            client.prepare(RENEW),
+            client.prepare(FILL),
+            client.prepare(CLEAR),
+            client.prepare(GET_SLOT),
+            client.prepare(ROWS),
+            client.prepare(CLAIM_NEXT),
+            client.prepare(FILL_MANY),
+        )?;
+        let (next_unfilled, metrics, append, get_payload, add_symbol, symbol_id, symbol_name, changes) = tokio::try_join!(
+            client.prepare(NEXT_UNFILLED),
+            client.prepare(METRICS),
+            client.prepare(APPEND),
+            client.prepare(GET_PAYLOAD),
+            client.prepare(ADD_SYMBOL),
+            client.prepare(SYMBOL_ID),
+            client.prepare(SYMBOL_NAME),
+            client.prepare(CHANGES),
+        )?;
+        Ok(Self {
+            claim,
+            renew,
+            fill,
+            clear,
+            get_slot,
+            rows,
+            claim_next,
+            fill_many,
+            next_unfilled,
+            metrics,
+            append,
+            get_payload,
+            add_symbol,
+            symbol_id,
+            symbol_name,
+            changes,
+        })
+    }
+}
