@@ -104,6 +104,8 @@ async function engine(host: Host, space: string): Promise<Engine> {
   const url = `postgresql://postgres@${host.rootAddr}:${new URL(server!.url).port}/postgres`
   const [cmd, ...args] = host.argv([process.execPath, FIXTURE, JSON.stringify({ url, space, windowCount: WINDOWS, host: host.name })])
   const child = spawn(cmd!, args, { stdio: ['pipe', 'pipe', 'inherit'] })
+  // A write to an engine this test killed fails; its answers tell.
+  child.stdin.on('error', () => undefined)
   const lines = createInterface({ input: child.stdout })[Symbol.asyncIterator]()
   const next = async () => {
     const r = await lines.next()
@@ -125,9 +127,14 @@ async function engine(host: Host, space: string): Promise<Engine> {
   return e
 }
 
-/** A new window space, watched by a new observer ledger; the engines of earlier tests are gone, and so are their connections. */
+/**
+ * A new window space, read by a new observer ledger; the engines of earlier
+ * tests are gone, and so are their connections.
+ */
 async function newSpace(prefix: string): Promise<string> {
   for (const e of engines.splice(0)) e.child.kill('SIGKILL')
+  // Links are up again even after a test that failed while one was cut.
+  for (const h of hosts) h.restore()
   for (const h of hosts) await until(`no connections from ${h.name}`, async () => (await backendsOf(h)).all === 0)
   const space = `${prefix}-${process.pid}-${Date.now()}-${++spaces}`
   await observer?.close()
