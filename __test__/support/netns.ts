@@ -38,8 +38,17 @@ function ip(args: readonly string[]): void {
 }
 
 const tag = `${process.pid.toString(36)}${Math.floor(Math.random() * 36 * 36).toString(36)}`.slice(-6)
-// 10.231.<run>.0/24, cut into /30s: one per host.
-const runOctet = (process.pid + Math.floor(Math.random() * 256)) % 256
+/** 10.231.<run>.0/24, cut into /30s, one per host: <run> is one no address here is in yet. */
+function freeOctet(): number {
+  const used = spawnSync('ip', ['-o', '-4', 'addr', 'show'], { encoding: 'utf8' }).stdout ?? ''
+  const start = Math.floor(Math.random() * 256)
+  for (let i = 0; i < 256; i++) {
+    const o = (start + i) % 256
+    if (!used.includes(`10.231.${o}.`)) return o
+  }
+  throw new Error('every 10.231.x.0/24 is in use')
+}
+let runOctet: number | undefined
 const made: { netns: string; rootIf: string }[] = []
 
 /**
@@ -67,6 +76,7 @@ export function makeHost(name: string, index: number): Host {
   const netns = `ws-${name}-${tag}`
   const rootIf = `wsr${index}${tag}`
   const hostIf = `wsh${index}${tag}`
+  runOctet ??= freeOctet()
   const base = `10.231.${runOctet}.`
   const rootAddr = `${base}${index * 4 + 1}`
   const addr = `${base}${index * 4 + 2}`
