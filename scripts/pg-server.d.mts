@@ -11,5 +11,9 @@ export interface PgServer {
   stop(): void
 }
 
-/** Starts a server in a new temporary directory. */
-export function startPgServer(options?: { port?: number; settings?: string[] }): Promise<PgServer>
+/**
+ * Starts a server in a new temporary directory. `listen`: TCP addresses to
+ * listen on as well as the socket; `trust`: client networks (CIDR) allowed
+ * in over TCP without a password.
+ */
+export function startPgServer(options?: { port?: number; settings?: string[]; listen?: string[]; trust?: string[] }): Promise<PgServer>

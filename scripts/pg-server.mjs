@@ -6,10 +6,13 @@
 //
 //   const server = await startPgServer()   // { url, dir, stop() }
 //
+// `listen: ['10.0.0.1', …]` also listens on those TCP addresses and trusts
+// clients from `trust: ['10.0.0.0/30', …]` (pg_hba lines added).
+//
 // Binaries: WS_PG_BINDIR, else the directory of `initdb` on PATH, else
 // /usr/local/bin, else Debian's /usr/lib/postgresql/<newest>/bin.
 import { spawnSync } from 'node:child_process'
-import { chownSync, existsSync, mkdtempSync, readdirSync, rmSync } from 'node:fs'
+import { appendFileSync, chownSync, existsSync, mkdtempSync, readdirSync, rmSync } from 'node:fs'
 import { tmpdir } from 'node:os'
 import { join } from 'node:path'
 
@@ -48,7 +51,9 @@ export async function startPgServer(options = {}) {
   const data = join(dir, 'data')
   const port = options.port ?? 5432
   run(join(bin, 'initdb'), ['-D', data, '-A', 'trust', '-U', 'postgres', '--no-sync', '-E', 'UTF8'], user)
-  const settings = [`-k ${dir}`, `-p ${port}`, "-c listen_addresses=''", '-c max_connections=200', ...(options.settings ?? []).map((s) => `-c ${s}`)]
+  for (const net of options.trust ?? []) appendFileSync(join(data, 'pg_hba.conf'), `host all all ${net} trust\n`)
+  const listen = (options.listen ?? []).join(',')
+  const settings = [`-k ${dir}`, `-p ${port}`, `-c listen_addresses='${listen}'`, '-c max_connections=200', ...(options.settings ?? []).map((s) => `-c ${s}`)]
   run(join(bin, 'pg_ctl'), ['-D', data, '-l', join(dir, 'server.log'), '-w', '-t', '60', '-o', settings.join(' '), 'start'], user)
   const url = `postgresql://postgres@${encodeURIComponent(dir)}:${port}/postgres`
   let stopped = false
