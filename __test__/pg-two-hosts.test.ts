@@ -13,8 +13,8 @@
  *   transactions loses nothing it had acknowledged; the fills it never saw
  *   acknowledged leave its claims to be taken over after the lease.
  * - A connection lost under a fill in flight surfaces as a typed error:
- *   DatabaseError (SQLSTATE 57P01) when the server ends the session,
- *   ConnectionError when the TCP connection is reset; nothing of the call
+ *   ConnectionError, with SQLSTATE 57P01 when the server ends the session
+ *   and none when the TCP connection is reset; nothing of the call
  *   was written, and the same fill tried again lands once.
  *
  * Every slot ends Filled exactly once (one Filled change in the feed).
@@ -305,7 +305,7 @@ describe.skipIf(probe !== null)('engines on two hosts (network namespaces) shari
     expect([...(await fillsPerWindow(space)).entries()].sort((x, y) => x[0] - y[0])).toEqual(windows.map((w) => [w, 1]))
   })
 
-  it('a connection the server ends under a fill in flight surfaces as DatabaseError (admin shutdown); the same fill tried again lands once', async () => {
+  it('a connection the server ends under a fill in flight surfaces as ConnectionError (admin shutdown); the same fill tried again lands once', async () => {
     const space = await newSpace('ended')
     const [hostA] = hosts as [Host, Host]
     const a = await engine(hostA, space)
@@ -317,7 +317,7 @@ describe.skipIf(probe !== null)('engines on two hosts (network namespaces) shari
     // The server ends every session of hostA: the session's last words are
     // an error (57P01, admin shutdown), then the connection closes.
     await raw!.query('SELECT pg_terminate_backend(pid) FROM pg_stat_activity WHERE client_addr = $1::inet', [hostA.addr])
-    expect(await a.next()).toEqual({ failed: [0, 'ERR_DATABASE', 'DatabaseError', '57P01'] })
+    expect(await a.next()).toEqual({ failed: [0, 'ERR_CONNECTION', 'ConnectionError', '57P01'] })
     expect(await a.next()).toEqual({ done: true })
     await locks.release()
     // Nothing was written by the dropped call.

@@ -172,8 +172,9 @@ export class JournalGapError extends define('JournalGapError', 'ERR_JOURNAL_GAP'
 /** `waitFor` ran out of time before every slot was Filled. */
 export class WaitTimeoutError extends define('WaitTimeoutError', 'ERR_WAIT_TIMEOUT') {}
 /**
- * The PostgreSQL backend could not reach the database, or lost its
- * connection (`details.what`). Whether a statement in flight took effect is
+ * The PostgreSQL backend could not reach the database, lost its
+ * connection, or the server ended the session (`details.what`;
+ * `details.sqlstate` when the server said why). Whether a statement in flight took effect is
  * unknown: read the slot before acting again (a claim's `version` fences a
  * retried fill).
  */

@@ -115,8 +115,10 @@ pub enum Error {
     Internal { what: String },
     /// The database (PostgreSQL backend) could not be reached, or the
     /// connection was lost: whether an unanswered statement took effect is
-    /// unknown, as after any lost connection.
-    Connection { what: String },
+    /// unknown, as after any lost connection. `sqlstate` when the server
+    /// said why before it closed the session (class 08, or 57P01..57P03:
+    /// shut down, crashed, not accepting connections yet).
+    Connection { what: String, sqlstate: Option<String> },
     /// The database refused a statement (its SQLSTATE, when it sent one).
     Database { what: String, sqlstate: Option<String> },
 }
@@ -193,9 +195,8 @@ impl Error {
             | Self::InvalidSchedule { what }
             | Self::InvalidArgument { what }
             | Self::Unsupported { what }
-            | Self::Internal { what }
-            | Self::Connection { what } => json!({ "what": what }),
-            Self::Database { what, sqlstate } => json!({ "what": what, "sqlstate": sqlstate }),
+            | Self::Internal { what } => json!({ "what": what }),
+            Self::Connection { what, sqlstate } | Self::Database { what, sqlstate } => json!({ "what": what, "sqlstate": sqlstate }),
             Self::InvalidSymbol { symbol, why } => json!({ "symbol": symbol, "why": why }),
             Self::UnknownSymbol { symbol } => json!({ "symbol": symbol }),
             Self::WindowOutOfRange { window_idx, window_count } => json!({ "windowIdx": window_idx, "windowCount": window_count }),
@@ -332,7 +333,7 @@ impl fmt::Display for Error {
                 write!(f, "{} is not a window-space state directory (it has no schedule.json)", path.display())
             }
             Self::Internal { what } => write!(f, "internal error (a bug in window-space; please report it): {what}"),
-            Self::Connection { what } => write!(f, "database connection failed: {what}"),
+            Self::Connection { what, .. } => write!(f, "database connection failed: {what}"),
             Self::Database { what, sqlstate: Some(state) } => write!(f, "the database refused a statement (SQLSTATE {state}): {what}"),
             Self::Database { what, sqlstate: None } => write!(f, "the database refused a statement: {what}"),
         }

@@ -15,8 +15,8 @@
 //! with their actor and reason in the change feed (`changes.rs`), which is
 //! also the audit trail. Refusals are the core's [`Error::SlotWrite`] with
 //! the slot as a read right after the refusal saw it; a lost or refused
-//! connection is [`Error::Connection`], any other database error
-//! [`Error::Database`].
+//! connection, or a session the server ended, is [`Error::Connection`], any
+//! other database error [`Error::Database`].
 //!
 //! Every method is `async` and needs a Tokio runtime with I/O and time
 //! drivers (the binding's).
@@ -115,9 +115,20 @@ pub struct PgActor {
 /// A database error as the core's.
 pub(crate) fn db_error(e: tokio_postgres::Error) -> Error {
     match e.as_db_error() {
+        // The server's last words before it closes the session: a lost
+        // connection all the same (the session and its transaction are gone).
+        Some(d) if is_session_ended(d.code().code()) => {
+            Error::Connection { what: d.message().to_string(), sqlstate: Some(d.code().code().to_string()) }
+        }
         Some(d) => Error::Database { what: d.message().to_string(), sqlstate: Some(d.code().code().to_string()) },
-        None => Error::Connection { what: e.to_string() },
+        None => Error::Connection { what: e.to_string(), sqlstate: None },
     }
+}
+
+/// SQLSTATEs with which the server ends a session: connection exceptions
+/// (class 08), and administrator shutdown, crash shutdown, cannot connect now.
+fn is_session_ended(sqlstate: &str) -> bool {
+    sqlstate.starts_with("08") || matches!(sqlstate, "57P01" | "57P02" | "57P03")
 }
 
 /// The slot of a row whose columns from `at` are status, version, payload_type, payload_id, checksum, lease_until.
@@ -970,4 +981,19 @@ struct ListenerState {
     seq: AtomicU64,
     notify: tokio::sync::Notify,
     alive: AtomicBool,
+}
+
+#[cfg(test)]
+mod tests {
+    use super::is_session_ended;
+
+    #[test]
+    fn the_sqlstates_of_an_ended_session_are_lost_connections_and_others_are_not() {
+        for code in ["08000", "08003", "08006", "57P01", "57P02", "57P03"] {
+            assert!(is_session_ended(code), "{code}");
+        }
+        for code in ["23505", "40001", "40P01", "57014", "42P01", "XX000"] {
+            assert!(!is_session_ended(code), "{code}");
+        }
+    }
 }
