@@ -142,6 +142,12 @@ describe('looking at a window space by connection string', () => {
     const s = ws('inspect', url, '--space', space)
     expect(s.status).toBe(2)
     expect(s.stderr).toContain('--schedule FILE is required')
+    const b = ws('inspect', url, ...at(), '--by-symbol')
+    expect(b.status).toBe(2)
+    expect(b.stderr).toContain('--by-symbol works on a state directory only')
+    const d = ws('inspect', work, '--space', space)
+    expect(d.status).toBe(2)
+    expect(d.stderr).toContain('--space names a window space in a database')
   })
 })
 

@@ -36,6 +36,13 @@ export function refuseConnectionString(command: string): never {
   throw new UsageError(`${command} works on a state directory only; with a postgres:// connection string use ${PG_COMMANDS.join(', ')}`)
 }
 
+/** Refuses `--space` and `--schedule` with a directory: they name a window space in a database. */
+export function refuseDatabaseOptions(o: Opts): void {
+  for (const k of ['space', 'schedule'] as const) {
+    if (o[k] !== undefined) throw new UsageError(`--${k} names a window space in a database: give a postgres:// connection string in place of the directory`)
+  }
+}
+
 /** The schedule of `--schedule`: a file, or JSON text, of the schedule alone or of a state directory's `schedule.json`. */
 function scheduleArg(v: string | boolean | undefined): WindowSpace {
   if (typeof v !== 'string') throw new UsageError('--schedule FILE is required with a connection string (the schedule engines connect with, or a state directory\'s schedule.json)')
@@ -90,6 +97,7 @@ async function symbolsArg(l: PostgresLedger, spec: string | undefined, space: st
 const spaceOf = (o: Opts) => (typeof o.space === 'string' ? o.space : 'default')
 
 export async function pgInspect(url: string, o: Opts): Promise<void> {
+  if (o.bySymbol) throw new UsageError('--by-symbol works on a state directory only')
   await withLedger(url, o, async (l) => {
     const symbols = (await l.symbols()).map((s) => s.name)
     const slots = (await l.slotMetrics()).map((m) => ({ ledger: m.ledger, slot: m.slot, ...m.counts }))

@@ -17,7 +17,7 @@ import { gcCommand } from './gc'
 import { exportRows, grid, inspect, metricsCommand, serveMetrics } from './look'
 import { ReaderGone } from './output'
 import { migrateCommand } from './migrate'
-import { isConnectionString, PG_COMMANDS, pgAdmin, pgAudit, pgExport, pgInspect, pgMetrics, refuseConnectionString } from './pg'
+import { isConnectionString, PG_COMMANDS, pgAdmin, pgAudit, pgExport, pgInspect, pgMetrics, refuseConnectionString, refuseDatabaseOptions } from './pg'
 import { repairCommand } from './repair'
 import { verifyCommand } from './verify'
 import { SLOT_KIND_NAMES } from '../vocabulary'
@@ -46,6 +46,7 @@ function program(): Command {
         await pg(dir, args[1] as Opts)
         return
       }
+      if (pg) refuseDatabaseOptions(args[1] as Opts)
       await f(dir, args[1] as Opts)
     }
   /** The options that name a window space in a database. */
