@@ -9,6 +9,15 @@
  * The counters are shared by every process that has the directory open, so
  * one scraper sees the whole fleet's transitions.
  *
+ * A PostgreSQL ledger (`WindowSpaceController.connect`) has the slot
+ * gauge only, under the same name and labels, read with one `slotMetrics()`
+ * query at scrape time. The other metrics have no PostgreSQL source: the
+ * database keeps no transition, conflict, takeover or busy-refusal counters
+ * (refused calls write nothing, and the change feed can be pruned, so it is
+ * no count since creation), payload ids come from a sequence with gaps (no
+ * record count), and connecting is no bootstrap (no duration, no scan for
+ * stale claims). Those are not registered rather than reported as zero.
+ *
  * This module owns the metric names and labels; `docs/operations.md` says
  * which alerts to build on them.
  *
@@ -18,7 +27,9 @@ import type { Registry } from 'prom-client'
 
 import type { BootstrapResult, WindowSpaceController } from './controller'
 import { StateView } from './state-view'
-import { InvalidArgumentError } from './errors'
+import { ClosedError, InvalidArgumentError } from './errors'
+import type { Ledger } from './ledger'
+import { MmapLedger } from './ledger'
 import { LEDGER_NAMES, PAYLOAD_STORE_NAMES, SLOT_STATUSES, type LedgerEventCounts, type LedgerName, type StorageReport } from './types'
 
 /** Names of every metric {@link registerMetrics} may register. */
@@ -115,13 +126,20 @@ function countersOf(source: WindowSpaceController | StateView): Counters {
  * to remove them earlier.
  *
  * @param registry - the prom-client `Registry` to register on (required; the global registry is never used by default)
- * @param source - the controller, the whole `BootstrapResult` (adds the bootstrap gauges), or a read-only `StateView`
+ * A `Ledger` of the mmap backend (`controller.asLedger()`) registers what its
+ * controller does. A PostgreSQL `Ledger` registers `window_space_slots` only
+ * (see the module doc for why the others have no source there); after its
+ * `close()` the next scrape removes it, as for a closed controller.
+ *
+ * @param source - the controller, the whole `BootstrapResult` (adds the bootstrap gauges), a read-only `StateView`, or a `Ledger`
  * @throws InvalidArgumentError if the registry already holds a metric of one of these names (nothing is registered then)
  */
-export function registerMetrics(registry: Registry, source: WindowSpaceController | BootstrapResult | StateView): RegisteredMetrics {
+export function registerMetrics(registry: Registry, source: WindowSpaceController | BootstrapResult | StateView | Ledger): RegisteredMetrics {
   if (typeof registry !== 'object' || registry === null || typeof (registry).registerMetric !== 'function') {
     throw new TypeError('registerMetrics expects a prom-client Registry as its first argument')
   }
+  if (source instanceof MmapLedger) return registerMetrics(registry, source.controller)
+  if (isLedger(source)) return registerLedgerMetrics(registry, source)
   const target = isBootstrapResult(source) ? source.controller : source
   const report: StorageReport | undefined = isBootstrapResult(source) ? source.storageReport : undefined
   if (typeof target !== 'object' || target === null || typeof (target as WindowSpaceController).slotMetrics !== 'function') {
@@ -226,5 +244,46 @@ export function registerMetrics(registry: Registry, source: WindowSpaceControlle
     registry.registerMetric(metric as Parameters<Registry['registerMetric']>[0])
     ours.set(name, metric)
   }
+  return { names: Object.freeze(names), unregister }
+}
+
+function isLedger(v: unknown): v is Ledger {
+  return typeof v === 'object' && v !== null && 'backend' in v && (v as Ledger).backend === 'postgres' && typeof (v as Ledger).slotMetrics === 'function'
+}
+
+/** The slot gauge of a PostgreSQL ledger, read with one query per scrape. */
+function registerLedgerMetrics(registry: Registry, ledger: Ledger): RegisteredMetrics {
+  const names = [METRIC_NAMES.slots]
+  if (registry.getSingleMetric(METRIC_NAMES.slots) !== undefined) {
+    throw new InvalidArgumentError(`the registry already holds a metric named ${METRIC_NAMES.slots}; use one registry per window space`, { what: METRIC_NAMES.slots })
+  }
+  const { Gauge } = promClient()
+  let gone = false
+  const slots = new Gauge({
+    name: METRIC_NAMES.slots,
+    help: 'Slots by ledger, slot kind and status (counted in the database at scrape time; Empty = symbols x windows - the rest).',
+    labelNames: ['ledger', 'slot', 'status'] as const,
+    registers: [],
+    async collect() {
+      let metrics
+      try {
+        metrics = await ledger.slotMetrics()
+      } catch (e) {
+        if (!(e instanceof ClosedError)) throw e
+        this.reset()
+        unregister()
+        return
+      }
+      for (const m of metrics) {
+        for (const status of SLOT_STATUSES) this.set({ ledger: m.ledger, slot: m.slot, status }, m.counts[status])
+      }
+    },
+  })
+  const unregister = () => {
+    if (gone) return
+    gone = true
+    if (registry.getSingleMetric(METRIC_NAMES.slots) === slots) registry.removeSingleMetric(METRIC_NAMES.slots)
+  }
+  registry.registerMetric(slots)
   return { names: Object.freeze(names), unregister }
 }

@@ -16,7 +16,7 @@ import type { ClaimOptions, FillRequest, FillResult, WaitForOptions } from './co
 import { ClosedError, SlotRetiredError, translateNativeError, UnknownPayloadError, WaitTimeoutError, type SlotWriteError } from './errors'
 import { buildRows, checkLedgerName, type Ledger, type LedgerAuditEntry, type LedgerChange, type LedgerWatch, type LedgerWatchOptions } from './ledger'
 import { native } from './native'
-import { scheduleToJson, type WindowSpace } from './time'
+import { scheduleFromJson, scheduleToJson, type WindowSpace } from './time'
 import {
   PAYLOAD_STORE_NAMES,
   SLOT_KIND_NAMES,
@@ -152,6 +152,21 @@ export class PostgresLedger implements Ledger {
     }
     if (typeof symbol !== 'string') throw new TypeError(`symbol must be a string or a symbol id, got ${typeof symbol}`)
     return call(() => this.#n.symbolId(symbol))
+  }
+
+  /** The space's symbols, by id. */
+  async symbols(): Promise<Array<{ id: number; name: string }>> {
+    this.#check()
+    const got = await call(() => this.#n.symbols())
+    return got.map((x) => {
+      const i = x.indexOf(':')
+      return { id: Number(x.slice(0, i)), name: x.slice(i + 1) }
+    })
+  }
+
+  /** The schedule in force (the stored one when connecting gave an older one). */
+  get windowSpace(): WindowSpace {
+    return scheduleFromJson(this.#n.info().scheduleJson)
   }
 
   /** A symbol's id without a check of a numeric id (the core checks it with the call). */

@@ -17,11 +17,14 @@ import { gcCommand } from './gc'
 import { exportRows, grid, inspect, metricsCommand, serveMetrics } from './look'
 import { ReaderGone } from './output'
 import { migrateCommand } from './migrate'
+import { isConnectionString, PG_COMMANDS, pgAdmin, pgAudit, pgExport, pgInspect, pgMetrics, refuseConnectionString, refuseDatabaseOptions } from './pg'
 import { repairCommand } from './repair'
 import { verifyCommand } from './verify'
 import { SLOT_KIND_NAMES } from '../vocabulary'
 
 const READ_ONLY = 'Read-only: opens every file read-only, takes no lock, creates and changes nothing (works on a live directory and on a read-only copy).'
+
+const DATABASE = `With a postgres:// or postgresql:// connection string in place of the directory, works on the window space --space (default: default) of that database; --schedule is required, since connecting names the schedule. Connecting as an engine does, it creates the space if it does not exist and rolls the stored schedule forward when --schedule extends it. Commands other than ${PG_COMMANDS.join(', ')} refuse a connection string.`
 
 function program(): Command {
   const p = new Command('window-space')
@@ -33,21 +36,34 @@ function program(): Command {
     .configureOutput({ outputError: (s, write) => write(s) })
 
   // Commander calls an action with (dir, options, command); ours take (dir, options).
+  // A connection string goes to the command's PostgreSQL form, or is refused.
   const run =
-    (f: (dir: string, o: Opts) => unknown) =>
+    (f: (dir: string, o: Opts) => unknown, pg?: (url: string, o: Opts) => Promise<void>) =>
     async (...args: unknown[]): Promise<void> => {
-      await f(args[0] as string, args[1] as Opts)
+      const dir = args[0] as string
+      if (isConnectionString(dir)) {
+        if (!pg) refuseConnectionString((args[2] as Command).name())
+        await pg(dir, args[1] as Opts)
+        return
+      }
+      if (pg) refuseDatabaseOptions(args[1] as Opts)
+      await f(dir, args[1] as Opts)
     }
+  /** The options that name a window space in a database. */
+  const database = (c: Command) =>
+    c
+      .option('--space <name>', 'with a connection string: the window space (default: default)')
+      .option('--schedule <file>', 'with a connection string: the schedule engines connect with (a JSON file, e.g. a state directory\'s schedule.json)')
   const readOnly = (c: Command) => c.addHelpText('after', `\n${READ_ONLY}`)
 
   readOnly(
     p
       .command('inspect')
-      .argument('<dir>', 'state directory')
+      .argument('<dir>', 'state directory, or a postgres:// connection string')
       .description('schedule, sizes, symbols, per-ledger and per-slot status counts, event counters, stale claims')
       .option('--by-symbol', 'also count statuses per symbol (scans the ledgers)')
       .option('--json', 'print one JSON document')
-      .action(run(inspect)),
+      .action(run(inspect, pgInspect)),
   )
 
   readOnly(
@@ -77,7 +93,7 @@ function program(): Command {
 
   for (const action of ['clear', 'retire'] as const) {
     p.command(action)
-      .argument('<dir>', 'state directory')
+      .argument('<dir>', 'state directory, or a postgres:// connection string')
       .description(action === 'clear' ? 'force-clear slots (Pending or Filled → Cleared: engines will redo them)' : 'retire slots (→ Retired, terminal: never claimed again)')
       .option('--symbol <symbols>', 'a symbol, a comma-separated list, or all')
       .option('--slot <kinds>', `slot kinds, comma-separated, or all (${SLOT_KIND_NAMES.join(', ')})`)
@@ -90,7 +106,7 @@ function program(): Command {
       .option('--actor <name>', 'who, for the audit trail (default: user@host pid N)')
       .option('--json', 'print one JSON document')
       .addHelpText('after', '\nNothing changes unless the audit trail can be written: an intent line is written before the first slot changes.')
-      .action(run((dir, o) => adminCommand(action, dir, o)))
+      .action(run((dir, o) => adminCommand(action, dir, o), (url, o) => pgAdmin(action, url, o)))
   }
 
   p.command('gc')
@@ -149,19 +165,19 @@ function program(): Command {
   readOnly(
     p
       .command('audit')
-      .argument('<dir>', 'state directory')
+      .argument('<dir>', 'state directory, or a postgres:// connection string')
       .description('print the audit trail (audit.log): force-clears, retires, takeovers, gc and retention runs, with who and why')
       .option('--last <n>', 'only the last N entries (in the text, an intent and its outcome are one entry; with --json, the last N lines)')
       .option('--json', 'print the entries as JSON lines')
-      .action(run(auditCommand)),
+      .action(run(auditCommand, pgAudit)),
   )
 
   readOnly(
     p
       .command('metrics')
-      .argument('<dir>', 'state directory')
+      .argument('<dir>', 'state directory, or a postgres:// connection string')
       .description('print the Prometheus metrics of the directory once (text format)')
-      .action(run((dir) => metricsCommand(dir))),
+      .action(run((dir) => metricsCommand(dir), pgMetrics)),
   )
 
   readOnly(
@@ -176,16 +192,21 @@ function program(): Command {
   readOnly(
     p
       .command('export')
-      .argument('<dir>', 'state directory')
+      .argument('<dir>', 'state directory, or a postgres:// connection string')
       .description('print rows as JSON lines (rows with at least one non-Empty slot, unless --all-rows)')
       .option('--symbol <symbols>', 'a symbol, a comma-separated list, or all (default all)')
       .option('--ledger <ledger>', 'trade or enrichment (default both)')
       .option('--from <window>', 'first window (default 0)')
       .option('--to <window>', 'end window, exclusive (default: the window count)')
       .option('--all-rows', 'also print rows whose slots are all Empty')
-      .action(run(exportRows)),
+      .action(run(exportRows, pgExport)),
   )
 
+  for (const c of p.commands) {
+    if ((PG_COMMANDS as readonly string[]).includes(c.name())) {
+      database(c).addHelpText('after', `\n${DATABASE}`)
+    }
+  }
   for (const c of p.commands) c.exitOverride().configureOutput({ outputError: (s, write) => write(s) }).showHelpAfterError(`(run window-space ${c.name()} --help for usage)`)
   return p
 }

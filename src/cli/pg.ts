@@ -1,0 +1,222 @@
+/**
+ * The commands that work on a window space in a PostgreSQL database, named
+ * by a connection string (`postgres://…` or `postgresql://…`) in place of a
+ * state directory, `--space NAME` (default `default`) and `--schedule` (the
+ * schedule engines connect with: connecting needs one). `inspect`,
+ * `metrics`, `export`, `audit`, `clear` and `retire` run over the `Ledger`
+ * contract; every other command works on a state directory only and
+ * refuses a connection string ({@link refuseConnectionString}).
+ *
+ * @module
+ */
+import { readFileSync } from 'node:fs'
+
+import { Registry } from 'prom-client'
+
+import type { AdminOptions } from '../args'
+import { WindowSpaceController } from '../controller'
+import { registerMetrics } from '../metrics'
+import type { PostgresLedger } from '../postgres'
+import { scheduleFromJson, type WindowSpace } from '../time'
+import { SLOT_KIND_INFO } from '../vocabulary'
+import { LEDGER_NAMES, SLOT_KIND_NAMES, SLOT_STATUSES, STORE_OF_SLOT_KIND, type LedgerName, type SlotKindName, type SlotState, type SlotStatus } from '../types'
+import { adminOptions, confirm, hex, json, ledgerArg, plural, printable, slotKinds, UsageError, windowRange, windowsText, type Opts } from './args'
+import { LineWriter, out } from './output'
+
+/** The commands that take a connection string. */
+export const PG_COMMANDS = ['inspect', 'metrics', 'export', 'audit', 'clear', 'retire'] as const
+
+/** True when a command's first argument names a database rather than a directory. */
+export function isConnectionString(arg: string): boolean {
+  return /^postgres(ql)?:\/\//.test(arg)
+}
+
+/** The one-line refusal of a directory-only command given a connection string. */
+export function refuseConnectionString(command: string): never {
+  throw new UsageError(`${command} works on a state directory only; with a postgres:// connection string use ${PG_COMMANDS.join(', ')}`)
+}
+
+/** Refuses `--space` and `--schedule` with a directory: they name a window space in a database. */
+export function refuseDatabaseOptions(o: Opts): void {
+  for (const k of ['space', 'schedule'] as const) {
+    if (o[k] !== undefined) throw new UsageError(`--${k} names a window space in a database: give a postgres:// connection string in place of the directory`)
+  }
+}
+
+/** The schedule of `--schedule`: a file, or JSON text, of the schedule alone or of a state directory's `schedule.json`. */
+function scheduleArg(v: string | boolean | undefined): WindowSpace {
+  if (typeof v !== 'string') throw new UsageError('--schedule FILE is required with a connection string (the schedule engines connect with, or a state directory\'s schedule.json)')
+  let text: string
+  if (v.trimStart().startsWith('{')) text = v
+  else {
+    try {
+      text = readFileSync(v, 'utf8')
+    } catch (e) {
+      throw new UsageError(`cannot read --schedule ${v}: ${(e as NodeJS.ErrnoException).code ?? String(e)}`)
+    }
+  }
+  try {
+    // Integers exactly: quote every number before parsing, unquote after.
+    let doc = JSON.parse(text.replace(/(-?\d+)(?=\s*[,}\]])/g, '"$1"')) as Record<string, unknown>
+    if (typeof doc.schedule === 'object' && doc.schedule !== null) doc = doc.schedule as Record<string, unknown>
+    return scheduleFromJson(JSON.stringify(doc).replace(/"(-?\d+)"/g, '$1'))
+  } catch (e) {
+    throw new UsageError(`--schedule is not a schedule: ${e instanceof Error ? e.message : String(e)}`)
+  }
+}
+
+async function connect(url: string, o: Opts, actor?: string): Promise<PostgresLedger> {
+  const windowSpace = scheduleArg(o.schedule)
+  const space = typeof o.space === 'string' ? o.space : 'default'
+  return (await WindowSpaceController.connect(url, { windowSpace, space, connections: 1, ...(actor === undefined ? {} : { actor }) }))
+}
+
+async function withLedger<T>(url: string, o: Opts, f: (l: PostgresLedger) => Promise<T>, actor?: string): Promise<T> {
+  const l = await connect(url, o, actor)
+  try {
+    return await f(l)
+  } finally {
+    await l.close()
+  }
+}
+
+/** Symbols named by `--symbol` (a name, a comma-separated list, or `all`), as [name, id]. */
+async function symbolsArg(l: PostgresLedger, spec: string | undefined, space: string): Promise<Array<[string, number]>> {
+  const known = await l.symbols()
+  if (spec === undefined || spec === 'all') return known.map((s) => [s.name, s.id])
+  const out: Array<[string, number]> = []
+  for (const s of spec.split(',').map((x) => x.trim()).filter((x) => x !== '')) {
+    const found = known.find((k) => k.name === s)
+    if (!found) throw new UsageError(`unknown symbol ${JSON.stringify(s)} in space ${space} (${known.length === 0 ? 'it has no symbols yet' : `known: ${known.slice(0, 10).map((k) => k.name).join(', ')}`})`)
+    out.push([found.name, found.id])
+  }
+  if (out.length === 0) throw new UsageError('--symbol names no symbol')
+  return out
+}
+
+const spaceOf = (o: Opts) => (typeof o.space === 'string' ? o.space : 'default')
+
+export async function pgInspect(url: string, o: Opts): Promise<void> {
+  if (o.bySymbol) throw new UsageError('--by-symbol works on a state directory only')
+  await withLedger(url, o, async (l) => {
+    const symbols = (await l.symbols()).map((s) => s.name)
+    const slots = (await l.slotMetrics()).map((m) => ({ ledger: m.ledger, slot: m.slot, ...m.counts }))
+    const info = { space: spaceOf(o), schedule: { kind: l.windowSpace.kind, windowCount: l.windowCount }, symbols, slots }
+    if (o.json) return out(json(info))
+    const lines = [
+      `space           ${printable(info.space)} (PostgreSQL)`,
+      `schedule        ${info.schedule.kind}, ${info.schedule.windowCount} windows`,
+      `symbols         ${symbols.length}${symbols.length ? `: ${symbols.slice(0, 20).map(printable).join(', ')}${symbols.length > 20 ? ', …' : ''}` : ''}`,
+      '',
+      `${'ledger'.padEnd(11)}${'slot'.padEnd(20)}${SLOT_STATUSES.map((x) => x.padStart(10)).join('')}`,
+    ]
+    for (const m of slots) lines.push(`${m.ledger.padEnd(11)}${m.slot.padEnd(20)}${SLOT_STATUSES.map((x) => String(m[x]).padStart(10)).join('')}`)
+    out(lines.join('\n'))
+  })
+}
+
+export async function pgMetrics(url: string, o: Opts): Promise<void> {
+  await withLedger(url, o, async (l) => {
+    const registry = new Registry()
+    registerMetrics(registry, l)
+    out(await registry.metrics())
+  })
+}
+
+function slotJson(state: SlotState, uri: string | undefined): Record<string, unknown> {
+  if (state.status === 'Filled') return { status: state.status, version: state.version, payloadType: state.payloadType, payloadId: state.payloadId, checksum: hex(state.checksum), uri }
+  if (state.status === 'Pending') return { status: state.status, version: state.version, leaseExpiresAt: new Date(state.leaseExpiresAt!).toISOString() }
+  return { status: state.status, version: state.version }
+}
+
+export async function pgExport(url: string, o: Opts): Promise<void> {
+  await withLedger(url, o, async (l) => {
+    const syms = await symbolsArg(l, o.symbol as string | undefined, spaceOf(o))
+    const ledgers: LedgerName[] = o.ledger === undefined ? [...LEDGER_NAMES] : [ledgerArg(String(o.ledger))]
+    const { from, to } = windowRange(l.windowCount, `space ${spaceOf(o)}`, { from: o.from as string | undefined, to: o.to as string | undefined }, false)
+    const w = new LineWriter()
+    const chunk = 4096
+    for (const ledger of ledgers) {
+      for (const [symbol, symbolId] of syms) {
+        for (let a = from; a < to; a += chunk) {
+          for (const row of await l.rows(symbolId, { from: a, to: Math.min(to, a + chunk) }, ledger)) {
+            const r = row as unknown as Record<string, unknown> & { windowIdx: number }
+            const kinds = SLOT_KIND_NAMES.filter((k) => k in r)
+            if (o.allRows !== true && kinds.every((k) => (r[k] as SlotState).status === 'Empty')) continue
+            const slots: Record<string, unknown> = {}
+            for (const k of kinds) {
+              const st = r[k] as SlotState
+              const uri = st.status === 'Filled' ? (await l.getPayload(STORE_OF_SLOT_KIND[k], st.payloadId))?.uri : undefined
+              slots[k] = slotJson(st, uri)
+            }
+            w.line(JSON.stringify({ ledger, symbol, symbolId, windowIdx: r.windowIdx, slots }))
+          }
+        }
+      }
+    }
+    w.flush()
+  })
+}
+
+export async function pgAudit(url: string, o: Opts): Promise<void> {
+  await withLedger(url, o, async (l) => {
+    let entries = await l.audit()
+    if (o.last !== undefined) {
+      const n = Number(o.last)
+      if (!Number.isSafeInteger(n) || n < 0) throw new UsageError(`--last must be a whole number, got ${JSON.stringify(o.last)}`)
+      entries = n === 0 ? [] : entries.slice(-n)
+    }
+    if (o.json) {
+      const w = new LineWriter()
+      for (const e of entries) w.line(JSON.stringify(e))
+      return w.flush()
+    }
+    out(entries.map((e) => `${e.action} ${e.symbolId ?? '-'}/${e.windowIdx ?? '-'}/${e.slotKind ?? '-'} by ${printable(e.actor)}: ${printable(e.reason)}`).join('\n'))
+  })
+}
+
+export async function pgAdmin(action: 'clear' | 'retire', url: string, o: Opts): Promise<void> {
+  if (o.symbol === undefined) throw new UsageError('--symbol is required (a symbol, a comma-separated list, or all)')
+  if (o.slot === undefined) throw new UsageError(`--slot is required (${SLOT_KIND_NAMES.join(', ')}, or all)`)
+  const who = adminOptions(o)
+  await withLedger(
+    url,
+    o,
+    async (l) => {
+      const syms = await symbolsArg(l, String(o.symbol), spaceOf(o))
+      const kinds: SlotKindName[] = slotKinds(String(o.slot))
+      const range = windowRange(l.windowCount, `space ${spaceOf(o)}`, { window: o.window as string | undefined, from: o.from as string | undefined, to: o.to as string | undefined }, true)
+      const changes = action === 'clear' ? (st: SlotStatus) => st === 'Pending' || st === 'Filled' : (st: SlotStatus) => st !== 'Retired'
+      const would = Object.fromEntries(SLOT_STATUSES.map((s) => [s, 0])) as Record<SlotStatus, number>
+      for (const [, id] of syms) {
+        for (const ledger of LEDGER_NAMES) {
+          const ks = kinds.filter((k) => SLOT_KIND_INFO[k].ledger === ledger)
+          if (ks.length === 0) continue
+          for (const row of await l.rows(id, range, ledger)) {
+            for (const k of ks) {
+              const st = ((row as unknown as Record<string, SlotState>)[k]!).status
+              if (changes(st)) would[st]++
+            }
+          }
+        }
+      }
+      const n = Object.values(would).reduce((a, b) => a + b, 0)
+      const verb = action === 'clear' ? 'force-clear' : 'retire'
+      const byStatus = SLOT_STATUSES.filter((s) => would[s] > 0).map((s) => `${would[s]} ${s}`).join(', ') || 'none'
+      const what = `${verb} ${plural(n, 'slot')} (${byStatus}) of ${syms.map(([s]) => printable(s)).join(', ')}, ${kinds.length === SLOT_KIND_NAMES.length ? 'every slot kind' : kinds.join(', ')}, ${windowsText(range)}`
+      const summary = { action, dryRun: Boolean(o.dryRun), symbols: syms.map(([s]) => s), slots: kinds, from: range.from, to: range.to, wouldChange: would, changed: 0 }
+      if (o.dryRun || n === 0) {
+        if (o.json) return out(json(summary))
+        return out(n === 0 ? `nothing to ${action}: no slot in that range ${action === 'clear' ? 'is Pending or Filled' : 'is not Retired already'}` : `would ${what} (dry run: nothing changed)`)
+      }
+      await confirm(`${what}?`, o)
+      const options: AdminOptions = who
+      for (const [, id] of syms) {
+        for (const k of kinds) summary.changed += action === 'clear' ? await l.forceClearRange(id, range, k, options) : await l.retireRange(id, range, k, options)
+      }
+      if (o.json) return out(json(summary))
+      out(`${action === 'clear' ? 'force-cleared' : 'retired'} ${plural(summary.changed, 'slot')}`)
+    },
+    who.actor,
+  )
+}
