@@ -4,12 +4,12 @@
 // output, its exit status and — for clear and retire — by reading the slots
 // and the audit trail back with the library. Directory-only commands refuse.
 import { spawnSync } from 'node:child_process'
-import { mkdtempSync, rmSync, writeFileSync } from 'node:fs'
+import { mkdtempSync, rmSync } from 'node:fs'
 import { tmpdir } from 'node:os'
 import { join } from 'node:path'
 import { afterAll, beforeAll, describe, expect, it } from 'vitest'
 
-import { SLOT_STATUSES, WindowSpaceController, type Ledger, type PostgresLedger } from '../src/index'
+import { SLOT_STATUSES, WindowSpaceController, type Ledger } from '../src/index'
 import { pgUrl, schedule, uniqueSpace } from './support/backends'
 
 const cli = join(__dirname, '..', 'dist', 'cli.js')
@@ -30,13 +30,11 @@ function ws(...args: string[]): Run {
 let url: string
 let space: string
 let work: string
-let scheduleFile: string
-let wrappedScheduleFile: string
 let l: Ledger
 const uris = new Map<string, string>()
 
 /** The options naming the test's window space. */
-const at = () => ['--space', space, '--schedule', scheduleFile]
+const at = () => ['--space', space]
 
 async function fill(symbol: string, w: number, slot: 'optionTrade' | 'greeks') {
   const claim = await l.claim(symbol, w, slot)
@@ -51,15 +49,6 @@ beforeAll(async () => {
   space = uniqueSpace('cli')
   work = mkdtempSync(join(tmpdir(), 'ws-cli-pg-'))
   l = await WindowSpaceController.connect(url, { windowSpace: schedule(WINDOWS), space })
-  const stored = (l as PostgresLedger).windowSpace
-  if (stored.kind !== 'uniform') throw new Error('expected a uniform schedule')
-  const bare = `{"kind":"uniform","originNs":${stored.origin as bigint},"windowNs":${stored.windowDuration as bigint},"windowCount":${stored.windowCount}}`
-  scheduleFile = join(work, 'schedule.json')
-  writeFileSync(scheduleFile, bare)
-  // The document of a state directory's schedule.json, pretty-printed.
-  wrappedScheduleFile = join(work, 'dir-schedule.json')
-  writeFileSync(wrappedScheduleFile, `{\n  "format": "window-space/schedule",\n  "version": 1,\n  "schedule": ${bare.replace(/,/g, ',\n    ')}\n}\n`)
-
   await l.resolveSymbol('AAPL')
   await l.resolveSymbol('MSFT')
   await fill('AAPL', 0, 'optionTrade')
@@ -90,8 +79,8 @@ describe('looking at a window space by connection string', () => {
     expect(doc.slots).toEqual(expected)
   })
 
-  it('inspect prints the counts as text and reads a state directory\'s schedule.json', () => {
-    const r = ws('inspect', url, '--space', space, '--schedule', wrappedScheduleFile)
+  it('inspect prints the counts as text', () => {
+    const r = ws('inspect', url, ...at())
     expect(r.stderr).toBe('')
     expect(r.status).toBe(0)
     expect(r.stdout).toContain(`space           ${space} (PostgreSQL)`)
@@ -135,13 +124,19 @@ describe('looking at a window space by connection string', () => {
     expect(one.stdout.trim().split('\n').map((x) => (JSON.parse(x) as { windowIdx: number }).windowIdx)).toEqual([1, 2])
   })
 
-  it('an unknown symbol and a missing --schedule are bad input', () => {
+  it('an unknown symbol and a space the database does not hold are bad input; the space is not created', async () => {
     const r = ws('export', url, ...at(), '--symbol', 'NOPE')
     expect(r.status).toBe(2)
     expect(r.stderr).toContain('unknown symbol "NOPE"')
-    const s = ws('inspect', url, '--space', space)
-    expect(s.status).toBe(2)
-    expect(s.stderr).toContain('--schedule FILE is required')
+    const missing = `${space}-mistyped`
+    const s = ws('inspect', url, '--space', missing)
+    expect(s.status).not.toBe(0)
+    expect(s.stderr).toContain(`no window space named "${missing}"`)
+    const again = await WindowSpaceController.connect(url, { windowSpace: schedule(WINDOWS), space: missing, existingOnly: true }).then(
+      (x) => x.close().then(() => 'opened'),
+      (e: unknown) => (e as Error).message,
+    )
+    expect(again).toContain(`no window space named "${missing}"`)
     const b = ws('inspect', url, ...at(), '--by-symbol')
     expect(b.status).toBe(2)
     expect(b.stderr).toContain('--by-symbol works on a state directory only')

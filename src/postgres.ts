@@ -55,6 +55,12 @@ export interface PostgresOptions {
   readonly actor?: string
   /** Longest wait between two reads of the change feed when no notification comes, in ms. Default 500. */
   readonly pollMs?: number
+  /**
+   * Open the space only if the database holds it, with its stored schedule
+   * (`windowSpace` is then not compared, and nothing is created or rolled
+   * forward): for operators' tools. Default false.
+   */
+  readonly existingOnly?: boolean
 }
 
 type NativePgLedger = Binding.NativePgLedger
@@ -120,7 +126,10 @@ export class PostgresLedger implements Ledger {
     if (typeof space !== 'string' || space.length === 0 || space.length > 128) throw new RangeError('space must be a string of 1 to 128 characters')
     const connections = o.connections === undefined ? 4 : checkWhole(o.connections, 'connections', 64)
     const pollMs = o.pollMs === undefined ? 500 : checkWhole(o.pollMs, 'pollMs', 60_000)
-    const n = await call(() => native.pgConnect({ url, scheduleJson: scheduleToJson(o.windowSpace), space, connections: Math.max(1, connections), defaultLeaseMs }))
+    if (o.existingOnly !== undefined && typeof o.existingOnly !== 'boolean') throw new TypeError('existingOnly must be a boolean')
+    const n = await call(() =>
+      native.pgConnect({ url, scheduleJson: scheduleToJson(o.windowSpace), space, connections: Math.max(1, connections), defaultLeaseMs, existingOnly: o.existingOnly === true }),
+    )
     return new PostgresLedger(n, { actor: o.actor ?? o.options?.actor ?? native.defaultActor(), pollMs })
   }
 

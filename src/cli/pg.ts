@@ -1,23 +1,22 @@
 /**
  * The commands that work on a window space in a PostgreSQL database, named
  * by a connection string (`postgres://…` or `postgresql://…`) in place of a
- * state directory, `--space NAME` (default `default`) and `--schedule` (the
- * schedule engines connect with: connecting needs one). `inspect`,
+ * state directory and `--space NAME` (default `default`), opened only if
+ * the database holds it, with its stored schedule (`existingOnly`: a
+ * mistyped name never makes a new space). `inspect`,
  * `metrics`, `export`, `audit`, `clear` and `retire` run over the `Ledger`
  * contract; every other command works on a state directory only and
  * refuses a connection string ({@link refuseConnectionString}).
  *
  * @module
  */
-import { readFileSync } from 'node:fs'
-
 import { Registry } from 'prom-client'
 
 import type { AdminOptions } from '../args'
 import { WindowSpaceController } from '../controller'
 import { registerMetrics } from '../metrics'
 import type { PostgresLedger } from '../postgres'
-import { scheduleFromJson, type WindowSpace } from '../time'
+import { WindowSpace } from '../time'
 import { SLOT_KIND_INFO } from '../vocabulary'
 import { LEDGER_NAMES, SLOT_KIND_NAMES, SLOT_STATUSES, STORE_OF_SLOT_KIND, type LedgerName, type SlotKindName, type SlotState, type SlotStatus } from '../types'
 import { adminOptions, confirm, hex, json, ledgerArg, plural, printable, slotKinds, UsageError, windowRange, windowsText, type Opts } from './args'
@@ -36,39 +35,17 @@ export function refuseConnectionString(command: string): never {
   throw new UsageError(`${command} works on a state directory only; with a postgres:// connection string use ${PG_COMMANDS.join(', ')}`)
 }
 
-/** Refuses `--space` and `--schedule` with a directory: they name a window space in a database. */
+/** Refuses `--space` with a directory: it names a window space in a database. */
 export function refuseDatabaseOptions(o: Opts): void {
-  for (const k of ['space', 'schedule'] as const) {
-    if (o[k] !== undefined) throw new UsageError(`--${k} names a window space in a database: give a postgres:// connection string in place of the directory`)
-  }
+  if (o.space !== undefined) throw new UsageError('--space names a window space in a database: give a postgres:// connection string in place of the directory')
 }
 
-/** The schedule of `--schedule`: a file, or JSON text, of the schedule alone or of a state directory's `schedule.json`. */
-function scheduleArg(v: string | boolean | undefined): WindowSpace {
-  if (typeof v !== 'string') throw new UsageError('--schedule FILE is required with a connection string (the schedule engines connect with, or a state directory\'s schedule.json)')
-  let text: string
-  if (v.trimStart().startsWith('{')) text = v
-  else {
-    try {
-      text = readFileSync(v, 'utf8')
-    } catch (e) {
-      throw new UsageError(`cannot read --schedule ${v}: ${(e as NodeJS.ErrnoException).code ?? String(e)}`)
-    }
-  }
-  try {
-    // Integers exactly: quote every number before parsing, unquote after.
-    let doc = JSON.parse(text.replace(/(-?\d+)(?=\s*[,}\]])/g, '"$1"')) as Record<string, unknown>
-    if (typeof doc.schedule === 'object' && doc.schedule !== null) doc = doc.schedule as Record<string, unknown>
-    return scheduleFromJson(JSON.stringify(doc).replace(/"(-?\d+)"/g, '$1'))
-  } catch (e) {
-    throw new UsageError(`--schedule is not a schedule: ${e instanceof Error ? e.message : String(e)}`)
-  }
-}
+/** A schedule to connect with: unused, since the space is opened with its stored one (`existingOnly`). */
+const ANY_SCHEDULE = WindowSpace.uniform({ origin: 0, windowDuration: 60_000, windowCount: 1 })
 
 async function connect(url: string, o: Opts, actor?: string): Promise<PostgresLedger> {
-  const windowSpace = scheduleArg(o.schedule)
   const space = typeof o.space === 'string' ? o.space : 'default'
-  return (await WindowSpaceController.connect(url, { windowSpace, space, connections: 1, ...(actor === undefined ? {} : { actor }) }))
+  return (await WindowSpaceController.connect(url, { windowSpace: ANY_SCHEDULE, space, connections: 1, existingOnly: true, ...(actor === undefined ? {} : { actor }) }))
 }
 
 async function withLedger<T>(url: string, o: Opts, f: (l: PostgresLedger) => Promise<T>, actor?: string): Promise<T> {

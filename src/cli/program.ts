@@ -24,7 +24,7 @@ import { SLOT_KIND_NAMES } from '../vocabulary'
 
 const READ_ONLY = 'Read-only: opens every file read-only, takes no lock, creates and changes nothing (works on a live directory and on a read-only copy).'
 
-const DATABASE = `With a postgres:// or postgresql:// connection string in place of the directory, works on the window space --space (default: default) of that database; --schedule is required, since connecting names the schedule. Connecting as an engine does, it creates the space if it does not exist and rolls the stored schedule forward when --schedule extends it. Commands other than ${PG_COMMANDS.join(', ')} refuse a connection string.`
+const DATABASE = `With a postgres:// or postgresql:// connection string in place of the directory, works on the window space --space (default: default) of that database, with its stored schedule; a space the database does not hold is refused, never created. Commands other than ${PG_COMMANDS.join(', ')} refuse a connection string.`
 
 function program(): Command {
   const p = new Command('window-space')
@@ -53,7 +53,6 @@ function program(): Command {
   const database = (c: Command) =>
     c
       .option('--space <name>', 'with a connection string: the window space (default: default)')
-      .option('--schedule <file>', 'with a connection string: the schedule engines connect with (a JSON file, e.g. a state directory\'s schedule.json)')
   const readOnly = (c: Command) => c.addHelpText('after', `\n${READ_ONLY}`)
 
   readOnly(

@@ -59,6 +59,8 @@ pub struct NativePgOptions {
     pub space: String,
     pub connections: Option<u32>,
     pub default_lease_ms: Option<f64>,
+    /// Open the space only if it exists, with its stored schedule.
+    pub existing_only: Option<bool>,
 }
 
 /// A slot as read.
@@ -221,6 +223,7 @@ pub fn pg_connect<'e>(env: &'e Env, o: NativePgOptions) -> napi::Result<PromiseR
             space: o.space,
             connections: o.connections.unwrap_or(4) as usize,
             default_lease_ms: lease_of(o.default_lease_ms).unwrap_or(30_000),
+            existing_only: o.existing_only.unwrap_or(false),
         };
         PgLedger::connect(&o.url, space, config).await
     };

@@ -51,6 +51,10 @@ pub struct PgConfig {
     pub connections: usize,
     /// Lease of a claim that names none, in ms.
     pub default_lease_ms: u64,
+    /// Open the window space only if it exists, with its stored schedule
+    /// (never created, never rolled forward): for operators' tools, where a
+    /// mistyped name must not make a new, empty space.
+    pub existing_only: bool,
 }
 
 /// One connection and its prepared statements.
@@ -189,21 +193,28 @@ impl PgLedger {
         let mut admin = open(url).await?;
         let found = schema::migrate(&mut admin).await?;
         let text = given.to_json();
-        admin
-            .execute(
-                "INSERT INTO ws_spaces (name, schedule, window_count) VALUES ($1, $2, $3) ON CONFLICT (name) DO NOTHING",
-                &[&config.space, &text, &i32_of(given.window_count(), "window count")?],
-            )
-            .await
-            .map_err(db_error)?;
+        if !config.existing_only {
+            admin
+                .execute(
+                    "INSERT INTO ws_spaces (name, schedule, window_count) VALUES ($1, $2, $3) ON CONFLICT (name) DO NOTHING",
+                    &[&config.space, &text, &i32_of(given.window_count(), "window count")?],
+                )
+                .await
+                .map_err(db_error)?;
+        }
         // The schedule is checked and rolled forward under the row's lock.
         let tx = admin.transaction().await.map_err(db_error)?;
         let row =
-            tx.query_one("SELECT id, schedule FROM ws_spaces WHERE name = $1 FOR UPDATE", &[&config.space]).await.map_err(db_error)?;
+            tx.query_opt("SELECT id, schedule FROM ws_spaces WHERE name = $1 FOR UPDATE", &[&config.space]).await.map_err(db_error)?;
+        let Some(row) = row else {
+            return Err(Error::invalid(format!("this database holds no window space named {:?}", config.space)));
+        };
         let space_id: i32 = row.get(0);
         let stored_text: String = row.get(1);
         let stored = Schedule::from_json(std::path::Path::new("ws_spaces.schedule"), &stored_text)?;
-        let (schedule, relation) = if stored_text == text {
+        let (schedule, relation) = if config.existing_only {
+            (stored, "same")
+        } else if stored_text == text {
             (given, "same")
         } else {
             match stored.relation_to(&given)? {
