@@ -120,6 +120,20 @@ describe.each(BACKENDS)('the Ledger contract on the $name backend', (backend) =>
     expect(rows[0]!.windowIdx).toBe(0)
   })
 
+  it('a batch fill naming one slot twice credits the fill to the item whose claim version is current', async () => {
+    const l = await backend.open(4)
+    await l.resolveSymbol('GLD')
+    const stale = await l.claim('GLD', 1, 'optionTrade')
+    await l.clear('GLD', 1, 'optionTrade', stale)
+    const live = await l.claim('GLD', 1, 'optionTrade')
+    const id = await l.appendPayload('trades', { symbol: 'GLD', windowIdx: 1, slotKind: 'optionTrade', payloadType: 'Json', uri: 'gld', checksum: 5n, size: 1 })
+    const item = (version: number) => ({ symbol: 'GLD', windowIdx: 1, slotKind: 'optionTrade' as const, meta: { payloadType: 'Json' as const, payloadId: id, version, checksum: 5n } })
+    const results = await l.fillMany([item(stale.version), item(live.version)])
+    expect(results.map((r) => r.ok)).toEqual([false, true])
+    expect(results[0]!.ok === false && results[0]!.error).toBeInstanceOf(VersionConflictError)
+    expect(await l.getSlot('GLD', 1, 'optionTrade')).toMatchObject({ status: 'Filled', version: live.version + 1, payloadId: id })
+  })
+
   it('payload ids are unique and increasing; an unknown id reads null and cannot be filled in', async () => {
     const l = await backend.open(4)
     await l.resolveSymbol('TLT')

@@ -83,4 +83,25 @@ describe('the PostgreSQL change feed and transactions that commit late', () => {
     ])
     w.close()
   })
+
+  it('transaction ids crossing a power of ten keep the feed in order: nothing skipped, nothing twice', async () => {
+    const { l, raw } = await setup()
+    const xid = async () => BigInt((await raw.query<{ x: string }>('SELECT pg_current_xact_id()::text AS x')).rows[0]!.x)
+    let target = 10n
+    const now = await xid()
+    while (target <= now + 20n) target *= 10n
+    // Burn transaction ids up to a few below the power of ten: each
+    // subtransaction that writes takes one.
+    await raw.query('CREATE TEMP TABLE burn (x int)')
+    await raw.query(`DO $$ BEGIN FOR i IN 1..${target - now - 8n} LOOP BEGIN INSERT INTO burn VALUES (i); EXCEPTION WHEN others THEN NULL; END; END LOOP; END $$`)
+    expect(await xid()).toBeLessThan(target)
+    const start = await l.head()
+    // Claim and clear one slot 6 times: 12 transactions, their ids across the power of ten.
+    for (let i = 0; i < 6; i++) await l.clear('LATE', 2, 'optionTrade', await l.claim('LATE', 2, 'optionTrade', { leaseMs: 60_000 }))
+    expect(await xid()).toBeGreaterThan(target)
+    const w = l.watch({ after: start })
+    const got = await take(w, 12)
+    expect(got.map((g) => g.version)).toEqual([1, 2, 3, 4, 5, 6, 7, 8, 9, 10, 11, 12])
+    w.close()
+  })
 })

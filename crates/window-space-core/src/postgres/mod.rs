@@ -586,15 +586,26 @@ impl PgLedger {
             .query(&c.st.fill_many, &[&self.space_id, &cols.0, &cols.1, &cols.2, &cols.3, &cols.4, &cols.5, &cols.6, &cols.7])
             .await
             .map_err(db_error)?;
-        let mut done: HashMap<(u32, u32, u32), Vec<u32>> = HashMap::new();
+        // A row filled is credited to the item it matched: its slot, the
+        // version before the fill, its payload id and checksum (one slot may
+        // be named by several items, with stale versions among them).
+        let mut done: HashMap<(u32, u32, u32, u32, i64, i64), u32> = HashMap::new();
         for r in &rows {
-            let key = (r.get::<_, i32>(0) as u32, r.get::<_, i16>(1) as u32, r.get::<_, i32>(2) as u32);
-            done.entry(key).or_default().push(r.get::<_, i32>(3) as u32);
+            let version = r.get::<_, i32>(3) as u32;
+            let key = (
+                r.get::<_, i32>(0) as u32,
+                r.get::<_, i16>(1) as u32,
+                r.get::<_, i32>(2) as u32,
+                version.wrapping_sub(1),
+                r.get::<_, i64>(4),
+                r.get::<_, i64>(5),
+            );
+            done.insert(key, version);
         }
         let mut out = Vec::with_capacity(items.len());
-        for f in items {
-            let key = (f.at.symbol, f.at.kind.code(), f.at.window);
-            if let Some(v) = done.get_mut(&key).and_then(|vs| vs.pop()) {
+        for (f, payload_id, checksum) in items.iter().zip(&cols.5).zip(&cols.6).map(|((f, p), c)| (f, *p, *c)) {
+            let key = (f.at.symbol, f.at.kind.code(), f.at.window, f.version, payload_id, checksum);
+            if let Some(v) = done.remove(&key) {
                 out.push(Ok(v));
                 continue;
             }

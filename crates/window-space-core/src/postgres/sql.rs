@@ -71,7 +71,7 @@ const FILL_MANY: &str = "UPDATE ws_slots s SET status = 2, version = s.version +
 FROM unnest($2::int4[], $3::int2[], $4::int4[], $5::int4[], $6::int2[], $7::int8[], $8::int8[], $9::int2[]) AS u(symbol, kind, w, v, pt, pid, ck, store)
 WHERE s.space = $1 AND s.symbol = u.symbol AND s.kind = u.kind AND s.window_idx = u.w AND s.status = 1 AND s.version = u.v
   AND EXISTS (SELECT 1 FROM ws_payloads p WHERE p.space = $1 AND p.store = u.store AND p.id = u.pid)
-RETURNING s.symbol, s.kind, s.window_idx, s.version";
+RETURNING s.symbol, s.kind, s.window_idx, s.version, s.payload_id, s.checksum";
 
 /// The first window `>= $4` of a symbol and kind that is neither Filled nor
 /// Retired: the done windows from `$4` in order, and where they first skip one.
@@ -101,8 +101,10 @@ const SYMBOL_ID: &str = "SELECT id FROM ws_symbols WHERE space = $1 AND name = $
 const SYMBOL_NAME: &str = "SELECT name FROM ws_symbols WHERE space = $1 AND id = $2";
 
 /// Changes after the cursor (`$2` order key as text, `$3` id) that no
-/// running transaction can still precede (`changes.rs`), up to `$4`.
-const CHANGES: &str = "SELECT ord::text, id, symbol, kind, window_idx, status, version, payload_type, payload_id, checksum, lease_until, actor, action, reason, at_ms
+/// running transaction can still precede (`changes.rs`), up to `$4`. The
+/// text of the order key is named `ord_text`, so that `ORDER BY ord` sorts
+/// by the `xid8` column, not by its text ('10000' < '9995').
+const CHANGES: &str = "SELECT ord::text AS ord_text, id, symbol, kind, window_idx, status, version, payload_type, payload_id, checksum, lease_until, actor, action, reason, at_ms
 FROM ws_changes
 WHERE space = $1 AND (ord, id) > ($2::text::xid8, $3::int8) AND ord < pg_snapshot_xmin(pg_current_snapshot())
 ORDER BY ord, id LIMIT $4";
