@@ -15,7 +15,7 @@
 //! ledger is this layout with one counter shard (shards 1 to 3 reserved,
 //! zero): it reads as version 3 with empty shards, and the first bootstrap
 //! that finds no other controller open rewrites its version word and
-//! checksum to version 3 ([`upgrade_header_in_place`]) before any process
+//! checksum to version 3 ([`Ledger::upgrade_format_in_place`]) before any process
 //! counts in shards 1 to 3, so that a library of version 2, which would read
 //! only shard 0 and take the others for damage, refuses it as newer.
 //!
@@ -242,13 +242,16 @@ pub struct LedgerGeometry {
     pub slots_per_row: u32,
     pub rows_per_chunk: u32,
     pub created_at_ns: u64,
+    /// The header's format version: [`FORMAT_VERSION`], or
+    /// [`ONE_SHARD_VERSION`] until a bootstrap alone upgrades it.
+    pub format_version: u32,
 }
 
 impl LedgerGeometry {
     pub fn for_kind(kind: LedgerKind) -> Self {
         let slots_per_row = kind.slot_kinds().len() as u32;
         let rows_per_chunk = (CHUNK_BYTES - CHUNK_HEADER_BYTES) / (slots_per_row * SLOT_BYTES as u32);
-        Self { kind, slots_per_row, rows_per_chunk, created_at_ns: 0 }
+        Self { kind, slots_per_row, rows_per_chunk, created_at_ns: 0, format_version: FORMAT_VERSION }
     }
 
     fn row_bytes(&self) -> usize {
@@ -321,7 +324,11 @@ impl LedgerGeometry {
         {
             return Err(Error::corrupt(path, Some(OFF_SLOTS_PER_ROW as u64), "row geometry does not match schema version 1"));
         }
-        Ok(Self { created_at_ns: u64::from_le_bytes(h[OFF_CREATED..OFF_CREATED + 8].try_into().expect("8 bytes")), ..expected })
+        Ok(Self {
+            created_at_ns: u64::from_le_bytes(h[OFF_CREATED..OFF_CREATED + 8].try_into().expect("8 bytes")),
+            format_version: version,
+            ..expected
+        })
     }
 }
 
@@ -361,29 +368,6 @@ pub(crate) fn upgrade_header_v1(path: &Path, h: &mut [u8]) -> Result<()> {
     let sum = xxhash_rust::xxh3::xxh3_64(&h[..HEADER_CHECKED_BYTES]);
     h[OFF_CHECKSUM..OFF_CHECKSUM + 8].copy_from_slice(&sum.to_le_bytes());
     Ok(())
-}
-
-/// Rewrites the header of a version-2 ledger at `path` as version 3 (the
-/// version word and the checksum, bytes 8..56, in one write inside the first
-/// sector), then syncs it; nothing when it is of version 3 already. Only for
-/// a bootstrap that finds no other controller open and has validated the
-/// header. Returns whether it wrote.
-pub(crate) fn upgrade_header_in_place(path: &Path) -> Result<bool> {
-    let file = OpenOptions::new().read(true).write(true).open(path).map_err(|e| Error::io("open", path, e))?;
-    let mut h = [0u8; OFF_CHECKSUM + 8];
-    file.read_exact_at(&mut h, 0).map_err(|e| Error::io("read", path, e))?;
-    match header_version(&h) {
-        Some(FORMAT_VERSION) => return Ok(false),
-        Some(ONE_SHARD_VERSION) => {}
-        _ => return Err(Error::corrupt(path, Some(OFF_VERSION as u64), "not a ledger header of format version 2 or 3")),
-    }
-    h[OFF_VERSION..OFF_VERSION + 4].copy_from_slice(&FORMAT_VERSION.to_le_bytes());
-    let sum = xxhash_rust::xxh3::xxh3_64(&h[..HEADER_CHECKED_BYTES]);
-    h[OFF_CHECKSUM..OFF_CHECKSUM + 8].copy_from_slice(&sum.to_le_bytes());
-    // The migration's I/O sites: this is a conversion of the format, in place.
-    io::write_at(Site::MigrateWrite, &file, path, &h[OFF_VERSION..], OFF_VERSION as u64)?;
-    io::sync_all(Site::MigrateSync, &file, path)?;
-    Ok(true)
 }
 
 /// The ledger-kind field of the header: 1 trade, 2 enrichment.
@@ -458,6 +442,26 @@ impl Ledger {
         ledger.catch_up()?;
         ledger.check_unpublished_chunks()?;
         Ok(ledger)
+    }
+
+    /// Rewrites the header of a version-2 ledger as version 3 (the version
+    /// word and the checksum, bytes 8..56, in one write inside the first
+    /// sector), then syncs it; nothing when it is of version 3. Only for a
+    /// bootstrap that finds no other controller open (module doc).
+    pub(crate) fn upgrade_format_in_place(&mut self) -> Result<()> {
+        if self.geometry.format_version != ONE_SHARD_VERSION {
+            return Ok(());
+        }
+        let mut h = [0u8; OFF_CHECKSUM + 8];
+        self.file.read_exact_at(&mut h, 0).map_err(|e| Error::io("read", &self.path, e))?;
+        h[OFF_VERSION..OFF_VERSION + 4].copy_from_slice(&FORMAT_VERSION.to_le_bytes());
+        let sum = xxhash_rust::xxh3::xxh3_64(&h[..HEADER_CHECKED_BYTES]);
+        h[OFF_CHECKSUM..OFF_CHECKSUM + 8].copy_from_slice(&sum.to_le_bytes());
+        // The migration's I/O sites: this is a conversion of the format, in place.
+        io::write_at(Site::MigrateWrite, &self.file, &self.path, &h[OFF_VERSION..], OFF_VERSION as u64)?;
+        io::sync_all(Site::MigrateSync, &self.file, &self.path)?;
+        self.geometry.format_version = FORMAT_VERSION;
+        Ok(())
     }
 
     /// Counts this open ledger's transitions in `shard` (from

@@ -293,15 +293,12 @@ impl Controller {
         // before any process counts in the other shards; with other
         // controllers open, a version-2 ledger is an older library's, which
         // would read shard 0 alone.
-        for kind in LedgerKind::ALL {
-            let path = dir.join(kind.file_name());
+        for ledger in [&mut trade, &mut enrichment] {
             if alone {
-                crate::ledger::upgrade_header_in_place(&path)?;
-            } else if crate::ledger::file_format_version(&path).map_err(|e| Error::io("read", &path, e))?
-                == Some(crate::ledger::ONE_SHARD_VERSION)
-            {
+                ledger.upgrade_format_in_place()?;
+            } else if ledger.geometry().format_version == crate::ledger::ONE_SHARD_VERSION {
                 return Err(Error::corrupt(
-                    &path,
+                    ledger.path(),
                     Some(8),
                     "the ledger is of format version 2 and controllers of an older window-space have it open; \
                      close them, and the next bootstrap upgrades it in place to version 3",

@@ -554,9 +554,10 @@ impl PgLedger {
                     });
                 }
             }
-            // Fewer candidates than needed: every claimable window of the
-            // chunk was tried (those lost went to other claimers). Else the
-            // chunk may hold more: look at it again.
+            // Fewer candidates than needed: the chunk holds no other
+            // claimable window (a candidate not won is another claimer's),
+            // so the next chunk is read. Otherwise it may hold more, and is
+            // read again.
             if candidates < i64::from(need) {
                 lo = hi;
             }
