@@ -3,7 +3,8 @@
 // later one is still delivered, before the later one; and one slot's
 // changes arrive in version order even when the second writer's
 // transaction started first. The late transactions are held open on a
-// second, plain client (`pg`), as any other session of the database could.
+// second, plain client (`pg`), which writes a slot and its change row the
+// way the library's statements do (`crates/window-space-core/src/postgres/sql.rs`).
 import pg from 'pg'
 import { afterAll, describe, expect, it } from 'vitest'
 
@@ -46,13 +47,25 @@ async function take(w: LedgerWatch, n: number): Promise<LedgerChange[]> {
 
 const sleep = (ms: number) => new Promise((r) => setTimeout(r, ms))
 
+const CHANGE_COLUMNS = 'space, symbol, kind, window_idx, status, version, payload_type, payload_id, checksum, lease_until'
+
+/** `write` (an INSERT or UPDATE of `ws_slots AS s … RETURNING s.*`) and its change row, in one statement. */
+function recorded(write: string): string {
+  return `WITH written AS (${write}) INSERT INTO ws_changes (ord, ${CHANGE_COLUMNS}) SELECT change_ord, ${CHANGE_COLUMNS} FROM written`
+}
+
+/** A claim of `window` as the library makes it. */
+const claimSql = (window: number) =>
+  recorded(`INSERT INTO ws_slots AS s (space, symbol, kind, window_idx, status, version, lease_until, change_ord)
+    VALUES ($1, $2, 1, ${window}, 1, 1, ws_now_ms() + 60000, pg_current_xact_id()) RETURNING s.*`)
+
 describe('the PostgreSQL change feed and transactions that commit late', () => {
   it('a change committed after a later one is delivered, and first', async () => {
     const { l, raw, spaceId, symbolId } = await setup()
     const w = l.watch({ after: await l.head() })
     // The held transaction claims window 0: it takes the smaller change id and stays open.
     await raw.query('BEGIN')
-    await raw.query('INSERT INTO ws_slots (space, symbol, kind, window_idx, status, version, lease_until) VALUES ($1, $2, 1, 0, 1, 1, ws_now_ms() + 60000)', [spaceId, symbolId])
+    await raw.query(claimSql(0), [spaceId, symbolId])
     // The engine claims window 1 and commits.
     await l.claim('LATE', 1, 'optionTrade')
     const first = w.next()
@@ -69,11 +82,15 @@ describe('the PostgreSQL change feed and transactions that commit late', () => {
     const w = l.watch({ after: await l.head() })
     // The held transaction writes first (window 5), so its transaction id is the older one.
     await raw.query('BEGIN')
-    await raw.query('INSERT INTO ws_slots (space, symbol, kind, window_idx, status, version, lease_until) VALUES ($1, $2, 1, 5, 1, 1, ws_now_ms() + 60000)', [spaceId, symbolId])
+    await raw.query(claimSql(5), [spaceId, symbolId])
     // The engine claims window 6 in a newer transaction and commits: version 1.
     const c = await l.claim('LATE', 6, 'optionTrade')
     // The old transaction then clears window 6 (version 2) and commits.
-    await raw.query('UPDATE ws_slots SET status = 3, version = version + 1 WHERE space = $1 AND symbol = $2 AND kind = 1 AND window_idx = 6 AND version = $3', [spaceId, symbolId, c.version])
+    await raw.query(
+      recorded(`UPDATE ws_slots AS s SET status = 3, version = s.version + 1, lease_until = 0, change_ord = greatest(pg_current_xact_id(), s.change_ord)
+        WHERE s.space = $1 AND s.symbol = $2 AND s.kind = 1 AND s.window_idx = 6 AND s.version = $3 RETURNING s.*`),
+      [spaceId, symbolId, c.version],
+    )
     await raw.query('COMMIT')
     const got = await take(w, 3)
     expect(got.map((g) => [g.windowIdx, g.to, g.version])).toEqual([

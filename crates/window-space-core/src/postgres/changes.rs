@@ -14,7 +14,8 @@
 //! ended.
 //!
 //! * A change's `ord` is at least the id of the transaction that wrote it
-//!   (`greatest(pg_current_xact_id(), …)` in the `ws_slot_order` trigger).
+//!   (`greatest(pg_current_xact_id(), …)`, set by the statement that makes
+//!   the transition and writes the change: `sql.rs`).
 //!   Any transaction still running, or starting later, has an id `>= xmin`,
 //!   so every change it writes has `ord >= xmin`: the set of changes with
 //!   `ord < xmin` is final when it is read (all committed, so all visible,
@@ -22,7 +23,7 @@
 //!   whatever it adds has keys above every key delivered before. Nothing is
 //!   skipped and nothing is delivered twice.
 //! * One slot's changes are delivered in version order: a slot's `ord`
-//!   never decreases (`greatest(…, OLD.change_ord)`), and a later version's
+//!   never decreases (`greatest(…, s.change_ord)`: the row's previous key), and a later version's
 //!   change gets a larger id than an earlier one with an equal `ord` (the
 //!   row lock makes the later writer wait for the earlier one's commit, and
 //!   ids are taken after the row is written). Without the `greatest`, a

@@ -759,30 +759,29 @@ impl PgLedger {
 
     // ---- admin ----------------------------------------------------------
 
-    /// Runs `body` in a transaction whose changes the change feed records with `who` and `action`.
-    async fn admin_tx(
+    /// Runs an admin statement built by [`sql::recorded`] with `who`: its
+    /// changes carry the actor, `action` and the reason (the parameters
+    /// after the statement's own).
+    async fn admin(
         &self,
         who: &PgActor,
         action: &str,
-        sql: &str,
+        written: &str,
+        select: &str,
         params: &[&(dyn tokio_postgres::types::ToSql + Sync)],
     ) -> Result<Vec<Row>> {
         if self.closed.load(Ordering::Acquire) {
             return Err(Error::Closed);
         }
-        // A connection of its own: the settings are local to the transaction,
-        // and pipelined statements of other callers must not run inside it.
-        let mut client = open(&self.url).await?;
-        let tx = client.transaction().await.map_err(db_error)?;
-        tx.execute(
-            "SELECT set_config('ws.actor', $1, true), set_config('ws.action', $2, true), set_config('ws.reason', $3, true)",
-            &[&who.actor, &action.to_string(), &who.reason.clone().unwrap_or_default()],
-        )
-        .await
-        .map_err(db_error)?;
-        let rows = tx.query(sql, params).await.map_err(db_error)?;
-        tx.commit().await.map_err(db_error)?;
-        Ok(rows)
+        let n = params.len();
+        let columns = format!("nullif(${}::text, ''), ${}::text, nullif(${}::text, '')", n + 1, n + 2, n + 3);
+        let sql = sql::recorded(written, &columns, select);
+        let reason = who.reason.clone().unwrap_or_default();
+        let action = action.to_string();
+        let mut all: Vec<&(dyn tokio_postgres::types::ToSql + Sync)> = params.to_vec();
+        all.extend([&who.actor as &(dyn tokio_postgres::types::ToSql + Sync), &action, &reason]);
+        let c = self.conn().await?;
+        c.client.query(sql.as_str(), &all).await.map_err(db_error)
     }
 
     /// Admin: any status but Retired → Cleared (Empty and Cleared stay as they are).
@@ -790,14 +789,18 @@ impl PgLedger {
         self.check_addr(at).await?;
         let (sp, sy, k, w) = self.key(at)?;
         let rows = self
-            .admin_tx(
+            .admin(
                 who,
                 "forceClear",
-                "WITH old AS (SELECT status, version FROM ws_slots WHERE space = $1 AND symbol = $2 AND kind = $3 AND window_idx = $4 FOR UPDATE),
-                 upd AS (UPDATE ws_slots s SET status = 3, version = s.version + 1, lease_until = 0, payload_type = 0, payload_id = 0, checksum = 0
+                &format!(
+                    "old AS (SELECT status, version FROM ws_slots WHERE space = $1 AND symbol = $2 AND kind = $3 AND window_idx = $4 FOR UPDATE),
+                     written AS (UPDATE ws_slots s SET status = 3, version = s.version + 1, lease_until = 0, payload_type = 0, payload_id = 0, checksum = 0,
+                             change_ord = {}
                          FROM old WHERE s.space = $1 AND s.symbol = $2 AND s.kind = $3 AND s.window_idx = $4 AND old.status IN (1, 2)
-                         RETURNING s.version)
-                 SELECT old.status, old.version, (SELECT version FROM upd) FROM old",
+                         RETURNING s.*)",
+                    sql::NEXT_ORD
+                ),
+                &format!("SELECT old.status, old.version, (SELECT version FROM written), {} FROM old", sql::NOTIFIED),
                 &[&sp, &sy, &k, &w],
             )
             .await?;
@@ -808,23 +811,25 @@ impl PgLedger {
     pub async fn retire(&self, at: SlotAddr, who: &PgActor) -> Result<Transition> {
         self.check_addr(at).await?;
         let (sp, sy, k, w) = self.key(at)?;
+        let written = format!(
+            "old AS (SELECT status, version FROM ws_slots WHERE space = $1 AND symbol = $2 AND kind = $3 AND window_idx = $4 FOR UPDATE),
+             upd AS (UPDATE ws_slots s SET status = 4, version = s.version + 1, lease_until = 0, payload_type = 0, payload_id = 0, checksum = 0,
+                     change_ord = {}
+                 FROM old WHERE s.space = $1 AND s.symbol = $2 AND s.kind = $3 AND s.window_idx = $4 AND old.status <> 4
+                 RETURNING s.*),
+             ins AS (INSERT INTO ws_slots AS s (space, symbol, kind, window_idx, status, version, change_ord)
+                 SELECT $1, $2, $3, $4, 4, 1, pg_current_xact_id() WHERE NOT EXISTS (SELECT 1 FROM old)
+                 ON CONFLICT DO NOTHING RETURNING s.*),
+             written AS (SELECT * FROM upd UNION ALL SELECT * FROM ins)",
+            sql::NEXT_ORD
+        );
+        let select = format!(
+            "SELECT old.status, old.version, (SELECT version FROM upd), {n} FROM old
+             UNION ALL SELECT 0::int2, 0, ins.version, {n} FROM ins",
+            n = sql::NOTIFIED
+        );
         loop {
-            let rows = self
-                .admin_tx(
-                    who,
-                    "retire",
-                    "WITH old AS (SELECT status, version FROM ws_slots WHERE space = $1 AND symbol = $2 AND kind = $3 AND window_idx = $4 FOR UPDATE),
-                     upd AS (UPDATE ws_slots s SET status = 4, version = s.version + 1, lease_until = 0, payload_type = 0, payload_id = 0, checksum = 0
-                             FROM old WHERE s.space = $1 AND s.symbol = $2 AND s.kind = $3 AND s.window_idx = $4 AND old.status <> 4
-                             RETURNING s.version),
-                     ins AS (INSERT INTO ws_slots (space, symbol, kind, window_idx, status, version)
-                             SELECT $1, $2, $3, $4, 4, 1 WHERE NOT EXISTS (SELECT 1 FROM old)
-                             ON CONFLICT DO NOTHING RETURNING version)
-                     SELECT old.status, old.version, (SELECT version FROM upd) FROM old
-                     UNION ALL SELECT 0::int2, 0, ins.version FROM ins",
-                    &[&sp, &sy, &k, &w],
-                )
-                .await?;
+            let rows = self.admin(who, "retire", &written, &select, &[&sp, &sy, &k, &w]).await?;
             if rows.is_empty() {
                 // A claim created the row after our look: decide again.
                 continue;
@@ -854,35 +859,44 @@ impl PgLedger {
     pub async fn force_clear_range(&self, symbol: u32, windows: Range<u32>, kind: SlotKind, who: &PgActor) -> Result<u64> {
         self.check_range(symbol, &windows).await?;
         let rows = self
-            .admin_tx(
+            .admin(
                 who,
                 "forceClearRange",
-                "UPDATE ws_slots SET status = 3, version = version + 1, lease_until = 0, payload_type = 0, payload_id = 0, checksum = 0
-                 WHERE space = $1 AND symbol = $2 AND kind = $3 AND window_idx >= $4 AND window_idx < $5 AND status IN (1, 2)
-                 RETURNING version",
+                &format!(
+                    "written AS (UPDATE ws_slots s SET status = 3, version = s.version + 1, lease_until = 0, payload_type = 0, payload_id = 0, checksum = 0,
+                         change_ord = {}
+                     WHERE s.space = $1 AND s.symbol = $2 AND s.kind = $3 AND s.window_idx >= $4 AND s.window_idx < $5 AND s.status IN (1, 2)
+                     RETURNING s.*)",
+                    sql::NEXT_ORD
+                ),
+                &format!("SELECT count(*), {} FROM written", sql::NOTIFIED),
                 &[&self.space_id, &i32_of(symbol, "symbol id")?, &(kind.code() as i16), &(windows.start as i32), &(windows.end as i32)],
             )
             .await?;
-        Ok(rows.len() as u64)
+        Ok(rows.first().map(|r| r.get::<_, i64>(0) as u64).unwrap_or(0))
     }
 
     /// Admin: retires windows `windows`; returns how many changed.
     pub async fn retire_range(&self, symbol: u32, windows: Range<u32>, kind: SlotKind, who: &PgActor) -> Result<u64> {
         self.check_range(symbol, &windows).await?;
         let rows = self
-            .admin_tx(
+            .admin(
                 who,
                 "retireRange",
-                "INSERT INTO ws_slots AS s (space, symbol, kind, window_idx, status, version)
-                 SELECT $1, $2, $3, w, 4, 1 FROM generate_series($4::int4, $5::int4 - 1) AS g(w)
-                 ON CONFLICT (space, symbol, kind, window_idx) DO UPDATE
-                 SET status = 4, version = s.version + 1, lease_until = 0, payload_type = 0, payload_id = 0, checksum = 0
-                 WHERE s.status <> 4
-                 RETURNING version",
+                &format!(
+                    "written AS (INSERT INTO ws_slots AS s (space, symbol, kind, window_idx, status, version, change_ord)
+                     SELECT $1, $2, $3, w, 4, 1, pg_current_xact_id() FROM generate_series($4::int4, $5::int4 - 1) AS g(w)
+                     ON CONFLICT (space, symbol, kind, window_idx) DO UPDATE
+                     SET status = 4, version = s.version + 1, lease_until = 0, payload_type = 0, payload_id = 0, checksum = 0, change_ord = {}
+                     WHERE s.status <> 4
+                     RETURNING s.*)",
+                    sql::NEXT_ORD
+                ),
+                &format!("SELECT count(*), {} FROM written", sql::NOTIFIED),
                 &[&self.space_id, &i32_of(symbol, "symbol id")?, &(kind.code() as i16), &(windows.start as i32), &(windows.end as i32)],
             )
             .await?;
-        Ok(rows.len() as u64)
+        Ok(rows.first().map(|r| r.get::<_, i64>(0) as u64).unwrap_or(0))
     }
 
     async fn check_range(&self, symbol: u32, windows: &Range<u32>) -> Result<()> {
@@ -958,11 +972,13 @@ impl PgLedger {
         // The task holds the state only: dropping the `Listener` (its client)
         // ends the connection, and with it the task.
         let l2 = state.clone();
-        // Drives the connection: statements' replies and notifications.
+        let space = self.space_id.to_string();
+        // Drives the connection: statements' replies and notifications (of
+        // this space: the payload is the space's id).
         tokio::spawn(async move {
             loop {
                 match std::future::poll_fn(|cx| connection.poll_message(cx)).await {
-                    Some(Ok(tokio_postgres::AsyncMessage::Notification(_))) => {
+                    Some(Ok(tokio_postgres::AsyncMessage::Notification(n))) if n.payload() == space => {
                         l2.seq.fetch_add(1, Ordering::AcqRel);
                         l2.notify.notify_waiters();
                     }
@@ -974,6 +990,18 @@ impl PgLedger {
             l2.notify.notify_waiters();
         });
         if client.batch_execute("LISTEN ws_changes").await.is_err() {
+            return None;
+        }
+        // Transitions notify only spaces with a listener: register this
+        // session (after LISTEN, so a transition that sees the row has a
+        // listener to reach), and drop the rows of sessions that ended.
+        let register = format!(
+            "DELETE FROM ws_listeners l WHERE NOT EXISTS (SELECT 1 FROM pg_stat_activity a WHERE a.pid = l.pid);
+             INSERT INTO ws_listeners (space, pid) VALUES ({}, pg_backend_pid()) ON CONFLICT DO NOTHING",
+            self.space_id
+        );
+        let registered = client.batch_execute(&register).await;
+        if registered.is_err() {
             return None;
         }
         let l = Arc::new(Listener { state, client: Mutex::new(Some(client)) });

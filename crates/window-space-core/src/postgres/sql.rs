@@ -11,17 +11,68 @@
 //! Pending at that version. Lease deadlines are milliseconds on the
 //! database's clock (`ws_now_ms()`, the transaction's `now()`), never the
 //! client's.
+//!
+//! A statement that makes transitions also records them ([`recorded`]):
+//! one `ws_changes` row per slot written, stamped with the slot's order key
+//! `change_ord` (why it is `greatest(pg_current_xact_id(), previous)`:
+//! `changes.rs`), and one `pg_notify('ws_changes', space)` when a session
+//! listens for that space (`ws_listeners`), all in the same statement and
+//! so in the same transaction as the transition.
 
 use tokio_postgres::{Client, Statement};
 
+/// A slot's order key after a transition in this transaction (the row's
+/// previous key is `s.change_ord`).
+pub(super) const NEXT_ORD: &str = "greatest(pg_current_xact_id(), s.change_ord)";
+
+/// The select-list item that sends the notification of a [`recorded`]
+/// statement: a statement's final `SELECT` names it once, since a `WITH`
+/// query that is not referenced is not run.
+pub(super) const NOTIFIED: &str = "(SELECT count(*) FROM ws_notified)";
+
+/// The actor, action and reason columns of an engine's transition.
+pub(super) const ENGINE: &str = "NULL, NULL, NULL";
+
+/// A statement that makes transitions and records them in the change feed.
+///
+/// `written` is the statement's `WITH` list, whose last query `written` writes
+/// `ws_slots AS s` (each row a transition: its status or version changes,
+/// and `change_ord` is set to [`NEXT_ORD`], or to `pg_current_xact_id()`
+/// for a new row) and returns `s.*`; `$1` is the space. `who` gives the
+/// actor, action and reason columns ([`ENGINE`] for engines). `select` is
+/// the final query, over `written`, and lists [`NOTIFIED`].
+pub(super) fn recorded(written: &str, who: &str, select: &str) -> String {
+    format!(
+        "WITH {written},
+ws_recorded AS (
+    INSERT INTO ws_changes (ord, {CHANGE_COLUMNS}, actor, action, reason)
+    SELECT change_ord, {CHANGE_COLUMNS}, {who} FROM written ORDER BY space, symbol, kind, window_idx),
+ws_notified AS (
+    SELECT pg_notify('ws_changes', $1::text)
+    WHERE EXISTS (SELECT 1 FROM written) AND EXISTS (SELECT 1 FROM ws_listeners l WHERE l.space = $1))
+{select}"
+    )
+}
+
+/// The columns a change copies from its slot.
+const CHANGE_COLUMNS: &str = "space, symbol, kind, window_idx, status, version, payload_type, payload_id, checksum, lease_until";
+
 /// Claim: insert Pending(1), or take over a Cleared slot or an expired lease.
 /// `$1` space, `$2` symbol, `$3` kind, `$4` window, `$5` lease ms.
-const CLAIM: &str = "INSERT INTO ws_slots AS s (space, symbol, kind, window_idx, status, version, lease_until)
-VALUES ($1, $2, $3, $4, 1, 1, ws_now_ms() + $5)
+fn claim() -> String {
+    recorded(
+        &format!(
+            "written AS (INSERT INTO ws_slots AS s (space, symbol, kind, window_idx, status, version, lease_until, change_ord)
+VALUES ($1, $2, $3, $4, 1, 1, ws_now_ms() + $5, pg_current_xact_id())
 ON CONFLICT (space, symbol, kind, window_idx) DO UPDATE
-SET status = 1, version = s.version + 1, lease_until = excluded.lease_until, payload_type = 0, payload_id = 0, checksum = 0
+SET status = 1, version = s.version + 1, lease_until = excluded.lease_until, payload_type = 0, payload_id = 0, checksum = 0, change_ord = {NEXT_ORD}
 WHERE s.status = 3 OR (s.status = 1 AND s.lease_until <= ws_now_ms())
-RETURNING version, lease_until";
+RETURNING s.*)"
+        ),
+        ENGINE,
+        &format!("SELECT version, lease_until, {NOTIFIED} FROM written"),
+    )
+}
 
 /// Renewal: a new deadline for the claim at version `$5`; the version stays.
 const RENEW: &str = "UPDATE ws_slots SET lease_until = ws_now_ms() + $6
@@ -30,16 +81,31 @@ RETURNING lease_until";
 
 /// Fill: Pending(`$5`) → Filled(`$5` + 1), only with a payload record of
 /// the kind's store (`$9`) that exists.
-const FILL: &str =
-    "UPDATE ws_slots SET status = 2, version = version + 1, payload_type = $6, payload_id = $7, checksum = $8, lease_until = 0
-WHERE space = $1 AND symbol = $2 AND kind = $3 AND window_idx = $4 AND status = 1 AND version = $5
+fn fill() -> String {
+    recorded(
+        &format!(
+            "written AS (UPDATE ws_slots AS s SET status = 2, version = s.version + 1, payload_type = $6, payload_id = $7, checksum = $8, lease_until = 0, change_ord = {NEXT_ORD}
+WHERE s.space = $1 AND s.symbol = $2 AND s.kind = $3 AND s.window_idx = $4 AND s.status = 1 AND s.version = $5
   AND EXISTS (SELECT 1 FROM ws_payloads p WHERE p.space = $1 AND p.store = $9 AND p.id = $7)
-RETURNING version";
+RETURNING s.*)"
+        ),
+        ENGINE,
+        &format!("SELECT version, {NOTIFIED} FROM written"),
+    )
+}
 
 /// Clear by the claim holder: Pending(`$5`) → Cleared(`$5` + 1).
-const CLEAR: &str = "UPDATE ws_slots SET status = 3, version = version + 1, lease_until = 0, payload_type = 0, payload_id = 0, checksum = 0
-WHERE space = $1 AND symbol = $2 AND kind = $3 AND window_idx = $4 AND status = 1 AND version = $5
-RETURNING version";
+fn clear() -> String {
+    recorded(
+        &format!(
+            "written AS (UPDATE ws_slots AS s SET status = 3, version = s.version + 1, lease_until = 0, payload_type = 0, payload_id = 0, checksum = 0, change_ord = {NEXT_ORD}
+WHERE s.space = $1 AND s.symbol = $2 AND s.kind = $3 AND s.window_idx = $4 AND s.status = 1 AND s.version = $5
+RETURNING s.*)"
+        ),
+        ENGINE,
+        &format!("SELECT version, {NOTIFIED} FROM written"),
+    )
+}
 
 /// One slot (no row: Empty).
 const GET_SLOT: &str = "SELECT status, version, payload_type, payload_id, checksum, lease_until FROM ws_slots
@@ -52,26 +118,41 @@ WHERE space = $1 AND symbol = $2 AND kind = ANY($5::int2[]) AND window_idx >= $3
 /// Claims up to `$6` claimable windows in `$4 ..< $5`, in one statement.
 /// Returns the number of candidates (`n`) on every row, and one row per win
 /// (a row of nulls when nothing was won).
-const CLAIM_NEXT: &str = "WITH cand AS MATERIALIZED (
+fn claim_next() -> String {
+    recorded(
+        &format!(
+            "cand AS MATERIALIZED (
     SELECT g.w FROM generate_series($4::int4, $5::int4 - 1) AS g(w)
     WHERE NOT EXISTS (SELECT 1 FROM ws_slots x WHERE x.space = $1 AND x.symbol = $2 AND x.kind = $3 AND x.window_idx = g.w
         AND (x.status IN (2, 4) OR (x.status = 1 AND x.lease_until > ws_now_ms())))
     ORDER BY g.w LIMIT $6),
-ins AS (
-    INSERT INTO ws_slots AS s (space, symbol, kind, window_idx, status, version, lease_until)
-    SELECT $1, $2, $3, w, 1, 1, ws_now_ms() + $7 FROM cand
+written AS (
+    INSERT INTO ws_slots AS s (space, symbol, kind, window_idx, status, version, lease_until, change_ord)
+    SELECT $1, $2, $3, cand.w, 1, 1, ws_now_ms() + $7, pg_current_xact_id() FROM cand
     ON CONFLICT (space, symbol, kind, window_idx) DO UPDATE
-    SET status = 1, version = s.version + 1, lease_until = excluded.lease_until, payload_type = 0, payload_id = 0, checksum = 0
+    SET status = 1, version = s.version + 1, lease_until = excluded.lease_until, payload_type = 0, payload_id = 0, checksum = 0, change_ord = {NEXT_ORD}
     WHERE s.status = 3 OR (s.status = 1 AND s.lease_until <= ws_now_ms())
-    RETURNING window_idx, version, lease_until)
-SELECT k.n, ins.window_idx, ins.version, ins.lease_until FROM (SELECT count(*) AS n FROM cand) k LEFT JOIN ins ON true";
+    RETURNING s.*)"
+        ),
+        ENGINE,
+        &format!("SELECT k.n, written.window_idx, written.version, written.lease_until, {NOTIFIED} FROM (SELECT count(*) AS n FROM cand) k LEFT JOIN written ON true"),
+    )
+}
 
 /// Fills many slots in one statement (arrays of one element per item).
-const FILL_MANY: &str = "UPDATE ws_slots s SET status = 2, version = s.version + 1, payload_type = u.pt, payload_id = u.pid, checksum = u.ck, lease_until = 0
+fn fill_many() -> String {
+    recorded(
+        &format!(
+            "written AS (UPDATE ws_slots AS s SET status = 2, version = s.version + 1, payload_type = u.pt, payload_id = u.pid, checksum = u.ck, lease_until = 0, change_ord = {NEXT_ORD}
 FROM unnest($2::int4[], $3::int2[], $4::int4[], $5::int4[], $6::int2[], $7::int8[], $8::int8[], $9::int2[]) AS u(symbol, kind, w, v, pt, pid, ck, store)
 WHERE s.space = $1 AND s.symbol = u.symbol AND s.kind = u.kind AND s.window_idx = u.w AND s.status = 1 AND s.version = u.v
   AND EXISTS (SELECT 1 FROM ws_payloads p WHERE p.space = $1 AND p.store = u.store AND p.id = u.pid)
-RETURNING s.symbol, s.kind, s.window_idx, s.version, s.payload_id, s.checksum";
+RETURNING s.*)"
+        ),
+        ENGINE,
+        &format!("SELECT symbol, kind, window_idx, version, payload_id, checksum, {NOTIFIED} FROM written"),
+    )
+}
 
 /// The first window `>= $4` of a symbol and kind that is neither Filled nor
 /// Retired: the done windows from `$4` in order, and where they first skip one.
@@ -132,15 +213,16 @@ pub struct Statements {
 impl Statements {
     /// Prepares every statement on `client` (pipelined: one round trip each, all in flight together).
     pub async fn prepare(client: &Client) -> Result<Self, tokio_postgres::Error> {
+        let texts = [claim(), fill(), clear(), claim_next(), fill_many()];
         let (claim, renew, fill, clear, get_slot, rows, claim_next, fill_many) = tokio::try_join!(
-            client.prepare(CLAIM),
+            client.prepare(&texts[0]),
             client.prepare(RENEW),
-            client.prepare(FILL),
-            client.prepare(CLEAR),
+            client.prepare(&texts[1]),
+            client.prepare(&texts[2]),
             client.prepare(GET_SLOT),
             client.prepare(ROWS),
-            client.prepare(CLAIM_NEXT),
-            client.prepare(FILL_MANY),
+            client.prepare(&texts[3]),
+            client.prepare(&texts[4]),
         )?;
         let (next_unfilled, metrics, append, get_payload, add_symbol, symbol_id, symbol_name, changes) = tokio::try_join!(
             client.prepare(NEXT_UNFILLED),

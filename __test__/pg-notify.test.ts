@@ -1,0 +1,116 @@
+// Notifications of the PostgreSQL backend: a transition notifies a space
+// only while a ledger listens for it (`ws_listeners`), a waiter is woken by
+// that notification (its polling backstop set out of reach), and the rows
+// of sessions that ended are dropped when another session registers.
+import pg from 'pg'
+import { afterAll, describe, expect, it } from 'vitest'
+
+import { WindowSpaceController, type Ledger } from '../src/index'
+import { pgUrl, schedule, uniqueSpace } from './support/backends'
+
+async function rawClient(): Promise<pg.Client> {
+  const u = new URL(pgUrl())
+  const c = new pg.Client({ host: decodeURIComponent(u.hostname), port: Number(u.port), user: 'postgres', database: 'postgres' })
+  await c.connect()
+  return c
+}
+
+const opened: { close(): Promise<unknown> | void }[] = []
+afterAll(async () => {
+  for (const o of opened.reverse()) await o.close()
+})
+
+async function connect(space: string, pollMs = 60_000): Promise<Ledger> {
+  const l = await WindowSpaceController.connect(pgUrl(), { windowSpace: schedule(16), space, pollMs })
+  opened.push(l)
+  return l
+}
+
+async function raw(): Promise<pg.Client> {
+  const c = await rawClient()
+  opened.push({ close: () => c.end() })
+  return c
+}
+
+async function spaceId(c: pg.Client, space: string): Promise<number> {
+  return (await c.query<{ id: number }>('SELECT id FROM ws_spaces WHERE name = $1', [space])).rows[0]!.id
+}
+
+/** Resolves once `ws_listeners` holds a row of `space`. */
+async function registered(c: pg.Client, id: number): Promise<void> {
+  for (;;) {
+    const r = await c.query('SELECT 1 FROM ws_listeners WHERE space = $1', [id])
+    if (r.rowCount) return
+    await new Promise((r) => setTimeout(r, 20))
+  }
+}
+
+async function fillWindow(l: Ledger, window: number): Promise<void> {
+  const payloadId = await l.appendPayload('trades', { symbol: 'NTFY', windowIdx: window, slotKind: 'optionTrade', payloadType: 'Json', uri: `mem://${window}`, checksum: 7n, size: 1 })
+  const c = await l.claim('NTFY', window, 'optionTrade')
+  await l.fill('NTFY', window, 'optionTrade', { payloadType: 'Json', payloadId, version: c.version, checksum: 7n })
+}
+
+describe('notifications of the PostgreSQL backend', () => {
+  it('a waiter is woken by the notification of the fill it waits for, with its polling backstop out of reach', async () => {
+    const space = uniqueSpace('notify-wake')
+    const engine = await connect(space)
+    const watcher = await connect(space)
+    await engine.resolveSymbol('NTFY')
+    const c = await raw()
+    const waiting = watcher.waitFor('NTFY', 3, ['optionTrade'])
+    await registered(c, await spaceId(c, space))
+    await fillWindow(engine, 3)
+    const slots = await waiting
+    expect(slots.map((s) => [s.status, s.version])).toEqual([['Filled', 2]])
+  }, 30_000)
+
+  it('transitions notify a space only while a ledger listens for it', async () => {
+    const space = uniqueSpace('notify-gate')
+    const engine = await connect(space)
+    await engine.resolveSymbol('NTFY')
+    const c = await raw()
+    const id = await spaceId(c, space)
+    const got: string[] = []
+    let marker: () => void = () => {}
+    const markerSeen = new Promise<void>((r) => (marker = r))
+    c.on('notification', (n) => {
+      if (n.payload === `marker-${id}`) marker()
+      else if (n.payload === String(id)) got.push(n.payload)
+    })
+    await c.query('LISTEN ws_changes')
+    // Nobody listens through a ledger: a claim and a fill notify no one.
+    await fillWindow(engine, 0)
+    // A ledger starts waiting: it registers, and the next transitions notify.
+    const watcher = await connect(space)
+    const waiting = watcher.waitFor('NTFY', 1, ['optionTrade'])
+    await registered(c, id)
+    await fillWindow(engine, 1)
+    await waiting
+    // Notifications arrive in commit order: once the marker sent now has
+    // arrived, every earlier one has.
+    await c.query('SELECT pg_notify($1, $2)', ['ws_changes', `marker-${id}`])
+    await markerSeen
+    expect(got).toEqual([String(id), String(id)])
+  }, 30_000)
+
+  it('the rows of sessions that ended are dropped when a session registers', async () => {
+    const space = uniqueSpace('notify-stale')
+    const engine = await connect(space)
+    await engine.resolveSymbol('NTFY')
+    const c = await raw()
+    const id = await spaceId(c, space)
+    const ended = (await c.query<{ pid: number }>('SELECT max(pid) + 100000 AS pid FROM pg_stat_activity')).rows[0]!.pid
+    await c.query('INSERT INTO ws_listeners (space, pid) VALUES ($1, $2)', [id, ended])
+    const watcher = await connect(space)
+    const waiting = watcher.waitFor('NTFY', 2, ['optionTrade'])
+    const live = async () => (await c.query<{ pid: number }>('SELECT pid FROM ws_listeners WHERE space = $1 ORDER BY pid', [id])).rows.map((r) => r.pid)
+    while ((await live()).includes(ended)) await new Promise((r) => setTimeout(r, 20))
+    const pids = await live()
+    expect(pids).toHaveLength(1)
+    const sessions = await c.query('SELECT 1 FROM pg_stat_activity WHERE pid = $1', [pids[0]])
+    expect(sessions.rowCount).toBe(1)
+    await fillWindow(engine, 2)
+    await waiting
+  }, 30_000)
+})
