@@ -9,15 +9,7 @@ import pg from 'pg'
 import { afterAll, describe, expect, it } from 'vitest'
 
 import { WindowSpaceController, type Ledger, type LedgerChange, type LedgerWatch } from '../src/index'
-import { pgUrl, schedule, uniqueSpace } from './support/backends'
-
-/** A `pg` client on the same server (the URL's socket directory as host). */
-async function rawClient(): Promise<pg.Client> {
-  const u = new URL(pgUrl())
-  const c = new pg.Client({ host: decodeURIComponent(u.hostname), port: Number(u.port), user: 'postgres', database: 'postgres' })
-  await c.connect()
-  return c
-}
+import { pgClient, pgUrl, schedule, uniqueSpace } from './support/backends'
 
 const opened: { close(): Promise<unknown> | void }[] = []
 afterAll(async () => {
@@ -29,7 +21,7 @@ async function setup(): Promise<{ l: Ledger; raw: pg.Client; spaceId: number; sy
   const l = await WindowSpaceController.connect(pgUrl(), { windowSpace: schedule(16), space, pollMs: 50 })
   opened.push(l)
   const symbolId = await l.resolveSymbol('LATE')
-  const raw = await rawClient()
+  const raw = await pgClient()
   opened.push({ close: () => raw.end() })
   const r = await raw.query<{ id: number }>('SELECT id FROM ws_spaces WHERE name = $1', [space])
   return { l, raw, spaceId: r.rows[0]!.id, symbolId }

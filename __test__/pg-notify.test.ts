@@ -6,14 +6,7 @@ import pg from 'pg'
 import { afterAll, describe, expect, it } from 'vitest'
 
 import { WindowSpaceController, type Ledger } from '../src/index'
-import { pgUrl, schedule, uniqueSpace } from './support/backends'
-
-async function rawClient(): Promise<pg.Client> {
-  const u = new URL(pgUrl())
-  const c = new pg.Client({ host: decodeURIComponent(u.hostname), port: Number(u.port), user: 'postgres', database: 'postgres' })
-  await c.connect()
-  return c
-}
+import { pgClient, pgUrl, schedule, uniqueSpace } from './support/backends'
 
 const opened: { close(): Promise<unknown> | void }[] = []
 afterAll(async () => {
@@ -27,7 +20,7 @@ async function connect(space: string, pollMs = 60_000): Promise<Ledger> {
 }
 
 async function raw(): Promise<pg.Client> {
-  const c = await rawClient()
+  const c = await pgClient()
   opened.push({ close: () => c.end() })
   return c
 }

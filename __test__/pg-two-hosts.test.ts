@@ -31,6 +31,7 @@ import { afterAll, beforeAll, describe, expect, it } from 'vitest'
 
 import { startPgServer, type PgServer } from '../scripts/pg-server.mjs'
 import { WindowSpace, WindowSpaceController, type Ledger } from '../src/index'
+import { pgClient } from './support/backends'
 import { makeHost, netnsProbe, removeHosts, type Host } from './support/netns'
 
 const FIXTURE = join(__dirname, 'fixtures', 'pg-host-engine.mjs')
@@ -71,9 +72,7 @@ beforeAll(async () => {
     // client_connection_check_interval: a backend waiting for a lock notices
     // that its client died and ends, rolling its statement back.
     server = await startPgServer({ listen: hosts.map((h) => h.rootAddr), trust: hosts.map((h) => h.subnet), settings: ['client_connection_check_interval=100'] })
-    const u = new URL(server.url)
-    raw = new pg.Client({ host: decodeURIComponent(u.hostname), port: Number(u.port), user: 'postgres', database: 'postgres' })
-    await raw.connect()
+    raw = await pgClient(server.url)
   } catch (e) {
     await cleanup()
     throw e
@@ -166,9 +165,7 @@ async function fillsPerWindow(space: string): Promise<Map<number, number>> {
  * out of it) until `release()`.
  */
 async function lockRows(space: string, windows: number[]): Promise<{ release(): Promise<void> }> {
-  const u = new URL(server!.url)
-  const c = new pg.Client({ host: decodeURIComponent(u.hostname), port: Number(u.port), user: 'postgres', database: 'postgres' })
-  await c.connect()
+  const c = await pgClient(server!.url)
   try {
     await c.query('BEGIN')
     const r = await c.query('SELECT 1 FROM ws_slots t JOIN ws_spaces s ON s.id = t.space WHERE s.name = $1 AND t.window_idx = ANY($2::int[]) FOR UPDATE OF t', [space, windows])

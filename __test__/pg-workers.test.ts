@@ -1,6 +1,8 @@
 // Worker threads on the PostgreSQL backend: each loads its own instance of
 // the addon, connects, claims and exits; claims are exclusive across them,
-// and the main thread's ledger keeps working after they are gone.
+// and the main thread's ledger keeps working after they are gone. Workers
+// terminated with calls in flight leave their process running.
+import { spawn } from 'node:child_process'
 import { join } from 'node:path'
 import { Worker } from 'node:worker_threads'
 import { describe, expect, it } from 'vitest'
@@ -40,4 +42,16 @@ describe('worker threads on the PostgreSQL backend', () => {
       await main.close()
     }
   })
+
+  it('terminated while calls and a wait are in flight, leave the process running and its ledger working', async () => {
+    const child = spawn(process.execPath, [join(__dirname, 'fixtures', 'pg-worker-terminate.mjs'), pgUrl(), uniqueSpace('terminate'), '6'], {
+      stdio: ['ignore', 'pipe', 'pipe'],
+    })
+    let out = ''
+    let err = ''
+    child.stdout.on('data', (d: Buffer) => (out += d.toString()))
+    child.stderr.on('data', (d: Buffer) => (err += d.toString()))
+    const [code, signal] = await new Promise<[number | null, NodeJS.Signals | null]>((resolve) => child.on('close', (c, s) => resolve([c, s])))
+    expect({ code, signal, out, err }).toEqual({ code: 0, signal: null, out: 'ok\n', err: '' })
+  }, 120_000)
 })

@@ -10,6 +10,8 @@ import { mkdtempSync, rmSync } from 'node:fs'
 import { tmpdir } from 'node:os'
 import { join } from 'node:path'
 
+import pg from 'pg'
+
 import { WindowSpace, WindowSpaceConfig, WindowSpaceController, type Ledger } from '../../src/index'
 
 export interface Backend {
@@ -27,6 +29,18 @@ export function pgUrl(): string {
   const url = process.env.WS_PG_URL
   if (!url) throw new Error('WS_PG_URL is not set: the vitest global setup starts a server and sets it')
   return url
+}
+
+/**
+ * A connected plain `pg` client as the superuser, on the run's server or on
+ * the server at `url` (its socket directory as host): another session of
+ * the database, for tests that hold transactions or locks of their own.
+ */
+export async function pgClient(url: string = pgUrl()): Promise<pg.Client> {
+  const u = new URL(url)
+  const c = new pg.Client({ host: decodeURIComponent(u.hostname), port: Number(u.port), user: 'postgres', database: 'postgres' })
+  await c.connect()
+  return c
 }
 
 /** A window-space name no other test uses. */

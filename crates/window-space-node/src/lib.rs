@@ -9,12 +9,14 @@
 //! * `watch.rs` — the watcher thread that wakes JS when the journal moves;
 //! * `tasks.rs` — the async bootstrap and group commit on the libuv pool;
 //! * `pg.rs` — `NativePgLedger`, the PostgreSQL backend as Promise-returning methods;
+//! * `completions.rs` — settles those Promises from their Tokio tasks;
 //! * `ops.rs` — the operators' checks for the `window-space` command;
 //! * `vocab.rs` — the core's vocabulary as one object;
 //! * `convert.rs`, `reports.rs`, `errors.rs` — conversions.
 
 #![deny(unsafe_code)]
 
+mod completions;
 mod controller;
 mod convert;
 mod errors;

@@ -5,30 +5,16 @@
 //! same `Error` (stable `code`, `details`) the synchronous calls throw.
 //! No rule lives here.
 
-use std::future::Future;
 use std::sync::Arc;
 
-use napi::bindgen_prelude::{BigInt, PromiseRaw, ToNapiValue};
+use napi::bindgen_prelude::{BigInt, PromiseRaw};
 use napi::Env;
 use napi_derive::napi;
 use window_space_core::postgres::{Change, Cursor, PgActor, PgClaim, PgConfig, PgFill, PgLedger};
 use window_space_core::{Error as CoreError, PayloadInput, PayloadRecord, SlotAddr, SlotKind, SlotSnapshot, StoreKind, WindowSpace};
 
-use crate::errors::{invalid, js_error};
-
-/// Runs `fut` on the runtime; resolves with `map(value)`, or rejects with the core error.
-fn run<'e, T, V, F, M>(env: &'e Env, fut: F, map: M) -> napi::Result<PromiseRaw<'e, V>>
-where
-    T: Send + 'static,
-    V: ToNapiValue,
-    F: Future<Output = Result<T, CoreError>> + Send + 'static,
-    M: FnOnce(&Env, T) -> napi::Result<V> + 'static,
-{
-    env.spawn_future_with_callback(async move { Ok(fut.await) }, move |env, r| match r {
-        Ok(v) => map(env, v),
-        Err(e) => Err(js_error(env, e)),
-    })
-}
+use crate::completions::run;
+use crate::errors::invalid;
 
 fn kind_of(code: u32) -> Result<SlotKind, CoreError> {
     SlotKind::from_code(code).ok_or_else(|| invalid(format!("slot kind code {code}")))

@@ -3,9 +3,9 @@
 //!
 //! [`PgLedger::connect`] opens a few connections (tokio-postgres: pipelined,
 //! exact 64-bit integers), runs the schema migrations (`schema.rs`),
-//! prepares the statements (`sql.rs`) with `plan_cache_mode =
-//! force_custom_plan` (a cached generic plan of the array statements falls
-//! to sequential scans), and finds or creates the named window space with
+//! prepares the single-slot statements once per connection (`sql.rs`; the
+//! batch statements are planned anew for each call, with its arrays), and
+//! finds or creates the named window space with
 //! its schedule, checked like a state directory's `schedule.json` (the same
 //! schedule, or one that rolls it forward).
 //!
@@ -160,7 +160,7 @@ async fn open(url: &str) -> Result<Client> {
         // away; a statement in flight then fails with a connection error.
         let _ = connection.await;
     });
-    client.batch_execute("SET plan_cache_mode = force_custom_plan; SET application_name = 'window-space'").await.map_err(db_error)?;
+    client.batch_execute("SET application_name = 'window-space'").await.map_err(db_error)?;
     Ok(client)
 }
 
@@ -539,7 +539,7 @@ impl PgLedger {
             let rows = c
                 .client
                 .query(
-                    &c.st.claim_next,
+                    sql::CLAIM_NEXT.as_str(),
                     &[&sp, &sy, &k, &i32_of(lo, "window index")?, &i32_of(hi, "window index")?, &i64::from(need), &lease],
                 )
                 .await
@@ -584,7 +584,7 @@ impl PgLedger {
         let c = self.conn().await?;
         let rows = c
             .client
-            .query(&c.st.fill_many, &[&self.space_id, &cols.0, &cols.1, &cols.2, &cols.3, &cols.4, &cols.5, &cols.6, &cols.7])
+            .query(sql::FILL_MANY.as_str(), &[&self.space_id, &cols.0, &cols.1, &cols.2, &cols.3, &cols.4, &cols.5, &cols.6, &cols.7])
             .await
             .map_err(db_error)?;
         // A row filled is credited to the item it matched: its slot, the
