@@ -41,7 +41,7 @@ pub const MIGRATION_LOCK: i64 = 0x7773_5f6d_6967_7261;
 
 /// The migrations, in order: `MIGRATIONS[i]` brings the schema to version `i + 1`.
 pub const MIGRATIONS: &[&str] = &[
-    // 1: spaces, symbols, slots, payloads, the change feed, its listeners.
+    // 1: spaces, symbols, slots, payloads, the change feed.
     r#"
 CREATE TABLE ws_spaces (
     id integer GENERATED ALWAYS AS IDENTITY PRIMARY KEY,
@@ -107,6 +107,64 @@ CREATE TABLE ws_changes (
 );
 CREATE FUNCTION ws_now_ms() RETURNS bigint LANGUAGE sql STABLE
     AS $$ SELECT (floor(extract(epoch FROM now()) * 1000))::bigint $$;
+CREATE FUNCTION ws_slot_order() RETURNS trigger LANGUAGE plpgsql AS $$
+BEGIN
+    IF TG_OP = 'UPDATE' THEN
+        NEW.change_ord := greatest(pg_current_xact_id(), OLD.change_ord);
+    ELSE
+        NEW.change_ord := pg_current_xact_id();
+    END IF;
+    RETURN NEW;
+END $$;
+CREATE FUNCTION ws_slots_inserted() RETURNS trigger LANGUAGE plpgsql AS $$
+BEGIN
+    INSERT INTO ws_changes (ord, space, symbol, kind, window_idx, status, version,
+                            payload_type, payload_id, checksum, lease_until, actor, action, reason)
+    SELECT n.change_ord, n.space, n.symbol, n.kind, n.window_idx, n.status, n.version,
+           n.payload_type, n.payload_id, n.checksum, n.lease_until,
+           nullif(current_setting('ws.actor', true), ''),
+           nullif(current_setting('ws.action', true), ''),
+           nullif(current_setting('ws.reason', true), '')
+    FROM new_rows n ORDER BY n.space, n.symbol, n.kind, n.window_idx;
+    PERFORM pg_notify('ws_changes', d.space::text) FROM (SELECT DISTINCT space FROM new_rows) d;
+    RETURN NULL;
+END $$;
+CREATE FUNCTION ws_slots_updated() RETURNS trigger LANGUAGE plpgsql AS $$
+BEGIN
+    INSERT INTO ws_changes (ord, space, symbol, kind, window_idx, status, version,
+                            payload_type, payload_id, checksum, lease_until, actor, action, reason)
+    SELECT n.change_ord, n.space, n.symbol, n.kind, n.window_idx, n.status, n.version,
+           n.payload_type, n.payload_id, n.checksum, n.lease_until,
+           nullif(current_setting('ws.actor', true), ''),
+           nullif(current_setting('ws.action', true), ''),
+           nullif(current_setting('ws.reason', true), '')
+    FROM new_rows n JOIN old_rows o USING (space, symbol, kind, window_idx)
+    WHERE o.status IS DISTINCT FROM n.status OR o.version IS DISTINCT FROM n.version
+    ORDER BY n.space, n.symbol, n.kind, n.window_idx;
+    IF FOUND THEN
+        PERFORM pg_notify('ws_changes', d.space::text) FROM (SELECT DISTINCT space FROM new_rows) d;
+    END IF;
+    RETURN NULL;
+END $$;
+CREATE TRIGGER ws_slot_order BEFORE INSERT OR UPDATE ON ws_slots
+    FOR EACH ROW EXECUTE FUNCTION ws_slot_order();
+CREATE TRIGGER ws_slots_inserted AFTER INSERT ON ws_slots
+    REFERENCING NEW TABLE AS new_rows
+    FOR EACH STATEMENT EXECUTE FUNCTION ws_slots_inserted();
+CREATE TRIGGER ws_slots_updated AFTER UPDATE ON ws_slots
+    REFERENCING OLD TABLE AS old_rows NEW TABLE AS new_rows
+    FOR EACH STATEMENT EXECUTE FUNCTION ws_slots_updated();
+"#,
+    // 2: transitions record their changes and notify in their own
+    // statements (`sql.rs`), which replaces the triggers; the listeners
+    // that a notification is for.
+    r#"
+DROP TRIGGER ws_slot_order ON ws_slots;
+DROP TRIGGER ws_slots_inserted ON ws_slots;
+DROP TRIGGER ws_slots_updated ON ws_slots;
+DROP FUNCTION ws_slot_order();
+DROP FUNCTION ws_slots_inserted();
+DROP FUNCTION ws_slots_updated();
 CREATE TABLE ws_listeners (
     space integer NOT NULL,
     pid integer NOT NULL,
