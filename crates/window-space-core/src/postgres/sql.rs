@@ -119,8 +119,11 @@ WHERE space = $1 AND symbol = $2 AND kind = ANY($5::int2[]) AND window_idx >= $3
 
 /// Claims up to `$6` claimable windows in `$4 ..< $5`, in one statement.
 /// Returns the number of candidates (`n`) on every row, and one row per win
-/// (a row of nulls when nothing was won). A batch statement: run from its
-/// text ([`Statements`] says why).
+/// (a row of nulls when nothing was won). The range bound on the existing
+/// rows (`x.window_idx >= $4 AND < $5`, implied by `= g.w`) is spelled
+/// out: without it a plan that hashes the symbol's rows reads all of them,
+/// and a call costs time in proportion to the windows done before. A batch
+/// statement: run from its text ([`Statements`] says why).
 pub(super) static CLAIM_NEXT: LazyLock<String> = LazyLock::new(claim_next);
 
 fn claim_next() -> String {
@@ -128,7 +131,8 @@ fn claim_next() -> String {
         &format!(
             "cand AS MATERIALIZED (
     SELECT g.w FROM generate_series($4::int4, $5::int4 - 1) AS g(w)
-    WHERE NOT EXISTS (SELECT 1 FROM ws_slots x WHERE x.space = $1 AND x.symbol = $2 AND x.kind = $3 AND x.window_idx = g.w
+    WHERE NOT EXISTS (SELECT 1 FROM ws_slots x WHERE x.space = $1 AND x.symbol = $2 AND x.kind = $3
+        AND x.window_idx >= $4 AND x.window_idx < $5 AND x.window_idx = g.w
         AND (x.status IN (2, 4) OR (x.status = 1 AND x.lease_until > ws_now_ms())))
     ORDER BY g.w LIMIT $6),
 written AS (
