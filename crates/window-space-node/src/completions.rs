@@ -189,7 +189,10 @@ fn create(env: sys::napi_env) -> napi::Result<Calls> {
     let mut name = ptr::null_mut();
     let text = "window-space completions";
     // SAFETY: a UTF-8 buffer of the given length, on the JS thread.
-    check_status!(unsafe { sys::napi_create_string_utf8(env, text.as_ptr().cast(), text.len() as isize, &mut name) }, "naming the completion queue")?;
+    check_status!(
+        unsafe { sys::napi_create_string_utf8(env, text.as_ptr().cast(), text.len() as isize, &mut name) },
+        "naming the completion queue"
+    )?;
     let shared = Arc::new(Shared { tsfn: AtomicPtr::new(ptr::null_mut()), queue: Mutex::new(Queue { done: Vec::new(), closed: false }) });
     // The function's context: one strong count, given back by the finalizer.
     let context = Arc::into_raw(shared.clone()) as *mut c_void;
