@@ -1,7 +1,10 @@
 // Notifications of the PostgreSQL backend: a transition notifies a space
 // only while a ledger listens for it (`ws_listeners`), a waiter is woken by
-// that notification (its polling backstop set out of reach), and the rows
-// of sessions that ended are dropped when another session registers.
+// that notification (its polling backstop set out of reach), the rows of
+// sessions that ended are dropped when another session registers, a ledger
+// listens on one session however many wait at once and unregisters it when
+// closed, a LISTEN session the server ends is opened again, and a closed
+// watch stops waiting.
 import pg from 'pg'
 import { afterAll, describe, expect, it } from 'vitest'
 
@@ -29,11 +32,16 @@ async function spaceId(c: pg.Client, space: string): Promise<number> {
   return (await c.query<{ id: number }>('SELECT id FROM ws_spaces WHERE name = $1', [space])).rows[0]!.id
 }
 
-/** Resolves once `ws_listeners` holds a row of `space`. */
-async function registered(c: pg.Client, id: number): Promise<void> {
+/** The pids `ws_listeners` holds for space `id`. */
+async function listeners(c: pg.Client, id: number): Promise<number[]> {
+  return (await c.query<{ pid: number }>('SELECT pid FROM ws_listeners WHERE space = $1 ORDER BY pid', [id])).rows.map((r) => r.pid)
+}
+
+/** Resolves once `ws_listeners` holds a row of space `id` that `ok` accepts. */
+async function registered(c: pg.Client, id: number, ok: (pids: number[]) => boolean = (p) => p.length > 0): Promise<number[]> {
   for (;;) {
-    const r = await c.query('SELECT 1 FROM ws_listeners WHERE space = $1', [id])
-    if (r.rowCount) return
+    const pids = await listeners(c, id)
+    if (ok(pids)) return pids
     await new Promise((r) => setTimeout(r, 20))
   }
 }
@@ -105,5 +113,58 @@ describe('notifications of the PostgreSQL backend', () => {
     expect(sessions.rowCount).toBe(1)
     await fillWindow(engine, 2)
     await waiting
+  }, 30_000)
+
+  it('a ledger listens on one session however many wait at once, without a listener-count warning, and closing it unregisters the session', async () => {
+    const space = uniqueSpace('notify-one')
+    const engine = await connect(space)
+    await engine.resolveSymbol('NTFY')
+    const c = await raw()
+    const id = await spaceId(c, space)
+    const warnings: string[] = []
+    const onWarning = (w: Error) => warnings.push(w.name)
+    process.on('warning', onWarning)
+    try {
+      const watcher = await WindowSpaceController.connect(pgUrl(), { windowSpace: schedule(16), space, pollMs: 60_000 })
+      const waits = Array.from({ length: 12 }, (_, i) => watcher.waitFor('NTFY', i, ['optionTrade']))
+      await registered(c, id)
+      await fillWindow(engine, 0)
+      expect((await waits[0])!.map((s) => s.status)).toEqual(['Filled'])
+      expect(await listeners(c, id)).toHaveLength(1)
+      await watcher.close()
+      const ends = await Promise.allSettled(waits.slice(1))
+      expect(ends.map((e) => (e.status === 'rejected' ? (e.reason as { code?: string }).code : 'resolved'))).toEqual(Array(11).fill('ERR_CLOSED'))
+      await registered(c, id, (p) => p.length === 0)
+      await new Promise((r) => setImmediate(r))
+    } finally {
+      process.off('warning', onWarning)
+    }
+    expect(warnings).toEqual([])
+  }, 30_000)
+
+  it('a LISTEN session the server ends is opened again, and the waiter is woken through the new one', async () => {
+    const space = uniqueSpace('notify-kill')
+    const engine = await connect(space)
+    await engine.resolveSymbol('NTFY')
+    const c = await raw()
+    const id = await spaceId(c, space)
+    const watcher = await connect(space)
+    const waiting = watcher.waitFor('NTFY', 4, ['optionTrade'])
+    const [first] = await registered(c, id)
+    await c.query('SELECT pg_terminate_backend($1)', [first])
+    await registered(c, id, (p) => p.length > 0 && !p.includes(first!))
+    await fillWindow(engine, 4)
+    expect((await waiting).map((s) => s.status)).toEqual(['Filled'])
+  }, 30_000)
+
+  it('closing a watch ends the next() it is waiting in', async () => {
+    const space = uniqueSpace('notify-watch')
+    const watcher = await connect(space)
+    const c = await raw()
+    const w = watcher.watch()
+    const pending = w.next()
+    await registered(c, await spaceId(c, space))
+    w.close()
+    expect(await pending).toEqual({ done: true, value: undefined })
   }, 30_000)
 })

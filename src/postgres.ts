@@ -10,6 +10,8 @@
  *
  * @module
  */
+import { setMaxListeners } from 'node:events'
+
 import { adminContext, checkChecksum, checkRange, checkWhole, isList, payloadTypeCode, U32_MAX, type AdminOptions } from './args'
 import type { WindowSpaceConfig } from './config'
 import type { ClaimOptions, FillRequest, FillResult, WaitForOptions } from './controller'
@@ -113,6 +115,8 @@ export class PostgresLedger implements Ledger {
     this.#actor = options.actor
     this.#pollMs = options.pollMs
     this.#windowCount = n.info().windowCount
+    // Every wait in flight listens for close: as many as there are waiters.
+    setMaxListeners(0, this.#closing.signal)
   }
 
   /** @internal */
@@ -406,20 +410,20 @@ export class PostgresLedger implements Ledger {
     }
   }
 
-  /** Waits for a notification after count `seen`, at most `ms`, ending early on `signal` or close. */
-  async #waitChange(seen: number, ms: number, signal?: AbortSignal): Promise<number> {
+  /** Waits for a notification after count `seen`, at most `ms`, ending early on any of `signals` or close. */
+  async #waitChange(seen: number, ms: number, ...signals: (AbortSignal | undefined)[]): Promise<number> {
     const stop = new AbortController()
     const onAbort = () => stop.abort()
-    signal?.addEventListener('abort', onAbort)
-    this.#closing.signal.addEventListener('abort', onAbort)
+    const all = [...signals, this.#closing.signal].filter((s): s is AbortSignal => s !== undefined)
+    for (const s of all) s.addEventListener('abort', onAbort)
     try {
+      if (all.some((s) => s.aborted)) return seen
       return await Promise.race([
         call(() => this.#n.waitChange(seen, ms)),
         new Promise<number>((resolve) => stop.signal.addEventListener('abort', () => resolve(seen))),
       ])
     } finally {
-      signal?.removeEventListener('abort', onAbort)
-      this.#closing.signal.removeEventListener('abort', onAbort)
+      for (const s of all) s.removeEventListener('abort', onAbort)
     }
   }
 
@@ -437,6 +441,8 @@ export class PostgresLedger implements Ledger {
     let buffer: LedgerChange[] = []
     let seen = -1
     let done = false
+    // Aborted by close(): a pending next() stops waiting and ends.
+    const closed = new AbortController()
     const ready = (async () => {
       if (options.symbols !== undefined) symbols = new Set(await Promise.all(options.symbols.map((s) => this.#id(s))))
       if (position === undefined) position = await this.head()
@@ -459,7 +465,7 @@ export class PostgresLedger implements Ledger {
             const to = SLOT_STATUSES[x.slot.status]!
             buffer.push({ position: x.position, symbolId: x.symbolId, windowIdx: x.windowIdx, slotKind, to, version: x.slot.version, payloadId: to === 'Filled' ? x.slot.payloadId : null })
           }
-          if (buffer.length === 0 && got.length === 0) seen = await this.#waitChange(seen, this.#pollMs, signal)
+          if (buffer.length === 0 && got.length === 0) seen = await this.#waitChange(seen, this.#pollMs, signal, closed.signal)
         }
       },
       return: (): Promise<IteratorResult<LedgerChange>> => {
@@ -469,6 +475,7 @@ export class PostgresLedger implements Ledger {
       close: () => {
         done = true
         buffer = []
+        closed.abort()
       },
       [Symbol.asyncIterator]() {
         return self

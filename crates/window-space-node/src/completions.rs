@@ -13,7 +13,9 @@
 //! thread's environment goes away with calls in flight (a worker
 //! terminated, the process exiting), Node finalizes the function: the
 //! finalizer closes the queue under its lock, later completions are
-//! dropped there, and no task touches the function after it is gone.
+//! dropped there, no task touches the function after it is gone, and the
+//! tasks still running are cancelled (a wait of a terminated worker does
+//! not hold its connections open until it times out).
 
 // Node-API's thread-safe functions and deferred Promises have no safe
 // wrapper that fits (napi-rs's makes a function per call); each unsafe
@@ -44,6 +46,13 @@ type Outcome = Box<dyn Any + Send>;
 
 /// Settles one call's Promise from its outcome, on the JS thread.
 type Settle = Box<dyn FnOnce(sys::napi_env, Outcome)>;
+
+/// A call in flight: how to settle it, and its task (to cancel it when the
+/// environment goes away).
+struct Pending {
+    settle: Settle,
+    task: Option<napi::tokio::task::AbortHandle>,
+}
 
 /// Completions waiting for the JS thread.
 struct Queue {
@@ -100,7 +109,7 @@ struct Calls {
     env: sys::napi_env,
     shared: Arc<Shared>,
     next: u64,
-    pending: HashMap<u64, Settle>,
+    pending: HashMap<u64, Pending>,
     /// Whether the function holds the event loop open.
     referenced: bool,
 }
@@ -152,12 +161,18 @@ where
         }
     });
     let (id, shared) = register(raw_env, settle)?;
-    spawn(async move {
+    let task = spawn(async move {
         let outcome: Outcome = match (CatchUnwind(Box::pin(fut))).await {
             Ok(r) => Box::new(r),
             Err(_) => Box::new(Err::<T, CoreError>(panicked("a PostgreSQL call"))),
         };
         shared.complete(id, outcome);
+    });
+    // Still pending: only this thread settles calls, and it is here.
+    CALLS.with(|cell| {
+        if let Some(p) = cell.borrow_mut().as_mut().and_then(|c| c.pending.get_mut(&id)) {
+            p.task = Some(task.abort_handle());
+        }
     });
     Ok(PromiseRaw::new(raw_env, promise))
 }
@@ -175,7 +190,7 @@ fn register(env: sys::napi_env, settle: Settle) -> napi::Result<(u64, Arc<Shared
         };
         let id = calls.next;
         calls.next += 1;
-        calls.pending.insert(id, settle);
+        calls.pending.insert(id, Pending { settle, task: None });
         if !calls.referenced {
             // SAFETY: on the JS thread that created the function, which Node has not finalized (`CALLS` is cleared when it does).
             check_status!(unsafe { sys::napi_ref_threadsafe_function(env, calls.shared.tsfn()) }, "holding the event loop open")?;
@@ -238,7 +253,7 @@ unsafe extern "C" fn drain(env: sys::napi_env, _js_callback: sys::napi_value, co
         let Some(calls) = slot.as_mut().filter(|c| c.env == env) else {
             return Vec::new();
         };
-        let ready = done.into_iter().filter_map(|(id, o)| calls.pending.remove(&id).map(|s| (s, o))).collect();
+        let ready = done.into_iter().filter_map(|(id, o)| calls.pending.remove(&id).map(|p| (p.settle, o))).collect();
         if calls.pending.is_empty() && calls.referenced {
             // SAFETY: on the function's JS thread, before it is finalized.
             unsafe { sys::napi_unref_threadsafe_function(env, calls.shared.tsfn()) };
@@ -264,13 +279,23 @@ unsafe extern "C" fn finalize(env: sys::napi_env, _data: *mut c_void, context: *
         q.closed = true;
         q.done.clear();
     }
-    let _ = CALLS.try_with(|cell| {
-        if let Ok(mut slot) = cell.try_borrow_mut() {
+    let calls = CALLS
+        .try_with(|cell| {
+            let mut slot = cell.try_borrow_mut().ok()?;
             if slot.as_ref().is_some_and(|c| c.env == env || Arc::ptr_eq(&c.shared, &shared)) {
-                slot.take();
+                slot.take()
+            } else {
+                None
             }
+        })
+        .ok()
+        .flatten();
+    // Nobody will see these calls' outcomes: stop their work.
+    for p in calls.into_iter().flat_map(|c| c.pending.into_values()) {
+        if let Some(task) = p.task {
+            task.abort();
         }
-    });
+    }
 }
 
 /// A future whose panic becomes its output, so that a call that panicked

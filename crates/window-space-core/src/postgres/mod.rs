@@ -75,6 +75,13 @@ pub struct PgLedger {
     symbols: Mutex<SymbolCache>,
     closed: AtomicBool,
     listener: Mutex<Option<Arc<Listener>>>,
+    /// Held while a LISTEN connection is being opened: one at a time.
+    listening: tokio::sync::Mutex<()>,
+    /// What waiters wait on: counts notifications, and every LISTEN
+    /// connection opened or lost (anything may have changed unseen then).
+    wake: Arc<Wake>,
+    /// The runtime `connect` ran on: `close` ends the LISTEN session there.
+    runtime: tokio::runtime::Handle,
     /// What `connect` found: `created`, `same`, `rolledForward` or `behind`.
     pub schedule_relation: &'static str,
     /// The schema version found before `connect` migrated it (0: a new database).
@@ -133,6 +140,31 @@ pub(crate) fn db_error(e: tokio_postgres::Error) -> Error {
 /// (class 08), and administrator shutdown, crash shutdown, cannot connect now.
 fn is_session_ended(sqlstate: &str) -> bool {
     sqlstate.starts_with("08") || matches!(sqlstate, "57P01" | "57P02" | "57P03")
+}
+
+/// How many times a statement that lost to a serialization failure or a
+/// deadlock (`40001`, `40P01`) runs again before the error is returned.
+const RETRIES: u32 = 8;
+
+/// Runs `attempt` (one statement, its own transaction) again when the
+/// server rolled it back for a serialization failure or a deadlock: the
+/// rolled-back statement changed nothing, so running it again is the whole
+/// remedy. Waits a little longer before each new attempt.
+async fn retrying<T, F, Fut>(mut attempt: F) -> Result<T>
+where
+    F: FnMut() -> Fut,
+    Fut: std::future::Future<Output = Result<T>>,
+{
+    let mut tries = 0;
+    loop {
+        match attempt().await {
+            Err(Error::Database { sqlstate: Some(code), .. }) if (code == "40001" || code == "40P01") && tries < RETRIES => {
+                tries += 1;
+                tokio::time::sleep(std::time::Duration::from_millis(u64::from(tries) * 5)).await;
+            }
+            other => return other,
+        }
+    }
 }
 
 /// The slot of a row whose columns from `at` are status, version, payload_type, payload_id, checksum, lease_until.
@@ -248,6 +280,9 @@ impl PgLedger {
             symbols: Mutex::new(SymbolCache::default()),
             closed: AtomicBool::new(false),
             listener: Mutex::new(None),
+            listening: tokio::sync::Mutex::new(()),
+            wake: Arc::new(Wake { seq: AtomicU64::new(0), notify: tokio::sync::Notify::new() }),
+            runtime: tokio::runtime::Handle::current(),
             schedule_relation: relation,
             schema_found: found,
         })
@@ -280,8 +315,12 @@ impl PgLedger {
             }
         }
         if let Some(l) = self.listener.lock().ok().and_then(|mut g| g.take()) {
-            if let Ok(mut c) = l.client.lock() {
-                c.take();
+            if let Some(client) = l.client.lock().ok().and_then(|mut c| c.take()) {
+                // Unregister, so that transitions stop notifying for this
+                // session, then end it (dropping the client).
+                self.runtime.spawn(async move {
+                    let _ = client.batch_execute("DELETE FROM ws_listeners WHERE pid = pg_backend_pid()").await;
+                });
             }
         }
     }
@@ -425,8 +464,12 @@ impl PgLedger {
         let lease = self.lease(lease_ms)?;
         let (sp, sy, k, w) = self.key(at)?;
         loop {
-            let c = self.conn().await?;
-            if let Some(r) = c.client.query_opt(&c.st.claim, &[&sp, &sy, &k, &w, &lease]).await.map_err(db_error)? {
+            let won = retrying(|| async {
+                let c = self.conn().await?;
+                c.client.query_opt(&c.st.claim, &[&sp, &sy, &k, &w, &lease]).await.map_err(db_error)
+            })
+            .await?;
+            if let Some(r) = won {
                 return Ok(PgClaim { window: at.window, version: r.get::<_, i32>(0) as u32, lease_deadline_ms: r.get::<_, i64>(1) as u64 });
             }
             let current = self.read_slot(at).await?;
@@ -457,8 +500,12 @@ impl PgLedger {
         let lease = self.lease(lease_ms)?;
         let (sp, sy, k, w) = self.key(at)?;
         let v = version as i32;
-        let c = self.conn().await?;
-        match c.client.query_opt(&c.st.renew, &[&sp, &sy, &k, &w, &v, &lease]).await.map_err(db_error)? {
+        let renewed = retrying(|| async {
+            let c = self.conn().await?;
+            c.client.query_opt(&c.st.renew, &[&sp, &sy, &k, &w, &v, &lease]).await.map_err(db_error)
+        })
+        .await?;
+        match renewed {
             Some(r) => Ok(r.get::<_, i64>(0) as u64),
             None => Err(self.conflict(at, version).await),
         }
@@ -474,8 +521,12 @@ impl PgLedger {
         let pid = i64::try_from(f.payload_id).map_err(|_| Error::invalid("payloadId too large"))?;
         let ck = f.checksum as i64;
         let store = at.kind.store().code() as i16;
-        let c = self.conn().await?;
-        if let Some(r) = c.client.query_opt(&c.st.fill, &[&sp, &sy, &k, &w, &v, &pt, &pid, &ck, &store]).await.map_err(db_error)? {
+        let filled = retrying(|| async {
+            let c = self.conn().await?;
+            c.client.query_opt(&c.st.fill, &[&sp, &sy, &k, &w, &v, &pt, &pid, &ck, &store]).await.map_err(db_error)
+        })
+        .await?;
+        if let Some(r) = filled {
             return Ok(r.get::<_, i32>(0) as u32);
         }
         let current = self.read_slot(at).await?;
@@ -503,8 +554,12 @@ impl PgLedger {
         self.check_addr(at).await?;
         let (sp, sy, k, w) = self.key(at)?;
         let v = version as i32;
-        let c = self.conn().await?;
-        match c.client.query_opt(&c.st.clear, &[&sp, &sy, &k, &w, &v]).await.map_err(db_error)? {
+        let cleared = retrying(|| async {
+            let c = self.conn().await?;
+            c.client.query_opt(&c.st.clear, &[&sp, &sy, &k, &w, &v]).await.map_err(db_error)
+        })
+        .await?;
+        match cleared {
             Some(r) => Ok(r.get::<_, i32>(0) as u32),
             None => Err(self.conflict(at, version).await),
         }
@@ -535,15 +590,12 @@ impl PgLedger {
         while (out.len() as u32) < count && lo < end {
             let need = count - out.len() as u32;
             let hi = end.min(lo.saturating_add(need.saturating_mul(2).max(256)));
-            let c = self.conn().await?;
-            let rows = c
-                .client
-                .query(
-                    sql::CLAIM_NEXT.as_str(),
-                    &[&sp, &sy, &k, &i32_of(lo, "window index")?, &i32_of(hi, "window index")?, &i64::from(need), &lease],
-                )
-                .await
-                .map_err(db_error)?;
+            let (from, to, need_i64) = (i32_of(lo, "window index")?, i32_of(hi, "window index")?, i64::from(need));
+            let rows = retrying(|| async {
+                let c = self.conn().await?;
+                c.client.query(sql::CLAIM_NEXT.as_str(), &[&sp, &sy, &k, &from, &to, &need_i64, &lease]).await.map_err(db_error)
+            })
+            .await?;
             let candidates: i64 = rows.first().map(|r| r.get(0)).unwrap_or(0);
             for r in &rows {
                 if let Some(w) = r.get::<_, Option<i32>>(1) {
@@ -569,8 +621,13 @@ impl PgLedger {
     /// Fills many slots in one statement; each item succeeds (its new
     /// version) or is refused on its own.
     pub async fn fill_many(&self, items: &[PgFill]) -> Result<Vec<Result<u32>>> {
+        // In key order: two batches that share slots then lock them in the
+        // same order wherever the plan walks the arrays in order; a deadlock
+        // that happens all the same is retried (`retrying`).
+        let mut sorted: Vec<&PgFill> = items.iter().collect();
+        sorted.sort_by_key(|f| (f.at.symbol, f.at.kind.code(), f.at.window));
         let mut cols = FillColumns::default();
-        for f in items {
+        for f in sorted {
             self.check_addr(f.at).await?;
             cols.0.push(i32_of(f.at.symbol, "symbol id")?);
             cols.1.push(f.at.kind.code() as i16);
@@ -581,12 +638,14 @@ impl PgLedger {
             cols.6.push(f.checksum as i64);
             cols.7.push(f.at.kind.store().code() as i16);
         }
-        let c = self.conn().await?;
-        let rows = c
-            .client
-            .query(sql::FILL_MANY.as_str(), &[&self.space_id, &cols.0, &cols.1, &cols.2, &cols.3, &cols.4, &cols.5, &cols.6, &cols.7])
-            .await
-            .map_err(db_error)?;
+        let rows = retrying(|| async {
+            let c = self.conn().await?;
+            c.client
+                .query(sql::FILL_MANY.as_str(), &[&self.space_id, &cols.0, &cols.1, &cols.2, &cols.3, &cols.4, &cols.5, &cols.6, &cols.7])
+                .await
+                .map_err(db_error)
+        })
+        .await?;
         // A row filled is credited to the item it matched: its slot, the
         // version before the fill, its payload id and checksum (one slot may
         // be named by several items, with stale versions among them).
@@ -604,8 +663,9 @@ impl PgLedger {
             done.insert(key, version);
         }
         let mut out = Vec::with_capacity(items.len());
-        for (f, payload_id, checksum) in items.iter().zip(&cols.5).zip(&cols.6).map(|((f, p), c)| (f, *p, *c)) {
-            let key = (f.at.symbol, f.at.kind.code(), f.at.window, f.version, payload_id, checksum);
+        for f in items {
+            // Both were checked to fit when the columns were built.
+            let key = (f.at.symbol, f.at.kind.code(), f.at.window, f.version, f.payload_id as i64, f.checksum as i64);
             if let Some(v) = done.remove(&key) {
                 out.push(Ok(v));
                 continue;
@@ -780,8 +840,11 @@ impl PgLedger {
         let action = action.to_string();
         let mut all: Vec<&(dyn tokio_postgres::types::ToSql + Sync)> = params.to_vec();
         all.extend([&who.actor as &(dyn tokio_postgres::types::ToSql + Sync), &action, &reason]);
-        let c = self.conn().await?;
-        c.client.query(sql.as_str(), &all).await.map_err(db_error)
+        retrying(|| async {
+            let c = self.conn().await?;
+            c.client.query(sql.as_str(), &all).await.map_err(db_error)
+        })
+        .await
     }
 
     /// Admin: any status but Retired → Cleared (Empty and Cleared stay as they are).
@@ -946,48 +1009,47 @@ impl PgLedger {
         if self.closed.load(Ordering::Acquire) {
             return Err(Error::Closed);
         }
-        let Some(l) = self.listener().await else {
+        if self.listener().await.is_none() {
             tokio::time::sleep(Duration::from_millis(timeout_ms)).await;
             return Ok(after);
-        };
-        let notified = l.notify.notified();
-        let seen = l.seq.load(Ordering::Acquire);
+        }
+        let notified = self.wake.notify.notified();
+        let seen = self.wake.seq.load(Ordering::Acquire);
         if seen != after {
             return Ok(seen);
         }
         let _ = tokio::time::timeout(Duration::from_millis(timeout_ms), notified).await;
-        Ok(l.seq.load(Ordering::Acquire))
+        Ok(self.wake.seq.load(Ordering::Acquire))
     }
 
-    /// The LISTEN connection, opened on first use and again after it was lost;
-    /// `None` where LISTEN fails.
+    /// The LISTEN connection, opened on first use and again after it was
+    /// lost (one at a time); `None` where LISTEN fails.
     async fn listener(&self) -> Option<Arc<Listener>> {
-        if let Some(l) = self.listener.lock().ok().and_then(|g| g.clone()) {
-            if l.alive.load(Ordering::Acquire) {
-                return Some(l);
-            }
+        let live = || self.listener.lock().ok().and_then(|g| g.clone()).filter(|l| l.alive.load(Ordering::Acquire));
+        if let Some(l) = live() {
+            return Some(l);
+        }
+        let _opening = self.listening.lock().await;
+        if let Some(l) = live() {
+            return Some(l);
         }
         let (client, mut connection) = tokio_postgres::connect(&self.url, NoTls).await.ok()?;
-        let state = Arc::new(ListenerState { seq: AtomicU64::new(1), notify: tokio::sync::Notify::new(), alive: AtomicBool::new(true) });
-        // The task holds the state only: dropping the `Listener` (its client)
-        // ends the connection, and with it the task.
-        let l2 = state.clone();
+        let alive = Arc::new(AtomicBool::new(true));
+        let (wake, task_alive) = (self.wake.clone(), alive.clone());
         let space = self.space_id.to_string();
         // Drives the connection: statements' replies and notifications (of
-        // this space: the payload is the space's id).
+        // this space: the payload is the space's id). Dropping the
+        // `Listener` (its client) ends the connection, and with it the task.
         tokio::spawn(async move {
             loop {
                 match std::future::poll_fn(|cx| connection.poll_message(cx)).await {
-                    Some(Ok(tokio_postgres::AsyncMessage::Notification(n))) if n.payload() == space => {
-                        l2.seq.fetch_add(1, Ordering::AcqRel);
-                        l2.notify.notify_waiters();
-                    }
+                    Some(Ok(tokio_postgres::AsyncMessage::Notification(n))) if n.payload() == space => wake.wake(),
                     Some(Ok(_)) => {}
                     Some(Err(_)) | None => break,
                 }
             }
-            l2.alive.store(false, Ordering::Release);
-            l2.notify.notify_waiters();
+            task_alive.store(false, Ordering::Release);
+            wake.wake();
         });
         if client.batch_execute("LISTEN ws_changes").await.is_err() {
             return None;
@@ -1000,38 +1062,41 @@ impl PgLedger {
              INSERT INTO ws_listeners (space, pid) VALUES ({}, pg_backend_pid()) ON CONFLICT DO NOTHING",
             self.space_id
         );
-        let registered = client.batch_execute(&register).await;
-        if registered.is_err() {
+        if client.batch_execute(&register).await.is_err() {
             return None;
         }
-        let l = Arc::new(Listener { state, client: Mutex::new(Some(client)) });
+        let l = Arc::new(Listener { alive, client: Mutex::new(Some(client)) });
         if let Ok(mut g) = self.listener.lock() {
             *g = Some(l.clone());
         }
+        // Changes made while no session listened were not notified: every
+        // waiter looks again.
+        self.wake.wake();
         Some(l)
     }
 }
 
 /// The LISTEN connection of a ledger.
 struct Listener {
-    state: Arc<ListenerState>,
+    /// Cleared by the connection's task when the connection ends.
+    alive: Arc<AtomicBool>,
     /// Dropping the client ends the connection (and its task).
     client: Mutex<Option<Client>>,
 }
 
-impl std::ops::Deref for Listener {
-    type Target = ListenerState;
-
-    fn deref(&self) -> &ListenerState {
-        &self.state
-    }
-}
-
-/// What the LISTEN connection's task shares: the count of notifications it got.
-struct ListenerState {
+/// What waiters of one ledger wait on.
+struct Wake {
+    /// Raised by every notification of the space, and by every LISTEN
+    /// connection opened or lost.
     seq: AtomicU64,
     notify: tokio::sync::Notify,
-    alive: AtomicBool,
+}
+
+impl Wake {
+    fn wake(&self) {
+        self.seq.fetch_add(1, Ordering::AcqRel);
+        self.notify.notify_waiters();
+    }
 }
 
 #[cfg(test)]
