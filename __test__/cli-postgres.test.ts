@@ -3,7 +3,7 @@
 // on a window space this file fills with the library, and is checked by its
 // output, its exit status and — for clear and retire — by reading the slots
 // and the audit trail back with the library. Directory-only commands refuse.
-import { spawnSync } from 'node:child_process'
+import { spawn, spawnSync } from 'node:child_process'
 import { mkdtempSync, rmSync } from 'node:fs'
 import { tmpdir } from 'node:os'
 import { join } from 'node:path'
@@ -194,6 +194,31 @@ describe('changing a window space by connection string', () => {
   })
 })
 
+describe('serve-metrics with a connection string', () => {
+  it("serves the space's slot gauges on 127.0.0.1 until SIGTERM, naming the database without its password", async () => {
+    const withPassword = url.replace('postgresql://postgres@', 'postgresql://postgres:s3cret@')
+    const child = spawn(process.execPath, [cli, 'serve-metrics', withPassword, ...at(), '--port', '0'], { stdio: ['ignore', 'pipe', 'pipe'] })
+    let err = ''
+    const metricsUrl = await new Promise<string>((resolve, reject) => {
+      child.stderr.on('data', (b: Buffer) => {
+        err += b.toString()
+        const m = /on (http:\/\/127\.0\.0\.1:\d+\/metrics)\n/.exec(err)
+        if (m) resolve(m[1]!)
+      })
+      child.on('exit', () => reject(new Error(`exited early: ${err}`)))
+    })
+    expect(err).toContain(`serving metrics of space ${space} of postgresql://postgres:***@`)
+    expect(err).not.toContain('s3cret')
+    const res = await fetch(metricsUrl)
+    expect(res.status).toBe(200)
+    const text = await res.text()
+    expect(text).toContain('window_space_slots{ledger="enrichment",slot="greeks",status="Filled"} 1\n')
+    const exited = new Promise<number | null>((resolve) => child.on('exit', (code) => resolve(code)))
+    child.kill('SIGTERM')
+    expect(await exited).toBe(0)
+  })
+})
+
 describe('directory-only commands refuse a connection string', () => {
   const cases: Array<[string, string[]]> = [
     ['gc', []],
@@ -202,7 +227,6 @@ describe('directory-only commands refuse a connection string', () => {
     ['verify', []],
     ['retention', ['--keep', '1']],
     ['grid', ['--symbol', 'AAPL']],
-    ['serve-metrics', ['--port', '0']],
   ]
   it.each(cases)('%s', async (command, extra) => {
     const before = await l.slotMetrics()
@@ -210,7 +234,7 @@ describe('directory-only commands refuse a connection string', () => {
     expect(r.status).toBe(2)
     expect(r.stdout).toBe('')
     expect(r.stderr.trim().split('\n')).toHaveLength(1)
-    expect(r.stderr).toContain(`${command} works on a state directory only; with a postgres:// connection string use inspect, metrics, export, audit, clear, retire`)
+    expect(r.stderr).toContain(`${command} works on a state directory only; with a postgres:// connection string use inspect, metrics, serve-metrics, export, audit, clear, retire`)
     expect(await l.slotMetrics()).toEqual(before)
   })
 })

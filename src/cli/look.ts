@@ -141,12 +141,27 @@ export async function metricsCommand(dir: string): Promise<void> {
 }
 
 export async function serveMetrics(dir: string, o: Opts): Promise<void> {
-  if (o.port === undefined) throw new UsageError('--port P is required (0 picks a free port)')
-  const port = whole(String(o.port), '--port')
-  if (port > 65535) throw new UsageError(`--port must be 0..65535, got ${port}`)
+  const port = portArg(o)
   const view = openView(dir)
   const registry = new Registry()
   registerMetrics(registry, view)
+  await serveRegistry(registry, port, view.stateDir)
+}
+
+/** `--port P`, 0..65535. */
+export function portArg(o: Opts): number {
+  if (o.port === undefined) throw new UsageError('--port P is required (0 picks a free port)')
+  const port = whole(String(o.port), '--port')
+  if (port > 65535) throw new UsageError(`--port must be 0..65535, got ${port}`)
+  return port
+}
+
+/**
+ * Serves `registry` on 127.0.0.1:`port` (GET /metrics) until SIGINT or
+ * SIGTERM; scrapes in flight finish first. `what` names the source in the
+ * line printed when it listens.
+ */
+export async function serveRegistry(registry: Registry, port: number, what: string): Promise<void> {
   let inFlight = 0
   let stopping = false
   const server = http.createServer((req, res) => {
@@ -167,7 +182,7 @@ export async function serveMetrics(dir: string, o: Opts): Promise<void> {
     server.listen(port, '127.0.0.1', () => resolve())
   })
   const addr = server.address() as { port: number }
-  process.stderr.write(`serving metrics of ${view.stateDir} on http://127.0.0.1:${addr.port}/metrics\n`)
+  process.stderr.write(`serving metrics of ${what} on http://127.0.0.1:${addr.port}/metrics\n`)
   await new Promise<void>((resolve) => {
     const stop = () => {
       // Scrapes in flight finish; idle keep-alive connections do not hold the exit.

@@ -3,8 +3,8 @@
  * by a connection string (`postgres://…` or `postgresql://…`) in place of a
  * state directory and `--space NAME` (default `default`), opened only if
  * the database holds it, with its stored schedule (`existingOnly`: a
- * mistyped name never makes a new space). `inspect`,
- * `metrics`, `export`, `audit`, `clear` and `retire` run over the `Ledger`
+ * mistyped name never makes a new space). `inspect`, `metrics`,
+ * `serve-metrics`, `export`, `audit`, `clear` and `retire` run over the `Ledger`
  * contract; every other command works on a state directory only and
  * refuses a connection string ({@link refuseConnectionString}).
  *
@@ -20,10 +20,11 @@ import { WindowSpace } from '../time'
 import { SLOT_KIND_INFO } from '../vocabulary'
 import { LEDGER_NAMES, SLOT_KIND_NAMES, SLOT_STATUSES, STORE_OF_SLOT_KIND, type LedgerName, type SlotKindName, type SlotState, type SlotStatus } from '../types'
 import { adminOptions, confirm, hex, json, ledgerArg, plural, printable, slotKinds, UsageError, windowRange, windowsText, type Opts } from './args'
+import { portArg, serveRegistry } from './look'
 import { LineWriter, out } from './output'
 
 /** The commands that take a connection string. */
-export const PG_COMMANDS = ['inspect', 'metrics', 'export', 'audit', 'clear', 'retire'] as const
+export const PG_COMMANDS = ['inspect', 'metrics', 'serve-metrics', 'export', 'audit', 'clear', 'retire'] as const
 
 /** True when a command's first argument names a database rather than a directory. */
 export function isConnectionString(arg: string): boolean {
@@ -90,6 +91,26 @@ export async function pgInspect(url: string, o: Opts): Promise<void> {
     for (const m of slots) lines.push(`${m.ledger.padEnd(11)}${m.slot.padEnd(20)}${SLOT_STATUSES.map((x) => String(m[x]).padStart(10)).join('')}`)
     out(lines.join('\n'))
   })
+}
+
+export async function pgServeMetrics(url: string, o: Opts): Promise<void> {
+  const port = portArg(o)
+  await withLedger(url, o, async (l) => {
+    const registry = new Registry()
+    registerMetrics(registry, l)
+    await serveRegistry(registry, port, `space ${spaceOf(o)} of ${redacted(url)}`)
+  })
+}
+
+/** A connection string without its password. */
+function redacted(url: string): string {
+  try {
+    const u = new URL(url)
+    if (u.password) u.password = '***'
+    return u.toString()
+  } catch {
+    return 'the database'
+  }
 }
 
 export async function pgMetrics(url: string, o: Opts): Promise<void> {

@@ -17,7 +17,7 @@ import { gcCommand } from './gc'
 import { exportRows, grid, inspect, metricsCommand, serveMetrics } from './look'
 import { ReaderGone } from './output'
 import { migrateCommand } from './migrate'
-import { isConnectionString, PG_COMMANDS, pgAdmin, pgAudit, pgExport, pgInspect, pgMetrics, refuseConnectionString, refuseDatabaseOptions } from './pg'
+import { isConnectionString, PG_COMMANDS, pgAdmin, pgAudit, pgExport, pgInspect, pgMetrics, pgServeMetrics, refuseConnectionString, refuseDatabaseOptions } from './pg'
 import { repairCommand } from './repair'
 import { verifyCommand } from './verify'
 import { SLOT_KIND_NAMES } from '../vocabulary'
@@ -182,10 +182,10 @@ function program(): Command {
   readOnly(
     p
       .command('serve-metrics')
-      .argument('<dir>', 'state directory')
+      .argument('<dir>', 'state directory, or a postgres:// connection string')
       .description('serve the Prometheus metrics over HTTP on 127.0.0.1 (GET /metrics) until interrupted (SIGINT or SIGTERM: scrapes in flight finish first)')
       .option('--port <port>', 'TCP port on 127.0.0.1 (0 picks a free one)')
-      .action(run(serveMetrics)),
+      .action(run(serveMetrics, pgServeMetrics)),
   )
 
   readOnly(
