@@ -194,6 +194,33 @@ describe('changing a window space by connection string', () => {
   })
 })
 
+describe('grid with a connection string', () => {
+  it("shows one symbol's windows as the ledger reads them, a Pending slot whose lease ran out as stale", async () => {
+    await l.claim('AAPL', 5, 'greeks', { leaseMs: 1 })
+    const r = ws('grid', url, ...at(), '--symbol', 'AAPL', '--slot', 'optionTrade,greeks', '--to', '6', '--json')
+    expect(r.stderr).toBe('')
+    expect(r.status).toBe(0)
+    const g = JSON.parse(r.stdout) as { symbol: string; from: number; to: number; legend: Record<string, string>; slots: Record<string, string> }
+    expect(g).toMatchObject({ symbol: 'AAPL', from: 0, to: 6 })
+    const expected: Record<string, string> = {}
+    for (const kind of ['optionTrade', 'greeks'] as const) {
+      let line = ''
+      for (let w = 0; w < 6; w++) {
+        const st = await l.getSlot('AAPL', w, kind)
+        line += g.legend[st.status === 'Pending' && st.leaseExpiresAt! <= Date.now() ? 'Stale' : st.status]
+      }
+      expected[kind] = line
+    }
+    expect(g.slots).toEqual(expected)
+    expect(g.slots.greeks!.at(-1)).toBe(g.legend.Stale)
+    expect(g.slots.optionTrade![0]).toBe(g.legend.Filled)
+    const text = ws('grid', url, ...at(), '--symbol', 'AAPL', '--to', '6', '--no-color')
+    expect(text.status).toBe(0)
+    expect(text.stdout.split('\n')[0]).toContain('AAPL, windows 0..5')
+    expect(ws('grid', url, ...at(), '--symbol', 'AAPL,MSFT').status).toBe(2)
+  })
+})
+
 describe('serve-metrics with a connection string', () => {
   it("serves the space's slot gauges on 127.0.0.1 until SIGTERM, naming the database without its password", async () => {
     const withPassword = url.replace('postgresql://postgres@', 'postgresql://postgres:s3cret@')
@@ -226,7 +253,6 @@ describe('directory-only commands refuse a connection string', () => {
     ['migrate', []],
     ['verify', []],
     ['retention', ['--keep', '1']],
-    ['grid', ['--symbol', 'AAPL']],
   ]
   it.each(cases)('%s', async (command, extra) => {
     const before = await l.slotMetrics()
@@ -234,7 +260,7 @@ describe('directory-only commands refuse a connection string', () => {
     expect(r.status).toBe(2)
     expect(r.stdout).toBe('')
     expect(r.stderr.trim().split('\n')).toHaveLength(1)
-    expect(r.stderr).toContain(`${command} works on a state directory only; with a postgres:// connection string use inspect, metrics, serve-metrics, export, audit, clear, retire`)
+    expect(r.stderr).toContain(`${command} works on a state directory only; with a postgres:// connection string use inspect, grid, metrics, serve-metrics, export, audit, clear, retire`)
     expect(await l.slotMetrics()).toEqual(before)
   })
 })

@@ -10,8 +10,8 @@ import * as http from 'node:http'
 import { Registry } from 'prom-client'
 
 import { registerMetrics } from '../metrics'
-import type { StateSummary } from '../state-view'
-import { LEDGER_EVENT_NAMES, LEDGER_NAMES, SLOT_STATUSES, type LedgerName } from '../vocabulary'
+import type { GridCell, StateSummary } from '../state-view'
+import { LEDGER_EVENT_NAMES, LEDGER_NAMES, SLOT_STATUSES, type LedgerName, type SlotKindName } from '../vocabulary'
 import { bytes, hex, isoOfNs, json, ledgerArg, oneLine, openView, printable, slotKinds, symbolIds, UsageError, whole, windowRange, type Opts } from './args'
 import { LineWriter, out } from './output'
 import { Progress } from './progress'
@@ -79,15 +79,24 @@ const GRID_CHARS: Record<string, string> = { Empty: '.', Pending: 'P', Stale: 'S
 const GRID_COLOURS: Record<string, string> = { Empty: '\x1b[2m', Pending: '\x1b[33m', Stale: '\x1b[1;31m', Filled: '\x1b[32m', Cleared: '\x1b[36m', Retired: '\x1b[90m' }
 
 export function grid(dir: string, o: Opts): void {
-  if (o.symbol === undefined) throw new UsageError('--symbol is required')
-  if (String(o.symbol).includes(',') || o.symbol === 'all') throw new UsageError('grid shows one symbol: give a single --symbol')
+  const symbolSpec = gridSymbol(o)
   const view = openView(dir)
   const s = view.summary()
-  const [sym] = symbolIds(s.symbols, view.stateDir, String(o.symbol))
+  const [sym] = symbolIds(s.symbols, view.stateDir, symbolSpec)
   const { from, to } = windowRange(s.windowCount, view.stateDir, { from: o.from as string | undefined, to: o.to as string | undefined }, false)
   const kinds = slotKinds(o.slot as string | undefined)
-  const cells = view.grid(sym!, { from, to }, kinds)
-  const symbol = s.symbols[sym!]!
+  printGrid(s.symbols[sym!]!, from, to, kinds, view.grid(sym!, { from, to }, kinds), o)
+}
+
+/** `--symbol`: required, one symbol. */
+export function gridSymbol(o: Opts): string {
+  if (o.symbol === undefined) throw new UsageError('--symbol is required')
+  if (String(o.symbol).includes(',') || o.symbol === 'all') throw new UsageError('grid shows one symbol: give a single --symbol')
+  return String(o.symbol)
+}
+
+/** Prints the grid of one symbol's windows `from..to`: one line of cells per slot kind, 100 windows a block, or one JSON document. */
+export function printGrid(symbol: string, from: number, to: number, kinds: readonly SlotKindName[], cells: Record<SlotKindName, GridCell[]>, o: Opts): void {
   if (o.json) return out(json({ symbol, from, to, legend: GRID_CHARS, slots: Object.fromEntries(kinds.map((k) => [k, cells[k].map((x) => GRID_CHARS[x]).join('')])) }))
   const colour = o.color === true || (o.color !== false && process.stdout.isTTY === true && process.stdout.hasColors?.() === true && !process.env.NO_COLOR)
   const paint = (st: string) => (colour ? `${GRID_COLOURS[st]}${GRID_CHARS[st]}\x1b[0m` : GRID_CHARS[st]!)

@@ -3,7 +3,7 @@
  * by a connection string (`postgres://…` or `postgresql://…`) in place of a
  * state directory and `--space NAME` (default `default`), opened only if
  * the database holds it, with its stored schedule (`existingOnly`: a
- * mistyped name never makes a new space). `inspect`, `metrics`,
+ * mistyped name never makes a new space). `inspect`, `grid`, `metrics`,
  * `serve-metrics`, `export`, `audit`, `clear` and `retire` run over the `Ledger`
  * contract; every other command works on a state directory only and
  * refuses a connection string ({@link refuseConnectionString}).
@@ -18,13 +18,14 @@ import { registerMetrics } from '../metrics'
 import type { PostgresLedger } from '../postgres'
 import { WindowSpace } from '../time'
 import { SLOT_KIND_INFO } from '../vocabulary'
-import { LEDGER_NAMES, SLOT_KIND_NAMES, SLOT_STATUSES, STORE_OF_SLOT_KIND, type LedgerName, type SlotKindName, type SlotState, type SlotStatus } from '../types'
+import type { GridCell } from '../state-view'
+import { LEDGER_NAMES, SLOT_KIND_NAMES, SLOT_KINDS_OF_LEDGER, SLOT_STATUSES, STORE_OF_SLOT_KIND, type LedgerName, type SlotKindName, type SlotState, type SlotStatus } from '../types'
 import { adminOptions, confirm, hex, json, ledgerArg, plural, printable, slotKinds, UsageError, windowRange, windowsText, type Opts } from './args'
-import { portArg, serveRegistry } from './look'
+import { gridSymbol, portArg, printGrid, serveRegistry } from './look'
 import { LineWriter, out } from './output'
 
 /** The commands that take a connection string. */
-export const PG_COMMANDS = ['inspect', 'metrics', 'serve-metrics', 'export', 'audit', 'clear', 'retire'] as const
+export const PG_COMMANDS = ['inspect', 'grid', 'metrics', 'serve-metrics', 'export', 'audit', 'clear', 'retire'] as const
 
 /** True when a command's first argument names a database rather than a directory. */
 export function isConnectionString(arg: string): boolean {
@@ -90,6 +91,33 @@ export async function pgInspect(url: string, o: Opts): Promise<void> {
     ]
     for (const m of slots) lines.push(`${m.ledger.padEnd(11)}${m.slot.padEnd(20)}${SLOT_STATUSES.map((x) => String(m[x]).padStart(10)).join('')}`)
     out(lines.join('\n'))
+  })
+}
+
+export async function pgGrid(url: string, o: Opts): Promise<void> {
+  const spec = gridSymbol(o)
+  await withLedger(url, o, async (l) => {
+    const [[symbol, symbolId]] = (await symbolsArg(l, spec, spaceOf(o))) as [[string, number]]
+    const { from, to } = windowRange(l.windowCount, `space ${spaceOf(o)}`, { from: o.from as string | undefined, to: o.to as string | undefined }, false)
+    const kinds = slotKinds(o.slot as string | undefined)
+    const cells = Object.fromEntries(kinds.map((k) => [k, new Array<GridCell>(to - from).fill('Empty')])) as Record<SlotKindName, GridCell[]>
+    // A lease is judged by this host's clock; the database's may differ by the hosts' skew.
+    const now = Date.now()
+    const chunk = 4096
+    for (const ledger of LEDGER_NAMES) {
+      const mine = kinds.filter((k) => (SLOT_KINDS_OF_LEDGER[ledger] as readonly string[]).includes(k))
+      if (mine.length === 0) continue
+      for (let a = from; a < to; a += chunk) {
+        for (const row of await l.rows(symbolId, { from: a, to: Math.min(to, a + chunk) }, ledger)) {
+          const r = row as unknown as Record<string, SlotState> & { windowIdx: number }
+          for (const k of mine) {
+            const st = r[k]!
+            cells[k][r.windowIdx - from] = st.status === 'Pending' && st.leaseExpiresAt !== null && st.leaseExpiresAt <= now ? 'Stale' : st.status
+          }
+        }
+      }
+    }
+    printGrid(symbol, from, to, kinds, cells, o)
   })
 }
 

@@ -17,7 +17,7 @@ import { gcCommand } from './gc'
 import { exportRows, grid, inspect, metricsCommand, serveMetrics } from './look'
 import { ReaderGone } from './output'
 import { migrateCommand } from './migrate'
-import { isConnectionString, PG_COMMANDS, pgAdmin, pgAudit, pgExport, pgInspect, pgMetrics, pgServeMetrics, refuseConnectionString, refuseDatabaseOptions } from './pg'
+import { isConnectionString, PG_COMMANDS, pgAdmin, pgAudit, pgExport, pgGrid, pgInspect, pgMetrics, pgServeMetrics, refuseConnectionString, refuseDatabaseOptions } from './pg'
 import { repairCommand } from './repair'
 import { verifyCommand } from './verify'
 import { SLOT_KIND_NAMES } from '../vocabulary'
@@ -68,7 +68,7 @@ function program(): Command {
   readOnly(
     p
       .command('grid')
-      .argument('<dir>', 'state directory')
+      .argument('<dir>', 'state directory, or a postgres:// connection string')
       .description('a status grid of a window range: one character per slot (. Empty, P Pending, S stale Pending, F Filled, C Cleared, R Retired)')
       .requiredOption('--symbol <symbol>', 'the symbol')
       .option('--from <window>', 'first window (default 0)')
@@ -77,7 +77,7 @@ function program(): Command {
       .option('--color', 'force colour')
       .option('--no-color', 'no colour (default: colour only on a terminal that supports it, and NO_COLOR unset)')
       .option('--json', 'print one JSON document')
-      .action(run(grid)),
+      .action(run(grid, pgGrid)),
   )
 
   readOnly(
