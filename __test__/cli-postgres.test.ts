@@ -10,7 +10,7 @@ import { join } from 'node:path'
 import { afterAll, beforeAll, describe, expect, it } from 'vitest'
 
 import { SLOT_STATUSES, WindowSpaceController, type Ledger } from '../src/index'
-import { pgUrl, schedule, uniqueSpace } from './support/backends'
+import { pgClient, pgUrl, schedule, uniqueSpace } from './support/backends'
 
 const cli = join(__dirname, '..', 'dist', 'cli.js')
 const WINDOWS = 20
@@ -194,6 +194,53 @@ describe('changing a window space by connection string', () => {
   })
 })
 
+describe('verify with a connection string', () => {
+  it('passes on a space the library wrote, and names each fault planted by hand, exiting 1', async () => {
+    const space2 = uniqueSpace('verify')
+    const v = await WindowSpaceController.connect(url, { windowSpace: schedule(WINDOWS), space: space2 })
+    try {
+      await v.resolveSymbol('VRFY')
+      for (const w of [0, 1, 2, 3]) {
+        const c = await v.claim('VRFY', w, 'optionTrade')
+        const payloadId = await v.appendPayload('trades', { symbol: 'VRFY', windowIdx: w, slotKind: 'optionTrade', payloadType: 'Json', uri: `u/${w}`, checksum: 1n, size: 1 })
+        await v.fill('VRFY', w, 'optionTrade', { version: c.version, payloadType: 'Json', payloadId, checksum: 1n })
+      }
+      await v.claim('VRFY', 4, 'optionTrade', { leaseMs: 1 })
+      const clean = ws('verify', url, '--space', space2)
+      expect(clean.stderr).toBe('')
+      expect(clean.status).toBe(0)
+      expect(clean.stdout).toContain('OK: no problems found')
+      expect(clean.stdout).toContain('warning: 1 Pending slots have an expired lease')
+
+      // Faults only a hand-written statement can make.
+      const raw = await pgClient()
+      try {
+        const id = (await raw.query<{ id: number }>('SELECT id FROM ws_spaces WHERE name = $1', [space2])).rows[0]!.id
+        await raw.query('DELETE FROM ws_payloads WHERE space = $1 AND uri = $2', [id, 'u/1'])
+        await raw.query('UPDATE ws_slots SET lease_until = 5 WHERE space = $1 AND window_idx = 2', [id])
+        await raw.query('UPDATE ws_slots SET status = 3, version = version + 1, payload_type = 0, payload_id = 0, checksum = 0 WHERE space = $1 AND window_idx = 3', [id])
+      } finally {
+        await raw.end()
+      }
+      const r = ws('verify', url, '--space', space2, '--json')
+      expect(r.status).toBe(1)
+      const j = JSON.parse(r.stdout) as { ok: boolean; problems: Array<{ kind: string; message: string }> }
+      expect(j.ok).toBe(false)
+      expect(j.problems.map((p) => [p.kind, /window (\d+)/.exec(p.message)![1]])).toEqual([
+        ['slot-fields', '2'],
+        ['missing-record', '1'],
+        ['change-feed', '3'],
+      ])
+      const text = ws('verify', url, '--space', space2)
+      expect(text.status).toBe(1)
+      expect(text.stdout).toContain('3 problems found')
+      expect(ws('verify', url, '--space', space2, '--artifacts').status).toBe(2)
+    } finally {
+      await v.close()
+    }
+  })
+})
+
 describe('grid with a connection string', () => {
   it("shows one symbol's windows as the ledger reads them, a Pending slot whose lease ran out as stale", async () => {
     await l.claim('AAPL', 5, 'greeks', { leaseMs: 1 })
@@ -251,7 +298,6 @@ describe('directory-only commands refuse a connection string', () => {
     ['gc', []],
     ['repair', []],
     ['migrate', []],
-    ['verify', []],
     ['retention', ['--keep', '1']],
   ]
   it.each(cases)('%s', async (command, extra) => {
@@ -260,7 +306,7 @@ describe('directory-only commands refuse a connection string', () => {
     expect(r.status).toBe(2)
     expect(r.stdout).toBe('')
     expect(r.stderr.trim().split('\n')).toHaveLength(1)
-    expect(r.stderr).toContain(`${command} works on a state directory only; with a postgres:// connection string use inspect, grid, metrics, serve-metrics, export, audit, clear, retire`)
+    expect(r.stderr).toContain(`${command} works on a state directory only; with a postgres:// connection string use inspect, grid, verify, metrics, serve-metrics, export, audit, clear, retire`)
     expect(await l.slotMetrics()).toEqual(before)
   })
 })

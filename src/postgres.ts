@@ -99,6 +99,17 @@ function leaseOf(options: ClaimOptions | undefined): number | undefined {
   return options?.leaseMs === undefined ? undefined : checkWhole(options.leaseMs, 'leaseMs', Number.MAX_SAFE_INTEGER)
 }
 
+/** What {@link PostgresLedger.verify} found. */
+export interface PostgresVerifyReport {
+  readonly ok: boolean
+  readonly counts: { readonly slots: number; readonly filledSlots: number; readonly records: number; readonly changes: number }
+  /** What was checked, one line each. */
+  readonly checked: readonly string[]
+  readonly warnings: readonly { readonly message: string }[]
+  /** `kind`: `slot-fields`, `missing-record` or `change-feed`. */
+  readonly problems: readonly { readonly kind: string; readonly message: string }[]
+}
+
 /** The PostgreSQL backend of the {@link Ledger} contract. */
 export class PostgresLedger implements Ledger {
   readonly backend = 'postgres' as const
@@ -372,6 +383,23 @@ export class PostgresLedger implements Ledger {
     const kind = toSlotKind(slotKind)
     const { actor, reason } = this.#admin(options)
     return call(() => this.#n.retireRange(symbolId, from, to, kind.code, actor, reason))
+  }
+
+  /**
+   * The operators' check of this window space: each slot's columns fit its
+   * status, every Filled slot's payload record exists, and each slot's
+   * newest change has its version and status. Reads only.
+   */
+  async verify(): Promise<PostgresVerifyReport> {
+    this.#check()
+    const r = await call(() => this.#n.verify())
+    return {
+      ok: r.ok,
+      counts: { slots: r.slots, filledSlots: r.filledSlots, records: r.records, changes: r.changes },
+      checked: r.checked,
+      warnings: r.warnings.map((message) => ({ message })),
+      problems: r.problemKinds.map((kind, i) => ({ kind, message: r.problemMessages[i]! })),
+    }
   }
 
   async slotMetrics(): Promise<SlotMetric[]> {

@@ -3,8 +3,8 @@
  * by a connection string (`postgres://…` or `postgresql://…`) in place of a
  * state directory and `--space NAME` (default `default`), opened only if
  * the database holds it, with its stored schedule (`existingOnly`: a
- * mistyped name never makes a new space). `inspect`, `grid`, `metrics`,
- * `serve-metrics`, `export`, `audit`, `clear` and `retire` run over the `Ledger`
+ * mistyped name never makes a new space). `inspect`, `grid`, `verify`,
+ * `metrics`, `serve-metrics`, `export`, `audit`, `clear` and `retire` run over the `Ledger`
  * contract; every other command works on a state directory only and
  * refuses a connection string ({@link refuseConnectionString}).
  *
@@ -25,7 +25,7 @@ import { gridSymbol, portArg, printGrid, serveRegistry } from './look'
 import { LineWriter, out } from './output'
 
 /** The commands that take a connection string. */
-export const PG_COMMANDS = ['inspect', 'grid', 'metrics', 'serve-metrics', 'export', 'audit', 'clear', 'retire'] as const
+export const PG_COMMANDS = ['inspect', 'grid', 'verify', 'metrics', 'serve-metrics', 'export', 'audit', 'clear', 'retire'] as const
 
 /** True when a command's first argument names a database rather than a directory. */
 export function isConnectionString(arg: string): boolean {
@@ -118,6 +118,23 @@ export async function pgGrid(url: string, o: Opts): Promise<void> {
       }
     }
     printGrid(symbol, from, to, kinds, cells, o)
+  })
+}
+
+export async function pgVerify(url: string, o: Opts): Promise<void> {
+  if (o.artifacts) throw new UsageError('--artifacts works on a state directory only (the database holds no artifact files)')
+  await withLedger(url, o, async (l) => {
+    const r = await l.verify()
+    if (o.json) out(json({ space: spaceOf(o), ...r }))
+    else {
+      const lines = [`verified space ${printable(spaceOf(o))}: ${r.counts.slots} slots written, ${r.counts.filledSlots} Filled, ${r.counts.records} records, ${r.counts.changes} changes`]
+      for (const ch of r.checked) lines.push(`  checked: ${ch}`)
+      for (const w of r.warnings) lines.push(`warning: ${printable(w.message)}`)
+      for (const p of r.problems) lines.push(`PROBLEM [${p.kind}] ${printable(p.message)}`)
+      lines.push(r.ok ? 'OK: no problems found' : `${r.problems.length} problem${r.problems.length === 1 ? '' : 's'} found`)
+      out(lines.join('\n'))
+    }
+    if (!r.ok) process.exitCode = 1
   })
 }
 

@@ -17,7 +17,7 @@ import { gcCommand } from './gc'
 import { exportRows, grid, inspect, metricsCommand, serveMetrics } from './look'
 import { ReaderGone } from './output'
 import { migrateCommand } from './migrate'
-import { isConnectionString, PG_COMMANDS, pgAdmin, pgAudit, pgExport, pgGrid, pgInspect, pgMetrics, pgServeMetrics, refuseConnectionString, refuseDatabaseOptions } from './pg'
+import { isConnectionString, PG_COMMANDS, pgAdmin, pgAudit, pgExport, pgGrid, pgInspect, pgMetrics, pgServeMetrics, pgVerify, refuseConnectionString, refuseDatabaseOptions } from './pg'
 import { repairCommand } from './repair'
 import { verifyCommand } from './verify'
 import { SLOT_KIND_NAMES } from '../vocabulary'
@@ -83,11 +83,11 @@ function program(): Command {
   readOnly(
     p
       .command('verify')
-      .argument('<dir>', 'state directory')
+      .argument('<dir>', 'state directory, or a postgres:// connection string')
       .description('check every invariant of the state directory; exit 1 with a list of what is wrong (a live directory verifies clean: a slot that changes while it is checked is read again)')
       .option('--artifacts', 'also check that artifact files of Filled slots exist and match their records')
       .option('--json', 'print one JSON document')
-      .action(run(verifyCommand)),
+      .action(run(verifyCommand, pgVerify)),
   )
 
   for (const action of ['clear', 'retire'] as const) {

@@ -49,6 +49,20 @@ pub struct NativePgOptions {
     pub existing_only: Option<bool>,
 }
 
+/// What `verify` found.
+#[napi(object)]
+pub struct NativePgVerify {
+    pub ok: bool,
+    pub slots: f64,
+    pub filled_slots: f64,
+    pub records: f64,
+    pub changes: f64,
+    pub checked: Vec<String>,
+    pub warnings: Vec<String>,
+    pub problem_kinds: Vec<String>,
+    pub problem_messages: Vec<String>,
+}
+
 /// A slot as read.
 #[napi(object)]
 pub struct NativePgSlot {
@@ -373,6 +387,25 @@ impl NativePgLedger {
         let l = self.inner.clone();
         run(env, async move { l.slot_metrics().await }, |_, v| {
             Ok(v.into_iter().map(|(k, c)| NativePgMetric { kind: k.code(), counts: c.iter().map(|n| *n as f64).collect() }).collect())
+        })
+    }
+
+    /// The operators' check of the space (core `postgres/verify.rs`).
+    #[napi(catch_unwind)]
+    pub fn verify<'e>(&self, env: &'e Env) -> napi::Result<PromiseRaw<'e, NativePgVerify>> {
+        let l = self.inner.clone();
+        run(env, async move { l.verify().await }, |_, r| {
+            Ok(NativePgVerify {
+                ok: r.ok(),
+                slots: r.slots as f64,
+                filled_slots: r.filled_slots as f64,
+                records: r.records as f64,
+                changes: r.changes as f64,
+                checked: r.checked,
+                warnings: r.warnings,
+                problem_kinds: r.problems.iter().map(|p| p.0.clone()).collect(),
+                problem_messages: r.problems.into_iter().map(|p| p.1).collect(),
+            })
         })
     }
 

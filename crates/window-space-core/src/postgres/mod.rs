@@ -24,6 +24,7 @@
 mod changes;
 mod schema;
 mod sql;
+mod verify;
 
 use std::collections::HashMap;
 use std::ops::Range;
@@ -34,6 +35,7 @@ use tokio_postgres::{Client, NoTls, Row};
 
 pub use changes::{Change, Cursor};
 pub use schema::{current_version as schema_version, MIGRATIONS};
+pub use verify::PgVerifyReport;
 
 use crate::error::{Error, Result};
 use crate::payload::{PayloadInput, PayloadRecord};

@@ -1,0 +1,174 @@
+//! `verify` of a window space in PostgreSQL: what the database's own
+//! constraints cannot hold, checked by queries that read the space once.
+//!
+//! * **fields** — each slot's columns fit its status: a status the
+//!   vocabulary knows, a version of at least 1, a lease only while Pending,
+//!   a payload reference only while Filled.
+//! * **payload records** — every Filled slot names a record of its kind's
+//!   store that exists.
+//! * **change feed** — a slot's newest change has the slot's version and
+//!   status. A slot with a newer version than its newest change was written
+//!   outside the library (by hand, or by a library without the feed); one
+//!   with no change at all is reported as a warning, since an operator may
+//!   have deleted old changes.
+//!
+//! Warnings also count the Pending slots whose lease ran out (on the
+//! database clock). Each problem lists at most [`SAMPLE`] slots.
+
+use super::{db_error, PgLedger};
+use crate::error::Result;
+use crate::vocab::{SlotKind, SlotStatus};
+
+/// How many slots a problem names at most.
+pub const SAMPLE: i64 = 20;
+
+/// What [`PgLedger::verify`] found.
+#[derive(Debug, Clone, Default)]
+pub struct PgVerifyReport {
+    /// Slots with a row (not Empty).
+    pub slots: u64,
+    pub filled_slots: u64,
+    pub records: u64,
+    pub changes: u64,
+    /// What was checked, one line each.
+    pub checked: Vec<String>,
+    pub warnings: Vec<String>,
+    /// (kind, message).
+    pub problems: Vec<(String, String)>,
+}
+
+impl PgVerifyReport {
+    pub fn ok(&self) -> bool {
+        self.problems.is_empty()
+    }
+}
+
+/// `(kind, store)` of every slot kind, as SQL `VALUES`.
+fn kind_stores() -> String {
+    SlotKind::ALL.iter().map(|k| format!("({}::int2, {}::int2)", k.code(), k.store().code())).collect::<Vec<_>>().join(", ")
+}
+
+fn slot_name(kind: i16) -> String {
+    SlotKind::from_code(kind as u32).map(|k| k.name().to_string()).unwrap_or_else(|| format!("kind {kind}"))
+}
+
+impl PgLedger {
+    /// Checks the space (module docs); reads only.
+    pub async fn verify(&self) -> Result<PgVerifyReport> {
+        let c = self.conn().await?;
+        let sp = self.space_id;
+        let mut r = PgVerifyReport::default();
+
+        let counts = c
+            .client
+            .query_one(
+                "SELECT (SELECT count(*) FROM ws_slots WHERE space = $1),
+                        (SELECT count(*) FROM ws_slots WHERE space = $1 AND status = 2),
+                        (SELECT count(*) FROM ws_payloads WHERE space = $1),
+                        (SELECT count(*) FROM ws_changes WHERE space = $1),
+                        (SELECT count(*) FROM ws_slots WHERE space = $1 AND status = 1 AND lease_until <= ws_now_ms())",
+                &[&sp],
+            )
+            .await
+            .map_err(db_error)?;
+        let n = |i: usize| counts.get::<_, i64>(i) as u64;
+        (r.slots, r.filled_slots, r.records, r.changes) = (n(0), n(1), n(2), n(3));
+        if n(4) > 0 {
+            r.warnings.push(format!("{} Pending slots have an expired lease (another engine may take them over)", n(4)));
+        }
+
+        let (pending, filled, cleared, retired) =
+            (SlotStatus::Pending as i16, SlotStatus::Filled as i16, SlotStatus::Cleared as i16, SlotStatus::Retired as i16);
+        let bad_fields = c
+            .client
+            .query(
+                "SELECT symbol, kind, window_idx, status, version, lease_until, payload_type, payload_id, checksum FROM ws_slots
+                 WHERE space = $1 AND NOT (
+                     version >= 1 AND CASE status
+                         WHEN $2 THEN payload_type = 0 AND payload_id = 0 AND checksum = 0 AND lease_until > 0
+                         WHEN $3 THEN lease_until = 0
+                         WHEN $4 THEN lease_until = 0 AND payload_type = 0 AND payload_id = 0 AND checksum = 0
+                         WHEN $5 THEN lease_until = 0 AND payload_type = 0 AND payload_id = 0 AND checksum = 0
+                         ELSE false END)
+                 ORDER BY symbol, kind, window_idx LIMIT $6",
+                &[&sp, &pending, &filled, &cleared, &retired, &SAMPLE],
+            )
+            .await
+            .map_err(db_error)?;
+        r.checked.push("each slot's columns fit its status".into());
+        for row in &bad_fields {
+            let (sy, k, w, st, v): (i32, i16, i32, i16, i32) = (row.get(0), row.get(1), row.get(2), row.get(3), row.get(4));
+            r.problems.push((
+                "slot-fields".into(),
+                format!(
+                    "symbol {sy}, window {w}, {}: status {st}, version {v}, lease_until {}, payload_type {}, payload_id {}, checksum {} do not fit together",
+                    slot_name(k),
+                    row.get::<_, i64>(5),
+                    row.get::<_, i16>(6),
+                    row.get::<_, i64>(7),
+                    row.get::<_, i64>(8)
+                ),
+            ));
+        }
+
+        let missing = c
+            .client
+            .query(
+                &format!(
+                    "SELECT s.symbol, s.kind, s.window_idx, s.payload_id, ks.store FROM ws_slots s
+                     JOIN (VALUES {}) AS ks(kind, store) ON ks.kind = s.kind
+                     WHERE s.space = $1 AND s.status = $2
+                       AND NOT EXISTS (SELECT 1 FROM ws_payloads p WHERE p.space = $1 AND p.store = ks.store AND p.id = s.payload_id)
+                     ORDER BY s.symbol, s.kind, s.window_idx LIMIT $3",
+                    kind_stores()
+                ),
+                &[&sp, &filled, &SAMPLE],
+            )
+            .await
+            .map_err(db_error)?;
+        r.checked.push("every Filled slot names a payload record of its kind's store".into());
+        for row in &missing {
+            let (sy, k, w, pid): (i32, i16, i32, i64) = (row.get(0), row.get(1), row.get(2), row.get(3));
+            r.problems.push((
+                "missing-record".into(),
+                format!("symbol {sy}, window {w}, {}: Filled with payload id {pid}, which its store does not hold", slot_name(k)),
+            ));
+        }
+
+        let feed = c
+            .client
+            .query(
+                "WITH newest AS (
+                     SELECT DISTINCT ON (symbol, kind, window_idx) symbol, kind, window_idx, status, version FROM ws_changes
+                     WHERE space = $1 ORDER BY symbol, kind, window_idx, version DESC, ord DESC, id DESC)
+                 SELECT s.symbol, s.kind, s.window_idx, s.status, s.version, n.status, n.version FROM ws_slots s
+                 LEFT JOIN newest n USING (symbol, kind, window_idx)
+                 WHERE s.space = $1 AND (n.version IS DISTINCT FROM s.version OR n.status IS DISTINCT FROM s.status)
+                 ORDER BY s.symbol, s.kind, s.window_idx",
+                &[&sp],
+            )
+            .await
+            .map_err(db_error)?;
+        r.checked.push("each slot's newest change has the slot's version and status".into());
+        let mut unrecorded = 0u64;
+        for row in &feed {
+            let (sy, k, w, st, v): (i32, i16, i32, i16, i32) = (row.get(0), row.get(1), row.get(2), row.get(3), row.get(4));
+            let (cst, cv): (Option<i16>, Option<i32>) = (row.get(5), row.get(6));
+            match (cst, cv) {
+                (Some(cst), Some(cv)) if (r.problems.len() as i64) < SAMPLE * 3 => r.problems.push((
+                    "change-feed".into(),
+                    format!(
+                        "symbol {sy}, window {w}, {}: the slot is status {st} at version {v}, its newest change status {cst} at version {cv} (written outside the library?)",
+                        slot_name(k)
+                    ),
+                )),
+                (Some(_), Some(_)) => {}
+                _ => unrecorded += 1,
+            }
+        }
+        if unrecorded > 0 {
+            r.warnings.push(format!("{unrecorded} slots have no change in the feed (deleted as old, or written outside the library)"));
+        }
+        Ok(r)
+    }
+}
