@@ -5,7 +5,7 @@
 // each fill once.
 import { afterAll, describe, expect, it } from 'vitest'
 
-import { WindowSpaceController, type Ledger } from '../src/index'
+import { WindowSpaceController, type Ledger, type LedgerChange } from '../src/index'
 import { pgClient, pgUrl, schedule, uniqueSpace } from './support/backends'
 
 const opened: { close(): Promise<unknown> | void }[] = []
@@ -53,8 +53,8 @@ describe('statements rolled back by the server', () => {
     }
 
     const w = l.watch({ after: start })
-    const got = []
-    while (got.length < 2) got.push((await w.next()).value!)
+    const got: LedgerChange[] = []
+    while (got.length < 2) got.push((await w.next()).value as LedgerChange)
     w.close()
     expect(got.map((g) => [g.windowIdx, g.to, g.version])).toEqual([
       [0, 'Filled', 2],

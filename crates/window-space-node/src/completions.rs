@@ -203,8 +203,8 @@ fn register(env: sys::napi_env, settle: Settle) -> napi::Result<(u64, Arc<Shared
 fn create(env: sys::napi_env) -> napi::Result<Calls> {
     let mut name = ptr::null_mut();
     let text = "window-space completions";
-    // SAFETY: a UTF-8 buffer of the given length, on the JS thread.
     check_status!(
+        // SAFETY: a UTF-8 buffer of the given length, on the JS thread.
         unsafe { sys::napi_create_string_utf8(env, text.as_ptr().cast(), text.len() as isize, &mut name) },
         "naming the completion queue"
     )?;
