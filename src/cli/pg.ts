@@ -23,6 +23,7 @@ import { LEDGER_NAMES, SLOT_KIND_NAMES, SLOT_KINDS_OF_LEDGER, SLOT_STATUSES, STO
 import { adminOptions, confirm, hex, json, ledgerArg, plural, printable, slotKinds, UsageError, windowRange, windowsText, type Opts } from './args'
 import { gridSymbol, portArg, printGrid, serveRegistry } from './look'
 import { LineWriter, out } from './output'
+import { printVerifyText } from './verify'
 
 /** The commands that take a connection string. */
 export const PG_COMMANDS = ['inspect', 'grid', 'verify', 'metrics', 'serve-metrics', 'export', 'audit', 'clear', 'retire'] as const
@@ -126,14 +127,7 @@ export async function pgVerify(url: string, o: Opts): Promise<void> {
   await withLedger(url, o, async (l) => {
     const r = await l.verify()
     if (o.json) out(json({ space: spaceOf(o), ...r }))
-    else {
-      const lines = [`verified space ${printable(spaceOf(o))}: ${r.counts.slots} slots written, ${r.counts.filledSlots} Filled, ${r.counts.records} records, ${r.counts.changes} changes`]
-      for (const ch of r.checked) lines.push(`  checked: ${ch}`)
-      for (const w of r.warnings) lines.push(`warning: ${printable(w.message)}`)
-      for (const p of r.problems) lines.push(`PROBLEM [${p.kind}] ${printable(p.message)}`)
-      lines.push(r.ok ? 'OK: no problems found' : `${r.problems.length} problem${r.problems.length === 1 ? '' : 's'} found`)
-      out(lines.join('\n'))
-    }
+    else printVerifyText(`verified space ${printable(spaceOf(o))}: ${r.counts.slots} slots written, ${r.counts.filledSlots} Filled, ${r.counts.records} records, ${r.counts.changes} changes`, r)
     if (!r.ok) process.exitCode = 1
   })
 }
