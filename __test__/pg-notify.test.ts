@@ -5,6 +5,9 @@
 // listens on one session however many wait at once and unregisters it when
 // closed, a LISTEN session the server ends is opened again, and a closed
 // watch stops waiting.
+import { spawn } from 'node:child_process'
+import { join } from 'node:path'
+
 import pg from 'pg'
 import { afterAll, describe, expect, it } from 'vitest'
 
@@ -167,4 +170,31 @@ describe('notifications of the PostgreSQL backend', () => {
     w.close()
     expect(await pending).toEqual({ done: true, value: undefined })
   }, 30_000)
+
+  it.each(['watch', 'abort'])('a process whose %s stopped waiting exits without waiting out the polling backstop', async (mode) => {
+    const child = spawn(process.execPath, [join(__dirname, 'fixtures', 'pg-stopped-wait-exit.mjs'), pgUrl(), uniqueSpace('exit'), mode], { stdio: ['ignore', 'pipe', 'pipe'] })
+    let out = ''
+    let err = ''
+    child.stdout.on('data', (d: Buffer) => (out += d.toString()))
+    child.stderr.on('data', (d: Buffer) => (err += d.toString()))
+    const code = await new Promise<number | null>((resolve) => child.on('close', (c) => resolve(c)))
+    expect({ code, out, err }).toEqual({ code: 0, out: 'stopped\n', err: '' })
+  }, 30_000)
+
+  it('a ledger closed while its LISTEN session is being opened leaves no session registered', async () => {
+    const c = await raw()
+    for (let round = 0; round < 5; round++) {
+      const space = uniqueSpace('notify-close-early')
+      const l = await WindowSpaceController.connect(pgUrl(), { windowSpace: schedule(16), space, pollMs: 60_000 })
+      await l.resolveSymbol('NTFY')
+      const id = await spaceId(c, space)
+      const waiting = l.waitFor('NTFY', 1, ['optionTrade']).catch((e: { code?: string }) => e.code)
+      await new Promise((r) => setTimeout(r, round))
+      await l.close()
+      expect(await waiting).toBe('ERR_CLOSED')
+      // Time for a session opened in the background to finish registering.
+      await new Promise((r) => setTimeout(r, 300))
+      await registered(c, id, (p) => p.length === 0)
+    }
+  }, 60_000)
 })

@@ -441,7 +441,11 @@ export class PostgresLedger implements Ledger {
   /** Waits for a notification after count `seen`, at most `ms`, ending early on any of `signals` or close. */
   async #waitChange(seen: number, ms: number, ...signals: (AbortSignal | undefined)[]): Promise<number> {
     const stop = new AbortController()
-    const onAbort = () => stop.abort()
+    const onAbort = () => {
+      stop.abort()
+      // The native wait would otherwise hold the event loop open until `ms` ran out.
+      this.#n.wakeWaiters()
+    }
     const all = [...signals, this.#closing.signal].filter((s): s is AbortSignal => s !== undefined)
     for (const s of all) s.addEventListener('abort', onAbort)
     try {

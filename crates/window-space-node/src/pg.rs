@@ -249,6 +249,12 @@ impl NativePgLedger {
         self.inner.close();
     }
 
+    /// Ends every `waitChange` in flight early (their callers read again).
+    #[napi(catch_unwind)]
+    pub fn wake_waiters(&self) {
+        self.inner.wake_waiters();
+    }
+
     #[napi(catch_unwind)]
     pub fn resolve_symbol<'e>(&self, env: &'e Env, name: String) -> napi::Result<PromiseRaw<'e, u32>> {
         let l = self.inner.clone();

@@ -318,13 +318,24 @@ impl PgLedger {
         }
         if let Some(l) = self.listener.lock().ok().and_then(|mut g| g.take()) {
             if let Some(client) = l.client.lock().ok().and_then(|mut c| c.take()) {
-                // Unregister, so that transitions stop notifying for this
-                // session, then end it (dropping the client).
-                self.runtime.spawn(async move {
-                    let _ = client.batch_execute("DELETE FROM ws_listeners WHERE pid = pg_backend_pid()").await;
-                });
+                self.end_listener(client);
             }
         }
+        self.wake.wake();
+    }
+
+    /// Unregisters a LISTEN session, so that transitions stop notifying
+    /// for it, then ends it (dropping the client).
+    fn end_listener(&self, client: Client) {
+        self.runtime.spawn(async move {
+            let _ = client.batch_execute("DELETE FROM ws_listeners WHERE pid = pg_backend_pid()").await;
+        });
+    }
+
+    /// Wakes every wait of this ledger in flight ([`wait_change`](Self::wait_change)
+    /// returns; its caller reads again): for a waiter that stopped waiting.
+    pub fn wake_waiters(&self) {
+        self.wake.wake();
     }
 
     /// The schedule in force.
@@ -1011,11 +1022,11 @@ impl PgLedger {
         if self.closed.load(Ordering::Acquire) {
             return Err(Error::Closed);
         }
+        let notified = self.wake.notify.notified();
         if self.listener().await.is_none() {
-            tokio::time::sleep(Duration::from_millis(timeout_ms)).await;
+            let _ = tokio::time::timeout(Duration::from_millis(timeout_ms), notified).await;
             return Ok(after);
         }
-        let notified = self.wake.notify.notified();
         let seen = self.wake.seq.load(Ordering::Acquire);
         if seen != after {
             return Ok(seen);
@@ -1068,7 +1079,17 @@ impl PgLedger {
             return None;
         }
         let l = Arc::new(Listener { alive, client: Mutex::new(Some(client)) });
-        if let Ok(mut g) = self.listener.lock() {
+        {
+            let Ok(mut g) = self.listener.lock() else { return None };
+            // Closed while this session was being opened: `close` did not
+            // see it, so it is ended here (under the lock `close` takes).
+            if self.closed.load(Ordering::Acquire) {
+                drop(g);
+                if let Some(client) = l.client.lock().ok().and_then(|mut c| c.take()) {
+                    self.end_listener(client);
+                }
+                return None;
+            }
             *g = Some(l.clone());
         }
         // Changes made while no session listened were not notified: every
