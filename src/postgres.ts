@@ -398,7 +398,7 @@ export class PostgresLedger implements Ledger {
       counts: { slots: r.slots, filledSlots: r.filledSlots, records: r.records, changes: r.changes },
       checked: r.checked,
       warnings: r.warnings.map((message) => ({ message })),
-      problems: r.problemKinds.map((kind, i) => ({ kind, message: r.problemMessages[i]! })),
+      problems: r.problems,
     }
   }
 

@@ -59,8 +59,14 @@ pub struct NativePgVerify {
     pub changes: f64,
     pub checked: Vec<String>,
     pub warnings: Vec<String>,
-    pub problem_kinds: Vec<String>,
-    pub problem_messages: Vec<String>,
+    pub problems: Vec<NativePgProblem>,
+}
+
+/// One problem `verify` found.
+#[napi(object)]
+pub struct NativePgProblem {
+    pub kind: String,
+    pub message: String,
 }
 
 /// A slot as read.
@@ -409,8 +415,7 @@ impl NativePgLedger {
                 changes: r.changes as f64,
                 checked: r.checked,
                 warnings: r.warnings,
-                problem_kinds: r.problems.iter().map(|p| p.0.clone()).collect(),
-                problem_messages: r.problems.into_iter().map(|p| p.1).collect(),
+                problems: r.problems.into_iter().map(|p| NativePgProblem { kind: p.kind.to_string(), message: p.message }).collect(),
             })
         })
     }

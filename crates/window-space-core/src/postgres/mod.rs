@@ -35,7 +35,7 @@ use tokio_postgres::{Client, NoTls, Row};
 
 pub use changes::{Change, Cursor};
 pub use schema::{current_version as schema_version, MIGRATIONS};
-pub use verify::PgVerifyReport;
+pub use verify::{PgProblem, PgVerifyReport};
 
 use crate::error::{Error, Result};
 use crate::payload::{PayloadInput, PayloadRecord};
@@ -307,6 +307,31 @@ impl PgLedger {
         Ok(fresh)
     }
 
+    /// Runs one of the connection's prepared statements (`pick`) for at
+    /// most one row, on the next connection, again after a deadlock or
+    /// serialization failure ([`retrying`]).
+    async fn query_opt(
+        &self,
+        pick: fn(&sql::Statements) -> &tokio_postgres::Statement,
+        params: &[&(dyn tokio_postgres::types::ToSql + Sync)],
+    ) -> Result<Option<Row>> {
+        retrying(|| async {
+            let c = self.conn().await?;
+            c.client.query_opt(pick(&c.st), params).await.map_err(db_error)
+        })
+        .await
+    }
+
+    /// Runs a statement from its text (planned with this call's values) on
+    /// the next connection, again after a deadlock or serialization failure.
+    async fn query_text(&self, text: &str, params: &[&(dyn tokio_postgres::types::ToSql + Sync)]) -> Result<Vec<Row>> {
+        retrying(|| async {
+            let c = self.conn().await?;
+            c.client.query(text, params).await.map_err(db_error)
+        })
+        .await
+    }
+
     /// Closes every connection; later calls fail with [`Error::Closed`]. Idempotent.
     pub fn close(&self) {
         self.closed.store(true, Ordering::Release);
@@ -477,12 +502,7 @@ impl PgLedger {
         let lease = self.lease(lease_ms)?;
         let (sp, sy, k, w) = self.key(at)?;
         loop {
-            let won = retrying(|| async {
-                let c = self.conn().await?;
-                c.client.query_opt(&c.st.claim, &[&sp, &sy, &k, &w, &lease]).await.map_err(db_error)
-            })
-            .await?;
-            if let Some(r) = won {
+            if let Some(r) = self.query_opt(|st| &st.claim, &[&sp, &sy, &k, &w, &lease]).await? {
                 return Ok(PgClaim { window: at.window, version: r.get::<_, i32>(0) as u32, lease_deadline_ms: r.get::<_, i64>(1) as u64 });
             }
             let current = self.read_slot(at).await?;
@@ -513,12 +533,7 @@ impl PgLedger {
         let lease = self.lease(lease_ms)?;
         let (sp, sy, k, w) = self.key(at)?;
         let v = version as i32;
-        let renewed = retrying(|| async {
-            let c = self.conn().await?;
-            c.client.query_opt(&c.st.renew, &[&sp, &sy, &k, &w, &v, &lease]).await.map_err(db_error)
-        })
-        .await?;
-        match renewed {
+        match self.query_opt(|st| &st.renew, &[&sp, &sy, &k, &w, &v, &lease]).await? {
             Some(r) => Ok(r.get::<_, i64>(0) as u64),
             None => Err(self.conflict(at, version).await),
         }
@@ -534,12 +549,7 @@ impl PgLedger {
         let pid = i64::try_from(f.payload_id).map_err(|_| Error::invalid("payloadId too large"))?;
         let ck = f.checksum as i64;
         let store = at.kind.store().code() as i16;
-        let filled = retrying(|| async {
-            let c = self.conn().await?;
-            c.client.query_opt(&c.st.fill, &[&sp, &sy, &k, &w, &v, &pt, &pid, &ck, &store]).await.map_err(db_error)
-        })
-        .await?;
-        if let Some(r) = filled {
+        if let Some(r) = self.query_opt(|st| &st.fill, &[&sp, &sy, &k, &w, &v, &pt, &pid, &ck, &store]).await? {
             return Ok(r.get::<_, i32>(0) as u32);
         }
         let current = self.read_slot(at).await?;
@@ -567,12 +577,7 @@ impl PgLedger {
         self.check_addr(at).await?;
         let (sp, sy, k, w) = self.key(at)?;
         let v = version as i32;
-        let cleared = retrying(|| async {
-            let c = self.conn().await?;
-            c.client.query_opt(&c.st.clear, &[&sp, &sy, &k, &w, &v]).await.map_err(db_error)
-        })
-        .await?;
-        match cleared {
+        match self.query_opt(|st| &st.clear, &[&sp, &sy, &k, &w, &v]).await? {
             Some(r) => Ok(r.get::<_, i32>(0) as u32),
             None => Err(self.conflict(at, version).await),
         }
@@ -604,11 +609,7 @@ impl PgLedger {
             let need = count - out.len() as u32;
             let hi = end.min(lo.saturating_add(need.saturating_mul(2).max(256)));
             let (from, to, need_i64) = (i32_of(lo, "window index")?, i32_of(hi, "window index")?, i64::from(need));
-            let rows = retrying(|| async {
-                let c = self.conn().await?;
-                c.client.query(sql::CLAIM_NEXT.as_str(), &[&sp, &sy, &k, &from, &to, &need_i64, &lease]).await.map_err(db_error)
-            })
-            .await?;
+            let rows = self.query_text(&sql::CLAIM_NEXT, &[&sp, &sy, &k, &from, &to, &need_i64, &lease]).await?;
             let candidates: i64 = rows.first().map(|r| r.get(0)).unwrap_or(0);
             for r in &rows {
                 if let Some(w) = r.get::<_, Option<i32>>(1) {
@@ -651,14 +652,9 @@ impl PgLedger {
             cols.6.push(f.checksum as i64);
             cols.7.push(f.at.kind.store().code() as i16);
         }
-        let rows = retrying(|| async {
-            let c = self.conn().await?;
-            c.client
-                .query(sql::FILL_MANY.as_str(), &[&self.space_id, &cols.0, &cols.1, &cols.2, &cols.3, &cols.4, &cols.5, &cols.6, &cols.7])
-                .await
-                .map_err(db_error)
-        })
-        .await?;
+        let rows = self
+            .query_text(&sql::FILL_MANY, &[&self.space_id, &cols.0, &cols.1, &cols.2, &cols.3, &cols.4, &cols.5, &cols.6, &cols.7])
+            .await?;
         // A row filled is credited to the item it matched: its slot, the
         // version before the fill, its payload id and checksum (one slot may
         // be named by several items, with stale versions among them).
@@ -853,11 +849,7 @@ impl PgLedger {
         let action = action.to_string();
         let mut all: Vec<&(dyn tokio_postgres::types::ToSql + Sync)> = params.to_vec();
         all.extend([&who.actor as &(dyn tokio_postgres::types::ToSql + Sync), &action, &reason]);
-        retrying(|| async {
-            let c = self.conn().await?;
-            c.client.query(sql.as_str(), &all).await.map_err(db_error)
-        })
-        .await
+        self.query_text(&sql, &all).await
     }
 
     /// Admin: any status but Retired → Cleared (Empty and Cleared stay as they are).
@@ -1078,20 +1070,17 @@ impl PgLedger {
         if client.batch_execute(&register).await.is_err() {
             return None;
         }
-        let l = Arc::new(Listener { alive, client: Mutex::new(Some(client)) });
-        {
+        let l = {
             let Ok(mut g) = self.listener.lock() else { return None };
             // Closed while this session was being opened: `close` did not
             // see it, so it is ended here (under the lock `close` takes).
             if self.closed.load(Ordering::Acquire) {
                 drop(g);
-                if let Some(client) = l.client.lock().ok().and_then(|mut c| c.take()) {
-                    self.end_listener(client);
-                }
+                self.end_listener(client);
                 return None;
             }
-            *g = Some(l.clone());
-        }
+            g.insert(Arc::new(Listener { alive, client: Mutex::new(Some(client)) })).clone()
+        };
         // Changes made while no session listened were not notified: every
         // waiter looks again.
         self.wake.wake();

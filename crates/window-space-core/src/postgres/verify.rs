@@ -33,8 +33,14 @@ pub struct PgVerifyReport {
     /// What was checked, one line each.
     pub checked: Vec<String>,
     pub warnings: Vec<String>,
-    /// (kind, message).
-    pub problems: Vec<(String, String)>,
+    pub problems: Vec<PgProblem>,
+}
+
+/// One problem: its kind (`slot-fields`, `missing-record`, `change-feed`) and what it is.
+#[derive(Debug, Clone)]
+pub struct PgProblem {
+    pub kind: &'static str,
+    pub message: String,
 }
 
 impl PgVerifyReport {
@@ -98,9 +104,9 @@ impl PgLedger {
         r.checked.push("each slot's columns fit its status".into());
         for row in &bad_fields {
             let (sy, k, w, st, v): (i32, i16, i32, i16, i32) = (row.get(0), row.get(1), row.get(2), row.get(3), row.get(4));
-            r.problems.push((
-                "slot-fields".into(),
-                format!(
+            r.problems.push(PgProblem {
+                kind: "slot-fields",
+                message: format!(
                     "symbol {sy}, window {w}, {}: status {st}, version {v}, lease_until {}, payload_type {}, payload_id {}, checksum {} do not fit together",
                     slot_name(k),
                     row.get::<_, i64>(5),
@@ -108,7 +114,7 @@ impl PgLedger {
                     row.get::<_, i64>(7),
                     row.get::<_, i64>(8)
                 ),
-            ));
+            });
         }
 
         let missing = c
@@ -129,42 +135,44 @@ impl PgLedger {
         r.checked.push("every Filled slot names a payload record of its kind's store".into());
         for row in &missing {
             let (sy, k, w, pid): (i32, i16, i32, i64) = (row.get(0), row.get(1), row.get(2), row.get(3));
-            r.problems.push((
-                "missing-record".into(),
-                format!("symbol {sy}, window {w}, {}: Filled with payload id {pid}, which its store does not hold", slot_name(k)),
-            ));
+            r.problems.push(PgProblem {
+                kind: "missing-record",
+                message: format!("symbol {sy}, window {w}, {}: Filled with payload id {pid}, which its store does not hold", slot_name(k)),
+            });
         }
 
+        // The slots whose newest change differs from them: how many have no
+        // change at all, and a sample of those whose change disagrees.
         let feed = c
             .client
             .query(
                 "WITH newest AS (
                      SELECT DISTINCT ON (symbol, kind, window_idx) symbol, kind, window_idx, status, version FROM ws_changes
-                     WHERE space = $1 ORDER BY symbol, kind, window_idx, version DESC, ord DESC, id DESC)
-                 SELECT s.symbol, s.kind, s.window_idx, s.status, s.version, n.status, n.version FROM ws_slots s
-                 LEFT JOIN newest n USING (symbol, kind, window_idx)
-                 WHERE s.space = $1 AND (n.version IS DISTINCT FROM s.version OR n.status IS DISTINCT FROM s.status)
-                 ORDER BY s.symbol, s.kind, s.window_idx",
-                &[&sp],
+                     WHERE space = $1 ORDER BY symbol, kind, window_idx, version DESC, ord DESC, id DESC),
+                 differ AS MATERIALIZED (
+                     SELECT s.symbol, s.kind, s.window_idx, s.status, s.version, n.status AS change_status, n.version AS change_version
+                     FROM ws_slots s LEFT JOIN newest n USING (symbol, kind, window_idx)
+                     WHERE s.space = $1 AND (n.version IS DISTINCT FROM s.version OR n.status IS DISTINCT FROM s.status))
+                 SELECT u.n, d.symbol, d.kind, d.window_idx, d.status, d.version, d.change_status, d.change_version
+                 FROM (SELECT count(*) AS n FROM differ WHERE change_version IS NULL) u
+                 LEFT JOIN (SELECT * FROM differ WHERE change_version IS NOT NULL ORDER BY symbol, kind, window_idx LIMIT $2) d ON true",
+                &[&sp, &SAMPLE],
             )
             .await
             .map_err(db_error)?;
         r.checked.push("each slot's newest change has the slot's version and status".into());
-        let mut unrecorded = 0u64;
+        let unrecorded = feed.first().map(|row| row.get::<_, i64>(0)).unwrap_or(0);
         for row in &feed {
-            let (sy, k, w, st, v): (i32, i16, i32, i16, i32) = (row.get(0), row.get(1), row.get(2), row.get(3), row.get(4));
-            let (cst, cv): (Option<i16>, Option<i32>) = (row.get(5), row.get(6));
-            match (cst, cv) {
-                (Some(cst), Some(cv)) if (r.problems.len() as i64) < SAMPLE * 3 => r.problems.push((
-                    "change-feed".into(),
-                    format!(
-                        "symbol {sy}, window {w}, {}: the slot is status {st} at version {v}, its newest change status {cst} at version {cv} (written outside the library?)",
-                        slot_name(k)
-                    ),
-                )),
-                (Some(_), Some(_)) => {}
-                _ => unrecorded += 1,
-            }
+            let Some(sy) = row.get::<_, Option<i32>>(1) else { continue };
+            let (k, w, st, v, cst, cv): (i16, i32, i16, i32, i16, i32) =
+                (row.get(2), row.get(3), row.get(4), row.get(5), row.get(6), row.get(7));
+            r.problems.push(PgProblem {
+                kind: "change-feed",
+                message: format!(
+                    "symbol {sy}, window {w}, {}: the slot is status {st} at version {v}, its newest change status {cst} at version {cv} (written outside the library?)",
+                    slot_name(k)
+                ),
+            });
         }
         if unrecorded > 0 {
             r.warnings.push(format!("{unrecorded} slots have no change in the feed (deleted as old, or written outside the library)"));
