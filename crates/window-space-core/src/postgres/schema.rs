@@ -25,10 +25,11 @@
 //! there: the fill that follows a claim.
 //!
 //! There are no triggers: every statement that makes a transition records
-//! it in `ws_changes` itself and notifies listeners (`sql.rs`), which costs
-//! a third of what row and statement triggers in PL/pgSQL cost per
-//! transition. A write to `ws_slots` made by hand, outside the library,
-//! therefore leaves no change behind.
+//! it in `ws_changes` itself and notifies listeners (`sql.rs`): a script of
+//! the same statements measured 1.7 times the claim+fill pairs a second of
+//! row and statement triggers in PL/pgSQL doing the same. A write to
+//! `ws_slots` made by hand, outside the library, therefore leaves no change
+//! behind.
 
 use tokio_postgres::Client;
 
