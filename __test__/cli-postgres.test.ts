@@ -298,7 +298,6 @@ describe('directory-only commands refuse a connection string', () => {
     ['gc', []],
     ['repair', []],
     ['migrate', []],
-    ['retention', ['--keep', '1']],
   ]
   it.each(cases)('%s', async (command, extra) => {
     const before = await l.slotMetrics()
@@ -306,7 +305,7 @@ describe('directory-only commands refuse a connection string', () => {
     expect(r.status).toBe(2)
     expect(r.stdout).toBe('')
     expect(r.stderr.trim().split('\n')).toHaveLength(1)
-    expect(r.stderr).toContain(`${command} works on a state directory only; with a postgres:// connection string use inspect, grid, verify, metrics, serve-metrics, export, audit, clear, retire`)
+    expect(r.stderr).toContain(`${command} works on a state directory only; with a postgres:// connection string use inspect, grid, verify, metrics, serve-metrics, export, audit, clear, retire, retention`)
     expect(await l.slotMetrics()).toEqual(before)
   })
 })

@@ -24,6 +24,8 @@ async function setup(): Promise<{ l: Ledger; raw: pg.Client; spaceId: number; sy
   const raw = await pgClient()
   opened.push({ close: () => raw.end() })
   const r = await raw.query<{ id: number }>('SELECT id FROM ws_spaces WHERE name = $1', [space])
+  // The partition of the windows the held transactions write, made as the library makes it.
+  await raw.query('SELECT ws_slot_partition($1, 0)', [r.rows[0]!.id])
   return { l, raw, spaceId: r.rows[0]!.id, symbolId }
 }
 

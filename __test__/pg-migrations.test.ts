@@ -2,7 +2,8 @@
 // earlier schema version is brought to the current one when a ledger
 // connects (two at once: each migration applied once), and the change
 // feed written before the upgrade reads on, in order, into what is
-// written after it. The migrations' SQL is read from the core's source,
+// written after it; slots written before are moved into the partition
+// of their windows. The migrations' SQL is read from the core's source,
 // so the database is built exactly as an earlier library version built it.
 import { readFileSync } from 'node:fs'
 import { join } from 'node:path'
@@ -74,6 +75,10 @@ describe('schema migrations of the PostgreSQL backend', () => {
     expect(versions.rows.map((r) => r.version)).toEqual(all.map((_, i) => i + 1))
     const triggers = await raw.query(`SELECT 1 FROM pg_trigger WHERE tgrelid = '${schema}.ws_slots'::regclass AND NOT tgisinternal`)
     expect(triggers.rowCount).toBe(0)
+    // The slots written before are in the partition of their windows.
+    const parts = await raw.query<{ relname: string }>(`SELECT c.relname FROM pg_inherits i JOIN pg_class c ON c.oid = i.inhrelid WHERE i.inhparent = '${schema}.ws_slots'::regclass`)
+    expect(parts.rows.map((r) => r.relname)).toEqual([`ws_slots_${space}_0`])
+    expect((await raw.query(`SELECT 1 FROM ${schema}.ws_slots_${space}_0 WHERE window_idx = 0 AND status = 1`)).rowCount).toBe(1)
 
     // Written after the upgrade, by the statements: the same feed, in order.
     const c = await a!.claim('OLD', 1, 'optionTrade')

@@ -24,7 +24,7 @@ export {
   defaultActor,
 } from './controller'
 export { MmapLedger, type Ledger, type LedgerAuditEntry, type LedgerChange, type LedgerWatch, type LedgerWatchOptions } from './ledger'
-export { PostgresLedger, type PostgresOptions, type PostgresVerifyReport } from './postgres'
+export { PostgresLedger, type PostgresOptions, type PostgresRetention, type PostgresVerifyReport } from './postgres'
 export { type ChangeIterator, type JournalGapDetails, type JournalGapReason, type JournalPosition, type SlotChange, type WatchOptions } from './watch'
 export { readAuditLog, scanAuditLog, type AuditEntry, type AuditPrevious, type AuditScan, type DamagedAuditLine, type TornAuditLine } from './audit'
 export * from './errors'

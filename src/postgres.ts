@@ -18,7 +18,7 @@ import type { ClaimOptions, FillRequest, FillResult, WaitForOptions } from './co
 import { ClosedError, SlotRetiredError, translateNativeError, UnknownPayloadError, WaitTimeoutError, type SlotWriteError } from './errors'
 import { buildRows, checkLedgerName, type Ledger, type LedgerAuditEntry, type LedgerChange, type LedgerWatch, type LedgerWatchOptions } from './ledger'
 import { native } from './native'
-import { scheduleFromJson, scheduleToJson, type WindowSpace } from './time'
+import { scheduleFromJson, scheduleToJson, timeToNs, type TimeInput, type WindowSpace } from './time'
 import {
   PAYLOAD_STORE_NAMES,
   SLOT_KIND_NAMES,
@@ -63,6 +63,27 @@ export interface PostgresOptions {
    * forward): for operators' tools. Default false.
    */
   readonly existingOnly?: boolean
+  /**
+   * Windows in each partition of the space's slots, the unit retention
+   * drops whole ({@link PostgresLedger.dropWindowsBefore}). Fixed when the
+   * space is made: for a space that exists, a different value is refused.
+   * Default: the stored value, or 4096 for a new space.
+   */
+  readonly partitionWindows?: number
+}
+
+/** What {@link PostgresLedger.dropWindowsBefore} did, or would do. */
+export interface PostgresRetention {
+  /** The retention line before the run: every window before it was Retired. */
+  readonly previous: number
+  /** The retention line after the run (or that the run would set). */
+  readonly retiredBefore: number
+  /** The windows `[from, to)` of each partition dropped (or that would be). */
+  readonly dropped: ReadonlyArray<{ readonly from: number; readonly to: number }>
+  /** Pending slots before the new line whose lease was still running. */
+  readonly liveClaims: number
+  /** True when nothing changed: a dry run, or a line that was already there. */
+  readonly unchanged: boolean
 }
 
 type NativePgLedger = Binding.NativePgLedger
@@ -142,8 +163,18 @@ export class PostgresLedger implements Ledger {
     const connections = o.connections === undefined ? 4 : checkWhole(o.connections, 'connections', 64)
     const pollMs = o.pollMs === undefined ? 500 : checkWhole(o.pollMs, 'pollMs', 60_000)
     if (o.existingOnly !== undefined && typeof o.existingOnly !== 'boolean') throw new TypeError('existingOnly must be a boolean')
+    const partitionWindows = o.partitionWindows === undefined ? undefined : checkWhole(o.partitionWindows, 'partitionWindows', 2 ** 31 - 1)
+    if (partitionWindows === 0) throw new RangeError('partitionWindows must be at least 1')
     const n = await call(() =>
-      native.pgConnect({ url, scheduleJson: scheduleToJson(o.windowSpace), space, connections: Math.max(1, connections), defaultLeaseMs, existingOnly: o.existingOnly === true }),
+      native.pgConnect({
+        url,
+        scheduleJson: scheduleToJson(o.windowSpace),
+        space,
+        connections: Math.max(1, connections),
+        defaultLeaseMs,
+        existingOnly: o.existingOnly === true,
+        partitionWindows,
+      }),
     )
     return new PostgresLedger(n, { actor: o.actor ?? o.options?.actor ?? native.defaultActor(), pollMs })
   }
@@ -186,6 +217,49 @@ export class PostgresLedger implements Ledger {
       const i = x.indexOf(':')
       return { id: Number(x.slice(0, i)), name: x.slice(i + 1) }
     })
+  }
+
+  /** Windows in each partition of the space's slots: the unit retention drops. */
+  get partitionWindows(): number {
+    return this.#n.info().partitionWindows
+  }
+
+  /** How many windows of the schedule in force have started by `at` (the index of the first that starts after it). */
+  windowsStartedBy(at: TimeInput): number {
+    this.#check()
+    try {
+      return this.#n.windowsStartedBy(timeToNs(at))
+    } catch (e) {
+      throw translateNativeError(e)
+    }
+  }
+
+  /** The retention line: every window before it is Retired, its rows dropped. */
+  async retiredBefore(): Promise<number> {
+    this.#check()
+    return call(() => this.#n.retiredBefore())
+  }
+
+  /**
+   * Retention: every window before `windowIdx`, rounded down to a partition
+   * boundary (so at least the windows from `windowIdx` on are kept), becomes
+   * Retired, and the partitions that held only such windows are dropped
+   * whole, giving their space back; one transaction, so a run killed part
+   * way changes nothing. Refused with `SlotBusyError` (naming the first
+   * one) while a slot there is Pending under a running lease, unless
+   * `force`. `dryRun` says what it would do. Recorded in the audit trail.
+   * Payload records are kept.
+   */
+  async dropWindowsBefore(windowIdx: number, options: AdminOptions & { force?: boolean; dryRun?: boolean } = {}): Promise<PostgresRetention> {
+    this.#check()
+    checkWhole(windowIdx, 'windowIdx', U32_MAX)
+    if (options.force !== undefined && typeof options.force !== 'boolean') throw new TypeError('force must be a boolean')
+    if (options.dryRun !== undefined && typeof options.dryRun !== 'boolean') throw new TypeError('dryRun must be a boolean')
+    const { actor, reason } = this.#admin(options)
+    const r = await call(() => this.#n.dropWindowsBefore(windowIdx, options.force === true, options.dryRun === true, actor, reason))
+    const dropped: Array<{ from: number; to: number }> = []
+    for (let i = 0; i + 1 < r.dropped.length; i += 2) dropped.push({ from: r.dropped[i]!, to: r.dropped[i + 1]! })
+    return { previous: r.previous, retiredBefore: r.retiredBefore, dropped, liveClaims: r.liveClaims, unchanged: r.unchanged }
   }
 
   /** The schedule in force (the stored one when connecting gave an older one). */
@@ -516,19 +590,29 @@ export class PostgresLedger implements Ledger {
     return self
   }
 
+  /**
+   * The audit trail: admin transitions from the change feed, and retention
+   * runs (`action: 'retention'`, `windowIdx` the new retention line), in
+   * the order they were made.
+   */
   async audit(): Promise<LedgerAuditEntry[]> {
     this.#check()
-    const out: LedgerAuditEntry[] = []
+    const timed: Array<{ atMs: number; entry: LedgerAuditEntry }> = []
     let position = ''
     for (;;) {
       const got = await call(() => this.#n.changes(position, 4096))
-      if (got.length === 0) return out
+      if (got.length === 0) break
       for (const x of got) {
         position = x.position
         if (x.action === undefined || x.action === null) continue
-        out.push({ action: x.action, actor: x.actor ?? '', reason: x.reason ?? '', symbolId: x.symbolId, windowIdx: x.windowIdx, slotKind: SLOT_KIND_NAMES[x.kind]! })
+        timed.push({ atMs: x.atMs, entry: { action: x.action, actor: x.actor ?? '', reason: x.reason ?? '', symbolId: x.symbolId, windowIdx: x.windowIdx, slotKind: SLOT_KIND_NAMES[x.kind]! } })
       }
     }
+    for (const r of await call(() => this.#n.retentions())) {
+      timed.push({ atMs: r.atMs, entry: { action: 'retention', actor: r.actor, reason: r.reason, symbolId: null, windowIdx: r.retiredBefore, slotKind: null } })
+    }
+    // A stable sort: changes keep their feed order among themselves.
+    return timed.sort((a, b) => a.atMs - b.atMs).map((t) => t.entry)
   }
 
   close(): Promise<void> {

@@ -86,19 +86,19 @@ export async function adminCommand(action: 'clear' | 'retire', dir: string, o: O
 
 /**
  * The window retention counts back from: `--before-window W`, the first
- * window that starts after `--at TIME`, or after now.
+ * window that starts after `--at TIME`, or after now. `where` names the
+ * directory or space, `startedBy` counts the windows started by a time in ms.
  */
-function anchorWindow(view: StateView, o: Opts, windowCount: number): { window: number; what: string } {
+export function retentionAnchor(o: Opts, windowCount: number, where: string, startedBy: (ms: number) => number): { window: number; what: string } {
   if (o.beforeWindow !== undefined) {
     if (o.at !== undefined) throw new UsageError('give either --before-window or --at, not both')
     const w = whole(String(o.beforeWindow), '--before-window')
-    if (w > windowCount) throw new UsageError(`--before-window ${w} is past the schedule: ${view.stateDir} has ${windowCount} windows`)
+    if (w > windowCount) throw new UsageError(`--before-window ${w} is past the schedule: ${where} has ${windowCount} windows`)
     return { window: w, what: `window ${w}` }
   }
   const atMs = o.at === undefined ? Date.now() : Date.parse(String(o.at))
   if (Number.isNaN(atMs)) throw new UsageError(`--at must be a time like 2026-11-30T14:30:00Z, got ${JSON.stringify(o.at)}`)
-  const window = view.windowsStartedBy(BigInt(atMs) * 1_000_000n)
-  return { window, what: `${o.at !== undefined ? '--at' : 'now'} (${new Date(atMs).toISOString()})` }
+  return { window: startedBy(atMs), what: `${o.at !== undefined ? '--at' : 'now'} (${new Date(atMs).toISOString()})` }
 }
 
 export async function retention(dir: string, o: Opts): Promise<void> {
@@ -107,7 +107,8 @@ export async function retention(dir: string, o: Opts): Promise<void> {
   const who = adminOptions(o)
   const view = openView(dir)
   const s = view.summary()
-  const anchor = anchorWindow(view, o, s.windowCount)
+  if (o.force !== undefined) throw new UsageError('--force applies to a database (postgres://): a directory\'s retention retires slots one by one, live claims included')
+  const anchor = retentionAnchor(o, s.windowCount, view.stateDir, (ms) => view.windowsStartedBy(BigInt(ms) * 1_000_000n))
   const to = Math.max(0, anchor.window - keep)
   const syms = s.symbols.map((_, i) => i)
   const summary = { keep, windowCount: s.windowCount, anchorWindow: anchor.window, retireBefore: to, dryRun: Boolean(o.dryRun), wouldRetire: 0, retired: 0 }

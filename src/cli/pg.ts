@@ -5,7 +5,7 @@
  * the database holds it, with its stored schedule (`existingOnly`: a
  * mistyped name never makes a new space). `inspect`, `grid`, `verify`,
  * `metrics`, `serve-metrics`, `export`, `audit`, `clear` and `retire` run over the `Ledger`
- * contract; every other command works on a state directory only and
+ * contract, `retention` over the PostgreSQL backend's partition drop; every other command works on a state directory only and
  * refuses a connection string ({@link refuseConnectionString}).
  *
  * @module
@@ -20,13 +20,14 @@ import { WindowSpace } from '../time'
 import { SLOT_KIND_INFO } from '../vocabulary'
 import type { GridCell } from '../state-view'
 import { LEDGER_NAMES, SLOT_KIND_NAMES, SLOT_KINDS_OF_LEDGER, SLOT_STATUSES, STORE_OF_SLOT_KIND, type LedgerName, type SlotKindName, type SlotState, type SlotStatus } from '../types'
-import { adminOptions, confirm, hex, json, ledgerArg, plural, printable, slotKinds, UsageError, windowRange, windowsText, type Opts } from './args'
+import { adminOptions, confirm, hex, json, ledgerArg, plural, printable, slotKinds, UsageError, whole, windowRange, windowsText, type Opts } from './args'
+import { retentionAnchor } from './change'
 import { gridSymbol, portArg, printGrid, serveRegistry } from './look'
 import { LineWriter, out } from './output'
 import { printVerifyText } from './verify'
 
 /** The commands that take a connection string. */
-export const PG_COMMANDS = ['inspect', 'grid', 'verify', 'metrics', 'serve-metrics', 'export', 'audit', 'clear', 'retire'] as const
+export const PG_COMMANDS = ['inspect', 'grid', 'verify', 'metrics', 'serve-metrics', 'export', 'audit', 'clear', 'retire', 'retention'] as const
 
 /** True when a command's first argument names a database rather than a directory. */
 export function isConnectionString(arg: string): boolean {
@@ -208,7 +209,11 @@ export async function pgAudit(url: string, o: Opts): Promise<void> {
       for (const e of entries) w.line(JSON.stringify(e))
       return w.flush()
     }
-    out(entries.map((e) => `${e.action} ${e.symbolId ?? '-'}/${e.windowIdx ?? '-'}/${e.slotKind ?? '-'} by ${printable(e.actor)}: ${printable(e.reason)}`).join('\n'))
+    out(
+      entries
+        .map((e) => `${e.action === 'retention' ? `retention before window ${e.windowIdx}` : `${e.action} ${e.symbolId ?? '-'}/${e.windowIdx ?? '-'}/${e.slotKind ?? '-'}`} by ${printable(e.actor)}: ${printable(e.reason)}`)
+        .join('\n'),
+    )
   })
 }
 
@@ -253,6 +258,66 @@ export async function pgAdmin(action: 'clear' | 'retire', url: string, o: Opts):
       }
       if (o.json) return out(json(summary))
       out(`${action === 'clear' ? 'force-cleared' : 'retired'} ${plural(summary.changed, 'slot')}`)
+    },
+    who.actor,
+  )
+}
+
+/**
+ * Retention on a database: the windows before the last `--keep` windows
+ * before the anchor (now, `--at`, or `--before-window`) become Retired,
+ * rounded down to a partition boundary, and their partitions are dropped
+ * whole. Refused while a slot there is Pending under a running lease,
+ * unless `--force`.
+ */
+export async function pgRetention(url: string, o: Opts): Promise<void> {
+  if (o.keep === undefined) throw new UsageError('--keep N is required')
+  const keep = whole(String(o.keep), '--keep')
+  const who = adminOptions(o)
+  await withLedger(
+    url,
+    o,
+    async (l) => {
+      const anchor = retentionAnchor(o, l.windowCount, `space ${spaceOf(o)}`, (ms) => l.windowsStartedBy(ms))
+      const asked = Math.max(0, anchor.window - keep)
+      const plan = await l.dropWindowsBefore(asked, { ...who, dryRun: true })
+      const summary = {
+        space: spaceOf(o),
+        keep,
+        anchorWindow: anchor.window,
+        partitionWindows: l.partitionWindows,
+        retiredBefore: plan.previous,
+        wouldRetireBefore: plan.retiredBefore,
+        partitions: plan.dropped,
+        liveClaims: plan.liveClaims,
+        dryRun: Boolean(o.dryRun),
+        changed: false,
+      }
+      if (plan.retiredBefore <= plan.previous) {
+        if (o.json) return out(json(summary))
+        return out(
+          `nothing to retire: keeping the ${keep} windows before ${anchor.what} leaves the retention line at window ${plan.previous} (partitions of ${l.partitionWindows} windows are retired whole)`,
+        )
+      }
+      const what = `retire windows ${plan.previous}..${plan.retiredBefore - 1} of space ${printable(spaceOf(o))} and drop ${plural(plan.dropped.length, 'partition')} (the ${keep} windows before ${anchor.what} are kept; partitions of ${l.partitionWindows} windows go whole)`
+      const live = `${plural(plan.liveClaims, 'slot')} before window ${plan.retiredBefore} ${plan.liveClaims === 1 ? 'is' : 'are'} Pending under a running lease`
+      if (o.dryRun) {
+        if (o.json) return out(json(summary))
+        return out(`would ${what}${plan.liveClaims > 0 ? `; ${live}: ${o.force ? '--force retires them too' : 'without --force the run is refused'}` : ''} (dry run: nothing changed)`)
+      }
+      if (plan.liveClaims > 0 && !o.force) throw new UsageError(`${live} (an engine is working there): wait for it, or give --force to retire them anyway`)
+      await confirm(`${what}?`, o)
+      const done = await l.dropWindowsBefore(asked, { ...who, force: o.force === true })
+      summary.retiredBefore = done.retiredBefore
+      summary.partitions = done.dropped
+      summary.liveClaims = done.liveClaims
+      summary.changed = !done.unchanged
+      if (o.json) return out(json(summary))
+      out(
+        done.unchanged
+          ? `nothing to retire: the retention line is at window ${done.retiredBefore} already`
+          : `retired windows ${done.previous}..${done.retiredBefore - 1} and dropped ${plural(done.dropped.length, 'partition')}; payload records are kept`,
+      )
     },
     who.actor,
   )

@@ -17,7 +17,7 @@ import { gcCommand } from './gc'
 import { exportRows, grid, inspect, metricsCommand, serveMetrics } from './look'
 import { ReaderGone } from './output'
 import { migrateCommand } from './migrate'
-import { isConnectionString, PG_COMMANDS, pgAdmin, pgAudit, pgExport, pgGrid, pgInspect, pgMetrics, pgServeMetrics, pgVerify, refuseConnectionString, refuseDatabaseOptions } from './pg'
+import { isConnectionString, PG_COMMANDS, pgAdmin, pgAudit, pgExport, pgGrid, pgInspect, pgMetrics, pgRetention, pgServeMetrics, pgVerify, refuseConnectionString, refuseDatabaseOptions } from './pg'
 import { repairCommand } from './repair'
 import { verifyCommand } from './verify'
 import { SLOT_KIND_NAMES } from '../vocabulary'
@@ -149,17 +149,20 @@ function program(): Command {
     .action(run(migrateCommand))
 
   p.command('retention')
-    .argument('<dir>', 'state directory')
-    .description('retire every slot of every symbol in the windows before the last --keep windows before now (or --at TIME, or --before-window W)')
+    .argument('<dir>', 'state directory, or a postgres:// connection string')
+    .description(
+      'retire every slot of every symbol in the windows before the last --keep windows before now (or --at TIME, or --before-window W); on a database, the line is rounded down to a partition boundary and the partitions before it are dropped whole',
+    )
     .option('--keep <n>', 'how many windows before the anchor to keep')
     .option('--at <time>', 'count back from this time instead of now (ISO 8601, e.g. 2026-11-30T14:30:00Z)')
     .option('--before-window <window>', 'count back from this window instead of now')
     .option('--dry-run', 'say what would change, change nothing')
+    .option('--force', 'with a connection string: retire slots that are Pending under a running lease too (refused otherwise)')
     .option('-y, --yes', 'do not ask for confirmation (required when stdin is not a terminal)')
     .option('--reason <text>', 'why, for the audit trail (default: this command line)')
     .option('--actor <name>', 'who, for the audit trail (default: user@host pid N)')
     .option('--json', 'print one JSON document')
-    .action(run(retention))
+    .action(run(retention, pgRetention))
 
   readOnly(
     p

@@ -14,7 +14,7 @@ use window_space_core::postgres::{Change, Cursor, PgActor, PgClaim, PgConfig, Pg
 use window_space_core::{Error as CoreError, PayloadInput, PayloadRecord, SlotAddr, SlotKind, SlotSnapshot, StoreKind, WindowSpace};
 
 use crate::completions::run;
-use crate::errors::invalid;
+use crate::errors::{invalid, OrThrow};
 
 fn kind_of(code: u32) -> Result<SlotKind, CoreError> {
     SlotKind::from_code(code).ok_or_else(|| invalid(format!("slot kind code {code}")))
@@ -47,6 +47,31 @@ pub struct NativePgOptions {
     pub default_lease_ms: Option<f64>,
     /// Open the space only if it exists, with its stored schedule.
     pub existing_only: Option<bool>,
+    /// Windows per partition of a new space's slots.
+    pub partition_windows: Option<u32>,
+}
+
+/// What a retention run did or would do.
+#[napi(object)]
+pub struct NativePgRetention {
+    pub previous: u32,
+    pub retired_before: u32,
+    /// `[from, to)` of each partition dropped, flattened.
+    pub dropped: Vec<u32>,
+    pub live_claims: f64,
+    pub unchanged: bool,
+}
+
+/// One recorded retention run.
+#[napi(object)]
+pub struct NativePgRetentionRun {
+    pub at_ms: f64,
+    pub actor: String,
+    pub reason: String,
+    pub previous: u32,
+    pub retired_before: u32,
+    pub partitions_dropped: u32,
+    pub forced: bool,
 }
 
 /// What `verify` found.
@@ -211,6 +236,7 @@ pub struct NativePgInfo {
     pub window_count: u32,
     pub schema_found: i32,
     pub schema_version: i32,
+    pub partition_windows: u32,
 }
 
 /// A window space in a PostgreSQL database.
@@ -230,6 +256,7 @@ pub fn pg_connect<'e>(env: &'e Env, o: NativePgOptions) -> napi::Result<PromiseR
             connections: o.connections.unwrap_or(4) as usize,
             default_lease_ms: lease_of(o.default_lease_ms).unwrap_or(30_000),
             existing_only: o.existing_only.unwrap_or(false),
+            partition_windows: o.partition_windows,
         };
         PgLedger::connect(&o.url, space, config).await
     };
@@ -247,6 +274,7 @@ impl NativePgLedger {
             window_count: self.inner.schedule().window_count(),
             schema_found: self.inner.schema_found,
             schema_version: window_space_core::postgres::schema_version(),
+            partition_windows: self.inner.partition_windows(),
         }
     }
 
@@ -540,6 +568,64 @@ impl NativePgLedger {
             },
             |_, v| Ok(v.into_iter().map(change_js).collect()),
         )
+    }
+
+    /// Retention: the windows before `window` (rounded down to a partition
+    /// boundary) become Retired and their partitions are dropped.
+    #[napi(catch_unwind)]
+    pub fn drop_windows_before<'e>(
+        &self,
+        env: &'e Env,
+        window: u32,
+        force: bool,
+        dry_run: bool,
+        actor: String,
+        reason: Option<String>,
+    ) -> napi::Result<PromiseRaw<'e, NativePgRetention>> {
+        let l = self.inner.clone();
+        let who = PgActor { actor, reason };
+        run(env, async move { l.drop_windows_before(window, force, dry_run, &who).await }, |_, r| {
+            Ok(NativePgRetention {
+                previous: r.previous,
+                retired_before: r.retired_before,
+                dropped: r.dropped.iter().flat_map(|w| [w.start, w.end]).collect(),
+                live_claims: r.live_claims as f64,
+                unchanged: r.unchanged,
+            })
+        })
+    }
+
+    /// How many windows of the schedule in force have started by `ns` (ns since the epoch).
+    #[napi(catch_unwind)]
+    pub fn windows_started_by(&self, env: Env, ns: BigInt) -> napi::Result<u32> {
+        let v = crate::convert::i64_of(&ns, "time").or_throw(&env)?;
+        Ok(self.inner.schedule().windows_started_by(i128::from(v)))
+    }
+
+    /// The retention line: every window before it is Retired.
+    #[napi(catch_unwind)]
+    pub fn retired_before<'e>(&self, env: &'e Env) -> napi::Result<PromiseRaw<'e, u32>> {
+        let l = self.inner.clone();
+        run(env, async move { l.retired_before().await }, |_, w| Ok(w))
+    }
+
+    /// The recorded retention runs, oldest first.
+    #[napi(catch_unwind)]
+    pub fn retentions<'e>(&self, env: &'e Env) -> napi::Result<PromiseRaw<'e, Vec<NativePgRetentionRun>>> {
+        let l = self.inner.clone();
+        run(env, async move { l.retentions().await }, |_, v| {
+            Ok(v.into_iter()
+                .map(|r| NativePgRetentionRun {
+                    at_ms: r.at_ms as f64,
+                    actor: r.actor,
+                    reason: r.reason,
+                    previous: r.previous,
+                    retired_before: r.retired_before,
+                    partitions_dropped: r.partitions_dropped,
+                    forced: r.forced,
+                })
+                .collect())
+        })
     }
 
     /// The position after the newest final change.

@@ -22,6 +22,7 @@
 //! drivers (the binding's).
 
 mod changes;
+mod retention;
 mod schema;
 mod sql;
 mod verify;
@@ -34,6 +35,7 @@ use std::sync::{Arc, Mutex, RwLock};
 use tokio_postgres::{Client, NoTls, Row};
 
 pub use changes::{Change, Cursor};
+pub use retention::{PgRetention, PgRetentionRun};
 pub use schema::{current_version as schema_version, MIGRATIONS};
 pub use verify::{PgProblem, PgVerifyReport};
 
@@ -57,18 +59,70 @@ pub struct PgConfig {
     /// (never created, never rolled forward): for operators' tools, where a
     /// mistyped name must not make a new, empty space.
     pub existing_only: bool,
+    /// Windows per partition of the space's slots (`schema.rs`): used when
+    /// the space is made; for a space that exists, a different value is
+    /// refused. `None`: the stored value, or 4096 for a new space.
+    pub partition_windows: Option<u32>,
 }
+
+/// Windows per partition of a space made with no `partition_windows`.
+pub const DEFAULT_PARTITION_WINDOWS: u32 = 4096;
 
 /// One connection and its prepared statements.
 pub(crate) struct Conn {
     pub client: Client,
     pub st: sql::Statements,
+    /// The single-slot statements of each partition this connection used.
+    parts: Mutex<HashMap<i32, Arc<sql::SlotStatements>>>,
+}
+
+impl Conn {
+    fn part(&self, part: i32) -> Option<Arc<sql::SlotStatements>> {
+        self.parts.lock().ok().and_then(|p| p.get(&part).cloned())
+    }
+
+    fn forget(&self, part: i32) {
+        if let Ok(mut p) = self.parts.lock() {
+            p.remove(&part);
+        }
+    }
+}
+
+/// What a statement on one partition found.
+enum InPart<T> {
+    /// It ran.
+    Ran(T),
+    /// The partition is before the space's retention line: every slot there is Retired.
+    Retired,
+    /// The partition has not been made: every slot there is Empty.
+    Absent,
+}
+
+/// The SQLSTATE of a row for `ws_slots` whose partition does not exist
+/// (a check violation).
+const NO_PARTITION: &str = "23514";
+
+/// How many partitions' statements a connection keeps prepared before it
+/// lets go of them all (engines work on a few recent partitions at a time).
+const PARTS_PREPARED: usize = 64;
+
+/// The SQLSTATE of a statement on a table that does not exist (a partition
+/// not made yet, or dropped by retention since it was prepared).
+fn is_undefined_table(e: &tokio_postgres::Error) -> bool {
+    e.as_db_error().is_some_and(|d| d.code().code() == "42P01")
+}
+
+/// A slot before the retention line, as reads report it: Retired at version 0.
+fn retired() -> SlotSnapshot {
+    SlotSnapshot { status: SlotStatus::Retired, ..empty() }
 }
 
 /// A window space in a PostgreSQL database.
 pub struct PgLedger {
     url: String,
     space_id: i32,
+    /// Windows per partition of the space's slots.
+    partition_windows: u32,
     config: PgConfig,
     /// The pool; emptied (`None`) by [`close`](PgLedger::close), which ends the connections.
     conns: Vec<RwLock<Option<Arc<Conn>>>>,
@@ -201,7 +255,7 @@ async fn open(url: &str) -> Result<Client> {
 async fn open_conn(url: &str) -> Result<Conn> {
     let client = open(url).await?;
     let st = sql::Statements::prepare(&client).await.map_err(db_error)?;
-    Ok(Conn { client, st })
+    Ok(Conn { client, st, parts: Mutex::new(HashMap::new()) })
 }
 
 fn refused(at: SlotAddr, refusal: SlotWriteError) -> Error {
@@ -227,24 +281,37 @@ impl PgLedger {
         let mut admin = open(url).await?;
         let found = schema::migrate(&mut admin).await?;
         let text = given.to_json();
+        if config.partition_windows == Some(0) {
+            return Err(Error::invalid("partitionWindows must be at least 1"));
+        }
+        let width = i32_of(config.partition_windows.unwrap_or(DEFAULT_PARTITION_WINDOWS), "partitionWindows")?;
         if !config.existing_only {
             admin
                 .execute(
-                    "INSERT INTO ws_spaces (name, schedule, window_count) VALUES ($1, $2, $3) ON CONFLICT (name) DO NOTHING",
-                    &[&config.space, &text, &i32_of(given.window_count(), "window count")?],
+                    "INSERT INTO ws_spaces (name, schedule, window_count, partition_windows) VALUES ($1, $2, $3, $4) ON CONFLICT (name) DO NOTHING",
+                    &[&config.space, &text, &i32_of(given.window_count(), "window count")?, &width],
                 )
                 .await
                 .map_err(db_error)?;
         }
         // The schedule is checked and rolled forward under the row's lock.
         let tx = admin.transaction().await.map_err(db_error)?;
-        let row =
-            tx.query_opt("SELECT id, schedule FROM ws_spaces WHERE name = $1 FOR UPDATE", &[&config.space]).await.map_err(db_error)?;
+        let row = tx
+            .query_opt("SELECT id, schedule, partition_windows FROM ws_spaces WHERE name = $1 FOR UPDATE", &[&config.space])
+            .await
+            .map_err(db_error)?;
         let Some(row) = row else {
             return Err(Error::invalid(format!("this database holds no window space named {:?}", config.space)));
         };
         let space_id: i32 = row.get(0);
         let stored_text: String = row.get(1);
+        let partition_windows: i32 = row.get(2);
+        if config.partition_windows.is_some() && partition_windows != width {
+            return Err(Error::invalid(format!(
+                "window space {:?} keeps {partition_windows} windows in each partition, fixed when it was made; partitionWindows {width} differs",
+                config.space
+            )));
+        }
         let stored = Schedule::from_json(std::path::Path::new("ws_spaces.schedule"), &stored_text)?;
         let (schedule, relation) = if config.existing_only {
             (stored, "same")
@@ -275,6 +342,7 @@ impl PgLedger {
         Ok(Self {
             url: url.to_string(),
             space_id,
+            partition_windows: partition_windows.max(1) as u32,
             config,
             conns,
             next: AtomicUsize::new(0),
@@ -307,21 +375,6 @@ impl PgLedger {
         Ok(fresh)
     }
 
-    /// Runs one of the connection's prepared statements (`pick`) for at
-    /// most one row, on the next connection, again after a deadlock or
-    /// serialization failure ([`retrying`]).
-    async fn query_opt(
-        &self,
-        pick: fn(&sql::Statements) -> &tokio_postgres::Statement,
-        params: &[&(dyn tokio_postgres::types::ToSql + Sync)],
-    ) -> Result<Option<Row>> {
-        retrying(|| async {
-            let c = self.conn().await?;
-            c.client.query_opt(pick(&c.st), params).await.map_err(db_error)
-        })
-        .await
-    }
-
     /// Runs a statement from its text (planned with this call's values) on
     /// the next connection, again after a deadlock or serialization failure.
     async fn query_text(&self, text: &str, params: &[&(dyn tokio_postgres::types::ToSql + Sync)]) -> Result<Vec<Row>> {
@@ -330,6 +383,117 @@ impl PgLedger {
             c.client.query(text, params).await.map_err(db_error)
         })
         .await
+    }
+
+    /// The partition of the space's slots that holds `window`.
+    fn part_of(&self, window: u32) -> i32 {
+        (window / self.partition_windows) as i32
+    }
+
+    /// The windows of partition `part`.
+    fn part_windows(&self, part: i32) -> Range<u32> {
+        let lo = u64::from(part as u32) * u64::from(self.partition_windows);
+        let hi = lo + u64::from(self.partition_windows);
+        lo.min(u64::from(u32::MAX)) as u32..hi.min(u64::from(u32::MAX)) as u32
+    }
+
+    fn part_table(&self, part: i32) -> String {
+        format!("ws_slots_{}_{}", self.space_id, part)
+    }
+
+    /// The space's retention line: every window before it is Retired.
+    pub async fn retired_before(&self) -> Result<u32> {
+        let c = self.conn().await?;
+        self.retired_before_on(&c).await
+    }
+
+    async fn retired_before_on(&self, c: &Conn) -> Result<u32> {
+        let r = c.client.query_one("SELECT retired_before FROM ws_spaces WHERE id = $1", &[&self.space_id]).await.map_err(db_error)?;
+        Ok(r.get::<_, i32>(0).max(0) as u32)
+    }
+
+    /// A partition's statements on `c`, prepared when `c` first uses it;
+    /// when it does not exist, it is made first if `create`, and otherwise
+    /// reported Retired or Absent.
+    async fn part_statements(&self, c: &Conn, part: i32, create: bool) -> Result<InPart<Arc<sql::SlotStatements>>> {
+        if let Some(st) = c.part(part) {
+            return Ok(InPart::Ran(st));
+        }
+        for _ in 0..3 {
+            match sql::SlotStatements::prepare(&c.client, &self.part_table(part)).await {
+                Ok(st) => {
+                    let st = Arc::new(st);
+                    if let Ok(mut parts) = c.parts.lock() {
+                        if parts.len() >= PARTS_PREPARED {
+                            parts.clear();
+                        }
+                        parts.insert(part, st.clone());
+                    }
+                    return Ok(InPart::Ran(st));
+                }
+                Err(e) if is_undefined_table(&e) => {
+                    if !create {
+                        let line = self.retired_before_on(c).await?;
+                        return Ok(if self.part_windows(part).end <= line { InPart::Retired } else { InPart::Absent });
+                    }
+                    let r = c.client.query_one("SELECT ws_slot_partition($1, $2)", &[&self.space_id, &part]).await.map_err(db_error)?;
+                    if !r.get::<_, bool>(0) {
+                        return Ok(InPart::Retired);
+                    }
+                }
+                Err(e) => return Err(db_error(e)),
+            }
+        }
+        Err(Error::Internal { what: format!("partition {} of ws_slots was made but is not there", self.part_table(part)) })
+    }
+
+    /// Runs `f` with partition `part`'s statements on the next connection
+    /// ([`part_statements`](Self::part_statements)): again when the
+    /// partition was dropped since they were prepared, and after a deadlock
+    /// or serialization failure.
+    async fn in_part<T, F, Fut>(&self, part: i32, create: bool, f: F) -> Result<InPart<T>>
+    where
+        F: Fn(Arc<Conn>, Arc<sql::SlotStatements>) -> Fut,
+        Fut: std::future::Future<Output = std::result::Result<T, tokio_postgres::Error>>,
+    {
+        retrying(|| async {
+            let c = self.conn().await?;
+            for _ in 0..3 {
+                let st = match self.part_statements(&c, part, create).await? {
+                    InPart::Ran(st) => st,
+                    InPart::Retired => return Ok(InPart::Retired),
+                    InPart::Absent => return Ok(InPart::Absent),
+                };
+                match f(c.clone(), st).await {
+                    Ok(v) => return Ok(InPart::Ran(v)),
+                    // Dropped by a retention run since it was prepared: look again.
+                    Err(e) if is_undefined_table(&e) => c.forget(part),
+                    Err(e) => return Err(db_error(e)),
+                }
+            }
+            Err(Error::Internal { what: format!("partition {} of ws_slots keeps disappearing", self.part_table(part)) })
+        })
+        .await
+    }
+
+    /// Makes the partitions of `windows` that do not exist, none before the
+    /// retention line; returns the part of `windows` from the line on.
+    async fn make_parts(&self, windows: Range<u32>) -> Result<Range<u32>> {
+        let c = self.conn().await?;
+        'again: loop {
+            let start = windows.start.max(self.retired_before_on(&c).await?);
+            if start >= windows.end {
+                return Ok(start..start.max(windows.end));
+            }
+            for part in self.part_of(start)..=self.part_of(windows.end - 1) {
+                let r = c.client.query_one("SELECT ws_slot_partition($1, $2)", &[&self.space_id, &part]).await.map_err(db_error)?;
+                if !r.get::<_, bool>(0) {
+                    // A retention run moved the line meanwhile.
+                    continue 'again;
+                }
+            }
+            return Ok(start..windows.end);
+        }
     }
 
     /// Closes every connection; later calls fail with [`Error::Closed`]. Idempotent.
@@ -366,6 +530,11 @@ impl PgLedger {
     /// The schedule in force.
     pub fn schedule(&self) -> Schedule {
         self.schedule.read().map(|s| s.clone()).unwrap_or_else(|p| p.into_inner().clone())
+    }
+
+    /// Windows per partition of the space's slots.
+    pub fn partition_windows(&self) -> u32 {
+        self.partition_windows
     }
 
     /// The window space's name.
@@ -486,9 +655,13 @@ impl PgLedger {
 
     async fn read_slot(&self, at: SlotAddr) -> Result<SlotSnapshot> {
         let (sp, sy, k, w) = self.key(at)?;
-        let c = self.conn().await?;
-        let r = c.client.query_opt(&c.st.get_slot, &[&sp, &sy, &k, &w]).await.map_err(db_error)?;
-        Ok(r.map(|r| snapshot_of(&r, 0)).unwrap_or_else(empty))
+        let got = self
+            .in_part(self.part_of(at.window), false, |c, st| async move { c.client.query_opt(&st.get_slot, &[&sp, &sy, &k, &w]).await });
+        Ok(match got.await? {
+            InPart::Ran(r) => r.map(|r| snapshot_of(&r, 0)).unwrap_or_else(empty),
+            InPart::Retired => retired(),
+            InPart::Absent => empty(),
+        })
     }
 
     fn lease(&self, lease_ms: Option<u64>) -> Result<i64> {
@@ -501,11 +674,20 @@ impl PgLedger {
         self.check_addr(at).await?;
         let lease = self.lease(lease_ms)?;
         let (sp, sy, k, w) = self.key(at)?;
+        let part = self.part_of(at.window);
         loop {
-            if let Some(r) = self.query_opt(|st| &st.claim, &[&sp, &sy, &k, &w, &lease]).await? {
-                return Ok(PgClaim { window: at.window, version: r.get::<_, i32>(0) as u32, lease_deadline_ms: r.get::<_, i64>(1) as u64 });
-            }
-            let current = self.read_slot(at).await?;
+            let got = self.in_part(part, true, |c, st| async move { c.client.query_opt(&st.claim, &[&sp, &sy, &k, &w, &lease]).await });
+            let current = match got.await? {
+                InPart::Ran(Some(r)) => {
+                    return Ok(PgClaim {
+                        window: at.window,
+                        version: r.get::<_, i32>(0) as u32,
+                        lease_deadline_ms: r.get::<_, i64>(1) as u64,
+                    })
+                }
+                InPart::Retired => retired(),
+                InPart::Ran(None) | InPart::Absent => self.read_slot(at).await?,
+            };
             let refusal = match current.status {
                 SlotStatus::Filled => SlotWriteError::SlotFilled { current },
                 SlotStatus::Retired => SlotWriteError::SlotRetired { current },
@@ -533,9 +715,12 @@ impl PgLedger {
         let lease = self.lease(lease_ms)?;
         let (sp, sy, k, w) = self.key(at)?;
         let v = version as i32;
-        match self.query_opt(|st| &st.renew, &[&sp, &sy, &k, &w, &v, &lease]).await? {
-            Some(r) => Ok(r.get::<_, i64>(0) as u64),
-            None => Err(self.conflict(at, version).await),
+        let got = self.in_part(self.part_of(at.window), false, |c, st| async move {
+            c.client.query_opt(&st.renew, &[&sp, &sy, &k, &w, &v, &lease]).await
+        });
+        match got.await? {
+            InPart::Ran(Some(r)) => Ok(r.get::<_, i64>(0) as u64),
+            _ => Err(self.conflict(at, version).await),
         }
     }
 
@@ -549,7 +734,10 @@ impl PgLedger {
         let pid = i64::try_from(f.payload_id).map_err(|_| Error::invalid("payloadId too large"))?;
         let ck = f.checksum as i64;
         let store = at.kind.store().code() as i16;
-        if let Some(r) = self.query_opt(|st| &st.fill, &[&sp, &sy, &k, &w, &v, &pt, &pid, &ck, &store]).await? {
+        let got = self.in_part(self.part_of(at.window), false, |c, st| async move {
+            c.client.query_opt(&st.fill, &[&sp, &sy, &k, &w, &v, &pt, &pid, &ck, &store]).await
+        });
+        if let InPart::Ran(Some(r)) = got.await? {
             return Ok(r.get::<_, i32>(0) as u32);
         }
         let current = self.read_slot(at).await?;
@@ -577,9 +765,11 @@ impl PgLedger {
         self.check_addr(at).await?;
         let (sp, sy, k, w) = self.key(at)?;
         let v = version as i32;
-        match self.query_opt(|st| &st.clear, &[&sp, &sy, &k, &w, &v]).await? {
-            Some(r) => Ok(r.get::<_, i32>(0) as u32),
-            None => Err(self.conflict(at, version).await),
+        let got = self
+            .in_part(self.part_of(at.window), false, |c, st| async move { c.client.query_opt(&st.clear, &[&sp, &sy, &k, &w, &v]).await });
+        match got.await? {
+            InPart::Ran(Some(r)) => Ok(r.get::<_, i32>(0) as u32),
+            _ => Err(self.conflict(at, version).await),
         }
     }
 
@@ -602,14 +792,26 @@ impl PgLedger {
         let (sp, sy, k) = (self.space_id, i32_of(symbol, "symbol id")?, kind.code() as i16);
         let mut out: Vec<PgClaim> = Vec::new();
         // Windows are scanned in chunks a little wider than what is still
-        // needed: the statement's candidate list then stays short however
-        // many windows the schedule has.
+        // needed, each within one partition: the statement's candidate list
+        // then stays short however many windows the schedule has.
         let mut lo = start;
         while (out.len() as u32) < count && lo < end {
             let need = count - out.len() as u32;
-            let hi = end.min(lo.saturating_add(need.saturating_mul(2).max(256)));
+            let part = self.part_of(lo);
+            let part_end = self.part_windows(part).end;
+            let hi = end.min(part_end).min(lo.saturating_add(need.saturating_mul(2).max(256)));
             let (from, to, need_i64) = (i32_of(lo, "window index")?, i32_of(hi, "window index")?, i64::from(need));
-            let rows = self.query_text(&sql::CLAIM_NEXT, &[&sp, &sy, &k, &from, &to, &need_i64, &lease]).await?;
+            let got = self.in_part(part, true, |c, st| async move {
+                c.client.query(st.claim_next.as_str(), &[&sp, &sy, &k, &from, &to, &need_i64, &lease]).await
+            });
+            let rows = match got.await? {
+                InPart::Ran(rows) => rows,
+                // Before the retention line: nothing there is claimable.
+                InPart::Retired | InPart::Absent => {
+                    lo = part_end;
+                    continue;
+                }
+            };
             let candidates: i64 = rows.first().map(|r| r.get(0)).unwrap_or(0);
             for r in &rows {
                 if let Some(w) = r.get::<_, Option<i32>>(1) {
@@ -635,26 +837,37 @@ impl PgLedger {
     /// Fills many slots in one statement; each item succeeds (its new
     /// version) or is refused on its own.
     pub async fn fill_many(&self, items: &[PgFill]) -> Result<Vec<Result<u32>>> {
-        // In key order: two batches that share slots then lock them in the
-        // same order wherever the plan walks the arrays in order; a deadlock
-        // that happens all the same is retried (`retrying`).
-        let mut sorted: Vec<&PgFill> = items.iter().collect();
-        sorted.sort_by_key(|f| (f.at.symbol, f.at.kind.code(), f.at.window));
-        let mut cols = FillColumns::default();
-        for f in sorted {
+        // In key order, by partition: two batches that share slots then lock
+        // them in the same order wherever the plan walks the arrays in
+        // order; a deadlock that happens all the same is retried
+        // (`retrying`). One statement for each partition the items are in.
+        for f in items {
             self.check_addr(f.at).await?;
-            cols.0.push(i32_of(f.at.symbol, "symbol id")?);
-            cols.1.push(f.at.kind.code() as i16);
-            cols.2.push(i32_of(f.at.window, "window index")?);
-            cols.3.push(f.version as i32);
-            cols.4.push(i16::from(f.payload_type));
-            cols.5.push(i64::try_from(f.payload_id).map_err(|_| Error::invalid("payloadId too large"))?);
-            cols.6.push(f.checksum as i64);
-            cols.7.push(f.at.kind.store().code() as i16);
         }
-        let rows = self
-            .query_text(&sql::FILL_MANY, &[&self.space_id, &cols.0, &cols.1, &cols.2, &cols.3, &cols.4, &cols.5, &cols.6, &cols.7])
-            .await?;
+        let mut sorted: Vec<&PgFill> = items.iter().collect();
+        sorted.sort_by_key(|f| (self.part_of(f.at.window), f.at.symbol, f.at.kind.code(), f.at.window));
+        let mut rows = Vec::new();
+        for group in sorted.chunk_by(|a, b| self.part_of(a.at.window) == self.part_of(b.at.window)) {
+            let mut cols = FillColumns::default();
+            for f in group {
+                cols.0.push(i32_of(f.at.symbol, "symbol id")?);
+                cols.1.push(f.at.kind.code() as i16);
+                cols.2.push(i32_of(f.at.window, "window index")?);
+                cols.3.push(f.version as i32);
+                cols.4.push(i16::from(f.payload_type));
+                cols.5.push(i64::try_from(f.payload_id).map_err(|_| Error::invalid("payloadId too large"))?);
+                cols.6.push(f.checksum as i64);
+                cols.7.push(f.at.kind.store().code() as i16);
+            }
+            let (sp, cols) = (self.space_id, &cols);
+            let got = self.in_part(self.part_of(group[0].at.window), false, |c, st| async move {
+                c.client.query(st.fill_many.as_str(), &[&sp, &cols.0, &cols.1, &cols.2, &cols.3, &cols.4, &cols.5, &cols.6, &cols.7]).await
+            });
+            // A partition that is not there holds no Pending slot: its items are refused below.
+            if let InPart::Ran(r) = got.await? {
+                rows.extend(r);
+            }
+        }
         // A row filled is credited to the item it matched: its slot, the
         // version before the fill, its payload id and checksum (one slot may
         // be named by several items, with stale versions among them).
@@ -706,7 +919,8 @@ impl PgLedger {
             .map_err(db_error)?;
         let gap: Option<i64> = r.get(0);
         let done: i64 = r.get(1);
-        let first = gap.unwrap_or_else(|| i64::from(start) + done);
+        let from: i64 = r.get(2);
+        let first = gap.unwrap_or(from + done);
         Ok(if first < i64::from(end) { Some(first as u32) } else { None })
     }
 
@@ -718,34 +932,41 @@ impl PgLedger {
         }
         let ks: Vec<i16> = kinds.iter().map(|k| k.code() as i16).collect();
         let c = self.conn().await?;
-        let rows = c
-            .client
-            .query(
-                &c.st.rows,
-                &[&self.space_id, &i32_of(symbol, "symbol id")?, &i32_of(windows.start, "window")?, &i32_of(windows.end, "window")?, &ks],
-            )
-            .await
-            .map_err(db_error)?;
-        rows.iter()
-            .map(|r| {
-                let k: i16 = r.get(1);
-                let kind = SlotKind::from_code(k as u32).ok_or_else(|| Error::Internal { what: format!("slot kind {k} in ws_slots") })?;
-                Ok((r.get::<_, i32>(0) as u32, kind, snapshot_of(r, 2)))
-            })
-            .collect()
+        let (sy, from, to) = (i32_of(symbol, "symbol id")?, i32_of(windows.start, "window")?, i32_of(windows.end, "window")?);
+        let (rows, line) = tokio::try_join!(
+            async { c.client.query(&c.st.rows, &[&self.space_id, &sy, &from, &to, &ks]).await.map_err(db_error) },
+            self.retired_before_on(&c),
+        )?;
+        // The windows before the retention line have no rows: all Retired.
+        let mut out: Vec<(u32, SlotKind, SlotSnapshot)> = Vec::new();
+        for w in windows.start..windows.end.min(line) {
+            out.extend(kinds.iter().map(|&k| (w, k, retired())));
+        }
+        for r in &rows {
+            let k: i16 = r.get(1);
+            let kind = SlotKind::from_code(k as u32).ok_or_else(|| Error::Internal { what: format!("slot kind {k} in ws_slots") })?;
+            out.push((r.get::<_, i32>(0) as u32, kind, snapshot_of(r, 2)));
+        }
+        Ok(out)
     }
 
-    /// Slot counts per kind, indexed by `SlotStatus as usize` (Empty: the
-    /// slots of every symbol and window that have no row).
+    /// Slot counts per kind, indexed by `SlotStatus as usize` (Retired
+    /// includes every slot before the retention line; Empty: the slots of
+    /// every other symbol and window that have no row).
     pub async fn slot_metrics(&self) -> Result<Vec<(SlotKind, [u64; 5])>> {
         let c = self.conn().await?;
         let p: [&(dyn tokio_postgres::types::ToSql + Sync); 1] = [&self.space_id];
         let (rows, syms) = tokio::try_join!(
             c.client.query(&c.st.metrics, &p),
-            c.client.query_one("SELECT count(*) FROM ws_symbols WHERE space = $1", &p),
+            c.client.query_one(
+                "SELECT (SELECT count(*) FROM ws_symbols WHERE space = $1), (SELECT retired_before FROM ws_spaces WHERE id = $1)",
+                &p
+            ),
         )
         .map_err(db_error)?;
-        let total = syms.get::<_, i64>(0) as u64 * u64::from(self.window_count());
+        let symbols = syms.get::<_, i64>(0) as u64;
+        let total = symbols * u64::from(self.window_count());
+        let before_line = symbols * syms.get::<_, i32>(1).max(0) as u64;
         let mut out: Vec<(SlotKind, [u64; 5])> = SlotKind::ALL.iter().map(|&k| (k, [0u64; 5])).collect();
         for r in &rows {
             let (k, s, n): (i16, i16, i64) = (r.get(0), r.get(1), r.get(2));
@@ -756,6 +977,7 @@ impl PgLedger {
             }
         }
         for e in &mut out {
+            e.1[SlotStatus::Retired as usize] += before_line;
             e.1[0] = total.saturating_sub(e.1[1..].iter().sum());
         }
         Ok(out)
@@ -855,6 +1077,9 @@ impl PgLedger {
     /// Admin: any status but Retired → Cleared (Empty and Cleared stay as they are).
     pub async fn force_clear(&self, at: SlotAddr, who: &PgActor) -> Result<Transition> {
         self.check_addr(at).await?;
+        if at.window < self.retired_before().await? {
+            return Err(refused(at, SlotWriteError::SlotRetired { current: retired() }));
+        }
         let (sp, sy, k, w) = self.key(at)?;
         let rows = self
             .admin(
@@ -897,7 +1122,15 @@ impl PgLedger {
             n = sql::NOTIFIED
         );
         loop {
-            let rows = self.admin(who, "retire", &written, &select, &[&sp, &sy, &k, &w]).await?;
+            if self.make_parts(at.window..at.window + 1).await?.is_empty() {
+                // Before the retention line: Retired already.
+                return Ok(Transition { from: SlotStatus::Retired, to: SlotStatus::Retired, version: 0 });
+            }
+            let rows = match self.admin(who, "retire", &written, &select, &[&sp, &sy, &k, &w]).await {
+                // Its partition was dropped by a retention run since it was made: decide again.
+                Err(Error::Database { sqlstate: Some(code), .. }) if code == NO_PARTITION => continue,
+                r => r?,
+            };
             if rows.is_empty() {
                 // A claim created the row after our look: decide again.
                 continue;
@@ -947,7 +1180,13 @@ impl PgLedger {
     /// Admin: retires windows `windows`; returns how many changed.
     pub async fn retire_range(&self, symbol: u32, windows: Range<u32>, kind: SlotKind, who: &PgActor) -> Result<u64> {
         self.check_range(symbol, &windows).await?;
-        let rows = self
+        loop {
+            // Windows before the retention line are Retired already.
+            let windows = self.make_parts(windows.clone()).await?;
+            if windows.is_empty() {
+                return Ok(0);
+            }
+            let rows = self
             .admin(
                 who,
                 "retireRange",
@@ -963,8 +1202,13 @@ impl PgLedger {
                 &format!("SELECT count(*), {} FROM written", sql::NOTIFIED),
                 &[&self.space_id, &i32_of(symbol, "symbol id")?, &(kind.code() as i16), &(windows.start as i32), &(windows.end as i32)],
             )
-            .await?;
-        Ok(rows.first().map(|r| r.get::<_, i64>(0) as u64).unwrap_or(0))
+            .await;
+            match rows {
+                // A partition was dropped by a retention run since it was made: again.
+                Err(Error::Database { sqlstate: Some(code), .. }) if code == NO_PARTITION => continue,
+                r => return Ok(r?.first().map(|r| r.get::<_, i64>(0) as u64).unwrap_or(0)),
+            }
+        }
     }
 
     async fn check_range(&self, symbol: u32, windows: &Range<u32>) -> Result<()> {

@@ -14,10 +14,23 @@
 //! | `ws_migrations` | applied migration | `version` |
 //! | `ws_spaces` | window space (a named ledger: schedule, window count) | `id`, unique `name` |
 //! | `ws_symbols` | symbol of a space | (`space`, `id`), unique (`space`, `name`) |
-//! | `ws_slots` | slot ever written (no row = Empty) | (`space`, `symbol`, `kind`, `window_idx`) |
+//! | `ws_slots` | slot ever written (no row = Empty, or Retired before the space's retention line) | (`space`, `symbol`, `kind`, `window_idx`) |
 //! | `ws_payloads` | payload record | (`space`, `store`, `id`) |
 //! | `ws_changes` | slot transition (change feed and audit trail) | (`space`, `ord`, `id`) |
 //! | `ws_listeners` | session listening for a space's changes | (`space`, `pid`) |
+//! | `ws_retentions` | retention run | `id` |
+//!
+//! `ws_slots` is partitioned by range of (`space`, `window_idx`): partition
+//! `ws_slots_{space}_{n}` holds windows `n * w ..< (n + 1) * w` of one
+//! space, where `w` is the space's `partition_windows` (fixed when the
+//! space is made). A partition is made when a claim or retire first
+//! reaches its windows (`ws_slot_partition`, under [`PARTITION_LOCK`]):
+//! made beside the table and then attached, which locks `ws_slots` only
+//! against other schema changes, never against engines' statements.
+//! Retention moves the space's `retired_before` line forward to a
+//! partition boundary and drops the partitions before it, in one
+//! transaction: every window before the line is Retired, and
+//! `ws_slot_partition` refuses to make a partition there again.
 //!
 //! `ws_slots` has one index, its primary key, on columns no transition
 //! changes: fills, clears and renewals are HOT updates. Fill factor 50
@@ -172,7 +185,88 @@ CREATE TABLE ws_listeners (
     PRIMARY KEY (space, pid)
 );
 "#,
+    // 3: slots partitioned by space and window range, created as claims
+    // reach them and dropped whole by retention; the retention line of each
+    // space and the record of each retention run.
+    r#"
+ALTER TABLE ws_spaces
+    ADD COLUMN partition_windows integer NOT NULL DEFAULT 4096 CHECK (partition_windows > 0),
+    ADD COLUMN retired_before integer NOT NULL DEFAULT 0;
+CREATE TABLE ws_retentions (
+    id bigint GENERATED ALWAYS AS IDENTITY PRIMARY KEY,
+    space integer NOT NULL,
+    retired_before integer NOT NULL,
+    previous integer NOT NULL,
+    partitions_dropped integer NOT NULL,
+    forced boolean NOT NULL,
+    actor text,
+    reason text,
+    at_ms bigint NOT NULL DEFAULT ws_now_ms()
+);
+ALTER TABLE ws_slots RENAME TO ws_slots_unpartitioned;
+ALTER INDEX ws_slots_pkey RENAME TO ws_slots_unpartitioned_pkey;
+CREATE TABLE ws_slots (
+    space integer NOT NULL,
+    symbol integer NOT NULL,
+    kind smallint NOT NULL,
+    window_idx integer NOT NULL,
+    status smallint NOT NULL,
+    version integer NOT NULL,
+    lease_until bigint NOT NULL DEFAULT 0,
+    payload_type smallint NOT NULL DEFAULT 0,
+    payload_id bigint NOT NULL DEFAULT 0,
+    checksum bigint NOT NULL DEFAULT 0,
+    change_ord xid8 NOT NULL DEFAULT '0',
+    PRIMARY KEY (space, symbol, kind, window_idx)
+) PARTITION BY RANGE (space, window_idx);
+CREATE FUNCTION ws_slot_partition(p_space integer, p_part integer) RETURNS boolean LANGUAGE plpgsql AS $$
+DECLARE
+    width integer;
+    retired integer;
+    lo bigint;
+    hi bigint;
+    name text := format('ws_slots_%s_%s', p_space, p_part);
+BEGIN
+    PERFORM pg_advisory_xact_lock(2004049776, p_space);
+    SELECT partition_windows, retired_before INTO width, retired FROM ws_spaces WHERE id = p_space;
+    IF NOT FOUND THEN
+        RAISE EXCEPTION 'no window space with id %', p_space USING ERRCODE = 'no_data_found';
+    END IF;
+    lo := p_part::bigint * width;
+    hi := lo + width;
+    IF p_part < 0 OR lo > 2147483647 THEN
+        RAISE EXCEPTION 'partition % is outside the window range', p_part USING ERRCODE = 'numeric_value_out_of_range';
+    END IF;
+    IF hi <= retired THEN
+        RETURN false;
+    END IF;
+    IF to_regclass(quote_ident(name)) IS NOT NULL THEN
+        RETURN true;
+    END IF;
+    EXECUTE format('CREATE TABLE %I (LIKE ws_slots INCLUDING DEFAULTS) WITH (fillfactor = 50)', name);
+    EXECUTE format('ALTER TABLE ws_slots ATTACH PARTITION %I FOR VALUES FROM (%s, %s) TO (%s, %s)', name, p_space, lo, p_space,
+        CASE WHEN hi > 2147483647 THEN 'MAXVALUE' ELSE hi::text END);
+    RETURN true;
+END $$;
+DO $$
+DECLARE
+    r record;
+BEGIN
+    FOR r IN SELECT DISTINCT s.space, s.window_idx / sp.partition_windows AS part
+             FROM ws_slots_unpartitioned s JOIN ws_spaces sp ON sp.id = s.space LOOP
+        PERFORM ws_slot_partition(r.space, r.part);
+    END LOOP;
+END $$;
+INSERT INTO ws_slots SELECT * FROM ws_slots_unpartitioned;
+DROP TABLE ws_slots_unpartitioned;
+"#,
 ];
+
+/// The advisory lock (two-key form: this, then the space's id) that
+/// serialises creating and dropping one space's slot partitions: held by
+/// `ws_slot_partition` and by a retention run, so that a partition wholly
+/// before the retention line is never made again.
+pub const PARTITION_LOCK: i32 = 0x7773_5f70;
 
 /// The schema version this library writes.
 pub fn current_version() -> i32 {

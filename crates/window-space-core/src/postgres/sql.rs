@@ -19,8 +19,6 @@
 //! listens for that space (`ws_listeners`), all in the same statement and
 //! so in the same transaction as the transition.
 
-use std::sync::LazyLock;
-
 use tokio_postgres::{Client, Statement};
 
 /// A slot's order key after a transition in this transaction (the row's
@@ -38,7 +36,7 @@ pub(super) const ENGINE: &str = "NULL, NULL, NULL";
 /// A statement that makes transitions and records them in the change feed.
 ///
 /// `written` is the statement's `WITH` list, whose last query `written` writes
-/// `ws_slots AS s` (each row a transition: its status or version changes,
+/// `ws_slots` or one of its partitions `AS s` (each row a transition: its status or version changes,
 /// and `change_ord` is set to [`NEXT_ORD`], or to `pg_current_xact_id()`
 /// for a new row) and returns `s.*`; `$1` is the space. `who` gives the
 /// actor, action and reason columns ([`ENGINE`] for engines). `select` is
@@ -61,10 +59,10 @@ const CHANGE_COLUMNS: &str = "space, symbol, kind, window_idx, status, version, 
 
 /// Claim: insert Pending(1), or take over a Cleared slot or an expired lease.
 /// `$1` space, `$2` symbol, `$3` kind, `$4` window, `$5` lease ms.
-fn claim() -> String {
+fn claim(table: &str) -> String {
     recorded(
         &format!(
-            "written AS (INSERT INTO ws_slots AS s (space, symbol, kind, window_idx, status, version, lease_until, change_ord)
+            "written AS (INSERT INTO {table} AS s (space, symbol, kind, window_idx, status, version, lease_until, change_ord)
 VALUES ($1, $2, $3, $4, 1, 1, ws_now_ms() + $5, pg_current_xact_id())
 ON CONFLICT (space, symbol, kind, window_idx) DO UPDATE
 SET status = 1, version = s.version + 1, lease_until = excluded.lease_until, payload_type = 0, payload_id = 0, checksum = 0, change_ord = {NEXT_ORD}
@@ -77,16 +75,20 @@ RETURNING s.*)"
 }
 
 /// Renewal: a new deadline for the claim at version `$5`; the version stays.
-const RENEW: &str = "UPDATE ws_slots SET lease_until = ws_now_ms() + $6
+fn renew(table: &str) -> String {
+    format!(
+        "UPDATE {table} SET lease_until = ws_now_ms() + $6
 WHERE space = $1 AND symbol = $2 AND kind = $3 AND window_idx = $4 AND status = 1 AND version = $5
-RETURNING lease_until";
+RETURNING lease_until"
+    )
+}
 
 /// Fill: Pending(`$5`) → Filled(`$5` + 1), only with a payload record of
 /// the kind's store (`$9`) that exists.
-fn fill() -> String {
+fn fill(table: &str) -> String {
     recorded(
         &format!(
-            "written AS (UPDATE ws_slots AS s SET status = 2, version = s.version + 1, payload_type = $6, payload_id = $7, checksum = $8, lease_until = 0, change_ord = {NEXT_ORD}
+            "written AS (UPDATE {table} AS s SET status = 2, version = s.version + 1, payload_type = $6, payload_id = $7, checksum = $8, lease_until = 0, change_ord = {NEXT_ORD}
 WHERE s.space = $1 AND s.symbol = $2 AND s.kind = $3 AND s.window_idx = $4 AND s.status = 1 AND s.version = $5
   AND EXISTS (SELECT 1 FROM ws_payloads p WHERE p.space = $1 AND p.store = $9 AND p.id = $7)
 RETURNING s.*)"
@@ -97,10 +99,10 @@ RETURNING s.*)"
 }
 
 /// Clear by the claim holder: Pending(`$5`) → Cleared(`$5` + 1).
-fn clear() -> String {
+fn clear(table: &str) -> String {
     recorded(
         &format!(
-            "written AS (UPDATE ws_slots AS s SET status = 3, version = s.version + 1, lease_until = 0, payload_type = 0, payload_id = 0, checksum = 0, change_ord = {NEXT_ORD}
+            "written AS (UPDATE {table} AS s SET status = 3, version = s.version + 1, lease_until = 0, payload_type = 0, payload_id = 0, checksum = 0, change_ord = {NEXT_ORD}
 WHERE s.space = $1 AND s.symbol = $2 AND s.kind = $3 AND s.window_idx = $4 AND s.status = 1 AND s.version = $5
 RETURNING s.*)"
         ),
@@ -110,33 +112,36 @@ RETURNING s.*)"
 }
 
 /// One slot (no row: Empty).
-const GET_SLOT: &str = "SELECT status, version, payload_type, payload_id, checksum, lease_until FROM ws_slots
-WHERE space = $1 AND symbol = $2 AND kind = $3 AND window_idx = $4";
+fn get_slot(table: &str) -> String {
+    format!(
+        "SELECT status, version, payload_type, payload_id, checksum, lease_until FROM {table}
+WHERE space = $1 AND symbol = $2 AND kind = $3 AND window_idx = $4"
+    )
+}
 
 /// The written slots of windows `$3 ..< $4` of one symbol, of kinds `$5`.
 const ROWS: &str = "SELECT window_idx, kind, status, version, payload_type, payload_id, checksum, lease_until FROM ws_slots
 WHERE space = $1 AND symbol = $2 AND kind = ANY($5::int2[]) AND window_idx >= $3 AND window_idx < $4";
 
-/// Claims up to `$6` claimable windows in `$4 ..< $5`, in one statement.
+/// Claims up to `$6` claimable windows in `$4 ..< $5` (all in `table`'s
+/// range), in one statement.
 /// Returns the number of candidates (`n`) on every row, and one row per win
 /// (a row of nulls when nothing was won). The range bound on the existing
 /// rows (`x.window_idx >= $4 AND < $5`, implied by `= g.w`) is spelled
 /// out: without it a plan that hashes the symbol's rows reads all of them,
 /// and a call costs time in proportion to the windows done before. A batch
 /// statement: run from its text ([`Statements`] says why).
-pub(super) static CLAIM_NEXT: LazyLock<String> = LazyLock::new(claim_next);
-
-fn claim_next() -> String {
+fn claim_next(table: &str) -> String {
     recorded(
         &format!(
             "cand AS MATERIALIZED (
     SELECT g.w FROM generate_series($4::int4, $5::int4 - 1) AS g(w)
-    WHERE NOT EXISTS (SELECT 1 FROM ws_slots x WHERE x.space = $1 AND x.symbol = $2 AND x.kind = $3
+    WHERE NOT EXISTS (SELECT 1 FROM {table} x WHERE x.space = $1 AND x.symbol = $2 AND x.kind = $3
         AND x.window_idx >= $4 AND x.window_idx < $5 AND x.window_idx = g.w
         AND (x.status IN (2, 4) OR (x.status = 1 AND x.lease_until > ws_now_ms())))
     ORDER BY g.w LIMIT $6),
 written AS (
-    INSERT INTO ws_slots AS s (space, symbol, kind, window_idx, status, version, lease_until, change_ord)
+    INSERT INTO {table} AS s (space, symbol, kind, window_idx, status, version, lease_until, change_ord)
     SELECT $1, $2, $3, cand.w, 1, 1, ws_now_ms() + $7, pg_current_xact_id() FROM cand
     ON CONFLICT (space, symbol, kind, window_idx) DO UPDATE
     SET status = 1, version = s.version + 1, lease_until = excluded.lease_until, payload_type = 0, payload_id = 0, checksum = 0, change_ord = {NEXT_ORD}
@@ -148,14 +153,12 @@ written AS (
     )
 }
 
-/// Fills many slots in one statement (arrays of one element per item). A
-/// batch statement: run from its text ([`Statements`] says why).
-pub(super) static FILL_MANY: LazyLock<String> = LazyLock::new(fill_many);
-
-fn fill_many() -> String {
+/// Fills many slots of `table` in one statement (arrays of one element
+/// per item). A batch statement: run from its text ([`Statements`] says why).
+fn fill_many(table: &str) -> String {
     recorded(
         &format!(
-            "written AS (UPDATE ws_slots AS s SET status = 2, version = s.version + 1, payload_type = u.pt, payload_id = u.pid, checksum = u.ck, lease_until = 0, change_ord = {NEXT_ORD}
+            "written AS (UPDATE {table} AS s SET status = 2, version = s.version + 1, payload_type = u.pt, payload_id = u.pid, checksum = u.ck, lease_until = 0, change_ord = {NEXT_ORD}
 FROM unnest($2::int4[], $3::int2[], $4::int4[], $5::int4[], $6::int2[], $7::int8[], $8::int8[], $9::int2[]) AS u(symbol, kind, w, v, pt, pid, ck, store)
 WHERE s.space = $1 AND s.symbol = u.symbol AND s.kind = u.kind AND s.window_idx = u.w AND s.status = 1 AND s.version = u.v
   AND EXISTS (SELECT 1 FROM ws_payloads p WHERE p.space = $1 AND p.store = u.store AND p.id = u.pid)
@@ -167,12 +170,15 @@ RETURNING s.*)"
 }
 
 /// The first window `>= $4` of a symbol and kind that is neither Filled nor
-/// Retired: the done windows from `$4` in order, and where they first skip one.
-const NEXT_UNFILLED: &str = "SELECT min(expected) FILTER (WHERE window_idx <> expected), count(*) FROM (
-    SELECT window_idx, ($4::int8 + row_number() OVER (ORDER BY window_idx) - 1) AS expected FROM ws_slots
-    WHERE space = $1 AND symbol = $2 AND kind = $3 AND window_idx >= $4 AND status IN (2, 4)) d";
+/// Retired: the done windows from where the search starts (`$4`, or the
+/// retention line when that is later: every window before it is Retired)
+/// in order, where they first skip one, and the start.
+const NEXT_UNFILLED: &str = "WITH b AS (SELECT greatest($4::int8, retired_before) AS s FROM ws_spaces WHERE id = $1)
+SELECT min(expected) FILTER (WHERE window_idx <> expected), count(*), (SELECT s FROM b) FROM (
+    SELECT window_idx, ((SELECT s FROM b) + row_number() OVER (ORDER BY window_idx) - 1) AS expected FROM ws_slots
+    WHERE space = $1 AND symbol = $2 AND kind = $3 AND window_idx >= (SELECT s FROM b) AND status IN (2, 4)) d";
 
-/// Counts of written slots by kind and status.
+/// Counts of written slots by kind and status (none is before the retention line).
 const METRICS: &str = "SELECT kind, status, count(*) FROM ws_slots WHERE space = $1 GROUP BY kind, status";
 
 /// Appends a payload record; its id comes from `ws_payload_ids`.
@@ -202,6 +208,39 @@ FROM ws_changes
 WHERE space = $1 AND (ord, id) > ($2::text::xid8, $3::int8) AND ord < pg_snapshot_xmin(pg_current_snapshot())
 ORDER BY ord, id LIMIT $4";
 
+/// The single-slot statements of one partition of `ws_slots` on one
+/// connection, prepared when the connection first uses the partition, and
+/// the texts of the batch statements on it. A statement names the
+/// partition, not `ws_slots`: through the partitioned table, each
+/// statement would pay for routing (an insert) or pruning (an update) and
+/// keep being planned anew, since a plan for every partition costs more
+/// than one planned for the one it touches (a claim and fill measured 2 to
+/// 3 times the server time of the same statements on the partition).
+pub struct SlotStatements {
+    pub claim: Statement,
+    pub renew: Statement,
+    pub fill: Statement,
+    pub clear: Statement,
+    pub get_slot: Statement,
+    pub claim_next: String,
+    pub fill_many: String,
+}
+
+impl SlotStatements {
+    /// Prepares the statements on `table` (pipelined).
+    pub async fn prepare(client: &Client, table: &str) -> Result<Self, tokio_postgres::Error> {
+        let texts = [claim(table), renew(table), fill(table), clear(table), get_slot(table)];
+        let (claim, renew, fill, clear, get_slot) = tokio::try_join!(
+            client.prepare(&texts[0]),
+            client.prepare(&texts[1]),
+            client.prepare(&texts[2]),
+            client.prepare(&texts[3]),
+            client.prepare(&texts[4]),
+        )?;
+        Ok(Self { claim, renew, fill, clear, get_slot, claim_next: claim_next(table), fill_many: fill_many(table) })
+    }
+}
+
 /// The statements of one connection, prepared once: PostgreSQL plans them
 /// with their parameters for five runs, then keeps a generic plan when it
 /// costs no more, and a single-slot statement then runs without planning
@@ -211,11 +250,6 @@ ORDER BY ord, id LIMIT $4";
 /// range, and was measured falling to sequential scans, so each call
 /// prepares them anew and they are planned with the call's values.
 pub struct Statements {
-    pub claim: Statement,
-    pub renew: Statement,
-    pub fill: Statement,
-    pub clear: Statement,
-    pub get_slot: Statement,
     pub rows: Statement,
     pub next_unfilled: Statement,
     pub metrics: Statement,
@@ -230,16 +264,8 @@ pub struct Statements {
 impl Statements {
     /// Prepares every statement on `client` (pipelined: one round trip each, all in flight together).
     pub async fn prepare(client: &Client) -> Result<Self, tokio_postgres::Error> {
-        let texts = [claim(), fill(), clear()];
-        let (claim, renew, fill, clear, get_slot, rows) = tokio::try_join!(
-            client.prepare(&texts[0]),
-            client.prepare(RENEW),
-            client.prepare(&texts[1]),
-            client.prepare(&texts[2]),
-            client.prepare(GET_SLOT),
+        let (rows, next_unfilled, metrics, append, get_payload, add_symbol, symbol_id, symbol_name, changes) = tokio::try_join!(
             client.prepare(ROWS),
-        )?;
-        let (next_unfilled, metrics, append, get_payload, add_symbol, symbol_id, symbol_name, changes) = tokio::try_join!(
             client.prepare(NEXT_UNFILLED),
             client.prepare(METRICS),
             client.prepare(APPEND),
@@ -249,21 +275,6 @@ impl Statements {
             client.prepare(SYMBOL_NAME),
             client.prepare(CHANGES),
         )?;
-        Ok(Self {
-            claim,
-            renew,
-            fill,
-            clear,
-            get_slot,
-            rows,
-            next_unfilled,
-            metrics,
-            append,
-            get_payload,
-            add_symbol,
-            symbol_id,
-            symbol_name,
-            changes,
-        })
+        Ok(Self { rows, next_unfilled, metrics, append, get_payload, add_symbol, symbol_id, symbol_name, changes })
     }
 }

@@ -11,6 +11,9 @@
 //!   outside the library (by hand, or by a library without the feed); one
 //!   with no change at all is reported as a warning, since an operator may
 //!   have deleted old changes.
+//! * **retention line** — no slot row lies before the space's
+//!   `retired_before`, where every slot is Retired and every partition has
+//!   been dropped.
 //!
 //! Warnings also count the Pending slots whose lease ran out (on the
 //! database clock). Each problem lists at most [`SAMPLE`] slots.
@@ -81,6 +84,24 @@ impl PgLedger {
         (r.slots, r.filled_slots, r.records, r.changes) = (n(0), n(1), n(2), n(3));
         if n(4) > 0 {
             r.warnings.push(format!("{} Pending slots have an expired lease (another engine may take them over)", n(4)));
+        }
+
+        let before_line = c
+            .client
+            .query_one(
+                "SELECT sp.retired_before, (SELECT count(*) FROM ws_slots s WHERE s.space = $1 AND s.window_idx < sp.retired_before)
+                 FROM ws_spaces sp WHERE sp.id = $1",
+                &[&sp],
+            )
+            .await
+            .map_err(db_error)?;
+        r.checked.push("no slot row before the retention line (its partitions are dropped)".into());
+        let (line, stray) = (before_line.get::<_, i32>(0), before_line.get::<_, i64>(1));
+        if stray > 0 {
+            r.problems.push(PgProblem {
+                kind: "before-retention-line",
+                message: format!("{stray} slot rows lie before the retention line (window {line}), where every slot is Retired"),
+            });
         }
 
         let (pending, filled, cleared, retired) =
