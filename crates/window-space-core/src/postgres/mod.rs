@@ -806,9 +806,10 @@ impl PgLedger {
             });
             let rows = match got.await? {
                 InPart::Ran(rows) => rows,
-                // Before the retention line: nothing there is claimable.
+                // Before the retention line: nothing there is claimable, nor
+                // in any partition before the line.
                 InPart::Retired | InPart::Absent => {
-                    lo = part_end;
+                    lo = part_end.max(self.retired_before().await?);
                     continue;
                 }
             };
