@@ -3,16 +3,18 @@
 // moves the space's retention line to a partition boundary and drops the
 // partitions before it, in one transaction. Checked by the catalog (which
 // partitions exist), by every read and write of a retired window, by the
-// refusal while an engine holds a live claim there, by the audit trail, and
-// by a run killed in the middle of its transaction (nothing changed) and a
-// run stalled there (readers of other partitions go on).
+// refusal while an engine holds a live claim there, by the audit trail, by
+// a run killed in the middle of its transaction (nothing changed) and a run
+// stalled there (engines on other partitions go on; a claim on one it waits
+// for is refused once it is done), by a run that takes several steps, and by
+// verify after partitions were dropped or detached by hand.
 import { spawn, type ChildProcess } from 'node:child_process'
 import { join } from 'node:path'
 
 import type pg from 'pg'
 import { afterAll, describe, expect, it } from 'vitest'
 
-import { InvalidArgumentError, SlotBusyError, SlotRetiredError, VersionConflictError, WindowSpaceController, type PostgresLedger } from '../src/index'
+import { InvalidArgumentError, SlotBusyError, SlotFilledError, SlotRetiredError, VersionConflictError, WindowSpaceController, type PostgresLedger } from '../src/index'
 import { pgClient, pgUrl, schedule, uniqueSpace } from './support/backends'
 
 const cli = join(__dirname, '..', 'dist', 'cli.js')
@@ -175,10 +177,13 @@ describe('dropWindowsBefore', () => {
     const l = (await WindowSpaceController.connect(pgUrl(), { windowSpace: schedule(40), space, partitionWindows: 8, pollMs: 60_000 }))
     opened.push(l)
     await l.resolveSymbol('AAA')
-    const waiting = l.waitFor('AAA', 2, ['optionTrade'], { timeoutMs: 50_000 })
+    const waiting = l.waitFor('AAA', 2, ['optionTrade'], { timeoutMs: 50_000 }).then(
+      () => null,
+      (e: unknown) => e,
+    )
     await new Promise((r) => setTimeout(r, 200))
     await l.dropWindowsBefore(8)
-    await expect(waiting).rejects.toBeInstanceOf(SlotRetiredError)
+    expect(await waiting).toBeInstanceOf(SlotRetiredError)
   })
 })
 
@@ -212,11 +217,11 @@ async function waitingForLock(c: pg.Client, run: { done: Promise<{ status: numbe
 }
 
 describe('a retention run stopped inside its transaction', () => {
-  it('killed after dropping one partition and while waiting to drop the next: nothing changed, every slot is still there', async () => {
+  it('killed while it holds one partition and waits for the next: nothing changed, every slot is still there', async () => {
     const { space, l } = await filledSpace('kill', 20)
     const c = await raw()
     const before = await l.rows('AAA', { from: 0, to: 20 }, 'trade')
-    // A reader holds the second partition: the run drops the first, then waits.
+    // A reader holds the second partition: the run locks the first, then waits.
     const id = (await c.query<{ id: number }>('SELECT id FROM ws_spaces WHERE name = $1', [space])).rows[0]!.id
     await c.query('BEGIN')
     await c.query(`LOCK TABLE ws_slots_${id}_1 IN ACCESS SHARE MODE`)
@@ -252,6 +257,70 @@ describe('a retention run stopped inside its transaction', () => {
     expect(doc).toMatchObject({ retiredBefore: 8, partitions: [{ from: 0, to: 8 }], changed: true })
     expect(await partitions(c, space)).toEqual([1])
     expect((await l.audit()).filter((e) => e.action === 'retention').map((e) => e.actor)).toEqual(['ops-carol'])
+  })
+})
+
+describe('engines beside a retention run', () => {
+  it('a claim in a partition the run drops, made while the run waits for ws_slots, waits behind it and is refused Retired, never granted and then dropped', async () => {
+    const { space, l } = await filledSpace('beside', 12)
+    const c = await raw()
+    // The engine has claimed in partition 1 many times on each connection:
+    // its claim there is prepared with a generic plan, which names the
+    // partition alone.
+    for (let i = 0; i < 32; i++) await expect(l.claim('BBB', 8 + (i % 4), 'optionTrade')).rejects.toBeInstanceOf(SlotFilledError)
+    // A long reader holds ws_slots itself: the run waits to drop a partition.
+    await c.query('BEGIN')
+    await c.query('LOCK TABLE ONLY ws_slots IN ACCESS SHARE MODE')
+    const run = runCli(['retention', pgUrl(), '--space', space, '--before-window', '16', '--keep', '0', '--yes'])
+    await waitingForLock(await raw(), run)
+    const claim = l.claim('BBB', 13, 'optionTrade', { leaseMs: 600_000 }).then(
+      (x) => ({ granted: x.version }),
+      (e: unknown) => ({ refused: e }),
+    )
+    await c.query('COMMIT')
+    const ended = await run.done
+    expect(ended.stderr).toBe('')
+    expect(ended.status).toBe(0)
+    const got = await claim
+    expect(got).toHaveProperty('refused')
+    expect((got as { refused: unknown }).refused).toBeInstanceOf(SlotRetiredError)
+    expect(await l.getSlot('BBB', 13, 'optionTrade')).toMatchObject({ status: 'Retired', version: 0 })
+    expect(await partitions(c, space)).toEqual([])
+  })
+
+  it('a run over more partitions than one step takes moves the line in steps, each recorded', async () => {
+    const space = uniqueSpace('steps')
+    const l = await connect(space, 1)
+    for (let w = 0; w < 40; w++) await l.claim('AAA', w, 'optionTrade', { leaseMs: 1 })
+    await new Promise((r) => setTimeout(r, 5))
+    const c = await raw()
+    expect((await partitions(c, space)).length).toBe(40)
+    const r = await l.dropWindowsBefore(40, { actor: 'ops-dan' })
+    expect(r).toMatchObject({ previous: 0, retiredBefore: 40, liveClaims: 0, unchanged: false })
+    expect(r.dropped).toHaveLength(40)
+    expect(await partitions(c, space)).toEqual([])
+    const steps = (await l.audit()).filter((e) => e.action === 'retention').map((e) => e.windowIdx)
+    expect(steps).toEqual([16, 32, 40])
+    expect((await l.verify()).problems).toEqual([])
+  })
+})
+
+describe('verify of a space changed by hand', () => {
+  it('reports the slots of a partition dropped by hand, and a partition detached by hand', async () => {
+    const { space, l } = await filledSpace('by-hand', 24)
+    const c = await raw()
+    const id = (await c.query<{ id: number }>('SELECT id FROM ws_spaces WHERE name = $1', [space])).rows[0]!.id
+    expect((await l.verify()).problems).toEqual([])
+    await c.query(`DROP TABLE ws_slots_${id}_1`)
+    await c.query(`ALTER TABLE ws_slots DETACH PARTITION ws_slots_${id}_2`)
+    const v = await l.verify()
+    const lost = v.problems.filter((p) => p.kind === 'lost-slot')
+    expect(lost[0]!.message).toContain('32 slots the change feed wrote have no row')
+    expect(lost.length).toBe(1 + 20)
+    expect(v.problems.filter((p) => p.kind === 'detached-partition').map((p) => p.message)).toEqual([
+      `table ws_slots_${id}_2 is named as a partition of this space's slots but is not attached to ws_slots`,
+    ])
+    expect(v.ok).toBe(false)
   })
 })
 

@@ -89,6 +89,9 @@ export interface PostgresRetention {
 type NativePgLedger = Binding.NativePgLedger
 type NativePgSlot = Binding.NativePgSlot
 
+/** A slot before the retention line: Retired, with no row (so version 0). */
+const RETIRED: SlotState = Object.freeze({ status: 'Retired', version: 0, payloadType: 0, payloadId: 0, checksum: 0n, leaseExpiresAt: null })
+
 /** A native call's rejection as the typed error. */
 async function call<T>(p: () => Promise<T>): Promise<T> {
   try {
@@ -163,8 +166,13 @@ export class PostgresLedger implements Ledger {
     const connections = o.connections === undefined ? 4 : checkWhole(o.connections, 'connections', 64)
     const pollMs = o.pollMs === undefined ? 500 : checkWhole(o.pollMs, 'pollMs', 60_000)
     if (o.existingOnly !== undefined && typeof o.existingOnly !== 'boolean') throw new TypeError('existingOnly must be a boolean')
-    const partitionWindows = o.partitionWindows === undefined ? undefined : checkWhole(o.partitionWindows, 'partitionWindows', 2 ** 31 - 1)
-    if (partitionWindows === 0) throw new RangeError('partitionWindows must be at least 1')
+    const partitionWindows = o.partitionWindows
+    if (partitionWindows !== undefined) {
+      if (typeof partitionWindows !== 'number') throw new TypeError(`partitionWindows must be a number, got ${typeof partitionWindows}`)
+      if (!Number.isInteger(partitionWindows) || partitionWindows < 1 || partitionWindows > 2 ** 31 - 1) {
+        throw new RangeError(`partitionWindows must be a whole number from 1 to 2147483647, got ${partitionWindows}`)
+      }
+    }
     const n = await call(() =>
       native.pgConnect({
         url,
@@ -376,8 +384,9 @@ export class PostgresLedger implements Ledger {
     const kinds = SLOT_KIND_NAMES.map((k) => toSlotKind(k)).filter((k) => k.ledger === l)
     const got = await call(() => this.#n.rows(symbolId, from, to, kinds.map((k) => k.code)))
     const at = new Map<string, SlotState>()
-    for (const r of got) at.set(`${r.windowIdx}:${SLOT_KIND_NAMES[r.kind]}`, slotOf(r.slot))
-    return buildRows(symbolId, from, to, l, (w, k) => at.get(`${w}:${k}`))
+    for (const r of got.slots) at.set(`${r.windowIdx}:${SLOT_KIND_NAMES[r.kind]}`, slotOf(r.slot))
+    // Before the retention line every slot is Retired and has no row.
+    return buildRows(symbolId, from, to, l, (w, k) => at.get(`${w}:${k}`) ?? (w < got.retiredBefore ? RETIRED : undefined))
   }
 
   async nextUnfilledWindow(symbol: string | number, startIdx: number, slotKind: SlotKindInput): Promise<number | null> {

@@ -281,13 +281,14 @@ export async function pgRetention(url: string, o: Opts): Promise<void> {
       const anchor = retentionAnchor(o, l.windowCount, `space ${spaceOf(o)}`, (ms) => l.windowsStartedBy(ms))
       const asked = Math.max(0, anchor.window - keep)
       const plan = await l.dropWindowsBefore(asked, { ...who, dryRun: true })
+      // `retiredBefore`: the line the run sets (or would set); `previous`: the line before it.
       const summary = {
         space: spaceOf(o),
         keep,
         anchorWindow: anchor.window,
         partitionWindows: l.partitionWindows,
-        retiredBefore: plan.previous,
-        wouldRetireBefore: plan.retiredBefore,
+        previous: plan.previous,
+        retiredBefore: plan.retiredBefore,
         partitions: plan.dropped,
         liveClaims: plan.liveClaims,
         dryRun: Boolean(o.dryRun),
@@ -299,7 +300,8 @@ export async function pgRetention(url: string, o: Opts): Promise<void> {
           `nothing to retire: keeping the ${keep} windows before ${anchor.what} leaves the retention line at window ${plan.previous} (partitions of ${l.partitionWindows} windows are retired whole)`,
         )
       }
-      const what = `retire windows ${plan.previous}..${plan.retiredBefore - 1} of space ${printable(spaceOf(o))} and drop ${plural(plan.dropped.length, 'partition')} (the ${keep} windows before ${anchor.what} are kept; partitions of ${l.partitionWindows} windows go whole)`
+      const kept = keep === 0 ? `no window before ${anchor.what} is kept` : `the ${keep} windows before ${anchor.what} are kept`
+      const what = `retire windows ${plan.previous}..${plan.retiredBefore - 1} of space ${printable(spaceOf(o))} and drop ${plural(plan.dropped.length, 'partition')} (${kept}; partitions of ${l.partitionWindows} windows go whole)`
       const live = `${plural(plan.liveClaims, 'slot')} before window ${plan.retiredBefore} ${plan.liveClaims === 1 ? 'is' : 'are'} Pending under a running lease`
       if (o.dryRun) {
         if (o.json) return out(json(summary))
@@ -308,6 +310,7 @@ export async function pgRetention(url: string, o: Opts): Promise<void> {
       if (plan.liveClaims > 0 && !o.force) throw new UsageError(`${live} (an engine is working there): wait for it, or give --force to retire them anyway`)
       await confirm(`${what}?`, o)
       const done = await l.dropWindowsBefore(asked, { ...who, force: o.force === true })
+      summary.previous = done.previous
       summary.retiredBefore = done.retiredBefore
       summary.partitions = done.dropped
       summary.liveClaims = done.liveClaims

@@ -51,6 +51,14 @@ pub struct NativePgOptions {
     pub partition_windows: Option<u32>,
 }
 
+/// The written slots of a window range, and the retention line (every
+/// slot before it is Retired and has no row).
+#[napi(object)]
+pub struct NativePgRows {
+    pub slots: Vec<NativePgRowSlot>,
+    pub retired_before: u32,
+}
+
 /// What a retention run did or would do.
 #[napi(object)]
 pub struct NativePgRetention {
@@ -362,14 +370,7 @@ impl NativePgLedger {
     }
 
     #[napi(catch_unwind)]
-    pub fn rows<'e>(
-        &self,
-        env: &'e Env,
-        symbol: u32,
-        from: u32,
-        to: u32,
-        kinds: Vec<u32>,
-    ) -> napi::Result<PromiseRaw<'e, Vec<NativePgRowSlot>>> {
+    pub fn rows<'e>(&self, env: &'e Env, symbol: u32, from: u32, to: u32, kinds: Vec<u32>) -> napi::Result<PromiseRaw<'e, NativePgRows>> {
         let l = self.inner.clone();
         run(
             env,
@@ -377,7 +378,12 @@ impl NativePgLedger {
                 let ks = kinds.into_iter().map(kind_of).collect::<Result<Vec<_>, _>>()?;
                 l.rows(symbol, from..to, &ks).await
             },
-            |_, v| Ok(v.into_iter().map(|(w, k, s)| NativePgRowSlot { window_idx: w, kind: k.code(), slot: slot_js(&s) }).collect()),
+            |_, (v, line)| {
+                Ok(NativePgRows {
+                    slots: v.into_iter().map(|(w, k, s)| NativePgRowSlot { window_idx: w, kind: k.code(), slot: slot_js(&s) }).collect(),
+                    retired_before: line,
+                })
+            },
         )
     }
 

@@ -29,7 +29,7 @@ mod verify;
 
 use std::collections::HashMap;
 use std::ops::Range;
-use std::sync::atomic::{AtomicBool, AtomicU64, AtomicUsize, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicU32, AtomicU64, AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex, RwLock};
 
 use tokio_postgres::{Client, NoTls, Row};
@@ -123,6 +123,9 @@ pub struct PgLedger {
     space_id: i32,
     /// Windows per partition of the space's slots.
     partition_windows: u32,
+    /// The retention line as last read: it only moves forward, so every
+    /// window before it is Retired whatever has happened since.
+    known_line: AtomicU32,
     config: PgConfig,
     /// The pool; emptied (`None`) by [`close`](PgLedger::close), which ends the connections.
     conns: Vec<RwLock<Option<Arc<Conn>>>>,
@@ -343,6 +346,7 @@ impl PgLedger {
             url: url.to_string(),
             space_id,
             partition_windows: partition_windows.max(1) as u32,
+            known_line: AtomicU32::new(0),
             config,
             conns,
             next: AtomicUsize::new(0),
@@ -409,7 +413,19 @@ impl PgLedger {
 
     async fn retired_before_on(&self, c: &Conn) -> Result<u32> {
         let r = c.client.query_one("SELECT retired_before FROM ws_spaces WHERE id = $1", &[&self.space_id]).await.map_err(db_error)?;
-        Ok(r.get::<_, i32>(0).max(0) as u32)
+        let line = r.get::<_, i32>(0).max(0) as u32;
+        self.saw_line(line);
+        Ok(line)
+    }
+
+    /// Notes a retention line read from the database.
+    fn saw_line(&self, line: u32) {
+        self.known_line.fetch_max(line, Ordering::Relaxed);
+    }
+
+    /// True when `window` is before a retention line this ledger has seen.
+    fn known_retired(&self, window: u32) -> bool {
+        window < self.known_line.load(Ordering::Relaxed)
     }
 
     /// A partition's statements on `c`, prepared when `c` first uses it;
@@ -654,6 +670,9 @@ impl PgLedger {
     }
 
     async fn read_slot(&self, at: SlotAddr) -> Result<SlotSnapshot> {
+        if self.known_retired(at.window) {
+            return Ok(retired());
+        }
         let (sp, sy, k, w) = self.key(at)?;
         let got = self
             .in_part(self.part_of(at.window), false, |c, st| async move { c.client.query_opt(&st.get_slot, &[&sp, &sy, &k, &w]).await });
@@ -675,6 +694,9 @@ impl PgLedger {
         let lease = self.lease(lease_ms)?;
         let (sp, sy, k, w) = self.key(at)?;
         let part = self.part_of(at.window);
+        if self.known_retired(at.window) {
+            return Err(refused(at, SlotWriteError::SlotRetired { current: retired() }));
+        }
         loop {
             let got = self.in_part(part, true, |c, st| async move { c.client.query_opt(&st.claim, &[&sp, &sy, &k, &w, &lease]).await });
             let current = match got.await? {
@@ -794,7 +816,8 @@ impl PgLedger {
         // Windows are scanned in chunks a little wider than what is still
         // needed, each within one partition: the statement's candidate list
         // then stays short however many windows the schedule has.
-        let mut lo = start;
+        // Nothing before a retention line seen is claimable.
+        let mut lo = start.max(self.known_line.load(Ordering::Relaxed));
         while (out.len() as u32) < count && lo < end {
             let need = count - out.len() as u32;
             let part = self.part_of(lo);
@@ -925,8 +948,10 @@ impl PgLedger {
         Ok(if first < i64::from(end) { Some(first as u32) } else { None })
     }
 
-    /// The written slots of windows `windows` of one symbol, of `kinds`: (window, kind, slot).
-    pub async fn rows(&self, symbol: u32, windows: Range<u32>, kinds: &[SlotKind]) -> Result<Vec<(u32, SlotKind, SlotSnapshot)>> {
+    /// The written slots of windows `windows` of one symbol, of `kinds`:
+    /// (window, kind, slot), and the retention line, before which every
+    /// slot is Retired (and has no row).
+    pub async fn rows(&self, symbol: u32, windows: Range<u32>, kinds: &[SlotKind]) -> Result<(Vec<(u32, SlotKind, SlotSnapshot)>, u32)> {
         self.symbol_name(symbol).await?;
         if windows.end > windows.start {
             self.check_window(windows.end - 1).await?;
@@ -938,17 +963,13 @@ impl PgLedger {
             async { c.client.query(&c.st.rows, &[&self.space_id, &sy, &from, &to, &ks]).await.map_err(db_error) },
             self.retired_before_on(&c),
         )?;
-        // The windows before the retention line have no rows: all Retired.
-        let mut out: Vec<(u32, SlotKind, SlotSnapshot)> = Vec::new();
-        for w in windows.start..windows.end.min(line) {
-            out.extend(kinds.iter().map(|&k| (w, k, retired())));
-        }
+        let mut out: Vec<(u32, SlotKind, SlotSnapshot)> = Vec::with_capacity(rows.len());
         for r in &rows {
             let k: i16 = r.get(1);
             let kind = SlotKind::from_code(k as u32).ok_or_else(|| Error::Internal { what: format!("slot kind {k} in ws_slots") })?;
             out.push((r.get::<_, i32>(0) as u32, kind, snapshot_of(r, 2)));
         }
-        Ok(out)
+        Ok((out, line))
     }
 
     /// Slot counts per kind, indexed by `SlotStatus as usize` (Retired

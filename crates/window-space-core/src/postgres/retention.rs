@@ -1,47 +1,72 @@
 //! Retention on PostgreSQL: the windows before a line are Retired, and the
 //! partitions of `ws_slots` that hold only such windows are dropped whole.
 //!
-//! One run is one transaction on a connection of its own, so a run killed
-//! or disconnected at any point changes nothing, and one that commits has
-//! done all of it:
-//!
-//! 1. the space's partition lock (`schema::PARTITION_LOCK`, the one
-//!    `ws_slot_partition` takes), so no partition before the new line is
-//!    made while the run decides;
-//! 2. the space's row, locked: its `retired_before` and partition width;
-//! 3. the Pending slots before the new line whose lease is still running:
-//!    refused with the first of them as a busy slot unless forced (an engine
-//!    is working there);
-//! 4. `retired_before` moved to the new line;
-//! 5. each partition wholly before the line dropped (this waits for the
-//!    statements using it to end, `lock_timeout` at most);
-//! 6. a `ws_retentions` row (who, why, what), and a notification, so that
-//!    waiters read again and find those slots Retired.
-//!
 //! The line is always a partition boundary: a run keeps at least the
 //! windows it was asked to keep, and rounds the line down to the start of
-//! the partition that holds it. There is no mass `DELETE` and no row is
-//! rewritten: a run costs a few statements whatever the partitions held.
-//! Payload records stay (`ws_payloads` is not partitioned by window) and the
-//! change feed keeps the old slots' changes as their audit trail.
+//! the partition that holds it. A run moves the line in steps, each over at
+//! most [`STEP_PARTITIONS`] partitions and each one transaction on a
+//! connection of its own, so that a step's locks fit PostgreSQL's lock
+//! table however many partitions lie before the line:
+//!
+//! 1. the space's partition lock (`schema::PARTITION_LOCK`, the one
+//!    `ws_slot_partition` takes), so no partition before the step's line is
+//!    made while the step runs; the line as it is (no row lock: the step
+//!    writes the space's row last, so engines connecting or adding symbols
+//!    meanwhile are not held up);
+//! 2. each partition the step drops, locked `ACCESS EXCLUSIVE`, in window
+//!    order: from here no engine reads or writes them, so what the step
+//!    sees next stays true until it commits;
+//! 3. the Pending slots there whose lease is still running: the step is
+//!    refused with the first of them as a busy slot unless forced (an engine
+//!    is working there);
+//! 4. each partition dropped (this also locks `ws_slots`, waiting for the
+//!    statements that read through it);
+//! 5. the space's `retired_before` moved to the step's line, a
+//!    `ws_retentions` row (who, why, what), and a notification, so that
+//!    waiters read again and find those slots Retired.
+//!
+//! A step killed or disconnected at any point changes nothing; one that
+//! commits has done all of it. A run killed between steps leaves the line
+//! at the last step's: every window before it Retired, every partition
+//! before it dropped, the space consistent, and a run again goes on from
+//! there. Each lock is waited for at most [`LOCK_TIMEOUT`]; a step that
+//! times out is tried again [`STEP_TRIES`] times before the run fails
+//! (`DatabaseError` 55P03), having kept the steps before. Before the first
+//! step, a run that is not forced looks for live claims anywhere before the
+//! line without locks, so that the usual refusal changes nothing.
+//!
+//! There is no mass `DELETE` and no row is rewritten: a step costs a few
+//! statements whatever its partitions held. Payload records stay
+//! (`ws_payloads` is not partitioned by window) and the change feed keeps
+//! the old slots' changes as their audit trail.
 
 use std::ops::Range;
 
+use tokio_postgres::{GenericClient, Transaction};
+
 use super::schema::PARTITION_LOCK;
 use super::{db_error, open, refused, PgActor, PgLedger};
-use crate::error::Result;
+use crate::error::{Error, Result};
 use crate::slot::{SlotAddr, SlotSnapshot, SlotWriteError};
 use crate::vocab::{SlotKind, SlotStatus};
 
-/// How long a retention run waits for the statements on a partition it drops.
-const LOCK_TIMEOUT: &str = "10s";
+/// How long a step waits for each lock.
+const LOCK_TIMEOUT: &str = "2s";
+
+/// How many times a step whose lock wait timed out is tried again.
+const STEP_TRIES: u32 = 5;
+
+/// The most partitions one step drops (each drop holds a few locks until
+/// the step commits; PostgreSQL's lock table holds 64 a connection by default).
+pub const STEP_PARTITIONS: usize = 16;
 
 /// What a retention run did, or would do.
 #[derive(Debug, Clone, Default)]
 pub struct PgRetention {
     /// The retention line before the run.
     pub previous: u32,
-    /// The retention line after the run (the same when it changed nothing).
+    /// The retention line after the run (the same when it changed nothing),
+    /// or that a dry run would set.
     pub retired_before: u32,
     /// The windows of each partition dropped (or that would be).
     pub dropped: Vec<Range<u32>>,
@@ -49,6 +74,19 @@ pub struct PgRetention {
     pub live_claims: u64,
     /// Nothing was changed (`dry_run`, or nothing to do).
     pub unchanged: bool,
+}
+
+/// The first live claim of a set of slots, and how many there are.
+struct LiveClaims {
+    first: Option<(SlotAddr, SlotSnapshot)>,
+    count: u64,
+}
+
+/// What one step did.
+struct Step {
+    line: u32,
+    dropped: Vec<Range<u32>>,
+    live_claims: u64,
 }
 
 impl PgLedger {
@@ -62,20 +100,56 @@ impl PgLedger {
         }
         let width = self.partition_windows;
         let line = window / width * width;
-        let sp = self.space_id;
         let mut client = open(&self.url).await?;
-        let tx = client.transaction().await.map_err(db_error)?;
-        tx.batch_execute(&format!("SET LOCAL lock_timeout = '{LOCK_TIMEOUT}'")).await.map_err(db_error)?;
-        tx.execute("SELECT pg_advisory_xact_lock($1, $2)", &[&PARTITION_LOCK, &sp]).await.map_err(db_error)?;
-        let row = tx.query_one("SELECT retired_before FROM ws_spaces WHERE id = $1 FOR UPDATE", &[&sp]).await.map_err(db_error)?;
-        let previous = row.get::<_, i32>(0).max(0) as u32;
+        let previous = self.retired_before_on_client(&client).await?;
         let mut report = PgRetention { previous, retired_before: previous, unchanged: true, ..PgRetention::default() };
         if line <= previous {
             return Ok(report);
         }
-        let line_i = line as i32;
-        let prefix = format!("ws_slots_{sp}_");
-        let children = tx
+        // What the run would do, read without locks.
+        let parts = self.partitions_before(&client, line).await?;
+        let live = self.live_claims(&client, previous, line).await?;
+        if dry_run {
+            report.retired_before = line;
+            report.dropped = parts.iter().map(|(p, _)| self.part_windows(*p)).collect();
+            report.live_claims = live.count;
+            return Ok(report);
+        }
+        if let (Some((at, current)), false) = (live.first, force) {
+            return Err(refused(at, SlotWriteError::SlotBusy { current }));
+        }
+        let mut tries = 0;
+        loop {
+            match self.retention_step(&mut client, line, force, who).await {
+                Ok(None) => break,
+                Ok(Some(step)) => {
+                    tries = 0;
+                    report.retired_before = step.line;
+                    report.dropped.extend(step.dropped);
+                    report.live_claims += step.live_claims;
+                    report.unchanged = false;
+                }
+                Err(Error::Database { sqlstate: Some(code), .. }) if code == "55P03" && tries < STEP_TRIES => {
+                    tries += 1;
+                    tokio::time::sleep(std::time::Duration::from_millis(u64::from(tries) * 100)).await;
+                }
+                Err(e) => return Err(e),
+            }
+        }
+        Ok(report)
+    }
+
+    async fn retired_before_on_client(&self, client: &impl GenericClient) -> Result<u32> {
+        let r = client.query_one("SELECT retired_before FROM ws_spaces WHERE id = $1", &[&self.space_id]).await.map_err(db_error)?;
+        let line = r.get::<_, i32>(0).max(0) as u32;
+        self.saw_line(line);
+        Ok(line)
+    }
+
+    /// The partitions of this space wholly before `line`, in window order: (number, table name).
+    async fn partitions_before(&self, client: &impl GenericClient, line: u32) -> Result<Vec<(i32, String)>> {
+        let prefix = format!("ws_slots_{}_", self.space_id);
+        let children = client
             .query(
                 "SELECT c.relname::text FROM pg_inherits i JOIN pg_class c ON c.oid = i.inhrelid WHERE i.inhparent = 'ws_slots'::regclass",
                 &[],
@@ -91,52 +165,82 @@ impl PgLedger {
             })
             .collect();
         parts.sort();
-        report.dropped = parts.iter().map(|(p, _)| self.part_windows(*p)).collect();
-        let live = tx
+        Ok(parts)
+    }
+
+    /// The Pending slots of windows `from ..< to` whose lease is still running.
+    async fn live_claims(&self, client: &impl GenericClient, from: u32, to: u32) -> Result<LiveClaims> {
+        let rows = client
             .query(
-                "SELECT symbol, kind, window_idx, status, version, payload_type, payload_id, checksum, lease_until, count(*) OVER ()
-                 FROM ws_slots WHERE space = $1 AND window_idx < $2 AND status = 1 AND lease_until > ws_now_ms()
+                "SELECT symbol, kind, window_idx, version, lease_until, count(*) OVER ()
+                 FROM ws_slots WHERE space = $1 AND window_idx >= $2 AND window_idx < $3 AND status = 1 AND lease_until > ws_now_ms()
                  ORDER BY symbol, kind, window_idx LIMIT 1",
-                &[&sp, &line_i],
+                &[&self.space_id, &(from as i32), &(to as i32)],
             )
             .await
             .map_err(db_error)?;
-        report.live_claims = live.first().map(|r| r.get::<_, i64>(9) as u64).unwrap_or(0);
-        if dry_run {
-            report.retired_before = line;
-            return Ok(report);
+        let Some(r) = rows.first() else { return Ok(LiveClaims { first: None, count: 0 }) };
+        let kind = SlotKind::from_code(r.get::<_, i16>(1) as u32).unwrap_or(SlotKind::ALL[0]);
+        let at = SlotAddr::new(r.get::<_, i32>(0) as u32, r.get::<_, i32>(2) as u32, kind);
+        let current = SlotSnapshot {
+            status: SlotStatus::Pending,
+            version: r.get::<_, i32>(3) as u32,
+            payload_type: 0,
+            payload_id: 0,
+            checksum: 0,
+            lease_deadline_ms: r.get::<_, i64>(4).max(0) as u64,
+        };
+        Ok(LiveClaims { first: Some((at, current)), count: r.get::<_, i64>(5) as u64 })
+    }
+
+    /// One step towards `line` (module docs); `None` when the line is there already.
+    async fn retention_step(&self, client: &mut tokio_postgres::Client, line: u32, force: bool, who: &PgActor) -> Result<Option<Step>> {
+        let sp = self.space_id;
+        let tx = client.transaction().await.map_err(db_error)?;
+        tx.batch_execute(&format!("SET LOCAL lock_timeout = '{LOCK_TIMEOUT}'")).await.map_err(db_error)?;
+        tx.execute("SELECT pg_advisory_xact_lock($1, $2)", &[&PARTITION_LOCK, &sp]).await.map_err(db_error)?;
+        let previous = self.retired_before_on_client(&tx).await?;
+        if line <= previous {
+            return Ok(None);
         }
-        if let (Some(r), false) = (live.first(), force) {
-            let kind = SlotKind::from_code(r.get::<_, i16>(1) as u32).unwrap_or(SlotKind::ALL[0]);
-            let at = SlotAddr::new(r.get::<_, i32>(0) as u32, r.get::<_, i32>(2) as u32, kind);
-            let current = SlotSnapshot {
-                status: SlotStatus::Pending,
-                version: r.get::<_, i32>(4) as u32,
-                payload_type: r.get::<_, i16>(5) as u8,
-                payload_id: r.get::<_, i64>(6) as u64,
-                checksum: r.get::<_, i64>(7) as u64,
-                lease_deadline_ms: r.get::<_, i64>(8).max(0) as u64,
-            };
+        let mut parts = self.partitions_before(&tx, line).await?;
+        // The step's line: past its last partition, or the run's line when
+        // no more than a step's partitions are left before it.
+        let step_line = if parts.len() > STEP_PARTITIONS {
+            parts.truncate(STEP_PARTITIONS);
+            self.part_windows(parts[STEP_PARTITIONS - 1].0).end
+        } else {
+            line
+        };
+        for (_, name) in &parts {
+            // The names were read from the catalog and matched `ws_slots_{space}_{n}`.
+            tx.batch_execute(&format!("LOCK TABLE \"{name}\" IN ACCESS EXCLUSIVE MODE")).await.map_err(db_error)?;
+        }
+        let live = self.live_claims(&tx, previous, step_line).await?;
+        if let (Some((at, current)), false) = (live.first, force) {
             return Err(refused(at, SlotWriteError::SlotBusy { current }));
         }
-        tx.execute("UPDATE ws_spaces SET retired_before = $2 WHERE id = $1", &[&sp, &line_i]).await.map_err(db_error)?;
         for (_, name) in &parts {
-            // The name was read from the catalog and matched `ws_slots_{space}_{n}`.
             tx.batch_execute(&format!("DROP TABLE \"{name}\"")).await.map_err(db_error)?;
         }
-        let reason = who.reason.clone();
+        self.record_step(&tx, previous, step_line, parts.len(), force && live.count > 0, who).await?;
+        tx.commit().await.map_err(db_error)?;
+        self.saw_line(step_line);
+        Ok(Some(Step { line: step_line, dropped: parts.iter().map(|(p, _)| self.part_windows(*p)).collect(), live_claims: live.count }))
+    }
+
+    async fn record_step(&self, tx: &Transaction<'_>, previous: u32, line: u32, dropped: usize, forced: bool, who: &PgActor) -> Result<()> {
+        let sp = self.space_id;
+        tx.execute("UPDATE ws_spaces SET retired_before = $2 WHERE id = $1", &[&sp, &(line as i32)]).await.map_err(db_error)?;
         tx.execute(
             "INSERT INTO ws_retentions (space, retired_before, previous, partitions_dropped, forced, actor, reason)
              VALUES ($1, $2, $3, $4, $5, nullif($6, ''), $7)",
-            &[&sp, &line_i, &(previous as i32), &(parts.len() as i32), &(force && report.live_claims > 0), &who.actor, &reason],
+            &[&sp, &(line as i32), &(previous as i32), &(dropped as i32), &forced, &who.actor, &who.reason],
         )
         .await
         .map_err(db_error)?;
         tx.execute("SELECT pg_notify('ws_changes', $1::text)", &[&sp.to_string()]).await.map_err(db_error)?;
-        tx.commit().await.map_err(db_error)?;
-        report.retired_before = line;
-        report.unchanged = false;
-        Ok(report)
+        Ok(())
     }
 
     /// The retention runs of this space, oldest first: (at ms, actor,

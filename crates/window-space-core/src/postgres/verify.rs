@@ -14,6 +14,11 @@
 //! * **retention line** — no slot row lies before the space's
 //!   `retired_before`, where every slot is Retired and every partition has
 //!   been dropped.
+//! * **lost slots** — every slot the change feed wrote from the line on
+//!   still has its row (not deleted, nor its partition dropped, by hand).
+//! * **partitions** — every table named as one of the space's partitions
+//!   is attached to `ws_slots` (a detached one may still take an engine's
+//!   writes, which nothing else reads).
 //!
 //! Warnings also count the Pending slots whose lease ran out (on the
 //! database clock). Each problem lists at most [`SAMPLE`] slots.
@@ -96,11 +101,71 @@ impl PgLedger {
             .await
             .map_err(db_error)?;
         r.checked.push("no slot row before the retention line (its partitions are dropped)".into());
-        let (line, stray) = (before_line.get::<_, i32>(0), before_line.get::<_, i64>(1));
+        let (line, stray): (i32, i64) = (before_line.get(0), before_line.get(1));
         if stray > 0 {
             r.problems.push(PgProblem {
                 kind: "before-retention-line",
                 message: format!("{stray} slot rows lie before the retention line (window {line}), where every slot is Retired"),
+            });
+        }
+
+        // Slots the feed says were written, from the line on, that have no
+        // row: rows deleted, or a partition dropped, by hand.
+        let lost = c
+            .client
+            .query(
+                "WITH newest AS (
+                     SELECT DISTINCT ON (symbol, kind, window_idx) symbol, kind, window_idx, status, version FROM ws_changes
+                     WHERE space = $1 AND window_idx >= $2 ORDER BY symbol, kind, window_idx, version DESC, ord DESC, id DESC)
+                 SELECT count(*) OVER (), n.symbol, n.kind, n.window_idx, n.status, n.version FROM newest n
+                 WHERE NOT EXISTS (SELECT 1 FROM ws_slots s
+                                   WHERE s.space = $1 AND s.symbol = n.symbol AND s.kind = n.kind AND s.window_idx = n.window_idx)
+                 ORDER BY n.symbol, n.kind, n.window_idx LIMIT $3",
+                &[&sp, &line, &SAMPLE],
+            )
+            .await
+            .map_err(db_error)?;
+        r.checked.push("every slot the change feed has written from the retention line on has its row".into());
+        if let Some(first) = lost.first() {
+            r.problems.push(PgProblem {
+                kind: "lost-slot",
+                message: format!(
+                    "{} slots the change feed wrote have no row (deleted, or their partition dropped, outside the library)",
+                    first.get::<_, i64>(0)
+                ),
+            });
+        }
+        for row in &lost {
+            let (sy, k, w, st, v): (i32, i16, i32, i16, i32) = (row.get(1), row.get(2), row.get(3), row.get(4), row.get(5));
+            r.problems.push(PgProblem {
+                kind: "lost-slot",
+                message: format!(
+                    "symbol {sy}, window {w}, {}: no row, while its newest change is status {st} at version {v}",
+                    slot_name(k)
+                ),
+            });
+        }
+
+        // Tables named as this space's partitions that are not attached: an
+        // engine that prepared statements on one before it was detached
+        // writes there, where nothing else reads.
+        let detached = c
+            .client
+            .query(
+                "SELECT c.relname::text FROM pg_class c
+                 WHERE c.relkind = 'r' AND NOT c.relispartition AND c.relname LIKE $1
+                   AND c.relnamespace = (SELECT relnamespace FROM pg_class WHERE oid = 'ws_slots'::regclass)
+                 ORDER BY c.relname",
+                &[&format!("ws\\_slots\\_{sp}\\_%")],
+            )
+            .await
+            .map_err(db_error)?;
+        r.checked.push("every table named as a partition of this space is attached to ws_slots".into());
+        for row in &detached {
+            let name: String = row.get(0);
+            r.problems.push(PgProblem {
+                kind: "detached-partition",
+                message: format!("table {name} is named as a partition of this space's slots but is not attached to ws_slots"),
             });
         }
 
