@@ -1268,6 +1268,24 @@ impl<'a> ChunkColumn<'a> {
         }
     }
 
+    /// Whether `other` is the same column of the same chunk of the same ledger.
+    #[inline]
+    pub fn is(&self, other: &ChunkColumn<'_>) -> bool {
+        std::ptr::eq(self.ledger, other.ledger) && self.addr == other.addr && self.column == other.column
+    }
+
+    /// Raises the column's done count by `n` slots this caller made Filled
+    /// or Retired ([`SlotCell::fill_at`]); raised after their
+    /// compare-and-swaps, so it stays no higher than the slots it counts.
+    #[inline]
+    pub fn count_done(&self, n: i32) {
+        if n != 0 {
+            if let Some(d) = self.ledger.done_count(self.addr, self.column) {
+                d.fetch_add(n, Ordering::AcqRel);
+            }
+        }
+    }
+
     /// The column of the slots (for counting their transitions).
     #[inline]
     pub fn column(&self) -> usize {
