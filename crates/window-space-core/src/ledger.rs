@@ -1268,22 +1268,15 @@ impl<'a> ChunkColumn<'a> {
         }
     }
 
-    /// Whether `other` is the same column of the same chunk of the same ledger.
+    /// The slots of another column of the same chunk, without a directory
+    /// lookup; `None` for a column the ledger's rows do not have.
     #[inline]
-    pub fn is(&self, other: &ChunkColumn<'_>) -> bool {
-        std::ptr::eq(self.ledger, other.ledger) && self.addr == other.addr && self.column == other.column
-    }
-
-    /// Raises the column's done count by `n` slots this caller made Filled
-    /// or Retired ([`SlotCell::fill_at`]); raised after their
-    /// compare-and-swaps, so it stays no higher than the slots it counts.
-    #[inline]
-    pub fn count_done(&self, n: i32) {
-        if n != 0 {
-            if let Some(d) = self.ledger.done_count(self.addr, self.column) {
-                d.fetch_add(n, Ordering::AcqRel);
-            }
-        }
+    pub fn in_column(&self, column: usize) -> Option<ChunkColumn<'a>> {
+        (column < self.ledger.geometry.slots_per_row as usize).then(|| ChunkColumn {
+            base: CHUNK_HEADER_BYTES as usize + column * SLOT_BYTES,
+            column,
+            ..*self
+        })
     }
 
     /// The column of the slots (for counting their transitions).

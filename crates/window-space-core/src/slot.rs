@@ -228,7 +228,7 @@ fn decode_head(w: u128) -> Head {
 }
 
 /// A slot's head word as one load saw it ([`SlotCell::head_word`]).
-#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct HeadWord(u128);
 
 impl HeadWord {
@@ -372,6 +372,24 @@ impl<'a> SlotCell<'a> {
         }
     }
 
+    /// Whether `other` keeps the same done count (a slot of the same chunk and column).
+    #[inline]
+    pub fn same_done(&self, other: &SlotCell<'_>) -> bool {
+        match (self.done, other.done) {
+            (Some(a), Some(b)) => std::ptr::eq(a, b),
+            (None, None) => true,
+            _ => false,
+        }
+    }
+
+    /// Raises the done count by `n` slots the caller made Filled with
+    /// [`fill_at`](Self::fill_at), after their compare-and-swaps, so the
+    /// count stays no higher than the slots it counts.
+    #[inline]
+    pub fn raise_done(&self, n: i32) {
+        self.done_add(n);
+    }
+
     fn snapshot_of(&self, h: Head, tail: u128) -> SlotSnapshot {
         snapshot_of(h, tail)
     }
@@ -509,7 +527,8 @@ impl<'a> SlotCell<'a> {
     /// Filled, `Ok(None)` when it no longer holds `w` (the checksum may be
     /// written; a [`fill`](Self::fill) of the same claim and payload goes on
     /// from there), `Err` when the checksum refuses the fill as
-    /// [`fill`](Self::fill) would. The caller raises the done count after.
+    /// [`fill`](Self::fill) would. The caller raises the done count after
+    /// ([`raise_done`](Self::raise_done)).
     #[inline]
     pub fn fill_at(&self, w: HeadWord, claim_version: u32, payload: FillPayload) -> Result<Option<Transition>, SlotWriteError> {
         let conflict = |cell: &Self| SlotWriteError::VersionConflict { expected_version: claim_version, current: cell.read() };

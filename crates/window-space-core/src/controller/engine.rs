@@ -44,6 +44,10 @@ fn refusal_event(refusal: &SlotWriteError) -> LedgerEvent {
 /// batch stopped part way through a run holds the run's numbers left.
 const RUN: usize = 64;
 
+/// The chunk columns whose done counts a batch fill's run raises at once:
+/// the seven slot kinds of a trade ledger's row and one more.
+const RAISES: usize = 8;
+
 /// An item of a batch fill's run: its index and the item, with its slot and
 /// the head word that showed its claim, or `None` when it is refused.
 type RunItem<'a> = (usize, FillItem, Option<(SlotCell<'a>, HeadWord)>);
@@ -296,7 +300,7 @@ impl Controller {
         let ledger = self.ledger(start.kind);
         let column = start.kind.column();
         let max_run = self.max_run();
-        let mut run = [(0u32, HeadWord::default()); RUN];
+        let mut run: [Option<(u32, SlotCell<'_>, HeadWord)>; RUN] = [None; RUN];
         let mut takeovers = Vec::new();
         let mut got = 0u32;
         {
@@ -318,7 +322,7 @@ impl Controller {
                         let Some(cell) = chunk.cell(w) else { break };
                         let word = cell.head_word();
                         if word.claimable(now) {
-                            run[len] = (w, word);
+                            run[len] = Some((w, cell, word));
                             len += 1;
                         }
                         w += 1;
@@ -327,13 +331,9 @@ impl Controller {
                         break;
                     }
                     let mut numbers = self.journal.reserve_block(len as u64);
-                    for &(window, word) in &run[..len] {
+                    for &(window, cell, word) in run[..len].iter().flatten() {
                         let at = SlotAddr { window, ..start };
                         let d = batch.deltas(start.kind.ledger());
-                        let Some(cell) = chunk.cell(window) else {
-                            numbers.skip_next();
-                            continue;
-                        };
                         let claimed_by = |g: &ClaimGrant| Transition { from: g.previous, to: SlotStatus::Pending, version: g.version };
                         let (g, t) = match cell.claim_at(word, now, lease) {
                             Some(g) => {
@@ -389,15 +389,16 @@ impl Controller {
     ///
     /// Each fill takes its journal number after its slot's head word was
     /// read and before its compare-and-swap, and writes its entry after it,
-    /// as a single fill does. The batch goes in runs of up to [`RUN`] items
-    /// whose fillable slots are in one chunk: it checks each item and loads
-    /// its slot's head word, takes the numbers of the slots that hold their
-    /// claim at once, then fills them in order (as
-    /// [`claim_next_unfilled_with`](Self::claim_next_unfilled_with) claims).
-    /// Done once for the batch are the mark of transitions under way and the
-    /// update of the shared counters; once for consecutive items in one
-    /// chunk, the chunk lookup; once a run, the raise of the chunk's done
-    /// count (after the run's compare-and-swaps, so it is never high).
+    /// as a single fill does. The batch goes in runs of up to [`RUN`] items:
+    /// it checks each item and loads its slot's head word, takes the numbers
+    /// of the slots that hold their claim at once, then fills them in order
+    /// (as [`claim_next_unfilled_with`](Self::claim_next_unfilled_with)
+    /// claims). Done once for the batch are the mark of transitions under way
+    /// and the update of the shared counters; once for consecutive items in
+    /// one chunk (in any of its columns), the chunk lookup; once a run for
+    /// each chunk column it fills (of the last [`RAISES`]), the raise of the
+    /// column's done count (after the fills' compare-and-swaps, so it is
+    /// never high).
     pub fn fill_batch(
         &self,
         n: usize,
@@ -408,94 +409,61 @@ impl Controller {
             return Ok(());
         }
         let mut batch = self.batch();
-        // The chunk last looked up, and how many times it changed.
         let mut chunk: Option<(LedgerKind, ChunkColumn<'_>)> = None;
-        let mut looked_up = 0u32;
         // The symbol last checked, and the windows known to exist.
         let (mut known_symbol, windows) = (None, self.window_count.load(std::sync::atomic::Ordering::Acquire));
         let max_run = self.max_run();
-        // A run: items, each with its slot and the head word that showed its
-        // claim, or `None` for one refused from its slot as read (its refusal
-        // next in `refusals`). The fillable ones are all in one chunk.
         let mut run: Vec<RunItem<'_>> = Vec::with_capacity(n.min(max_run));
         let mut refusals: Vec<SlotWriteError> = Vec::new();
-        // An item checked, in the chunk `chunk`, which is not its run's: it starts the next run.
-        let mut carried: Option<(usize, FillItem)> = None;
         let mut i = 0;
-        while i < n || carried.is_some() {
+        while i < n {
             // Every fillable slot's head word is loaded before the run's
             // numbers are taken; an error ends the run, which is filled, and
             // then stops the batch.
             run.clear();
             refusals.clear();
-            // Which `chunk` (by `looked_up`) the run's fills are in, and that
-            // chunk once `chunk` moved on from it.
-            let (mut run_chunk, mut left): (Option<u32>, Option<ChunkColumn<'_>>) = (None, None);
             let mut fills = 0u64;
             let mut stop = None;
-            loop {
-                let (k, it, allocated) = if let Some((k, it)) = carried.take() {
-                    (k, it, true)
-                } else {
-                    if i >= n || fills as usize >= max_run {
+            while i < n && (fills as usize) < max_run {
+                let it = match self.fill_item_at(i, &mut item, &mut known_symbol, windows) {
+                    Ok(it) => it,
+                    Err(e) => {
+                        stop = Some(e);
                         break;
                     }
-                    let looked = self.fill_item_at(i, &mut item, &mut known_symbol, windows).and_then(|it| {
-                        let (lk, column) = (it.at.kind.ledger(), it.at.kind.column());
-                        if chunk.as_ref().is_some_and(|(k, c)| *k == lk && c.column() == column && c.holds(it.at.symbol, it.at.window)) {
-                            return Ok((it, true));
-                        }
-                        let Some(c) = self.ledger_of(lk).chunk_column(it.at.symbol, it.at.window, column)? else {
-                            return Ok((it, false));
-                        };
-                        if run_chunk == Some(looked_up) {
-                            left = chunk.map(|(_, c)| c);
-                        }
-                        chunk = Some((lk, c));
-                        looked_up = looked_up.wrapping_add(1);
-                        Ok((it, true))
-                    });
-                    match looked {
-                        Ok((it, allocated)) => {
-                            i += 1;
-                            (i - 1, it, allocated)
-                        }
+                };
+                let (lk, column) = (it.at.kind.ledger(), it.at.kind.column());
+                // Consecutive items of one chunk, in any of its columns, look it up once.
+                let same_chunk = chunk.as_ref().filter(|(k, c)| *k == lk && c.holds(it.at.symbol, it.at.window));
+                if let Some((_, c)) = same_chunk.filter(|(_, c)| c.column() != column) {
+                    chunk = c.in_column(column).map(|c| (lk, c));
+                } else if same_chunk.is_none() {
+                    match self.ledger_of(lk).chunk_column(it.at.symbol, it.at.window, column) {
+                        Ok(Some(c)) => chunk = Some((lk, c)),
+                        Ok(None) => chunk = None,
                         Err(e) => {
                             stop = Some(e);
                             break;
                         }
                     }
-                };
+                }
+                i += 1;
                 // A slot whose chunk was never allocated is Empty: the claim cannot be current.
-                let cell = if allocated { chunk.as_ref().and_then(|(_, c)| c.cell(it.at.window)) } else { None };
-                let Some(cell) = cell else {
+                let Some(cell) = chunk.as_ref().and_then(|(_, c)| c.cell(it.at.window)) else {
                     refusals.push(SlotWriteError::VersionConflict { expected_version: it.claim_version, current: SlotSnapshot::EMPTY });
-                    run.push((k, it, None));
+                    run.push((i - 1, it, None));
                     continue;
                 };
                 let word = cell.head_word();
                 if !word.holds_claim(it.claim_version) {
                     refusals.push(SlotWriteError::VersionConflict { expected_version: it.claim_version, current: cell.read() });
-                    run.push((k, it, None));
+                    run.push((i - 1, it, None));
                     continue;
                 }
-                match run_chunk {
-                    None => run_chunk = Some(looked_up),
-                    Some(r) if r == looked_up => {}
-                    Some(_) => {
-                        carried = Some((k, it));
-                        break;
-                    }
-                }
                 fills += 1;
-                run.push((k, it, Some((cell, word))));
+                run.push((i - 1, it, Some((cell, word))));
             }
-            let c = match run_chunk {
-                Some(r) if r == looked_up => chunk.map(|(_, c)| c),
-                Some(_) => left,
-                None => None,
-            };
-            self.fill_run(&mut batch, &run, &refusals, c, fills, &mut done)?;
+            self.fill_run(&mut batch, &run, &refusals, fills, &mut done)?;
             if let Some(e) = stop {
                 return Err(e);
             }
@@ -506,36 +474,38 @@ impl Controller {
     /// Fills a run of a batch fill (see [`fill_batch`](Self::fill_batch)):
     /// takes `fills` numbers at once, then fills each item whose slot held
     /// its claim when read, in order, and reports the refused ones in turn.
-    /// `chunk` is the chunk of the fillable items.
     #[inline]
     fn fill_run<'a>(
         &'a self,
         batch: &mut Batch<'a>,
         run: &[RunItem<'a>],
         refusals: &[SlotWriteError],
-        chunk: Option<ChunkColumn<'a>>,
         fills: u64,
         done: &mut impl FnMut(usize, std::result::Result<Transition, SlotWriteError>),
     ) -> Result<()> {
-        let (Some(c), true) = (chunk, fills > 0) else {
-            for (&(i, it, _), refusal) in run.iter().zip(refusals) {
-                batch.deltas(it.at.kind.ledger()).event(refusal_event(refusal), 1);
-                done(i, Err(refusal.clone()));
-            }
-            return Ok(());
-        };
-        let mut numbers = self.journal.reserve_block(fills);
+        let mut numbers = (fills > 0).then(|| self.journal.reserve_block(fills));
         let mut refused = refusals.iter();
-        // Fills made by `fill_at`, whose done count is raised once the run ends.
-        let mut made = 0;
+        // The done counts the fills made by `fill_at` raise, and by how many,
+        // for the last few chunk columns filled: raised when a fill of
+        // another one needs the place, and when the run ends.
+        let mut raises: [Option<(SlotCell<'a>, i32)>; RAISES] = [None; RAISES];
+        let mut oldest = 0;
         let filled = (|| -> Result<()> {
             for &(i, FillItem { at, claim_version, payload }, slot) in run {
                 let d = batch.deltas(at.kind.ledger());
-                let outcome = match slot {
-                    Some((cell, word)) => match cell.fill_at(word, claim_version, payload) {
+                let outcome = match (slot, numbers.as_mut()) {
+                    (Some((cell, word)), Some(numbers)) => match cell.fill_at(word, claim_version, payload) {
                         Ok(Some(t)) => {
                             numbers.commit_next(at, t, payload.payload_id);
-                            made += 1;
+                            match raises.iter_mut().flatten().find(|(other, _)| other.same_done(&cell)) {
+                                Some((_, k)) => *k += 1,
+                                None => {
+                                    if let Some((other, k)) = raises[oldest].replace((cell, 1)) {
+                                        other.raise_done(k);
+                                    }
+                                    oldest = (oldest + 1) % RAISES;
+                                }
+                            }
                             Ok(t)
                         }
                         Ok(None) => {
@@ -554,13 +524,14 @@ impl Controller {
                             Err(refusal)
                         }
                     },
-                    None => Err(refused.next().cloned().unwrap_or_else(|| unreachable!("a refusal for each refused item"))),
+                    (Some(_), None) => unreachable!("a run with a fill takes numbers"),
+                    (None, _) => Err(refused.next().cloned().unwrap_or_else(|| unreachable!("a refusal for each refused item"))),
                 };
                 match outcome {
                     Ok(t) => {
                         d.transition(at.kind.column(), t);
                         d.event(LedgerEvent::Fills, 1);
-                        c.flush(at.window)?;
+                        self.ledger_of(at.kind.ledger()).flush_slot(at.symbol, at.window, at.kind.column())?;
                         done(i, Ok(t));
                         failpoint!("controller::batch-slot-done");
                     }
@@ -572,7 +543,9 @@ impl Controller {
             }
             Ok(())
         })();
-        c.count_done(made);
+        for (cell, k) in raises.into_iter().flatten() {
+            cell.raise_done(k);
+        }
         filled
     }
 
