@@ -104,7 +104,7 @@ describe('dropWindowsBefore', () => {
 
     const r = await l.dropWindowsBefore(19, { actor: 'ops-bob', reason: 'keep a day' })
     // Rounded down to the start of the partition that holds window 19.
-    expect(r).toEqual({ previous: 0, retiredBefore: 16, dropped: [{ from: 0, to: 8 }, { from: 8, to: 16 }], liveClaims: 0, unchanged: false })
+    expect(r).toEqual({ previous: 0, retiredBefore: 16, dropped: [{ from: 0, to: 8 }, { from: 8, to: 16 }], liveClaims: 0, unchanged: false, stopped: null })
     expect(await partitions(c, space)).toEqual([2])
     expect(await l.retiredBefore()).toBe(16)
 
@@ -261,31 +261,87 @@ describe('a retention run stopped inside its transaction', () => {
 })
 
 describe('engines beside a retention run', () => {
-  it('a claim in a partition the run drops, made while the run waits for ws_slots, waits behind it and is refused Retired, never granted and then dropped', async () => {
+  it('a claim in a partition the run drops, made while the run waits for ws_slots, is never granted and then dropped', async () => {
     const { space, l } = await filledSpace('beside', 12)
     const c = await raw()
     // The engine has claimed in partition 1 many times on each connection:
     // its claim there is prepared with a generic plan, which names the
-    // partition alone.
+    // partition alone and so does not wait for ws_slots.
     for (let i = 0; i < 32; i++) await expect(l.claim('BBB', 8 + (i % 4), 'optionTrade')).rejects.toBeInstanceOf(SlotFilledError)
-    // A long reader holds ws_slots itself: the run waits to drop a partition.
+    await l.forceClear('AAA', 9, 'optionTrade')
+    // A long reader holds ws_slots itself: the run waits for it before it locks any partition.
     await c.query('BEGIN')
     await c.query('LOCK TABLE ONLY ws_slots IN ACCESS SHARE MODE')
     const run = runCli(['retention', pgUrl(), '--space', space, '--before-window', '16', '--keep', '0', '--yes'])
     await waitingForLock(await raw(), run)
-    const claim = l.claim('BBB', 13, 'optionTrade', { leaseMs: 600_000 }).then(
+    const claim = await l.claim('AAA', 9, 'optionTrade', { leaseMs: 600_000 }).then(
       (x) => ({ granted: x.version }),
       (e: unknown) => ({ refused: e }),
     )
     await c.query('COMMIT')
     const ended = await run.done
-    expect(ended.stderr).toBe('')
-    expect(ended.status).toBe(0)
-    const got = await claim
-    expect(got).toHaveProperty('refused')
-    expect((got as { refused: unknown }).refused).toBeInstanceOf(SlotRetiredError)
-    expect(await l.getSlot('BBB', 13, 'optionTrade')).toMatchObject({ status: 'Retired', version: 0 })
-    expect(await partitions(c, space)).toEqual([])
+    const slot = await l.getSlot('AAA', 9, 'optionTrade')
+    if ('granted' in claim) {
+      // Granted: the run finds it under its locks and is refused, dropping nothing.
+      expect(ended.status).not.toBe(0)
+      expect(ended.stderr).toContain('ERR_SLOT_BUSY')
+      expect(slot).toMatchObject({ status: 'Pending', version: claim.granted })
+      expect(await partitions(c, space)).toEqual([0, 1])
+    } else {
+      expect(claim.refused).toBeInstanceOf(SlotRetiredError)
+      expect(ended.status).toBe(0)
+      expect(slot).toMatchObject({ status: 'Retired', version: 0 })
+    }
+  })
+
+  it('a step refused by a claim made after the run began ends the run with what the steps before it did, and why', async () => {
+    const space = uniqueSpace('stopped')
+    const l = await connect(space, 1)
+    const id = (await (await raw()).query<{ id: number }>('SELECT id FROM ws_spaces WHERE name = $1', [space])).rows[0]!.id
+    for (let w = 0; w < 40; w++) await fill(l, 'AAA', w)
+    // Warm claims in partition 20 (window 20): a generic plan naming it alone.
+    for (let i = 0; i < 32; i++) await expect(l.claim('AAA', 20, 'optionTrade')).rejects.toBeInstanceOf(SlotFilledError)
+    const c = await raw()
+    await c.query('BEGIN')
+    await c.query(`LOCK TABLE ws_slots_${id}_5 IN ACCESS SHARE MODE`)
+    const running = l.dropWindowsBefore(40)
+    await waitingForLock(await raw(), { done: running.then(() => ({ status: 0, stdout: '', stderr: '' })) })
+    // The first step holds partitions 0..15 and waits for 5; partition 20 is the second step's.
+    const claim = await l.claim('BBB', 20, 'optionTrade', { leaseMs: 600_000 })
+    await c.query('COMMIT')
+    const r = await running
+    expect(r).toMatchObject({ previous: 0, retiredBefore: 16, unchanged: false })
+    expect(r.dropped).toHaveLength(16)
+    expect(r.stopped).toBeInstanceOf(SlotBusyError)
+    expect(r.stopped!.message).toContain('window 20')
+    expect(await l.retiredBefore()).toBe(16)
+    expect(await l.getSlot('BBB', 20, 'optionTrade')).toMatchObject({ status: 'Pending', version: claim.version })
+    expect((await l.verify()).problems).toEqual([])
+  })
+
+  it('range reads made while a step waits for a partition wait for it and answer, never failing on a deadlock', async () => {
+    const { space, l } = await filledSpace('readers', 24)
+    const c = await raw()
+    const id = (await c.query<{ id: number }>('SELECT id FROM ws_spaces WHERE name = $1', [space])).rows[0]!.id
+    // Plans of the range reads kept for many calls: each locks every partition.
+    for (let i = 0; i < 8; i++) {
+      await l.nextUnfilledWindow('AAA', 16, 'optionTrade')
+      await l.rows('AAA', { from: 16, to: 24 }, 'trade')
+      await l.slotMetrics()
+    }
+    await c.query('BEGIN')
+    await c.query(`LOCK TABLE ws_slots_${id}_1 IN ACCESS SHARE MODE`)
+    const running = l.dropWindowsBefore(16)
+    await waitingForLock(await raw(), { done: running.then(() => ({ status: 0, stdout: '', stderr: '' })) })
+    const reads = Promise.all([l.nextUnfilledWindow('AAA', 16, 'optionTrade'), l.rows('AAA', { from: 16, to: 24 }, 'trade'), l.slotMetrics(), l.verify()])
+    await new Promise((r) => setTimeout(r, 1500))
+    await c.query('COMMIT')
+    const [next, rows, metrics, v] = await reads
+    expect(await running).toMatchObject({ retiredBefore: 16, stopped: null })
+    expect(next).toBe(24)
+    expect(rows.map((x) => (x as unknown as { optionTrade: { status: string } }).optionTrade.status)).toEqual(Array(8).fill('Filled'))
+    expect(metrics.find((m) => m.slot === 'optionTrade')!.counts.Filled).toBeGreaterThanOrEqual(16)
+    expect(v.problems).toEqual([])
   })
 
   it('a run over more partitions than one step takes moves the line in steps, each recorded', async () => {

@@ -84,6 +84,13 @@ export interface PostgresRetention {
   readonly liveClaims: number
   /** True when nothing changed: a dry run, or a line that was already there. */
   readonly unchanged: boolean
+  /**
+   * Why the run stopped before the line it was asked for, after some of
+   * its steps committed (they stay: `retiredBefore` is where they ended),
+   * as the typed error a failed call would reject with; null when it got
+   * there. A run whose first step fails rejects instead, having changed nothing.
+   */
+  readonly stopped: Error | null
 }
 
 type NativePgLedger = Binding.NativePgLedger
@@ -267,7 +274,11 @@ export class PostgresLedger implements Ledger {
     const r = await call(() => this.#n.dropWindowsBefore(windowIdx, options.force === true, options.dryRun === true, actor, reason))
     const dropped: Array<{ from: number; to: number }> = []
     for (let i = 0; i + 1 < r.dropped.length; i += 2) dropped.push({ from: r.dropped[i]!, to: r.dropped[i + 1]! })
-    return { previous: r.previous, retiredBefore: r.retiredBefore, dropped, liveClaims: r.liveClaims, unchanged: r.unchanged }
+    const stopped =
+      r.stoppedCode === undefined || r.stoppedCode === null
+        ? null
+        : (translateNativeError(Object.assign(new Error(r.stoppedMessage ?? ''), { code: r.stoppedCode, details: JSON.parse(r.stoppedDetails ?? '{}') as unknown })) as Error)
+    return { previous: r.previous, retiredBefore: r.retiredBefore, dropped, liveClaims: r.liveClaims, unchanged: r.unchanged, stopped }
   }
 
   /** The schedule in force (the stored one when connecting gave an older one). */

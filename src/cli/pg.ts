@@ -315,11 +315,14 @@ export async function pgRetention(url: string, o: Opts): Promise<void> {
       summary.partitions = done.dropped
       summary.liveClaims = done.liveClaims
       summary.changed = !done.unchanged
-      if (o.json) return out(json(summary))
+      const stopped = done.stopped === null ? null : `stopped at window ${done.retiredBefore} before window ${plan.retiredBefore}: ${done.stopped.message}`
+      // A run that stopped part way did what its committed steps did: said, then exit 1.
+      if (stopped !== null) process.exitCode = 1
+      if (o.json) return out(json({ ...summary, stopped }))
       out(
         done.unchanged
           ? `nothing to retire: the retention line is at window ${done.retiredBefore} already`
-          : `retired windows ${done.previous}..${done.retiredBefore - 1} and dropped ${plural(done.dropped.length, 'partition')}; payload records are kept`,
+          : `retired windows ${done.previous}..${done.retiredBefore - 1} and dropped ${plural(done.dropped.length, 'partition')}; payload records are kept${stopped === null ? '' : `\n${stopped}; run it again to go on`}`,
       )
     },
     who.actor,

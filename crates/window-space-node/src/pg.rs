@@ -68,6 +68,11 @@ pub struct NativePgRetention {
     pub dropped: Vec<u32>,
     pub live_claims: f64,
     pub unchanged: bool,
+    /// Why the run stopped before its line after earlier steps committed:
+    /// the error's code, message and details (JSON).
+    pub stopped_code: Option<String>,
+    pub stopped_message: Option<String>,
+    pub stopped_details: Option<String>,
 }
 
 /// One recorded retention run.
@@ -597,6 +602,9 @@ impl NativePgLedger {
                 dropped: r.dropped.iter().flat_map(|w| [w.start, w.end]).collect(),
                 live_claims: r.live_claims as f64,
                 unchanged: r.unchanged,
+                stopped_code: r.stopped.as_ref().map(|e| e.code().as_str().to_string()),
+                stopped_message: r.stopped.as_ref().map(|e| e.to_string()),
+                stopped_details: r.stopped.as_ref().map(|e| e.details().to_string()),
             })
         })
     }

@@ -935,12 +935,14 @@ impl PgLedger {
             }
             return Ok(None);
         }
-        let c = self.conn().await?;
-        let r = c
-            .client
-            .query_one(&c.st.next_unfilled, &[&self.space_id, &i32_of(symbol, "symbol id")?, &(kind.code() as i16), &i64::from(start)])
-            .await
-            .map_err(db_error)?;
+        let (sy, k, from) = (i32_of(symbol, "symbol id")?, kind.code() as i16, i64::from(start));
+        // A read through `ws_slots` locks every partition its plan names, so
+        // it may be the deadlock victim of a retention step: run again.
+        let r = retrying(|| async {
+            let c = self.conn().await?;
+            c.client.query_one(&c.st.next_unfilled, &[&self.space_id, &sy, &k, &from]).await.map_err(db_error)
+        })
+        .await?;
         let gap: Option<i64> = r.get(0);
         let done: i64 = r.get(1);
         let from: i64 = r.get(2);
@@ -957,12 +959,15 @@ impl PgLedger {
             self.check_window(windows.end - 1).await?;
         }
         let ks: Vec<i16> = kinds.iter().map(|k| k.code() as i16).collect();
-        let c = self.conn().await?;
         let (sy, from, to) = (i32_of(symbol, "symbol id")?, i32_of(windows.start, "window")?, i32_of(windows.end, "window")?);
-        let (rows, line) = tokio::try_join!(
-            async { c.client.query(&c.st.rows, &[&self.space_id, &sy, &from, &to, &ks]).await.map_err(db_error) },
-            self.retired_before_on(&c),
-        )?;
+        let (rows, line) = retrying(|| async {
+            let c = self.conn().await?;
+            tokio::try_join!(
+                async { c.client.query(&c.st.rows, &[&self.space_id, &sy, &from, &to, &ks]).await.map_err(db_error) },
+                self.retired_before_on(&c),
+            )
+        })
+        .await?;
         let mut out: Vec<(u32, SlotKind, SlotSnapshot)> = Vec::with_capacity(rows.len());
         for r in &rows {
             let k: i16 = r.get(1);
@@ -976,16 +981,19 @@ impl PgLedger {
     /// includes every slot before the retention line; Empty: the slots of
     /// every other symbol and window that have no row).
     pub async fn slot_metrics(&self) -> Result<Vec<(SlotKind, [u64; 5])>> {
-        let c = self.conn().await?;
         let p: [&(dyn tokio_postgres::types::ToSql + Sync); 1] = [&self.space_id];
-        let (rows, syms) = tokio::try_join!(
-            c.client.query(&c.st.metrics, &p),
-            c.client.query_one(
-                "SELECT (SELECT count(*) FROM ws_symbols WHERE space = $1), (SELECT retired_before FROM ws_spaces WHERE id = $1)",
-                &p
-            ),
-        )
-        .map_err(db_error)?;
+        let (rows, syms) = retrying(|| async {
+            let c = self.conn().await?;
+            tokio::try_join!(
+                c.client.query(&c.st.metrics, &p),
+                c.client.query_one(
+                    "SELECT (SELECT count(*) FROM ws_symbols WHERE space = $1), (SELECT retired_before FROM ws_spaces WHERE id = $1)",
+                    &p
+                ),
+            )
+            .map_err(db_error)
+        })
+        .await?;
         let symbols = syms.get::<_, i64>(0) as u64;
         let total = symbols * u64::from(self.window_count());
         let before_line = symbols * syms.get::<_, i32>(1).max(0) as u64;

@@ -13,14 +13,17 @@
 //!    made while the step runs; the line as it is (no row lock: the step
 //!    writes the space's row last, so engines connecting or adding symbols
 //!    meanwhile are not held up);
-//! 2. each partition the step drops, locked `ACCESS EXCLUSIVE`, in window
-//!    order: from here no engine reads or writes them, so what the step
-//!    sees next stays true until it commits;
+//! 2. `ws_slots` itself, then each partition the step drops, locked
+//!    `ACCESS EXCLUSIVE`, in window order: from here no engine reads or
+//!    writes them, so what the step sees next stays true until it commits.
+//!    `ws_slots` comes first because dropping a partition needs its lock,
+//!    and a read through `ws_slots` locks it before the partitions (every
+//!    partition, for a plan kept for many calls): taking the partitions
+//!    first would deadlock with such reads;
 //! 3. the Pending slots there whose lease is still running: the step is
 //!    refused with the first of them as a busy slot unless forced (an engine
 //!    is working there);
-//! 4. each partition dropped (this also locks `ws_slots`, waiting for the
-//!    statements that read through it);
+//! 4. each partition dropped;
 //! 5. the space's `retired_before` moved to the step's line, a
 //!    `ws_retentions` row (who, why, what), and a notification, so that
 //!    waiters read again and find those slots Retired.
@@ -30,10 +33,14 @@
 //! at the last step's: every window before it Retired, every partition
 //! before it dropped, the space consistent, and a run again goes on from
 //! there. Each lock is waited for at most [`LOCK_TIMEOUT`]; a step that
-//! times out is tried again [`STEP_TRIES`] times before the run fails
-//! (`DatabaseError` 55P03), having kept the steps before. Before the first
+//! times out, or is chosen as a deadlock's victim (an engine's first
+//! statement on a partition being dropped locks the partition, then
+//! `ws_slots`), is tried again up to [`STEP_TRIES`] times. Before the first
 //! step, a run that is not forced looks for live claims anywhere before the
-//! line without locks, so that the usual refusal changes nothing.
+//! line without locks, so that the usual refusal changes nothing. A step
+//! that fails after earlier ones committed ends the run with what they did
+//! and why it stopped ([`PgRetention::stopped`]); a first step that fails
+//! is the run's error, and nothing changed.
 //!
 //! There is no mass `DELETE` and no row is rewritten: a step costs a few
 //! statements whatever its partitions held. Payload records stay
@@ -61,7 +68,7 @@ const STEP_TRIES: u32 = 5;
 pub const STEP_PARTITIONS: usize = 16;
 
 /// What a retention run did, or would do.
-#[derive(Debug, Clone, Default)]
+#[derive(Debug, Default)]
 pub struct PgRetention {
     /// The retention line before the run.
     pub previous: u32,
@@ -74,6 +81,9 @@ pub struct PgRetention {
     pub live_claims: u64,
     /// Nothing was changed (`dry_run`, or nothing to do).
     pub unchanged: bool,
+    /// Why the run stopped before the line it was asked for, after earlier
+    /// steps committed (they stay; `retired_before` is where they ended).
+    pub stopped: Option<Error>,
 }
 
 /// The first live claim of a set of slots, and how many there are.
@@ -129,11 +139,15 @@ impl PgLedger {
                     report.live_claims += step.live_claims;
                     report.unchanged = false;
                 }
-                Err(Error::Database { sqlstate: Some(code), .. }) if code == "55P03" && tries < STEP_TRIES => {
+                Err(Error::Database { sqlstate: Some(code), .. }) if (code == "55P03" || code == "40P01") && tries < STEP_TRIES => {
                     tries += 1;
                     tokio::time::sleep(std::time::Duration::from_millis(u64::from(tries) * 100)).await;
                 }
-                Err(e) => return Err(e),
+                Err(e) if report.unchanged => return Err(e),
+                Err(e) => {
+                    report.stopped = Some(e);
+                    break;
+                }
             }
         }
         Ok(report)
@@ -212,6 +226,7 @@ impl PgLedger {
         } else {
             line
         };
+        tx.batch_execute("LOCK TABLE ONLY ws_slots IN ACCESS EXCLUSIVE MODE").await.map_err(db_error)?;
         for (_, name) in &parts {
             // The names were read from the catalog and matched `ws_slots_{space}_{n}`.
             tx.batch_execute(&format!("LOCK TABLE \"{name}\" IN ACCESS EXCLUSIVE MODE")).await.map_err(db_error)?;
@@ -233,8 +248,8 @@ impl PgLedger {
         let sp = self.space_id;
         tx.execute("UPDATE ws_spaces SET retired_before = $2 WHERE id = $1", &[&sp, &(line as i32)]).await.map_err(db_error)?;
         tx.execute(
-            "INSERT INTO ws_retentions (space, retired_before, previous, partitions_dropped, forced, actor, reason)
-             VALUES ($1, $2, $3, $4, $5, nullif($6, ''), $7)",
+            "INSERT INTO ws_retentions (space, retired_before, previous, partitions_dropped, forced, actor, reason, at_ms)
+             VALUES ($1, $2, $3, $4, $5, nullif($6, ''), $7, (floor(extract(epoch FROM clock_timestamp()) * 1000))::bigint)",
             &[&sp, &(line as i32), &(previous as i32), &(dropped as i32), &forced, &who.actor, &who.reason],
         )
         .await

@@ -23,7 +23,7 @@
 //! Warnings also count the Pending slots whose lease ran out (on the
 //! database clock). Each problem lists at most [`SAMPLE`] slots.
 
-use super::{db_error, PgLedger};
+use super::{db_error, retrying, PgLedger};
 use crate::error::Result;
 use crate::vocab::{SlotKind, SlotStatus};
 
@@ -67,8 +67,14 @@ fn slot_name(kind: i16) -> String {
 }
 
 impl PgLedger {
-    /// Checks the space (module docs); reads only.
+    /// Checks the space (module docs); reads only. Its reads lock every
+    /// partition of `ws_slots`, so a retention step may choose one of them
+    /// as a deadlock's victim: then it starts again.
     pub async fn verify(&self) -> Result<PgVerifyReport> {
+        retrying(|| self.verify_once()).await
+    }
+
+    async fn verify_once(&self) -> Result<PgVerifyReport> {
         let c = self.conn().await?;
         let sp = self.space_id;
         let mut r = PgVerifyReport::default();
