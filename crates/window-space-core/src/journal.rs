@@ -158,35 +158,6 @@
 //! owner died when they find no free one; a bootstrap that finds no other
 //! controller open clears the whole table (and the sleepers).
 //!
-//! ### Numbers taken in blocks
-//!
-//! A batch of transitions ([`Journal::reserve_block`]) first loads the head
-//! words of a run of slots, then takes one number for each with a single
-//! `fetch_add` of the run's length, then makes each slot's compare-and-swap
-//! against the word it loaded and commits its entry. Every number is still
-//! taken after its slot's head word was read and before its
-//! compare-and-swap, so the argument above holds slot by slot: a transition
-//! of the slot before ours was numbered before it wrote the word we loaded,
-//! and one after ours reads our word, written after our `fetch_add`. A
-//! compare-and-swap that fails (the slot moved since the load) gets a
-//! no-change entry under its number, and the transition, if it is still to
-//! be made, takes a number of its own as a single transition does.
-//!
-//! The block's cell says "taking a number, head ≥ *f*", *f* its first
-//! number (step 2 stores a bound no higher; the store of *f* follows the
-//! `fetch_add`), from before the `fetch_add` until every entry of the block
-//! is committed; then the cell is freed. A reader that finds one of the
-//! block's entries uncommitted therefore sees it in flight while the writer
-//! lives, by the argument above (a number word a reader loads after the
-//! block's `fetch_add` is one of the block's "taking" words, or written after
-//! a take that follows the block's free, which comes after every commit). It
-//! also sees as in flight any uncommitted number above *f* while the block
-//! lasts, an abandoned one included: a later verdict, never a wrong one. A
-//! writer that dies inside a block leaves the numbers it had not committed
-//! as abandoned entries, each a gap a reader reports. A block takes at most
-//! a quarter of the ring, so its jump of the head alone does not overtake a
-//! reader that keeps up.
-//!
 //! ### Epochs
 //!
 //! Positions of different journal files are told apart by the epoch, a
@@ -444,49 +415,6 @@ impl Drop for Reservation<'_> {
     }
 }
 
-/// Consecutive sequence numbers taken with one move of the head, for a
-/// batch of transitions whose slots' head words were all read before it
-/// (see the module's Protocol, "Numbers taken in blocks"). Each number is
-/// used in turn: [`commit_next`](Block::commit_next) writes the change it
-/// was taken for, [`skip_next`](Block::skip_next) a no-change entry. Dropped,
-/// it writes no-change entries for the numbers left and frees the cell.
-pub struct Block<'a> {
-    journal: &'a Journal,
-    cell: usize,
-    next: u64,
-    end: u64,
-}
-
-impl Block<'_> {
-    /// Writes the change the next number was taken for (`payload_id` when
-    /// it filled the slot, else 0) and wakes sleepers.
-    #[inline]
-    pub fn commit_next(&mut self, at: SlotAddr, t: Transition, payload_id: u64) {
-        debug_assert!(self.next < self.end, "a block's numbers are used once each");
-        let w1 = u64::from(at.symbol) | (u64::from(at.window) << 32);
-        let w2 = u64::from(at.kind.code()) | (u64::from(t.from as u8) << 8) | (u64::from(t.to as u8) << 16) | (u64::from(t.version) << 32);
-        self.journal.write_entry(self.next, w1, w2, payload_id, true);
-        self.next += 1;
-    }
-
-    /// Uses the next number for a no-change entry: its transition was not made.
-    #[inline]
-    pub fn skip_next(&mut self) {
-        debug_assert!(self.next < self.end, "a block's numbers are used once each");
-        self.journal.write_entry(self.next, 0, NO_CHANGE_KIND, 0, false);
-        self.next += 1;
-    }
-}
-
-impl Drop for Block<'_> {
-    fn drop(&mut self) {
-        while self.next < self.end {
-            self.skip_next();
-        }
-        self.journal.free_cell(self.cell);
-    }
-}
-
 /// An open change journal.
 pub struct Journal {
     map: FixedMapping,
@@ -618,11 +546,9 @@ impl Journal {
         self.map.u32_at(off).unwrap_or_else(|| unreachable!("journal word {off} outside the mapping"))
     }
 
-    #[inline]
     fn entry(&self, seq: u64) -> [&AtomicU64; 4] {
         let base = (OFF_ENTRIES + (seq & (self.header.capacity - 1)) * ENTRY_BYTES) as usize;
-        // Below `file_bytes(capacity)`, the length `open` checked.
-        self.map.u64s_at(base).unwrap_or_else(|| unreachable!("journal entry {seq} outside the mapping"))
+        [self.word(base), self.word(base + 8), self.word(base + 16), self.word(base + 24)]
     }
 
     fn marker(&self, seq: u64) -> &AtomicU64 {
@@ -657,28 +583,6 @@ impl Journal {
         self.publish_number(cell, seq);
         failpoint!("journal::reserved");
         Reservation { journal: self, seq, cell, done: false }
-    }
-
-    /// Takes `n` consecutive numbers (1 ..= [`max_block`](Self::max_block))
-    /// for transitions whose slots' head words the caller read before this
-    /// call: one cell and one move of the head for all of them. The cell
-    /// says "taking a number, head ≥ the first" until the block is dropped,
-    /// so readers judge every number from the first on in flight while this
-    /// writer lives (module Protocol, "Numbers taken in blocks").
-    pub fn reserve_block(&self, n: u64) -> Block<'_> {
-        debug_assert!((1..=self.max_block()).contains(&n), "a block of {n} numbers");
-        let cell = self.take_cell();
-        let first = self.word(OFF_HEAD).fetch_add(n, Ordering::SeqCst);
-        self.taking_from(cell, first);
-        Block { journal: self, cell, next: first, end: first + n }
-    }
-
-    /// The most numbers one [`Block`] takes: a quarter of the ring, so that
-    /// the head's jump by a block does not by itself overtake a reader that
-    /// keeps up.
-    #[inline]
-    pub fn max_block(&self) -> u64 {
-        self.header.capacity / 4
     }
 
     fn write_entry(&self, seq: u64, w1v: u64, w2v: u64, w3v: u64, wake: bool) {

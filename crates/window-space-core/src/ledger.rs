@@ -756,16 +756,10 @@ impl Ledger {
     }
 
     /// Makes a slot transition durable in the synchronous mode (msync of its page).
-    #[inline]
     pub fn flush_slot(&self, symbol: u32, window_idx: u32, column: usize) -> Result<()> {
         if !self.sync {
             return Ok(());
         }
-        self.flush_slot_synced(symbol, window_idx, column)
-    }
-
-    #[inline(never)]
-    fn flush_slot_synced(&self, symbol: u32, window_idx: u32, column: usize) -> Result<()> {
         let (chunk_idx, off) = self.locate(window_idx, column);
         if let Some(addr) = self.dir.read().unwrap_or_else(|p| p.into_inner()).get(symbol, chunk_idx) {
             if crate::durability::deferring() {
@@ -1272,17 +1266,6 @@ impl<'a> ChunkColumn<'a> {
             l.pay_header()?;
             l.map.flush(Site::LedgerSlotMsync, self.addr, off, SLOT_BYTES)
         }
-    }
-
-    /// The slots of another column of the same chunk, without a directory
-    /// lookup; `None` for a column the ledger's rows do not have.
-    #[inline]
-    pub fn in_column(&self, column: usize) -> Option<ChunkColumn<'a>> {
-        (column < self.ledger.geometry.slots_per_row as usize).then(|| ChunkColumn {
-            base: CHUNK_HEADER_BYTES as usize + column * SLOT_BYTES,
-            column,
-            ..*self
-        })
     }
 
     /// The column of the slots (for counting their transitions).

@@ -250,20 +250,6 @@ impl FixedMapping {
         Some(unsafe { AtomicU64::from_ptr(self.map.as_mut_ptr().add(offset).cast::<u64>()) })
     }
 
-    /// The `N` consecutive `AtomicU64`s from byte `offset`, if it is 8-byte
-    /// aligned and all `8 N` bytes are inside the mapping: one check for all.
-    #[inline]
-    pub(crate) fn u64s_at<const N: usize>(&self, offset: usize) -> Option<[&AtomicU64; N]> {
-        if !offset.is_multiple_of(8) || offset.checked_add(8 * N)? > self.len {
-            return None;
-        }
-        let base = self.map.as_mut_ptr();
-        // SAFETY: as in `u64_at`, for each of the `N` words: `[offset, offset
-        // + 8 N)` was just checked to be inside the mapping, and every word
-        // starts at `offset + 8 i`, 8-byte aligned as `offset` is.
-        Some(std::array::from_fn(|i| unsafe { AtomicU64::from_ptr(base.add(offset + 8 * i).cast::<u64>()) }))
-    }
-
     /// The `AtomicU32` at byte `offset`, if it is 4-byte aligned and inside the mapping.
     pub(crate) fn u32_at(&self, offset: usize) -> Option<&AtomicU32> {
         if !offset.is_multiple_of(4) || offset.checked_add(4)? > self.len {

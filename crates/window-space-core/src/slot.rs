@@ -227,31 +227,6 @@ fn decode_head(w: u128) -> Head {
     Head { version: low as u32, status_byte: (low >> 32) as u8, payload_type: (low >> 40) as u8, high: (w >> 64) as u64 }
 }
 
-/// A slot's head word as one load saw it ([`SlotCell::head_word`]).
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub struct HeadWord(u128);
-
-impl HeadWord {
-    /// Whether a claim at `now_ms` takes the slot this word shows: Empty,
-    /// Cleared, or Pending with a lease that ended by `now_ms`.
-    #[inline]
-    pub fn claimable(self, now_ms: u64) -> bool {
-        let h = decode_head(self.0);
-        match SlotStatus::from_u8(h.status_byte).unwrap_or(SlotStatus::Empty) {
-            SlotStatus::Empty | SlotStatus::Cleared => true,
-            SlotStatus::Pending => h.high <= now_ms,
-            _ => false,
-        }
-    }
-
-    /// Whether the word shows the live claim `claim_version` (Pending at that version).
-    #[inline]
-    pub fn holds_claim(self, claim_version: u32) -> bool {
-        let h = decode_head(self.0);
-        h.status_byte == SlotStatus::Pending as u8 && h.version == claim_version
-    }
-}
-
 /// Serial-number comparison of 32-bit versions: true when `a` is after `b`.
 #[inline]
 fn version_after(a: u32, b: u32) -> bool {
@@ -372,24 +347,6 @@ impl<'a> SlotCell<'a> {
         }
     }
 
-    /// Whether `other` keeps the same done count (a slot of the same chunk and column).
-    #[inline]
-    pub fn same_done(&self, other: &SlotCell<'_>) -> bool {
-        match (self.done, other.done) {
-            (Some(a), Some(b)) => std::ptr::eq(a, b),
-            (None, None) => true,
-            _ => false,
-        }
-    }
-
-    /// Raises the done count by `n` slots the caller made Filled with
-    /// [`fill_at`](Self::fill_at), after their compare-and-swaps, so the
-    /// count stays no higher than the slots it counts.
-    #[inline]
-    pub fn raise_done(&self, n: i32) {
-        self.done_add(n);
-    }
-
     fn snapshot_of(&self, h: Head, tail: u128) -> SlotSnapshot {
         snapshot_of(h, tail)
     }
@@ -497,66 +454,6 @@ impl<'a> SlotCell<'a> {
                 Err(now) => w = now,
             }
         }
-    }
-
-    /// The head word as one acquiring load sees it, for a transition of a
-    /// batch that takes its journal number after loading the heads of all
-    /// its slots ([`claim_at`](Self::claim_at), [`fill_at`](Self::fill_at)).
-    #[inline]
-    pub fn head_word(&self) -> HeadWord {
-        HeadWord(self.head.load(Ordering::Acquire))
-    }
-
-    /// [`claim`](Self::claim) decided on the head word `w` alone, whose
-    /// status the caller found claimable at `now_ms` ([`HeadWord::claimable`]):
-    /// the grant, or `None` when the slot no longer holds `w` (nothing written).
-    #[inline]
-    pub fn claim_at(&self, w: HeadWord, now_ms: u64, lease_ms: u64) -> Option<ClaimGrant> {
-        let h = decode_head(w.0);
-        let status = SlotStatus::from_u8(h.status_byte).unwrap_or(SlotStatus::Empty);
-        let deadline = now_ms.saturating_add(lease_ms);
-        let version = h.version.wrapping_add(1);
-        self.cas(w.0, head(pack_low(version, SlotStatus::Pending, 0), deadline)).ok()?;
-        let previous_deadline_ms = if status == SlotStatus::Pending { h.high } else { 0 };
-        Some(ClaimGrant { version, lease_deadline_ms: deadline, previous: status, previous_deadline_ms })
-    }
-
-    /// [`fill`](Self::fill) decided on the head word `w` alone, which the
-    /// caller found to be the claim `claim_version` ([`HeadWord::holds_claim`]),
-    /// leaving the done count to the caller: `Ok(Some(_))` when the slot is
-    /// Filled, `Ok(None)` when it no longer holds `w` (the checksum may be
-    /// written; a [`fill`](Self::fill) of the same claim and payload goes on
-    /// from there), `Err` when the checksum refuses the fill as
-    /// [`fill`](Self::fill) would. The caller raises the done count after
-    /// ([`raise_done`](Self::raise_done)).
-    #[inline]
-    pub fn fill_at(&self, w: HeadWord, claim_version: u32, payload: FillPayload) -> Result<Option<Transition>, SlotWriteError> {
-        let conflict = |cell: &Self| SlotWriteError::VersionConflict { expected_version: claim_version, current: cell.read() };
-        // Phase 1 as in `fill`.
-        let mut t = self.tail.load(Ordering::Acquire);
-        let new_tail = u128::from(payload.checksum) | (u128::from(claim_version) << 64);
-        loop {
-            let tag = (t >> 64) as u32;
-            if tag == claim_version {
-                if t as u64 != payload.checksum {
-                    return Err(conflict(self));
-                }
-                break;
-            }
-            if version_after(tag, claim_version) {
-                return Err(conflict(self));
-            }
-            match self.tail.compare_exchange(t, new_tail, Ordering::AcqRel, Ordering::Acquire) {
-                Ok(_) => break,
-                Err(now) => t = now,
-            }
-        }
-        let version = claim_version.wrapping_add(1);
-        let filled = head(pack_low(version, SlotStatus::Filled, payload.payload_type), payload.payload_id);
-        if self.cas(w.0, filled).is_err() {
-            return Ok(None);
-        }
-        Ok(Some(Transition { from: SlotStatus::Pending, to: SlotStatus::Filled, version }))
     }
 
     /// Extends a live claim: `Pending(v) → Pending(v)` with a new deadline.

@@ -111,55 +111,6 @@ fn every_transition_keeps_the_counts_exact_and_the_search_skips_done_chunks() {
 }
 
 #[test]
-fn a_batch_fill_of_items_in_several_chunks_and_columns_keeps_each_count_exact() {
-    let _serial = serial();
-    let d = support::scratch_dir();
-    let (c, _) = Controller::bootstrap(config(d.path())).unwrap();
-    let spy = c.resolve_symbol("SPY").unwrap();
-    let kinds = [SlotKind::OptionTrade, SlotKind::OptionQuote, SlotKind::UnderlyingTrade];
-    // Items that go round three columns, across a chunk boundary, in runs
-    // longer than one block; every fifth one presents a stale claim.
-    let mut items = Vec::new();
-    for w in RPC - 40..RPC + 40 {
-        for kind in kinds {
-            let at = SlotAddr::new(spy, w, kind);
-            let g = c.claim(at, Some(600_000)).unwrap();
-            let rec = PayloadInput {
-                symbol_id: spy,
-                window_idx: w,
-                slot_kind: kind,
-                payload_type: 1,
-                checksum: 5,
-                size: 1,
-                uri: format!("b/{w}"),
-            };
-            let id = c.append_payload(kind.store(), rec).unwrap();
-            let stale = items.len() % 5 == 4;
-            let version = if stale { g.version + 7 } else { g.version };
-            items.push(window_space_core::FillItem {
-                at,
-                claim_version: version,
-                payload: FillPayload { payload_type: 1, payload_id: id, checksum: 5 },
-            });
-        }
-    }
-    let mut outcomes = Vec::new();
-    c.fill_batch(items.len(), |i| Ok(items[i]), |i, outcome| outcomes.push((i, outcome.is_ok()))).unwrap();
-    assert_eq!(outcomes.iter().map(|(i, _)| *i).collect::<Vec<_>>(), (0..items.len()).collect::<Vec<_>>(), "outcomes in item order");
-    assert_eq!(outcomes.iter().filter(|(_, ok)| *ok).count(), items.len() - items.len() / 5);
-    for kind in kinds {
-        for w in [0, RPC] {
-            let first = w / RPC * RPC;
-            let filled = (first..first + RPC)
-                .filter(|&w| c.read_slot(SlotAddr::new(spy, w, kind)).unwrap().status == SlotStatus::Filled)
-                .count() as i32;
-            let count = c.ledger_of(LedgerKind::Trade).done_count_of(spy, w, kind.column()).unwrap().expect("the chunk exists");
-            assert_eq!(count, filled, "{kind} chunk of window {w}");
-        }
-    }
-}
-
-#[test]
 fn threads_racing_every_transition_leave_each_count_equal_to_its_slots() {
     let _serial = serial();
     let d = support::scratch_dir();

@@ -4,10 +4,8 @@
 //!
 //! Every transition takes its change-journal number after reading the
 //! slot's head and before the compare-and-swap that writes it (the `reserve`
-//! argument of the `SlotCell` transitions; a batch takes the numbers of a
-//! run of slots at once after loading all their heads), then updates the
-//! shared counters, commits the journal entry and, in the sync mode, syncs
-//! the slot's page.
+//! argument of the `SlotCell` transitions), then updates the shared counters,
+//! commits the journal entry and, in the sync mode, syncs the slot's page.
 
 use std::path::PathBuf;
 
@@ -19,7 +17,7 @@ use crate::journal::Reservation;
 use crate::ledger::{ChunkColumn, CounterDeltas};
 use crate::lock::InFlight;
 use crate::payload::{PayloadInput, PayloadRecord, PayloadStore};
-use crate::slot::{ClaimGrant, FillPayload, HeadWord, SlotAddr, SlotCell, SlotSnapshot, SlotWriteError, Transition};
+use crate::slot::{ClaimGrant, FillPayload, SlotAddr, SlotCell, SlotSnapshot, SlotWriteError, Transition};
 use crate::vocab::{LedgerEvent, LedgerKind, SlotStatus, StoreKind};
 
 /// Whether a slot can be claimed at `now`: Empty, Cleared, or Pending with an expired lease.
@@ -38,19 +36,6 @@ fn refusal_event(refusal: &SlotWriteError) -> LedgerEvent {
         _ => LedgerEvent::Conflicts,
     }
 }
-
-/// The most slots of a batch whose journal numbers one block takes: their
-/// head words are all loaded before the block's numbers are taken, and a
-/// batch stopped part way through a run holds the run's numbers left.
-const RUN: usize = 64;
-
-/// The chunk columns whose done counts a batch fill's run raises at once:
-/// the seven slot kinds of a trade ledger's row and one more.
-const RAISES: usize = 8;
-
-/// An item of a batch fill's run: its index and the item, with its slot and
-/// the head word that showed its claim, or `None` when it is refused.
-type RunItem<'a> = (usize, FillItem, Option<(SlotCell<'a>, HeadWord)>);
 
 /// One item of [`Controller::fill_batch`]: what [`Controller::fill`] takes.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -262,18 +247,11 @@ impl Controller {
     /// Each slot goes through the same steps as [`claim`](Self::claim): its
     /// journal number taken after its head word was read and before its
     /// compare-and-swap, its journal entry written after it, its page synced
-    /// in the sync mode. The batch goes in runs of up to [`RUN`] claimable
-    /// slots of one chunk: it loads their head words, takes their numbers
-    /// with one move of the journal's head (`journal.rs`, "Numbers taken in
-    /// blocks"), then makes each compare-and-swap against the word it loaded;
-    /// a slot that moved meanwhile gets a no-change entry under its number
-    /// and is then tried as a single claim tries it. What does not depend on
-    /// the slot is done once for the batch: the symbol check, the clock, the
-    /// lease, one chunk lookup per chunk while the scan goes on from the last
-    /// window instead of starting again, one mark of transitions under way in
-    /// the presence record, and one update of the shared counters with the
-    /// batch's summed changes. A batch killed part way through a run leaves
-    /// the run's numbers it did not use as abandoned journal entries.
+    /// in the sync mode. What does not depend on the slot is done once for
+    /// the batch: the symbol check, the clock, the lease, one chunk lookup per
+    /// chunk while the scan goes on from the last window instead of starting
+    /// again, one mark of transitions under way in the presence record, and
+    /// one update of the shared counters with the batch's summed changes.
     /// The status counts are exact after a crash in the middle as they are
     /// after a single transition's: the presence mark stays up from before
     /// the first compare-and-swap until the counters are updated, so a process
@@ -299,8 +277,6 @@ impl Controller {
         let now = now_ms();
         let ledger = self.ledger(start.kind);
         let column = start.kind.column();
-        let max_run = self.max_run();
-        let mut run: [Option<(u32, SlotCell<'_>, HeadWord)>; RUN] = [None; RUN];
         let mut takeovers = Vec::new();
         let mut got = 0u32;
         {
@@ -314,62 +290,32 @@ impl Controller {
                 };
                 let chunk_end = chunk.end().min(end);
                 while got < n && w < chunk_end {
-                    // A run: the next claimable slots of the chunk, every
-                    // head word loaded before the run's numbers are taken.
-                    let want = ((n - got) as usize).min(max_run);
-                    let mut len = 0;
-                    while len < want && w < chunk_end {
-                        let Some(cell) = chunk.cell(w) else { break };
-                        let word = cell.head_word();
-                        if word.claimable(now) {
-                            run[len] = Some((w, cell, word));
-                            len += 1;
+                    let Some(cell) = chunk.cell(w) else { break };
+                    let window = w;
+                    w += 1;
+                    if !claimable(Some(cell), cell.status().unwrap_or(SlotStatus::Empty), now) {
+                        continue;
+                    }
+                    let d = batch.deltas(start.kind.ledger());
+                    let (g, journaled) = match cell.claim(now, lease, || self.journal.reserve()) {
+                        Ok(done) => done,
+                        Err(refusal) => {
+                            d.event(refusal_event(&refusal), 1);
+                            continue;
                         }
-                        w += 1;
+                    };
+                    let t = Transition { from: g.previous, to: SlotStatus::Pending, version: g.version };
+                    if g.previous == SlotStatus::Pending {
+                        d.event(LedgerEvent::Takeovers, 1);
+                        takeovers.push((window, g));
                     }
-                    if len == 0 {
-                        break;
-                    }
-                    let mut numbers = self.journal.reserve_block(len as u64);
-                    for &(window, cell, word) in run[..len].iter().flatten() {
-                        let at = SlotAddr { window, ..start };
-                        let d = batch.deltas(start.kind.ledger());
-                        let claimed_by = |g: &ClaimGrant| Transition { from: g.previous, to: SlotStatus::Pending, version: g.version };
-                        let (g, t) = match cell.claim_at(word, now, lease) {
-                            Some(g) => {
-                                let t = claimed_by(&g);
-                                numbers.commit_next(at, t, 0);
-                                (g, t)
-                            }
-                            None => {
-                                // The slot changed since its head was read: its
-                                // number records no change, and it is claimed
-                                // as a single claim would claim it.
-                                numbers.skip_next();
-                                match cell.claim(now, lease, || self.journal.reserve()) {
-                                    Ok((g, journaled)) => {
-                                        let t = claimed_by(&g);
-                                        journaled.commit(at, t, 0);
-                                        (g, t)
-                                    }
-                                    Err(refusal) => {
-                                        d.event(refusal_event(&refusal), 1);
-                                        continue;
-                                    }
-                                }
-                            }
-                        };
-                        if g.previous == SlotStatus::Pending {
-                            d.event(LedgerEvent::Takeovers, 1);
-                            takeovers.push((window, g));
-                        }
-                        d.transition(column, t);
-                        d.event(LedgerEvent::Claims, 1);
-                        chunk.flush(window)?;
-                        got += 1;
-                        claimed(window, &g);
-                        failpoint!("controller::batch-slot-done");
-                    }
+                    d.transition(column, t);
+                    d.event(LedgerEvent::Claims, 1);
+                    journaled.commit(SlotAddr { window, ..start }, t, 0);
+                    chunk.flush(window)?;
+                    got += 1;
+                    claimed(window, &g);
+                    failpoint!("controller::batch-slot-done");
                 }
                 w = w.max(chunk_end);
             }
@@ -387,18 +333,11 @@ impl Controller {
     /// (an unknown symbol, window or payload id) stop the batch and are
     /// returned; the fills before stay done.
     ///
-    /// Each fill takes its journal number after its slot's head word was
-    /// read and before its compare-and-swap, and writes its entry after it,
-    /// as a single fill does. The batch goes in runs of up to [`RUN`] items:
-    /// it checks each item and loads its slot's head word, takes the numbers
-    /// of the slots that hold their claim at once, then fills them in order
-    /// (as [`claim_next_unfilled_with`](Self::claim_next_unfilled_with)
-    /// claims). Done once for the batch are the mark of transitions under way
-    /// and the update of the shared counters; once for consecutive items in
-    /// one chunk (in any of its columns), the chunk lookup; once a run for
-    /// each chunk column it fills (of the last [`RAISES`]), the raise of the
-    /// column's done count (after the fills' compare-and-swaps, so it is
-    /// never high).
+    /// Each fill takes its journal number and writes its entry as a single
+    /// fill does; done once for the batch are the mark of transitions under
+    /// way and the update of the shared counters (see
+    /// [`claim_next_unfilled_with`](Self::claim_next_unfilled_with)), and the
+    /// chunk lookup of consecutive items in one chunk.
     pub fn fill_batch(
         &self,
         n: usize,
@@ -412,174 +351,52 @@ impl Controller {
         let mut chunk: Option<(LedgerKind, ChunkColumn<'_>)> = None;
         // The symbol last checked, and the windows known to exist.
         let (mut known_symbol, windows) = (None, self.window_count.load(std::sync::atomic::Ordering::Acquire));
-        let max_run = self.max_run();
-        let mut run: Vec<RunItem<'_>> = Vec::with_capacity(n.min(max_run));
-        let mut refusals: Vec<SlotWriteError> = Vec::new();
-        let mut i = 0;
-        while i < n {
-            // Every fillable slot's head word is loaded before the run's
-            // numbers are taken; an error ends the run, which is filled, and
-            // then stops the batch.
-            run.clear();
-            refusals.clear();
-            let mut fills = 0u64;
-            let mut stop = None;
-            while i < n && (fills as usize) < max_run {
-                let it = match self.fill_item_at(i, &mut item, &mut known_symbol, windows) {
-                    Ok(it) => it,
-                    Err(e) => {
-                        stop = Some(e);
-                        break;
-                    }
-                };
-                let (lk, column) = (it.at.kind.ledger(), it.at.kind.column());
-                // Consecutive items of one chunk, in any of its columns, look it up once.
-                let same_chunk = chunk.as_ref().filter(|(k, c)| *k == lk && c.holds(it.at.symbol, it.at.window));
-                if let Some((_, c)) = same_chunk.filter(|(_, c)| c.column() != column) {
-                    chunk = c.in_column(column).map(|c| (lk, c));
-                } else if same_chunk.is_none() {
-                    match self.ledger_of(lk).chunk_column(it.at.symbol, it.at.window, column) {
-                        Ok(Some(c)) => chunk = Some((lk, c)),
-                        Ok(None) => chunk = None,
-                        Err(e) => {
-                            stop = Some(e);
-                            break;
-                        }
-                    }
-                }
-                i += 1;
-                // A slot whose chunk was never allocated is Empty: the claim cannot be current.
-                let Some(cell) = chunk.as_ref().and_then(|(_, c)| c.cell(it.at.window)) else {
-                    refusals.push(SlotWriteError::VersionConflict { expected_version: it.claim_version, current: SlotSnapshot::EMPTY });
-                    run.push((i - 1, it, None));
-                    continue;
-                };
-                let word = cell.head_word();
-                if !word.holds_claim(it.claim_version) {
-                    refusals.push(SlotWriteError::VersionConflict { expected_version: it.claim_version, current: cell.read() });
-                    run.push((i - 1, it, None));
-                    continue;
-                }
-                fills += 1;
-                run.push((i - 1, it, Some((cell, word))));
+        for i in 0..n {
+            let FillItem { at, claim_version, payload } = item(i)?;
+            if known_symbol != Some(at.symbol) {
+                self.symbols.check_id(at.symbol)?;
+                known_symbol = Some(at.symbol);
             }
-            self.fill_run(&mut batch, &run, &refusals, fills, &mut done)?;
-            if let Some(e) = stop {
-                return Err(e);
+            if at.window >= windows {
+                self.check_window(at.window)?;
+            }
+            let store = self.store(at.kind.store());
+            store.check_exists(payload.payload_id)?;
+            if self.sync && crate::durability::deferring() {
+                store.ensure_durable(payload.payload_id)?;
+            }
+            let (lk, column) = (at.kind.ledger(), at.kind.column());
+            let cached = chunk.filter(|(k, c)| *k == lk && c.column() == column && c.holds(at.symbol, at.window));
+            let here = match cached {
+                Some((_, c)) => Some(c),
+                None => self.ledger_of(lk).chunk_column(at.symbol, at.window, column)?,
+            };
+            let d = batch.deltas(lk);
+            // A slot whose chunk was never allocated is Empty: the claim cannot be current.
+            let Some(cell) = here.and_then(|c| c.cell(at.window)) else {
+                let refusal = SlotWriteError::VersionConflict { expected_version: claim_version, current: SlotSnapshot::EMPTY };
+                d.event(refusal_event(&refusal), 1);
+                done(i, Err(refusal));
+                continue;
+            };
+            let c = here.unwrap_or_else(|| unreachable!("a cell comes from a chunk"));
+            chunk = Some((lk, c));
+            match cell.fill(claim_version, payload, || self.journal.reserve()) {
+                Ok((t, journaled)) => {
+                    d.transition(column, t);
+                    d.event(LedgerEvent::Fills, 1);
+                    journaled.commit(at, t, payload.payload_id);
+                    c.flush(at.window)?;
+                    done(i, Ok(t));
+                    failpoint!("controller::batch-slot-done");
+                }
+                Err(refusal) => {
+                    d.event(refusal_event(&refusal), 1);
+                    done(i, Err(refusal));
+                }
             }
         }
         Ok(())
-    }
-
-    /// Fills a run of a batch fill (see [`fill_batch`](Self::fill_batch)):
-    /// takes `fills` numbers at once, then fills each item whose slot held
-    /// its claim when read, in order, and reports the refused ones in turn.
-    #[inline]
-    fn fill_run<'a>(
-        &'a self,
-        batch: &mut Batch<'a>,
-        run: &[RunItem<'a>],
-        refusals: &[SlotWriteError],
-        fills: u64,
-        done: &mut impl FnMut(usize, std::result::Result<Transition, SlotWriteError>),
-    ) -> Result<()> {
-        let mut numbers = (fills > 0).then(|| self.journal.reserve_block(fills));
-        let mut refused = refusals.iter();
-        // The done counts the fills made by `fill_at` raise, and by how many,
-        // for the last few chunk columns filled: raised when a fill of
-        // another one needs the place, and when the run ends.
-        let mut raises: [Option<(SlotCell<'a>, i32)>; RAISES] = [None; RAISES];
-        let mut oldest = 0;
-        let filled = (|| -> Result<()> {
-            for &(i, FillItem { at, claim_version, payload }, slot) in run {
-                let d = batch.deltas(at.kind.ledger());
-                let outcome = match (slot, numbers.as_mut()) {
-                    (Some((cell, word)), Some(numbers)) => match cell.fill_at(word, claim_version, payload) {
-                        Ok(Some(t)) => {
-                            numbers.commit_next(at, t, payload.payload_id);
-                            match raises.iter_mut().flatten().find(|(other, _)| other.same_done(&cell)) {
-                                Some((_, k)) => *k += 1,
-                                None => {
-                                    if let Some((other, k)) = raises[oldest].replace((cell, 1)) {
-                                        other.raise_done(k);
-                                    }
-                                    oldest = (oldest + 1) % RAISES;
-                                }
-                            }
-                            Ok(t)
-                        }
-                        Ok(None) => {
-                            // The slot changed since its head was read (a
-                            // renewal, or a fill of the same claim): its number
-                            // records no change, and it is filled as a single
-                            // fill would fill it.
-                            numbers.skip_next();
-                            cell.fill(claim_version, payload, || self.journal.reserve()).map(|(t, journaled)| {
-                                journaled.commit(at, t, payload.payload_id);
-                                t
-                            })
-                        }
-                        Err(refusal) => {
-                            numbers.skip_next();
-                            Err(refusal)
-                        }
-                    },
-                    (Some(_), None) => unreachable!("a run with a fill takes numbers"),
-                    (None, _) => Err(refused.next().cloned().unwrap_or_else(|| unreachable!("a refusal for each refused item"))),
-                };
-                match outcome {
-                    Ok(t) => {
-                        d.transition(at.kind.column(), t);
-                        d.event(LedgerEvent::Fills, 1);
-                        self.ledger_of(at.kind.ledger()).flush_slot(at.symbol, at.window, at.kind.column())?;
-                        done(i, Ok(t));
-                        failpoint!("controller::batch-slot-done");
-                    }
-                    Err(refusal) => {
-                        d.event(refusal_event(&refusal), 1);
-                        done(i, Err(refusal));
-                    }
-                }
-            }
-            Ok(())
-        })();
-        for (cell, k) in raises.into_iter().flatten() {
-            cell.raise_done(k);
-        }
-        filled
-    }
-
-    /// Item `i` of a batch fill, checked as [`fill`](Self::fill) checks it
-    /// before its slot: its symbol (when it differs from `known_symbol`),
-    /// its window (when not below `windows`), its payload id, and in the
-    /// sync mode with deferred syncs, the payload record made durable.
-    #[inline]
-    fn fill_item_at(
-        &self,
-        i: usize,
-        item: &mut impl FnMut(usize) -> Result<FillItem>,
-        known_symbol: &mut Option<u32>,
-        windows: u32,
-    ) -> Result<FillItem> {
-        let it = item(i)?;
-        if *known_symbol != Some(it.at.symbol) {
-            self.symbols.check_id(it.at.symbol)?;
-            *known_symbol = Some(it.at.symbol);
-        }
-        if it.at.window >= windows {
-            self.check_window(it.at.window)?;
-        }
-        let store = self.store(it.at.kind.store());
-        store.check_exists(it.payload.payload_id)?;
-        if self.sync && crate::durability::deferring() {
-            store.ensure_durable(it.payload.payload_id)?;
-        }
-        Ok(it)
-    }
-
-    /// The most slots of a batch whose journal numbers are taken at once.
-    fn max_run(&self) -> usize {
-        (self.journal.max_block() as usize).min(RUN)
     }
 
     /// Starts a batch of transitions: marks them under way in the presence

@@ -206,62 +206,6 @@ fn a_live_writer_taking_a_number_delays_the_verdict_only_if_it_may_get_that_numb
 }
 
 #[test]
-fn a_block_takes_consecutive_numbers_with_one_cell_and_its_unused_ones_are_skipped() {
-    let (_d, j) = journal(64);
-    assert_eq!(j.max_block(), 16, "a quarter of the ring");
-    j.record(at(1), SlotStatus::Empty, SlotStatus::Pending, 1, 0);
-    let mut block = j.reserve_block(4);
-    assert_eq!(j.head(), 5, "one move of the head for the four numbers");
-    assert_eq!(j.held_cells().len(), 1, "one cell for the block");
-    let claimed = Transition { from: SlotStatus::Empty, to: SlotStatus::Pending, version: 1 };
-    block.commit_next(at(10), claimed, 0);
-    block.skip_next(); // a slot that moved since its head was read
-    block.commit_next(at(12), claimed, 0);
-    drop(block); // the fourth number is not used
-    assert!(j.held_cells().is_empty(), "the cell is free once the block is");
-    match read(&j, 0, 10) {
-        JournalRead::Entries { changes, next, end } => {
-            assert_eq!(changes.iter().map(|c| (c.seq, c.window_idx)).collect::<Vec<_>>(), vec![(0, 1), (1, 10), (3, 12)]);
-            assert_eq!((next, end), (5, ReadEnd::Read));
-        }
-        other => panic!("{other:?}"),
-    }
-}
-
-#[test]
-fn a_live_block_keeps_its_uncommitted_numbers_in_flight_and_a_dead_one_leaves_them_abandoned() {
-    let (_d, j) = journal(64);
-    let claimed = Transition { from: SlotStatus::Empty, to: SlotStatus::Pending, version: 1 };
-    // A live block (this process) with its first number committed, stopped for all a reader can tell.
-    let mut block = j.reserve_block(3);
-    block.commit_next(at(1), claimed, 0);
-    j.record(at(9), SlotStatus::Empty, SlotStatus::Pending, 1, 0);
-    for _ in 0..3 {
-        match read(&j, 0, 10) {
-            JournalRead::Entries { changes, next, end } => {
-                assert_eq!((changes.len(), next, end), (1, 1, ReadEnd::InFlight));
-            }
-            other => panic!("{other:?}"),
-        }
-    }
-    block.commit_next(at(2), claimed, 0);
-    block.commit_next(at(3), claimed, 0);
-    drop(block);
-    assert_eq!(entries(read(&j, 0, 10)).iter().map(|c| c.window_idx).collect::<Vec<_>>(), vec![1, 2, 3, 9]);
-    // A dead process's block: numbers 4 to 6 taken, its cell "taking, head ≥ 4", none committed.
-    let first = j.word(OFF_HEAD).fetch_add(3, Ordering::SeqCst);
-    j.forge_cell(unheld(&j), dead_owner(), taking_from(first));
-    j.record(at(20), SlotStatus::Empty, SlotStatus::Pending, 1, 0);
-    for seq in first..first + 3 {
-        match read(&j, seq, 10) {
-            JournalRead::Entries { changes, next, end } => assert_eq!((changes.len(), next, end), (0, seq, ReadEnd::Abandoned)),
-            other => panic!("{other:?}"),
-        }
-    }
-    assert_eq!(entries(read(&j, first + 3, 10))[0].window_idx, 20);
-}
-
-#[test]
 fn a_recycled_pid_and_a_zombie_are_not_the_writer() {
     let (_d, j) = journal(64);
     let seq = j.word(OFF_HEAD).fetch_add(1, Ordering::SeqCst);

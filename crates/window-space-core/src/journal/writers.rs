@@ -123,12 +123,6 @@ impl Journal {
         self.number(cell).store(TAKING | head, Ordering::Release);
     }
 
-    /// A block's cell after its `fetch_add` gave `first`: "taking a number,
-    /// head ≥ `first`", a bound no lower than the one step 2 stored.
-    pub(super) fn taking_from(&self, cell: usize, first: u64) {
-        self.number(cell).store(TAKING | first, Ordering::Release);
-    }
-
     /// Step 4: the cell shows the number its writer holds.
     pub(super) fn publish_number(&self, cell: usize, seq: u64) {
         self.number(cell).store(seq + 1, Ordering::Release);
