@@ -756,10 +756,16 @@ impl Ledger {
     }
 
     /// Makes a slot transition durable in the synchronous mode (msync of its page).
+    #[inline]
     pub fn flush_slot(&self, symbol: u32, window_idx: u32, column: usize) -> Result<()> {
         if !self.sync {
             return Ok(());
         }
+        self.flush_slot_synced(symbol, window_idx, column)
+    }
+
+    #[inline(never)]
+    fn flush_slot_synced(&self, symbol: u32, window_idx: u32, column: usize) -> Result<()> {
         let (chunk_idx, off) = self.locate(window_idx, column);
         if let Some(addr) = self.dir.read().unwrap_or_else(|p| p.into_inner()).get(symbol, chunk_idx) {
             if crate::durability::deferring() {
