@@ -87,6 +87,30 @@ describe('a writer stopped between two steps of a fill', () => {
   })
 })
 
+describe('a watch started from now while a writer is stopped inside a fill', () => {
+  it.each(STEPS.filter((s) => s !== 'committed'))(
+    'stopped at %s: the watch waits for it and delivers its change when it continues',
+    async (step) => {
+      const c = open()
+      const claim = c.markPending('STALL', 4, 'greeks', { leaseMs: 600_000 })
+      const w = fillIn(step, 4, claim.version)
+      await w.stopped
+      // Started after the writer took its number (or its cell): from now.
+      const it = c.watch({ symbols: ['STALL'] })
+      const first = watched(it.next())
+      await sleep(200)
+      expect(first.settled()).toBe(false)
+      w.child.kill('SIGCONT')
+      expect(await w.exit).toMatchObject({ code: 0, results: [{ op: 'fill', version: claim.version + 1 }] })
+      expect((await first.promise).value).toMatchObject({ symbol: 'STALL', windowIdx: 4, to: 'Filled', version: claim.version + 1 })
+      // And what follows, in order.
+      c.retire('STALL', 5, 'greeks')
+      expect((await it.next()).value).toMatchObject({ windowIdx: 5, to: 'Retired' })
+      await it.return()
+    },
+  )
+})
+
 describe('a writer killed between two steps of a fill', () => {
   /** Kills the writer at `step`, then retires window 3 as a marker; returns what a watcher from before the fill got first. */
   async function killedAt(step: (typeof STEPS)[number]) {

@@ -777,6 +777,16 @@ export class WindowSpaceController {
   }
 
   /**
+   * Where a watch of changes from now starts: {@link journalHead}, or, when
+   * a writer in flight took a number before it (its change is yet to come),
+   * that number. A watch from here sees every change made from now on, and
+   * perhaps a few committed just before.
+   */
+  journalWatchStart(): number {
+    return call(() => this.#n.journalWatchStart())
+  }
+
+  /**
    * The change journal's epoch: 16 lowercase hex digits, drawn at random when
    * the journal file was made. With {@link journalHead} it makes a position
    * to resume a watch from (`watch({ from: { epoch, seq } })`); positions of
@@ -810,7 +820,8 @@ export class WindowSpaceController {
       from = { epoch: checkEpoch(options.from.epoch, 'from.epoch'), seq: checkWhole(options.from.seq, 'from.seq', Number.MAX_SAFE_INTEGER) }
     } else {
       const epoch = this.journalEpoch()
-      from = { epoch, seq: options.fromSeq === undefined ? this.journalHead() : checkWhole(options.fromSeq, 'fromSeq', Number.MAX_SAFE_INTEGER) }
+      // From now: the head, or the oldest number a writer in flight holds (its change is yet to come).
+      from = { epoch, seq: options.fromSeq === undefined ? this.journalWatchStart() : checkWhole(options.fromSeq, 'fromSeq', Number.MAX_SAFE_INTEGER) }
     }
     if (options.signal !== undefined && !(options.signal instanceof AbortSignal)) throw new TypeError('signal must be an AbortSignal')
     return new ChangeIterator(

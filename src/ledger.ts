@@ -266,7 +266,7 @@ export class MmapLedger implements Ledger {
   }
 
   async head(): Promise<string> {
-    return `${this.#c.journalEpoch()}:${this.#c.journalHead()}`
+    return `${this.#c.journalEpoch()}:${this.#c.journalWatchStart()}`
   }
 
   watch(options: LedgerWatchOptions = {}): LedgerWatch {

@@ -62,7 +62,7 @@ export interface WatchOptions {
   /**
    * The first position to yield, as saved from a change
    * (`{ epoch: change.epoch, seq: change.seq + 1 }`) or from
-   * `controller.journalEpoch()` and `journalHead()`. A position of another
+   * `controller.journalEpoch()` and `journalWatchStart()`. A position of another
    * journal (one made anew since, or from before the host restarted) is a
    * `JournalGapError` with `details.reason === 'otherJournal'`.
    */
@@ -70,8 +70,9 @@ export interface WatchOptions {
   /**
    * The first sequence number to yield, in the journal this controller has
    * open (use `from` for positions saved across restarts). Default, when
-   * neither is given: the journal's head now, i.e. only changes made from
-   * now on.
+   * neither is given: `controller.journalWatchStart()`, i.e. every change
+   * made from now on (with, when a writer was in flight, perhaps a few
+   * committed just before).
    */
   readonly fromSeq?: number
   /** Ends the iteration with an `AbortError`. */

@@ -560,6 +560,23 @@ impl Journal {
         self.word(OFF_HEAD).load(Ordering::SeqCst)
     }
 
+    /// Where a watch of changes "from now" starts: the head, or the oldest
+    /// number a live writer may hold when that is lower. Such a writer has
+    /// not made its change yet (its entry will land at that number, below
+    /// the head), so a watch from the head would never see it. A watch from
+    /// here may also deliver entries committed just before now.
+    pub fn watch_start(&self) -> u64 {
+        // The head before the cells: a writer whose number is below it shows
+        // it in its cell (or the head it took it from), unless it has
+        // committed already (see `journal/follow.rs`).
+        let head = self.head();
+        self.held_cells()
+            .iter()
+            .filter(|&&(_, owner, _)| writers::alive(owner))
+            .filter_map(|&(_, _, number)| writers::held_number(number).or_else(|| writers::taking_head(number)))
+            .fold(head, u64::min)
+    }
+
     /// The current value of the wake word (to sleep on with [`wait`](Self::wait)).
     pub fn wake_word(&self) -> u32 {
         self.word32(OFF_WAKE).load(Ordering::SeqCst)

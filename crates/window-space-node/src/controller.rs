@@ -376,6 +376,13 @@ impl NativeController {
         Ok(self.c(&env)?.journal().head() as f64)
     }
 
+    /// Where a watch "from now" starts (core `Journal::watch_start`): the
+    /// head, or the oldest number a live writer holds.
+    #[napi(catch_unwind)]
+    pub fn journal_watch_start(&self, env: Env) -> napi::Result<f64> {
+        Ok(self.c(&env)?.journal().watch_start() as f64)
+    }
+
     /// Entries of the journal's ring.
     #[napi(catch_unwind)]
     pub fn journal_capacity(&self, env: Env) -> napi::Result<f64> {

@@ -175,6 +175,12 @@ pub(super) fn held_number(number: u64) -> Option<u64> {
     (number & TAKING == 0 && number > 0).then(|| number - 1)
 }
 
+/// The head a "taking a number" word was stored with: the number its writer
+/// will get is not below it.
+pub(super) fn taking_head(number: u64) -> Option<u64> {
+    (number & TAKING != 0).then_some(number & !TAKING)
+}
+
 /// A number word saying "taking a number" with the head at least `head`.
 #[cfg(test)]
 pub(super) fn taking_from(head: u64) -> u64 {
