@@ -45,7 +45,7 @@ for (const r of rows) {
 }
 lines.push(
   '',
-  'HOT updates: for window-space the fills (updates of `ws_slots`); for a queue all updates of its tables. ' +
+  'HOT updates: for window-space the fills (updates of the partitions of `ws_slots`); for a queue all updates of its tables. ' +
     'p99: an unbatched `claim` (window-space) or job fetch (pg-boss `fetch`; graphile-worker from a worker asking for a job to its start).',
 )
 

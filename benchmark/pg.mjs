@@ -11,7 +11,7 @@
  * contender and mode: units per second, WAL bytes per unit
  * (pg_current_wal_lsn before and after, after setup, so schema creation is
  * not counted), the share of row updates that were HOT (window-space: the
- * fills, i.e. updates of ws_slots; a queue: all updates of its tables), and
+ * fills, i.e. updates of ws_slots' partitions; a queue: all updates of its tables), and
  * the p99 latency of an unbatched claim (window-space) or job fetch (a
  * queue).
  *
@@ -93,14 +93,14 @@ async function backendsGone(db) {
   }
 }
 
-/** Row updates and HOT updates so far in `db`, over the tables `relnames` names, or all user tables. */
-async function updateStats(db, relnames) {
+/** Row updates and HOT updates so far in `db`, over the tables whose names match the LIKE pattern `tables`, or all user tables. */
+async function updateStats(db, tables) {
   const c = new pg.Client(pgConfig(db))
   await c.connect()
   try {
     const r = await c.query(
-      'SELECT coalesce(sum(n_tup_upd), 0)::bigint AS upd, coalesce(sum(n_tup_hot_upd), 0)::bigint AS hot FROM pg_stat_user_tables WHERE $1::text[] IS NULL OR relname = ANY($1)',
-      [relnames ?? null],
+      'SELECT coalesce(sum(n_tup_upd), 0)::bigint AS upd, coalesce(sum(n_tup_hot_upd), 0)::bigint AS hot FROM pg_stat_user_tables WHERE $1::text IS NULL OR relname LIKE $1',
+      [tables ?? null],
     )
     return { upd: Number(r.rows[0].upd), hot: Number(r.rows[0].hot) }
   } finally {
@@ -131,7 +131,8 @@ const kind = 'optionTrade'
 const windowSpace = {
   name: WINDOW_SPACE,
   unit: 'pair',
-  hotTables: ['ws_slots'],
+  // The partitions of ws_slots (the partitioned table itself keeps no row statistics).
+  hotTables: 'ws\\_slots\\_%',
   size: SIZES.windowSpace,
   /** Fills name one payload record appended here (a fill checks that its payload id exists). */
   async setup(db) {
