@@ -111,6 +111,41 @@ describe('a watch started from now while a writer is stopped inside a fill', () 
   )
 })
 
+describe('where a watch from now starts beside a stopped writer', () => {
+  it('a writer stopped after its entry is committed holds nothing back: the watch starts at the head', async () => {
+    const c = open()
+    const claim = c.markPending('STALL', 6, 'greeks', { leaseMs: 600_000 })
+    const w = fillIn('committed', 6, claim.version)
+    await w.stopped
+    c.retire('STALL', 7, 'greeks')
+    expect(c.journalWatchStart()).toBe(c.journalHead())
+    w.child.kill('SIGCONT')
+    expect((await w.exit).code).toBe(0)
+  })
+
+  it('a writer stopped holding a number the ring has lapped: the watch starts at the oldest entry still held, with no gap', async () => {
+    const { controller: c } = WindowSpaceController.bootstrap(new WindowSpaceConfig(dir, SCHEDULE, { journalCapacity: 64 }))
+    opened.push(c)
+    c.resolveSymbol('STALL')
+    const claim = c.markPending('STALL', 8, 'greeks', { leaseMs: 600_000 })
+    const w = fillIn('reserved', 8, claim.version)
+    await w.stopped
+    // More than a lap of changes by this process.
+    for (let i = 0; i < 80; i++) {
+      const k = c.markPending('STALL', 9 + (i % 40), 'greeks', { leaseMs: 600_000 })
+      c.clearSlot('STALL', 9 + (i % 40), 'greeks', k)
+    }
+    const head = c.journalHead()
+    expect(c.journalWatchStart()).toBe(head - 64)
+    const it = c.watch({ symbols: ['STALL'] })
+    const first = await it.next()
+    expect(first.value).toMatchObject({ seq: head - 64 })
+    await it.return()
+    w.child.kill('SIGKILL')
+    await w.exit
+  })
+})
+
 describe('a writer killed between two steps of a fill', () => {
   /** Kills the writer at `step`, then retires window 3 as a marker; returns what a watcher from before the fill got first. */
   async function killedAt(step: (typeof STEPS)[number]) {

@@ -778,9 +778,10 @@ export class WindowSpaceController {
 
   /**
    * Where a watch of changes from now starts: {@link journalHead}, or, when
-   * a writer in flight took a number before it (its change is yet to come),
-   * that number. A watch from here sees every change made from now on, and
-   * perhaps a few committed just before.
+   * a live writer holds an earlier number whose entry is not committed (its
+   * change may be yet to come), that number (never one the ring has
+   * lapped). A watch from here sees every change made from now on, and also
+   * those committed since that number.
    */
   journalWatchStart(): number {
     return call(() => this.#n.journalWatchStart())

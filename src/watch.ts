@@ -71,8 +71,10 @@ export interface WatchOptions {
    * The first sequence number to yield, in the journal this controller has
    * open (use `from` for positions saved across restarts). Default, when
    * neither is given: `controller.journalWatchStart()`, i.e. every change
-   * made from now on (with, when a writer was in flight, perhaps a few
-   * committed just before).
+   * made from now on. When a writer in flight holds an earlier number (it
+   * may not have made its change yet), the watch starts there: it also
+   * yields the changes committed since that number, and waits for that
+   * writer, in journal order.
    */
   readonly fromSeq?: number
   /** Ends the iteration with an `AbortError`. */

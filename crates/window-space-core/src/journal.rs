@@ -560,21 +560,37 @@ impl Journal {
         self.word(OFF_HEAD).load(Ordering::SeqCst)
     }
 
-    /// Where a watch of changes "from now" starts: the head, or the oldest
-    /// number a live writer may hold when that is lower. Such a writer has
-    /// not made its change yet (its entry will land at that number, below
-    /// the head), so a watch from the head would never see it. A watch from
-    /// here may also deliver entries committed just before now.
+    /// Where a watch of changes "from now" starts: the head, or, when a
+    /// live writer may hold an earlier number whose entry is not committed
+    /// (it took the number, and may not have made its change yet), that
+    /// number: its entry will land there, below the head, where a watch from
+    /// the head would never look. A writer still taking its number may get
+    /// any number from the head its cell recorded on. Numbers lapped by the
+    /// ring are left out (their places hold newer entries). A watch from
+    /// here may also deliver changes committed after that number and before
+    /// now, and waits, in journal order, for the writer it starts at.
     pub fn watch_start(&self) -> u64 {
         // The head before the cells: a writer whose number is below it shows
         // it in its cell (or the head it took it from), unless it has
         // committed already (see `journal/follow.rs`).
         let head = self.head();
-        self.held_cells()
-            .iter()
-            .filter(|&&(_, owner, _)| writers::alive(owner))
-            .filter_map(|&(_, _, number)| writers::held_number(number).or_else(|| writers::taking_head(number)))
-            .fold(head, u64::min)
+        let oldest = head.saturating_sub(self.header.capacity);
+        let claimants = self.claimants();
+        let mut start = head;
+        for &(owner, number) in claimants.cells() {
+            let from = match (writers::held_number(number), writers::taking_head(number)) {
+                // A number word left by the cell's previous writer names a
+                // committed entry, as does one of a writer past its commit.
+                (Some(s), _) if self.committed(s) => continue,
+                (Some(s), _) => s,
+                (None, Some(h)) => h,
+                (None, None) => continue,
+            };
+            if from < start && claimants.alive(owner) {
+                start = from.max(oldest);
+            }
+        }
+        start
     }
 
     /// The current value of the wake word (to sleep on with [`wait`](Self::wait)).

@@ -210,7 +210,12 @@ impl Claimants {
         })
     }
 
-    fn alive(&self, owner: u64) -> bool {
+    /// The cells as loaded: (owner word, number word).
+    pub(super) fn cells(&self) -> &[(u64, u64)] {
+        &self.cells
+    }
+
+    pub(super) fn alive(&self, owner: u64) -> bool {
         if let Some(&(_, a)) = self.known.borrow().iter().find(|(o, _)| *o == owner) {
             return a;
         }
