@@ -408,11 +408,11 @@ impl PgLedger {
     /// The space's retention line: every window before it is Retired.
     pub async fn retired_before(&self) -> Result<u32> {
         let c = self.conn().await?;
-        self.retired_before_on(&c).await
+        self.retired_before_on(&c.client).await
     }
 
-    async fn retired_before_on(&self, c: &Conn) -> Result<u32> {
-        let r = c.client.query_one("SELECT retired_before FROM ws_spaces WHERE id = $1", &[&self.space_id]).await.map_err(db_error)?;
+    pub(crate) async fn retired_before_on(&self, client: &impl tokio_postgres::GenericClient) -> Result<u32> {
+        let r = client.query_one("SELECT retired_before FROM ws_spaces WHERE id = $1", &[&self.space_id]).await.map_err(db_error)?;
         let line = r.get::<_, i32>(0).max(0) as u32;
         self.saw_line(line);
         Ok(line)
@@ -449,7 +449,7 @@ impl PgLedger {
                 }
                 Err(e) if is_undefined_table(&e) => {
                     if !create {
-                        let line = self.retired_before_on(c).await?;
+                        let line = self.retired_before_on(&c.client).await?;
                         return Ok(if self.part_windows(part).end <= line { InPart::Retired } else { InPart::Absent });
                     }
                     let r = c.client.query_one("SELECT ws_slot_partition($1, $2)", &[&self.space_id, &part]).await.map_err(db_error)?;
@@ -497,7 +497,7 @@ impl PgLedger {
     async fn make_parts(&self, windows: Range<u32>) -> Result<Range<u32>> {
         let c = self.conn().await?;
         'again: loop {
-            let start = windows.start.max(self.retired_before_on(&c).await?);
+            let start = windows.start.max(self.retired_before_on(&c.client).await?);
             if start >= windows.end {
                 return Ok(start..start.max(windows.end));
             }
@@ -964,7 +964,7 @@ impl PgLedger {
             let c = self.conn().await?;
             tokio::try_join!(
                 async { c.client.query(&c.st.rows, &[&self.space_id, &sy, &from, &to, &ks]).await.map_err(db_error) },
-                self.retired_before_on(&c),
+                self.retired_before_on(&c.client),
             )
         })
         .await?;

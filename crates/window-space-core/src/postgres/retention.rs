@@ -111,7 +111,7 @@ impl PgLedger {
         let width = self.partition_windows;
         let line = window / width * width;
         let mut client = open(&self.url).await?;
-        let previous = self.retired_before_on_client(&client).await?;
+        let previous = self.retired_before_on(&client).await?;
         let mut report = PgRetention { previous, retired_before: previous, unchanged: true, ..PgRetention::default() };
         if line <= previous {
             return Ok(report);
@@ -151,13 +151,6 @@ impl PgLedger {
             }
         }
         Ok(report)
-    }
-
-    async fn retired_before_on_client(&self, client: &impl GenericClient) -> Result<u32> {
-        let r = client.query_one("SELECT retired_before FROM ws_spaces WHERE id = $1", &[&self.space_id]).await.map_err(db_error)?;
-        let line = r.get::<_, i32>(0).max(0) as u32;
-        self.saw_line(line);
-        Ok(line)
     }
 
     /// The partitions of this space wholly before `line`, in window order: (number, table name).
@@ -213,7 +206,7 @@ impl PgLedger {
         let tx = client.transaction().await.map_err(db_error)?;
         tx.batch_execute(&format!("SET LOCAL lock_timeout = '{LOCK_TIMEOUT}'")).await.map_err(db_error)?;
         tx.execute("SELECT pg_advisory_xact_lock($1, $2)", &[&PARTITION_LOCK, &sp]).await.map_err(db_error)?;
-        let previous = self.retired_before_on_client(&tx).await?;
+        let previous = self.retired_before_on(&tx).await?;
         if line <= previous {
             return Ok(None);
         }
